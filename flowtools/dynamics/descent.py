@@ -1,0 +1,274 @@
+"""The gradient-descent map θ_{k+1} = θ_k − η ∇L(θ_k), and online / mini-batch SGD.
+
+The iteration runs inside jit in chunks (`lax.fori_loop`), so a step costs about as much as a
+hand-written jitted loop; Python only sees chunk boundaries, where it records states on a log-spaced
+grid of steps and updates the progress bar. A chunk in which a stop condition occurred is replayed
+step by step from its start (the map is deterministic), so the exact step of convergence, divergence
+or overflow is reported, not the chunk's end.
+"""
+
+from __future__ import annotations
+
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .. import _checks
+from ..problem import Problem
+from .progress import progress_bar
+from .trajectory import Status, Trajectory, evaluate_states
+
+__all__ = ["gradient_descent", "sgd", "record_schedule"]
+
+# Codes returned by the step-by-step replay.
+_OK, _CONVERGED, _DIVERGED, _NON_FINITE = 0, 1, 2, 3
+
+
+def record_schedule(steps: int, n_records: int = 200) -> np.ndarray:
+    """Step numbers 0 = k_0 < k_1 < … < k_m = steps, log-spaced from 1 (integers, unique)."""
+    if steps == 0:
+        return np.array([0])
+    grid = np.unique(np.round(np.logspace(0, np.log10(steps), max(n_records - 1, 1))).astype(np.int64))
+    return np.unique(np.concatenate([[0], grid, [steps]]))
+
+
+def _direction(problem: Problem, theta, k, key, batch_size):
+    """The update direction at step k: the full gradient, or a seeded mini-batch gradient."""
+    if batch_size is None:
+        return problem.grad_fn(theta)
+    # Samples drawn with replacement; the key depends on the step only, so results do not depend on
+    # how the run is chunked.
+    idx = jax.random.randint(jax.random.fold_in(key, k), (batch_size,), 0, problem.x.shape[0])
+    return jax.grad(problem.batch_loss_fn)(theta, idx)
+
+
+# Steps per unrolled block. The stop test (a reduction over ∇L) runs once per block: testing every step
+# doubled the cost of a step on the minimal model. A block whose test fires is replayed step by step, so
+# the reported step is exact; a dip of ‖∇L‖ below gtol shorter than a block can go unseen.
+_BLOCK = 8
+
+
+@eqx.filter_jit
+def _chunk(problem, theta, lr, n, k0, gtol_sq, max_norm, key, batch_size):
+    """n steps from step k0. Returns θ_{k0+n} and whether a stop condition may have occurred."""
+
+    def step(th, k, hit, test):
+        g = _direction(problem, th, k, key, batch_size)
+        if test:
+            gsq = jnp.sum(g * g)
+            if batch_size is None:
+                hit = hit | (gsq <= gtol_sq)
+            hit = hit | ~jnp.isfinite(gsq)
+        return th - lr * g, hit
+
+    def block(b, carry):
+        th, hit = carry
+        k = k0 + b * _BLOCK
+        for j in range(_BLOCK):
+            th, hit = step(th, k + j, hit, test=(j == _BLOCK - 1))
+        return th, hit
+
+    def single(i, carry):
+        th, hit = carry
+        return step(th, k0 + i, hit, test=True)
+
+    n_blocks = n // _BLOCK
+    carry = lax.fori_loop(0, n_blocks, block, (theta, jnp.asarray(False)))
+    th, hit = lax.fori_loop(n_blocks * _BLOCK, n, single, carry)
+    norm = jnp.linalg.norm(th)
+    return th, hit | ~jnp.isfinite(norm) | (norm > max_norm)
+
+
+@eqx.filter_jit
+def _replay(problem, theta, lr, n, k0, gtol_sq, max_norm, key, batch_size):
+    """Step one at a time from step k0 until a stop condition; returns (steps done, θ, code)."""
+
+    def code_at(th, g):
+        gsq = jnp.sum(g * g)
+        code = jnp.where((batch_size is None) & (gsq <= gtol_sq), _CONVERGED, _OK)
+        code = jnp.where(jnp.linalg.norm(th) > max_norm, _DIVERGED, code)
+        return jnp.where(~jnp.isfinite(gsq) | ~jnp.all(jnp.isfinite(th)), _NON_FINITE, code)
+
+    def cond(c):
+        i, _, code = c
+        return (i < n) & (code == _OK)
+
+    def body(c):
+        i, th, _ = c
+        g = _direction(problem, th, k0 + i, key, batch_size)
+        code = code_at(th, g)
+        new = th - lr * g
+        # Keep θ_k (the last good iterate) when the step k has a stop condition.
+        th = jnp.where(code == _OK, new, th)
+        return jnp.where(code == _OK, i + 1, i), th, code
+
+    return lax.while_loop(cond, body, (jnp.asarray(0), theta, jnp.asarray(_OK)))
+
+
+def make_schedule(steps: int, n_records: int, record_steps=None) -> np.ndarray:
+    """The recording steps: `record_steps` (plus 0 and `steps`), or `n_records` log-spaced ones."""
+    if record_steps is None:
+        return record_schedule(steps, _checks.positive_int("n_records", n_records, minimum=2))
+    schedule = np.unique(np.asarray(record_steps, dtype=np.int64))
+    if schedule.size == 0 or schedule[0] < 0 or schedule[-1] > steps:
+        raise ValueError(f"record_steps must lie in [0, steps={steps}].")
+    return np.unique(np.concatenate([[0], schedule, [steps]]))
+
+
+def _i64(v):
+    return jnp.asarray(v, dtype=jnp.int64)
+
+
+def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps, chunk_size,
+         progress, batch_size, seed, method):
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    theta = jnp.asarray(_checks.theta_vector("theta0", theta0, problem.n_params))
+    lr = _checks.positive("lr", lr)
+    steps = _checks.positive_int("steps", steps, minimum=0)
+    gtol = 0.0 if gtol is None else _checks.positive("gtol", gtol)
+    max_norm = _checks.positive("max_norm", max_norm, allow_inf=True)
+    chunk_size = _checks.positive_int("chunk_size", chunk_size)
+    schedule = make_schedule(steps, n_records, record_steps)
+    key = jax.random.PRNGKey(0 if seed is None else seed)
+    # Every number passed to the jitted kernels is an array: eqx.filter_jit treats Python scalars as
+    # static and would recompile for each new value.
+    gtol_sq = jnp.asarray(gtol * gtol)
+    max_norm_j = jnp.asarray(max_norm)
+    lr_j = jnp.asarray(lr)
+
+    t_start = time.perf_counter()
+    # A zero-length chunk compiles without stepping: its time is the compile time (≈0 when cached).
+    jax.block_until_ready(_chunk(problem, theta, lr_j, _i64(0), _i64(0), gtol_sq, max_norm_j, key,
+                                 batch_size))
+    compile_time = time.perf_counter() - t_start
+
+    recorded_steps, recorded = [0], [np.asarray(theta)]
+    k, status, event_step, n_replayed = 0, Status.T1_REACHED, None, 0
+    bar = progress_bar(total=steps, desc=method, enable=progress)
+    try:
+        for target in schedule[1:]:
+            while k < target and event_step is None:
+                n = int(min(chunk_size, target - k))
+                new, hit = _chunk(problem, theta, lr_j, _i64(n), _i64(k), gtol_sq, max_norm_j, key,
+                                  batch_size)
+                if bool(hit):
+                    i, th, code = _replay(problem, theta, lr_j, _i64(n), _i64(k), gtol_sq, max_norm_j,
+                                          key, batch_size)
+                    i, code = int(i), int(code)
+                    n_replayed += i + 1
+                    if code != _OK:
+                        k, theta, event_step = k + i, th, k + i
+                        status = {_CONVERGED: Status.CONVERGED, _DIVERGED: Status.DIVERGED,
+                                  _NON_FINITE: Status.NON_FINITE}[code]
+                        bar.update(i)
+                        break
+                theta, k = new, k + n
+                bar.update(n)
+            if event_step is not None:
+                break
+            recorded_steps.append(k)
+            recorded.append(np.asarray(theta))
+        if event_step is not None and recorded_steps[-1] != k:
+            recorded_steps.append(k)
+            recorded.append(np.asarray(theta))
+        jax.block_until_ready(theta)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - t_start
+
+    code = {Status.T1_REACHED: _OK, Status.CONVERGED: _CONVERGED, Status.DIVERGED: _DIVERGED,
+            Status.NON_FINITE: _NON_FINITE}[status]
+    settings = dict(lr=lr, steps=steps, gtol=gtol, max_norm=max_norm, batch_size=batch_size, seed=seed)
+    return finish(problem, recorded_steps, recorded, code, event_step, n_replayed, settings,
+                  wall - compile_time, compile_time, method)
+
+
+def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, settings, wall,
+           compile_time, method) -> Trajectory:
+    """Build the `Trajectory` of a GD/SGD run from its recorded states and stop code."""
+    thetas = np.stack(recorded)
+    k = int(recorded_steps[-1])
+    lr, steps, gtol, max_norm = (settings[key] for key in ("lr", "steps", "gtol", "max_norm"))
+    status = {_OK: Status.T1_REACHED, _CONVERGED: Status.CONVERGED, _DIVERGED: Status.DIVERGED,
+              _NON_FINITE: Status.NON_FINITE}[code]
+    loss, gnorm, gen = evaluate_states(problem, thetas)
+    if status == Status.T1_REACHED and gtol > 0 and gnorm[-1] <= gtol:
+        status = Status.CONVERGED  # the last iterate itself satisfies the tolerance
+    message = {
+        Status.CONVERGED: f"|grad L| <= gtol={gtol:g} at step {k}",
+        Status.T1_REACHED: f"ran all {steps} steps; |grad L| = {gnorm[-1]:.3g}",
+        Status.DIVERGED: f"|theta| exceeded max_norm={max_norm:g} at step {event_step}",
+        Status.NON_FINITE: f"non-finite gradient or parameters at step {event_step}; "
+                           f"the last finite iterate is kept (try a smaller lr)",
+    }[status]
+    steps_arr = np.asarray(recorded_steps, dtype=np.int64)
+    stats = dict(steps=k, gradient_evaluations=int(k + n_replayed), replayed_steps=n_replayed,
+                 event_step=event_step, wall_time=wall, compile_time=compile_time)
+    meta = dict(lr=lr, loss=problem.loss_convention, gtol=gtol or None, max_norm=max_norm,
+                steps_requested=steps, batch_size=settings.get("batch_size"), seed=settings.get("seed"))
+    return Trajectory(t=steps_arr * lr, theta=thetas, loss=loss, grad_norm=gnorm, gen_error=gen,
+                      status=status, message=message, stats=stats, method=method, meta=meta,
+                      step=steps_arr)
+
+
+def gradient_descent(problem: Problem, theta0, lr: float, steps: int, *, gtol: float | None = None,
+                     max_norm: float = 1e6, n_records: int = 200, record_steps=None,
+                     chunk_size: int = 65536, progress: bool | None = None) -> Trajectory:
+    """Full-batch gradient descent θ_{k+1} = θ_k − η ∇L(θ_k).
+
+    **Arguments:**
+
+    - `problem`: the `Problem` (its loss convention fixes what η means).
+    - `theta0`: the initial flat parameter vector.
+    - `lr`: the step size η > 0.
+    - `steps`: the number of steps to run at most.
+    - `gtol`: stop at the first iterate with ‖∇L‖ ≤ gtol (None: never).
+    - `max_norm`: declare divergence when ‖θ‖ exceeds it.
+    - `n_records`, `record_steps`: record on `n_records` log-spaced steps, or on the given steps.
+    - `chunk_size`: steps per jitted chunk (only affects speed).
+    - `progress`: show a progress bar (None: only for runs of more than 10⁵ steps).
+
+    **Returns:** a `Trajectory` with t = kη, its `step` array, and a status: "converged",
+    "t1_reached" (all steps run), "diverged" or "non_finite", with the step at which it happened in
+    `stats["event_step"]`.
+    """
+    return _run(problem, theta0, lr, steps, gtol=gtol, max_norm=max_norm, n_records=n_records,
+                record_steps=record_steps, chunk_size=chunk_size, progress=progress,
+                batch_size=None, seed=None, method="gradient_descent")
+
+
+def sgd(problem: Problem, theta0, lr: float, steps: int, *, batch_size: int = 1, seed: int = 0,
+        gtol: float | None = None, max_norm: float = 1e6, n_records: int = 200, record_steps=None,
+        chunk_size: int = 65536, progress: bool | None = None) -> Trajectory:
+    """Online (`batch_size=1`) or mini-batch stochastic gradient descent.
+
+    Each step draws `batch_size` samples with replacement using a key derived from `seed` and the
+    step number, so a run is reproducible and independent of chunking. The loss on the batch uses
+    the problem's convention. `gtol` is checked on the full gradient at the recorded steps only.
+    Recorded L, ‖∇L‖ and R are full-batch values.
+    """
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    if batch_size > problem.x.shape[0]:
+        raise ValueError(f"batch_size={batch_size} exceeds the number of samples {problem.x.shape[0]}.")
+    seed = _checks.positive_int("seed", seed, minimum=0)
+    traj = _run(problem, theta0, lr, steps, gtol=None, max_norm=max_norm, n_records=n_records,
+                record_steps=record_steps, chunk_size=chunk_size, progress=progress,
+                batch_size=batch_size, seed=seed, method="sgd")
+    if gtol is not None:
+        gtol = _checks.positive("gtol", gtol)
+        hits = np.nonzero(traj.grad_norm <= gtol)[0]
+        if hits.size and traj.status == Status.T1_REACHED:
+            i = int(hits[0]) + 1
+            for name in ("t", "theta", "loss", "grad_norm", "gen_error", "step"):
+                arr = getattr(traj, name)
+                if arr is not None:
+                    setattr(traj, name, arr[:i])
+            traj.status = Status.CONVERGED
+            traj.message = f"full |grad L| <= gtol={gtol:g} at recorded step {int(traj.step[-1])}"
+        traj.meta["gtol"] = gtol
+    return traj

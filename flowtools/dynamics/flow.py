@@ -1,0 +1,221 @@
+"""Gradient flow dθ/dt = −∇L(θ), integrated with diffrax.
+
+The default is an implicit, L-stable ESDIRK method (Kvaerno5) under a PI step-size controller: near
+critical points the Hessian's eigenvalues spread over many decades, and an explicit method would be
+held to steps of about 2/λ_max for the whole horizon. Runs stop at t1, when ‖∇L‖ ≤ gtol (an event),
+when ‖θ‖ > max_norm (diverged) or when ∇L stops being finite, and say which.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _checks
+from ..problem import Problem
+from .trajectory import Status, Trajectory, evaluate_states
+
+__all__ = ["gradient_flow", "SOLVERS", "log_time_grid"]
+
+SOLVERS = {
+    "kvaerno3": diffrax.Kvaerno3,
+    "kvaerno4": diffrax.Kvaerno4,
+    "kvaerno5": diffrax.Kvaerno5,
+    "kencarp3": diffrax.KenCarp3,
+    "kencarp4": diffrax.KenCarp4,
+    "kencarp5": diffrax.KenCarp5,
+    "implicit_euler": diffrax.ImplicitEuler,
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
+    "dopri8": diffrax.Dopri8,
+    "bosh3": diffrax.Bosh3,
+    "heun": diffrax.Heun,
+}
+
+
+def log_time_grid(t_first: float, t_last: float, n: int) -> np.ndarray:
+    """n log-spaced times from t_first to t_last (both included)."""
+    return np.geomspace(t_first, t_last, n)
+
+
+def _vector_field(t, theta, problem):
+    return -problem.grad_fn(theta)
+
+
+@eqx.filter_jit
+def _solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *, solver,
+           max_steps, progress):
+    term = diffrax.ODETerm(_vector_field)
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff)
+
+    def grad_norm(t, y, args, **kw):
+        return jnp.linalg.norm(args.grad_fn(y))
+
+    event = diffrax.Event({
+        "converged": lambda t, y, args, **kw: grad_norm(t, y, args) <= gtol,
+        "diverged": lambda t, y, args, **kw: jnp.linalg.norm(y) > max_norm,
+        "non_finite": lambda t, y, args, **kw: ~jnp.isfinite(grad_norm(t, y, args)),
+    })
+    meter = diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter()
+    sol = diffrax.diffeqsolve(
+        term, solver, t0, t1, dt0, theta0, args=problem,
+        saveat=diffrax.SaveAt(t0=True, ts=ts, t1=True), stepsize_controller=controller,
+        event=event, max_steps=max_steps, throw=False, progress_meter=meter,
+    )
+    R = diffrax.RESULTS
+    code = jnp.select(
+        [sol.result == R.successful, sol.result == R.event_occurred, sol.result == R.max_steps_reached],
+        [0, 1, 2], 3)
+    return sol.ts, sol.ys, code, sol.event_mask, sol.stats
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(args, kw):
+    """The compiled solve for these argument shapes and static settings, and its compile time (0 if
+    it was already compiled). Compiling ahead of time keeps compile time out of the wall time."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves), kw["solver"],
+           kw["max_steps"], kw["progress"])
+    if key in _COMPILED:
+        return _COMPILED[key], 0.0
+    t = time.perf_counter()
+    compiled = _solve.lower(*args, **kw).compile()
+    _COMPILED[key] = compiled
+    return compiled, time.perf_counter() - t
+
+
+def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="kvaerno5", rtol=1e-8,
+                 atol=1e-10, t0=0.0, dt0=None, save_ts=None, n_save=200, t_first=None,
+                 max_steps=200_000, max_norm=1e6, pcoeff=0.3, icoeff=0.4, progress=False):
+    """Validate `gradient_flow`'s arguments; return the jitted solve's (args, static kwargs, settings)."""
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    theta0 = jnp.asarray(_checks.theta_vector("theta0", theta0, problem.n_params))
+    t0 = _checks.nonnegative("t0", t0) if t0 != 0 else 0.0
+    if t1 is None:
+        t1 = math.inf
+    t1 = _checks.positive("t1", t1, allow_inf=True)
+    if t1 <= t0:
+        raise ValueError(f"t1={t1} must be greater than t0={t0}.")
+    if gtol is not None:
+        gtol = _checks.positive("gtol", gtol)
+    if math.isinf(t1) and gtol is None:
+        raise ValueError("t1 is infinite (or None): give gtol so the run knows when to stop.")
+    rtol = _checks.positive("rtol", rtol)
+    atol = _checks.positive("atol", atol)
+    max_steps = _checks.positive_int("max_steps", max_steps)
+    max_norm = _checks.positive("max_norm", max_norm, allow_inf=True)
+    if isinstance(solver, str):
+        key = _checks.choice("solver", solver, SOLVERS)
+        solver_obj = SOLVERS[key]()
+    elif isinstance(solver, diffrax.AbstractSolver):
+        solver_obj, key = solver, type(solver).__name__
+    else:
+        raise TypeError(f"solver must be a name in {sorted(SOLVERS)} or a diffrax solver, got {solver!r}.")
+    if dt0 is None:
+        dt0 = None if math.isfinite(t1) else 1e-2
+    else:
+        dt0 = _checks.positive("dt0", dt0)
+
+    if save_ts is None:
+        t_last = t1 if math.isfinite(t1) else 1e12
+        lo = t0 + (t_first if t_first is not None else min(1e-3, (t_last - t0) * 1e-6))
+        ts = log_time_grid(lo, t_last, _checks.positive_int("n_save", n_save, minimum=2))
+        ts = ts[(ts > t0) & (ts <= t_last)]
+    else:
+        ts = _checks.finite_array("save_ts", save_ts, ndim=1)
+        if np.any(np.diff(ts) <= 0) or ts.size == 0 or ts[0] < t0 or (ts[-1] > t1):
+            raise ValueError("save_ts must be increasing and lie in [t0, t1].")
+
+    f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731  arrays, so values don't recompile
+    args = (problem, theta0, f(t0), f(t1), None if dt0 is None else f(dt0), jnp.asarray(ts), f(rtol),
+            f(atol), f(pcoeff), f(icoeff), f(gtol if gtol is not None else -1.0), f(max_norm))
+    kw = dict(solver=solver_obj, max_steps=max_steps, progress=bool(progress) and math.isfinite(t1))
+    settings = dict(solver=key, rtol=rtol, atol=atol, gtol=gtol, t1=t1, max_norm=max_norm,
+                    pcoeff=pcoeff, icoeff=icoeff, max_steps=max_steps)
+    return args, kw, settings
+
+
+def gradient_flow(problem: Problem, theta0, t1: float | None = None, *, gtol: float | None = None,
+                  solver: str | diffrax.AbstractSolver = "kvaerno5", rtol: float = 1e-8,
+                  atol: float = 1e-10, t0: float = 0.0, dt0: float | None = None, save_ts=None,
+                  n_save: int = 200, t_first: float | None = None, max_steps: int = 200_000,
+                  max_norm: float = 1e6, pcoeff: float = 0.3, icoeff: float = 0.4,
+                  progress: bool = False) -> Trajectory:
+    """Integrate the gradient flow dθ/dt = −∇L(θ) from θ(t0) = theta0.
+
+    **Arguments:**
+
+    - `problem`: the `Problem`; its loss convention sets the time scale (t = kη matches GD).
+    - `theta0`: initial flat parameters.
+    - `t1`: final time; None or inf runs until ‖∇L‖ ≤ gtol (then `gtol` is required).
+    - `gtol`: stop when ‖∇L‖₂ ≤ gtol (checked after each accepted step).
+    - `solver`: a name from `SOLVERS` or a diffrax solver instance. Default: Kvaerno5.
+    - `rtol`, `atol`: the step-size controller's tolerances.
+    - `save_ts`: times at which to save; default `n_save` log-spaced times from `t_first` (default
+      1e-3, or t1·1e-6 if smaller) to t1 (to 1e12 when t1 is infinite). t0 and the final time are
+      always saved.
+    - `max_steps`: the solver's step budget.
+    - `max_norm`: declare divergence when ‖θ‖ exceeds it.
+    - `pcoeff`, `icoeff`: the PI controller's coefficients (0.3, 0.4 reject far fewer steps on these
+      problems than a pure I-controller).
+    - `progress`: show diffrax's progress bar (finite t1 only).
+
+    **Returns:** a `Trajectory` whose status is "converged", "t1_reached", "max_steps", "diverged",
+    "non_finite" or "failed", with diffrax's step counts and the wall and compile times in `stats`.
+    """
+    args, kw, settings = prepare_flow(
+        problem, theta0, t1, gtol=gtol, solver=solver, rtol=rtol, atol=atol, t0=t0, dt0=dt0,
+        save_ts=save_ts, n_save=n_save, t_first=t_first, max_steps=max_steps, max_norm=max_norm,
+        pcoeff=pcoeff, icoeff=icoeff, progress=progress)
+    compiled, compile_time = _compiled(args, kw)
+    t_run = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args, **kw))
+    wall = time.perf_counter() - t_run
+    return to_trajectory(problem, *out, settings, wall, compile_time)
+
+
+def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compile_time) -> Trajectory:
+    """Turn one diffrax solution (trimmed of unused save slots) into a `Trajectory` with a status."""
+    t1, gtol, max_norm, max_steps = (settings[k] for k in ("t1", "gtol", "max_norm", "max_steps"))
+    ts_out, ys = np.asarray(ts_out), np.asarray(ys)
+    keep = np.isfinite(ts_out)
+    ts_out, ys = ts_out[keep], ys[keep]
+    # SaveAt(ts) entries equal to the final time duplicate the t1 save.
+    _, first = np.unique(ts_out, return_index=True)
+    ts_out, ys = ts_out[np.sort(first)], ys[np.sort(first)]
+    code = int(code)
+    mask = {k: bool(v) for k, v in mask.items()} if mask is not None else {}
+    loss, gnorm, gen = evaluate_states(problem, ys)
+
+    if code == 0:
+        status, message = Status.T1_REACHED, f"reached t1={t1:g}; |grad L| = {gnorm[-1]:.3g}"
+    elif code == 1 and mask.get("non_finite"):
+        status, message = Status.NON_FINITE, f"grad L became non-finite at t={ts_out[-1]:.6g}"
+    elif code == 1 and mask.get("diverged"):
+        status, message = Status.DIVERGED, f"|theta| exceeded max_norm={max_norm:g} at t={ts_out[-1]:.6g}"
+    elif code == 1:
+        status, message = Status.CONVERGED, f"|grad L| <= gtol={gtol:g} at t={ts_out[-1]:.6g}"
+    elif code == 2:
+        status, message = Status.MAX_STEPS, (f"max_steps={max_steps} reached at t={ts_out[-1]:.6g} "
+                                             f"before t1={t1:g}; raise max_steps or loosen rtol/atol")
+    elif not np.all(np.isfinite(ys[-1])) or not np.isfinite(gnorm[-1]):
+        status, message = Status.NON_FINITE, f"the state became non-finite at t={ts_out[-1]:.6g}"
+    else:
+        status, message = Status.FAILED, f"the solver failed at t={ts_out[-1]:.6g} (diffrax result code)"
+
+    stats = dict(
+        steps=int(stats["num_steps"]), accepted_steps=int(stats["num_accepted_steps"]),
+        rejected_steps=int(stats["num_rejected_steps"]), wall_time=wall, compile_time=compile_time,
+    )
+    meta = dict(settings, t1=t1 if math.isfinite(t1) else None, loss=problem.loss_convention)
+    return Trajectory(t=ts_out, theta=ys, loss=loss, grad_norm=gnorm, gen_error=gen, status=status,
+                      message=message, stats=stats, method="gradient_flow", meta=meta)

@@ -1,0 +1,145 @@
+"""Trajectory: the saved states of one run, and how and why the run ended."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import io
+
+__all__ = ["Trajectory", "Status"]
+
+
+class Status(str, enum.Enum):
+    """How a run ended. Every run ends with exactly one of these."""
+
+    CONVERGED = "converged"  # ‖∇L‖ ≤ gtol
+    T1_REACHED = "t1_reached"  # reached the final time t1 (GD: ran all requested steps)
+    MAX_STEPS = "max_steps"  # the solver's step budget ran out before t1
+    DIVERGED = "diverged"  # ‖θ‖ exceeded max_norm
+    NON_FINITE = "non_finite"  # θ, L or ∇L became NaN or Inf
+    FAILED = "failed"  # the solver reported another failure (see the message)
+
+    def __str__(self):
+        return self.value
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """States saved along a gradient-flow or gradient-descent run.
+
+    **Fields:**
+
+    - `t`: times, shape (m,). For GD, t = kη (`step` holds k).
+    - `theta`: parameters, shape (m, n_params); the last row is the final state.
+    - `loss`, `grad_norm`: L and ‖∇L‖ at each saved state.
+    - `gen_error`: R(θ) at each saved state, or None without a teacher.
+    - `status`, `message`: how the run ended, in words a user can act on.
+    - `stats`: counters (steps accepted / rejected, gradient evaluations, wall and compile time…).
+    - `method`: "gradient_flow", "gradient_descent" or "sgd".
+    - `meta`: the settings of the run (loss convention, lr, solver, tolerances, seed…).
+    - `step`: GD step numbers (None for flows).
+    """
+
+    t: np.ndarray
+    theta: np.ndarray
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    gen_error: np.ndarray | None
+    status: Status
+    message: str
+    stats: dict
+    method: str
+    meta: dict = dataclasses.field(default_factory=dict)
+    step: np.ndarray | None = None
+
+    # ------------------------------------------------------------- access
+    @property
+    def final_theta(self) -> np.ndarray:
+        return self.theta[-1]
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.loss[-1])
+
+    @property
+    def final_grad_norm(self) -> float:
+        return float(self.grad_norm[-1])
+
+    @property
+    def final_time(self) -> float:
+        return float(self.t[-1])
+
+    @property
+    def converged(self) -> bool:
+        return self.status == Status.CONVERGED
+
+    def __len__(self):
+        return len(self.t)
+
+    def __repr__(self):
+        return (f"Trajectory({self.method}, status={self.status.value!r}, t_end={self.final_time:.6g}, "
+                f"L={self.final_loss:.6g}, |grad|={self.final_grad_norm:.3g}, saved={len(self)})")
+
+    def summary(self) -> str:
+        """One line: method, status, final time, loss and gradient norm, and the message."""
+        return f"{self.method:<17s} {self.status.value:<11s} t={self.final_time:<11.5g} " \
+               f"L={self.final_loss:.10g}  |grad L|={self.final_grad_norm:.3g}  ({self.message})"
+
+    # ------------------------------------------------------------ saving
+    def save(self, path) -> None:
+        """Write the arrays to `path` (.npz) and the status, stats and settings to `path`.json.
+
+        Both writes are atomic.
+        """
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        arrays = dict(t=self.t, theta=self.theta, loss=self.loss, grad_norm=self.grad_norm)
+        if self.gen_error is not None:
+            arrays["gen_error"] = self.gen_error
+        if self.step is not None:
+            arrays["step"] = self.step
+        io.write_npz(path, **arrays)
+        meta = dict(status=self.status.value, message=self.message, stats=self.stats,
+                    method=self.method, meta=self.meta, format="flowtools.Trajectory/1")
+        io.write_json(path[:-4] + ".json", meta)
+
+    @classmethod
+    def load(cls, path) -> "Trajectory":
+        """Read a trajectory written by `save`."""
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+        with open(path[:-4] + ".json") as fh:
+            meta = json.load(fh)
+        return cls(
+            t=arrays["t"], theta=arrays["theta"], loss=arrays["loss"], grad_norm=arrays["grad_norm"],
+            gen_error=arrays.get("gen_error"), status=Status(meta["status"]), message=meta["message"],
+            stats=meta["stats"], method=meta["method"], meta=meta["meta"], step=arrays.get("step"),
+        )
+
+
+def evaluate_states(problem, theta: np.ndarray):
+    """L, ‖∇L‖ and R (or None) at each row of `theta`, in one vmapped jitted call."""
+    loss, gnorm, gen = _evaluate(problem, jnp.asarray(theta))
+    return np.asarray(loss), np.asarray(gnorm), (None if gen is None else np.asarray(gen))
+
+
+@eqx.filter_jit
+def _evaluate(problem, theta):
+    def one(th):
+        l, g = jax.value_and_grad(problem.loss_fn)(th)
+        r = problem.gen_error_fn(th) if problem.has_population else None
+        return l, jnp.linalg.norm(g), r
+
+    return jax.vmap(one)(theta)
