@@ -1,0 +1,273 @@
+"""SaddleGraph: the saddle → saddle → attractor connections seen over many runs, as a networkx DiGraph.
+
+A node is a critical set up to symmetry: it is identified by its network function (a fingerprint of
+outputs on the training inputs and a probe set) together with its Morse signature (n_neg, n_zero,
+n_pos), not by raw parameters, so a whole line of split critical points is one node while its minimum
+and saddle segments are different nodes (DESIGN.md). Edges are the transitions seen in itineraries,
+with their count, the fraction of trajectories that made them and the median transit time; connections
+found on unstable manifolds are marked `source="unstable_manifold"`.
+
+Node and edge attributes are plain values (str, int, float, bool, lists), so the graph round-trips
+through node-link JSON and GraphML (lists are JSON-encoded strings in GraphML).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import networkx as nx
+import numpy as np
+
+from . import io
+
+__all__ = ["SaddleGraph"]
+
+_LIST_ATTRS = ("theta", "fingerprint", "signature", "transit_times", "eigenvalues", "methods", "runs")
+
+
+class SaddleGraph:
+    """A directed graph of critical sets (nodes) and observed transitions (edges).
+
+    **Arguments:**
+
+    - `fingerprint_tol`: two nodes with the same signature are the same critical set when the RMS
+      difference of their fingerprints is at most `fingerprint_tol` times (1 + RMS of the fingerprint).
+    """
+
+    def __init__(self, fingerprint_tol: float = 1e-4):
+        if not fingerprint_tol > 0:
+            raise ValueError(f"fingerprint_tol must be positive, got {fingerprint_tol!r}.")
+        self.fingerprint_tol = float(fingerprint_tol)
+        self.graph = nx.DiGraph(fingerprint_tol=self.fingerprint_tol, n_trajectories=0)
+
+    # ----------------------------------------------------------------- nodes
+    @property
+    def n_trajectories(self) -> int:
+        return int(self.graph.graph.get("n_trajectories", 0))
+
+    def find_node(self, fingerprint, signature) -> str | None:
+        """The id of the node with this signature whose fingerprint matches, or None."""
+        fp = np.asarray(fingerprint, dtype=float)
+        sig = [int(s) for s in signature] if signature is not None else None
+        best, best_d = None, np.inf
+        for node, attrs in self.graph.nodes(data=True):
+            if attrs.get("signature") != sig:
+                continue
+            other = np.asarray(attrs["fingerprint"], dtype=float)
+            if other.shape != fp.shape:
+                continue
+            d = float(np.sqrt(np.mean((other - fp) ** 2)))
+            scale = 1.0 + float(np.sqrt(np.mean(fp**2)))
+            if d <= self.fingerprint_tol * scale and d < best_d:
+                best, best_d = node, d
+        return best
+
+    def add_node(self, *, fingerprint, signature, kind: str, loss: float, theta,
+                 gen_error: float | None = None, reduces_to: str | None = None,
+                 grad_norm: float | None = None, eigenvalues=None, visits: int = 0) -> str:
+        """Add a critical set (or return the id of the matching existing node) and count `visits`.
+
+        A matching node keeps its representative θ unless the new one has a smaller ‖∇L‖.
+        """
+        node = self.find_node(fingerprint, signature)
+        sig = [int(s) for s in signature] if signature is not None else None
+        attrs = dict(kind=str(kind), loss=float(loss), theta=[float(v) for v in np.ravel(theta)],
+                     fingerprint=[float(v) for v in np.ravel(fingerprint)], signature=sig,
+                     morse_index=-1 if sig is None else sig[0],
+                     gen_error=float("nan") if gen_error is None else float(gen_error),
+                     reduces_to=reduces_to or "", grad_norm=float("nan") if grad_norm is None else float(grad_norm),
+                     eigenvalues=[] if eigenvalues is None else [float(v) for v in np.ravel(eigenvalues)])
+        if node is None:
+            node = f"n{self.graph.number_of_nodes()}"
+            while node in self.graph:
+                node += "_"
+            self.graph.add_node(node, visits=int(visits), label=_label(attrs), **attrs)
+            return node
+        data = self.graph.nodes[node]
+        data["visits"] = int(data.get("visits", 0)) + int(visits)
+        old = data.get("grad_norm", np.nan)
+        if grad_norm is not None and (not np.isfinite(old) or grad_norm < old):
+            data.update(attrs)
+            data["label"] = _label(data)
+        return node
+
+    # ----------------------------------------------------------------- edges
+    def add_transition(self, source: str, target: str, *, transit_time: float | None = None,
+                       origin: str = "itinerary", method: str | None = None, run: str | None = None,
+                       count: int = 1) -> None:
+        """Record `count` observed transitions source → target."""
+        for n in (source, target):
+            if n not in self.graph:
+                raise KeyError(f"node {n!r} is not in the graph; add it with add_node first.")
+        if self.graph.has_edge(source, target):
+            e = self.graph.edges[source, target]
+        else:
+            self.graph.add_edge(source, target, count=0, transit_times=[], source="", methods=[], runs=[])
+            e = self.graph.edges[source, target]
+        e["count"] += int(count)
+        if transit_time is not None and np.isfinite(transit_time):
+            e["transit_times"].append(float(transit_time))
+        origins = set(filter(None, e["source"].split("+"))) | {origin}
+        e["source"] = "+".join(sorted(origins))
+        if method and method not in e["methods"]:
+            e["methods"].append(method)
+        if run and run not in e["runs"]:
+            e["runs"].append(run)
+        self._refresh_edge(e)
+
+    def add_unstable_connection(self, source: str, target: str, *, fraction: float | None = None,
+                                time: float | None = None) -> None:
+        """An edge found by following the unstable manifold of `source` (source="unstable_manifold")."""
+        self.add_transition(source, target, origin="unstable_manifold", count=0)
+        e = self.graph.edges[source, target]
+        if fraction is not None:
+            e["manifold_fraction"] = float(fraction)
+        if time is not None:
+            e["manifold_time"] = float(time)
+
+    def add_itinerary(self, nodes: list[str], times: list[tuple[float, float]], *, method: str,
+                      run: str) -> None:
+        """Record one trajectory's node sequence (already added nodes) with each visit's (t_in, t_out)."""
+        self.graph.graph["n_trajectories"] = self.n_trajectories + 1
+        for node in dict.fromkeys(nodes):
+            self.graph.nodes[node]["visits"] = int(self.graph.nodes[node].get("visits", 0)) + 1
+        for (a, (_, a_out)), (b, (b_in, _)) in zip(zip(nodes, times), zip(nodes[1:], times[1:])):
+            self.add_transition(a, b, transit_time=b_in - a_out, method=method, run=run)
+        for _, _, e in self.graph.edges(data=True):
+            self._refresh_edge(e)
+
+    def _refresh_edge(self, e):
+        n = max(self.n_trajectories, 1)
+        e["fraction"] = e["count"] / n
+        e["median_transit_time"] = float(np.median(e["transit_times"])) if e["transit_times"] else float("nan")
+
+    # ------------------------------------------------------------ combining
+    def merge(self, other: "SaddleGraph") -> "SaddleGraph":
+        """A new graph holding both graphs' nodes (matched by fingerprint and signature) and edges."""
+        out = SaddleGraph(min(self.fingerprint_tol, other.fingerprint_tol))
+        for g in (self, other):
+            mapping = {}
+            for node, a in g.graph.nodes(data=True):
+                mapping[node] = out.add_node(
+                    fingerprint=a["fingerprint"], signature=a["signature"], kind=a["kind"], loss=a["loss"],
+                    theta=a["theta"], gen_error=a.get("gen_error"), reduces_to=a.get("reduces_to"),
+                    grad_norm=a.get("grad_norm"), eigenvalues=a.get("eigenvalues"), visits=a.get("visits", 0))
+                extra = {k: v for k, v in a.items() if k in ("attractor", "degenerate", "basin_fraction")}
+                out.graph.nodes[mapping[node]].update(extra)
+            out.graph.graph["n_trajectories"] = out.n_trajectories + g.n_trajectories
+            for u, v, e in g.graph.edges(data=True):
+                uu, vv = mapping[u], mapping[v]
+                if not out.graph.has_edge(uu, vv):
+                    out.graph.add_edge(uu, vv, count=0, transit_times=[], source="", methods=[], runs=[])
+                f = out.graph.edges[uu, vv]
+                f["count"] += e["count"]
+                f["transit_times"] += list(e["transit_times"])
+                f["source"] = "+".join(sorted(set(filter(None, (f["source"] + "+" + e["source"]).split("+")))))
+                f["methods"] = sorted(set(f["methods"]) | set(e["methods"]))
+                f["runs"] = sorted(set(f["runs"]) | set(e["runs"]))
+                for key in ("manifold_fraction", "manifold_time"):
+                    if key in e:
+                        f[key] = e[key]
+        for _, _, e in out.graph.edges(data=True):
+            out._refresh_edge(e)
+        return out
+
+    # ---------------------------------------------------------------- files
+    def to_json(self, path) -> None:
+        """Write node-link JSON (atomic)."""
+        # Endpoints under "from"/"to": the edge attribute "source" (itinerary / unstable_manifold) stays.
+        data = nx.node_link_data(self.graph, edges="links", source="from", target="to")
+        io.write_json(path, data)
+
+    @classmethod
+    def from_json(cls, path) -> "SaddleGraph":
+        data = io.read_json(path)
+        g = cls(float(data.get("graph", {}).get("fingerprint_tol", 1e-4)))
+        g.graph = nx.node_link_graph(data, directed=True, edges="links", source="from", target="to")
+        _restore_nan(g.graph)
+        return g
+
+    def to_graphml(self, path) -> None:
+        """Write GraphML (atomic); list attributes are stored as JSON strings."""
+        g = self.graph.copy()
+        for _, a in g.nodes(data=True):
+            _encode(a)
+        for _, _, a in g.edges(data=True):
+            _encode(a)
+        text = "\n".join(nx.generate_graphml(g, prettyprint=True))
+        io.atomic_write_text(path, text)
+
+    @classmethod
+    def from_graphml(cls, path) -> "SaddleGraph":
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"path={os.fspath(path)!r} does not exist.")
+        raw = nx.read_graphml(path)
+        g = cls(float(raw.graph.get("fingerprint_tol", 1e-4)))
+        graph = nx.DiGraph(**{k: v for k, v in raw.graph.items() if k not in ("node_default", "edge_default")})
+        for n, a in raw.nodes(data=True):
+            graph.add_node(n, **_decode(dict(a)))
+        for u, v, a in raw.edges(data=True):
+            graph.add_edge(u, v, **_decode(dict(a)))
+        graph.graph["n_trajectories"] = int(graph.graph.get("n_trajectories", 0))
+        g.graph = graph
+        return g
+
+    # -------------------------------------------------------------- queries
+    def attractors(self) -> list[str]:
+        return [n for n, a in self.graph.nodes(data=True) if a.get("attractor")]
+
+    def summary(self) -> dict:
+        """Nodes and edges as plain dicts (for summary.json)."""
+        nodes = [dict(id=n, **{k: v for k, v in a.items() if k != "fingerprint"})
+                 for n, a in self.graph.nodes(data=True)]
+        edges = [dict(source=u, target=v, count=e["count"], fraction=e["fraction"],
+                      median_transit_time=e["median_transit_time"], origin=e["source"],
+                      methods=e["methods"]) for u, v, e in self.graph.edges(data=True)]
+        return dict(n_trajectories=self.n_trajectories, nodes=nodes, edges=edges)
+
+    def draw(self, ax=None, *, title: str | None = None):
+        """A disconnectivity-style drawing: y = training loss (log), colour = Morse index,
+        size = visits, edge width = frequency, labels = kind and `reduces_to`. Returns the axes."""
+        from .plotting import draw_saddle_graph
+
+        return draw_saddle_graph(self, ax=ax, title=title)
+
+    def __len__(self):
+        return self.graph.number_of_nodes()
+
+    def __repr__(self):
+        return (f"SaddleGraph({self.graph.number_of_nodes()} nodes, {self.graph.number_of_edges()} edges, "
+                f"{self.n_trajectories} trajectories)")
+
+
+def _label(a) -> str:
+    red = f" → {a['reduces_to']}" if a.get("reduces_to") else ""
+    return f"{a['kind']}{red}"
+
+
+def _encode(a):
+    for k in list(a):
+        v = a[k]
+        if isinstance(v, (list, tuple)) or v is None:
+            a[k] = json.dumps(io.to_jsonable(v))
+            a[k + "__json"] = True
+
+
+def _decode(a):
+    for k in [k for k in a if k.endswith("__json")]:
+        key = k[: -len("__json")]
+        a[key] = json.loads(a[key])
+        del a[k]
+    return a
+
+
+def _restore_nan(graph):
+    """JSON has no NaN: write_json stores it as null; turn those back into NaN floats."""
+    for _, a in graph.nodes(data=True):
+        for k in ("gen_error", "grad_norm", "loss"):
+            if a.get(k) is None:
+                a[k] = float("nan")
+    for _, _, a in graph.edges(data=True):
+        if a.get("median_transit_time") is None:
+            a["median_transit_time"] = float("nan")

@@ -1,0 +1,218 @@
+"""Neuron splitting: critical sets of wide two-layer nets built from narrow ones, and their type.
+
+Li, Ding & Sun, "A Geometric Characterization of the Stationary Plateau for Two-Layer Neural Networks"
+(arXiv 2606.04327); Fukumizu & Amari (2000); Şimşek et al. (2021). For f(x) = Σ_i v_i σ(w_i · x̃)
+(x̃ = (x, 1) with a hidden bias), replacing neuron r of a stationary point by m copies with the same
+input weights w_r and output weights λ_j v_r, Σ_j λ_j = 1, gives an affine set (plateau) of stationary
+points of the wide net.
+
+Inner Hessian of neuron r (for L = c Σ_k ‖f(x_k) − y_k‖², so c = 1/(2n) for half_mse):
+
+    H_in(r) = 2c Σ_k (v_r · e_k) σ''(w_r · x̃_k) x̃_k x̃_kᵀ,   e_k = f(x_k) − y_k.
+
+Along perturbations u_j of the copies' input weights with Σ_j λ_j u_j = 0 (the function is unchanged to
+first order) the loss changes at second order by (1/2) Σ_j λ_j u_jᵀ H_in u_j. This form restricted to the
+constraint has inertia (p − 1, q) ⊗ (h₊, h₋), where p, q count positive and negative λ_j and h₊, h₋ the
+positive and negative eigenvalues of H_in (Sylvester's law on the bordered form; Σ λ_j = 1 > 0). So the
+split adds
+
+    n_split = (p − 1)·h₋ + q·h₊
+
+unstable directions to those of the narrow point: a split minimum stays a (degenerate) minimum iff
+n_split = 0, a split saddle is always a saddle, an indefinite H_in always gives saddles, and coefficients
+with p ≥ 2 and q ≥ 1 give saddles whatever H_in is (the sure-saddle region).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks
+from .models import MLP
+from .problem import Problem
+
+__all__ = ["split_neuron", "add_zero_neuron", "embeddings", "inner_hessian", "predict_split",
+           "SplitPrediction", "in_sure_saddle_region", "split_line"]
+
+
+def _check_two_layer(model: MLP):
+    if model.n_layers != 2:
+        raise ValueError(f"neuron splitting is implemented for two-layer nets (one hidden layer); "
+                         f"got widths={model.widths}.")
+
+
+def _coefficients(coefficients) -> np.ndarray:
+    lam = _checks.finite_array("coefficients", coefficients, ndim=1)
+    if lam.size < 2:
+        raise ValueError(f"coefficients must have at least 2 entries (the copies), got {lam.size}.")
+    if abs(lam.sum() - 1.0) > 1e-10:
+        raise ValueError(f"coefficients must sum to 1, got sum {lam.sum():.12g}.")
+    return lam
+
+
+def split_neuron(model: MLP, theta, neuron: int, coefficients) -> tuple[MLP, np.ndarray]:
+    """Replace hidden neuron `neuron` by len(coefficients) copies with output weights λ_j v.
+
+    Copy 0 stays at the neuron's position; the others are appended after the last hidden neuron.
+    Returns the wide model and its θ. If θ is a stationary point of the narrow net, the result is one of
+    the wide net (for any λ with Σ λ_j = 1).
+    """
+    _check_two_layer(model)
+    lam = _coefficients(coefficients)
+    theta = _checks.theta_vector("theta", theta, model.n_params)
+    (W1, b1), (W2, b2) = [(np.asarray(W), None if b is None else np.asarray(b))
+                          for W, b in model.unflatten(jnp.asarray(theta))]
+    if not 0 <= neuron < W1.shape[0]:
+        raise ValueError(f"neuron must be in [0, {W1.shape[0]}), got {neuron}.")
+    extra = lam.size - 1
+    W1n = np.concatenate([W1, np.repeat(W1[neuron:neuron + 1], extra, axis=0)])
+    b1n = None if b1 is None else np.concatenate([b1, np.repeat(b1[neuron:neuron + 1], extra)])
+    W2n = np.concatenate([W2, np.outer(W2[:, neuron], lam[1:])], axis=1)
+    W2n[:, neuron] = lam[0] * W2[:, neuron]
+    wide = MLP((model.d_in, W1n.shape[0], model.d_out), model.activation, model.bias)
+    return wide, np.asarray(wide.flatten([(W1n, b1n), (W2n, b2)]))
+
+
+def add_zero_neuron(model: MLP, theta, incoming=None) -> tuple[MLP, np.ndarray]:
+    """Append a hidden neuron with output weight 0 and the given input weights (default 0).
+
+    The function is unchanged. The result is stationary when the narrow point is and ∂L/∂v_new = 0,
+    e.g. incoming = 0 with σ(0) = 0.
+    """
+    _check_two_layer(model)
+    theta = _checks.theta_vector("theta", theta, model.n_params)
+    (W1, b1), (W2, b2) = [(np.asarray(W), None if b is None else np.asarray(b))
+                          for W, b in model.unflatten(jnp.asarray(theta))]
+    fan_in = W1.shape[1] + (b1 is not None)
+    w = np.zeros(fan_in) if incoming is None else _checks.finite_array("incoming", incoming, shape=(fan_in,))
+    W1n = np.concatenate([W1, w[None, : W1.shape[1]]])
+    b1n = None if b1 is None else np.concatenate([b1, w[W1.shape[1]:]])
+    W2n = np.concatenate([W2, np.zeros((W2.shape[0], 1))], axis=1)
+    wide = MLP((model.d_in, W1n.shape[0], model.d_out), model.activation, model.bias)
+    return wide, np.asarray(wide.flatten([(W1n, b1n), (W2n, b2)]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Embedding:
+    """One way of embedding an r-neuron point into m neurons: `copies[i]` copies of neuron i (equal
+    coefficients 1/copies[i]) and `zeros` zero neurons."""
+
+    copies: tuple[int, ...]
+    zeros: int
+    model: MLP
+    theta: np.ndarray
+
+
+def embeddings(model: MLP, theta, m: int) -> list[Embedding]:
+    """Every embedding of a two-layer point with r hidden neurons into m ≥ r neurons: each of the m − r
+    extra neurons is a copy of some neuron (splits, equal coefficients) or a zero neuron."""
+    _check_two_layer(model)
+    r = model.widths[1]
+    m = _checks.positive_int("m", m, minimum=r)
+    out = []
+    for extra in itertools.combinations_with_replacement(range(r + 1), m - r):
+        copies = [1 + extra.count(i) for i in range(r)]
+        zeros = extra.count(r)
+        mdl, th = model, np.asarray(theta, dtype=float)
+        # Split from the last neuron down so that earlier indices stay valid.
+        for i in reversed(range(r)):
+            if copies[i] > 1:
+                mdl, th = split_neuron(mdl, th, i, np.full(copies[i], 1.0 / copies[i]))
+        for _ in range(zeros):
+            mdl, th = add_zero_neuron(mdl, th)
+        out.append(Embedding(tuple(copies), zeros, mdl, th))
+    return out
+
+
+def inner_hessian(problem: Problem, theta, neuron: int) -> np.ndarray:
+    """H_in of hidden neuron `neuron` (module docstring), shape (fan_in, fan_in) with the bias last."""
+    model = problem.model
+    _check_two_layer(model)
+    theta = jnp.asarray(_checks.theta_vector("theta", theta, model.n_params))
+    if not 0 <= neuron < model.widths[1]:
+        raise ValueError(f"neuron must be in [0, {model.widths[1]}), got {neuron}.")
+    if not model.activation.smooth:
+        raise ValueError(f"the inner Hessian needs a smooth activation; {model.activation.name!r} is not.")
+    return np.asarray(_inner_hessian(problem, theta, neuron))
+
+
+def _inner_hessian(problem, theta, neuron):
+    model = problem.model
+    (W1, b1), (W2, _) = model.unflatten(theta)
+    x = problem.x
+    w = W1[neuron]
+    x_aug = x
+    if b1 is not None:
+        x_aug = jnp.concatenate([x, jnp.ones((x.shape[0], 1))], axis=1)
+        w = jnp.concatenate([w, b1[neuron:neuron + 1]])
+    e = model.apply(theta, x) - problem.y
+    sigma = model.activation.fn
+    d2 = jax.vmap(jax.grad(jax.grad(lambda z: sigma(z))))
+    z = x_aug @ w
+    weights = (e @ W2[:, neuron]) * d2(z)
+    return 2.0 * problem.loss_scale * (x_aug * weights[:, None]).T @ x_aug
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitPrediction:
+    """The predicted type of a split point (module docstring).
+
+    `kind` is "minimum" (degenerate: the plateau directions are flat) or "saddle"; `n_neg` is the
+    predicted number of negative Hessian eigenvalues of the wide net: the narrow point's plus
+    (p − 1)·h₋ + q·h₊. `margin` is the smallest |eigenvalue| of H_in relative to its largest and the
+    smallest |λ_j|: small margins mean the point sits near a change of sign (the tolerance band).
+    """
+
+    kind: str
+    n_neg: int
+    n_neg_narrow: int
+    n_split: int
+    h_pos: int
+    h_neg: int
+    p: int
+    q: int
+    inner_eigenvalues: np.ndarray
+    margin_inner: float
+    margin_coefficients: float
+
+
+def predict_split(problem: Problem, theta, neuron: int, coefficients, *, rtol_zero: float = 1e-9,
+                  narrow_eigenvalues=None) -> SplitPrediction:
+    """Predict the type of the point obtained by splitting `neuron` of the stationary point θ of
+    the narrow `problem` with `coefficients` (Σ λ_j = 1)."""
+    lam = _coefficients(coefficients)
+    rtol_zero = _checks.positive("rtol_zero", rtol_zero)
+    H_in = inner_hessian(problem, theta, neuron)
+    mu = np.linalg.eigvalsh(H_in)
+    scale = max(np.max(np.abs(mu)), 1e-300)
+    h_pos, h_neg = int(np.sum(mu > rtol_zero * scale)), int(np.sum(mu < -rtol_zero * scale))
+    p, q = int(np.sum(lam > 0)), int(np.sum(lam < 0))
+    if narrow_eigenvalues is None:
+        narrow_eigenvalues = np.linalg.eigvalsh(problem.hessian(theta))
+    ev = np.asarray(narrow_eigenvalues)
+    n_neg_narrow = int(np.sum(ev < -rtol_zero * max(np.max(np.abs(ev)), 1e-300)))
+    n_split = (p - 1) * h_neg + q * h_pos
+    n_neg = n_neg_narrow + n_split
+    return SplitPrediction(
+        kind="minimum" if n_neg == 0 else "saddle", n_neg=n_neg, n_neg_narrow=n_neg_narrow,
+        n_split=n_split, h_pos=h_pos, h_neg=h_neg, p=p, q=q, inner_eigenvalues=mu,
+        margin_inner=float(np.min(np.abs(mu)) / scale), margin_coefficients=float(np.min(np.abs(lam))))
+
+
+def in_sure_saddle_region(coefficients) -> bool:
+    """True when at least two λ_j are positive and at least one is negative: then the split point is a
+    saddle for any nonzero inner Hessian."""
+    lam = _coefficients(coefficients)
+    return bool(np.sum(lam > 0) >= 2 and np.sum(lam < 0) >= 1)
+
+
+def split_line(model: MLP, theta, neuron: int, lambdas) -> tuple[MLP, np.ndarray]:
+    """Points of the two-copy split line λ ↦ split with coefficients (λ, 1 − λ), one row per λ."""
+    lambdas = _checks.finite_array("lambdas", lambdas, ndim=1)
+    rows = [split_neuron(model, theta, neuron, [lam, 1.0 - lam]) for lam in lambdas]
+    return rows[0][0], np.stack([r[1] for r in rows])
