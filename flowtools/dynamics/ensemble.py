@@ -62,18 +62,35 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool = False
     return _batched_descent(problem, thetas, options, progress)
 
 
+_COMPILED_FLOWS: dict = {}
+
+
+@eqx.filter_jit
+def _batched_solve(batch, rest, **kw):
+    return jax.vmap(lambda th0: flow._solve(rest[0], th0, *rest[1:], **kw))(batch)
+
+
+@eqx.filter_jit
+def _batched_chunk(problem, theta, lr, n, k, gtol_sq, max_norm, key):
+    return jax.vmap(lambda th: descent._chunk(problem, th, lr, n, k, gtol_sq, max_norm, key, None))(theta)
+
+
 def _batched_flow(problem, thetas, options) -> list[Trajectory]:
     options = dict(options, progress=False)
     t1 = options.pop("t1", None)
     args, kw, settings = flow.prepare_flow(problem, thetas[0], t1, **options)
-    solve = eqx.filter_jit(eqx.filter_vmap(
-        lambda th0, rest: flow._solve(rest[0], th0, *rest[1:], **kw), in_axes=(0, None)))
+    batch = jnp.asarray(thetas)
     rest = (args[0],) + args[2:]
+    key = (jax.tree_util.tree_structure((batch, rest)),
+           tuple((jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves((batch, rest))),
+           kw["solver"], kw["max_steps"])
+    compile_time = 0.0
+    if key not in _COMPILED_FLOWS:
+        t = time.perf_counter()
+        _COMPILED_FLOWS[key] = _batched_solve.lower(batch, rest, **kw).compile()
+        compile_time = time.perf_counter() - t
     t = time.perf_counter()
-    compiled = solve.lower(jnp.asarray(thetas), rest).compile()
-    compile_time = time.perf_counter() - t
-    t = time.perf_counter()
-    ts, ys, code, mask, stats = jax.block_until_ready(compiled(jnp.asarray(thetas), rest))
+    ts, ys, code, mask, stats = jax.block_until_ready(_COMPILED_FLOWS[key](batch, rest, **kw))
     wall = time.perf_counter() - t
     pick = lambda tree, i: jax.tree_util.tree_map(lambda a: a[i] if jnp.ndim(a) else a, tree)  # noqa: E731
     return [flow.to_trajectory(problem, ts[i], ys[i], code[i], pick(mask, i), pick(stats, i),
@@ -100,9 +117,9 @@ def _batched_descent(problem, thetas, options, progress) -> list[Trajectory]:
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
     lr_j, gtol_sq, max_norm_j = f(lr), f(gtol * gtol), f(max_norm)
     key = jax.random.PRNGKey(0)
-    chunk = eqx.filter_jit(eqx.filter_vmap(
-        lambda th, p, n, k: descent._chunk(p, th, lr_j, n, k, gtol_sq, max_norm_j, key, None),
-        in_axes=(0, None, None, None)))
+
+    def chunk(theta, problem, n, k):
+        return _batched_chunk(problem, theta, lr_j, n, k, gtol_sq, max_norm_j, key)
 
     B = len(thetas)
     theta = jnp.asarray(thetas)
@@ -134,10 +151,11 @@ def _batched_descent(problem, thetas, options, progress) -> list[Trajectory]:
                 theta = jnp.where(jnp.asarray(done)[:, None], theta, new)
                 k += n
                 bar.update(n)
+            theta_np = np.asarray(theta)
             for i in np.nonzero(~done)[0]:
                 results[i]["k"] = k
                 results[i]["steps"].append(k)
-                results[i]["thetas"].append(np.asarray(theta[i]))
+                results[i]["thetas"].append(theta_np[i])
             if done.all():
                 break
     finally:

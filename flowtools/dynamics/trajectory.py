@@ -131,8 +131,13 @@ class Trajectory:
 
 def evaluate_states(problem, theta: np.ndarray):
     """L, ‖∇L‖ and R (or None) at each row of `theta`, in one vmapped jitted call."""
-    loss, gnorm, gen = _evaluate(problem, jnp.asarray(theta))
-    return np.asarray(loss), np.asarray(gnorm), (None if gen is None else np.asarray(gen))
+    theta = np.asarray(theta, dtype=np.float64)
+    m = theta.shape[0]
+    # Pad to a multiple of 64 rows so that runs with slightly different numbers of saved states share
+    # one compiled kernel.
+    padded = np.concatenate([theta, np.repeat(theta[-1:], (-m) % 64, axis=0)]) if m else theta
+    loss, gnorm, gen = _evaluate(problem, jnp.asarray(padded))
+    return np.asarray(loss)[:m], np.asarray(gnorm)[:m], (None if gen is None else np.asarray(gen)[:m])
 
 
 @eqx.filter_jit
