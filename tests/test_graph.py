@@ -1,0 +1,109 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+import flowtools as ft
+from flowtools.graph import SaddleGraph
+
+
+def _canon(g: SaddleGraph) -> str:
+    """A comparable text of a graph (NaN-safe: JSON writes NaN as null)."""
+    return json.dumps(ft.io.to_jsonable([sorted(g.graph.nodes(data=True)), sorted(g.graph.edges(data=True)),
+                                         {k: v for k, v in g.graph.graph.items()}]), sort_keys=True)
+
+
+def _example() -> tuple[SaddleGraph, str, str, str]:
+    g = SaddleGraph()
+    a = g.add_node(fingerprint=[0.0, 0.0, 0.0], signature=(2, 0, 2), kind="saddle", loss=1.6, theta=[0, 0, 0, 0],
+                   gen_error=1.58, reduces_to="1-0-1", grad_norm=1e-15, eigenvalues=[-1, -1, 1, 1])
+    b = g.add_node(fingerprint=[1.0, 2.0, 3.0], signature=(1, 1, 2), kind="degenerate_saddle", loss=0.043,
+                   theta=[1, 1, 1, 1], reduces_to="1-1-1")
+    c = g.add_node(fingerprint=[1.1, 2.0, 3.0], signature=(0, 0, 4), kind="minimum", loss=0.040,
+                   theta=[2, -0.5, 0.7, -1.6], gen_error=0.0027)
+    g.graph.nodes[c]["attractor"] = True
+    g.add_itinerary([a, b, c], [(0.0, 1.2), (3.0, 200.0), (210.0, 2e4)], method="gradient_descent", run="gd")
+    g.add_itinerary([a, c], [(0.0, 1.0), (5.0, 2e4)], method="gradient_flow", run="gf")
+    g.add_unstable_connection(a, b, fraction=0.5, time=4.0)
+    return g, a, b, c
+
+
+def test_nodes_are_matched_by_function_and_signature():
+    g, a, b, c = _example()
+    # Same function (to tolerance) and signature: the same node.
+    assert g.find_node([1.0, 2.0, 3.0 + 1e-9], (1, 1, 2)) == b
+    # Same function, other signature: another critical set (a saddle and a minimum segment of one line).
+    assert g.find_node([1.0, 2.0, 3.0], (0, 1, 3)) is None
+    # Other function: another node.
+    assert g.find_node([1.0, 2.5, 3.0], (1, 1, 2)) is None
+    assert len(g) == 3
+
+
+def test_edge_counts_fractions_and_transit_times():
+    g, a, b, c = _example()
+    assert g.n_trajectories == 2
+    e = g.graph.edges[a, b]
+    assert e["count"] == 1 and e["fraction"] == pytest.approx(0.5)
+    assert e["median_transit_time"] == pytest.approx(3.0 - 1.2)
+    assert set(e["source"].split("+")) == {"itinerary", "unstable_manifold"}
+    assert e["manifold_fraction"] == 0.5 and e["manifold_time"] == 4.0
+    assert g.graph.edges[b, c]["count"] == 1
+    assert g.graph.edges[a, c]["count"] == 1
+    assert g.graph.nodes[a]["visits"] == 2 and g.graph.nodes[b]["visits"] == 1
+    assert g.attractors() == [c]
+
+
+def test_unknown_node_in_transition_raises():
+    g, a, _, _ = _example()
+    with pytest.raises(KeyError, match="not in the graph"):
+        g.add_transition(a, "nope")
+
+
+def test_round_trip_json_and_graphml(tmp_path):
+    g, *_ = _example()
+    g.to_json(tmp_path / "g.json")
+    g.to_graphml(tmp_path / "g.graphml")
+    assert _canon(SaddleGraph.from_json(tmp_path / "g.json")) == _canon(g)
+    assert _canon(SaddleGraph.from_graphml(tmp_path / "g.graphml")) == _canon(g)
+    back = SaddleGraph.from_json(tmp_path / "g.json")
+    assert math.isnan(back.graph.nodes["n1"]["gen_error"])  # NaN survives JSON's null
+
+
+def test_merge_adds_counts_and_matches_nodes():
+    g, a, b, c = _example()
+    h = SaddleGraph()
+    c2 = h.add_node(fingerprint=[1.1, 2.0, 3.0], signature=(0, 0, 4), kind="minimum", loss=0.040,
+                    theta=[-2, 0.5, -0.7, 1.6])  # a symmetric copy: same function
+    d = h.add_node(fingerprint=[5.0, 5.0, 5.0], signature=(0, 0, 4), kind="minimum", loss=0.5, theta=[9, 9, 9, 9])
+    h.add_itinerary([d, c2], [(0, 1), (2, 3)], method="gradient_flow", run="x")
+    m = g.merge(h)
+    assert len(m) == 4
+    assert m.n_trajectories == 3
+    mc = m.find_node([1.1, 2.0, 3.0], (0, 0, 4))
+    md = m.find_node([5.0, 5.0, 5.0], (0, 0, 4))
+    assert m.graph.edges[md, mc]["count"] == 1
+    assert m.graph.edges[md, mc]["fraction"] == pytest.approx(1 / 3)
+
+
+def test_draw_writes_png(tmp_path):
+    from flowtools.plotting import save_figure
+
+    g, *_ = _example()
+    ax = g.draw()
+    save_figure(ax.figure, tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 5000
+
+
+def test_bad_tolerance():
+    with pytest.raises(ValueError, match="fingerprint_tol"):
+        SaddleGraph(fingerprint_tol=0)
+
+
+def test_summary_is_plain_json():
+    g, *_ = _example()
+    s = g.summary()
+    json.dumps(ft.io.to_jsonable(s), allow_nan=False)
+    assert {"nodes", "edges", "n_trajectories"} <= set(s)
+    assert all({"source", "target", "count", "fraction"} <= set(e) for e in s["edges"])
+    assert np.isclose(sum(e["count"] for e in s["edges"]), 3)
