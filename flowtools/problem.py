@@ -51,9 +51,7 @@ class Problem(eqx.Module):
     pop_x: jax.Array | None
     pop_w: jax.Array | None
     pop_t: jax.Array | None
-    teacher: Teacher | None = eqx.field(static=True)
-    noise: float | None = eqx.field(static=True)
-    data_name: str = eqx.field(static=True)
+    meta: "_DataMeta" = eqx.field(static=True)
 
     def __init__(self, model: MLP, data: Dataset, loss: str = "half_mse",
                  population: GaussianPopulation | None = None):
@@ -69,9 +67,7 @@ class Problem(eqx.Module):
             )
         self.model = model
         self.loss_convention = _checks.choice("loss", loss, LOSS_CONVENTIONS)
-        self.teacher = data.teacher
-        self.noise = data.noise
-        self.data_name = data.name
+        self.meta = _DataMeta(data.teacher, data.noise, data.name)
         self.x = jnp.asarray(data.x)
         self.y = jnp.asarray(data.y)
         if population is None and data.teacher is not None:
@@ -91,7 +87,11 @@ class Problem(eqx.Module):
     @property
     def data(self) -> Dataset:
         """The training set as a `Dataset`."""
-        return Dataset(np.asarray(self.x), np.asarray(self.y), self.teacher, self.noise, self.data_name)
+        return Dataset(np.asarray(self.x), np.asarray(self.y), self.teacher, self.meta.noise, self.meta.name)
+
+    @property
+    def teacher(self) -> Teacher | None:
+        return self.meta.teacher
 
     def with_data(self, data: Dataset) -> "Problem":
         """The same model and loss convention on another data set."""
@@ -198,6 +198,23 @@ class Problem(eqx.Module):
     def __repr__(self):
         return (f"Problem({self.model!r}, n={self.x.shape[0]}, loss={self.loss_convention!r}, "
                 f"population={self.population_method})")
+
+
+class _DataMeta:
+    """Where the data came from (teacher, noise level, name). Not used by any computation: the teacher
+    enters only through the precomputed `pop_t`. It compares equal to any other `_DataMeta`, so that
+    problems differing only in their data (e.g. τ = 0.2 and τ = 0 on the same x) share compiled code."""
+
+    __slots__ = ("teacher", "noise", "name")
+
+    def __init__(self, teacher, noise, name):
+        self.teacher, self.noise, self.name = teacher, noise, name
+
+    def __eq__(self, other):
+        return isinstance(other, _DataMeta)
+
+    def __hash__(self):
+        return 0
 
 
 @eqx.filter_jit

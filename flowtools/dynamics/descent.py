@@ -191,12 +191,33 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
 def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, settings, wall,
            compile_time, method) -> Trajectory:
     """Build the `Trajectory` of a GD/SGD run from its recorded states and stop code."""
+    recorded_steps, recorded = list(recorded_steps), list(recorded)
+    if len(recorded_steps) > 1 and recorded_steps[-1] == recorded_steps[-2]:
+        # An event at the first step of a chunk that began on a recorded step: that state is already
+        # recorded (the batched ensemble path appends it a second time).
+        recorded_steps, recorded = recorded_steps[:-1], recorded[:-1]
     thetas = np.stack(recorded)
-    k = int(recorded_steps[-1])
     lr, steps, gtol, max_norm = (settings[key] for key in ("lr", "steps", "gtol", "max_norm"))
     status = {_OK: Status.T1_REACHED, _CONVERGED: Status.CONVERGED, _DIVERGED: Status.DIVERGED,
               _NON_FINITE: Status.NON_FINITE}[code]
     loss, gnorm, gen = evaluate_states(problem, thetas)
+    if (status == Status.NON_FINITE and len(thetas) > 1
+            and not (np.isfinite(loss[-1]) and np.isfinite(gnorm[-1]))):
+        # θ_k is finite but L or ∇L overflowed there. Keep θ_{k−1}, the last iterate with a finite
+        # gradient, so that no recorded value is NaN: the map is deterministic, so re-run it from the
+        # previous record (no stop conditions: those steps passed them).
+        k0, n = int(recorded_steps[-2]), int(event_step) - 1 - int(recorded_steps[-2])
+        if n == 0:
+            thetas, recorded_steps = thetas[:-1], recorded_steps[:-1]
+        else:
+            seed = settings.get("seed")
+            _, th, _ = _replay(problem, jnp.asarray(thetas[-2]), jnp.asarray(lr), _i64(n), _i64(k0),
+                               jnp.asarray(-1.0), jnp.asarray(np.inf), jax.random.PRNGKey(seed or 0),
+                               settings.get("batch_size"))
+            thetas[-1], recorded_steps[-1] = np.asarray(th), int(event_step) - 1
+            n_replayed += n
+        loss, gnorm, gen = evaluate_states(problem, thetas)
+    k = int(recorded_steps[-1])
     if status == Status.T1_REACHED and gtol > 0 and gnorm[-1] <= gtol:
         status = Status.CONVERGED  # the last iterate itself satisfies the tolerance
     message = {
@@ -204,7 +225,7 @@ def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, sett
         Status.T1_REACHED: f"ran all {steps} steps; |grad L| = {gnorm[-1]:.3g}",
         Status.DIVERGED: f"|theta| exceeded max_norm={max_norm:g} at step {event_step}",
         Status.NON_FINITE: f"non-finite gradient or parameters at step {event_step}; "
-                           f"the last finite iterate is kept (try a smaller lr)",
+                           f"the last iterate with a finite gradient (step {k}) is kept (try a smaller lr)",
     }[status]
     steps_arr = np.asarray(recorded_steps, dtype=np.int64)
     stats = dict(steps=k, gradient_evaluations=int(k + n_replayed), replayed_steps=n_replayed,

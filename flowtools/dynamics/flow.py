@@ -113,6 +113,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="kvaern
     atol = _checks.positive("atol", atol)
     max_steps = _checks.positive_int("max_steps", max_steps)
     max_norm = _checks.positive("max_norm", max_norm, allow_inf=True)
+    pcoeff, icoeff = _checks.nonnegative("pcoeff", pcoeff), _checks.positive("icoeff", icoeff)
     if isinstance(solver, str):
         key = _checks.choice("solver", solver, SOLVERS)
         solver_obj = SOLVERS[key]()
