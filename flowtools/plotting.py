@@ -84,7 +84,9 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None):
         txt = f"{n}: {a.get('label', a.get('kind', ''))}"
         if a.get("attractor"):
             txt += " (attractor)"
-        ax.annotate(txt, (x[i], loss[i]), textcoords="offset points", xytext=(8, 6), fontsize=7)
+        # Alternate label offsets so that nodes of similar loss do not print over each other.
+        ax.annotate(txt, (x[i], loss[i]), textcoords="offset points",
+                    xytext=(8, 8 if order.tolist().index(i) % 2 == 0 else -14), fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks([])
     ax.set_xlim(-0.7, len(nodes) - 0.3 + 0.8)

@@ -67,33 +67,41 @@ def run_pair(problem, name, cfg):
 
 
 def draw_parameter_trajectories(runs, path):
-    """(w1, w2) and (v1, v2) planes with the singular and optimal regions drawn."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    """(w1, w2) and (v1, v2) planes with the singular and optimal regions drawn, including their images
+    under the sign flips (w_i, v_i) → (−w_i, −v_i) of the odd tanh."""
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.2))
     s = np.linspace(-3.5, 3.5, 2)
-    ax = axes[0]
-    ax.plot(s, s, color="0.6", lw=6, alpha=0.35, label="singular: w1 = w2 (duplicated neuron)")
-    ax.plot([1], [1], "*", color="gold", ms=16, mec="k", label="optimal: w1 = w2 = 1 (v1 + v2 = 2)")
-    ax.plot([1, 1, -1, -1], [-3.5, 3.5, -3.5, 3.5], alpha=0)
-    ax.axvline(1, color="gold", lw=1.5, ls=":", label="optimal: w1 = 1, v1 = 2, v2 = 0 (any w2)")
-    ax.axhline(1, color="gold", lw=1.5, ls=":")
+    ax, ax2 = axes
+    for sign in (1, -1):
+        ax.plot(s, sign * s, color="0.6", lw=6, alpha=0.35,
+                label="singular: w1 = ±w2 (duplicated neuron)" if sign == 1 else None)
+    for a in (1, -1):
+        ax.axvline(a, color="gold", lw=1.2, ls=":", label="optimal: w1 = ±1, v1 = ±2, v2 = 0 (any w2)" if a == 1 else None)
+        ax.axhline(a, color="gold", lw=1.2, ls=":")
+        for b in (1, -1):
+            ax.plot([a], [b], "*", color="gold", ms=15, mec="k",
+                    label="optimal: w1 = ±w2 = ±1 (split teacher)" if (a, b) == (1, 1) else None)
     ax.plot([0], [0], "o", color="crimson", ms=9, label="singular: origin")
-    ax2 = axes[1]
-    ax2.plot(s, 2 - s, color="gold", lw=2, label="optimal: v1 + v2 = 2 (w1 = w2 = 1)")
-    ax2.plot([2, 0], [0, 2], "*", color="gold", ms=14, mec="k")
-    ax2.axhline(0, color="0.6", lw=6, alpha=0.35, label="singular: v2 = 0")
+    for a in (1, -1):
+        for b in (1, -1):
+            # a v1 + b v2 = 2 when w1 = a, w2 = b
+            ax2.plot(s, (2 - a * s) / b, color="gold", lw=1.6,
+                     label="optimal: ±v1 ± v2 = 2 (w1, w2 = ±1)" if (a, b) == (1, 1) else None)
+    ax2.axhline(0, color="0.6", lw=6, alpha=0.35, label="singular: v1 = 0 or v2 = 0")
     ax2.axvline(0, color="0.6", lw=6, alpha=0.35)
     for i, (name, tr) in enumerate(runs.items()):
         th = tr.theta
-        kw = dict(color=f"C{i}", lw=1.4, ls="-" if "gd" in name else "--", label=name)
-        axes[0].plot(th[:, 0], th[:, 1], **kw)
-        axes[0].plot(th[-1, 0], th[-1, 1], "o", color=f"C{i}", mec="k")
-        axes[1].plot(th[:, 2], th[:, 3], **kw)
-        axes[1].plot(th[-1, 2], th[-1, 3], "o", color=f"C{i}", mec="k")
-    axes[0].set(xlabel="w1", ylabel="w2", xlim=(-1.0, 2.6), ylim=(-1.0, 2.6), title="input weights")
-    axes[1].set(xlabel="v1", ylabel="v2", xlim=(-0.5, 2.6), ylim=(-2.2, 2.4), title="output weights")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="lower right")
+        kw = dict(color=f"C{i}", lw=1.6, ls="-" if "gd" in name else "--", label=name)
+        ax.plot(th[:, 0], th[:, 1], **kw)
+        ax.plot(th[-1, 0], th[-1, 1], "o", color=f"C{i}", mec="k")
+        ax2.plot(th[:, 2], th[:, 3], **kw)
+        ax2.plot(th[-1, 2], th[-1, 3], "o", color=f"C{i}", mec="k")
+    ax.set(xlabel="w1", ylabel="w2", xlim=(-1.5, 2.6), ylim=(-1.5, 1.5), title="input weights")
+    ax2.set(xlabel="v1", ylabel="v2", xlim=(-0.5, 2.6), ylim=(-2.2, 1.0), title="output weights")
+    for a in axes:
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
     save_figure(fig, path)
 
 
