@@ -89,7 +89,7 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None):
                     xytext=(8, 8 if order.tolist().index(i) % 2 == 0 else -14), fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks([])
-    ax.set_xlim(-0.7, len(nodes) - 0.3 + 0.8)
+    ax.set_xlim(-0.7, len(nodes) + 0.9)  # room for the last labels
     ax.set_ylabel("training loss L")
     cb = plt.colorbar(sc, ax=ax, ticks=range(max_index + 1))
     cb.set_label("Morse index (unstable directions)")
