@@ -102,6 +102,9 @@ def _batched_descent(problem, thetas, options, progress) -> list[Trajectory]:
     """Vmapped GD chunks for the whole batch; a member whose chunk reports a stop condition is finished
     by a single replay, exactly as `gradient_descent` would, and frozen afterwards."""
     opts = dict(options)
+    for name in ("lr", "steps"):
+        if name not in opts:
+            raise TypeError(f"run_ensemble('gradient_descent', …) needs {name}=…")
     lr = _checks.positive("lr", opts.pop("lr"))
     steps = _checks.positive_int("steps", opts.pop("steps"), minimum=0)
     gtol = opts.pop("gtol", None)
