@@ -19,3 +19,8 @@ def progress_bar(total: int, desc: str, enable: bool | None, *, threshold: int =
         enable = total > threshold and sys.stderr.isatty()
     return tqdm(total=total, desc=desc, disable=not enable, leave=False, unit="step",
                 unit_scale=True, dynamic_ncols=True)
+
+
+def disabled() -> bool:
+    """Whether FLOWTOOLS_PROGRESS=0 hides progress bars (for scripts that make their own bars)."""
+    return os.environ.get("FLOWTOOLS_PROGRESS") == "0"
