@@ -70,6 +70,13 @@ def sharpness(problem, thetas):
     return np.linalg.eigvalsh(np.asarray(hess(np.asarray(thetas))))[:, -1]
 
 
+def _labels(it, nodes):
+    """Node ids for visits of critical sets; slow regions by kind and signature only (they are not
+    critical sets, and two runs' slow passages are never exactly the same function)."""
+    return [f"slow_region{tuple(v.signature)}" if v.kind == "slow_region" else n
+            for v, n in zip(it.visits, nodes)]
+
+
 def study_case(name, case, cfg, rng_seed, bar):
     problem, theta0 = case["problem"], case["theta0"]
     out = dict(name=name, n_params=problem.n_params, loss=problem.loss_convention)
@@ -79,6 +86,7 @@ def study_case(name, case, cfg, rng_seed, bar):
     flow_it = itinerary(problem, flow)
     lam_max = float(np.linalg.eigvalsh(problem.hessian(flow.final_theta))[-1])
     out["flow"] = dict(status=flow.status.value, t_end=flow.final_time, final_loss=flow.final_loss,
+                       sequence=None,
                        terminal=flow_it.terminal, kinds=flow_it.kinds, lambda_max_attractor=lam_max,
                        edge_of_stability_lr=2.0 / lam_max)
 
@@ -101,6 +109,7 @@ def study_case(name, case, cfg, rng_seed, bar):
                          cfg["n_sweep"])
     graph = SaddleGraph()
     flow_nodes = add_to_graph(graph, flow_it, run="flow")
+    flow_labels = _labels(flow_it, flow_nodes)
     rows = []
     for eta in sweep:
         steps = int(min(round(case["itinerary_T"] / eta), cfg["max_gd_steps"]))
@@ -108,8 +117,10 @@ def study_case(name, case, cfg, rng_seed, bar):
         it = itinerary(problem, gd)
         nodes = add_to_graph(graph, it, run=f"gd eta={eta:.4g}")
         lam_path = sharpness(problem, gd.theta)
-        same = nodes == flow_nodes
-        part = next((i for i, (a, b) in enumerate(zip(nodes, flow_nodes)) if a != b), min(len(nodes), len(flow_nodes)))
+        labels = _labels(it, nodes)
+        same = labels == flow_labels
+        part = next((i for i, (a, b) in enumerate(zip(labels, flow_labels)) if a != b),
+                    min(len(labels), len(flow_labels)))
         converged_to_flow = (it.terminal == "attractor" and flow_it.terminal == "attractor"
                              and nodes[-1] == flow_nodes[-1])
         rows.append(dict(lr=float(eta), lr_times_lambda_max=float(eta * lam_max), steps=steps,
@@ -122,6 +133,7 @@ def study_case(name, case, cfg, rng_seed, bar):
                          t=gd.t, sharpness_path=lam_path))
         bar.update(1)
     out["sweep"] = rows
+    out["flow"]["sequence"] = flow_labels
     # The smallest η beyond the largest one that still reaches the flow's attractor (runs capped
     # before the horizon do not count either way).
     full = [r for r in rows if not r["capped"]]
