@@ -1,0 +1,43 @@
+"""The landscape layer: slow points, critical points, Hessian spectra, symmetry, unstable manifolds.
+
+Trajectory ──► `slow_points` ──► `find_critical_point` (Newton-type, any index) ──► `CriticalPoint`
+(spectrum, Morse signature, kind, reduction) ──► `unstable_manifold` (where its unstable directions lead).
+"""
+
+from .critical import (
+    KINDS,
+    CriticalPoint,
+    classify,
+    critical_point_at,
+    find_critical_point,
+    find_critical_points,
+)
+from .manifolds import ManifoldBranch, UnstableManifold, match_target, unstable_manifold
+from .slow import SlowPoint, slow_points
+from .spectrum import (
+    DEFAULT_RTOL_ZERO,
+    Spectrum,
+    estimate_negative_count,
+    hessian_spectrum,
+    morse_index,
+    signature,
+)
+from .symmetry import (
+    Reduction,
+    canonical_form,
+    function_distance,
+    function_fingerprint,
+    neuron_symmetries,
+    probe_inputs,
+    reduce_network,
+)
+
+__all__ = [
+    "SlowPoint", "slow_points",
+    "UnstableManifold", "ManifoldBranch", "unstable_manifold", "match_target",
+    "CriticalPoint", "find_critical_point", "find_critical_points", "critical_point_at", "classify", "KINDS",
+    "Spectrum", "hessian_spectrum", "morse_index", "signature", "estimate_negative_count",
+    "DEFAULT_RTOL_ZERO",
+    "Reduction", "canonical_form", "reduce_network", "function_distance", "function_fingerprint",
+    "neuron_symmetries", "probe_inputs",
+]

@@ -1,0 +1,418 @@
+"""Critical points: a Newton-type solve of ∇L(θ) = 0 that converges to saddles of every index.
+
+Minimizing L only finds minima. We instead solve the nonlinear system r(θ) = ∇L(θ) = 0, whose Jacobian is
+the Hessian H (symmetric, indefinite, and singular on the lines and planes of critical points that
+networks have), by a trust-region Levenberg–Marquardt method on ½‖∇L‖² (Moré 1978; Nocedal & Wright,
+Numerical Optimization, §10.3):
+
+- **dense** (n ≤ `dense_max`): at each iterate H = QΛQᵀ; in eigen-coordinates a = Qᵀg the step is
+  cᵢ = −λᵢaᵢ / (λᵢ² + μ), i.e. −(H² + μI)⁻¹Hg, with μ the smallest value ≥ μ_min that keeps ‖c‖ within
+  the trust radius Δ (found by bisection on log μ). The floor μ_min = ‖g‖² (Yamashita & Fukushima 2001;
+  Fan & Yuan 2005) makes the step a regularized pseudo-inverse Newton step −H⁺g: components
+  with λᵢ² ≫ μ_min get the full Newton step, nearly singular ones almost none, and the iteration converges
+  quadratically also onto lines and planes of critical points (a local error bound holds there), where
+  undamped Newton would slide along the nearly flat directions. As ‖g‖ → 0 the last steps are plain
+  pseudo-inverse Newton polish steps. Δ follows the usual ratio test ρ = actual / predicted decrease of
+  ‖g‖². The whole loop is one jitted `lax.while_loop`, vmapped over many guesses by
+  `find_critical_points`.
+- **matrix_free** (large n): the same Levenberg–Marquardt step from conjugate gradients on
+  (H² + μI)c = −Hg with Hessian-vector products, μ adapted by the ratio test.
+
+A point is reported as critical only if ‖∇L‖ ≤ `gtol`, re-checked with an independent gradient
+evaluation, and it lies within `radius` of the guess. Otherwise the record says so (success False,
+kind "slow_region") and describes the *guess*, never the failed iterate: a stall at a local minimum of
+‖∇L‖² that is not a critical point, a walk out of the radius (toward a critical point at infinity, as
+saturating σ have), or the iteration budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _checks
+from ..problem import Problem
+from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_spectrum
+from .symmetry import reduce_network
+
+__all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "KINDS",
+           "critical_point_at"]
+
+KINDS = ("minimum", "saddle", "degenerate_minimum", "degenerate_saddle", "slow_region")
+
+# Stop codes of the jitted solver.
+_RUNNING, _CONVERGED, _MAX_ITER, _LEFT_RADIUS, _STALLED, _NON_FINITE = -1, 0, 1, 2, 3, 4
+_CODE_NAMES = {_CONVERGED: "converged", _MAX_ITER: "max_iter", _LEFT_RADIUS: "left_radius",
+               _STALLED: "stalled", _NON_FINITE: "non_finite"}
+
+
+@dataclasses.dataclass
+class CriticalPoint:
+    """A critical point of L (or, when the solve failed, the slow point it started from).
+
+    **Fields:**
+
+    - `theta`, `loss`, `gen_error` (None without a teacher), `grad_norm` (independently re-evaluated).
+    - `eigenvalues`: all Hessian eigenvalues ("dense"), or the computed extreme ones ("lanczos").
+    - `signature`: (n_neg, n_zero, n_pos); `kind`: one of `KINDS`.
+    - `reduces_to`: the widths of the smallest network with the same function, e.g. "1-1-1".
+    - `success`, `status` ("converged", "max_iter", "left_radius", "stalled", "non_finite"), `message`.
+    - `iterations`, `distance` (‖θ − guess‖), `guess`, `spectrum` (the `Spectrum`), `wall_time`.
+
+    A failed solve (`success` False) has kind "slow_region" and describes the guess: its θ, gradient
+    norm and local signature.
+    """
+
+    theta: np.ndarray
+    loss: float
+    gen_error: float | None
+    grad_norm: float
+    eigenvalues: np.ndarray
+    signature: tuple
+    kind: str
+    reduces_to: str
+    success: bool
+    status: str
+    message: str
+    iterations: int = 0
+    distance: float = 0.0
+    guess: np.ndarray | None = None
+    spectrum: Spectrum | None = dataclasses.field(default=None, repr=False)
+    wall_time: float = 0.0
+
+    @property
+    def morse_index(self) -> int:
+        return int(self.signature[0])
+
+    @property
+    def unstable_vectors(self) -> np.ndarray:
+        """Orthonormal eigenvectors of the negative Hessian eigenvalues, shape (n, n_neg)."""
+        return self.spectrum.unstable_vectors
+
+    def to_dict(self, *, theta: bool = True) -> dict:
+        """A JSON-ready dict (numpy values converted)."""
+        out = dict(loss=self.loss, gen_error=self.gen_error, grad_norm=self.grad_norm,
+                   eigenvalues=np.asarray(self.eigenvalues).tolist(), signature=list(self.signature),
+                   kind=self.kind, reduces_to=self.reduces_to, success=self.success, status=self.status,
+                   message=self.message, iterations=self.iterations, distance=self.distance,
+                   wall_time=self.wall_time)
+        if self.spectrum is not None:
+            out.update(spectrum_method=self.spectrum.method, tol_zero=self.spectrum.tol_zero,
+                       spectrum_complete=self.spectrum.complete)
+        if theta:
+            out["theta"] = np.asarray(self.theta).tolist()
+        return out
+
+    def __repr__(self):
+        return (f"CriticalPoint({self.kind}, signature={self.signature}, L={self.loss:.10g}, "
+                f"|grad|={self.grad_norm:.3g}, reduces_to={self.reduces_to!r}, status={self.status!r})")
+
+
+def classify(signature, success: bool = True) -> str:
+    """The kind of a point from its signature: minimum, saddle, degenerate_…, or slow_region.
+
+    With an unknown n_zero (a Lanczos signature) the point is called nondegenerate.
+    """
+    if not success:
+        return "slow_region"
+    n_neg, n_zero = signature[0], signature[1]
+    degenerate = bool(n_zero)
+    if n_neg == 0:
+        return "degenerate_minimum" if degenerate else "minimum"
+    return "degenerate_saddle" if degenerate else "saddle"
+
+
+# ------------------------------------------------------------------------------- dense LM (jitted)
+def _tr_step(lam, a, delta, mu_min):
+    """The trust-region LM step in eigen-coordinates: (c, predicted ‖g + Hc‖²).
+
+    cᵢ = −λᵢaᵢ / (λᵢ² + μ) with μ ≥ `mu_min` the smallest value with ‖c‖ ≤ Δ (bisection on log μ).
+    """
+    def step(mu):
+        den = lam * lam + mu
+        return jnp.where(den > 0, -lam * a / jnp.where(den > 0, den, 1.0), 0.0)
+
+    c0 = step(mu_min)
+    inside = jnp.linalg.norm(c0) <= delta
+    la = lam * a
+    mu_hi = jnp.maximum(jnp.linalg.norm(la) / delta, 1e-300)
+    log_hi = jnp.log(mu_hi)
+    log_lo = jnp.maximum(log_hi - 80.0, jnp.log(jnp.maximum(mu_min, 1e-300)))
+
+    def bisect(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        too_long = jnp.linalg.norm(step(jnp.exp(mid))) > delta
+        return jnp.where(too_long, mid, lo), jnp.where(too_long, hi, mid)
+
+    _, log_mu = jax.lax.fori_loop(0, 60, bisect, (log_lo, log_hi))
+    c = jnp.where(inside, c0, step(jnp.exp(log_mu)))
+    pred = jnp.sum((a + lam * c) ** 2)
+    return c, pred
+
+
+def _lm_dense(problem, theta0, radius, gtol, max_iter, delta0, rcond, lm_scale):
+    def hess(th):
+        H = problem.hessian_fn(th)
+        return 0.5 * (H + H.T)
+
+    g0 = problem.grad_fn(theta0)
+    f0 = g0 @ g0
+    code0 = jnp.where(jnp.sqrt(f0) <= gtol, _CONVERGED, jnp.where(jnp.isfinite(f0), _RUNNING, _NON_FINITE))
+    state = (theta0, g0, f0, jnp.asarray(delta0, theta0.dtype), jnp.asarray(0), code0)
+
+    def cond(s):
+        return s[5] == _RUNNING
+
+    def body(s):
+        theta, g, f, delta, it, _ = s
+        lam, Q = jnp.linalg.eigh(hess(theta))
+        a = Q.T @ g
+        # Levenberg–Marquardt floor μ ≥ ‖g‖² (Yamashita & Fukushima 2001): quadratic convergence also
+        # onto non-isolated solutions (lines and planes of critical points), where the pure Newton step
+        # along the nearly singular directions is ill-determined.
+        lam_max = jnp.max(jnp.abs(lam))
+        mu_min = jnp.maximum(lm_scale * f, (rcond * lam_max) ** 2)
+        c, pred = _tr_step(lam, a, delta, mu_min)
+        step = Q @ c
+        snorm = jnp.linalg.norm(c)
+        trial = theta + step
+        g_new = problem.grad_fn(trial)
+        f_new = g_new @ g_new
+        finite = jnp.isfinite(f_new)
+        rho = (f - f_new) / jnp.maximum(f - pred, 1e-300)
+        accept = finite & (f_new < f) & (rho > 1e-4)
+        theta = jnp.where(accept, trial, theta)
+        g = jnp.where(accept, g_new, g)
+        f = jnp.where(accept, f_new, f)
+        delta = jnp.where(~accept | (rho < 0.25), 0.25 * jnp.minimum(snorm, delta),
+                          jnp.where((rho > 0.75) & (snorm > 0.99 * delta), 2.0 * delta, delta))
+        delta = jnp.minimum(delta, radius)
+        it = it + 1
+        scale = 1.0 + jnp.linalg.norm(theta)
+        code = jnp.select(
+            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - theta0) > radius, ~jnp.isfinite(f),
+             delta < 1e-15 * scale, it >= max_iter],
+            [_CONVERGED, _LEFT_RADIUS, _NON_FINITE, _STALLED, _MAX_ITER], _RUNNING)
+        return theta, g, f, delta, it, code
+
+    theta, g, f, delta, it, code = jax.lax.while_loop(cond, body, state)
+    return theta, jnp.sqrt(f), it, code
+
+
+@eqx.filter_jit
+def _solve_dense(problem, theta0, radius, gtol, max_iter, delta0, rcond, lm_scale):
+    return _lm_dense(problem, theta0, radius, gtol, max_iter, delta0, rcond, lm_scale)
+
+
+@eqx.filter_jit
+def _solve_dense_batch(problem, thetas, radius, gtol, max_iter, delta0, rcond, lm_scale):
+    return jax.vmap(lambda th, r, d: _lm_dense(problem, th, r, gtol, max_iter, d, rcond, lm_scale))(
+        thetas, radius, delta0)
+
+
+# -------------------------------------------------------------------------- matrix-free LM (jitted)
+@eqx.filter_jit
+def _solve_matrix_free(problem, theta0, radius, gtol, max_iter, cg_iter, cg_rtol):
+    hvp = lambda th, v: problem.hvp_fn(th, v)  # noqa: E731
+    g0 = problem.grad_fn(theta0)
+    f0 = g0 @ g0
+
+    def cg(theta, rhs, mu):
+        # Conjugate gradients on (H² + μI) x = rhs.
+        op = lambda v: hvp(theta, hvp(theta, v)) + mu * v  # noqa: E731
+        x = jnp.zeros_like(rhs)
+        r = rhs
+        p = r
+        rr = r @ r
+        stop = cg_rtol * cg_rtol * rr
+
+        def cond(s):
+            return (s[4] < cg_iter) & (s[3] > stop)
+
+        def body(s):
+            x, r, p, rr, k = s
+            Ap = op(p)
+            alpha = rr / jnp.maximum(p @ Ap, 1e-300)
+            x = x + alpha * p
+            r = r - alpha * Ap
+            rr_new = r @ r
+            p = r + (rr_new / jnp.maximum(rr, 1e-300)) * p
+            return x, r, p, rr_new, k + 1
+
+        x, *_ = jax.lax.while_loop(cond, body, (x, r, p, rr, jnp.asarray(0)))
+        return x
+
+    mu0 = jnp.linalg.norm(hvp(theta0, g0)) / jnp.maximum(jnp.sqrt(f0), 1e-300) * 1e-2
+    code0 = jnp.where(jnp.sqrt(f0) <= gtol, _CONVERGED, jnp.where(jnp.isfinite(f0), _RUNNING, _NON_FINITE))
+
+    def body(s):
+        theta, g, f, mu, it, _ = s
+        Hg = hvp(theta, g)
+        step = cg(theta, -Hg, mu)
+        trial = theta + step
+        g_new = problem.grad_fn(trial)
+        f_new = g_new @ g_new
+        Hs = hvp(theta, step)
+        pred = jnp.sum((g + Hs) ** 2)
+        rho = (f - f_new) / jnp.maximum(f - pred, 1e-300)
+        accept = jnp.isfinite(f_new) & (f_new < f) & (rho > 1e-4)
+        theta = jnp.where(accept, trial, theta)
+        g = jnp.where(accept, g_new, g)
+        f = jnp.where(accept, f_new, f)
+        mu = jnp.where(accept & (rho > 0.75), mu / 4.0, jnp.where(accept & (rho > 0.25), mu, mu * 4.0))
+        mu = jnp.maximum(mu, 1e-300)
+        it = it + 1
+        code = jnp.select(
+            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - theta0) > radius, ~jnp.isfinite(f),
+             mu > 1e300, it >= max_iter],
+            [_CONVERGED, _LEFT_RADIUS, _NON_FINITE, _STALLED, _MAX_ITER], _RUNNING)
+        return theta, g, f, mu, it, code
+
+    theta, g, f, mu, it, code = jax.lax.while_loop(
+        lambda s: s[5] == _RUNNING, body, (theta0, g0, f0, mu0, jnp.asarray(0), code0))
+    return theta, jnp.sqrt(f), it, code
+
+
+# ------------------------------------------------------------------------------------- public API
+def _settings(problem, theta_guess, radius, gtol, max_iter, method, dense_max):
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    gtol = _checks.positive("gtol", gtol)
+    max_iter = _checks.positive_int("max_iter", max_iter)
+    method = _checks.choice("method", method, ["auto", "dense", "matrix_free"])
+    if method == "auto":
+        method = "dense" if problem.n_params <= dense_max else "matrix_free"
+    if radius is not None:
+        radius = _checks.positive("radius", radius, allow_inf=True)
+    return gtol, max_iter, method, radius
+
+
+def _default_radius(theta):
+    return 1.0 + float(np.linalg.norm(theta))
+
+
+def critical_point_at(problem: Problem, theta, *, success: bool = True, status: str = "converged",
+                      message: str = "", spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
+                      guess=None, iterations: int = 0, wall_time: float = 0.0) -> CriticalPoint:
+    """Build the `CriticalPoint` record of θ (L, ‖∇L‖, R, spectrum, kind, reduction) without solving."""
+    theta = np.asarray(theta, dtype=np.float64)
+    opts = dict(rtol_zero=DEFAULT_RTOL_ZERO)
+    opts.update(spectrum_options or {})
+    spec = hessian_spectrum(problem, theta, **opts)
+    loss, g = problem.value_and_grad(theta)
+    gen = problem.gen_error(theta) if problem.has_population else None
+    red = reduce_network(problem.model, theta, atol=reduce_atol)
+    dist = 0.0 if guess is None else float(np.linalg.norm(theta - guess))
+    return CriticalPoint(theta=theta, loss=loss, gen_error=gen, grad_norm=float(np.linalg.norm(g)),
+                         eigenvalues=spec.eigenvalues, signature=spec.signature,
+                         kind=classify(spec.signature, success), reduces_to=red.reduces_to, success=success,
+                         status=status, message=message, iterations=iterations, distance=dist,
+                         guess=None if guess is None else np.asarray(guess), spectrum=spec,
+                         wall_time=wall_time)
+
+
+def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectrum_options, reduce_atol,
+            wall):
+    code = int(code)
+    g_check = problem.grad(theta) if np.all(np.isfinite(theta)) else np.full(problem.n_params, np.nan)
+    gnorm = float(np.linalg.norm(g_check))
+    dist = float(np.linalg.norm(theta - guess))
+    ok = code == _CONVERGED and math.isfinite(gnorm) and gnorm <= gtol and dist <= radius
+    if ok:
+        msg = f"|grad L| = {gnorm:.3g} <= gtol={gtol:g} after {it} iterations, {dist:.3g} from the guess"
+        return critical_point_at(problem, theta, success=True, status="converged", message=msg,
+                                 spectrum_options=spectrum_options, reduce_atol=reduce_atol, guess=guess,
+                                 iterations=it, wall_time=wall)
+    status = _CODE_NAMES.get(code, "failed")
+    if code == _CONVERGED:  # the independent check disagrees (round-off in the solver's gradient)
+        status = "stalled"
+    reason = {
+        "max_iter": f"no critical point after max_iter={it} iterations (best |grad L| = {gnorm_solver:.3g})",
+        "left_radius": f"the iterates left the radius {radius:g} around the guess",
+        "stalled": f"stalled at |grad L| = {gnorm_solver:.3g}: a local minimum of |grad L|² that is not a "
+                   f"critical point, or round-off above gtol={gtol:g}",
+        "non_finite": "the gradient became non-finite",
+    }.get(status, "failed")
+    msg = f"{reason}; this record describes the guess (a slow region, not a critical point)"
+    return critical_point_at(problem, guess, success=False, status=status, message=msg,
+                             spectrum_options=spectrum_options, reduce_atol=reduce_atol, guess=guess,
+                             iterations=it, wall_time=wall)
+
+
+def find_critical_point(problem: Problem, theta_guess, *, radius: float | None = None, gtol: float = 1e-12,
+                        max_iter: int = 200, method: str = "auto", dense_max: int = 2000,
+                        initial_trust: float | None = None, rcond: float = 1e-12, lm_scale: float = 1.0,
+                        cg_iter: int = 200,
+                        spectrum_options: dict | None = None, reduce_atol: float = 1e-6) -> CriticalPoint:
+    """Solve ∇L(θ) = 0 near `theta_guess`; minima and saddles of every index alike.
+
+    **Arguments:**
+
+    - `problem`, `theta_guess`: the problem and the starting point (e.g. a slow point of a trajectory).
+    - `radius`: give up when the iterates leave the ball of this radius around the guess
+      (default 1 + ‖guess‖).
+    - `gtol`: success means ‖∇L‖ ≤ gtol, checked independently at the returned point.
+    - `max_iter`: iteration budget.
+    - `method`: "dense" (eigendecomposition trust-region LM, exact Hessians), "matrix_free" (LM with
+      CG on Hessian-vector products) or "auto" (dense up to `dense_max` parameters).
+    - `initial_trust`: the first trust radius (default 0.1·(1 + ‖guess‖), at most `radius`).
+    - `rcond`, `lm_scale`: the damping μ never drops below max(lm_scale·‖∇L‖², (rcond·max|λ|)²)
+      (Levenberg–Marquardt regularization that keeps the step well defined on critical manifolds).
+    - `cg_iter`: CG iterations per matrix-free step.
+    - `spectrum_options`: passed to `hessian_spectrum` for the classification (e.g. `rtol_zero`).
+    - `reduce_atol`: tolerance of `reduce_network` for `reduces_to`.
+
+    **Returns:** a `CriticalPoint`. On failure `success` is False, `kind` is "slow_region" and the
+    record describes the guess; `status` and `message` say why.
+    """
+    theta_guess = _checks.theta_vector("theta_guess", theta_guess, problem.n_params)
+    gtol, max_iter, method, radius = _settings(problem, theta_guess, radius, gtol, max_iter, method,
+                                               dense_max)
+    radius = _default_radius(theta_guess) if radius is None else radius
+    delta0 = initial_trust if initial_trust is not None else 0.1 * (1.0 + float(np.linalg.norm(theta_guess)))
+    delta0 = min(_checks.positive("initial_trust", delta0), radius)
+    f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
+    t0 = time.perf_counter()
+    th0 = jnp.asarray(theta_guess)
+    if method == "dense":
+        out = _solve_dense(problem, th0, f(radius), f(gtol), jnp.asarray(max_iter), f(delta0), f(rcond),
+                           f(lm_scale))
+    else:
+        out = _solve_matrix_free(problem, th0, f(radius), f(gtol), jnp.asarray(max_iter),
+                                 jnp.asarray(cg_iter), f(1e-10))
+    theta, gnorm, it, code = jax.block_until_ready(out)
+    wall = time.perf_counter() - t0
+    return _finish(problem, theta_guess, np.asarray(theta), float(gnorm), int(it), int(code), radius, gtol,
+                   spectrum_options, reduce_atol, wall)
+
+
+def find_critical_points(problem: Problem, guesses, *, radius: float | None = None, gtol: float = 1e-12,
+                         max_iter: int = 200, initial_trust: float | None = None, rcond: float = 1e-12,
+                         lm_scale: float = 1.0, spectrum_options: dict | None = None,
+                         reduce_atol: float = 1e-6) -> list[CriticalPoint]:
+    """`find_critical_point` from each row of `guesses`, the dense solves vmapped into one jitted call.
+
+    Each guess keeps its own default radius (1 + ‖guess‖) and first trust radius unless given.
+    """
+    guesses = _checks.theta_batch("guesses", guesses, problem.n_params)
+    gtol, max_iter, _, _ = _settings(problem, guesses[0], radius, gtol, max_iter, "dense", 10**9)
+    norms = np.linalg.norm(guesses, axis=1)
+    radii = np.full(len(guesses), radius) if radius is not None else 1.0 + norms
+    delta0 = np.full(len(guesses), initial_trust) if initial_trust is not None else 0.1 * (1.0 + norms)
+    delta0 = np.minimum(delta0, radii)
+    f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
+    t0 = time.perf_counter()
+    theta, gnorm, it, code = jax.block_until_ready(_solve_dense_batch(
+        problem, jnp.asarray(guesses), f(radii), f(gtol), jnp.asarray(max_iter), f(delta0), f(rcond),
+        f(lm_scale)))
+    wall = (time.perf_counter() - t0) / len(guesses)
+    theta, gnorm, it, code = (np.asarray(x) for x in (theta, gnorm, it, code))
+    return [_finish(problem, guesses[i], theta[i], float(gnorm[i]), int(it[i]), int(code[i]), float(radii[i]),
+                    gtol, spectrum_options, reduce_atol, wall) for i in range(len(guesses))]

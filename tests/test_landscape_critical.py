@@ -1,0 +1,156 @@
+"""Critical points: the origin and the duplicated-neuron line of the minimal model (REFERENCES.md §1),
+teacher–student sweeps (never a non-critical point reported as critical), records."""
+
+import json
+from collections import Counter
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import flowtools as ft
+from flowtools.landscape import (
+    KINDS,
+    CriticalPoint,
+    classify,
+    critical_point_at,
+    find_critical_point,
+    find_critical_points,
+)
+
+
+def _xy(problem):
+    return np.asarray(problem.x).ravel(), np.asarray(problem.y).ravel()
+
+
+def test_origin_is_index_two_saddle_with_eigenvalues_pm_mean_xy(minimal_half):
+    x, y = _xy(minimal_half)
+    m = np.mean(x * y)
+    cp = find_critical_point(minimal_half, np.array([0.02, -0.01, 0.015, 0.03]), radius=0.5)
+    assert cp.success and cp.status == "converged"
+    assert np.max(np.abs(cp.theta)) < 1e-10
+    assert np.linalg.norm(minimal_half.grad(cp.theta)) <= 1e-12
+    assert cp.signature == (2, 0, 2) and cp.kind == "saddle"
+    np.testing.assert_allclose(np.sort(cp.eigenvalues), [-m, -m, m, m], rtol=1e-10, atol=1e-12)
+    assert cp.reduces_to == "1-0-1"  # the zero network: both neurons dead
+
+
+@pytest.fixture(scope="module")
+def one_neuron_optimum(published_data):
+    p1 = ft.Problem(ft.MLP((1, 1, 1), "tanh", bias=False), published_data, "half_mse")
+    cp = find_critical_point(p1, np.array([1.0, 1.5]), radius=5.0)
+    assert cp.success and cp.kind == "minimum"
+    return p1, cp
+
+
+def test_duplicated_line_sign_rule(minimal_half, one_neuron_optimum):
+    """w1 = w2 = w*, v1 = λv*, v2 = (1 − λ)v*: one zero eigenvalue; saddle iff λ(1 − λ)h < 0."""
+    p1, cp1 = one_neuron_optimum
+    w_star, v_star = cp1.theta
+    x, y = _xy(minimal_half)
+    sigma = minimal_half.model.activation.fn
+    d2sigma = jax.vmap(jax.grad(jax.grad(sigma)))
+    e = p1.predict(cp1.theta, x).ravel() - y
+    h = v_star * np.mean(e * np.asarray(d2sigma(jnp.asarray(w_star * x))) * x**2)
+    assert h < 0  # REFERENCES.md §1: on the published data set the segment (0, 1) is saddles
+    for lam in [-1.0, -0.3, 0.1, 0.3, 0.5, 0.7, 0.9, 1.3, 2.0]:
+        theta = np.array([w_star, w_star, lam * v_star, (1 - lam) * v_star])
+        assert np.linalg.norm(minimal_half.grad(theta)) < 1e-12
+        cp = critical_point_at(minimal_half, theta)
+        predicted_saddle = lam * (1 - lam) * h < 0
+        assert cp.signature[1] == 1, (lam, cp.eigenvalues)
+        assert cp.signature[0] == (1 if predicted_saddle else 0), (lam, cp.eigenvalues)
+        assert cp.kind == ("degenerate_saddle" if predicted_saddle else "degenerate_minimum")
+        assert cp.reduces_to == "1-1-1"
+        # The zero eigenvector points along the line (v1 − v2 direction).
+        z = cp.spectrum.zero_vectors[:, 0]
+        assert abs(abs(z @ np.array([0, 0, 1, -1]) / np.sqrt(2)) - 1) < 1e-6
+        # Newton refinement from a nearby point lands back on the line, with the same type.
+        kick = 1e-3 * np.array([1.0, -0.7, 0.4, 0.2])
+        ref = find_critical_point(minimal_half, theta + kick, radius=0.05)
+        assert ref.success and ref.grad_norm <= 1e-12 and ref.kind == cp.kind, (lam, ref)
+
+
+def _teacher_student(d, k, act, n=40, noise=0.1):
+    teacher = ft.MLP((d, 2, 1), "tanh")
+    data = ft.teacher_dataset((teacher, teacher.init(7)), n, noise=noise, seed=d)
+    return ft.Problem(ft.MLP((d, k, 1), act), data)
+
+
+def _sweep(configs, n_guesses):
+    counts = Counter()
+    for d, k, act in configs:
+                p = _teacher_student(d, k, act)
+                guesses = np.stack([np.asarray(p.model.init(s)) for s in range(n_guesses)])
+                for cp in find_critical_points(p, guesses):
+                    g = np.linalg.norm(p.grad(cp.theta))
+                    if cp.success:
+                        assert g <= 1e-10, (d, k, act, cp)
+                        assert cp.kind in KINDS[:4]
+                        counts["found"] += 1
+                    else:
+                        # A failure describes the guess, which is not critical; never a success.
+                        assert cp.kind == "slow_region" and np.array_equal(cp.theta, cp.guess)
+                        counts["failed"] += 1
+                    counts[cp.kind] += 1
+    return counts
+
+
+def test_teacher_student_reported_points_are_critical():
+    counts = _sweep([(1, 3, "tanh"), (2, 2, "softplus"), (2, 4, "gelu")], 10)
+    assert counts["found"] > 0
+    print(dict(counts))
+
+
+@pytest.mark.slow
+def test_teacher_student_full_sweep():
+    configs = [(d, k, act) for d in (1, 2) for act in ("tanh", "softplus", "gelu") for k in range(1, 9)]
+    counts = _sweep(configs, 50)
+    print(dict(counts))
+    assert counts["found"] + counts["failed"] == 2 * 8 * 3 * 50
+
+
+def test_failure_reports_the_guess_not_the_iterate(minimal_half):
+    guess = np.array([0.7, -1.1, 0.4, 2.0])
+    cp = find_critical_point(minimal_half, guess, radius=1e-3, max_iter=5)
+    assert not cp.success and cp.kind == "slow_region"
+    assert np.array_equal(cp.theta, guess)
+    assert cp.grad_norm == pytest.approx(np.linalg.norm(minimal_half.grad(guess)))
+    assert cp.status in ("left_radius", "max_iter", "stalled")
+
+
+def test_batched_equals_single(minimal_half):
+    guesses = np.array([[0.02, -0.01, 0.015, 0.03], [1.0, 1.0, 1.0, 1.0], [-1.2, 0.8, -0.5, 1.5]])
+    batch = find_critical_points(minimal_half, guesses, radius=3.0)
+    for g, b in zip(guesses, batch):
+        s = find_critical_point(minimal_half, g, radius=3.0)
+        assert s.success == b.success and s.kind == b.kind
+        if s.success:
+            np.testing.assert_allclose(s.theta, b.theta, atol=1e-8)
+
+
+def test_matrix_free_agrees_with_dense():
+    p = _teacher_student(2, 3, "tanh")
+    dense = find_critical_point(p, np.asarray(p.model.init(3)), method="dense", max_iter=300)
+    assert dense.success
+    mf = find_critical_point(p, dense.theta + 1e-4 * np.ones(p.n_params), method="matrix_free",
+                             gtol=1e-10, radius=0.1)
+    assert mf.success and np.linalg.norm(p.grad(mf.theta)) <= 1e-10
+    assert mf.signature == dense.signature and abs(mf.loss - dense.loss) < 1e-10
+
+
+def test_record_is_json_ready(minimal_half):
+    cp = find_critical_point(minimal_half, np.array([0.02, -0.01, 0.015, 0.03]), radius=0.5)
+    d = json.loads(json.dumps(cp.to_dict()))
+    assert d["kind"] == "saddle" and d["signature"] == [2, 0, 2] and len(d["theta"]) == 4
+    assert isinstance(cp, CriticalPoint) and "saddle" in repr(cp)
+
+
+def test_classify():
+    assert classify((0, 0, 4)) == "minimum"
+    assert classify((0, 1, 3)) == "degenerate_minimum"
+    assert classify((2, 0, 2)) == "saddle"
+    assert classify((1, 1, 2)) == "degenerate_saddle"
+    assert classify((1, None, None)) == "saddle"
+    assert classify((1, 0, 3), success=False) == "slow_region"

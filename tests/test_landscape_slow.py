@@ -1,0 +1,53 @@
+"""Slow points: dips of ‖∇L‖ over log-time."""
+
+import numpy as np
+
+import flowtools as ft
+from flowtools.landscape import find_critical_point, slow_points
+
+
+def _synthetic(t, g, status=ft.Status.CONVERGED):
+    theta = np.stack([t, t], axis=1)
+    return ft.Trajectory(t=t, theta=theta, loss=1.0 / (1 + t), grad_norm=g, gen_error=None, status=status,
+                         message="synthetic", stats={}, method="gradient_flow")
+
+
+def test_two_plateaus_and_the_end():
+    t = np.geomspace(1e-3, 1e5, 400)
+    s = np.log10(t)
+    # log10 |grad|: dips of depth 3 at t = 1 and depth 2 at t = 1e3, then convergence.
+    y = -1 - 3 * np.exp(-((s - 0) / 0.3) ** 2) - 2 * np.exp(-((s - 3) / 0.3) ** 2) - 6 / (1 + np.exp(-(s - 4.5) * 8))
+    pts = slow_points(_synthetic(t, 10**y))
+    assert len(pts) == 3
+    assert abs(np.log10(pts[0].t)) < 0.05 and abs(np.log10(pts[1].t) - 3) < 0.05
+    assert abs(pts[0].depth - 3) < 0.1 and abs(pts[1].depth - 2) < 0.1
+    assert pts[2].at_end and pts[2].index == len(t) - 1
+    assert pts[0].t_start < pts[0].t < pts[0].t_end
+
+
+def test_noise_does_not_create_dips():
+    rng = np.random.default_rng(0)
+    t = np.geomspace(1e-3, 1e3, 2000)
+    y = -1 - 2 * np.exp(-(np.log10(t) / 0.4) ** 2) + 0.3 * rng.standard_normal(t.size)
+    pts = slow_points(_synthetic(t, 10**y, ft.Status.T1_REACHED), smooth=0.2, include_end=False)
+    assert len(pts) == 1 and abs(np.log10(pts[0].t)) < 0.2
+
+
+def test_short_and_degenerate_trajectories():
+    assert slow_points(_synthetic(np.array([0.0]), np.array([1.0]))) == []
+    two = slow_points(_synthetic(np.array([0.0, 1.0, 2.0]), np.array([1.0, 0.5, np.nan])))
+    assert len(two) == 1 and two[0].at_end is True and two[0].index == 1
+    assert slow_points(_synthetic(np.array([1.0, 2.0]), np.array([1.0, 0.5])), include_end=False) == []
+
+
+def test_published_flow_plateau_then_attractor(minimal_half):
+    traj = ft.gradient_flow(minimal_half, np.array([-0.13, 0.13, 0.16, -0.15]), gtol=1e-8, n_save=300)
+    pts = slow_points(traj)
+    assert len(pts) == 2
+    plateau, end = pts
+    assert plateau.t < 3 and plateau.loss > 0.79  # the plateau near the origin
+    assert end.at_end and end.grad_norm <= 1e-8
+    cp = find_critical_point(minimal_half, plateau.theta, radius=0.5)
+    assert cp.success and cp.signature == (2, 0, 2)  # the origin
+    cp_end = find_critical_point(minimal_half, end.theta, radius=0.1)
+    assert cp_end.kind == "minimum"

@@ -1,0 +1,110 @@
+"""Hessian spectra: dense vs. Lanczos signatures, a planted saddle with a known Morse index."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import flowtools as ft
+from flowtools.landscape import estimate_negative_count, hessian_spectrum, morse_index, signature
+
+
+def planted_saddle(d, n, k_live, n_dead, n_idle, noise=0.1, seed=0):
+    """A critical point of a d-(k_live + n_dead + n_idle)-1 tanh net whose Morse index is known.
+
+    Live neurons are random; dead neurons have random incoming and zero outgoing weights; idle neurons are
+    all zero. Targets y = f_live + ξ with ξ ⊥ span(live Jacobian, [x, 1], dead features), so θ is critical,
+    each idle neuron adds only zero eigenvalues and each dead neuron exactly one negative one (a 2×2 block
+    [[0, c], [c, s]] per neuron, c = mean(e σ'(w·x̃) x̃) ≠ 0): index = n_dead + index(live Hessian).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    xt = np.hstack([x, np.ones((n, 1))])
+    live = ft.MLP((d, k_live, 1), "tanh")
+    th_live = jnp.asarray(live.init(seed + 1, "he"))
+    f_live = np.asarray(live.apply(th_live, jnp.asarray(x))).ravel()
+    J = np.asarray(jax.jacfwd(lambda th: live.apply(th, jnp.asarray(x)).ravel())(th_live))
+    W_dead = 2.0 * rng.standard_normal((n_dead, d + 1)) / np.sqrt(d + 1)
+    Q, _ = np.linalg.qr(np.hstack([J, xt, np.tanh(xt @ W_dead.T)]))
+    xi = rng.standard_normal(n)
+    xi -= Q @ (Q.T @ xi)
+    xi *= noise * np.sqrt(n) / np.linalg.norm(xi)
+    (W1, b1), (W2, b2) = [(np.asarray(W), np.asarray(b)) for W, b in live.unflatten(th_live)]
+    width = k_live + n_dead + n_idle
+    layers = [(np.vstack([W1, W_dead[:, :d], np.zeros((n_idle, d))]),
+               np.concatenate([b1, W_dead[:, d], np.zeros(n_idle)])),
+              (np.concatenate([W2.ravel(), np.zeros(n_dead + n_idle)])[None, :], b2)]
+    model = ft.MLP((d, width, 1), "tanh")
+    data = ft.Dataset(x, f_live + xi, name="planted saddle")
+    return ft.Problem(model, data), np.asarray(model.flatten(layers)), ft.Problem(live, data), np.asarray(th_live)
+
+
+def test_signature_helper():
+    assert signature([-2.0, -1e-12, 0.0, 3.0]) == (1, 2, 1)
+    assert signature([-2.0, 1e-3, 3.0], rtol_zero=1e-2) == (1, 1, 1)
+
+
+def test_origin_spectrum_dense_and_lanczos(minimal_half):
+    x, y = np.asarray(minimal_half.x).ravel(), np.asarray(minimal_half.y).ravel()
+    m = np.mean(x * y)
+    for method in ("dense", "lanczos"):
+        spec = hessian_spectrum(minimal_half, np.zeros(4), method=method)
+        assert spec.signature == (2, 0, 2) and spec.complete
+        np.testing.assert_allclose(np.sort(spec.eigenvalues), [-m, -m, m, m], rtol=1e-10)
+        U = spec.unstable_vectors
+        assert U.shape == (4, 2)
+        H = minimal_half.hessian(np.zeros(4))
+        np.testing.assert_allclose(U.T @ H @ U, -m * np.eye(2), atol=1e-10)
+
+
+@pytest.mark.parametrize("widths,act", [((1, 3, 1), "tanh"), ((2, 5, 1), "softplus"), ((2, 4, 3, 1), "gelu")])
+def test_lanczos_equals_dense_small_nets(widths, act):
+    teacher = ft.MLP((widths[0], 2, 1), "tanh")
+    data = ft.teacher_dataset((teacher, teacher.init(3)), 30, noise=0.1, seed=1)
+    p = ft.Problem(ft.MLP(widths, act), data)
+    for seed in range(2):
+        th = np.asarray(p.model.init(seed))
+        d = hessian_spectrum(p, th, method="dense")
+        lz = hessian_spectrum(p, th, method="lanczos")
+        assert lz.signature == d.signature and lz.complete
+        np.testing.assert_allclose(np.sort(lz.eigenvalues), d.eigenvalues, atol=1e-10 * d.scale)
+
+
+@pytest.mark.parametrize("d,n,n_dead,n_idle", [(10, 256, 6, 60), (10, 256, 12, 150)])
+def test_lanczos_morse_index_equals_dense_on_planted_saddle(d, n, n_dead, n_idle):
+    p, th, p_live, th_live = planted_saddle(d, n, 3, n_dead, n_idle)
+    assert np.linalg.norm(p.grad(th)) < 1e-12
+    live_index = hessian_spectrum(p_live, th_live, method="dense").n_neg
+    dense = hessian_spectrum(p, th, method="dense")
+    lz = hessian_spectrum(p, th, method="lanczos")
+    assert dense.n_neg == n_dead + live_index  # the planted index
+    assert lz.complete and lz.signature[0] == dense.signature[0]
+    assert lz.signature[1:] == (None, None)
+    np.testing.assert_allclose(lz.eigenvalues[: lz.n_neg], dense.eigenvalues[: dense.n_neg],
+                               atol=1e-9 * dense.scale)
+    # Unstable eigenvectors: orthonormal, with Rayleigh quotients equal to the negative eigenvalues.
+    U = lz.unstable_vectors
+    np.testing.assert_allclose(U.T @ U, np.eye(U.shape[1]), atol=1e-8)
+    HU = np.stack([p.hvp(th, u) for u in U.T], axis=1)
+    np.testing.assert_allclose(np.sort(np.diag(U.T @ HU)), lz.eigenvalues[: lz.n_neg], atol=1e-8 * lz.scale)
+    assert morse_index(p, th, method="lanczos") == dense.n_neg
+
+
+def test_budget_exhausted_gives_lower_bound():
+    p, th, _, _ = planted_saddle(10, 256, 3, 12, 60)
+    exact = hessian_spectrum(p, th, method="dense").n_neg
+    lz = hessian_spectrum(p, th, method="lanczos", max_matvecs=60)
+    assert not lz.complete and lz.n_neg <= exact
+    with pytest.raises(RuntimeError):
+        morse_index(p, th, method="lanczos", max_matvecs=60)
+
+
+def test_stochastic_count_estimate():
+    teacher = ft.MLP((2, 2, 1), "tanh")
+    data = ft.teacher_dataset((teacher, teacher.init(3)), 40, noise=0.1, seed=1)
+    p = ft.Problem(ft.MLP((2, 10, 10, 1), "tanh"), data)
+    th = np.asarray(p.model.init(0))
+    exact = hessian_spectrum(p, th, method="dense").n_neg
+    # With steps = n the quadrature is exact and only the probe sampling remains (Hutchinson).
+    est = estimate_negative_count(p, th, n_probes=30, steps=p.n_params)
+    assert abs(est["estimate"] - exact) < 4 * est["stderr"]
