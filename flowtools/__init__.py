@@ -21,8 +21,26 @@ from .dynamics import (  # noqa: E402
     run_ensemble,
     sgd,
 )
+from .graph import SaddleGraph  # noqa: E402
+from .itinerary import Itinerary, Visit, add_to_graph, itinerary  # noqa: E402
+from .landscape import (  # noqa: E402
+    CriticalPoint,
+    Spectrum,
+    UnstableManifold,
+    canonical_form,
+    find_critical_point,
+    find_critical_points,
+    function_distance,
+    function_fingerprint,
+    hessian_spectrum,
+    morse_index,
+    reduce_network,
+    slow_points,
+    unstable_manifold,
+)
 from .models import MLP  # noqa: E402
 from .problem import LOSS_CONVENTIONS, Problem  # noqa: E402
+from .splitting import inner_hessian, predict_split, split_neuron  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -32,4 +50,9 @@ __all__ = [
     "MLP", "Problem", "LOSS_CONVENTIONS",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
     "datasets", "io",
+    "slow_points", "find_critical_point", "find_critical_points", "CriticalPoint", "hessian_spectrum",
+    "Spectrum", "morse_index", "canonical_form", "reduce_network", "function_distance",
+    "function_fingerprint", "unstable_manifold", "UnstableManifold",
+    "itinerary", "Itinerary", "Visit", "add_to_graph", "SaddleGraph",
+    "split_neuron", "inner_hessian", "predict_split",
 ]
