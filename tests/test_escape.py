@@ -1,0 +1,223 @@
+"""Escape times, the linearized prediction, plateau lengths, scaling fits and bottleneck inits."""
+
+import math
+import types
+
+import numpy as np
+import pytest
+
+import flowtools as ft
+from flowtools import escape as E
+
+
+def _traj(t, theta, loss=None, method="gradient_flow"):
+    t = np.asarray(t, float)
+    theta = np.asarray(theta, float)
+    loss = np.zeros(t.size) if loss is None else np.asarray(loss, float)
+    return types.SimpleNamespace(t=t, theta=theta, loss=loss, method=method)
+
+
+# ------------------------------------------------------------------ escape_time on synthetic paths
+def test_escape_time_exponential_growth_is_exact_with_linear_interpolation():
+    lam, d0, R = 0.7, 1e-4, 0.3
+    t = np.linspace(0, 20, 41)  # coarse: 0.5 apart
+    theta = np.stack([d0 * np.exp(lam * t), np.zeros_like(t)], axis=1)
+    e = E.escape_time(_traj(t, theta), np.zeros(2), R, interpolation="linear")
+    assert e.status == "escaped" and e.started_inside and e.t_in == 0.0
+    assert e.time == pytest.approx(E.linearized_escape_time(d0, R, lam), rel=1e-12)
+
+
+def test_escape_time_power_law_is_exact_with_log_interpolation():
+    t = np.geomspace(1e-3, 1e4, 30)
+    theta = np.stack([1e-3 * t**1.5, 0 * t], axis=1)
+    e = E.escape_time(_traj(t, theta), np.zeros(2), 1.0, interpolation="log")
+    # 1e-3 t^1.5 = 1 at t = 1e2; starts inside at t0 = 1e-3
+    assert e.t_out == pytest.approx(100.0, rel=1e-12)
+    assert e.time == pytest.approx(100.0 - 1e-3, rel=1e-12)
+
+
+def test_escape_time_enter_then_leave_and_statuses():
+    t = np.linspace(0, 10, 11)
+    x = np.abs(t - 5.0)  # distance to 0: 5 → 0 → 5
+    theta = np.stack([x, 0 * x], axis=1)
+    e = E.escape_time(_traj(t, theta), np.zeros(2), 2.5, interpolation="linear")
+    assert e.status == "escaped" and not e.started_inside
+    # log-d interpolation between d=3 (t=2) and d=2 (t=3): crossing of 2.5 at t = 2 + log(3/2.5)/log(3/2)
+    assert e.t_in == pytest.approx(2 + math.log(3 / 2.5) / math.log(1.5), rel=1e-12)
+    assert e.t_out == pytest.approx(7 + math.log(2.5 / 2) / math.log(1.5), rel=1e-12)
+
+    never_left = E.escape_time(_traj(t, np.zeros((11, 2))), np.zeros(2), 1.0)
+    assert never_left.status == "never_left" and math.isnan(never_left.time)
+    assert never_left.lower_bound == 10.0 and "Run longer" in never_left.message
+
+    never_in = E.escape_time(_traj(t, np.full((11, 2), 5.0)), np.zeros(2), 1.0)
+    assert never_in.status == "never_entered" and math.isnan(never_in.time)
+
+
+def test_escape_time_ignores_a_non_finite_tail():
+    t = np.linspace(0, 4, 5)
+    theta = np.array([[0.0, 0], [0.1, 0], [0.2, 0], [np.nan, 0], [np.inf, 0]])
+    e = E.escape_time(_traj(t, theta), np.zeros(2), 1.0)
+    assert e.status == "never_left" and "non-finite" in e.message and e.lower_bound == 2.0
+
+
+def test_escape_time_accepts_center_objects_and_checks_input():
+    t = np.linspace(0, 1, 5)
+    theta = np.stack([t, t], axis=1)
+    center = types.SimpleNamespace(theta=np.zeros(2))
+    assert E.escape_time(_traj(t, theta), center, 0.5).status == "escaped"
+    with pytest.raises(ValueError):
+        E.escape_time(_traj(t, theta), np.zeros(2), -1.0)
+    with pytest.raises(ValueError, match="problem"):
+        E.escape_time(_traj(t, theta), np.zeros(2), 0.5, metric="function")
+
+
+def test_function_metric_is_rms_output_difference(minimal_half):
+    th = np.array([0.3, -0.2, 0.5, 0.1])
+    f = minimal_half.predict(th, minimal_half.x)
+    d = E.distances(th[None], np.zeros(4), metric="function", problem=minimal_half)
+    assert d[0] == pytest.approx(np.sqrt(np.mean(f[:, 0] ** 2)), rel=1e-12)
+
+
+# ------------------------------------------ linearized escape from the minimal model's index-2 saddle
+def test_escape_time_matches_linearized_prediction_at_the_minimal_saddle(minimal_half):
+    """Origin of v1 tanh(w1 x) + v2 tanh(w2 x), half_mse: H = [[0, −c], [−c, 0]] per neuron, c = mean(xy),
+    so −H has λ_u = c (twice). Starting at δ·u (u the unit eigenvector of H's eigenvalue −c), the escape
+    time T(δ) from the ball of radius R = 0.1 around 0 satisfies T(δ) = log(R/δ)/λ_u + κ(R) + o(1) with
+    κ(R) = O(R²) from the cubic terms of ∇L. We assert, for δ = 1e-3 … 1e-6:
+      (1) T − log(R/δ)/λ_u is bounded (|·| < 0.01) and varies by < 1e-4 over the four δ (it converges),
+      (2) T / (log(R/δ)/λ_u) − 1 decreases monotonically and is < 1e-3 at δ = 1e-6,
+      (3) the offset shrinks like R²: at R = 0.01 it is below 1/50 of the offset at R = 0.1.
+    """
+    pr = minimal_half
+    x, y = np.asarray(pr.x)[:, 0], np.asarray(pr.y)[:, 0]
+    c = float(np.mean(x * y))
+    evals, evecs = np.linalg.eigh(pr.hessian(np.zeros(4)))
+    np.testing.assert_allclose(evals, [-c, -c, c, c], rtol=1e-12)
+    lam, u = -evals[0], evecs[:, 0]
+
+    def offset(delta, R):
+        t_lin = E.linearized_escape_time(delta, R, lam)
+        t1 = t_lin + 3.0
+        tr = ft.gradient_flow(pr, delta * u, t1, save_ts=np.linspace(0, t1, 1501)[1:], rtol=1e-10,
+                              atol=1e-14, solver="tsit5")
+        e = E.escape_time(tr, np.zeros(4), R, interpolation="linear")
+        assert e.status == "escaped" and e.started_inside
+        return e.time, t_lin
+
+    deltas = [1e-3, 1e-4, 1e-5, 1e-6]
+    res = [offset(d, 0.1) for d in deltas]
+    offs = np.array([T - tl for T, tl in res])
+    ratios = np.array([T / tl for T, tl in res])
+    assert np.all(np.abs(offs) < 0.01)
+    assert np.ptp(offs) < 1e-4
+    assert np.all(np.diff(np.abs(ratios - 1)) < 0) and abs(ratios[-1] - 1) < 1e-3
+    T_small, tl_small = offset(1e-6, 0.01)
+    assert abs(T_small - tl_small) < abs(offs[-1]) / 50
+
+
+def test_escape_flow_stops_at_exit_and_agrees_with_a_full_flow(minimal_half):
+    pr = minimal_half
+    evals, evecs = np.linalg.eigh(pr.hessian(np.zeros(4)))
+    theta0 = 1e-4 * evecs[:, 0]
+    run = E.escape_flow(pr, theta0, np.zeros(4), 0.1, metric="parameter", t_max=1e3, n_save=300,
+                        t_first=1e-2)
+    assert run.escape.status == "escaped" and run.trajectory.meta["stopped_on_exit"]
+    assert "leaving the ball" in run.trajectory.message
+    assert run.trajectory.final_time < 10  # it did not run on to t_max
+    t_lin = E.linearized_escape_time(1e-4, 0.1, -evals[0])
+    assert abs(run.escape.time - t_lin) < 0.01
+    with pytest.raises(ValueError, match="outside the ball"):
+        E.escape_flow(pr, np.ones(4), np.zeros(4), 0.1, metric="parameter")
+
+
+# --------------------------------------------------------------------------------- plateau
+def test_plateau_length_drop_and_slope():
+    t = np.concatenate([[0.0], np.geomspace(1e-2, 1e4, 400)])
+    with np.errstate(divide="ignore", over="ignore"):
+        loss = 1.0 - 0.9 / (1 + (100.0 / t) ** 4)  # sigmoid in log t, midpoint t = 100
+    p = E.plateau_length(_traj(t, np.zeros((t.size, 1)), loss), fraction=0.5)
+    assert p.status == "ended" and p.t_start == 0.0
+    assert p.length == pytest.approx(100.0, rel=2e-3)
+    s = E.plateau_length(_traj(t, np.zeros((t.size, 1)), loss), method="slope", threshold=0.05)
+    assert s.status == "ended" and s.t_start == pytest.approx(1e-2) and 20 < s.t_end < 100
+    flat = E.plateau_length(_traj(t, np.zeros((t.size, 1)), np.ones(t.size)))
+    assert flat.status == "flat" and math.isnan(flat.length)
+    short = E.plateau_length(_traj(t[:100], np.zeros((100, 1)), loss[:100]), loss_final=0.1)
+    assert short.status == "no_drop" and short.lower_bound == pytest.approx(t[99])
+
+
+# ----------------------------------------------------------------------------- scaling fits
+def test_fit_power_law_recovers_exponent_with_ci():
+    rng = np.random.default_rng(0)
+    x = np.repeat(np.geomspace(10, 1000, 7), 3)
+    y = 2.0 * x**1.5 * np.exp(0.02 * rng.standard_normal(x.size))
+    fit = E.fit_power_law(x, y, n_boot=1000, seed=1)
+    assert fit.law == "power" and fit.n == 21 and fit.resampled == "points"
+    assert fit.ci[0] < 1.5 < fit.ci[1] and fit.ci[1] - fit.ci[0] < 0.05
+    assert fit.exponent == pytest.approx(1.5, abs=0.02) and fit.r2 > 0.99
+    assert np.exp(fit.intercept) == pytest.approx(2.0, rel=0.1)
+    again = E.fit_power_law(x, y, n_boot=1000, seed=1)
+    assert again.ci == fit.ci  # seeded
+    grouped = E.fit_power_law(x, y, n_boot=500, seed=1, groups=np.tile([0, 1, 2], 7), resample="groups")
+    assert grouped.resampled == "groups" and grouped.ci[0] < 1.5 < grouped.ci[1]
+
+
+def test_fit_power_law_per_group_prefactors():
+    """Groups (seeds) that differ by a constant factor: the within-group fit recovers the shared
+    exponent exactly, the pooled fit only roughly."""
+    rng = np.random.default_rng(2)
+    x = np.tile(np.geomspace(10, 1000, 5), 3)
+    g = np.repeat([0, 1, 2], 5)
+    y = np.array([1.0, 7.0, 0.2])[g] * x**2.0 * np.exp(0.01 * rng.standard_normal(x.size))
+    per = E.fit_power_law(x, y, 1000, 0, groups=g, intercepts="per_group")
+    pooled = E.fit_power_law(x, y, 1000, 0)
+    assert per.intercepts == "per_group" and per.ci[0] < 2.0 < per.ci[1]
+    assert per.ci[1] - per.ci[0] < 0.05 < pooled.ci[1] - pooled.ci[0]
+    assert per.r2 > 0.999 > pooled.r2
+    assert per.intercept == pytest.approx(np.mean(np.log([1.0, 7.0, 0.2])), abs=0.05)
+    with pytest.raises(ValueError, match="groups"):
+        E.fit_power_law(x, y, intercepts="per_group")
+
+
+def test_fit_log_law_and_errors():
+    x = np.geomspace(10, 1e3, 6)
+    y = 3.0 + 0.8 * np.log(x)
+    fit = E.fit_log_law(x, y, n_boot=200, seed=0)
+    assert fit.slope == pytest.approx(0.8, rel=1e-12) and fit.intercept == pytest.approx(3.0, rel=1e-12)
+    assert fit.ci[0] == pytest.approx(0.8, rel=1e-9) and fit.r2 == pytest.approx(1.0)
+    np.testing.assert_allclose(fit.predict(x), y, rtol=1e-12)
+    with pytest.raises(ValueError):
+        E.fit_power_law([1, 2], [1, 2])
+    with pytest.raises(ValueError):
+        E.fit_power_law([1, 2, 3], [1, -2, 3])
+    with pytest.raises(ValueError):
+        E.fit_log_law([2, 2, 2], [1, 2, 3])
+
+
+# ------------------------------------------------------------------------ bottleneck init
+def test_bottleneck_init_scales_only_the_chosen_layers():
+    model = ft.MLP((3, 5, 5, 5, 3), "tanh", bias=False)
+    assert E.bottleneck_layers(model, 2) == (3, 4)
+    a = np.asarray(E.bottleneck_init(model, 7, 1.0, 2))
+    b = np.asarray(E.bottleneck_init(model, 7, 1e-3, 2))
+    for l, sl in enumerate(model.layout, start=1):
+        ratio = b[sl.W[0]:sl.W[1]] / a[sl.W[0]:sl.W[1]]
+        np.testing.assert_allclose(ratio, 1e-3 if l in (3, 4) else 1.0, rtol=1e-12)
+    c = E.bottleneck_saddle(model, b, 2)
+    k = model.layout[2].W[0]
+    assert np.all(c[k:] == 0) and np.all(c[:k] == b[:k])
+    assert E.bottleneck_layers(model, 2, layers=[1, 3]) == (1, 3)
+    with pytest.raises(ValueError):
+        E.bottleneck_layers(model, 5)
+    with pytest.raises(ValueError):
+        E.bottleneck_layers(model, 2, layers=[1, 1])
+
+
+def test_bottleneck_saddle_is_critical():
+    model = ft.MLP((2, 4, 4, 2), "tanh", bias=False)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 2))
+    pr = ft.Problem(model, ft.Dataset(x, x @ rng.standard_normal((2, 2))))
+    theta = E.bottleneck_init(model, 0, 0.1, 2)
+    assert np.max(np.abs(pr.grad(E.bottleneck_saddle(model, theta, 2)))) < 1e-14
