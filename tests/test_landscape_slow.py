@@ -16,7 +16,8 @@ def test_two_plateaus_and_the_end():
     t = np.geomspace(1e-3, 1e5, 400)
     s = np.log10(t)
     # log10 |grad|: dips of depth 3 at t = 1 and depth 2 at t = 1e3, then convergence.
-    y = -1 - 3 * np.exp(-((s - 0) / 0.3) ** 2) - 2 * np.exp(-((s - 3) / 0.3) ** 2) - 6 / (1 + np.exp(-(s - 4.5) * 8))
+    y = (-1 - 3 * np.exp(-((s - 0) / 0.3) ** 2) - 2 * np.exp(-((s - 3) / 0.3) ** 2)
+         - 6 / (1 + np.exp(-(s - 4.5) * 8)))
     pts = slow_points(_synthetic(t, 10**y))
     assert len(pts) == 3
     assert abs(np.log10(pts[0].t)) < 0.05 and abs(np.log10(pts[1].t) - 3) < 0.05

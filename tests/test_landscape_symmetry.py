@@ -34,7 +34,8 @@ def _problem(name):
 
 
 @settings(max_examples=40, deadline=None)
-@given(name=st.sampled_from(sorted(_MODELS)), theta_seed=st.integers(0, 10**6), sym_seed=st.integers(0, 10**6))
+@given(name=st.sampled_from(sorted(_MODELS)), theta_seed=st.integers(0, 10**6),
+       sym_seed=st.integers(0, 10**6))
 def test_canonical_form_is_invariant(name, theta_seed, sym_seed):
     p = _problem(name)
     theta = np.asarray(p.model.init(theta_seed))

@@ -46,8 +46,9 @@ class ManifoldBranch:
     target: int
 
     def to_dict(self) -> dict:
-        return dict(label=self.label, direction=self.direction.tolist(), final_theta=self.final_theta.tolist(),
-                    status=self.status, t_end=self.t_end, loss=self.loss, grad_norm=self.grad_norm,
+        return dict(label=self.label, direction=self.direction.tolist(),
+                    final_theta=self.final_theta.tolist(), status=self.status, t_end=self.t_end,
+                    loss=self.loss, grad_norm=self.grad_norm,
                     target=self.target)
 
 

@@ -43,7 +43,6 @@ import math
 import time
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
