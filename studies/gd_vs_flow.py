@@ -94,13 +94,13 @@ def study_case(name, case, cfg, rng_seed, bar):
     etas = np.asarray(cfg["order_etas"])
     dev, dev_mod = [], []
     for eta in etas:
-        d1, d2 = matched_deviation(problem, theta0, eta, case["order_T"])
+        d1, d2 = matched_deviation(problem, theta0, eta, cfg["order_T"] or case["order_T"])
         dev.append(d1)
         dev_mod.append(d2)
         bar.update(1)
     fit1 = fit_power_law(etas, dev, n_boot=cfg["n_boot"], seed=rng_seed)
     fit2 = fit_power_law(etas, dev_mod, n_boot=cfg["n_boot"], seed=rng_seed)
-    out["order"] = dict(T=case["order_T"], etas=etas, deviation_flow=dev, deviation_modified=dev_mod,
+    out["order"] = dict(T=cfg["order_T"] or case["order_T"], etas=etas, deviation_flow=dev, deviation_modified=dev_mod,
                         order_flow=fit1.exponent, order_flow_ci=list(fit1.ci),
                         order_modified=fit2.exponent, order_modified_ci=list(fit2.ci))
 
@@ -112,7 +112,8 @@ def study_case(name, case, cfg, rng_seed, bar):
     flow_labels = _labels(flow_it, flow_nodes)
     rows = []
     for eta in sweep:
-        steps = int(min(round(case["itinerary_T"] / eta), cfg["max_gd_steps"]))
+        horizon = cfg["itinerary_T"] or case["itinerary_T"]
+        steps = int(min(round(horizon / eta), cfg["max_gd_steps"]))
         gd = ft.gradient_descent(problem, theta0, eta, steps, gtol=1e-10, max_norm=1e4)
         it = itinerary(problem, gd)
         nodes = add_to_graph(graph, it, run=f"gd eta={eta:.4g}")
@@ -124,7 +125,7 @@ def study_case(name, case, cfg, rng_seed, bar):
         converged_to_flow = (it.terminal == "attractor" and flow_it.terminal == "attractor"
                              and nodes[-1] == flow_nodes[-1])
         rows.append(dict(lr=float(eta), lr_times_lambda_max=float(eta * lam_max), steps=steps,
-                         capped=bool(steps * eta < 0.999 * case["itinerary_T"]),
+                         capped=bool(steps * eta < 0.999 * horizon),
                          status=gd.status.value, terminal=it.terminal, kinds=it.kinds,
                          same_node_sequence=bool(same), parts_at_visit=None if same else int(part),
                          reaches_flow_attractor=bool(converged_to_flow), final_loss=gd.final_loss,
@@ -148,8 +149,9 @@ def study_case(name, case, cfg, rng_seed, bar):
 def settings(quick: bool, seed: int) -> dict:
     return dict(quick=quick, seed=seed,
                 order_etas=[0.08, 0.04, 0.02, 0.01] if quick else [0.08, 0.04, 0.02, 0.01, 0.005, 0.0025],
-                n_sweep=3 if quick else 10, sweep_min_factor=0.1 if quick else 0.003, sweep_max_factor=1.3,
-                max_gd_steps=100_000 if quick else 4_000_000, n_boot=200 if quick else 2000)
+                n_sweep=2 if quick else 10, sweep_min_factor=0.3 if quick else 0.003, sweep_max_factor=1.3,
+                max_gd_steps=50_000 if quick else 4_000_000, n_boot=200 if quick else 2000,
+                order_T=5.0 if quick else None, itinerary_T=2e3 if quick else None)
 
 
 def draw(results, out):
