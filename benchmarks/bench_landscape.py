@@ -20,6 +20,7 @@ import scipy.optimize
 jax.config.update("jax_enable_x64", True)
 
 import flowtools as ft  # noqa: E402
+from flowtools.landscape.planted import planted_saddle  # noqa: E402
 from flowtools.landscape import (  # noqa: E402
     estimate_negative_count,
     find_critical_points,
@@ -40,34 +41,6 @@ def _random_problem(widths, act="tanh", n=64, seed=0):
     teacher = ft.MLP((widths[0], 3, 1), "tanh")
     data = ft.teacher_dataset((teacher, teacher.init(seed + 1)), n, noise=0.1, seed=seed)
     return ft.Problem(ft.MLP(widths, act), data)
-
-
-def planted_saddle(d, n, k_live, n_dead, n_idle, noise=0.1, seed=0):
-    """A critical point with a known Morse index (same construction as tests/test_landscape_spectrum.py):
-    random live neurons, `n_dead` neurons with random incoming and zero outgoing weights, `n_idle` zero
-    neurons, targets y = f_live + ξ with ξ ⊥ span(live Jacobian, [x, 1], dead features).
-    Index = n_dead + index of the live net's Hessian; the idle neurons add a large null space."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d))
-    xt = np.hstack([x, np.ones((n, 1))])
-    live = ft.MLP((d, k_live, 1), "tanh")
-    th_live = jnp.asarray(live.init(seed + 1, "he"))
-    f_live = np.asarray(live.apply(th_live, jnp.asarray(x))).ravel()
-    J = np.asarray(jax.jacfwd(lambda th: live.apply(th, jnp.asarray(x)).ravel())(th_live))
-    W_dead = 2.0 * rng.standard_normal((n_dead, d + 1)) / np.sqrt(d + 1)
-    Q, _ = np.linalg.qr(np.hstack([J, xt, np.tanh(xt @ W_dead.T)]))
-    xi = rng.standard_normal(n)
-    xi -= Q @ (Q.T @ xi)
-    xi *= noise * np.sqrt(n) / np.linalg.norm(xi)
-    (W1, b1), (W2, b2) = [(np.asarray(W), np.asarray(b)) for W, b in live.unflatten(th_live)]
-    width = k_live + n_dead + n_idle
-    layers = [(np.vstack([W1, W_dead[:, :d], np.zeros((n_idle, d))]),
-               np.concatenate([b1, W_dead[:, d], np.zeros(n_idle)])),
-              (np.concatenate([W2.ravel(), np.zeros(n_dead + n_idle)])[None, :], b2)]
-    model = ft.MLP((d, width, 1), "tanh")
-    data = ft.Dataset(x, f_live + xi, name="planted saddle")
-    return (ft.Problem(model, data), np.asarray(model.flatten(layers)), ft.Problem(live, data),
-            np.asarray(th_live))
 
 
 # ------------------------------------------------------------------------------------------ benchmarks
