@@ -15,7 +15,6 @@ import dataclasses
 import os
 from collections.abc import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.special

@@ -34,7 +34,7 @@ from . import _checks
 from .dynamics.flow import SOLVERS
 from .dynamics.trajectory import Status, Trajectory
 from .models import MLP
-from .problem import Problem
+from .problem import Problem, training_outputs
 
 jax.config.update("jax_enable_x64", True)
 
@@ -56,17 +56,6 @@ def _center_theta(center, n_params: int) -> np.ndarray:
     if theta.ndim == 2 and theta.shape[0] >= 1 and hasattr(center, "theta"):
         raise TypeError("center has a 2-D .theta (a trajectory?); pass a single point, e.g. traj.theta[-1].")
     return _checks.theta_vector("center", theta, n_params)
-
-
-@eqx.filter_jit
-def _outputs(problem, thetas):
-    return jax.vmap(lambda th: problem.model.apply(th, problem.x))(thetas)
-
-
-def _pad_pow2(thetas: np.ndarray) -> np.ndarray:
-    m = thetas.shape[0]
-    size = 1 << max(0, (m - 1).bit_length())
-    return np.concatenate([thetas, np.repeat(thetas[-1:], size - m, axis=0)]) if size > m else thetas
 
 
 def distances(thetas, center, *, metric: str = "parameter", problem: Problem | None = None) -> np.ndarray:
@@ -94,7 +83,7 @@ def distances(thetas, center, *, metric: str = "parameter", problem: Problem | N
     if metric == "parameter":
         return np.linalg.norm(thetas - c[None, :], axis=1)
     m = thetas.shape[0]
-    f = np.asarray(_outputs(problem, jnp.asarray(_pad_pow2(np.vstack([thetas, c[None, :]])))))
+    f = training_outputs(problem, np.vstack([thetas, c[None, :]]))
     f, fc = f[:m], f[m]
     return np.sqrt(np.mean(np.sum((f - fc[None]) ** 2, axis=-1), axis=-1))
 

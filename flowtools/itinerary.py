@@ -25,7 +25,7 @@ from .graph import SaddleGraph
 from .dynamics.flow import gradient_flow
 from .landscape import critical_point_at, find_critical_point, hessian_spectrum, slow_points
 from .landscape.symmetry import function_fingerprint, reduce_network
-from .problem import Problem
+from .problem import Problem, training_outputs
 
 __all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph"]
 
@@ -100,11 +100,7 @@ def _function_distance(problem, theta_a, fp_b):
 
 def _outputs(problem, thetas) -> np.ndarray:
     """Network outputs on the training inputs for each row of `thetas`, shape (m, n·d_out)."""
-    import jax
-    import jax.numpy as jnp
-
-    f = jax.jit(jax.vmap(lambda th: problem.model.apply(th, problem.x).ravel()))
-    return np.asarray(f(jnp.asarray(thetas)))
+    return training_outputs(problem, thetas).reshape(len(thetas), -1)
 
 
 def _reduces_to(problem, theta) -> str:

@@ -22,7 +22,7 @@ from .models import MLP
 
 jax.config.update("jax_enable_x64", True)
 
-__all__ = ["Problem", "LOSS_CONVENTIONS"]
+__all__ = ["Problem", "LOSS_CONVENTIONS", "training_outputs"]
 
 LOSS_CONVENTIONS = ("half_mse", "mse")
 
@@ -215,6 +215,23 @@ class _DataMeta:
 
     def __hash__(self):
         return 0
+
+
+def training_outputs(problem: "Problem", thetas) -> np.ndarray:
+    """f(x_k; θ) on the training inputs for each row of `thetas`, shape (m, n, d_out), in one jitted call.
+
+    Rows are padded to a power of two so that batches of similar size share one compiled kernel.
+    """
+    thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
+    m = thetas.shape[0]
+    size = 1 << max(0, (m - 1).bit_length())
+    padded = np.concatenate([thetas, np.repeat(thetas[-1:], size - m, axis=0)]) if size > m else thetas
+    return np.asarray(_jit_batch_outputs(problem, jnp.asarray(padded)))[:m]
+
+
+@eqx.filter_jit
+def _jit_batch_outputs(problem, thetas):
+    return jax.vmap(lambda th: problem.model.apply(th, problem.x))(thetas)
 
 
 @eqx.filter_jit

@@ -1,7 +1,5 @@
 """Hessian spectra: dense vs. Lanczos signatures, a planted saddle with a known Morse index."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

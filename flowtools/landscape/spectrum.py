@@ -508,7 +508,7 @@ def estimate_negative_count(problem: Problem, theta, *, threshold: float | None 
     mv, counter = _matvec(problem, theta)
     rng = np.random.default_rng(seed)
     steps = min(_checks.positive_int("steps", steps), n)
-    samples, all_nodes, scale = [], [], 0.0
+    all_nodes, scale = [], 0.0
     for _ in range(_checks.positive_int("n_probes", n_probes)):
         z = rng.choice([-1.0, 1.0], size=n)
         V = np.zeros((steps + 1, n))
