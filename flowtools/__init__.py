@@ -9,7 +9,7 @@ import jax
 # float64 everywhere: tolerances below 1e-8 are meaningless in float32.
 jax.config.update("jax_enable_x64", True)
 
-from . import datasets, escape, io, universality  # noqa: E402
+from . import datasets, deep_linear, escape, io, universality  # noqa: E402
 from .activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
 from .data import Dataset, GaussianPopulation, Teacher, load_xy, teacher_dataset  # noqa: E402
 from .dynamics import (  # noqa: E402
@@ -23,7 +23,7 @@ from .dynamics import (  # noqa: E402
 )
 from .escape import escape_time, fit_log_law, fit_power_law, linearized_escape_time, plateau_length  # noqa: E402
 from .graph import SaddleGraph  # noqa: E402
-from .itinerary import Itinerary, Visit, add_to_graph, itinerary  # noqa: E402
+from .itineraries import Itinerary, Visit, add_to_graph, itinerary  # noqa: E402
 from .landscape import (  # noqa: E402
     CriticalPoint,
     Spectrum,
@@ -51,7 +51,7 @@ __all__ = [
     "Dataset", "GaussianPopulation", "Teacher", "load_xy", "teacher_dataset",
     "MLP", "Problem", "LOSS_CONVENTIONS",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
-    "datasets", "io", "escape", "universality",
+    "datasets", "deep_linear", "io", "escape", "universality",
     "escape_time", "linearized_escape_time", "plateau_length", "fit_power_law", "fit_log_law",
     "activation_class", "phi_sigma", "norm_imbalance_rate",
     "slow_points", "find_critical_point", "find_critical_points", "CriticalPoint", "hessian_spectrum",

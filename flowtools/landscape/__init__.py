@@ -25,9 +25,12 @@ from .spectrum import (
 from .symmetry import (
     Reduction,
     canonical_form,
+    fingerprint_distance,
     function_distance,
+    function_distances,
     function_fingerprint,
     neuron_symmetries,
+    output_distance,
     probe_inputs,
     reduce_network,
 )
@@ -38,6 +41,6 @@ __all__ = [
     "CriticalPoint", "find_critical_point", "find_critical_points", "critical_point_at", "classify", "KINDS",
     "Spectrum", "hessian_spectrum", "morse_index", "signature", "estimate_negative_count",
     "DEFAULT_RTOL_ZERO",
-    "Reduction", "canonical_form", "reduce_network", "function_distance", "function_fingerprint",
-    "neuron_symmetries", "probe_inputs",
+    "Reduction", "canonical_form", "reduce_network", "function_distance", "function_distances",
+    "function_fingerprint", "fingerprint_distance", "output_distance", "neuron_symmetries", "probe_inputs",
 ]
