@@ -9,6 +9,11 @@ import jax
 # float64 everywhere: tolerances below 1e-8 are meaningless in float32.
 jax.config.update("jax_enable_x64", True)
 
+from ._cache import compilation_cache_dir, disable_compilation_cache, enable_compilation_cache  # noqa: E402
+
+# Compiled kernels persist across processes (~/.cache/flowtools/jax; FLOWTOOLS_CACHE=0 switches it off).
+_cache._enable_on_import()
+
 from . import datasets, deep_linear, escape, io, universality  # noqa: E402
 from .activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
 from .data import Dataset, GaussianPopulation, Teacher, load_xy, teacher_dataset  # noqa: E402
@@ -59,4 +64,5 @@ __all__ = [
     "function_fingerprint", "unstable_manifold", "UnstableManifold",
     "itinerary", "Itinerary", "Visit", "add_to_graph", "SaddleGraph",
     "split_neuron", "inner_hessian", "predict_split",
+    "enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
 ]
