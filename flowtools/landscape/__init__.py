@@ -27,9 +27,12 @@ from .spectrum import (
 from .symmetry import (
     Reduction,
     canonical_form,
+    fingerprint_distance,
     function_distance,
+    function_distances,
     function_fingerprint,
     neuron_symmetries,
+    output_distance,
     probe_inputs,
     reduce_network,
 )
@@ -41,6 +44,6 @@ __all__ = [
     "classify_point", "KINDS", "HigherOrderTest", "higher_order_test",
     "Spectrum", "hessian_spectrum", "morse_index", "signature", "estimate_negative_count",
     "DEFAULT_RTOL_ZERO",
-    "Reduction", "canonical_form", "reduce_network", "function_distance", "function_fingerprint",
-    "neuron_symmetries", "probe_inputs",
+    "Reduction", "canonical_form", "reduce_network", "function_distance", "function_distances",
+    "function_fingerprint", "fingerprint_distance", "output_distance", "neuron_symmetries", "probe_inputs",
 ]
