@@ -3,7 +3,8 @@ initializations, a flow that stops on escape, and scaling-law fits with bootstra
 
 Escape time (definition used throughout flowtools). Given a ball B = {θ : d(θ, c) ≤ radius} around a
 point c, with d either the parameter distance ‖θ − c‖₂ or the function distance
-d_f(θ, c) = ( (1/n) Σ_k ‖f(x_k; θ) − f(x_k; c)‖² )^{1/2} on the problem's training inputs, the escape
+d_f(θ, c) = ( (1/n) Σ_k ‖f(x_k; θ) − f(x_k; c)‖² )^{1/2} on the problem's training inputs (the package's
+one function distance, `flowtools.landscape.symmetry.function_distance`), the escape
 time of a trajectory is t_out − t_in: t_in is when it first enters B (t_0 when it starts inside) and
 t_out the first time after t_in at which it is outside B again. Both crossing times are interpolated
 between the two saved states that bracket them (see `escape_time`).
@@ -33,8 +34,9 @@ import optimistix as optx
 from . import _checks
 from .dynamics.flow import SOLVERS
 from .dynamics.trajectory import Status, Trajectory
+from .landscape.symmetry import fingerprint_distance, function_distances, output_distance
 from .models import MLP
-from .problem import Problem, training_outputs
+from .problem import Problem
 
 jax.config.update("jax_enable_x64", True)
 
@@ -83,10 +85,7 @@ def distances(thetas, center, *, metric: str = "parameter", problem: Problem | N
     c = _center_theta(center, n_params)
     if metric == "parameter":
         return np.linalg.norm(thetas - c[None, :], axis=1)
-    m = thetas.shape[0]
-    f = training_outputs(problem, np.vstack([thetas, c[None, :]]))
-    f, fc = f[:m], f[m]
-    return np.sqrt(np.mean(np.sum((f - fc[None]) ** 2, axis=-1), axis=-1))
+    return function_distances(problem, thetas, c)
 
 
 # ---------------------------------------------------------------------------------- escape time
@@ -503,9 +502,7 @@ _ATTRACTOR_KINDS = ("minimum", "degenerate_minimum")
 
 def _fp_distance(a, b, d_out):
     """The package's function distance sqrt(mean_k ‖f_a(x_k) − f_b(x_k)‖²) between two fingerprints."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    diff = (a - b).reshape(-1, d_out)
-    return float(np.sqrt(np.mean(np.sum(diff**2, axis=-1))))
+    return float(fingerprint_distance(a, b, d_out))
 
 
 def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: float = 0.95) -> BasinFractions:
@@ -817,8 +814,7 @@ class EscapeRun:
 def _distance_traced(problem, metric, theta, ref):
     if metric == "parameter":
         return jnp.linalg.norm(theta - ref)
-    f = problem.model.apply(theta, problem.x)
-    return jnp.sqrt(jnp.mean(jnp.sum((f - ref) ** 2, axis=-1)))
+    return output_distance(problem.model.apply(theta, problem.x), ref)
 
 
 @eqx.filter_jit
