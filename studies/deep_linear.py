@@ -33,7 +33,7 @@ import flowtools as ft  # noqa: E402
 from flowtools import deep_linear as DL  # noqa: E402
 from flowtools.escape import escape_flow, fit_log_law, fit_power_law, plateaus  # noqa: E402
 from flowtools.itineraries import itinerary  # noqa: E402
-from flowtools.landscape import critical_point_at  # noqa: E402
+from flowtools.landscape import classify_point, critical_point_at  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
 SIGMA = (3.0, 2.0, 1.0)
@@ -50,7 +50,7 @@ def learning_times(depth, eps, n_save):
     u0 = eps**depth
     t_pred = [DL.learning_time(s, u0, depth) for s in SIGMA]
     T = 1.5 * t_pred[-1]
-    ts = np.linspace(0, T, n_save + 1)[1:]
+    ts = np.linspace(0, T, n_save + 1)[1:]  # n_save = 100 as in the re-solves below: one compilation
     tr = ft.gradient_flow(problem, DL.aligned_init(model, eps), T, save_ts=ts, rtol=1e-10, atol=1e-14,
                           solver="tsit5")
     u = np.array([np.diag(DL.end_to_end(model, th)) for th in tr.theta])  # the modes stay on the diagonal
@@ -89,11 +89,17 @@ def exact_points(depth):
 
 
 def _itinerary_row(problem, tr, **extra):
+    """The itinerary's visits, each also with the kind `classify_point` (higher-order test) gives it."""
     it = itinerary(problem, tr)
-    return dict(extra, terminal=it.terminal, status=tr.status.value,
-                visits=[dict(kind=v.kind, signature=list(v.signature), loss=v.loss, t_in=v.t_in,
-                             t_out=v.t_out) for v in it.visits],
-                sequence=" → ".join(f"{v.kind}{tuple(v.signature)}" for v in it.visits))
+    visits = []
+    for v in it.visits:
+        kind2 = classify_point(problem, v.theta)[0] if v.kind != "slow_region" else v.kind
+        visits.append(dict(kind=v.kind, kind_higher_order=kind2, signature=list(v.signature), loss=v.loss,
+                           t_in=v.t_in, t_out=v.t_out))
+    return dict(extra, terminal=it.terminal, status=tr.status.value, visits=visits,
+                sequence=" → ".join(f"{v['kind']}{tuple(v['signature'])}" for v in visits),
+                sequence_higher_order=" → ".join(f"{v['kind_higher_order']}{tuple(v['signature'])}"
+                                                 for v in visits))
 
 
 def itineraries(depth, eps, seed, n_saves, lrs, t_gd):
@@ -102,7 +108,7 @@ def itineraries(depth, eps, seed, n_saves, lrs, t_gd):
     theta0 = DL.balanced_init(model, eps, seed)
     out = []
     for n_save in n_saves:
-        tr = ft.gradient_flow(problem, theta0, None, gtol=1e-10, n_save=n_save, solver="tsit5")
+        tr = ft.gradient_flow(problem, theta0, t_gd, n_save=n_save)
         out.append(_itinerary_row(problem, tr, method="gradient_flow", n_save=n_save))
     for lr in lrs:
         tr = ft.gradient_descent(problem, theta0, lr, int(np.ceil(t_gd / lr)), gtol=1e-10, n_records=400)
@@ -207,13 +213,13 @@ def main(argv=None) -> dict:
         print(f"[{time.perf_counter() - t_start:7.1f} s] {name}", flush=True)
 
     step("mode learning times")
-    runs = {d: learning_times(d, eps_modes[d], 400) for d in depths}
+    runs = {d: learning_times(d, eps_modes[d], 100) for d in depths}
     step("exact critical points")
     points = {d: exact_points(d) for d in depths}
     n_saves = (200,) if quick else (100, 200, 400, 800, 1600)
     step("itineraries")
-    it_lrs = (0.2,) if quick else (0.01, 0.2)
-    its = {d: itineraries(d, 1e-2 if d == 2 else 5e-2, args.seed, n_saves, it_lrs, 200.0 if d == 2 else 500.0)
+    it_lrs = () if quick else (0.01, 0.2)
+    its = {d: itineraries(d, 1e-2 if d == 2 else 5e-2, args.seed, n_saves, it_lrs, 100.0 if d == 2 else 400.0)
            for d in depths}
     eps_list = [1e-2, 3e-3, 1e-3] if quick else list(np.geomspace(1e-2, 1e-4, 7))
     step("escape scaling")
@@ -244,7 +250,8 @@ def main(argv=None) -> dict:
             print(f"  rank {p['rank']}: {p['kind']} {tuple(p['signature'])} L = {p['loss']:.4g}")
         for it in its[d]:
             how = f"n_save={it['n_save']}" if it["method"] == "gradient_flow" else f"GD η={it['lr']:g}"
-            print(f"  itinerary ({how}): {it['sequence']} ⇒ {it['terminal']}")
+            print(f"  itinerary ({how}): {it['sequence']} ⇒ {it['terminal']}\n"
+                  f"    with the higher-order test: {it['sequence_higher_order']}")
     for sc in scaling:
         print(f"depth {sc['depth']}: {sc['law']} law slope {sc['slope']:.4f} CI {np.round(sc['ci'], 4)} "
               f"(expected {sc['expected_slope']:.4f})")
