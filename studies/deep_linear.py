@@ -216,7 +216,7 @@ def main(argv=None) -> dict:
     runs = {d: learning_times(d, eps_modes[d], 100) for d in depths}
     step("exact critical points")
     points = {d: exact_points(d) for d in depths}
-    n_saves = (200,) if quick else (100, 200, 400, 800, 1600)
+    n_saves = () if quick else (100, 200, 400, 800, 1600)  # itineraries: full mode only (CPU budget)
     step("itineraries")
     it_lrs = () if quick else (0.01, 0.2)
     its = {d: itineraries(d, 1e-2 if d == 2 else 5e-2, args.seed, n_saves, it_lrs, 100.0 if d == 2 else 400.0)
