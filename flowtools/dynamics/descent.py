@@ -18,7 +18,7 @@ import numpy as np
 from jax import lax
 
 from .. import _checks
-from ..problem import Problem
+from ..problem import Problem, held_out_metrics
 from .progress import progress_bar
 from .trajectory import Status, Trajectory, evaluate_states
 
@@ -234,7 +234,7 @@ def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, sett
                 steps_requested=steps, batch_size=settings.get("batch_size"), seed=settings.get("seed"))
     return Trajectory(t=steps_arr * lr, theta=thetas, loss=loss, grad_norm=gnorm, gen_error=gen,
                       status=status, message=message, stats=stats, method=method, meta=meta,
-                      step=steps_arr)
+                      step=steps_arr, **held_out_metrics(problem, thetas))
 
 
 def gradient_descent(problem: Problem, theta0, lr: float, steps: int, *, gtol: float | None = None,
@@ -285,7 +285,8 @@ def sgd(problem: Problem, theta0, lr: float, steps: int, *, batch_size: int = 1,
         hits = np.nonzero(traj.grad_norm <= gtol)[0]
         if hits.size and traj.status == Status.T1_REACHED:
             i = int(hits[0]) + 1
-            for name in ("t", "theta", "loss", "grad_norm", "gen_error", "step"):
+            for name in ("t", "theta", "loss", "grad_norm", "gen_error", "step", "test_loss",
+                         "test_accuracy"):
                 arr = getattr(traj, name)
                 if arr is not None:
                     setattr(traj, name, arr[:i])

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks
-from ..problem import Problem
+from ..problem import Problem, held_out_metrics
 from .bdf import BDF
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
@@ -249,4 +249,5 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
             stats_out[key] = int(stats[key])
     meta = dict(settings, t1=t1 if math.isfinite(t1) else None, loss=problem.loss_convention)
     return Trajectory(t=ts_out, theta=ys, loss=loss, grad_norm=gnorm, gen_error=gen, status=status,
-                      message=message, stats=stats_out, method="gradient_flow", meta=meta)
+                      message=message, stats=stats_out, method="gradient_flow", meta=meta,
+                      **held_out_metrics(problem, ys))

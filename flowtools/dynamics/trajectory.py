@@ -46,6 +46,8 @@ class Trajectory:
     - `method`: "gradient_flow", "gradient_descent" or "sgd".
     - `meta`: the settings of the run (loss convention, lr, solver, tolerances, seed…).
     - `step`: GD step numbers (None for flows).
+    - `test_loss`, `test_accuracy`: loss and classification accuracy on the problem's held-out
+      `test_data` at each saved state, or None (no test set; accuracy only for classification).
     """
 
     t: np.ndarray
@@ -59,6 +61,8 @@ class Trajectory:
     method: str
     meta: dict = dataclasses.field(default_factory=dict)
     step: np.ndarray | None = None
+    test_loss: np.ndarray | None = None
+    test_accuracy: np.ndarray | None = None
 
     # ------------------------------------------------------------- access
     @property
@@ -107,6 +111,9 @@ class Trajectory:
             arrays["gen_error"] = self.gen_error
         if self.step is not None:
             arrays["step"] = self.step
+        for name in ("test_loss", "test_accuracy"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         io.write_npz(path, **arrays)
         meta = dict(status=self.status.value, message=self.message, stats=self.stats,
                     method=self.method, meta=self.meta, format="flowtools.Trajectory/1")
@@ -126,6 +133,7 @@ class Trajectory:
             t=arrays["t"], theta=arrays["theta"], loss=arrays["loss"], grad_norm=arrays["grad_norm"],
             gen_error=arrays.get("gen_error"), status=Status(meta["status"]), message=meta["message"],
             stats=meta["stats"], method=meta["method"], meta=meta["meta"], step=arrays.get("step"),
+            test_loss=arrays.get("test_loss"), test_accuracy=arrays.get("test_accuracy"),
         )
 
 
