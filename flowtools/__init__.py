@@ -34,6 +34,10 @@ from .dynamics import (  # noqa: E402
 from . import dynamics, landscape, splitting  # noqa: E402
 from .escape import escape_time, fit_log_law, fit_power_law, linearized_escape_time, plateau_length  # noqa: E402
 from .escape import (  # noqa: E402
+    Basin,
+    BasinFractions,
+    basin_fractions,
+    plateaus,
     EscapeRun,
     EscapeTime,
     Plateau,
@@ -87,6 +91,7 @@ __all__ = [
     "dynamics", "landscape", "splitting",
     "escape_time", "linearized_escape_time", "plateau_length", "fit_power_law", "fit_log_law",
     "EscapeTime", "escape_flow", "EscapeRun", "Plateau", "ScalingFit",
+    "plateaus", "basin_fractions", "BasinFractions", "Basin",
     "bottleneck_layers", "bottleneck_init", "bottleneck_saddle",
     "activation_class", "phi_sigma", "norm_imbalance_rate",
     "ActivationClass", "norm_imbalance", "ImbalanceRate", "imbalance_residual", "ImbalanceCheck",

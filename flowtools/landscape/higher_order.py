@@ -168,7 +168,8 @@ def higher_order_test(problem: Problem, theta, spectrum: Spectrum | None = None,
     # the positive eigenspace (for the chord steps); recomputed because Spectrum keeps only the kernel
     lam, Q = np.linalg.eigh(dense_hessian(problem, theta))
     pos = lam > spectrum.tol_zero
-    P, inv_lam = Q[:, pos], 1.0 / lam[pos]
+    # all of Q with 1/λ zeroed off the positive eigenspace: fixed shapes, so one compilation per problem
+    inv_lam = np.where(pos, 1.0 / np.where(pos, lam, 1.0), 0.0)
     rng = np.random.default_rng(_checks.positive_int("seed", seed, minimum=0))
     dirs = [K[:, i] for i in range(min(m, max_basis))]
     for _ in range(n_random):
@@ -178,11 +179,14 @@ def higher_order_test(problem: Problem, theta, spectrum: Spectrum | None = None,
     V = np.concatenate([V, -V])  # a cubic term is odd: one of ±v descends
     nd = V.shape[0]
     Z = np.concatenate([r * V for r in radii_abs])
+    rows = Z.shape[0]
+    pad = 1 << max(0, (rows - 1).bit_length())  # power-of-two batches: few distinct compiled shapes
+    Z = np.concatenate([Z, np.zeros((pad - rows, n))])
     loss0, g0 = problem.value_and_grad(theta)
-    best, arg = _reduced_descent(problem, jnp.asarray(theta), jnp.asarray(Z), jnp.asarray(P),
+    best, arg = _reduced_descent(problem, jnp.asarray(theta), jnp.asarray(Z), jnp.asarray(Q),
                                  jnp.asarray(inv_lam), n_chord)
-    best = np.asarray(best).reshape(len(radii_abs), nd)
-    arg = np.asarray(arg).reshape(len(radii_abs), nd, n)
+    best = np.asarray(best)[:rows].reshape(len(radii_abs), nd)
+    arg = np.asarray(arg)[:rows].reshape(len(radii_abs), nd, n)
     rho = np.linalg.norm(arg, axis=-1)
     gnorm = float(np.linalg.norm(g0))
     tau = safety * (gnorm * rho + 0.5 * spectrum.tol_zero * rho**2) + atol * (1.0 + abs(loss0))
