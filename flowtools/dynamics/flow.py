@@ -32,6 +32,7 @@ import numpy as np
 from .. import _checks
 from ..problem import Problem
 from .bdf import BDF
+from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
 from .trajectory import Status, Trajectory, evaluate_states
@@ -53,6 +54,7 @@ SOLVERS = {
     "heun": diffrax.Heun,
     "bdf": BDF,
     "ros34pw2": RosenbrockW,
+    "rkc": RKC,
 }
 
 
