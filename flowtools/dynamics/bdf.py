@@ -275,15 +275,19 @@ class BDF(FlowSolver):
             n_grad = n_grad + 1
         else:
             h_abs = jnp.minimum(jnp.asarray(dt0, dtype=jnp.float64), t1 - t0)
-        D = jnp.zeros((MAX_ORDER + 3, y0.shape[0])).at[0].set(y0).at[1].set(f0 * h_abs)
-        H = hess(y0)
-        c0 = h_abs / alpha[1]
+        n = y0.shape[0]
+        D = jnp.zeros((MAX_ORDER + 3, n)).at[0].set(y0).at[1].set(f0 * h_abs)
+        # The first Hessian and factorisation are made by the loop's own code (need_jac at the first
+        # attempt, evaluated at y0 as scipy does): one traced copy of each, not two.
+        H = jnp.zeros((n, n))
+        fact = (jnp.zeros((n, n)), jnp.zeros((n,), jnp.int32))
         ts_out, ys_out = outputs(ts, t0, y0)
         meter = diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter()
         F = jnp.asarray(False)
-        state = _State(t=t0, D=D, order=i64(1), h_abs=h_abs, n_equal=i64(0), H=H, fact=_lu(H, c0),
-                       c_fact=c0, jac_current=F, need_jac=F, krylov=F, mv_since=i64(0), n_steps=i64(0),
-                       n_accepted=i64(0), n_grad=n_grad, n_hess=i64(1), n_fact=i64(1), n_mv=i64(0),
+        state = _State(t=t0, D=D, order=i64(1), h_abs=h_abs, n_equal=i64(0), H=H, fact=fact,
+                       c_fact=jnp.asarray(jnp.nan), jac_current=F, need_jac=jnp.asarray(True), krylov=F,
+                       mv_since=i64(0), n_steps=i64(0),
+                       n_accepted=i64(0), n_grad=n_grad, n_hess=i64(0), n_fact=i64(0), n_mv=i64(0),
                        n_newton_fail=i64(0), n_error_fail=i64(0), save_index=i64(0), ts_out=ts_out,
                        ys_out=ys_out, event=i64(0), failed=F, meter=meter.init())
 
@@ -309,10 +313,11 @@ class BDF(FlowSolver):
             c = h / alpha[order]
 
             # A new Hessian when asked for; a new factorisation when H or c changed.
-            H = lax.cond(s.need_jac, hess, lambda y: s.H, y_predict)
+            first = s.n_steps == 0
+            H = lax.cond(s.need_jac, hess, lambda y: s.H, jnp.where(first, D[0], y_predict))
             refactor = s.need_jac | (c != s.c_fact)
             fact = lax.cond(refactor, lambda: _lu(H, c), lambda: s.fact)
-            jac_current = s.jac_current | s.need_jac
+            jac_current = s.jac_current | (s.need_jac & ~first)  # scipy: y0's Hessian is not "current"
             krylov = s.krylov & ~s.need_jac
             mv_since = jnp.where(s.need_jac, 0, s.mv_since)
             solve = lambda b: jax.scipy.linalg.lu_solve(fact, b)  # noqa: E731

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks
+from .. import _cache, _checks
 from ..problem import Problem
 from .bdf import BDF
 from .rosenbrock import RosenbrockW
@@ -107,7 +107,7 @@ def _compiled(args, kw):
     if key in _COMPILED:
         return _COMPILED[key], 0.0
     t = time.perf_counter()
-    compiled = _solve.lower(*args, **kw).compile()
+    compiled = _solve.lower(*args, **kw).compile(compiler_options=_cache.compiler_options())
     _COMPILED[key] = compiled
     return compiled, time.perf_counter() - t
 
