@@ -159,11 +159,11 @@ def _guesses_near(theta, n, scale, seed):
     return np.asarray(theta)[None, :] + scale * rng.standard_normal((n, len(theta)))
 
 
-def _cases(quick):
+def _cases(quick, full=False):
     mm = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato())
     planted, th_planted, *_ = planted_saddle(3, 64, 2, 2, 0)
     ts = _teacher_student(2, 4)
-    n = 8 if quick else 32
+    n = 8 if quick else 64 if full else 16
     return [
         ("minimal model, origin (index 2)", mm, _guesses_near(np.zeros(4), n, 0.05, 0), np.zeros(4)),
         (f"planted saddle n={planted.n_params}", planted, _guesses_near(th_planted, n, 0.02, 1), th_planted),
@@ -172,12 +172,12 @@ def _cases(quick):
     ]
 
 
-def critical_points_vs_optimistix(quick: bool):
+def critical_points_vs_optimistix(quick: bool, full: bool = False):
     """Critical points from the same guesses: our trust-region LM (all guesses of a problem in one vmapped
     jitted solve) against optimistix's Levenberg–Marquardt and Newton, each vmapped and jitted the same
     way. A solve counts as found when ‖∇L‖ ≤ 1e-10 within 1 + ‖guess‖ of the guess."""
     out = []
-    for label, p, guesses, known in _cases(quick):
+    for label, p, guesses, known in _cases(quick, full):
         radius = 1.0 + np.linalg.norm(guesses, axis=1)
 
         def ours():
