@@ -66,8 +66,8 @@ from .landscape import (  # noqa: E402
     slow_points,
     unstable_manifold,
 )
-from .models import MLP  # noqa: E402
-from .problem import LOSS_CONVENTIONS, Problem  # noqa: E402
+from .models import MLP, FunctionModel  # noqa: E402
+from .problem import LOSS_CONVENTIONS, LOSSES, DataSource, FiniteData, Problem  # noqa: E402
 from .splitting import SplitPrediction, inner_hessian, predict_split, split_neuron  # noqa: E402
 from .universality import (  # noqa: E402
     ActivationClass,
@@ -85,7 +85,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ACTIVATIONS", "Activation", "get_activation",
     "Dataset", "GaussianPopulation", "Teacher", "load_xy", "teacher_dataset",
-    "MLP", "Problem", "LOSS_CONVENTIONS",
+    "MLP", "FunctionModel", "Problem", "LOSS_CONVENTIONS", "LOSSES", "DataSource", "FiniteData",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
     "datasets", "deep_linear", "io", "escape", "universality",
     "dynamics", "landscape", "splitting",

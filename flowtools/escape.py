@@ -814,7 +814,7 @@ class EscapeRun:
 def _distance_traced(problem, metric, theta, ref):
     if metric == "parameter":
         return jnp.linalg.norm(theta - ref)
-    return output_distance(problem.model.apply(theta, problem.x), ref)
+    return output_distance(problem.apply_fn(theta, problem.x), ref)
 
 
 @eqx.filter_jit
@@ -898,7 +898,7 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     if d0 > radius:
         raise ValueError(f"theta0 is outside the ball ({metric} distance {d0:.4g} > radius {radius:g}); "
                          "escape_flow measures escapes from a ball the flow starts in.")
-    ref = c if metric == "parameter" else np.asarray(problem.model.apply(jnp.asarray(c), problem.x))
+    ref = c if metric == "parameter" else np.asarray(problem.apply_fn(jnp.asarray(c), problem.x))
     if save_ts is None:
         ts = np.geomspace(t_first, t_max, n_save)
     else:

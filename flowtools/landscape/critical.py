@@ -62,7 +62,8 @@ class CriticalPoint:
     - `theta`, `loss`, `gen_error` (None without a teacher), `grad_norm` (independently re-evaluated).
     - `eigenvalues`: all Hessian eigenvalues ("dense"), or the computed extreme ones ("lanczos").
     - `signature`: (n_neg, n_zero, n_pos); `kind`: one of `KINDS` (see `classify`).
-    - `reduces_to`: the widths of the smallest network with the same function, e.g. "1-1-1".
+    - `reduces_to`: the widths of the smallest network with the same function, e.g. "1-1-1" ("" for a
+      model that is not an `MLP`).
     - `success`, `status` ("converged", "max_iter", "left_radius", "stalled", "non_finite"), `message`.
     - `iterations`, `distance` (‖θ − guess‖), `guess`, `spectrum` (the `Spectrum`), `wall_time`.
     - `escape_directions`: for a "higher_order_saddle", unit vectors (n, k) along which L decreases
@@ -345,14 +346,17 @@ def critical_point_at(problem: Problem, theta, *, success: bool = True, status: 
     spec = hessian_spectrum(problem, theta, **opts)
     loss, g = problem.value_and_grad(theta)
     gen = problem.gen_error(theta) if problem.has_population else None
-    red = reduce_network(problem.model, theta, atol=reduce_atol)
+    # Reductions are neuron operations: a model that is not an MLP records "".
+    reduces_to = ""
+    if problem.is_mlp:
+        reduces_to = reduce_network(*problem.mlp_theta(theta), atol=reduce_atol).reduces_to
     dist = 0.0 if guess is None else float(np.linalg.norm(theta - guess))
     kind, test = _classify(spec.signature, success, problem, theta, spec, higher_order_options)
     if kind == "higher_order_saddle":
         message = f"{message}; {test.message}" if message else test.message
     return CriticalPoint(theta=theta, loss=loss, gen_error=gen, grad_norm=float(np.linalg.norm(g)),
                          eigenvalues=spec.eigenvalues, signature=spec.signature,
-                         kind=kind, reduces_to=red.reduces_to, success=success,
+                         kind=kind, reduces_to=reduces_to, success=success,
                          status=status, message=message, iterations=iterations, distance=dist,
                          guess=None if guess is None else np.asarray(guess), spectrum=spec,
                          wall_time=wall_time,
