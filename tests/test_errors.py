@@ -1,6 +1,7 @@
 """Bad input fails early, in Python, with an error whose message names the argument at fault."""
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ DATA = ft.Dataset(np.linspace(-2.0, 2.0, 10), np.tanh(np.linspace(-2.0, 2.0, 10)
 PROBLEM = ft.Problem(MODEL, DATA, "mse")
 THETA = np.array([-0.13, 0.13, 0.16, -0.15])
 NAN = math.nan
+#: a stand-in GD trajectory (t, θ, L) for the analysis functions
+TRAJ = types.SimpleNamespace(t=np.arange(4.0), theta=np.tile(THETA, (4, 1)), loss=np.ones(4),
+                             method="gradient_descent")
 
 
 def gd(*args, **kw):
@@ -116,15 +120,15 @@ BAD_INPUTS = [
     ("higher_order_test n_random negative",
      lambda: ft.landscape.higher_order_test(PROBLEM, THETA, n_random=-1), ValueError, r"n_random"),
     ("plateaus threshold zero",
-     lambda: ft.plateaus(ft.gradient_descent(PROBLEM, THETA, 0.1, 3), threshold=0.0), ValueError, r"threshold"),
+     lambda: ft.plateaus(TRAJ, threshold=0.0), ValueError, r"threshold"),
     ("basin_fractions wrong source", lambda: ft.basin_fractions([1, 2]), TypeError, r"SaddleGraph"),
     ("basin_fractions no runs", lambda: ft.basin_fractions([]), ValueError, r"at least one run"),
     ("wilson k above n", lambda: ft.escape.wilson_interval(3, 2), ValueError, r"k <= n"),
     ("escape_time unknown refine",
-     lambda: ft.escape_time(ft.gradient_descent(PROBLEM, THETA, 0.1, 3), THETA, 1.0, refine="dense"),
+     lambda: ft.escape_time(TRAJ, THETA, 1.0, refine="dense"),
      ValueError, r"refine='dense'"),
     ("escape_time refine=solve without problem",
-     lambda: ft.escape_time(ft.gradient_descent(PROBLEM, THETA, 0.1, 3), THETA, 1.0, refine="solve"),
+     lambda: ft.escape_time(TRAJ, THETA, 1.0, refine="solve"),
      ValueError, r"refine='solve' needs a gradient-flow"),
     ("mode_time depth 4", lambda: ft.deep_linear.mode_time(1.0, 3.0, 1e-3, 4), ValueError, r"depth=4"),
     ("mode_time u0 above s", lambda: ft.deep_linear.mode_time(1.0, 3.0, 4.0, 2), ValueError, r"u0=4"),
