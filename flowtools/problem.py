@@ -237,7 +237,7 @@ class Problem(eqx.Module):
             if bad.any():
                 i = int(np.argmax(bad))
                 raise ValueError(f"{name}.y holds integer class labels for cross_entropy, which must lie "
-                                 f"in 0 … {k - 1} (d_out={k}); row {i} is {labels[i]!r}.")
+                                 f"in 0 … {k - 1} (d_out={k}); row {i} is {float(labels[i]):g}.")
             return np.eye(k)[labels.astype(np.int64)]
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, rtol=0, atol=1e-12):
             raise ValueError(f"{name}.y for cross_entropy must be one column of integer labels or rows of "

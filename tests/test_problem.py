@@ -393,3 +393,39 @@ def test_a_population_source_plugs_into_the_whole_problem(minimal_half):
     assert p.loss(theta) == pytest.approx(0.5 * p.gen_error(theta), rel=1e-14)
     tr = ft.gradient_flow(p, theta, 200.0)
     assert tr.gen_error[-1] < 1e-3 * tr.gen_error[0]
+
+
+def _minimal_by_hand(theta, x):
+    """f(x) = v1 tanh(w1 x) + v2 tanh(w2 x) (Maleknia & Sato, Eq. 1), written without MLP."""
+    return theta[2] * jax.numpy.tanh(theta[0] * x) + theta[3] * jax.numpy.tanh(theta[1] * x)
+
+
+def test_whole_pipeline_runs_on_an_own_model():
+    """Flow, GD, critical points, spectra, itinerary, saddle graph and escape time on a hand-written
+    model agree with the same network built as an MLP; only the symmetry reduction is left blank."""
+    from flowtools.graph import SaddleGraph
+    from flowtools.itinerary import add_to_graph, itinerary
+
+    data = ft.datasets.maleknia_sato(noiseless=True)
+    own = ft.Problem.from_function(_minimal_by_hand, 4, data, "mse")
+    mlp = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")
+    theta0 = np.array([-0.13, 0.13, 0.16, -0.15])
+    gd_own, gd_mlp = (ft.gradient_descent(p, theta0, 0.01, 2000) for p in (own, mlp))
+    np.testing.assert_allclose(gd_own.theta, gd_mlp.theta, rtol=1e-10, atol=1e-13)
+    flow = ft.gradient_flow(own, theta0, 2e4)
+    ref = ft.gradient_flow(mlp, theta0, 2e4)
+    assert flow.status == ref.status
+    it, it_ref = itinerary(own, flow), itinerary(mlp, ref)
+    assert [(v.kind, v.signature) for v in it.visits] == [(v.kind, v.signature) for v in it_ref.visits]
+    assert it.visits[0].signature == (2, 0, 2) and it.terminal == it_ref.terminal == "attractor"
+    assert all(v.reduces_to == "" for v in it.visits)
+    g = SaddleGraph()
+    assert len(add_to_graph(g, it, run="own")) == len(it.visits)
+    cp = ft.find_critical_point(own, 1e-3 * theta0)
+    assert cp.success and np.linalg.norm(cp.theta) < 1e-10 and tuple(cp.signature) == (2, 0, 2)
+    assert cp.reduces_to == ""
+    np.testing.assert_allclose(ft.hessian_spectrum(own, cp.theta).eigenvalues,
+                               ft.hessian_spectrum(mlp, cp.theta).eigenvalues, rtol=1e-12, atol=1e-14)
+    esc = ft.escape_time(flow, np.zeros(4), 0.5, problem=own)
+    esc_ref = ft.escape_time(ref, np.zeros(4), 0.5, problem=mlp)
+    assert esc.time == pytest.approx(esc_ref.time, rel=1e-6)
