@@ -276,8 +276,8 @@ def test_flow_and_gd_keep_a_frozen_second_layer_fixed_exactly():
     theta0 = np.asarray(model.init(7, scale=0.1)).copy()
     theta0[20:] = 1.0
     p = ft.Problem(model, data, frozen="W2", frozen_at=theta0)
-    flow = ft.gradient_flow(p, p.free_theta(theta0), 30.0)
-    gd = ft.gradient_descent(p, p.free_theta(theta0), 0.05, 200)
+    flow = ft.gradient_flow(p, p.free_theta(theta0), 30.0, n_save=20)
+    gd = ft.gradient_descent(p, p.free_theta(theta0), 0.3, 100, n_records=10)
     for tr in (flow, gd):
         assert tr.theta.shape[1] == 20
         assert tr.loss[-1] < 0.5 * tr.loss[0]
@@ -400,6 +400,21 @@ def _minimal_by_hand(theta, x):
     return theta[2] * jax.numpy.tanh(theta[0] * x) + theta[3] * jax.numpy.tanh(theta[1] * x)
 
 
+def test_own_model_gd_critical_point_and_spectrum_equal_the_mlp():
+    data = ft.datasets.maleknia_sato()
+    own = ft.Problem.from_function(_minimal_by_hand, 4, data, "mse")
+    mlp = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")
+    theta0 = np.array([-0.13, 0.13, 0.16, -0.15])
+    gd_own, gd_mlp = (ft.gradient_descent(p, theta0, 0.01, 300, n_records=10) for p in (own, mlp))
+    np.testing.assert_allclose(gd_own.theta, gd_mlp.theta, rtol=1e-11, atol=1e-14)
+    cp = ft.find_critical_point(own, 1e-3 * theta0)
+    assert cp.success and np.linalg.norm(cp.theta) < 1e-10 and tuple(cp.signature) == (2, 0, 2)
+    assert cp.reduces_to == ""
+    np.testing.assert_allclose(ft.hessian_spectrum(own, cp.theta).eigenvalues,
+                               ft.hessian_spectrum(mlp, cp.theta).eigenvalues, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
 def test_whole_pipeline_runs_on_an_own_model():
     """Flow, GD, critical points, spectra, itinerary, saddle graph and escape time on a hand-written
     model agree with the same network built as an MLP; only the symmetry reduction is left blank."""
