@@ -167,7 +167,8 @@ class Problem(eqx.Module):
         wd = float(weight_decay) if isinstance(weight_decay, (int, float, np.floating, np.integer)) \
             and not isinstance(weight_decay, bool) else None
         if wd is None or not math.isfinite(wd) or wd < 0:
-            raise ValueError(f"weight_decay must be a finite number ≥ 0 (λ in (λ/2)‖θ‖²), got {weight_decay!r}.")
+            raise ValueError(f"weight_decay must be a finite number ≥ 0 (λ in (λ/2)‖θ‖²), "
+                             f"got {weight_decay!r}.")
         self.weight_decay = jnp.asarray(wd, dtype=jnp.float64)
 
         if isinstance(data, DataSource):
@@ -209,7 +210,8 @@ class Problem(eqx.Module):
             self.test = None
         elif isinstance(test_data, Dataset):
             self._check_widths(test_data.d_in, test_data.d_out, "test_data")
-            self.test = FiniteData(jnp.asarray(test_data.x), jnp.asarray(self._targets(test_data, "test_data")))
+            y_test = self._targets(test_data, "test_data")
+            self.test = FiniteData(jnp.asarray(test_data.x), jnp.asarray(y_test))
         else:
             raise TypeError(f"test_data must be a flowtools.Dataset or None, got {type(test_data).__name__}.")
 
@@ -599,7 +601,8 @@ def _frozen(model, frozen, frozen_at):
             mask = arr.copy()
         elif np.issubdtype(arr.dtype, np.integer) and arr.ndim == 1:
             if arr.size and (arr.min() < 0 or arr.max() >= n):
-                raise ValueError(f"frozen indices must lie in [0, {n}), got min {arr.min()}, max {arr.max()}.")
+                raise ValueError(f"frozen indices must lie in [0, {n}), got min {arr.min()}, "
+                                 f"max {arr.max()}.")
             mask = np.zeros(n, dtype=bool)
             mask[arr] = True
         else:

@@ -360,7 +360,8 @@ def test_held_out_loss_and_accuracy_recorded_along_runs(tmp_path):
                      test_data=ft.Dataset(test.x, test.x[:, :1] ** 2))
     tr = ft.gradient_descent(reg, ft.MLP((2, 3, 1)).init(0), 0.05, 20)
     assert tr.test_loss is not None and tr.test_accuracy is None
-    assert ft.gradient_descent(ft.Problem(model, mixture(60, 7), "cross_entropy"), theta0, 0.1, 5).test_loss is None
+    plain = ft.Problem(model, mixture(60, 7), "cross_entropy")
+    assert ft.gradient_descent(plain, theta0, 0.1, 5).test_loss is None
 
 
 # ----------------------------------------------------------------------------- a population source
