@@ -445,3 +445,20 @@ def test_whole_pipeline_runs_on_an_own_model():
     esc = ft.escape_time(flow, np.zeros(4), 0.5, problem=own)
     esc_ref = ft.escape_time(ref, np.zeros(4), 0.5, problem=mlp)
     assert esc.time == pytest.approx(esc_ref.time, rel=1e-6)
+
+
+def test_vmappable_over_states_weight_decay_and_frozen_values():
+    import equinox as eqx
+
+    model = ft.MLP((2, 3, 3), "tanh")
+    theta = np.asarray(model.init(0))
+    p = ft.Problem(model, mixture(20, 3), "cross_entropy", weight_decay=0.1, frozen="b2", frozen_at=theta)
+    states = np.stack([p.free_theta(np.asarray(model.init(k))) for k in range(3)])
+    np.testing.assert_allclose(np.asarray(jax.vmap(p.loss_fn)(states)), [p.loss(s) for s in states], rtol=1e-14)
+    lams = np.array([0.0, 0.1, 0.5])
+    by_vmap = jax.vmap(lambda lam: eqx.tree_at(lambda q: q.weight_decay, p, lam).loss_fn(states[0]))(lams)
+    np.testing.assert_allclose(np.asarray(by_vmap), [p.with_weight_decay(lam).loss(states[0]) for lam in lams],
+                               rtol=1e-14)
+    bases = np.stack([theta, 2 * theta])
+    by_vmap = jax.vmap(lambda b: eqx.tree_at(lambda q: q.frozen_base, p, b).loss_fn(states[0]))(bases)
+    np.testing.assert_allclose(np.asarray(by_vmap), [p.freeze("b2", b).loss(states[0]) for b in bases], rtol=1e-14)
