@@ -374,6 +374,17 @@ class Problem(eqx.Module):
         theta_full = _checks.theta_vector("theta_full", theta_full, self.model.n_params)
         return theta_full if self.free is None else theta_full[self.free.index]
 
+    def require_mlp(self, what: str) -> MLP:
+        """The model, for code that works on an MLP's own flat θ; a clear error when the model is not an
+        `MLP`, when parameters are frozen, or when the loss is not squared error."""
+        if not self.is_mlp:
+            raise TypeError(f"{what} needs an MLP model; this problem's model is {self.model!r}.")
+        if self.free is not None:
+            raise TypeError(f"{what} needs a problem without frozen parameters.")
+        if self.loss_convention == "cross_entropy":
+            raise ValueError(f"{what} is derived for squared error; this problem uses cross_entropy.")
+        return self.model
+
     def mlp_theta(self, theta, what: str = "this operation") -> tuple[MLP, np.ndarray]:
         """(MLP, full θ) for symmetry-aware code; a clear error when the model is not an `MLP`."""
         if not self.is_mlp:

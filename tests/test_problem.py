@@ -328,6 +328,10 @@ def test_symmetry_tools_say_they_need_an_mlp():
         ft.canonical_form(p, np.zeros(27))
     with pytest.raises(TypeError, match="need an MLP"):
         ft.reduce_network(p, np.zeros(27))
+    with pytest.raises(TypeError, match="inner Hessian needs an MLP"):
+        ft.inner_hessian(p, np.zeros(27), 0)
+    with pytest.raises(TypeError, match="norm-imbalance identity needs an MLP"):
+        ft.norm_imbalance_rate(p, np.zeros(27))
     frozen = ft.Problem(ft.MLP((1, 2, 1)), ft.Dataset([0.0, 1.0], [0.0, 1.0]), frozen="b2",
                         frozen_at=np.zeros(7))
     with pytest.raises(TypeError, match="full_theta"):
