@@ -80,7 +80,6 @@ class DataSource(eqx.Module):
     - `data_loss(model, theta, loss)`: the expectation, traceable, on the model's full θ.
     - `gen_error(model, theta)`: R(θ) = E_x‖f(x; θ) − T(x)‖², traceable, or None when the source has
       no teacher (then `has_gen_error` is False).
-    - `with_targets_of(...)` is not needed: a source is immutable; build a new one.
 
     Array fields are pytree leaves, so a new source of the same shapes does not recompile.
     """
@@ -98,7 +97,7 @@ class DataSource(eqx.Module):
         return self.x.shape[0]
 
     def data_loss(self, model, theta, loss: str):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define data_loss(model, theta, loss).")
 
     has_gen_error = False
 
