@@ -24,6 +24,8 @@ from .models import MLP
 
 __all__ = ["Dataset", "load_xy", "teacher_dataset", "Teacher", "GaussianPopulation"]
 
+_POPULATION_STREAM = 0x52  # spawn key of the Monte Carlo population's random stream
+
 
 @dataclasses.dataclass(frozen=True)
 class Teacher:
@@ -207,6 +209,9 @@ class GaussianPopulation:
             weights = np.prod(np.stack([g.ravel() for g in wgrids], axis=1), axis=1)
             return cls(x, weights, "gauss_hermite")
         n_samples = _checks.positive_int("n_samples", n_samples, minimum=2)
-        rng = np.random.default_rng(_checks.positive_int("seed", seed, minimum=0))
+        # A stream of its own: teacher_dataset(seed=s) draws from default_rng(s), and the Monte Carlo
+        # sample must not repeat the training inputs (R would equal the training error).
+        rng = np.random.default_rng(np.random.SeedSequence(_checks.positive_int("seed", seed, minimum=0),
+                                                           spawn_key=(_POPULATION_STREAM,)))
         x = rng.standard_normal((n_samples, d_in))
         return cls(x, np.full(n_samples, 1.0 / n_samples), "monte_carlo")
