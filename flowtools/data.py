@@ -38,11 +38,15 @@ class Teacher:
     d_in: int
     d_out: int
     name: str = "teacher"
+    #: The teacher network and its θ when built by `from_network` (the exact R of depth-2 nets uses them).
+    model: MLP | None = dataclasses.field(default=None, compare=False)
+    theta: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_network(cls, model: MLP, theta, name: str | None = None) -> "Teacher":
         theta = jnp.asarray(_checks.theta_vector("theta", theta, model.n_params))
-        return cls(lambda x: model.apply(theta, x), model.d_in, model.d_out, name or repr(model))
+        return cls(lambda x: model.apply(theta, x), model.d_in, model.d_out, name or repr(model), model,
+                   np.asarray(theta))
 
     def __call__(self, x):
         out = self.fn(jnp.asarray(x, dtype=jnp.float64))

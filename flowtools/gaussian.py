@@ -46,7 +46,7 @@ from .models import MLP
 jax.config.update("jax_enable_x64", True)
 
 __all__ = ["pair_expectation", "mean_expectation", "population_risk", "population_terms",
-           "has_closed_form", "DEFAULT_NODES"]
+           "has_closed_form", "has_exact_risk", "DEFAULT_NODES"]
 
 #: Gauss–Hermite nodes per axis of the 2-D rule.
 DEFAULT_NODES = 96
@@ -340,6 +340,15 @@ def _second_moment(act, a, c, n, method, has_bias):
 
 
 # ------------------------------------------------------------------ population risk
+def has_exact_risk(student, teacher) -> bool:
+    """Whether R(θ) reduces to 2-D expectations: a depth-2 `MLP` student and a `Teacher` built from a
+    depth-2 `MLP` with the same input and output widths."""
+    t_model = getattr(teacher, "model", None)
+    return (isinstance(student, MLP) and student.n_layers == 2 and isinstance(t_model, MLP)
+            and t_model.n_layers == 2 and getattr(teacher, "theta", None) is not None
+            and t_model.d_in == student.d_in and t_model.d_out == student.d_out)
+
+
 def _depth2(name, model):
     if not isinstance(model, MLP):
         raise TypeError(f"{name} must be a flowtools.MLP, got {type(model).__name__}.")
