@@ -49,9 +49,9 @@ def settings(quick: bool, seed: int) -> dict:
     return dict(
         quick=quick, seed=seed, d=10, activation="scaled_erf", loss="half_mse",
         Ks=[2] if quick else [2, 3],
-        init_scales=[1e-2, 1e-3, 1e-4] if quick else [1e-2, 1e-3, 1e-4, 1e-5, 1e-6],
+        init_scales=[1e-3, 3e-4, 1e-4] if quick else [1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6],
         seeds_per_scale=1 if quick else 3,
-        t1=2e3 if quick else 1e4, n_save=200,
+        t1=1e4, gtol=1e-10, n_save=200,
         finite_n=[2000] if quick else [2000, 20000],
         finite_flow=not quick,
         rtol_zero=1e-7,
@@ -129,7 +129,7 @@ def run_flows(problem, Wt, K, cfg):
         for s in range(cfg["seeds_per_scale"]):
             rng = np.random.default_rng([cfg["seed"], K, s, int(round(-math.log10(scale)))])
             theta0 = scale * rng.standard_normal(K * d) / math.sqrt(d)
-            tr = ft.gradient_flow(problem, theta0, cfg["t1"], n_save=cfg["n_save"])
+            tr = ft.gradient_flow(problem, theta0, cfg["t1"], gtol=cfg["gtol"], n_save=cfg["n_save"])
             runs.append(dict(scale=scale, seed=s, theta0=theta0, trajectory=tr))
     return runs
 
@@ -144,7 +144,8 @@ def plateau_of(tr, pred_R):
     after = np.flatnonzero((np.arange(R.size) > on[-1]) & (R < 0.5 * pred_R))
     t_exit = float(tr.t[after[0]]) if after.size else None
     mid = on[np.argmin(np.abs(R[on] - pred_R))]
-    return dict(t_enter=float(tr.t[on[0]]), t_exit=t_exit, R=float(np.median(R[on])), index=int(mid))
+    return dict(t_enter=float(tr.t[on[0]]), t_exit=t_exit, t_mid=float(tr.t[mid]), R=float(np.median(R[on])),
+                index=int(mid))
 
 
 def summarise_runs(runs, Wt, K, pred):
@@ -157,20 +158,27 @@ def summarise_runs(runs, Wt, K, pred):
         if pl is not None:
             W = np.asarray(tr.theta[pl["index"]]).reshape(K, -1)
             Q, Rm = overlaps(W, Wt)
-            row.update(plateau_Q=Q.tolist(), plateau_R_in=Rm.tolist())
+            # The symmetry-breaking amplitude at the plateau's deepest point: the spread of the R_in.
+            row.update(plateau_Q=Q.tolist(), plateau_R_in=Rm.tolist(), asymmetry=float(Rm.max() - Rm.min()))
         rows.append(row)
     return rows
 
 
 def escape_fit(rows, mu):
-    xs = [r["scale"] for r in rows if r["plateau"] and r["plateau"]["t_exit"] is not None]
-    ts = [r["plateau"]["t_exit"] for r in rows if r["plateau"] and r["plateau"]["t_exit"] is not None]
-    if len(set(xs)) < 2:
+    """Two fits of the plateau exit. (a) t_exit − t_mid against log(1/δ), δ the symmetry-breaking
+    amplitude at the plateau's deepest point t_mid: the linearised flow predicts slope 1/|μ|.
+    (b) t_exit against log(1/init scale), which has the same slope while δ ∝ scale."""
+    ok = [r for r in rows if r["plateau"] and r["plateau"]["t_exit"] is not None]
+    if len({r["scale"] for r in ok}) < 2:
         return None
-    # t_exit ≈ (1/|μ|) log(1/scale) + c: the symmetry-breaking component grows like e^{|μ| t}.
-    slope, intercept = np.polyfit(np.log(1.0 / np.asarray(xs)), ts, 1)
+    x = np.log(1.0 / np.array([r["asymmetry"] for r in ok]))
+    y = np.array([r["plateau"]["t_exit"] - r["plateau"]["t_mid"] for r in ok])
+    slope, intercept = np.polyfit(x, y, 1)
+    xs = np.log(1.0 / np.array([r["scale"] for r in ok]))
+    slope_s, intercept_s = np.polyfit(xs, [r["plateau"]["t_exit"] for r in ok], 1)
     return dict(slope=float(slope), intercept=float(intercept), slope_predicted=1.0 / abs(mu),
-                ratio=float(slope * abs(mu)), points=len(xs))
+                ratio=float(slope * abs(mu)), points=len(ok),
+                scale_slope=float(slope_s), scale_intercept=float(intercept_s), scale_ratio=float(slope_s * abs(mu)))
 
 
 # ----------------------------------------------------------------------------------------- the graph
@@ -201,7 +209,7 @@ def finite_data(model, theta_t, Wt, K, plateau_theta, theta0, cfg, t_exit_pop):
                    morse_index=int(cp.signature[0]), grad_norm=float(cp.grad_norm),
                    R_at_critical_point=p.gen_error(cp.theta), distance=float(np.linalg.norm(cp.theta - plateau_theta)))
         if cfg["finite_flow"]:
-            tr = ft.gradient_flow(p, theta0, cfg["t1"], n_save=cfg["n_save"])
+            tr = ft.gradient_flow(p, theta0, cfg["t1"], gtol=cfg["gtol"], n_save=cfg["n_save"])
             R = np.asarray(tr.gen_error)
             R_plat = p.gen_error(cp.theta)
             on = np.flatnonzero(np.abs(R - R_plat) < 0.05 * R_plat)
@@ -242,17 +250,23 @@ def overlaps_figure(runs, Wt, K, pred, path):
 
 
 def escape_figure(rows, fit, path):
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    xs = [r["scale"] for r in rows if r["plateau"] and r["plateau"]["t_exit"]]
-    ts = [r["plateau"]["t_exit"] for r in rows if r["plateau"] and r["plateau"]["t_exit"]]
-    ax.semilogx(xs, ts, "o", mfc="none", label="flow")
+    ok = [r for r in rows if r["plateau"] and r["plateau"]["t_exit"]]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax = axes[0]
+    x = np.array([r["asymmetry"] for r in ok])
+    ax.semilogx(x, [r["plateau"]["t_exit"] - r["plateau"]["t_mid"] for r in ok], "o", mfc="none", label="flow")
     if fit:
-        x = np.geomspace(min(xs), max(xs), 20)
-        ax.semilogx(x, fit["intercept"] + fit["slope"] * np.log(1 / x), "C1-",
-                    label=f"fit slope {fit['slope']:.3g} (1/|μ| = {fit['slope_predicted']:.3g})")
+        xx = np.geomspace(x.min(), x.max(), 20)
+        ax.semilogx(xx, fit["intercept"] + fit["slope"] * np.log(1 / xx), "C1-",
+                    label=f"fit slope {fit['slope']:.4g} (1/|μ| = {fit['slope_predicted']:.4g})")
+    ax.set_xlabel("symmetry-breaking amplitude δ = max R_in − min R_in at the plateau")
+    ax.set_ylabel("time from the plateau's deepest point to its exit")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.semilogx([r["scale"] for r in ok], [r["plateau"]["t_exit"] for r in ok], "o", mfc="none")
     ax.set_xlabel("init scale")
     ax.set_ylabel("plateau exit time")
-    ax.legend(fontsize=8)
+    fig.tight_layout()
     save_figure(fig, path)
 
 
