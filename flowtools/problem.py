@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
+from . import _checks, gaussian
 from .data import Dataset, GaussianPopulation, Teacher
 from .models import MLP, FunctionModel
 
@@ -104,6 +104,9 @@ class DataSource(eqx.Module):
     def gen_error(self, model, theta):
         return None
 
+    def check(self, model, loss: str) -> None:
+        """Raise a clear error if this source cannot serve `model` under `loss` (called by `Problem`)."""
+
 
 class FiniteData(DataSource):
     """A finite sample: L = (1/n) Σ_k ℓ(f(x_k; θ), y_k)."""
@@ -124,8 +127,10 @@ class Problem(eqx.Module):
     - `model`: an `MLP` or a `FunctionModel` (see `Problem.from_function` for a plain function).
     - `data`: a `Dataset` whose widths match the model, or a `DataSource`.
     - `loss`: "half_mse" (default), "mse" or "cross_entropy".
-    - `population`: a `GaussianPopulation` for R(θ); built automatically when the data set has a
-      teacher (Gauss–Hermite for d_in ≤ 2, Monte Carlo otherwise).
+    - `population`: a `GaussianPopulation` for R(θ); chosen automatically when the data set has a
+      teacher: Gauss–Hermite for d_in ≤ 2; for d_in > 2 the exact reduction to 2-D Gaussian integrals
+      (`flowtools.gaussian`, method "exact") when the model is a depth-2 `MLP` and the teacher a
+      depth-2 network (`Teacher.from_network` or a (MLP, θ) pair), Monte Carlo otherwise.
     - `weight_decay`: λ ≥ 0; adds (λ/2)‖θ‖² over the model's full θ (frozen entries add a constant).
     - `frozen`: parameters held fixed: a boolean mask over the model's θ (True = frozen), an integer
       index array, or (for an `MLP`) group names "W2", "b1", "layer2" (= W2 and b2), or a list of them.
@@ -148,6 +153,7 @@ class Problem(eqx.Module):
     pop_x: jax.Array | None
     pop_w: jax.Array | None
     pop_t: jax.Array | None
+    pop_model: MLP | None = eqx.field(static=True)  # the teacher network of an exact R
     free: "_Index | None" = eqx.field(static=True)
     meta: "_DataMeta" = eqx.field(static=True)
 
@@ -175,6 +181,7 @@ class Problem(eqx.Module):
                 raise ValueError("population applies to a Dataset with a teacher; a DataSource brings "
                                  "its own gen_error.")
             self._check_widths(data.d_in, data.d_out, "data", labels_ok=False)
+            data.check(model, self.loss_convention)
             self.source = data
             self.meta = _DataMeta(None, None, type(data).__name__, None)
             self.pop_x = self.pop_w = self.pop_t = None
@@ -182,7 +189,10 @@ class Problem(eqx.Module):
         elif isinstance(data, Dataset):
             y = self._targets(data, "data")
             self.source = FiniteData(jnp.asarray(data.x), jnp.asarray(y))
-            if population is None and data.teacher is not None:
+            # d_in ≤ 2 keeps the tensor Gauss–Hermite rule (1000 nodes in 1-D, more accurate for tanh
+            # than the 2-D pair rule); above it, depth-2 nets get R by the 2-D reduction.
+            exact = population is None and data.d_in > 2 and gaussian.has_exact_risk(model, data.teacher)
+            if population is None and data.teacher is not None and not exact:
                 population = GaussianPopulation.build(data.d_in)
                 custom = None
             else:
@@ -190,7 +200,13 @@ class Problem(eqx.Module):
             if population is not None and data.teacher is None:
                 raise ValueError("population needs a data set with a teacher (Dataset.teacher).")
             self.meta = _DataMeta(data.teacher, data.noise, data.name, custom)
-            if population is None:
+            if exact:
+                # R by the 2-D reduction (flowtools.gaussian): no sample, no sampling error.
+                self.pop_x = self.pop_w = None
+                self.pop_t = jnp.asarray(data.teacher.theta)
+                self.pop_model = data.teacher.model
+                self.population_method = "exact"
+            elif population is None:
                 self.pop_x = self.pop_w = self.pop_t = None
                 self.population_method = None
             else:
@@ -214,6 +230,8 @@ class Problem(eqx.Module):
         else:
             raise TypeError(f"test_data must be a flowtools.Dataset or None, got {type(test_data).__name__}.")
 
+        if not hasattr(self, "pop_model"):
+            self.pop_model = None
         self.free, self.frozen_base = _frozen(model, frozen, frozen_at)
 
     # ------------------------------------------------------------ construction helpers
@@ -403,7 +421,7 @@ class Problem(eqx.Module):
 
     @property
     def has_population(self) -> bool:
-        return self.pop_x is not None or self.population_method == "source"
+        return self.pop_x is not None or self.population_method in ("source", "exact")
 
     def apply_fn(self, theta, x):
         """Network outputs f(x; θ) for a state θ (traceable)."""
@@ -438,6 +456,8 @@ class Problem(eqx.Module):
         full = self.full_theta_fn(theta)
         if self.population_method == "source":
             return self.source.gen_error(self.model, full)
+        if self.population_method == "exact":
+            return gaussian.population_risk(self.model, full, self.pop_model, self.pop_t)
         r = self.model.apply(full, self.pop_x) - self.pop_t
         return jnp.sum(self.pop_w * jnp.sum(r * r, axis=-1))
 
@@ -486,7 +506,7 @@ class Problem(eqx.Module):
         """Standard error of R(θ): 0 for Gauss–Hermite or an exact source, the Monte Carlo standard
         error otherwise."""
         self._require_population()
-        if self.population_method in ("gauss_hermite", "source"):
+        if self.population_method in ("gauss_hermite", "source", "exact"):
             return 0.0
         r = np.asarray(_jit_apply(self, self._theta(theta), self.pop_x) - self.pop_t)
         sq = np.sum(r * r, axis=-1)

@@ -122,7 +122,7 @@ def test_gen_error_monte_carlo_against_independent_sample():
     t_theta = np.array([1.0, -0.5, 0.3, 0.2, 0.8, -1.0, 1.5, -0.7])
     data = ft.teacher_dataset((teacher_model, t_theta), 50, noise=0.1, seed=1)
     student = ft.MLP((3, 4, 1), "tanh", bias=True)
-    problem = ft.Problem(student, data)
+    problem = ft.Problem(student, data, population=ft.GaussianPopulation.build(3, "monte_carlo"))
     assert problem.population_method == "monte_carlo"
     theta = 0.5 * np.random.default_rng(4).standard_normal(student.n_params)
     R, se = problem.gen_error(theta), problem.gen_error_stderr(theta)
