@@ -14,6 +14,10 @@ networks").
 - `orthogonal_init(model, scale, key)`: each W_l = scale times a random semi-orthogonal matrix
   (balanced too when all widths are equal).
 
+Closed-form mode dynamics for balanced starts aligned with the modes (`aligned_init`): `mode_time`,
+`mode_strength`, `learning_time`, `mode_loss` (depth 2 and 3; the derivation is in the source and on the
+deep-linear study page).
+
 Biases, if the model has any, start at zero. The builders accept any `MLP`; they are meant for
 `MLP(widths, "linear", bias=False)`.
 """
@@ -27,7 +31,8 @@ from . import _checks
 from .data import Dataset, Teacher
 from .models import MLP
 
-__all__ = ["whitened_dataset", "balanced_init", "orthogonal_init"]
+__all__ = ["whitened_dataset", "balanced_init", "orthogonal_init", "aligned_init", "end_to_end", "mode_time",
+           "mode_strength", "learning_time", "mode_loss"]
 
 
 def _rng(key) -> np.random.Generator:
@@ -121,3 +126,106 @@ def orthogonal_init(model: MLP, scale: float, key) -> np.ndarray:
     rng = _rng(key)
     weights = [scale * _semi_orthogonal(rng, *sl.W_shape) for sl in model.layout]
     return _weights_to_theta(model, weights)
+
+
+# ------------------------------------------------------------------------ closed-form mode dynamics
+# Derivation (package convention: half_mse L = (1/2n) Σ_k ‖f(x_k) − y_k‖², flow dθ/dt = −∇L, t in the
+# flow's own units, so GD with step η at step k sits at t = kη). With Σ_xx = I,
+#   L = ½ ‖W_L ⋯ W_1 − Σ_yx‖²_F + ½ (tr Σ_yy − ‖Σ_yx‖²_F),
+# and a balanced start aligned with the singular vectors of Σ_yx = Σ_i s_i a_i b_iᵀ keeps every layer
+# of the form Σ_i w_i(t) (next basis)(previous basis)ᵀ, each mode i on its own with one weight w per
+# layer: ẇ = w^{L−1} (s − w^L). The mode strength u = w^L (its singular value of W_L ⋯ W_1) obeys
+#   u̇ = L u^{2 − 2/L} (s − u)                                                      (Saxe et al. 2014)
+# Depth 2: u̇ = 2u(s − u), a logistic curve: u(t) = s / (1 + (s/u₀ − 1) e^{−2st}).
+# Depth 3: with v = u^{1/3}, c = s^{1/3}, dt = dv / (v² (s − v³)) and partial fractions give
+#   t(v) = F(v) − F(v₀),  F(v) = −1/(s v) + (1/s) [ −ln(c − v)/(3c) + ln(v² + cv + c²)/(6c)
+#                                                    − arctan((2v + c)/(√3 c)) / (√3 c) ].
+# Escape from the origin (u₀ ≪ s, to u = s/2): depth 2 takes (1/(2s)) ln(s/u₀ − 1), a log law in the
+# initial scale ε (u₀ = ε²); depth 3 takes ≈ 1/(s u₀^{1/3}) = 1/(s ε), a power law with exponent −1
+# (u₀ = ε³).
+def _mode_args(s, u0, depth):
+    s = _checks.positive("s", s)
+    u0 = _checks.positive("u0", u0)
+    depth = _checks.positive_int("depth", depth)
+    if depth not in (2, 3):
+        raise ValueError(f"closed-form mode dynamics are implemented for depth 2 and 3, got depth={depth}.")
+    if u0 >= s:
+        raise ValueError(f"u0={u0:g} must lie below the mode's singular value s={s:g} (a small start).")
+    return s, u0, depth
+
+
+def _F3(v, s):
+    c = s ** (1.0 / 3.0)
+    r3 = np.sqrt(3.0)
+    return (-1.0 / (s * v) + (-np.log(c - v) / (3 * c) + np.log(v * v + c * v + c * c) / (6 * c)
+                                 - np.arctan((2 * v + c) / (r3 * c)) / (r3 * c)) / s)
+
+
+def mode_time(u, s: float, u0: float, depth: int):
+    """The flow time at which a mode of singular value `s` started at strength `u0` reaches strength
+    `u` (u0 ≤ u < s), for a balanced, aligned start (closed form; see the module's derivation)."""
+    s, u0, depth = _mode_args(s, u0, depth)
+    u = np.asarray(u, dtype=np.float64)
+    if np.any(u < u0) or np.any(u >= s):
+        raise ValueError(f"u must lie in [u0, s) = [{u0:g}, {s:g}).")
+    if depth == 2:
+        return np.log(u * (s - u0) / (u0 * (s - u))) / (2 * s)
+    return _F3(np.cbrt(u), s) - _F3(np.cbrt(u0), s)
+
+
+def mode_strength(t, s: float, u0: float, depth: int):
+    """The strength u(t) of a mode (singular value `s`, start `u0`) under gradient flow: the inverse of
+    `mode_time` (explicit for depth 2, bisection on the monotone t(u) to round-off for depth 3)."""
+    s, u0, depth = _mode_args(s, u0, depth)
+    t = np.asarray(t, dtype=np.float64)
+    if np.any(t < 0):
+        raise ValueError("t must be non-negative.")
+    if depth == 2:
+        return s / (1.0 + (s / u0 - 1.0) * np.exp(-2.0 * s * t))
+    lo = np.full(t.shape, np.cbrt(u0))
+    hi = np.full(t.shape, np.cbrt(s))
+    f0 = _F3(np.cbrt(u0), s)
+    with np.errstate(divide="ignore", invalid="ignore"):  # v → c gives t → ∞: "not yet", as it should
+        for _ in range(200):  # bisection in v = u^{1/3}; t(v) increases on [v0, c)
+            mid = 0.5 * (lo + hi)
+            below = _F3(mid, s) - f0 < t
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return (0.5 * (lo + hi)) ** 3
+
+
+def learning_time(s: float, u0: float, depth: int, fraction: float = 0.5) -> float:
+    """The time a mode needs to reach `fraction` of its singular value `s` from `u0` (default: half)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction}.")
+    return float(mode_time(fraction * s, s, u0, depth))
+
+
+def mode_loss(t, singular_values, u0, depth: int):
+    """½ Σ_i (s_i − u_i(t))²: the half_mse loss of an aligned balanced run on whitened data with an
+    exactly representable target (y = Σ_yx x). `u0`: one start for all modes, or one per mode."""
+    s = np.atleast_1d(np.asarray(singular_values, dtype=np.float64))
+    u0 = np.broadcast_to(np.asarray(u0, dtype=np.float64), s.shape)
+    t = np.asarray(t, dtype=np.float64)
+    return 0.5 * sum((si - mode_strength(t, si, ui, depth)) ** 2 for si, ui in zip(s, u0))
+
+
+def aligned_init(model: MLP, scale: float) -> np.ndarray:
+    """θ with W_l = scale · E_l, E_l the d_l × d_{l−1} matrix with ones on its diagonal: balanced, and
+    aligned with the singular vectors of a diagonal Σ_yx on `whitened_dataset` inputs, so every mode
+    starts at u₀ = scale^L and follows `mode_strength` exactly."""
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a flowtools.MLP, got {type(model).__name__}.")
+    scale = _checks.positive("scale", scale)
+    return _weights_to_theta(model, [scale * np.eye(*sl.W_shape) for sl in model.layout])
+
+
+def end_to_end(model: MLP, theta) -> np.ndarray:
+    """The end-to-end matrix W_L ⋯ W_1 of a linear network without bias, shape (d_out, d_in); its
+    singular values are the mode strengths u_i."""
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a flowtools.MLP, got {type(model).__name__}.")
+    theta = _checks.theta_vector("theta", theta, model.n_params)
+    P = np.eye(model.widths[0])
+    for sl in model.layout:
+        P = theta[sl.W[0]:sl.W[1]].reshape(sl.W_shape) @ P
+    return P

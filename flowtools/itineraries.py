@@ -109,8 +109,10 @@ def _outputs(problem, thetas) -> np.ndarray:
 
 
 def _reduces_to(problem, theta) -> str:
-    """The widths θ reduces to, or "" when it does not reduce."""
-    red = reduce_network(problem.model, np.asarray(theta))
+    """The widths θ reduces to, or "" when it does not reduce (always "" for a model that is not an MLP)."""
+    if not problem.is_mlp:
+        return ""
+    red = reduce_network(*problem.mlp_theta(theta))
     return red.reduces_to if red.reducible else ""
 
 

@@ -36,6 +36,12 @@ __all__ = ["canonical_form", "Reduction", "reduce_network", "function_fingerprin
 
 def _model(model_or_problem) -> MLP:
     if isinstance(model_or_problem, Problem):
+        if not model_or_problem.is_mlp:
+            raise TypeError("symmetry operations (canonical_form, reduce_network, neuron_symmetries) need an "
+                            f"MLP; this problem's model is {model_or_problem.model!r}.")
+        if model_or_problem.free is not None:
+            raise TypeError("this problem has frozen parameters: pass problem.model and the full "
+                            "problem.full_theta(theta) to symmetry operations.")
         return model_or_problem.model
     if isinstance(model_or_problem, MLP):
         return model_or_problem
