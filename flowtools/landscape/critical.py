@@ -40,7 +40,7 @@ from .. import _checks
 from ..problem import Problem
 from .higher_order import HigherOrderTest, higher_order_test
 from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_spectrum
-from .symmetry import reduce_network
+from .symmetry import reduce_network, symmetrize_neurons
 
 __all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "classify_point",
            "KINDS", "critical_point_at"]
@@ -423,6 +423,14 @@ def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale,
             return np.asarray(theta), float(gnorm), total, _MAX_ITER, True
 
 
+def _symmetric_start(problem, theta):
+    """The guess moved onto the symmetric subspace of its aligned neurons (None if there is none, or
+    for models that are not plain MLPs)."""
+    if not getattr(problem, "is_mlp", True) or problem.model.n_params != problem.n_params:
+        return None
+    return symmetrize_neurons(problem.model, theta)
+
+
 def find_critical_point(problem: Problem, theta_guess, *, radius: float | None = None, gtol: float = 1e-12,
                         max_iter: int = 200, method: str = "auto", dense_max: int = 2000,
                         initial_trust: float | None = None, rcond: float = 1e-12, lm_scale: float = 1.0,
@@ -444,11 +452,13 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     - `rcond`, `lm_scale`: the damping μ never drops below max(lm_scale·‖∇L‖², (rcond·max|λ|)²)
       (Levenberg–Marquardt regularization that keeps the step well defined on critical manifolds).
     - `cg_iter`: CG iterations per matrix-free step.
-    - `fallback`: when the first attempt fails (iteration budget, stall), restart from its best iterate
-      with a fresh trust radius, first with 100× less damping floor (closer to Newton: fast on
-      plateaus whose slow directions carry tiny curvature), then with 100× more (closer to a
-      gradient step on ½‖∇L‖²: robust far from the solution). Each restart keeps the same `radius`
-      around the original guess.
+    - `fallback`: when the first attempt fails (iteration budget, stall at a local minimum of ‖∇L‖²),
+      try in turn: (1) the guess moved onto the symmetric subspace of its nearly aligned hidden
+      neurons (`symmetrize_neurons`: the plateaus of teacher–student nets lie near it, and on finite
+      data the unrestricted solve often stalls at a "ghost", a local minimum of ‖∇L‖² beside the
+      symmetric critical point); (2) a restart from the best iterate with 100× less damping floor
+      (closer to Newton); (3) one with 100× more (closer to a gradient step on ½‖∇L‖²). Every attempt
+      keeps the same `radius` around the original guess; the first that converges is returned.
     - `time_limit`: wall-time budget in seconds for the whole solve (checked every 25 iterations);
       on expiry the best iterate so far is reported (status "time_limit").
     - `spectrum_options`: passed to `hessian_spectrum` for the classification (e.g. `rtol_zero`).
@@ -493,6 +503,9 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
         if len(attempts) == 1:
             d1 = min(0.1 * (1.0 + float(np.linalg.norm(best))), radius)
             plans = [(best, scale * 1e-2, d1), (None, scale * 1e2, d1)]
+            sym = _symmetric_start(problem, theta_guess)
+            if sym is not None:
+                plans.insert(0, (sym, scale, d1))
         elif plans and plans[0][0] is None:
             plans[0] = (best,) + plans[0][1:]
     if code != _CONVERGED:
