@@ -206,3 +206,53 @@ def test_unfinished_run_ends_in_an_unfinished_node(deep_linear):
     nodes = add_to_graph(g, it, run="a")
     assert g.graph.nodes[nodes[-1]]["kind"] == "unfinished"
     assert g.graph.has_edge(nodes[-2], nodes[-1])
+
+
+# -------------------------------------------- erf teacher–student, d = 10, n = 2000 (Saad & Solla 1995)
+def _soft_committee(k_student, n=2000, d=10):
+    teacher = ft.MLP((d, 2, 1), "erf", bias=False)
+    theta_t = np.concatenate([np.eye(d)[:2].ravel(), np.ones(2)])
+    data = ft.teacher_dataset((teacher, theta_t), n, seed=0)
+    return ft.Problem(ft.MLP((d, k_student, 1), "erf", bias=False), data)
+
+
+def _ensemble(problem, seeds):
+    g, its = SaddleGraph(), []
+    for s in seeds:
+        theta0 = np.asarray(problem.model.init(s, scale=1e-3))
+        it = itinerary(problem, ft.gradient_flow(problem, theta0, 1e5, gtol=1e-10))
+        add_to_graph(g, it, run=f"seed {s}")
+        its.append(it)
+    return g, its
+
+
+def _check_two_hidden(g, its):
+    for it in its:
+        assert it.terminal == "attractor", it
+        origin = it.visits[0]
+        assert origin.t_in == 0.0 and np.linalg.norm(origin.theta) < 1e-8, it  # the origin, in every run
+    share = refinement_share(its)
+    assert share["share"] >= 0.95, share
+    # one physical scenario: origin → symmetric plateau → global minimum, one node each
+    assert len(g) == 3, [(n, a["kind"], a["signature"]) for n, a in g.graph.nodes(data=True)]
+    assert len(g.attractors()) == 1
+    assert len({tuple(it.nodes) for it in its}) == 1
+
+
+def test_teacher_student_two_hidden_few_runs():
+    p = _soft_committee(2)
+    _check_two_hidden(*_ensemble(p, range(2)))
+
+
+@pytest.mark.slow
+def test_teacher_student_two_hidden_32_runs():
+    p = _soft_committee(2)
+    _check_two_hidden(*_ensemble(p, range(32)))
+
+
+@pytest.mark.slow
+def test_teacher_student_three_hidden_one_attractor_node():
+    p = _soft_committee(3)
+    g, its = _ensemble(p, range(8))
+    zero_loss = [n for n in g.attractors() if g.graph.nodes[n]["loss"] < 1e-12]
+    assert len(zero_loss) == 1, [(n, g.graph.nodes[n]["signature"]) for n in g.attractors()]

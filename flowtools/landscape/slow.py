@@ -168,6 +168,22 @@ def slow_points(trajectory: Trajectory, *, min_depth: float = 0.5, smooth: float
 
 
 # ------------------------------------------------------------------------------- grid resolution
+def _dynamics_only(problem):
+    """The same dynamics without the per-state extras (population error, held-out set) that a solver
+    run evaluates at every saved state: segments only need θ. Falls back to the problem itself."""
+    try:
+        if getattr(problem, "population_method", None) == "source":
+            return problem  # the loss itself is the population loss
+        if problem.has_population or getattr(problem, "test", None) is not None:
+            from ..data import Dataset
+
+            d = problem.data  # without its teacher: no population error to evaluate
+            return problem._replace(data=Dataset(d.x, d.y, name=d.name), population=None, test_data=None)
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return problem
+
+
 def _segment_flow(problem, trajectory, i, n_inner):
     """States of the same flow strictly inside (t_i, t_{i+1}), re-solved from the saved state θ_i."""
     from ..dynamics.flow import SOLVERS, gradient_flow
@@ -240,6 +256,7 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
     else:
         return trajectory
     start = _time.perf_counter()
+    light = _dynamics_only(problem)
     finite = np.all(np.isfinite(trajectory.theta), axis=1) & np.isfinite(trajectory.grad_norm)
     t = np.asarray(trajectory.t)[finite]
     theta = np.asarray(trajectory.theta)[finite]
@@ -265,7 +282,7 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
                 break
             if added >= max_states:
                 break
-            res = segment(problem, _View(t, theta, trajectory, step), i, n_inner)
+            res = segment(light, _View(t, theta, trajectory, step), i, n_inner)
             new_t.append(res[0])
             new_theta.append(res[1])
             if segment is _segment_gd:
@@ -277,7 +294,7 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
         nth = np.concatenate(new_theta)
         ok = np.all(np.isfinite(nth), axis=1)
         nt, nth = nt[ok], nth[ok]
-        _, ng, _ = evaluate_states(problem, nth)
+        _, ng, _ = evaluate_states(light, nth)
         t_all = np.concatenate([t, nt])
         order = np.argsort(t_all, kind="stable")
         is_new = np.concatenate([np.zeros(len(t), bool), np.ones(len(nt), bool)])[order]
@@ -296,8 +313,14 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
         return trajectory
     loss, gnorm, gen = evaluate_states(problem, theta)
     stats = dict(trajectory.stats, resolved_states=int(added), resolve_rounds=int(used))
+    extra = {}
+    if getattr(trajectory, "test_loss", None) is not None:
+        from ..problem import held_out_metrics
+
+        extra = held_out_metrics(problem, theta)
     return dataclasses.replace(trajectory, t=t, theta=theta, loss=np.asarray(loss), grad_norm=np.asarray(gnorm),
-                               gen_error=None if gen is None else np.asarray(gen), stats=stats, step=step)
+                               gen_error=None if gen is None else np.asarray(gen), stats=stats, step=step,
+                               **extra)
 
 
 @dataclasses.dataclass
