@@ -48,7 +48,7 @@ from .escape import (  # noqa: E402
     escape_flow,
 )
 from .graph import SaddleGraph  # noqa: E402
-from .itineraries import Itinerary, Visit, add_to_graph, itinerary  # noqa: E402
+from .itineraries import Itinerary, Visit, add_to_graph, itinerary, refinement_share  # noqa: E402
 from .landscape import (  # noqa: E402
     CriticalPoint,
     Reduction,
@@ -102,7 +102,7 @@ __all__ = [
     "slow_points", "find_critical_point", "find_critical_points", "CriticalPoint", "hessian_spectrum",
     "Spectrum", "morse_index", "canonical_form", "reduce_network", "function_distance",
     "function_fingerprint", "unstable_manifold", "UnstableManifold", "SlowPoint", "Reduction",
-    "itinerary", "Itinerary", "Visit", "add_to_graph", "SaddleGraph",
+    "itinerary", "Itinerary", "Visit", "add_to_graph", "refinement_share", "SaddleGraph",
     "split_neuron", "inner_hessian", "predict_split", "SplitPrediction",
     "enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
 ]

@@ -169,7 +169,33 @@ BAD_INPUTS = [
     ("run_ensemble unknown option",
      lambda: ft.run_ensemble("gradient_descent", PROBLEM, THETA[None], batched=True, lr=0.1, steps=1,
                              momentum=0.9), TypeError, r"momentum"),
+    # itineraries and their landscape helpers
+    ("itinerary unknown refine option",
+     lambda: ft.itinerary(PROBLEM, _short_gd(), refine=dict(max_iters=3)), ValueError,
+     r"refine has unknown option\(s\) \['max_iters'\]"),
+    ("itinerary refine not a dict", lambda: ft.itinerary(PROBLEM, _short_gd(), refine=[1]), TypeError,
+     r"refine must be a dict"),
+    ("itinerary time_limit zero", lambda: ft.itinerary(PROBLEM, _short_gd(), time_limit=0.0), ValueError,
+     r"time_limit must be"),
+    ("itinerary near_gtol negative", lambda: ft.itinerary(PROBLEM, _short_gd(), near_gtol=-1.0), ValueError,
+     r"near_gtol must be"),
+    ("resolve_trajectory max_jump NaN",
+     lambda: ft.landscape.resolve_trajectory(PROBLEM, _short_gd(), max_jump=NAN), ValueError, r"max_jump"),
+    ("find_critical_point time_limit negative",
+     lambda: ft.find_critical_point(PROBLEM, THETA, time_limit=-1.0), ValueError, r"time_limit must be"),
+    ("whitened_dataset too few samples",
+     lambda: ft.deep_linear.whitened_dataset(np.eye(3), n=2), ValueError, r"n must be at least d_in=3"),
+    ("balanced_init scale zero",
+     lambda: ft.deep_linear.balanced_init(ft.MLP((2, 2, 2), "linear", bias=False), 0.0, 0), ValueError,
+     r"scale must be"),
+    ("function_distances wrong width",
+     lambda: ft.landscape.function_distances(PROBLEM, np.zeros((2, 3)), THETA), ValueError,
+     r"thetas must have shape \(batch, 4\)"),
 ]
+
+
+def _short_gd():
+    return ft.gradient_descent(PROBLEM, THETA, 0.01, 5)
 
 
 @pytest.mark.parametrize("call, error, match", [case[1:] for case in BAD_INPUTS],
