@@ -191,6 +191,24 @@ BAD_INPUTS = [
     ("function_distances wrong width",
      lambda: ft.landscape.function_distances(PROBLEM, np.zeros((2, 3)), THETA), ValueError,
      r"thetas must have shape \(batch, 4\)"),
+    # higher-order test, plateaus, basins, escape-time refinement, closed-form modes
+    ("higher_order_test radii negative",
+     lambda: ft.landscape.higher_order_test(PROBLEM, THETA, radii=(0.01, -1.0)), ValueError, r"radii\[1\]"),
+    ("higher_order_test n_random negative",
+     lambda: ft.landscape.higher_order_test(PROBLEM, THETA, n_random=-1), ValueError, r"n_random"),
+    ("plateaus threshold zero",
+     lambda: ft.plateaus(ft.gradient_descent(PROBLEM, THETA, 0.1, 3), threshold=0.0), ValueError, r"threshold"),
+    ("basin_fractions wrong source", lambda: ft.basin_fractions([1, 2]), TypeError, r"SaddleGraph"),
+    ("basin_fractions no runs", lambda: ft.basin_fractions([]), ValueError, r"at least one run"),
+    ("wilson k above n", lambda: ft.escape.wilson_interval(3, 2), ValueError, r"k <= n"),
+    ("escape_time unknown refine",
+     lambda: ft.escape_time(ft.gradient_descent(PROBLEM, THETA, 0.1, 3), THETA, 1.0, refine="dense"),
+     ValueError, r"refine='dense'"),
+    ("escape_time refine=solve without problem",
+     lambda: ft.escape_time(ft.gradient_descent(PROBLEM, THETA, 0.1, 3), THETA, 1.0, refine="solve"),
+     ValueError, r"refine='solve' needs a gradient-flow"),
+    ("mode_time depth 4", lambda: ft.deep_linear.mode_time(1.0, 3.0, 1e-3, 4), ValueError, r"depth=4"),
+    ("mode_time u0 above s", lambda: ft.deep_linear.mode_time(1.0, 3.0, 4.0, 2), ValueError, r"u0=4"),
 ]
 
 
