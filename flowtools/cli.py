@@ -1,0 +1,145 @@
+"""The `flowtools` command: `flowtools sweep CONFIG.toml …` and `flowtools studies [NAME [ARGS…]]`.
+
+A sweep configuration is a TOML file:
+
+```toml
+task = "flow_itinerary"          # a built-in task, "module:function" or "file.py:function"
+store = "results/sweeps/widths"  # the store directory (relative to the current directory)
+
+[grid]                           # axes: the Cartesian product is the list of points
+seed = [0, 1, 2, 3]
+width = [1, 2, 3]
+
+[fixed]                          # the same for every point
+activation = "tanh"
+```
+
+Instead of `[grid]`, `[[points]]` tables list the configurations one by one (a ragged sweep); `[fixed]`
+is added to each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import os
+import pathlib
+import sys
+import tomllib
+
+__all__ = ["main", "read_config", "studies_directory", "list_studies"]
+
+
+def read_config(path) -> tuple[str, list[dict], str | None]:
+    """(task, configurations, store) from a sweep TOML file."""
+    from .sweeps import grid
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {os.fspath(path)!r} does not exist.")
+    try:
+        cfg = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)} is not valid TOML: {exc}") from None
+    unknown = set(cfg) - {"task", "store", "grid", "fixed", "points"}
+    if unknown:
+        raise ValueError(f"{os.fspath(path)}: unknown keys {sorted(unknown)}; use task, store, grid, fixed, points.")
+    if "task" not in cfg:
+        raise ValueError(f"{os.fspath(path)} needs a task (e.g. task = \"flow_itinerary\").")
+    fixed = dict(cfg.get("fixed", {}))
+    if ("grid" in cfg) == ("points" in cfg):
+        raise ValueError(f"{os.fspath(path)} needs exactly one of [grid] or [[points]].")
+    if "grid" in cfg:
+        configs = [dict(fixed, **c) for c in grid(**cfg["grid"])]
+    else:
+        configs = [dict(fixed, **p) for p in cfg["points"]]
+    return cfg["task"], configs, cfg.get("store")
+
+
+def studies_directory() -> pathlib.Path:
+    """The studies/ folder: $FLOWTOOLS_STUDIES, else beside the package (a source checkout), else ./studies."""
+    env = os.environ.get("FLOWTOOLS_STUDIES")
+    candidates = [pathlib.Path(env)] if env else []
+    candidates += [pathlib.Path(__file__).resolve().parents[1] / "studies", pathlib.Path.cwd() / "studies"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    raise FileNotFoundError("no studies/ folder found; set FLOWTOOLS_STUDIES to the studies directory of a "
+                            "flowtools checkout.")
+
+
+def list_studies() -> dict[str, str]:
+    """{name: first line of the study's docstring} for every studies/*.py (private files excluded)."""
+    out = {}
+    for p in sorted(studies_directory().glob("*.py")):
+        if p.name.startswith("_"):
+            continue
+        doc = ast.get_docstring(ast.parse(p.read_text())) or ""
+        out[p.stem] = doc.strip().splitlines()[0] if doc.strip() else ""
+    return out
+
+
+def _run_study(name: str, args: list[str]):
+    studies = list_studies()
+    if name not in studies:
+        raise SystemExit(f"flowtools studies: no study {name!r}; choose from {', '.join(studies)}.")
+    path = studies_directory() / f"{name}.py"
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(f"flowtools_study_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(args)
+
+
+def _sweep(ns) -> int:
+    from . import sweeps
+
+    task, configs, store = read_config(ns.config)
+    store = ns.store or store
+    if not store:
+        raise SystemExit("flowtools sweep: give a store, in the config file (store = \"…\") or with --store.")
+    workers = ns.workers
+    if ns.serial:
+        workers = 0
+    result = sweeps.sweep(task, configs, store, workers=workers, scheduler=ns.scheduler, resume=ns.resume,
+                          progress=None if os.environ.get("FLOWTOOLS_PROGRESS") == "0" else True)
+    print(result)
+    if "status" in result.dataset:
+        import collections
+
+        done = result.dataset["finished"].values
+        counts = collections.Counter(str(s) for s in result.dataset["status"].values[done])
+        print("status:", ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+    print(f"open with: flowtools.sweeps.open_results({os.fspath(result.store)!r})")
+    return 1 if result.failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="flowtools", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sweep", help="run a sweep described by a TOML file")
+    p.add_argument("config", help="the sweep's TOML file")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count)")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    p.add_argument("--resume", action="store_true", help="continue a store, skipping finished points")
+    p.add_argument("--store", default=None, help="store directory (overrides the config file)")
+    p.add_argument("--serial", action="store_true", help="run in this process, without Dask")
+    s = sub.add_parser("studies", help="list the studies, or run one: flowtools studies NAME [--quick …]")
+    s.add_argument("name", nargs="?", help="the study to run")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the study")
+    ns = parser.parse_args(argv)
+    if ns.command == "sweep":
+        if ns.workers is not None and ns.workers < 0:
+            parser.error("--workers must be ≥ 0 (0 = serial)")
+        return _sweep(ns)
+    if ns.name is None:
+        for name, line in list_studies().items():
+            print(f"{name:22s} {line}")
+        return 0
+    _run_study(ns.name, ns.args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,847 @@
+"""Sweeps: one task over many configurations, on Dask distributed, into a labelled, resumable store.
+
+A sweep runs a task function on each configuration (a dict of scalars with its own `seed`) and keeps
+every finished point. The store is a directory:
+
+- `points/<index>.json`: one record per finished point (its configuration, seed, package version,
+  scalar outcomes, itinerary and saddle graph), written atomically as the point finishes. The records
+  are the ground truth: a point is finished exactly when its record exists.
+- `results.zarr`: the xarray Dataset of all points (dimension `point`, the configuration as
+  coordinates, scalar outcomes as variables, visits along a second dimension `visit`), rebuilt from the
+  records while the sweep runs and at its end. It is written into a new directory and then swapped in
+  by replacing a symbolic link, so a reader never sees a half-written store.
+- `graph.json`: one `SaddleGraph` merged over all finished points (node-link JSON).
+- `sweep.json`: the task and the list of configurations, so a rerun checks it continues the same sweep.
+
+A rerun with `resume=True` skips finished points. Killing the driver, or a worker (`kill -9`), loses
+at most the points in flight: records are whole or absent, and one point has one record. A lock file
+keeps two drivers from writing to one store.
+
+Workers are Dask worker processes (a `LocalCluster` by default, or any scheduler address). Each gets
+one XLA thread (`XLA_FLAGS`; XLA ignores `OMP_NUM_THREADS`), float64, and JAX's persistent compilation
+cache, set inside the worker because spawned processes do not inherit `jax.config`. With `workers=0`
+the points run serially in this process and Dask is not imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import functools
+import importlib
+import importlib.util
+import itertools
+import json
+import math
+import os
+import pathlib
+import shutil
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+
+from . import io
+
+__all__ = [
+    "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "TASKS",
+    "flow_itinerary", "gd_itinerary", "critical_points", "escape", "make_problem", "initial_theta",
+    "configure_worker", "enable_compilation_cache", "wilson_interval", "TIMING_OUTCOMES", "SCHEMA",
+]
+
+SCHEMA = "flowtools.sweep/1"
+
+#: Outcomes that measure the machine, not the mathematics: they differ between runs of the same point.
+TIMING_OUTCOMES = ("wall_time", "compile_time", "run_time")
+
+#: XLA flags giving a worker one compute thread (the Eigen pool and the intra-op pool).
+XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+_RESERVED = ("point", "visit", "finished", "version", "error")
+
+
+# ------------------------------------------------------------------------------------ grids
+def grid(**axes) -> list[dict]:
+    """The Cartesian product of the axes as a list of configurations (the last axis varies fastest).
+
+    A scalar (or string) value is the same for every configuration; a list, tuple or range is an axis.
+    `grid(seed=range(4), width=[1, 2], activation="tanh")` gives 8 configurations.
+    """
+    if not axes:
+        raise ValueError("grid needs at least one axis, e.g. grid(seed=range(8), width=[1, 2]).")
+    names, values = [], []
+    for name, v in axes.items():
+        names.append(name)
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
+            values.append([v])
+        else:
+            v = list(v)
+            if not v:
+                raise ValueError(f"axis {name!r} is empty; give it at least one value.")
+            values.append(v)
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+def _scalar(v):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
+    if isinstance(v, str):
+        return v
+    return None
+
+
+def _check_configurations(configurations) -> list[dict]:
+    if isinstance(configurations, Mapping) or not isinstance(configurations, Iterable):
+        raise TypeError("configurations must be a list of dicts (see flowtools.sweeps.grid), "
+                        f"got {type(configurations).__name__}.")
+    out = []
+    for i, cfg in enumerate(configurations):
+        if not isinstance(cfg, Mapping):
+            raise TypeError(f"configurations[{i}] must be a dict, got {type(cfg).__name__}.")
+        clean = {}
+        for k, v in cfg.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                raise ValueError(f"configurations[{i}] has the key {k!r}; keys must be Python identifiers.")
+            if k in _RESERVED:
+                raise ValueError(f"configurations[{i}] uses the reserved name {k!r}; rename it.")
+            s = _scalar(v)
+            if s is None:
+                raise TypeError(f"configurations[{i}][{k!r}] = {v!r}: values must be int, float, str or "
+                                "bool (labels of a sweep point).")
+            if isinstance(s, float) and not math.isfinite(s) and k == "seed":
+                raise ValueError(f"configurations[{i}]['seed'] must be a finite integer.")
+            clean[k] = s
+        if "seed" not in clean or isinstance(clean["seed"], bool) or not isinstance(clean["seed"], int) \
+                or clean["seed"] < 0:
+            raise ValueError(f"configurations[{i}] needs a non-negative integer 'seed' (every random choice "
+                             "takes a seed); e.g. grid(seed=range(8), ...).")
+        out.append(clean)
+    if not out:
+        raise ValueError("configurations is empty; give at least one configuration.")
+    keys = [json.dumps(c, sort_keys=True) for c in out]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"configurations holds the same configuration twice ({dup}); each point must be "
+                         "distinct (vary its seed).")
+    return out
+
+
+# ----------------------------------------------------------------------------- worker set-up
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | None:
+    """Turn on JAX's persistent compilation cache in `path` (default: $FLOWTOOLS_CACHE_DIR, else
+    ~/.cache/flowtools/jax). FLOWTOOLS_COMPILATION_CACHE=0 leaves it off. Returns the directory or None.
+    """
+    import jax
+
+    if os.environ.get("FLOWTOOLS_COMPILATION_CACHE") == "0":
+        return None
+    path = path or os.environ.get("FLOWTOOLS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flowtools", "jax")
+    path = os.fspath(path)
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    # Our flows compile in 1–15 s each; cache everything that takes noticeable time.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+def _xla_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):  # a jax without this query: assume it has started
+        return True
+
+
+def configure_worker() -> dict:
+    """Set up a process that runs sweep points: one XLA thread, float64, the compilation cache.
+
+    XLA reads its flags once, when its CPU backend starts; in a process where JAX has already computed
+    something the thread count stays as it was (and results can differ from single-threaded workers in
+    the last bits: summation order). Called on every Dask worker and by serial sweeps; safe to call
+    twice. Returns what it set.
+    """
+    started = _xla_started()
+    flags = os.environ.get("XLA_FLAGS", "")
+    single = "xla_cpu_multi_thread_eigen=false" in flags or not started
+    if not started and "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " " + XLA_SINGLE_THREAD).strip()
+    os.environ["JAX_ENABLE_X64"] = "1"
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    cache = enable_compilation_cache()
+    import flowtools  # noqa: F401  (the library's own defaults, e.g. float64)
+
+    return dict(single_thread=single, x64=bool(jax.config.jax_enable_x64), cache=cache)
+
+
+def worker_environment() -> dict:
+    """Environment variables for spawned worker processes, set before they import jax."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        flags = (flags + " " + XLA_SINGLE_THREAD).strip()
+    return {"XLA_FLAGS": flags, "JAX_ENABLE_X64": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1", "FLOWTOOLS_PROGRESS": "0"}
+
+
+# ------------------------------------------------------------------------------ built-in tasks
+def _teacher_student(cfg) -> tuple:
+    import flowtools as ft
+
+    d_in, k = int(cfg.get("d_in", 4)), int(cfg.get("teacher_width", 2))
+    activation = cfg.get("teacher_activation", cfg.get("activation", "tanh"))
+    teacher = ft.MLP((d_in, k, 1), activation, bias=False)
+    rng = np.random.default_rng(int(cfg.get("teacher_seed", 0)))
+    # A soft committee: unit-norm input weights, output weights 1 (Saad & Solla 1995).
+    w = rng.standard_normal((k, d_in))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    theta_t = np.concatenate([w.ravel(), np.ones(k)])
+    return teacher, theta_t
+
+
+@functools.lru_cache(maxsize=32)
+def _problem(key: tuple):
+    import flowtools as ft
+
+    cfg = dict(key)
+    kind = cfg.get("problem", "teacher_student")
+    if kind == "maleknia_sato":
+        model = ft.MLP((1, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"), bias=False)
+        return ft.Problem(model, ft.datasets.maleknia_sato(), cfg.get("loss", "mse")), None
+    if kind != "teacher_student":
+        raise ValueError(f"problem={kind!r} is unknown; use 'teacher_student' or 'maleknia_sato', or pass "
+                         "your own task function.")
+    teacher, theta_t = _teacher_student(cfg)
+    data = ft.teacher_dataset((teacher, theta_t), int(cfg.get("n", 200)), noise=float(cfg.get("noise", 0.0)),
+                              seed=int(cfg.get("data_seed", 0)))
+    model = ft.MLP((teacher.d_in, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"),
+                   bias=bool(cfg.get("bias", False)))
+    loss = cfg.get("loss", "half_mse")
+    # The flow sees the data only (no population error at every saved state); R is evaluated at the end.
+    train = ft.Problem(model, ft.Dataset(data.x, data.y, name=data.name), loss)
+    population = ft.Problem(model, data, loss)
+    return train, population
+
+
+_PROBLEM_KEYS = ("problem", "d_in", "teacher_width", "teacher_activation", "teacher_seed", "activation", "n",
+                 "noise", "data_seed", "width", "bias", "loss")
+
+
+def make_problem(config: Mapping):
+    """The `Problem` a built-in task solves for `config`, and a second one with the teacher attached for
+    the population error R (None without a teacher).
+
+    `problem="teacher_student"` (default): x ~ N(0, I_{d_in}) (d_in = 4), a soft-committee teacher of
+    `teacher_width` (2) unit-norm neurons with `activation` and output weights 1 (`teacher_seed` 0),
+    `n` = 200 samples (`data_seed` 0, `noise` 0), a student MLP (d_in, `width`, 1) without biases,
+    `loss` "half_mse". `problem="maleknia_sato"`: the published 1-D data set and a (1, width, 1) net.
+    """
+    key = tuple(sorted((k, v) for k, v in config.items() if k in _PROBLEM_KEYS))
+    return _problem(key)
+
+
+def initial_theta(problem, config: Mapping) -> np.ndarray:
+    """θ0 = `model.init(seed, init_scheme, scale=init_scale)` (defaults "normal", 0.1: near the origin,
+    so runs start on the plateau of the origin saddle)."""
+    theta = problem.model.init(int(config["seed"]), config.get("init_scheme", "normal"),
+                               scale=float(config.get("init_scale", 0.1)))
+    return np.asarray(theta)
+
+
+def _signature_text(sig) -> str:
+    return ",".join(str(int(s)) for s in sig)
+
+
+def _itinerary_outcomes(problem, population, traj, run: str) -> dict:
+    import flowtools as ft
+
+    itin = ft.itinerary(problem, traj)
+    graph = ft.SaddleGraph()
+    ft.add_to_graph(graph, itin, run)
+    passages = itin.visits[:-1] if itin.terminal == "attractor" else itin.visits
+    saddles = [v for v in passages if v.signature[0] > 0]
+    dwell = [v.dwell for v in saddles]
+    att = itin.attractor
+    final = traj.final_theta
+    out = dict(
+        status=str(traj.status), message=traj.message, terminal=itin.terminal,
+        final_time=traj.final_time, final_loss=traj.final_loss, final_grad_norm=traj.final_grad_norm,
+        final_gen_error=float(population.gen_error(final)) if population is not None and
+        np.all(np.isfinite(final)) else math.nan,
+        n_visits=len(itin.visits), n_saddles=len(saddles),
+        plateau=max(dwell) if dwell else 0.0, time_at_saddles=float(sum(dwell)),
+        sequence=" > ".join(f"{v.kind}({_signature_text(v.signature)})" for v in itin.visits),
+        attractor_kind=att.kind if att is not None else "",
+        attractor_loss=att.loss if att is not None else math.nan,
+        attractor_signature=_signature_text(att.signature) if att is not None else "",
+        attractor_reduces_to=att.reduces_to if att is not None else "",
+        steps=int(traj.stats.get("steps", traj.stats.get("accepted_steps", 0)) or 0),
+        compile_time=float(traj.stats.get("compile_time", 0.0) or 0.0),
+        run_time=float(traj.stats.get("wall_time", 0.0) or 0.0),
+    )
+    visits = [dict(node=v.node, kind=v.kind, t_in=v.t_in, t_out=v.t_out, loss=v.loss,
+                   morse_index=int(v.signature[0]), signature=list(v.signature)) for v in itin.visits]
+    return dict(out, itinerary=visits, graph=graph)
+
+
+def flow_itinerary(config: Mapping) -> dict:
+    """Gradient flow from `initial_theta` to t1 (1e6) or ‖∇L‖ ≤ gtol (1e-9), then its itinerary.
+
+    Settings read from `config`: the problem keys (`make_problem`), `seed`, `init_scale`, `init_scheme`,
+    `t1`, `gtol`, `solver` ("bdf"), `rtol` (1e-8), `atol` (1e-10), `max_steps` (200000), `n_save` (200).
+    """
+    import flowtools as ft
+
+    problem, population = make_problem(config)
+    traj = ft.gradient_flow(problem, initial_theta(problem, config), float(config.get("t1", 1e6)),
+                            gtol=float(config.get("gtol", 1e-9)), solver=config.get("solver", "bdf"),
+                            rtol=float(config.get("rtol", 1e-8)), atol=float(config.get("atol", 1e-10)),
+                            max_steps=int(config.get("max_steps", 200_000)), n_save=int(config.get("n_save", 200)))
+    return _itinerary_outcomes(problem, population, traj, f"seed{config['seed']}")
+
+
+def gd_itinerary(config: Mapping) -> dict:
+    """Gradient descent with step `lr` (0.05) for `steps` (100000) steps or until ‖∇L‖ ≤ gtol (1e-9),
+    then its itinerary (time t = kη)."""
+    import flowtools as ft
+
+    problem, population = make_problem(config)
+    traj = ft.gradient_descent(problem, initial_theta(problem, config), float(config.get("lr", 0.05)),
+                               int(config.get("steps", 100_000)), gtol=float(config.get("gtol", 1e-9)))
+    return _itinerary_outcomes(problem, population, traj, f"seed{config['seed']}")
+
+
+def critical_points(config: Mapping) -> dict:
+    """Critical points from `n_guesses` (8) random guesses θ ~ N(0, guess_scale²) (1.0) drawn from
+    `seed`; counts by kind, the lowest loss, and a graph whose nodes are the distinct points found."""
+    import flowtools as ft
+
+    problem, _ = make_problem(config)
+    n = int(config.get("n_guesses", 8))
+    rng = np.random.default_rng(int(config["seed"]))
+    guesses = float(config.get("guess_scale", 1.0)) * rng.standard_normal((n, problem.n_params))
+    t0 = time.perf_counter()
+    cps = ft.find_critical_points(problem, guesses)
+    found = [c for c in cps if c.success]
+    graph = ft.SaddleGraph()
+    for c in found:
+        fp = ft.function_fingerprint(problem, c.theta)
+        graph.add_node(fingerprint=fp, signature=c.signature, kind=c.kind, loss=c.loss, theta=c.theta,
+                       reduces_to=c.reduces_to, grad_norm=c.grad_norm, eigenvalues=c.eigenvalues, visits=1)
+    kinds = [c.kind for c in found]
+    return dict(
+        status="converged" if found else "failed", n_guesses=n, n_found=len(found), n_distinct=len(graph),
+        n_minima=sum(k in ("minimum", "degenerate_minimum") for k in kinds),
+        n_saddles=sum(c.signature[0] > 0 for c in found),
+        min_loss=min((c.loss for c in found), default=math.nan),
+        max_index=max((int(c.signature[0]) for c in found), default=-1),
+        run_time=time.perf_counter() - t0, graph=graph)
+
+
+def escape(config: Mapping) -> dict:
+    """Escape time from the origin saddle θ = 0: the flow from `initial_theta` (small `init_scale`)
+    until the network output leaves the function-space ball of radius `radius_fraction` (0.5) · RMS(y)
+    around f = 0 (`flowtools.escape.escape_flow`, stopping at the exit)."""
+    from . import escape as E
+
+    problem, _ = make_problem(config)
+    theta0 = initial_theta(problem, config)
+    y_rms = float(np.sqrt(np.mean(np.asarray(problem.y) ** 2)))
+    run = E.escape_flow(problem, theta0, np.zeros(problem.n_params), float(config.get("radius_fraction", 0.5))
+                        * y_rms, metric="function", t_max=float(config.get("t_max", 1e12)),
+                        solver=config.get("solver", "tsit5"))
+    traj, et = run.trajectory, run.escape
+    return dict(status=str(traj.status), message=traj.message, escape_status=et.status,
+                escape_time=float(et.time), final_time=traj.final_time,
+                final_loss=traj.final_loss, final_grad_norm=traj.final_grad_norm,
+                compile_time=float(traj.stats.get("compile_time", 0.0) or 0.0),
+                run_time=float(traj.stats.get("wall_time", 0.0) or 0.0))
+
+
+TASKS: dict[str, Callable] = {
+    "flow_itinerary": flow_itinerary,
+    "gd_itinerary": gd_itinerary,
+    "critical_points": critical_points,
+    "escape": escape,
+}
+
+
+def _resolve_task(task) -> tuple[Callable, str]:
+    if callable(task):
+        name = f"{getattr(task, '__module__', '?')}:{getattr(task, '__qualname__', repr(task))}"
+        return task, name
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a callable or a name, got {type(task).__name__}.")
+    if task in TASKS:
+        return TASKS[task], task
+    if ":" in task:
+        where, _, attr = task.rpartition(":")
+        if where.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(pathlib.Path(where).stem, where)
+            if spec is None or not os.path.exists(where):
+                raise FileNotFoundError(f"task file {where!r} does not exist.")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+        fn = getattr(module, attr, None)
+        if not callable(fn):
+            raise ValueError(f"task={task!r}: {where} has no function {attr!r}.")
+        return fn, task
+    raise ValueError(f"task={task!r} is unknown; use one of {sorted(TASKS)}, 'module:function', "
+                     "'path/file.py:function', or pass a callable.")
+
+
+# ------------------------------------------------------------------------------ running a point
+def run_point(task, config: Mapping) -> dict:
+    """Run `task` on one configuration and return its record (JSON-able). Exceptions become
+    status "error" with the traceback's last line, so one bad point does not stop a sweep."""
+    import flowtools
+
+    fn, _ = _resolve_task(task)
+    t0 = time.perf_counter()
+    try:
+        raw = dict(fn(dict(config)))
+        error = ""
+    except Exception as exc:  # noqa: BLE001 — recorded in the point's status
+        raw = dict(status="error")
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    wall = time.perf_counter() - t0
+    graph = raw.pop("graph", None)
+    itin = raw.pop("itinerary", None)
+    outcomes = {}
+    for k, v in raw.items():
+        s = _scalar(v)
+        if s is None:
+            raise TypeError(f"task outcome {k!r} = {v!r} is not a scalar (int, float, str, bool); return "
+                            "arrays as several scalars, or under 'itinerary'.")
+        outcomes[k if k not in config and k not in _RESERVED else f"{k}_outcome"] = s
+    outcomes.setdefault("status", "ok")
+    outcomes["wall_time"] = wall
+    if graph is not None and not isinstance(graph, dict):
+        import networkx as nx
+
+        graph = nx.node_link_data(graph.graph, edges="links", source="from", target="to")
+    return io.to_jsonable(dict(config=dict(config), seed=int(config["seed"]), version=flowtools.__version__,
+                               outcomes=outcomes, error=error, itinerary=itin, graph=graph))
+
+
+# ------------------------------------------------------------------------------------ the store
+class _Store:
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.points = self.path / "points"
+
+    def record_path(self, index: int) -> pathlib.Path:
+        return self.points / f"{index:07d}.json"
+
+    def finished(self) -> dict[int, pathlib.Path]:
+        if not self.points.is_dir():
+            return {}
+        out = {}
+        for p in self.points.glob("[0-9]*.json"):
+            with contextlib.suppress(ValueError):
+                out[int(p.stem)] = p
+        return out
+
+    @contextlib.contextmanager
+    def lock(self):
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path / ".lock", "w")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise RuntimeError(f"another sweep is writing to store={os.fspath(self.path)!r}; wait for it "
+                               "or use another store.") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
+def load_record(store, index: int) -> dict:
+    """The record of one finished point: config, seed, version, outcomes, itinerary, graph."""
+    path = _Store(store).record_path(int(index))
+    if not path.exists():
+        raise FileNotFoundError(f"point {index} of store={os.fspath(store)!r} has not finished.")
+    return io.read_json(path)
+
+
+def _graph_from(data):
+    import networkx as nx
+
+    from .graph import SaddleGraph
+
+    g = SaddleGraph(float(data.get("graph", {}).get("fingerprint_tol", 1e-4)))
+    g.graph = nx.node_link_graph(data, directed=True, edges="links", source="from", target="to")
+    for _, a in g.graph.nodes(data=True):
+        for k in ("gen_error", "grad_norm", "loss"):
+            if a.get(k) is None:
+                a[k] = float("nan")
+    for _, _, a in g.graph.edges(data=True):
+        if a.get("median_transit_time") is None:
+            a["median_transit_time"] = float("nan")
+    return g
+
+
+def _merge_all(graphs):
+    """One SaddleGraph from many, merged pairwise in a balanced tree (in order, so the result does not
+    depend on which worker finished first)."""
+    from .graph import SaddleGraph
+
+    graphs = [g for g in graphs if g is not None]
+    if not graphs:
+        return SaddleGraph()
+    while len(graphs) > 1:
+        graphs = [graphs[i].merge(graphs[i + 1]) if i + 1 < len(graphs) else graphs[i]
+                  for i in range(0, len(graphs), 2)]
+    return graphs[0]
+
+
+def merged_graph(store, **where):
+    """The SaddleGraph merged over the finished points of `store` whose configuration matches `where`
+    (e.g. `merged_graph(store, activation="tanh", width=3)`; no filter: all points)."""
+    st = _Store(store)
+    graphs = []
+    for index, path in sorted(st.finished().items()):
+        rec = io.read_json(path)
+        if all(rec["config"].get(k) == v for k, v in where.items()) and rec.get("graph"):
+            graphs.append(_graph_from(rec["graph"]))
+    return _merge_all(graphs)
+
+
+def _dataset(configs: list[dict], records: dict[int, dict], attrs: dict, graph):
+    """The xarray Dataset of a sweep: every configuration, finished or not."""
+    import xarray as xr
+
+    n = len(configs)
+    coords = {"point": np.arange(n)}
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    for k in keys:
+        coords[k] = ("point", _column([c.get(k) for c in configs]))
+    finished = np.zeros(n, dtype=bool)
+    finished[list(records)] = True
+    data = {"finished": ("point", finished)}
+    out_keys = list(dict.fromkeys(k for r in records.values() for k in r["outcomes"]))
+    for k in out_keys:
+        data[k] = ("point", _column([records[i]["outcomes"].get(k) if i in records else None for i in range(n)]))
+    data["version"] = ("point", _column([records[i]["version"] if i in records else None for i in range(n)]))
+    data["error"] = ("point", _column([records[i].get("error", "") if i in records else None for i in range(n)]))
+    # Visits along a second dimension, padded; node ids are those of the merged graph.
+    lookup = _node_lookup(graph)
+    width = max((len(r.get("itinerary") or []) for r in records.values()), default=0)
+    if width:
+        cols = {name: [[None] * width for _ in range(n)] for name in ("node", "kind", "t_in", "t_out", "loss",
+                                                                       "morse_index")}
+        nodes_text = [None] * n
+        for i, r in records.items():
+            g = _graph_from(r["graph"]) if r.get("graph") else None
+            seq = []
+            for j, v in enumerate(r.get("itinerary") or []):
+                node = lookup(g, v["node"]) if g is not None else ""
+                seq.append(node)
+                for name in cols:
+                    cols[name][i][j] = node if name == "node" else v[name]
+            nodes_text[i] = " > ".join(seq)
+        for name, rows in cols.items():
+            data[f"visit_{name}"] = (("point", "visit"), np.stack([_column(row) for row in rows]) if name in (
+                "node", "kind") else np.array([[np.nan if x is None else float(x) for x in row] for row in rows]))
+        data["nodes"] = ("point", _column(nodes_text))
+        coords["visit"] = np.arange(width)
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _node_lookup(merged):
+    def lookup(g, local):
+        a = g.graph.nodes[local]
+        node = merged.find_node(a["fingerprint"], a["signature"])
+        return node or ""
+    return lookup
+
+
+def _column(values):
+    """A 1-D array from Python scalars with None for missing: float (NaN) if any value is a number,
+    bool if all present values are bool, else str ("")."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present) and len(present) == len(values):
+        return np.array(values, dtype=bool)
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, str) for v in present):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in present) and len(present) == len(values):
+            return np.array(values, dtype=np.int64)
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return np.array(["" if v is None else str(v) for v in values], dtype=str)
+
+
+def _write_zarr(store: _Store, ds) -> None:
+    """Write the Dataset to a new generation directory, then point results.zarr at it atomically."""
+    gens = store.path / ".zarr"
+    gens.mkdir(exist_ok=True)
+    target = gens / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.zarr"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr v3: consolidated metadata and fixed-width strings notes
+        ds.to_zarr(target, mode="w", consolidated=True)
+    link = store.path / "results.zarr"
+    tmp_link = store.path / f".results.zarr.{uuid.uuid4().hex[:8]}"
+    os.symlink(os.path.relpath(target, store.path), tmp_link)
+    os.replace(tmp_link, link)
+    for old in gens.iterdir():
+        if old != target:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def open_results(store, *, grid: bool = False):
+    """The sweep's xarray Dataset (opened lazily from `store`/results.zarr).
+
+    With `grid=True`, the `point` dimension is unstacked into one dimension per varying configuration
+    key (only for a full Cartesian grid of finished and unfinished points).
+    """
+    import warnings
+
+    import xarray as xr
+
+    path = pathlib.Path(store) / "results.zarr"
+    if not path.exists():
+        raise FileNotFoundError(f"{os.fspath(path)!r} does not exist; run flowtools.sweep with "
+                                f"store={os.fspath(store)!r} first.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = xr.open_zarr(path, consolidated=True)
+    if not grid:
+        return ds
+    keys = [k for k in ds.coords if k not in ("point", "visit") and ds[k].dims == ("point",)
+            and len(np.unique(ds[k].values)) > 1]
+    size = int(np.prod([len(np.unique(ds[k].values)) for k in keys]))
+    if size != ds.sizes["point"]:
+        raise ValueError(f"the points do not form a full grid over {keys} ({ds.sizes['point']} points, "
+                         f"{size} grid cells); use grid=False and select with ds.where(...).")
+    return ds.set_index(point=keys).unstack("point")
+
+
+# ------------------------------------------------------------------------------------- results
+@dataclasses.dataclass
+class SweepResult:
+    """What `sweep` did: the store, the Dataset and merged SaddleGraph of all finished points, and counts.
+
+    `n_run` points ran now, `n_skipped` were already finished, `failed` lists (index, message) for points
+    that did not finish (a worker died on them repeatedly, or the task raised and the record says so).
+    """
+
+    store: pathlib.Path
+    dataset: object
+    graph: object
+    n_points: int
+    n_run: int
+    n_skipped: int
+    failed: list
+    wall_time: float
+
+    def __repr__(self):
+        return (f"SweepResult({self.n_points} points: {self.n_run} run, {self.n_skipped} skipped, "
+                f"{len(self.failed)} failed, {self.wall_time:.1f} s; store={os.fspath(self.store)!r})")
+
+
+def _progress(total, enable):
+    from tqdm.auto import tqdm
+
+    from .dynamics.progress import disabled
+
+    if disabled():
+        enable = False
+    elif enable is None:
+        import sys
+
+        enable = sys.stderr.isatty()
+    return tqdm(total=total, desc="sweep", disable=not enable, unit="point", dynamic_ncols=True)
+
+
+def sweep(task, configurations, store, *, workers: int | None = None, scheduler: str | None = None,
+          client=None, resume: bool = False, retry_errors: bool = False, progress: bool | None = None,
+          write_every: float = 10.0) -> SweepResult:
+    """Run `task` on every configuration; keep each finished point in `store`.
+
+    **Arguments:**
+
+    - `task`: a name from `TASKS` ("flow_itinerary", "gd_itinerary", "critical_points", "escape"),
+      "module:function", "path/to/file.py:function", or a callable `config -> dict`. The dict holds
+      scalar outcomes (int, float, str, bool) and optionally "itinerary" (a list of visit dicts with
+      node, kind, t_in, t_out, loss, morse_index) and "graph" (a `SaddleGraph`).
+    - `configurations`: a list of dicts of scalars, each with its integer `seed` (see `grid`).
+    - `store`: a directory (created if needed).
+    - `workers`: the number of worker processes of a local Dask cluster (default: the CPU count);
+      0 runs the points serially in this process without Dask.
+    - `scheduler`: the address of a running Dask scheduler ("tcp://host:8786"); `client`: an existing
+      `distributed.Client`. Either replaces the local cluster.
+    - `resume`: continue a store that already holds finished points of the same sweep (they are
+      skipped). Without it, such a store is an error.
+    - `retry_errors`: on resume, run again the points whose task raised.
+    - `progress`: a progress bar (default: when stderr is a terminal; FLOWTOOLS_PROGRESS=0 hides it).
+    - `write_every`: seconds between rewrites of results.zarr while the sweep runs (records are
+      written at once; the Dataset is rebuilt from them).
+
+    **Returns:** a `SweepResult`.
+    """
+    t_start = time.perf_counter()
+    configs = _check_configurations(configurations)
+    fn, task_name = _resolve_task(task)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 0):
+        raise ValueError(f"workers must be a non-negative int (0 = serial, no Dask), got {workers!r}.")
+    write_every = float(write_every)
+    if not write_every >= 0:
+        raise ValueError(f"write_every must be a non-negative number of seconds, got {write_every!r}.")
+    st = _Store(store)
+    with st.lock():
+        meta_path = st.path / "sweep.json"
+        spec = dict(schema=SCHEMA, task=task_name, configurations=configs)
+        done = st.finished()
+        if meta_path.exists():
+            old = io.read_json(meta_path)
+            if (old.get("task"), old.get("configurations")) != (task_name, configs):
+                raise ValueError(f"store={os.fspath(st.path)!r} holds another sweep (task {old.get('task')!r}, "
+                                 f"{len(old.get('configurations', []))} configurations); use a new store.")
+        if done and not resume:
+            raise ValueError(f"store={os.fspath(st.path)!r} already holds {len(done)} finished points; pass "
+                             "resume=True (--resume) to continue it, or use a new store.")
+        bad = [i for i in done if i >= len(configs)]
+        if bad:
+            raise ValueError(f"store={os.fspath(st.path)!r} has records for points {bad[:5]} beyond its "
+                             f"{len(configs)} configurations; the store is not this sweep's.")
+        io.write_json(meta_path, dict(spec, created=_now()))
+        st.points.mkdir(parents=True, exist_ok=True)
+        for tmp in st.points.glob(".tmp-*"):  # left by a driver killed mid-write
+            tmp.unlink(missing_ok=True)
+        records = {i: io.read_json(p) for i, p in done.items()}
+        if retry_errors:
+            for i in [i for i, r in records.items() if r["outcomes"].get("status") == "error"]:
+                del records[i]
+        todo = [i for i in range(len(configs)) if i not in records]
+        n_skipped = len(configs) - len(todo)
+        attrs = dict(schema=SCHEMA, task=task_name, n_points=len(configs))
+        failed: list = []
+        last_write = [time.perf_counter()]
+
+        def finish(i, record):
+            io.write_json(st.record_path(i), record)
+            records[i] = record
+            if write_every and time.perf_counter() - last_write[0] >= write_every:
+                _consolidate(st, configs, records, attrs, final=False)
+                last_write[0] = time.perf_counter()
+
+        bar = _progress(len(todo), progress)
+        try:
+            if todo and (workers == 0 and scheduler is None and client is None):
+                configure_worker()
+                for i in todo:
+                    finish(i, run_point(fn if callable(task) else task_name, configs[i]))
+                    bar.update()
+            elif todo:
+                _run_dask(fn if callable(task) else task_name, configs, todo, finish, failed, bar,
+                          workers=workers, scheduler=scheduler, client=client)
+        finally:
+            bar.close()
+            ds, graph = _consolidate(st, configs, records, attrs, final=True)
+    return SweepResult(st.path, ds, graph, len(configs), len(todo) - len(failed), n_skipped, failed,
+                       time.perf_counter() - t_start)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _consolidate(st: _Store, configs, records, attrs, *, final: bool):
+    graphs = [_graph_from(records[i]["graph"]) if records[i].get("graph") else None for i in sorted(records)]
+    graph = _merge_all(graphs)
+    a = dict(attrs, n_finished=len(records), written=_now(), complete=len(records) == len(configs))
+    ds = _dataset(configs, records, a, graph)
+    _write_zarr(st, ds)
+    graph.to_json(st.path / "graph.json")
+    return ds, graph
+
+
+class _WorkerSetup:
+    """A Dask worker plugin running `configure_worker` in every worker (present and future)."""
+
+    name = "flowtools-worker-setup"
+
+    def setup(self, worker=None):
+        configure_worker()
+
+    def teardown(self, worker=None):
+        pass
+
+
+def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, client):
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    plugin_cls = type("FlowtoolsWorkerSetup", (_WorkerSetup, WorkerPlugin), {})
+    cluster = None
+    own_client = client is None
+    if client is None:
+        if scheduler is not None:
+            client = Client(scheduler)
+        else:
+            n = workers if workers is not None else (os.cpu_count() or 1)
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   env=worker_environment(), dashboard_address=None,
+                                   silence_logs=logging.ERROR)
+            client = Client(cluster)
+    try:
+        client.register_plugin(plugin_cls(), name=_WorkerSetup.name)
+        token = uuid.uuid4().hex[:8]
+        futures = {client.submit(run_point, task, configs[i], key=f"flowtools-point-{i}-{token}",
+                                 pure=False): i for i in todo}
+        for fut in as_completed(list(futures)):
+            i = futures.pop(fut)
+            try:
+                record = fut.result()
+            except Exception as exc:  # noqa: BLE001 — e.g. KilledWorker: the point stays unfinished
+                failed.append((i, f"{type(exc).__name__}: {exc}"))
+            else:
+                finish(i, record)
+            fut.release()
+            bar.update()
+    finally:
+        if own_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ------------------------------------------------------------------------------------ statistics
+def wilson_interval(successes, n, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion k/n (Wilson 1927): better than the normal
+    approximation for small n and proportions near 0 or 1. Returns (nan, nan) for n = 0."""
+    from scipy.stats import norm
+
+    k, n = int(successes), int(n)
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 ≤ successes ≤ n, got successes={successes}, n={n}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
+    if n == 0:
+        return (math.nan, math.nan)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, center - half), min(1.0, center + half))
