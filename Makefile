@@ -29,6 +29,7 @@ test-all: $(STAMP)
 
 ## Benchmarks: prints a table and writes results/benchmarks/summary.json.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/run.py
 
 ## The documentation site (site/).
