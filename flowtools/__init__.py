@@ -9,7 +9,7 @@ import jax
 # float64 everywhere: tolerances below 1e-8 are meaningless in float32.
 jax.config.update("jax_enable_x64", True)
 
-from . import datasets, escape, io, universality  # noqa: E402
+from . import datasets, escape, io, sweeps, universality  # noqa: E402
 from .activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
 from .data import Dataset, GaussianPopulation, Teacher, load_xy, teacher_dataset  # noqa: E402
 from .dynamics import (  # noqa: E402
@@ -42,6 +42,7 @@ from .landscape import (  # noqa: E402
 from .models import MLP  # noqa: E402
 from .problem import LOSS_CONVENTIONS, Problem  # noqa: E402
 from .splitting import inner_hessian, predict_split, split_neuron  # noqa: E402
+from .sweeps import sweep  # noqa: E402
 from .universality import activation_class, norm_imbalance_rate, phi_sigma  # noqa: E402
 
 __version__ = "0.1.0"
@@ -51,7 +52,7 @@ __all__ = [
     "Dataset", "GaussianPopulation", "Teacher", "load_xy", "teacher_dataset",
     "MLP", "Problem", "LOSS_CONVENTIONS",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
-    "datasets", "io", "escape", "universality",
+    "datasets", "io", "escape", "universality", "sweeps", "sweep",
     "escape_time", "linearized_escape_time", "plateau_length", "fit_power_law", "fit_log_law",
     "activation_class", "phi_sigma", "norm_imbalance_rate",
     "slow_points", "find_critical_point", "find_critical_points", "CriticalPoint", "hessian_spectrum",

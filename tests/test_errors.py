@@ -110,6 +110,21 @@ BAD_INPUTS = [
     ("run_ensemble unknown option",
      lambda: ft.run_ensemble("gradient_descent", PROBLEM, THETA[None], batched=True, lr=0.1, steps=1,
                              momentum=0.9), TypeError, r"momentum"),
+    # sweeps
+    ("sweep configuration without seed", lambda: ft.sweeps.sweep("flow_itinerary", [{"width": 2}], "/nonexistent/s"),
+     ValueError, r"configurations\[0\] needs a non-negative integer 'seed'"),
+    ("sweep configuration value not scalar",
+     lambda: ft.sweeps.sweep("flow_itinerary", [{"seed": 0, "w": [1, 2]}], "/nonexistent/s"), TypeError,
+     r"configurations\[0\]\['w'\]"),
+    ("sweep duplicate configuration",
+     lambda: ft.sweeps.sweep("flow_itinerary", [{"seed": 0}, {"seed": 0}], "/nonexistent/s"), ValueError,
+     r"the same configuration twice"),
+    ("sweep unknown task", lambda: ft.sweeps.sweep("flow_itnerary", [{"seed": 0}], "/nonexistent/s"),
+     ValueError, r"task='flow_itnerary' is unknown"),
+    ("sweep negative workers", lambda: ft.sweeps.sweep("escape", [{"seed": 0}], "/nonexistent/s", workers=-1),
+     ValueError, r"workers must be"),
+    ("grid empty axis", lambda: ft.sweeps.grid(seed=[]), ValueError, r"axis 'seed' is empty"),
+    ("wilson successes above n", lambda: ft.sweeps.wilson_interval(5, 3), ValueError, r"successes ≤ n"),
 ]
 
 
