@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export FLOWTOOLS_PROGRESS ?= 1
 
-.PHONY: demo test test-all bench docs clean
+.PHONY: demo test test-all bench bench-full docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,18 @@ test: $(STAMP)
 test-all: $(STAMP)
 	FLOWTOOLS_PROGRESS=0 $(PY) -m pytest -q -n 2
 
-## Benchmarks: prints a table and writes results/benchmarks/summary.json.
-bench: $(STAMP)
+## Benchmarks (about 10 minutes on 2 cores): prints a table and writes results/benchmarks/summary.json.
+## `make bench-full` adds the long sweeps (an hour or more).
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run.py
+
+bench-full: $(BENCH_STAMP)
+	$(PY) benchmarks/run.py --full
 
 ## The documentation site (site/).
 docs: $(STAMP)

@@ -71,11 +71,13 @@ def hessian_dense_vs_n(quick: bool):
     return out
 
 
-def lanczos_vs_dense(quick: bool):
+def lanczos_vs_dense(quick: bool, full: bool = False):
     """Morse index by Lanczos vs. dense eigh on a planted saddle with a known index."""
     cases = [(10, 256, 3, 12, 60)]
     if not quick:
-        cases += [(10, 256, 3, 12, 130), (10, 256, 3, 20, 230)]
+        cases += [(10, 256, 3, 12, 130)]
+    if full:
+        cases += [(10, 256, 3, 20, 230)]
     out = []
     for d, n, k_live, n_dead, n_idle in cases:
         p, th, p_live, th_live = planted_saddle(d, n, k_live, n_dead, n_idle)
@@ -116,7 +118,7 @@ def _hvp_seconds(p, th):
     return t
 
 
-def morse_index_1e5_params(quick: bool):
+def morse_index_1e5_params(quick: bool, full: bool = False):
     """Morse index of a 100-980-1 tanh net (99 859 parameters) at a planted saddle of index 20."""
     n_idle = 958 if not quick else 200
     p, th, p_live, th_live = planted_saddle(100, 1024, 1, 20, n_idle)
@@ -139,7 +141,7 @@ def morse_index_1e5_params(quick: bool):
                                smallest=spec.eigenvalues[:3].tolist()),
                     note="target: ≤ 30 s on CPU (ratio target = 30 s / extrapolated dense time); "
                          "dense would need an n×n matrix of 80 GB")]
-    if not quick:
+    if full:
         # A random point of a 10-300-300-1 net: hundreds of negative eigenvalues in a continuum; Lanczos
         # gives a certified lower bound within its budget, stochastic Lanczos quadrature an estimate.
         teacher = ft.MLP((10, 4, 1), "tanh")
@@ -209,13 +211,19 @@ def sweep(configs, n_guesses, *, scipy_baseline=True, verbose=False):
     return counts, base_counts, ours_s, base_s
 
 
-def critical_point_sweep(quick: bool):
+def critical_point_sweep(quick: bool, full: bool = False):
+    """Default: 4 nets × 12 guesses, each also solved by scipy (about a minute). `--full`: the whole sweep,
+    2 input sizes × 8 widths × 3 activations × 50 guesses, with scipy's per-guess baseline (most of an
+    hour on two cores)."""
     if quick:
         configs = [(1, 3, "tanh"), (2, 4, "softplus")]
         n_guesses = 10
-    else:
+    elif full:
         configs = [(d, k, act) for d in (1, 2) for act in ("tanh", "softplus", "gelu") for k in range(1, 9)]
         n_guesses = 50
+    else:
+        configs = [(1, 3, "tanh"), (2, 4, "softplus"), (2, 6, "gelu"), (1, 8, "tanh")]
+        n_guesses = 12
     counts, base, ours_s, base_s = sweep(configs, n_guesses)
     total = len(configs) * n_guesses
     return dict(name=f"critical_points teacher-student ({total} guesses)", ours_s=ours_s / total,
@@ -238,6 +246,6 @@ if __name__ == "__main__":
         if base:
             print("scipy lm:", dict(base), f"({base_s:.1f} s)")
     else:
-        for fn in BENCHMARKS:
+        for fn in BENCHMARKS:  # the smallest sizes
             for e in (lambda r: r if isinstance(r, list) else [r])(fn(True)):
                 print(e)

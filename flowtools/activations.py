@@ -57,11 +57,17 @@ def _linear(z):
     return z
 
 
+def _scaled_erf(z):
+    # g(z) = erf(z/√2) of the soft committee machine (Saad & Solla 1995; Goldt et al. 2019).
+    return jsp.erf(z / jnp.sqrt(2.0))
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [
         Activation("tanh", jnp.tanh, smooth=True, odd=True),
         Activation("erf", jsp.erf, smooth=True, odd=True),
+        Activation("scaled_erf", _scaled_erf, smooth=True, odd=True),
         Activation("sigmoid", jax.nn.sigmoid, smooth=True, odd=False),
         Activation("softplus", jax.nn.softplus, smooth=True, odd=False),
         Activation("gelu", _gelu, smooth=True, odd=False),

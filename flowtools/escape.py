@@ -3,7 +3,8 @@ initializations, a flow that stops on escape, and scaling-law fits with bootstra
 
 Escape time (definition used throughout flowtools). Given a ball B = {θ : d(θ, c) ≤ radius} around a
 point c, with d either the parameter distance ‖θ − c‖₂ or the function distance
-d_f(θ, c) = ( (1/n) Σ_k ‖f(x_k; θ) − f(x_k; c)‖² )^{1/2} on the problem's training inputs, the escape
+d_f(θ, c) = ( (1/n) Σ_k ‖f(x_k; θ) − f(x_k; c)‖² )^{1/2} on the problem's training inputs (the package's
+one function distance, `flowtools.landscape.symmetry.function_distance`), the escape
 time of a trajectory is t_out − t_in: t_in is when it first enters B (t_0 when it starts inside) and
 t_out the first time after t_in at which it is outside B again. Both crossing times are interpolated
 between the two saved states that bracket them (see `escape_time`).
@@ -33,14 +34,16 @@ import optimistix as optx
 from . import _checks
 from .dynamics.flow import SOLVERS
 from .dynamics.trajectory import Status, Trajectory
+from .landscape.symmetry import fingerprint_distance, function_distances, output_distance
 from .models import MLP
-from .problem import Problem, training_outputs
+from .problem import Problem
 
 jax.config.update("jax_enable_x64", True)
 
 __all__ = [
     "EscapeTime", "escape_time", "distances", "linearized_escape_time",
-    "Plateau", "plateau_length",
+    "Plateau", "plateau_length", "plateaus",
+    "Basin", "BasinFractions", "basin_fractions", "wilson_interval",
     "ScalingFit", "fit_power_law", "fit_log_law",
     "bottleneck_layers", "bottleneck_init", "bottleneck_saddle",
     "EscapeRun", "escape_flow",
@@ -82,10 +85,7 @@ def distances(thetas, center, *, metric: str = "parameter", problem: Problem | N
     c = _center_theta(center, n_params)
     if metric == "parameter":
         return np.linalg.norm(thetas - c[None, :], axis=1)
-    m = thetas.shape[0]
-    f = training_outputs(problem, np.vstack([thetas, c[None, :]]))
-    f, fc = f[:m], f[m]
-    return np.sqrt(np.mean(np.sum((f - fc[None]) ** 2, axis=-1), axis=-1))
+    return function_distances(problem, thetas, c)
 
 
 # ---------------------------------------------------------------------------------- escape time
@@ -145,7 +145,8 @@ def _crossing(t_a, t_b, d_a, d_b, level, interpolation):
 
 
 def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
-                problem: Problem | None = None, interpolation: str = "log") -> EscapeTime:
+                problem: Problem | None = None, interpolation: str = "log", refine: str = "auto",
+                coarse: float = 0.01) -> EscapeTime:
     """The time a trajectory spends between entering and leaving the ball of `radius` around `center`.
 
     **Arguments:**
@@ -157,6 +158,17 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
     - `interpolation`: how crossing times between saved states are found: "log" interpolates log d
       linearly in log t (right for log-spaced saves; falls back to t when the earlier time is 0),
       "linear" interpolates log d linearly in t (exact for exponential growth near a linear saddle).
+    - `refine`: "auto" (default) re-solves the flow across each bracketing pair of saves when it can
+      (a gradient-flow trajectory and `problem` given), else interpolates and warns when the bracket is
+      coarse; "solve" requires the re-solve; "none" only interpolates (and warns when coarse).
+    - `coarse`: a bracket wider than `coarse` × the escape time is coarse.
+
+    Re-solving: the flow is integrated again from the saved state before the crossing over the bracket
+    (the same solver and tolerances, 64 equally spaced saves), the crossing is bracketed on that grid,
+    and this is done twice; the crossing time is then known to about 1e-4 of the original bracket
+    before interpolation (`interpolation` is then "resolved"). An interpolated crossing in a bracket
+    wider than `coarse` × the escape time raises a `UserWarning`: on the default log-spaced save grid
+    interpolation read 34.6 for an event-located exit at 33.2.
 
     The ball is closed: a state is inside when d ≤ radius. t_in is t_0 if the first state is inside,
     else the interpolated first entry; t_out is the interpolated first exit after t_in.
@@ -167,6 +179,13 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
     radius = _checks.positive("radius", radius)
     interpolation = _checks.choice("interpolation", interpolation, ["log", "linear"])
     metric = _checks.choice("metric", metric, _METRICS)
+    refine = _checks.choice("refine", refine, ["auto", "solve", "none"])
+    coarse = _checks.positive("coarse", coarse)
+    is_flow = getattr(trajectory, "method", None) == "gradient_flow"
+    if refine == "solve" and not (is_flow and isinstance(problem, Problem)):
+        raise ValueError("refine='solve' needs a gradient-flow Trajectory and problem=<its Problem>; "
+                         "use refine='none' to interpolate between saved states.")
+    resolve = refine != "none" and is_flow and isinstance(problem, Problem)
     t = _checks.finite_array("trajectory.t", getattr(trajectory, "t", None), ndim=1)
     theta = np.asarray(getattr(trajectory, "theta", None), dtype=np.float64)
     if theta.ndim != 2 or theta.shape[0] != t.size or t.size == 0:
@@ -183,7 +202,18 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
         t, theta = t[:k], theta[:k]
     d = distances(theta, center, metric=metric, problem=problem)
     inside = d <= radius
-    common = dict(metric=metric, radius=radius, interpolation=interpolation, d0=float(d[0]))
+    common = dict(metric=metric, radius=radius, interpolation="resolved" if resolve else interpolation,
+                  d0=float(d[0]))
+    brackets = []
+
+    def cross(i):  # the crossing between saves i − 1 and i
+        brackets.append(float(t[i] - t[i - 1]))
+        if resolve:
+            meta = getattr(trajectory, "meta", None) or {}
+            return _resolved_crossing(problem, meta, t[i - 1], t[i], d[i - 1], d[i], theta[i - 1], center,
+                                      radius, metric, interpolation)
+        return _crossing(t[i - 1], t[i], d[i - 1], d[i], radius, interpolation)
+
     nan = math.nan
     if inside[0]:
         i_in, t_in, started = 0, float(t[0]), True
@@ -195,7 +225,7 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
                               f"(closest {np.min(d):.4g} at t={t[np.argmin(d)]:.6g}){note}", False, nan,
                               **common)
         i_in = int(hits[0])
-        t_in = _crossing(t[i_in - 1], t[i_in], d[i_in - 1], d[i_in], radius, interpolation)
+        t_in = cross(i_in)
         started = False
     outs = np.flatnonzero(~inside[i_in:])
     if outs.size == 0:
@@ -204,11 +234,39 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
                           f"still inside at the last saved state t={t[-1]:.6g} (distance {d[-1]:.4g} ≤ "
                           f"{radius:g}); escape time ≥ {lb:.6g}. Run longer.{note}", started, lb, **common)
     i_out = i_in + int(outs[0])
-    t_out = _crossing(t[i_out - 1], t[i_out], d[i_out - 1], d[i_out], radius, interpolation)
+    t_out = cross(i_out)
     tau = t_out - t_in
+    if not resolve and brackets and max(brackets) > coarse * tau:
+        warnings.warn(f"escape_time: a crossing lies between saved states {max(brackets):.4g} apart, more "
+                      f"than {coarse:g} of the escape time {tau:.4g}; the interpolated time may be off by "
+                      "a few percent. Pass problem= with a gradient-flow trajectory to re-solve the "
+                      "bracket, save more densely, or use escape_flow.", UserWarning, stacklevel=2)
     return EscapeTime(tau, t_in, t_out, "escaped",
                       f"{'started inside' if started else f'entered at t={t_in:.6g}'}, left at "
                       f"t={t_out:.6g}{note}", started, tau, **common)
+
+
+def _resolved_crossing(problem, meta, t_a, t_b, d_a, d_b, theta_a, center, radius, metric, interpolation,
+                       levels: int = 2, n_fine: int = 64):
+    """The crossing time of d(θ(t), c) = radius in (t_a, t_b], from the flow re-solved from θ(t_a)."""
+    from .dynamics.flow import gradient_flow
+
+    opts = {k: meta[k] for k in ("solver", "rtol", "atol") if k in meta}
+    t_a, t_b, d_a, d_b = float(t_a), float(t_b), float(d_a), float(d_b)
+    th_a = np.asarray(theta_a)
+    side = d_a <= radius
+    for _ in range(levels):
+        tr = gradient_flow(problem, th_a, t_b, t0=t_a, save_ts=np.linspace(t_a, t_b, n_fine + 1)[1:], **opts)
+        tt, th = np.asarray(tr.t), np.asarray(tr.theta)
+        ok = np.all(np.isfinite(th), axis=1)
+        tt, th = tt[ok], th[ok]
+        dd = distances(th, center, metric=metric, problem=problem)
+        flip = np.flatnonzero((dd <= radius) != side)
+        if flip.size == 0 or flip[0] == 0:  # the re-solve does not cross: keep the saved bracket
+            break
+        k = int(flip[0])
+        t_a, t_b, th_a, d_a, d_b = float(tt[k - 1]), float(tt[k]), th[k - 1], float(dd[k - 1]), float(dd[k])
+    return _crossing(t_a, t_b, d_a, d_b, radius, interpolation)
 
 
 def linearized_escape_time(d0: float, radius: float, lambda_u: float) -> float:
@@ -229,7 +287,7 @@ class Plateau:
     (the reference loss level of the plateau), `loss_target` (the level whose crossing ends it, method
     "drop"), `method`, `status` ("ended"; "no_drop": the loss never fell far enough, or no flat span
     was followed by a drop; "flat": the curve never decreases), `message`, `lower_bound` (t_last −
-    t_start when the plateau had not ended).
+    t_start when the plateau had not ended), `loss_exit` (the loss where it ends; `plateaus` only).
     """
 
     length: float
@@ -241,6 +299,7 @@ class Plateau:
     status: str
     message: str
     lower_bound: float
+    loss_exit: float = math.nan
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -325,6 +384,189 @@ def plateau_length(trajectory, *, method: str = "drop", fraction: float = 0.5, t
     return Plateau(length, float(tt[a]), float(tt[b]), float(ll[a]), nan, method, "ended",
                    f"longest span with -dlogL/dlogt < {threshold:g} followed by a drop: "
                    f"t in [{tt[a]:.6g}, {tt[b]:.6g}]", length)
+
+
+def plateaus(trajectory, *, threshold: float = 0.05, min_decades: float = 0.1,
+             include_unfinished: bool = False) -> list[Plateau]:
+    """Every plateau of a learning curve, in time order (saddle-to-saddle runs have several).
+
+    A plateau is a maximal run of consecutive saved intervals (t > 0, L > 0) on which the loss is flat in
+    log-log coordinates, s_k = −Δlog L / Δlog t < `threshold`, that lasts at least `min_decades` decades of
+    t (log10 t_exit − log10 t_entry) and is followed by a drop; the rule is the one of
+    `plateau_length(method="slope")`, applied to every run instead of the longest. A flat run that reaches
+    the last saved state is a converged tail or an unfinished plateau: it is returned (status
+    "no_drop", `t_end` nan, `lower_bound` its length so far) only with `include_unfinished`.
+
+    **Returns:** a list of `Plateau` (method "slope"): `loss_plateau` is the loss at entry, `loss_exit`
+    the loss at exit, `t_start` / `t_end` entry and exit, `length` = exit − entry.
+    """
+    threshold = _checks.positive("threshold", threshold)
+    min_decades = _checks.nonnegative("min_decades", min_decades)
+    t = _checks.finite_array("trajectory.t", getattr(trajectory, "t", None), ndim=1)
+    loss = _checks.finite_array("trajectory.loss", getattr(trajectory, "loss", None), ndim=1)
+    if loss.size != t.size:
+        raise ValueError(f"trajectory.loss has {loss.size} values for {t.size} saved times.")
+    keep = (t > 0) & (loss > 0)
+    tt, ll = t[keep], loss[keep]
+    if tt.size < 2:
+        raise ValueError("plateaus needs at least 2 saved states with t > 0 and loss > 0.")
+    s = -np.diff(np.log(ll)) / np.diff(np.log(tt))
+    out, start = [], None
+    for k, f in enumerate(np.append(s < threshold, False)):
+        if f and start is None:
+            start = k
+        elif not f and start is not None:
+            a, b = start, k
+            start = None
+            if np.log10(tt[b] / tt[a]) < min_decades:
+                continue
+            length = float(tt[b] - tt[a])
+            if b < tt.size - 1:
+                out.append(Plateau(length, float(tt[a]), float(tt[b]), float(ll[a]), math.nan, "slope",
+                                   "ended", f"flat (-dlogL/dlogt < {threshold:g}) at L ≈ {ll[a]:.6g} for t in "
+                                   f"[{tt[a]:.6g}, {tt[b]:.6g}], then a drop", length, float(ll[b])))
+            elif include_unfinished:
+                out.append(Plateau(math.nan, float(tt[a]), math.nan, float(ll[a]), math.nan, "slope",
+                                   "no_drop", f"flat from t={tt[a]:.6g} to the last saved state: a converged "
+                                   "tail or an unfinished plateau", length, float(ll[b])))
+    return out
+
+
+# ------------------------------------------------------------------------------ basins
+@dataclasses.dataclass(frozen=True)
+class Basin:
+    """One attractor (up to symmetry) and the share of runs that ended there.
+
+    **Fields:** `label` (a graph node id, or "a0", "a1", … for itineraries without nodes), `members`
+    (the node ids merged into it), `kind`, `loss`, `signature` (of its representative), `count`,
+    `fraction` = count / n_runs, `ci` (the Wilson score interval at the `BasinFractions` confidence).
+    """
+
+    label: str
+    members: tuple
+    kind: str
+    loss: float
+    signature: tuple
+    count: int
+    fraction: float
+    ci: tuple[float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class BasinFractions:
+    """The attractor fractions of an ensemble (`basin_fractions`): `basins` (largest first), `n_runs`,
+    `n_unattracted` (runs that ended unfinished or diverged) with its own `unattracted_ci`,
+    `confidence`."""
+
+    basins: tuple
+    n_runs: int
+    n_unattracted: int
+    unattracted_ci: tuple[float, float]
+    confidence: float
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        lines = [f"{self.n_runs} runs, {len(self.basins)} attractor(s) up to symmetry "
+                 f"({100 * self.confidence:g}% Wilson intervals):"]
+        for b in self.basins:
+            lines.append(f"  {b.label:<6s} {b.kind:<18s} L={b.loss:.6g} {b.count:>4d} runs  "
+                         f"{b.fraction:.3f} [{b.ci[0]:.3f}, {b.ci[1]:.3f}]")
+        if self.n_unattracted:
+            lines.append(f"  not attracted: {self.n_unattracted} [{self.unattracted_ci[0]:.3f}, "
+                         f"{self.unattracted_ci[1]:.3f}]")
+        return "\n".join(lines)
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion k/n (Wilson 1927): the p with
+    |k/n − p| ≤ z √(p(1 − p)/n), z the two-sided normal quantile at `confidence`."""
+    k, n = int(k), int(n)
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"wilson_interval needs 0 <= k <= n and n >= 1, got k={k}, n={n}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (0.0 if k == 0 else max(0.0, mid - half)), (1.0 if k == n else min(1.0, mid + half))
+
+
+_ATTRACTOR_KINDS = ("minimum", "degenerate_minimum")
+
+
+def _fp_distance(a, b, d_out):
+    """The package's function distance sqrt(mean_k ‖f_a(x_k) − f_b(x_k)‖²) between two fingerprints."""
+    return float(fingerprint_distance(a, b, d_out))
+
+
+def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: float = 0.95) -> BasinFractions:
+    """The fractions of runs that end at each attractor, attractors identified up to symmetry.
+
+    **Arguments:**
+
+    - `source`: a list of `Itinerary` objects (their last visit when `terminal == "attractor"`), or a
+      `SaddleGraph` (its minimum nodes: with terminal minima, a minimum node's `visits` is the number
+      of runs that ended there; `n_trajectories` is the number of runs).
+    - `d_out`: the network's output dimension (to read the fingerprints).
+    - `tol`: two attractors are one up to symmetry when their function distance (on the fingerprints,
+      the training and probe inputs) is at most tol · (1 + RMS size of the fingerprint). Only the
+      function is compared, not the Morse signature: the zero count of a degenerate minimum varies
+      along its critical set, its function does not.
+    - `confidence`: of the Wilson intervals.
+
+    **Returns:** a `BasinFractions`.
+    """
+    tol = _checks.positive("tol", tol)
+    d_out = _checks.positive_int("d_out", d_out)
+    items = []  # (member id, kind, loss, signature, fingerprint, count)
+    if hasattr(source, "graph") and hasattr(source, "n_trajectories"):
+        n_runs = int(source.n_trajectories)
+        for node, a in source.graph.nodes(data=True):
+            if a.get("kind") in _ATTRACTOR_KINDS and int(a.get("visits", 0)) > 0:
+                items.append((str(node), a["kind"], float(a["loss"]), tuple(a.get("signature") or ()),
+                              np.asarray(a["fingerprint"], float), int(a["visits"])))
+    else:
+        runs = list(source)
+        if not all(hasattr(r, "visits") and hasattr(r, "terminal") for r in runs):
+            raise TypeError("source must be a SaddleGraph or a list of Itinerary objects (with .visits and "
+                            ".terminal).")
+        n_runs = len(runs)
+        for i, r in enumerate(runs):
+            if r.terminal == "attractor" and r.visits:
+                v = r.visits[-1]
+                items.append((v.node or f"run{i}", v.kind, float(v.loss), tuple(v.signature),
+                              np.asarray(v.fingerprint, float), 1))
+    if n_runs == 0:
+        raise ValueError("basin_fractions needs at least one run.")
+    groups: list[dict] = []
+    for member, kind, loss, sig, fp, count in items:
+        scale = 1.0 + float(np.sqrt(np.mean(fp**2)))
+        for g in groups:
+            if g["fp"].shape == fp.shape and _fp_distance(g["fp"], fp, d_out) <= tol * scale:
+                g["count"] += count
+                if member not in g["members"]:
+                    g["members"].append(member)
+                break
+        else:
+            groups.append(dict(fp=fp, kind=kind, loss=loss, sig=sig, count=count, members=[member]))
+    groups.sort(key=lambda g: -g["count"])
+    basins = []
+    for j, g in enumerate(groups):
+        label = g["members"][0] if not g["members"][0].startswith("run") else f"a{j}"
+        basins.append(Basin(label, tuple(g["members"]), g["kind"], g["loss"], g["sig"], g["count"],
+                            g["count"] / n_runs, wilson_interval(g["count"], n_runs, confidence)))
+    attracted = sum(b.count for b in basins)
+    if attracted > n_runs:
+        raise ValueError(f"{attracted} attractor visits for {n_runs} runs: a minimum node was passed through "
+                         "(GD overshoot?); pass the itineraries instead of the graph.")
+    un = n_runs - attracted
+    return BasinFractions(tuple(basins), n_runs, un, wilson_interval(un, n_runs, confidence), confidence)
 
 
 # ------------------------------------------------------------------------------ scaling fits
@@ -423,7 +665,7 @@ def _fit(law, u, v, n_boot, seed, confidence, groups, resample, intercepts):
                          "(a label per point).")
     g = codes if intercepts == "per_group" else None
     slope, intercept, suu = _ols(u, v, g, n_groups)
-    if not suu > 0:
+    if not suu > 1e-24 * (1.0 + np.sum(u**2)):
         raise ValueError("no group has 2 distinct x values; the slope is undetermined.")
     if g is None:
         fitted = intercept + slope * u
@@ -450,7 +692,12 @@ def _fit(law, u, v, n_boot, seed, confidence, groups, resample, intercepts):
         else:
             res = [_ols(u[i], v[i], None if g is None else g[i], n_groups) for i in idx]
             bs, bi, bsuu = (np.array([r[j] for r in res]) for j in range(3))
-        ok = bsuu > 0  # a resample with no spread in x has no slope; drop it
+        # A resample with one distinct x (per group) has no slope; drop it. Its centred sum of squares is
+        # round-off, not 0 (2e-30 for x = 1/(0.03, 0.01, 0.003)), so compare with the round-off scale of
+        # Σu² rather than with 0.
+        roundoff = (np.sum(u[idx] ** 2, axis=-1) if resample == "points"
+                    else np.array([np.sum(u[i] ** 2) for i in idx]))
+        ok = bsuu > 1e-24 * (1.0 + roundoff)
         if np.sum(ok) >= max(10, n_boot // 2):
             lo, hi = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
             ci = tuple(float(q) for q in np.percentile(bs[ok], [lo, hi]))
@@ -567,8 +814,7 @@ class EscapeRun:
 def _distance_traced(problem, metric, theta, ref):
     if metric == "parameter":
         return jnp.linalg.norm(theta - ref)
-    f = problem.model.apply(theta, problem.x)
-    return jnp.sqrt(jnp.mean(jnp.sum((f - ref) ** 2, axis=-1)))
+    return output_distance(problem.apply_fn(theta, problem.x), ref)
 
 
 @eqx.filter_jit
@@ -652,7 +898,7 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     if d0 > radius:
         raise ValueError(f"theta0 is outside the ball ({metric} distance {d0:.4g} > radius {radius:g}); "
                          "escape_flow measures escapes from a ball the flow starts in.")
-    ref = c if metric == "parameter" else np.asarray(problem.model.apply(jnp.asarray(c), problem.x))
+    ref = c if metric == "parameter" else np.asarray(problem.apply_fn(jnp.asarray(c), problem.x))
     if save_ts is None:
         ts = np.geomspace(t_first, t_max, n_save)
     else:

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import io
 
-__all__ = ["SaddleGraph"]
+__all__ = ["SaddleGraph", "GraphSummary"]
 
 _LIST_ATTRS = ("theta", "fingerprint", "signature", "transit_times", "eigenvalues", "methods", "runs")
 
@@ -217,21 +217,26 @@ class SaddleGraph:
     def attractors(self) -> list[str]:
         return [n for n, a in self.graph.nodes(data=True) if a.get("attractor")]
 
-    def summary(self) -> dict:
-        """Nodes and edges as plain dicts (for summary.json)."""
-        nodes = [dict(id=n, **{k: v for k, v in a.items() if k != "fingerprint"})
+    def summary(self, *, theta: bool = True) -> "GraphSummary":
+        """The nodes and edges: a `GraphSummary`, i.e. the full data as a plain dict (for summary.json:
+        `n_trajectories`, `nodes` with every attribute but the fingerprint, `edges`) that prints as a
+        short table (`print(graph.summary())`). `theta=False` leaves out θ and the eigenvalues."""
+        skip = {"fingerprint"} if theta else {"fingerprint", "theta", "eigenvalues"}
+        nodes = [dict(id=n, **{k: v for k, v in a.items() if k not in skip})
                  for n, a in self.graph.nodes(data=True)]
         edges = [dict(source=u, target=v, count=e["count"], fraction=e["fraction"],
                       median_transit_time=e["median_transit_time"], origin=e["source"],
                       methods=e["methods"]) for u, v, e in self.graph.edges(data=True)]
-        return dict(n_trajectories=self.n_trajectories, nodes=nodes, edges=edges)
+        return GraphSummary(n_trajectories=self.n_trajectories, nodes=nodes, edges=edges)
 
-    def draw(self, ax=None, *, title: str | None = None):
-        """A disconnectivity-style drawing: y = training loss (log), colour = Morse index,
-        size = visits, edge width = frequency, labels = kind and `reduces_to`. Returns the axes."""
+    def draw(self, ax=None, *, title: str | None = None, labels: bool = True):
+        """A disconnectivity-style drawing (`flowtools.plotting.draw_saddle_graph`): y = training loss
+        (log when it spans decades, else linear with an offset), colour = Morse index (binned above 10
+        indices), size = visits, edge width = frequency, labels = id, kind and `reduces_to`, placed
+        without overlaps. Returns the axes."""
         from .plotting import draw_saddle_graph
 
-        return draw_saddle_graph(self, ax=ax, title=title)
+        return draw_saddle_graph(self, ax=ax, title=title, labels=labels)
 
     def __len__(self):
         return self.graph.number_of_nodes()
@@ -239,6 +244,73 @@ class SaddleGraph:
     def __repr__(self):
         return (f"SaddleGraph({self.graph.number_of_nodes()} nodes, {self.graph.number_of_edges()} edges, "
                 f"{self.n_trajectories} trajectories)")
+
+
+class GraphSummary(dict):
+    """A `SaddleGraph`'s nodes and edges as a plain dict (`n_trajectories`, `nodes`, `edges`; JSON-ready,
+    every stored θ and eigenvalue included) that prints as a table a person reads: one row per node
+    (id, kind, signature, L, ‖∇L‖, visits, attractor, reduces_to, edges in/out), sorted by decreasing
+    loss, then one row per edge. `table(max_rows=None)` gives every row; `dict(summary)` the data."""
+
+    def table(self, max_rows: int | None = 30) -> str:
+        nodes = sorted(self.get("nodes", []), key=lambda a: (-_num(a.get("loss")), str(a.get("id"))))
+        edges = sorted(self.get("edges", []), key=lambda e: (-int(e.get("count", 0)), str(e.get("source"))))
+        n_in, n_out = {}, {}
+        for e in edges:
+            n_out[e["source"]] = n_out.get(e["source"], 0) + 1
+            n_in[e["target"]] = n_in.get(e["target"], 0) + 1
+        rows = [(str(a.get("id")), str(a.get("kind", "")), _signature(a.get("signature")),
+                 _fmt(a.get("loss"), ".10g"), _fmt(a.get("grad_norm"), ".2e"), str(a.get("visits", 0)),
+                 "yes" if a.get("attractor") else "", str(a.get("reduces_to") or ""),
+                 f"{n_in.get(a.get('id'), 0)}/{n_out.get(a.get('id'), 0)}") for a in nodes]
+        out = [f"SaddleGraph: {len(nodes)} nodes, {len(edges)} edges, "
+               f"{self.get('n_trajectories', 0)} trajectories"]
+        out += _rows(("node", "kind", "signature", "L", "|grad L|", "visits", "attractor", "reduces_to",
+                      "in/out"), rows, max_rows, "nodes")
+        erows = [(f"{e['source']} -> {e['target']}", str(e.get("count", 0)), _fmt(e.get("fraction"), ".3g"),
+                  _fmt(e.get("median_transit_time"), ".3g"), str(e.get("origin", ""))) for e in edges]
+        if erows:
+            out.append("")
+            out += _rows(("edge", "count", "fraction", "median transit t", "origin"), erows, max_rows, "edges")
+        return "\n".join(out)
+
+    def __str__(self):
+        return self.table()
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, printer, cycle):  # IPython
+        printer.text(self.table())
+
+
+def _num(v) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+    return f if np.isfinite(f) else float("-inf")
+
+
+def _fmt(v, spec) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return format(f, spec) if np.isfinite(f) else "-"
+
+
+def _signature(sig) -> str:
+    return "-" if sig is None else "(" + ", ".join(str(int(s)) for s in sig) + ")"
+
+
+def _rows(header, rows, max_rows, what):
+    shown = rows if max_rows is None else rows[:max_rows]
+    widths = [max([len(h)] + [len(r[i]) for r in shown]) for i, h in enumerate(header)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in shown]
+    if len(shown) < len(rows):
+        out.append(f"… {len(rows) - len(shown)} more {what} (table(max_rows=None) shows all)")
+    return out
 
 
 def _label(a) -> str:

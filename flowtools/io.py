@@ -1,7 +1,9 @@
 """Atomic writes: a result file is either the old one or the complete new one, never half-written.
 
 Each writer writes to a temporary file in the target's directory, flushes and fsyncs it, then renames it
-over the target with `os.replace` (atomic on POSIX and Windows).
+over the target with `os.replace` (atomic on POSIX and Windows). The file gets the permissions an
+ordinary `open(path, "w")` would give it (0o666 minus the umask: `-rw-r--r--` under the usual umask 022),
+not the private 0o600 of `tempfile.mkstemp`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,25 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json",
            "to_jsonable"]
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux), else by setting and
+    restoring it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode() -> int:
+    return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def _atomic_target(path):
     path = os.fspath(path)
@@ -26,6 +47,9 @@ def _atomic_target(path):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
     try:
+        # mkstemp creates the file 0o600; give it the mode a plain open() would have.
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _new_file_mode())
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()

@@ -21,7 +21,7 @@ import numpy as np
 from . import _checks
 from .activations import Activation, get_activation
 
-__all__ = ["MLP", "LayerSlices"]
+__all__ = ["MLP", "LayerSlices", "FunctionModel"]
 
 
 def _dense(a, W):
@@ -259,3 +259,89 @@ class MLP:
     def __repr__(self):
         bias = self.bias[0] if len(set(self.bias)) == 1 else list(self.bias)
         return f"MLP(widths={self.widths}, activation={self.activation.name!r}, bias={bias})"
+
+
+class FunctionModel:
+    """A model given as any JAX function f(θ, x) of a flat parameter vector θ and inputs x of shape
+    (n, d_in), returning outputs of shape (n, d_out) (or (n,) when d_out = 1).
+
+    **Arguments:**
+
+    - `fn`: the function, written in jax.numpy so that it can be differentiated twice and jitted.
+    - `n_params`: the length of θ.
+    - `d_in`, `d_out`: input and output widths.
+    - `name`: a label for reprs and result files.
+
+    The output shape is checked once at construction (by tracing, no computation). The model is
+    hashable (by the identity of `fn`), so jitted code treats it as static. Symmetry-aware tools
+    (`canonical_form`, `reduce_network`, splitting) need an `MLP` and say so.
+    Build one from an equinox module with `FunctionModel.from_equinox`.
+    """
+
+    __slots__ = ("fn", "n_params", "d_in", "d_out", "name")
+
+    def __init__(self, fn: Callable, n_params: int, d_in: int, d_out: int, name: str | None = None):
+        if not callable(fn):
+            raise TypeError(f"fn must be a callable f(theta, x), got {type(fn).__name__}.")
+        n_params = _checks.positive_int("n_params", n_params)
+        d_in = _checks.positive_int("d_in", d_in)
+        d_out = _checks.positive_int("d_out", d_out)
+        theta = jax.ShapeDtypeStruct((n_params,), jnp.float64)
+        x = jax.ShapeDtypeStruct((3, d_in), jnp.float64)
+        try:
+            out = jax.eval_shape(fn, theta, x)
+        except Exception as err:  # the user's function could not be traced at these shapes
+            raise ValueError(f"fn(theta, x) failed for theta of shape ({n_params},) and x of shape "
+                             f"(3, {d_in}): {type(err).__name__}: {err}") from None
+        shape = getattr(out, "shape", None)
+        if shape not in ((3, d_out),) + (((3,),) if d_out == 1 else ()):
+            raise ValueError(f"fn(theta, x) must return outputs of shape (n, d_out) = (3, {d_out}) for "
+                             f"x of shape (3, {d_in}); it returned {shape}. Check d_out, or reshape "
+                             "the output inside fn.")
+        if not jnp.issubdtype(out.dtype, jnp.floating):
+            raise ValueError(f"fn(theta, x) must return floating-point outputs, got dtype {out.dtype}.")
+        for k, v in (("fn", fn), ("n_params", n_params), ("d_in", d_in), ("d_out", d_out),
+                     ("name", name or getattr(fn, "__name__", "function"))):
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("FunctionModel is immutable.")
+
+    @classmethod
+    def from_equinox(cls, module, d_in: int, d_out: int, *, batched: bool = False, name: str | None = None):
+        """(model, θ0) from an equinox module: its floating-point arrays are raveled into θ
+        (`jax.flatten_util.ravel_pytree`), everything else is held fixed.
+
+        The module maps one input of shape (d_in,) to (d_out,) (or a scalar when d_out = 1), as
+        `eqx.nn` layers do; it is vmapped over the samples. Pass `batched=True` if it takes the whole
+        (n, d_in) batch itself.
+        """
+        import equinox as eqx
+        from jax.flatten_util import ravel_pytree
+
+        params, static = eqx.partition(module, eqx.is_inexact_array)
+        theta0, unravel = ravel_pytree(params)
+
+        def fn(theta, x):
+            net = eqx.combine(unravel(theta), static)
+            out = net(x) if batched else jax.vmap(net)(x)
+            return jnp.reshape(out, (x.shape[0], d_out))
+
+        model = cls(fn, theta0.size, d_in, d_out, name or type(module).__name__)
+        return model, jnp.asarray(theta0, dtype=jnp.float64)
+
+    def apply(self, theta, x):
+        """Outputs f(x; θ), shape (n, d_out)."""
+        return jnp.reshape(self.fn(theta, x), (x.shape[0], self.d_out))
+
+    __call__ = apply
+
+    def __eq__(self, other):
+        return isinstance(other, FunctionModel) and other.fn is self.fn and \
+            (other.n_params, other.d_in, other.d_out) == (self.n_params, self.d_in, self.d_out)
+
+    def __hash__(self):
+        return hash((id(self.fn), self.n_params, self.d_in, self.d_out))
+
+    def __repr__(self):
+        return f"FunctionModel({self.name!r}, n_params={self.n_params}, d_in={self.d_in}, d_out={self.d_out})"

@@ -46,53 +46,174 @@ def plot_learning_curves(trajectories, labels=None, ax=None, *, gen_error: bool 
     return ax
 
 
-def draw_saddle_graph(sg, ax=None, *, title: str | None = None):
-    """Disconnectivity-style drawing of a `SaddleGraph`.
+def _loss_axis(loss):
+    """(scale, values drawn, floor, note): log when the positive losses span more than a decade, else
+    linear (with an offset when they are close, so the ticks differ)."""
+    pos = loss[np.isfinite(loss) & (loss > 0)]
+    if pos.size == 0:
+        return "linear", loss, None, ""
+    hi, lo = float(pos.max()), float(pos.min())
+    if hi / lo <= 10.0 and np.all(loss > 0):
+        return "linear", loss, None, ""
+    # Log scale; exact zeros and losses far below the rest are drawn on a floor and said so.
+    floor = max(lo, hi * 1e-12)
+    below = loss < floor
+    note = f"  (≤ {floor:.1e} drawn at {floor:.1e})" if np.any(below) else ""
+    return "log", np.where(below, floor, loss), floor, note
 
-    y = training loss (log scale); x spreads nodes of similar loss apart; colour = Morse index;
-    marker size ∝ visits; edge width ∝ fraction of trajectories; labels = kind and `reduces_to`.
+
+def _index_colours(index):
+    """(cmap, norm, ticks): one colour per Morse index up to 10 distinct values, else ≤ 10 integer bins."""
+    from matplotlib import colors, ticker
+
+    top = max(int(index.max()), 1)
+    if top <= 10:
+        bounds = np.arange(-0.5, top + 1.0)
+        ticks = np.arange(top + 1)
+    else:
+        edges = ticker.MaxNLocator(nbins=8, integer=True, steps=[1, 2, 2.5, 5, 10]).tick_values(0, top + 1)
+        edges = edges[(edges >= 0)]
+        if edges[-1] <= top:
+            edges = np.append(edges, top + 1)
+        bounds = edges - 0.5
+        ticks = edges[:-1]
+    cmap = plt.get_cmap("viridis_r", len(bounds) - 1)
+    return cmap, colors.BoundaryNorm(bounds, cmap.N), ticks
+
+
+def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
+    """Greedy label placement in display space: each label (in `order`, most important first) takes
+    the first of 16 offsets around its marker where it overlaps no marker, no placed label and stays in
+    the axes; labels with no free spot are left out. Returns the number left out."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    pts = ax.transData.transform(xy)
+    placed = []
+    markers = [(px - r, py - r, px + r, py + r) for (px, py), r in zip(pts, marker_px)]
+
+    def overlaps(a, b, pad=1.0):
+        return not (a[2] + pad <= b[0] or b[2] + pad <= a[0] or a[3] + pad <= b[1] or b[3] + pad <= a[1])
+
+    dpi_scale = fig.dpi / 72.0
+    omitted = 0
+    for i in order:
+        t = ax.annotate(texts[i], xy[i], textcoords="offset points", xytext=(0, 0), fontsize=fontsize,
+                        ha="left", va="bottom", zorder=4)
+        bb = t.get_window_extent(renderer)
+        w, h = bb.width, bb.height
+        r = marker_px[i] + 2
+        px, py = pts[i]
+        candidates = []
+        for dist in (r, r + 0.7 * h, r + 1.8 * h, r + 3.0 * h, r + 4.5 * h):
+            candidates += [(dist, dist), (dist, -dist - h), (-dist - w, dist), (-dist - w, -dist - h),
+                           (dist, -h / 2), (-dist - w, -h / 2), (-w / 2, dist), (-w / 2, -dist - h)]
+        for dx, dy in candidates:
+            cand = (px + dx, py + dy, px + dx + w, py + dy + h)
+            inside = cand[0] >= box.x0 and cand[2] <= box.x1 and cand[1] >= box.y0 and cand[3] <= box.y1
+            if inside and not any(overlaps(cand, b) for b in placed) and \
+                    not any(overlaps(cand, m, 0.0) for j, m in enumerate(markers) if j != i):
+                t.xyann = (dx / dpi_scale, dy / dpi_scale)
+                if abs(dx) > 1.5 * r + w or abs(dy) > 1.5 * r + h:  # far from its marker: a leader line
+                    t.arrow_patch = None
+                    t.remove()
+                    t = ax.annotate(texts[i], xy[i], textcoords="offset points",
+                                    xytext=(dx / dpi_scale, dy / dpi_scale), fontsize=fontsize, ha="left",
+                                    va="bottom", zorder=4,
+                                    arrowprops=dict(arrowstyle="-", lw=0.5, color="0.55",
+                                                    shrinkA=0, shrinkB=marker_px[i] / dpi_scale,
+                                                    relpos=(0.0 if dx > 0 else 1.0, 0.0 if dy > 0 else 1.0)))
+                placed.append(cand)
+                break
+        else:
+            t.remove()
+            omitted += 1
+    return omitted
+
+
+def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = True):
+    """Disconnectivity-style drawing of a `SaddleGraph`, readable at any size.
+
+    - y = training loss: log scale when the losses span more than a decade, else linear with an offset
+      (so nodes of nearly equal loss get distinct ticks); exact zeros sit on a marked floor.
+    - x = Morse index order (high index on the left, attractors on the right), ties spread by loss.
+    - colour = Morse index: one colour per index up to 10, else ≤ 10 integer bins.
+    - marker area ∝ √visits, edge width ∝ fraction of trajectories, dashed = unstable manifold.
+    - labels (`labels=True`): node id, kind and `reduces_to`, placed so that they overlap neither each
+      other nor the markers and stay on the canvas; attractors and frequently visited nodes first. Labels
+      with no free spot are left out (the title says how many; `sg.summary()` lists every node).
     """
     g = sg.graph
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 5.5))
     nodes = list(g.nodes)
+    if ax is None:
+        width = float(np.clip(5.5 + 0.12 * len(nodes), 7.5, 16.0))
+        _, ax = plt.subplots(figsize=(width, 5.5))
     if not nodes:
         ax.text(0.5, 0.5, "empty graph", ha="center", transform=ax.transAxes)
         return ax
-    loss = np.array([max(float(g.nodes[n]["loss"]), 1e-300) for n in nodes])
+    loss = np.array([float(g.nodes[n].get("loss", np.nan)) for n in nodes])
     index = np.array([int(g.nodes[n].get("morse_index", -1)) for n in nodes])
     visits = np.array([int(g.nodes[n].get("visits", 0)) for n in nodes])
+    attractor = np.array([bool(g.nodes[n].get("attractor")) for n in nodes])
+    scale, y, floor, note = _loss_axis(loss)
     # x: order nodes by Morse index (high index on the left, attractors on the right), spreading ties.
-    order = np.lexsort((loss, -index))
+    order = np.lexsort((-np.nan_to_num(loss), -index))
     x = np.empty(len(nodes))
     x[order] = np.arange(len(nodes))
-    pos = {n: (x[i], loss[i]) for i, n in enumerate(nodes)}
-    max_index = max(int(index.max()), 1)
-    cmap = plt.get_cmap("viridis_r", max_index + 1)
+    pos = {n: (x[i], y[i]) for i, n in enumerate(nodes)}
+    cmap, norm, ticks = _index_colours(index)
     for u, v, e in g.edges(data=True):
         (x0, y0), (x1, y1) = pos[u], pos[v]
-        width = 0.8 + 6.0 * float(e.get("fraction", 0.0))
+        width = 0.6 + 5.0 * float(e.get("fraction", 0.0))
         style = "--" if e.get("source") == "unstable_manifold" else "-"
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="-|>", lw=width, ls=style, color="0.45", alpha=0.8,
-                                    shrinkA=8, shrinkB=8))
-    sizes = 60 + 240 * np.sqrt(visits / max(visits.max(), 1))
-    sc = ax.scatter(x, loss, c=np.clip(index, 0, None), cmap=cmap, vmin=-0.5, vmax=max_index + 0.5,
-                    s=sizes, edgecolor="k", zorder=3)
-    for i, n in enumerate(nodes):
-        a = g.nodes[n]
-        txt = f"{n}: {a.get('label', a.get('kind', ''))}"
-        if a.get("attractor"):
-            txt += " (attractor)"
-        # Alternate label offsets so that nodes of similar loss do not print over each other.
-        ax.annotate(txt, (x[i], loss[i]), textcoords="offset points",
-                    xytext=(8, 8 if order.tolist().index(i) % 2 == 0 else -14), fontsize=7)
-    ax.set_yscale("log")
+                    arrowprops=dict(arrowstyle="-|>", lw=width, ls=style, color="0.45", alpha=0.7,
+                                    shrinkA=7, shrinkB=7))
+    sizes = 40 + 200 * np.sqrt(visits / max(visits.max(), 1))
+    sc = ax.scatter(x, y, c=np.clip(index, 0, None), cmap=cmap, norm=norm, s=sizes,
+                    edgecolor=np.where(attractor, "crimson", "k"), linewidths=np.where(attractor, 2.0, 0.8),
+                    zorder=3)
+    ax.set_yscale(scale)
+    if scale == "linear":
+        from matplotlib import ticker
+
+        fmt = ticker.ScalarFormatter(useOffset=True, useMathText=True)
+        fmt.set_powerlimits((-3, 4))
+        ax.yaxis.set_major_formatter(fmt)
+        span = float(np.nanmax(y) - np.nanmin(y))
+        mid = float(np.nanmean(y))
+        pad = 0.12 * span if span > 0 else max(abs(mid) * 1e-6, 1e-12)
+        ax.set_ylim(np.nanmin(y) - pad, np.nanmax(y) + pad)
+    else:
+        lo, hi = np.nanmin(y), np.nanmax(y)
+        ax.set_ylim(lo / 10 ** (0.08 * np.log10(hi / lo) + 0.05), hi * 10 ** (0.08 * np.log10(hi / lo) + 0.05))
+    if floor is not None and note:
+        ax.axhline(floor, color="0.6", lw=0.8, ls=":", zorder=1)
+    ax.set_xlim(-0.6, len(nodes) - 0.4)
     ax.set_xticks([])
-    ax.set_xlim(-0.7, len(nodes) + 0.9)  # room for the last labels
-    ax.set_ylabel("training loss L")
-    cb = plt.colorbar(sc, ax=ax, ticks=range(max_index + 1))
-    cb.set_label("Morse index (unstable directions)")
-    ax.set_title(title or f"saddle graph: {g.number_of_nodes()} nodes, {sg.n_trajectories} trajectories "
-                          "(dashed: unstable manifold)", fontsize=9)
+    ax.set_xlabel("nodes by Morse index (high → low), then loss")
+    ylabel = "training loss L" + note
+    if scale == "linear" and np.nanmax(y) > np.nanmin(y) and (np.nanmax(y) - np.nanmin(y)) < 1e-3 * abs(np.nanmean(y)):
+        ylabel += f"\nall within {np.nanmax(y) - np.nanmin(y):.2g} of each other"
+    elif scale == "linear" and np.nanmax(y) == np.nanmin(y):
+        ylabel += f"\nall nodes at L = {np.nanmax(y):.10g}"
+        ax.set_yticks([np.nanmax(y)], [f"{np.nanmax(y):.6g}"])
+    ax.set_ylabel(ylabel)
+    cb = plt.colorbar(sc, ax=ax, ticks=ticks, spacing="proportional")
+    cb.set_label("Morse index (unstable directions)" + ("" if len(ticks) == index.max() + 1 else ", binned"))
+    omitted = 0
+    if labels:
+        texts = []
+        for n in nodes:
+            a = g.nodes[n]
+            text = f"{n}: {a.get('label', a.get('kind', ''))}" + (" (attractor)" if a.get("attractor") else "")
+            if len(nodes) > 12:
+                text = text.replace("degenerate_", "deg. ")
+            texts.append(text)
+        priority = np.lexsort((-visits, ~attractor))
+        marker_px = np.sqrt(sizes) / 2 * ax.figure.dpi / 72.0
+        omitted = _place_labels(ax, np.column_stack([x, y]), texts, priority, marker_px)
+    extra = f"; {omitted} label{'s' if omitted > 1 else ''} left out (see summary())" if omitted else ""
+    ax.set_title((title or f"saddle graph: {g.number_of_nodes()} nodes, {sg.n_trajectories} trajectories "
+                           "(dashed: unstable manifold; red rim: attractor)") + extra, fontsize=9)
     return ax

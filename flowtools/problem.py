@@ -1,15 +1,32 @@
-"""Problem: a model, a training set and a loss convention, with L, ∇L, Hessians and R on flat θ.
+"""Problem: a model, a data source and a loss, with L, ∇L, Hessians and R on a flat θ.
 
-Loss conventions (Maleknia & Sato, Sec. 2 and their reference code):
+A `Problem` is the vector field −∇L. It is built from three parts and one option:
 
-- "half_mse" (default): L(θ) = (1/2n) Σ_k ‖f(x_k; θ) − y_k‖²
-- "mse":                L(θ) = (1/n)  Σ_k ‖f(x_k; θ) − y_k‖²
+- a **model**: an `MLP`, or a `FunctionModel` (any JAX function f(θ, x) of a flat θ, or an equinox
+  module raveled with `ravel_pytree`);
+- a **data source**: a finite `Dataset` (the expectation is the sample mean), or any `DataSource`
+  (e.g. Gaussian inputs with a teacher, the population loss);
+- a **loss** ℓ(f, y) averaged over the source, plus optional L2 weight decay (λ/2)‖θ‖²:
+
+  - "half_mse" (default): ℓ = ½‖f − y‖², so L = (1/2n) Σ_k ‖f(x_k; θ) − y_k‖² (Maleknia & Sato, Sec. 2)
+  - "mse":                ℓ = ‖f − y‖²
+  - "cross_entropy":      ℓ = −Σ_j y_j log softmax(f)_j, with integer labels (one column, values
+    0 … d_out − 1, stored one-hot) or one-hot / probability rows of width d_out;
+
+- optionally **frozen parameters**: a mask or named groups of θ held at given values. The Problem's
+  state is then the free coordinates only: every method (loss, grad, hessian, predict, …), flow, GD,
+  critical points and spectra act on θ_free, and Morse signatures are counted on the free subspace.
+  `full_theta(θ_free)` embeds a state into the model's full θ; `free_theta(θ_full)` projects back.
 
 GD with step η on "mse" equals GD with step 2η on "half_mse". Gradient-flow time t and GD step k are
-related by t = kη for the same convention.
+related by t = kη for the same convention. An optional held-out `test_data` set is evaluated along runs
+(test loss, and accuracy for classification); it never enters L.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -18,113 +35,382 @@ import numpy as np
 
 from . import _checks
 from .data import Dataset, GaussianPopulation, Teacher
-from .models import MLP
+from .models import MLP, FunctionModel
 
 jax.config.update("jax_enable_x64", True)
 
-__all__ = ["Problem", "LOSS_CONVENTIONS", "training_outputs"]
+__all__ = ["Problem", "LOSSES", "LOSS_CONVENTIONS", "DataSource", "FiniteData", "training_outputs",
+           "held_out_metrics"]
 
-LOSS_CONVENTIONS = ("half_mse", "mse")
+LOSSES = ("half_mse", "mse", "cross_entropy")
+LOSS_CONVENTIONS = LOSSES  # the earlier name
 
 
+# ------------------------------------------------------------------------------------------ losses
+def sample_losses(outputs, y, loss: str):
+    """ℓ(f_k, y_k) for each row k: shape (n,). Traceable."""
+    if loss == "cross_entropy":
+        return -jnp.sum(y * jax.nn.log_softmax(outputs, axis=-1), axis=-1)
+    r = outputs - y
+    return (0.5 if loss == "half_mse" else 1.0) * jnp.sum(r * r, axis=-1)
+
+
+def _mean_loss(outputs, y, loss: str):
+    if loss == "cross_entropy":
+        return jnp.mean(sample_losses(outputs, y, loss))
+    # The same sum as before the loss was generalised: c Σ‖f − y‖², bit for bit.
+    r = outputs - y
+    c = 1.0 / (2 * y.shape[0]) if loss == "half_mse" else 1.0 / y.shape[0]
+    return c * jnp.sum(r * r)
+
+
+def _accuracy(outputs, y):
+    return jnp.mean((jnp.argmax(outputs, axis=-1) == jnp.argmax(y, axis=-1)).astype(jnp.float64))
+
+
+# ------------------------------------------------------------------------------------ data sources
+class DataSource(eqx.Module):
+    """Where the loss's expectation E_(x,y) ℓ(f(x; θ), y) is taken. Subclass it to add a source.
+
+    A source provides:
+
+    - `x`, `y`: inputs (n, d_in) and targets (n, d_out) on which the network's function is compared
+      (training inputs for a finite set; a fixed probe sample for a population source). Itineraries
+      use them to identify critical sets by their function.
+    - `data_loss(model, theta, loss)`: the expectation, traceable, on the model's full θ.
+    - `gen_error(model, theta)`: R(θ) = E_x‖f(x; θ) − T(x)‖², traceable, or None when the source has
+      no teacher (then `has_gen_error` is False).
+    - `with_targets_of(...)` is not needed: a source is immutable; build a new one.
+
+    Array fields are pytree leaves, so a new source of the same shapes does not recompile.
+    """
+
+    @property
+    def d_in(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def d_out(self) -> int:
+        return self.y.shape[1]
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    def data_loss(self, model, theta, loss: str):
+        raise NotImplementedError
+
+    has_gen_error = False
+
+    def gen_error(self, model, theta):
+        return None
+
+
+class FiniteData(DataSource):
+    """A finite sample: L = (1/n) Σ_k ℓ(f(x_k; θ), y_k)."""
+
+    x: jax.Array
+    y: jax.Array
+
+    def data_loss(self, model, theta, loss: str):
+        return _mean_loss(model.apply(theta, self.x), self.y, loss)
+
+
+# ------------------------------------------------------------------------------------------ problem
 class Problem(eqx.Module):
     """The vector field −∇L of a training problem, with everything the analysis needs, in float64.
 
     **Arguments:**
 
-    - `model`: an `MLP`.
-    - `data`: a `Dataset` whose widths match the model.
-    - `loss`: "half_mse" (default) or "mse".
+    - `model`: an `MLP` or a `FunctionModel` (see `Problem.from_function` for a plain function).
+    - `data`: a `Dataset` whose widths match the model, or a `DataSource`.
+    - `loss`: "half_mse" (default), "mse" or "cross_entropy".
     - `population`: a `GaussianPopulation` for R(θ); built automatically when the data set has a
       teacher (Gauss–Hermite for d_in ≤ 2, Monte Carlo otherwise).
+    - `weight_decay`: λ ≥ 0; adds (λ/2)‖θ‖² over the model's full θ (frozen entries add a constant).
+    - `frozen`: parameters held fixed: a boolean mask over the model's θ (True = frozen), an integer
+      index array, or (for an `MLP`) group names "W2", "b1", "layer2" (= W2 and b2), or a list of them.
+    - `frozen_at`: the model's full θ whose frozen entries are held (required with `frozen`).
+    - `test_data`: a held-out `Dataset`; `test_loss` / `test_accuracy` evaluate it, and runs record
+      them along the trajectory. It never enters L.
 
-    All methods take a flat θ of length `model.n_params` and are jitted. A `Problem` is a pytree whose
-    arrays are leaves, so it can be passed into jitted code without recompiling for new data of the
-    same shape.
+    All methods take the state θ (the free coordinates; all of θ when nothing is frozen) of length
+    `n_params` and are jitted. A `Problem` is a pytree whose arrays are leaves, so it can be passed
+    into jitted code without recompiling for new data of the same shape.
     """
 
-    model: MLP = eqx.field(static=True)
+    model: MLP | FunctionModel = eqx.field(static=True)
     loss_convention: str = eqx.field(static=True)
     population_method: str | None = eqx.field(static=True)
-    x: jax.Array
-    y: jax.Array
+    source: DataSource
+    weight_decay: jax.Array
+    frozen_base: jax.Array | None
+    test: FiniteData | None
     pop_x: jax.Array | None
     pop_w: jax.Array | None
     pop_t: jax.Array | None
+    free: "_Index | None" = eqx.field(static=True)
     meta: "_DataMeta" = eqx.field(static=True)
 
-    def __init__(self, model: MLP, data: Dataset, loss: str = "half_mse",
-                 population: GaussianPopulation | None = None):
-        if not isinstance(model, MLP):
-            raise TypeError(f"model must be a flowtools.MLP, got {type(model).__name__}.")
-        if not isinstance(data, Dataset):
-            raise TypeError(f"data must be a flowtools.Dataset, got {type(data).__name__}; "
-                            "build one with Dataset(x, y) or load_xy(path).")
-        if data.d_in != model.d_in or data.d_out != model.d_out:
-            raise ValueError(
-                f"data has d_in={data.d_in}, d_out={data.d_out} but the model expects "
-                f"d_in={model.d_in}, d_out={model.d_out} (widths={model.widths})."
-            )
+    def __init__(self, model, data, loss: str = "half_mse",
+                 population: GaussianPopulation | None = None, *, weight_decay: float = 0.0,
+                 frozen=None, frozen_at=None, test_data: Dataset | None = None):
+        if not isinstance(model, (MLP, FunctionModel)):
+            raise TypeError(f"model must be a flowtools.MLP or a flowtools.FunctionModel, got "
+                            f"{type(model).__name__}; wrap a function f(theta, x) with "
+                            "Problem.from_function or FunctionModel.")
         self.model = model
-        self.loss_convention = _checks.choice("loss", loss, LOSS_CONVENTIONS)
-        self.meta = _DataMeta(data.teacher, data.noise, data.name)
-        self.x = jnp.asarray(data.x)
-        self.y = jnp.asarray(data.y)
-        if population is None and data.teacher is not None:
-            population = GaussianPopulation.build(data.d_in)
-        if population is not None and data.teacher is None:
-            raise ValueError("population needs a data set with a teacher (Dataset.teacher).")
-        if population is None:
-            self.pop_x = self.pop_w = self.pop_t = None
-            self.population_method = None
-        else:
-            self.pop_x = jnp.asarray(population.x)
-            self.pop_w = jnp.asarray(population.weights)
-            self.pop_t = jnp.asarray(data.teacher(population.x))
-            self.population_method = population.method
+        self.loss_convention = _checks.choice("loss", loss, LOSSES)
+        if self.loss_convention == "cross_entropy" and model.d_out < 2:
+            raise ValueError(f"loss='cross_entropy' needs a model with d_out ≥ 2 outputs (one logit per "
+                             f"class), got d_out={model.d_out}; for two classes use d_out=2.")
+        wd = float(weight_decay) if isinstance(weight_decay, (int, float, np.floating, np.integer)) \
+            and not isinstance(weight_decay, bool) else None
+        if wd is None or not math.isfinite(wd) or wd < 0:
+            raise ValueError(f"weight_decay must be a finite number ≥ 0 (λ in (λ/2)‖θ‖²), got {weight_decay!r}.")
+        self.weight_decay = jnp.asarray(wd, dtype=jnp.float64)
 
-    # ------------------------------------------------------------ pure parts
+        if isinstance(data, DataSource):
+            if population is not None:
+                raise ValueError("population applies to a Dataset with a teacher; a DataSource brings "
+                                 "its own gen_error.")
+            self._check_widths(data.d_in, data.d_out, "data", labels_ok=False)
+            self.source = data
+            self.meta = _DataMeta(None, None, type(data).__name__, None)
+            self.pop_x = self.pop_w = self.pop_t = None
+            self.population_method = "source" if data.has_gen_error else None
+        elif isinstance(data, Dataset):
+            y = self._targets(data, "data")
+            self.source = FiniteData(jnp.asarray(data.x), jnp.asarray(y))
+            if population is None and data.teacher is not None:
+                population = GaussianPopulation.build(data.d_in)
+                custom = None
+            else:
+                custom = population
+            if population is not None and data.teacher is None:
+                raise ValueError("population needs a data set with a teacher (Dataset.teacher).")
+            self.meta = _DataMeta(data.teacher, data.noise, data.name, custom)
+            if population is None:
+                self.pop_x = self.pop_w = self.pop_t = None
+                self.population_method = None
+            else:
+                if population.x.shape[1] != data.d_in:
+                    raise ValueError(f"population has d_in={population.x.shape[1]} but the data has "
+                                     f"d_in={data.d_in}.")
+                self.pop_x = jnp.asarray(population.x)
+                self.pop_w = jnp.asarray(population.weights)
+                self.pop_t = jnp.asarray(data.teacher(population.x))
+                self.population_method = population.method
+        else:
+            raise TypeError(f"data must be a flowtools.Dataset or a DataSource, got {type(data).__name__}; "
+                            "build one with Dataset(x, y) or load_xy(path).")
+
+        if test_data is None:
+            self.test = None
+        elif isinstance(test_data, Dataset):
+            self._check_widths(test_data.d_in, test_data.d_out, "test_data")
+            self.test = FiniteData(jnp.asarray(test_data.x), jnp.asarray(self._targets(test_data, "test_data")))
+        else:
+            raise TypeError(f"test_data must be a flowtools.Dataset or None, got {type(test_data).__name__}.")
+
+        self.free, self.frozen_base = _frozen(model, frozen, frozen_at)
+
+    # ------------------------------------------------------------ construction helpers
+    def _check_widths(self, d_in, d_out, name, labels_ok=True):
+        m = self.model
+        ok_out = d_out == m.d_out or (labels_ok and self.loss_convention == "cross_entropy" and d_out == 1)
+        if d_in != m.d_in or not ok_out:
+            widths = f" (widths={m.widths})" if isinstance(m, MLP) else ""
+            raise ValueError(f"{name} has d_in={d_in}, d_out={d_out} but the model expects "
+                             f"d_in={m.d_in}, d_out={m.d_out}{widths}.")
+
+    def _targets(self, data: Dataset, name: str) -> np.ndarray:
+        """Targets as used by the loss: integer labels become one-hot rows for cross-entropy."""
+        self._check_widths(data.d_in, data.d_out, name)
+        y = np.asarray(data.y, dtype=np.float64)
+        if self.loss_convention != "cross_entropy":
+            return y
+        k = self.model.d_out
+        if y.shape[1] == 1:
+            labels = y[:, 0]
+            bad = (labels != np.round(labels)) | (labels < 0) | (labels > k - 1)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"{name}.y holds integer class labels for cross_entropy, which must lie "
+                                 f"in 0 … {k - 1} (d_out={k}); row {i} is {labels[i]!r}.")
+            return np.eye(k)[labels.astype(np.int64)]
+        if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, rtol=0, atol=1e-12):
+            raise ValueError(f"{name}.y for cross_entropy must be one column of integer labels or rows of "
+                             f"class probabilities (≥ 0, summing to 1, e.g. one-hot) of width {k}.")
+        return y
+
+    @classmethod
+    def from_function(cls, fn: Callable, theta0_or_n_params, data, loss: str = "half_mse", *,
+                      d_out: int | None = None, name: str | None = None, **kwargs) -> "Problem":
+        """A Problem on your own model f(θ, x) (jax.numpy, θ flat of length n_params).
+
+        `theta0_or_n_params` is an initial θ (its length sets n_params) or the number of parameters.
+        `d_in` is read from the data; `d_out` too, unless given (cross-entropy with integer labels
+        needs it). Other keywords go to `Problem`.
+        """
+        if isinstance(theta0_or_n_params, (int, np.integer)) and not isinstance(theta0_or_n_params, bool):
+            n = int(theta0_or_n_params)
+        else:
+            n = np.asarray(theta0_or_n_params).size
+        d_in = data.d_in if isinstance(data, (Dataset, DataSource)) else None
+        if d_in is None:
+            raise TypeError(f"data must be a flowtools.Dataset or a DataSource, got {type(data).__name__}.")
+        d_out = data.d_out if d_out is None else d_out
+        return cls(FunctionModel(fn, n, d_in, d_out, name), data, loss, **kwargs)
+
+    def _replace(self, **changes) -> "Problem":
+        kw = dict(model=self.model, data=self.data if isinstance(self.source, FiniteData) else self.source,
+                  loss=self.loss_convention, population=self.meta.population,
+                  weight_decay=float(self.weight_decay), frozen=self.frozen_mask if self.free else None,
+                  frozen_at=None if self.frozen_base is None else np.asarray(self.frozen_base),
+                  test_data=self.test_data)
+        kw.update(changes)
+        if kw["population"] is not None and isinstance(kw["data"], Dataset) and kw["data"].teacher is None:
+            kw["population"] = None  # the new data has no teacher: there is no R to compute
+        return Problem(kw.pop("model"), kw.pop("data"), kw.pop("loss"), kw.pop("population"), **kw)
+
+    def with_data(self, data) -> "Problem":
+        """The same model, loss, weight decay, frozen set, population rule and test set on other data."""
+        return self._replace(data=data)
+
+    def with_loss(self, loss: str) -> "Problem":
+        """The same model and data (and everything else) under another loss."""
+        return self._replace(loss=loss)
+
+    def with_weight_decay(self, weight_decay: float) -> "Problem":
+        return self._replace(weight_decay=weight_decay)
+
+    def with_test_data(self, test_data: Dataset | None) -> "Problem":
+        return self._replace(test_data=test_data)
+
+    def freeze(self, frozen, at) -> "Problem":
+        """The same problem with the parameters `frozen` (mask, indices or MLP group names) held at the
+        entries of `at` (a full θ). Replaces any earlier frozen set."""
+        return self._replace(frozen=frozen, frozen_at=at)
+
+    # ------------------------------------------------------------ data views
+    @property
+    def x(self):
+        """Inputs on which the network's function is compared (the training inputs of a finite set)."""
+        return self.source.x
+
+    @property
+    def y(self):
+        """Targets at `x` (one-hot rows for cross-entropy with integer labels)."""
+        return self.source.y
+
     @property
     def data(self) -> Dataset:
-        """The training set as a `Dataset`."""
+        """The training set as a `Dataset` (one-hot targets for cross-entropy)."""
+        if not isinstance(self.source, FiniteData):
+            raise ValueError(f"this problem's data source is a {type(self.source).__name__}, not a finite "
+                             "Dataset; use problem.source.")
         return Dataset(np.asarray(self.x), np.asarray(self.y), self.teacher, self.meta.noise, self.meta.name)
+
+    @property
+    def test_data(self) -> Dataset | None:
+        return None if self.test is None else Dataset(np.asarray(self.test.x), np.asarray(self.test.y),
+                                                      name="test")
 
     @property
     def teacher(self) -> Teacher | None:
         return self.meta.teacher
 
-    def with_data(self, data: Dataset) -> "Problem":
-        """The same model and loss convention on another data set."""
-        return Problem(self.model, data, self.loss_convention)
+    @property
+    def is_mlp(self) -> bool:
+        return isinstance(self.model, MLP)
 
-    def with_loss(self, loss: str) -> "Problem":
-        """The same model and data under another loss convention."""
-        return Problem(self.model, self.data, loss)
+    @property
+    def is_classification(self) -> bool:
+        """True for cross-entropy, and for squared error on one-hot targets (d_out ≥ 2)."""
+        if self.loss_convention == "cross_entropy":
+            return True
+        if self.model.d_out < 2 or not isinstance(self.source, FiniteData):
+            return False
+        y = np.asarray(self.y)
+        return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
+    # ------------------------------------------------------------ frozen parameters
     @property
     def n_params(self) -> int:
-        return self.model.n_params
+        """Length of the state θ: the free coordinates (all of the model's θ when nothing is frozen)."""
+        return self.model.n_params if self.free is None else self.free.size
 
     @property
+    def frozen_mask(self) -> np.ndarray:
+        """Boolean mask over the model's full θ: True where a parameter is frozen."""
+        mask = np.zeros(self.model.n_params, dtype=bool)
+        if self.free is not None:
+            mask[:] = True
+            mask[self.free.index] = False
+        return mask
+
+    @property
+    def param_names(self) -> list[str]:
+        """Names of the state's coordinates (MLP names; θ[i] for a FunctionModel)."""
+        names = self.model.param_names if self.is_mlp else [f"θ[{i}]" for i in range(self.model.n_params)]
+        return names if self.free is None else [names[i] for i in self.free.index]
+
+    def full_theta_fn(self, theta):
+        """The model's full θ for a state θ (traceable)."""
+        if self.free is None:
+            return theta
+        return self.frozen_base.at[self.free.index].set(theta)
+
+    def full_theta(self, theta) -> np.ndarray:
+        """The model's full θ for a state θ: the free coordinates placed among the frozen values."""
+        theta = self._theta(theta)
+        return np.asarray(self.full_theta_fn(theta))
+
+    def free_theta(self, theta_full) -> np.ndarray:
+        """The state (free coordinates) of a full θ; the frozen entries of `theta_full` are dropped."""
+        theta_full = _checks.theta_vector("theta_full", theta_full, self.model.n_params)
+        return theta_full if self.free is None else theta_full[self.free.index]
+
+    def mlp_theta(self, theta, what: str = "this operation") -> tuple[MLP, np.ndarray]:
+        """(MLP, full θ) for symmetry-aware code; a clear error when the model is not an `MLP`."""
+        if not self.is_mlp:
+            raise TypeError(f"{what} needs an MLP model (neurons, permutations, sign flips); this "
+                            f"problem's model is {self.model!r}.")
+        return self.model, self.full_theta(theta)
+
+    # ------------------------------------------------------------ traceable parts
+    @property
     def loss_scale(self) -> float:
-        """c in L = c Σ‖f − y‖²: 1/(2n) for half_mse, 1/n for mse."""
+        """c in L = c Σ‖f − y‖²: 1/(2n) for half_mse, 1/n for mse (squared error on finite data only)."""
+        if self.loss_convention == "cross_entropy" or not isinstance(self.source, FiniteData):
+            raise ValueError("loss_scale is defined for squared error on a finite data set; this problem "
+                             f"uses loss={self.loss_convention!r} on a {type(self.source).__name__}.")
         n = self.x.shape[0]
         return 1.0 / (2 * n) if self.loss_convention == "half_mse" else 1.0 / n
 
     @property
     def has_population(self) -> bool:
-        return self.pop_x is not None
+        return self.pop_x is not None or self.population_method == "source"
+
+    def apply_fn(self, theta, x):
+        """Network outputs f(x; θ) for a state θ (traceable)."""
+        return self.model.apply(self.full_theta_fn(theta), x)
 
     def loss_fn(self, theta):
         """L(θ), traceable (use inside your own jitted code)."""
-        r = self.model.apply(theta, self.x) - self.y
-        return self.loss_scale * jnp.sum(r * r)
+        full = self.full_theta_fn(theta)
+        return self.source.data_loss(self.model, full, self.loss_convention) + \
+            0.5 * self.weight_decay * jnp.sum(full * full)
 
     def batch_loss_fn(self, theta, idx):
-        """L on the samples `idx` with the same convention (the stochastic-gradient loss)."""
-        r = self.model.apply(theta, self.x[idx]) - self.y[idx]
-        c = 0.5 if self.loss_convention == "half_mse" else 1.0
-        return c * jnp.mean(jnp.sum(r * r, axis=-1))
+        """L on the samples `idx` with the same loss and weight decay (the stochastic-gradient loss)."""
+        if not isinstance(self.source, FiniteData):
+            raise ValueError("mini-batches need a finite data set.")
+        full = self.full_theta_fn(theta)
+        out = self.model.apply(full, self.x[idx])
+        return jnp.mean(sample_losses(out, self.y[idx], self.loss_convention)) + \
+            0.5 * self.weight_decay * jnp.sum(full * full)
 
     def grad_fn(self, theta):
         return jax.grad(self.loss_fn)(theta)
@@ -137,8 +423,19 @@ class Problem(eqx.Module):
 
     def gen_error_fn(self, theta):
         """R(θ) = E_x ‖f(x; θ) − T(x)‖² (traceable); needs a population."""
-        r = self.model.apply(theta, self.pop_x) - self.pop_t
+        full = self.full_theta_fn(theta)
+        if self.population_method == "source":
+            return self.source.gen_error(self.model, full)
+        r = self.model.apply(full, self.pop_x) - self.pop_t
         return jnp.sum(self.pop_w * jnp.sum(r * r, axis=-1))
+
+    def test_loss_fn(self, theta):
+        """The data loss (no weight decay) on the held-out set (traceable)."""
+        return self.test.data_loss(self.model, self.full_theta_fn(theta), self.loss_convention)
+
+    def test_accuracy_fn(self, theta):
+        """Fraction of held-out samples whose largest output is the target class (traceable)."""
+        return _accuracy(self.apply_fn(theta, self.test.x), self.test.y)
 
     # ---------------------------------------------------------- jitted API
     def _theta(self, theta):
@@ -165,7 +462,7 @@ class Problem(eqx.Module):
         return np.asarray(_jit_hvp(self, self._theta(theta), v))
 
     def hessian(self, theta) -> np.ndarray:
-        """The dense Hessian ∇²L(θ), shape (n_params, n_params)."""
+        """The dense Hessian ∇²L(θ) on the state, shape (n_params, n_params)."""
         return np.asarray(_jit_hessian(self, self._theta(theta)))
 
     def gen_error(self, theta) -> float:
@@ -174,13 +471,24 @@ class Problem(eqx.Module):
         return float(_jit_gen_error(self, self._theta(theta)))
 
     def gen_error_stderr(self, theta) -> float:
-        """Standard error of R(θ): 0 for Gauss–Hermite, the Monte Carlo standard error otherwise."""
+        """Standard error of R(θ): 0 for Gauss–Hermite or an exact source, the Monte Carlo standard
+        error otherwise."""
         self._require_population()
-        if self.population_method == "gauss_hermite":
+        if self.population_method in ("gauss_hermite", "source"):
             return 0.0
-        r = np.asarray(self.model.apply(self._theta(theta), self.pop_x) - self.pop_t)
+        r = np.asarray(_jit_apply(self, self._theta(theta), self.pop_x) - self.pop_t)
         sq = np.sum(r * r, axis=-1)
         return float(np.std(sq, ddof=1) / np.sqrt(sq.size))
+
+    def test_loss(self, theta) -> float:
+        """Loss on the held-out `test_data` (without weight decay)."""
+        self._require_test()
+        return float(_jit_test_loss(self, self._theta(theta)))
+
+    def test_accuracy(self, theta) -> float:
+        """Classification accuracy on the held-out `test_data`."""
+        self._require_test()
+        return float(_jit_test_accuracy(self, self._theta(theta)))
 
     def predict(self, theta, x) -> np.ndarray:
         """Network outputs f(x; θ), shape (n, d_out)."""
@@ -195,20 +503,33 @@ class Problem(eqx.Module):
             raise ValueError("gen_error needs a data set with a teacher; build it with "
                              "teacher_dataset(...) or pass teacher= to Dataset / load_xy.")
 
+    def _require_test(self):
+        if self.test is None:
+            raise ValueError("this problem has no held-out set; pass test_data=Dataset(...) to Problem "
+                             "or use problem.with_test_data(...).")
+
     def __repr__(self):
+        extra = ""
+        if float(self.weight_decay):
+            extra += f", weight_decay={float(self.weight_decay):g}"
+        if self.free is not None:
+            extra += f", free={self.n_params}/{self.model.n_params}"
+        if self.test is not None:
+            extra += f", n_test={self.test.x.shape[0]}"
         return (f"Problem({self.model!r}, n={self.x.shape[0]}, loss={self.loss_convention!r}, "
-                f"population={self.population_method})")
+                f"population={self.population_method}{extra})")
 
 
 class _DataMeta:
-    """Where the data came from (teacher, noise level, name). Not used by any computation: the teacher
-    enters only through the precomputed `pop_t`. It compares equal to any other `_DataMeta`, so that
-    problems differing only in their data (e.g. τ = 0.2 and τ = 0 on the same x) share compiled code."""
+    """Where the data came from (teacher, noise level, name, a user's population rule). Not used by
+    any computation: the teacher enters only through the precomputed `pop_t`. It compares equal to
+    any other `_DataMeta`, so that problems differing only in their data (e.g. τ = 0.2 and τ = 0 on the
+    same x) share compiled code."""
 
-    __slots__ = ("teacher", "noise", "name")
+    __slots__ = ("teacher", "noise", "name", "population")
 
-    def __init__(self, teacher, noise, name):
-        self.teacher, self.noise, self.name = teacher, noise, name
+    def __init__(self, teacher, noise, name, population):
+        self.teacher, self.noise, self.name, self.population = teacher, noise, name, population
 
     def __eq__(self, other):
         return isinstance(other, _DataMeta)
@@ -217,21 +538,121 @@ class _DataMeta:
         return 0
 
 
-def training_outputs(problem: "Problem", thetas) -> np.ndarray:
-    """f(x_k; θ) on the training inputs for each row of `thetas`, shape (m, n, d_out), in one jitted call.
+class _Index:
+    """The free coordinates' indices into the model's θ, hashable (once) for use as static data."""
 
-    Rows are padded to a power of two so that batches of similar size share one compiled kernel.
-    """
+    __slots__ = ("index", "_hash")
+
+    def __init__(self, index: np.ndarray):
+        self.index = np.asarray(index, dtype=np.int64)
+        self.index.setflags(write=False)
+        self._hash = hash(self.index.tobytes())
+
+    @property
+    def size(self) -> int:
+        return int(self.index.size)
+
+    def __eq__(self, other):
+        return isinstance(other, _Index) and np.array_equal(self.index, other.index)
+
+    def __hash__(self):
+        return self._hash
+
+
+def _mlp_groups(model: MLP, names: Sequence[str]) -> np.ndarray:
+    mask = np.zeros(model.n_params, dtype=bool)
+    L = model.n_layers
+    valid = [f"W{l}" for l in range(1, L + 1)] + [f"b{l}" for l in range(1, L + 1) if model.bias[l - 1]] + \
+        [f"layer{l}" for l in range(1, L + 1)]
+    for name in names:
+        if not isinstance(name, str) or name not in valid:
+            raise ValueError(f"frozen group {name!r} is not a parameter group of {model!r}; "
+                             f"use one of {valid}.")
+        l = int(name.lstrip("Wblayer"))
+        sl = model.layout[l - 1]
+        parts = [sl.W] if name[0] == "W" else [sl.b] if name[0] == "b" else [sl.W] + ([sl.b] if sl.b else [])
+        for a, b in parts:
+            mask[a:b] = True
+    return mask
+
+
+def _frozen(model, frozen, frozen_at):
+    """(free indices or None, full base θ or None) from the `frozen` / `frozen_at` arguments."""
+    if frozen is None:
+        if frozen_at is not None:
+            raise ValueError("frozen_at is given but frozen is None; pass frozen= (mask, indices or group "
+                             "names) to hold parameters fixed.")
+        return None, None
+    n = model.n_params
+    if isinstance(frozen, str) or (isinstance(frozen, (list, tuple)) and frozen
+                                   and all(isinstance(f, str) for f in frozen)):
+        if not isinstance(model, MLP):
+            raise ValueError("frozen group names ('W2', 'b1', 'layer2') need an MLP; for a FunctionModel "
+                             f"pass a boolean mask of length {n}.")
+        mask = _mlp_groups(model, [frozen] if isinstance(frozen, str) else list(frozen))
+    else:
+        arr = np.asarray(frozen)
+        if arr.dtype == bool:
+            if arr.shape != (n,):
+                raise ValueError(f"frozen mask must be a boolean array of shape ({n},) (one entry per "
+                                 f"parameter of the model), got shape {arr.shape}.")
+            mask = arr.copy()
+        elif np.issubdtype(arr.dtype, np.integer) and arr.ndim == 1:
+            if arr.size and (arr.min() < 0 or arr.max() >= n):
+                raise ValueError(f"frozen indices must lie in [0, {n}), got min {arr.min()}, max {arr.max()}.")
+            mask = np.zeros(n, dtype=bool)
+            mask[arr] = True
+        else:
+            raise ValueError(f"frozen must be a boolean mask of shape ({n},), an integer index array, or "
+                             f"MLP group names; got an array of dtype {arr.dtype} and shape {arr.shape}.")
+    if mask.all():
+        raise ValueError("frozen holds every parameter fixed; leave at least one free.")
+    if frozen_at is None:
+        raise ValueError(f"frozen needs frozen_at: the model's full θ (length {n}) whose frozen entries "
+                         "are held fixed.")
+    base = _checks.theta_vector("frozen_at", frozen_at, n)
+    return _Index(np.flatnonzero(~mask)), jnp.asarray(base)
+
+
+# ------------------------------------------------------------------------------------ batch kernels
+def _pad_pow2(thetas):
     thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
     m = thetas.shape[0]
     size = 1 << max(0, (m - 1).bit_length())
     padded = np.concatenate([thetas, np.repeat(thetas[-1:], size - m, axis=0)]) if size > m else thetas
+    return padded, m
+
+
+def training_outputs(problem: "Problem", thetas) -> np.ndarray:
+    """f(x_k; θ) on the problem's inputs `x` for each row (state) of `thetas`, shape (m, n, d_out), in
+    one jitted call.
+
+    Rows are padded to a power of two so that batches of similar size share one compiled kernel.
+    """
+    padded, m = _pad_pow2(thetas)
     return np.asarray(_jit_batch_outputs(problem, jnp.asarray(padded)))[:m]
+
+
+def held_out_metrics(problem: "Problem", thetas) -> dict:
+    """{"test_loss": (m,), "test_accuracy": (m,) or None} on the held-out set for each row of `thetas`,
+    in one jitted call; both None when the problem has no `test_data`. Accuracy is recorded for
+    classification problems (`is_classification`)."""
+    if problem.test is None:
+        return dict(test_loss=None, test_accuracy=None)
+    padded, m = _pad_pow2(thetas)
+    loss, acc = _jit_held_out(problem, jnp.asarray(padded))
+    return dict(test_loss=np.asarray(loss)[:m],
+                test_accuracy=np.asarray(acc)[:m] if problem.is_classification else None)
 
 
 @eqx.filter_jit
 def _jit_batch_outputs(problem, thetas):
-    return jax.vmap(lambda th: problem.model.apply(th, problem.x))(thetas)
+    return jax.vmap(lambda th: problem.apply_fn(th, problem.x))(thetas)
+
+
+@eqx.filter_jit
+def _jit_held_out(problem, thetas):
+    return jax.vmap(lambda th: (problem.test_loss_fn(th), problem.test_accuracy_fn(th)))(thetas)
 
 
 @eqx.filter_jit
@@ -265,5 +686,15 @@ def _jit_gen_error(problem, theta):
 
 
 @eqx.filter_jit
+def _jit_test_loss(problem, theta):
+    return problem.test_loss_fn(theta)
+
+
+@eqx.filter_jit
+def _jit_test_accuracy(problem, theta):
+    return problem.test_accuracy_fn(theta)
+
+
+@eqx.filter_jit
 def _jit_apply(problem, theta, x):
-    return problem.model.apply(theta, x)
+    return problem.apply_fn(theta, x)

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm  # noqa: E402
 import flowtools as ft  # noqa: E402
 from flowtools import escape, io, splitting  # noqa: E402
 from flowtools.graph import SaddleGraph  # noqa: E402
-from flowtools.itinerary import add_to_graph, itinerary  # noqa: E402
+from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
 from flowtools.landscape import (  # noqa: E402
     classify,
     critical_point_at,

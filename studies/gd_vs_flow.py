@@ -31,7 +31,7 @@ import flowtools as ft  # noqa: E402
 from flowtools.dynamics.modified import modified_equation_problem  # noqa: E402
 from flowtools.escape import fit_power_law  # noqa: E402
 from flowtools.graph import SaddleGraph  # noqa: E402
-from flowtools.itinerary import add_to_graph, itinerary  # noqa: E402
+from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
 

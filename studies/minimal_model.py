@@ -37,7 +37,7 @@ import _minimal_model_checks as checks  # noqa: E402
 import flowtools as ft  # noqa: E402
 from flowtools import landscape  # noqa: E402
 from flowtools.graph import SaddleGraph  # noqa: E402
-from flowtools.itinerary import add_to_graph, itinerary  # noqa: E402
+from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
 from flowtools.plotting import plot_learning_curves, save_figure  # noqa: E402
 
 THETA0 = np.array([-0.13, 0.13, 0.16, -0.15])  # published initial condition (w1, w2, v1, v2)

@@ -5,7 +5,7 @@ import pytest
 
 import flowtools as ft
 from flowtools.graph import SaddleGraph
-from flowtools.itinerary import add_to_graph, itinerary
+from flowtools.itineraries import add_to_graph, itinerary
 
 THETA0 = np.array([-0.13, 0.13, 0.16, -0.15])
 TEACHER_ON_M = np.array([1.0, 1.0, 1.0, 1.0])  # f = tanh(x) + tanh(x) = 2 tanh(x): a point of M

@@ -118,3 +118,24 @@ def test_fingerprint_and_distance(minimal_half):
     assert function_distance(minimal_half, a, a + 0.1) > 1e-3
     with pytest.raises(TypeError):
         function_fingerprint(minimal_half.model, a)
+
+
+def test_function_distance_is_rms_of_residual_norm():
+    # d(a, b) = sqrt(mean_k ‖f(x_k; a) − f(x_k; b)‖²): summed over outputs, averaged over inputs.
+    from flowtools import MLP, Problem
+    from flowtools.data import Dataset
+    from flowtools.landscape import fingerprint_distance, function_distances, function_fingerprint
+
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.standard_normal((7, 3)), rng.standard_normal((7, 2)))
+    p = Problem(MLP((3, 4, 2), "tanh"), data)
+    a, b = rng.standard_normal((2, p.n_params))
+    fa, fb = np.asarray(p.predict(a, data.x)), np.asarray(p.predict(b, data.x))
+    expect = np.sqrt(np.sum((fa - fb) ** 2) / 7)
+    assert abs(function_distance(p, a, b) - expect) < 1e-14
+    assert np.sqrt(np.mean((fa - fb) ** 2)) < expect  # not the mean over outputs
+    many = rng.standard_normal((5, p.n_params))
+    d = function_distances(p, many, b)
+    assert np.allclose(d, [function_distance(p, th, b) for th in many], rtol=1e-13, atol=0)
+    fpa, fpb = function_fingerprint(p, a), function_fingerprint(p, b)
+    assert abs(fingerprint_distance(fpa, fpb, 2) - function_distance(p, a, b, n_probe=256)) < 1e-13

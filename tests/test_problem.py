@@ -151,3 +151,245 @@ def test_predict_shapes(minimal_half):
     assert out.shape == (7, 1)
     np.testing.assert_allclose(out[:, 0], np.tanh(0.5 * xs) + 2 * np.tanh(-0.2 * xs), rtol=1e-14, atol=1e-15)
     np.testing.assert_array_equal(minimal_half.predict(theta, xs[:, None]), out)
+
+
+# ------------------------------------------------------------------ losses beyond squared error
+def mixture(n, seed, k=3):
+    """A k-class Gaussian mixture in the plane: centres on a circle of radius 2, unit spread."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    angles = 2 * np.pi * np.arange(k) / k
+    centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return ft.Dataset(centres[labels] + rng.standard_normal((n, 2)), labels.astype(float), name=f"mixture{k}")
+
+
+def test_cross_entropy_by_hand_and_label_forms_agree():
+    model = ft.MLP((2, 4, 3), "tanh")
+    data = mixture(40, 0)
+    theta = np.asarray(model.init(1, scale=0.7))
+    p_int = ft.Problem(model, data, "cross_entropy")
+    onehot = np.eye(3)[data.y[:, 0].astype(int)]
+    p_hot = ft.Problem(model, ft.Dataset(data.x, onehot), "cross_entropy")
+    f = p_int.predict(theta, data.x)
+    logp = f - np.log(np.sum(np.exp(f), axis=1, keepdims=True))
+    by_hand = -np.mean(logp[np.arange(40), data.y[:, 0].astype(int)])
+    assert abs(p_int.loss(theta) - by_hand) <= 1e-14 * by_hand
+    assert p_hot.loss(theta) == p_int.loss(theta)
+    np.testing.assert_array_equal(p_int.y, onehot)  # integer labels are stored one-hot
+    assert p_int.is_classification and p_int.with_loss("half_mse").is_classification
+
+
+@pytest.mark.parametrize("loss, weight_decay, widths", [
+    ("cross_entropy", 0.0, (2, 4, 3)),
+    ("cross_entropy", 0.03, (2, 3, 3, 3)),  # a deep net under cross-entropy and weight decay
+    ("half_mse", 0.1, (2, 3, 3)),
+])
+def test_cross_entropy_and_weight_decay_match_finite_differences(loss, weight_decay, widths):
+    model = ft.MLP(widths, "tanh")
+    problem = ft.Problem(model, mixture(30, 2), loss, weight_decay=weight_decay) if loss == "cross_entropy" \
+        else ft.Problem(model, ft.Dataset(mixture(30, 2).x, np.eye(3)[mixture(30, 2).y[:, 0].astype(int)]),
+                        loss, weight_decay=weight_decay)
+    theta = np.asarray(model.init(3, scale=0.8))
+    g = problem.grad(theta)
+    g_fd = central_differences(problem.loss, theta, H_FD)
+    assert np.linalg.norm(g) > 1e-2
+    assert np.linalg.norm(g_fd - g) <= 1e-7 * np.linalg.norm(g)
+    H = problem.hessian(theta)
+    H_fd = central_differences(problem.grad, theta, H_FD)
+    assert np.linalg.norm(H_fd - H) <= 1e-7 * np.linalg.norm(H)
+    v = np.random.default_rng(0).standard_normal(theta.size)
+    np.testing.assert_allclose(problem.hvp(theta, v), H @ v, rtol=0, atol=1e-12 * np.linalg.norm(H @ v))
+
+
+def test_weight_decay_adds_half_lambda_norm_squared(minimal_half):
+    lam = 0.37
+    wd = minimal_half.with_weight_decay(lam)
+    theta = np.array([0.3, -0.8, 1.2, 0.5])
+    assert abs(wd.loss(theta) - minimal_half.loss(theta) - 0.5 * lam * theta @ theta) <= 1e-15
+    np.testing.assert_allclose(wd.grad(theta) - minimal_half.grad(theta), lam * theta, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(wd.hessian(theta) - minimal_half.hessian(theta), lam * np.eye(4),
+                               rtol=0, atol=1e-14)
+
+
+def test_with_data_and_with_loss_keep_every_setting():
+    """with_data / with_loss keep a user's population rule, weight decay, frozen set and test set."""
+    teacher = ft.MLP((1, 2, 1), "tanh", bias=False)
+    data = ft.teacher_dataset((teacher, np.array([1.0, -0.5, 0.7, 0.4])), 30, seed=1)
+    pop = ft.GaussianPopulation.build(1, n_nodes=60)
+    theta_full = np.array([0.2, -0.3, 1.5, -2.0])
+    p = ft.Problem(teacher, data, population=pop, weight_decay=0.01, frozen="W2", frozen_at=theta_full,
+                   test_data=ft.teacher_dataset((teacher, np.array([1.0, -0.5, 0.7, 0.4])), 20, seed=2))
+    for q in (p.with_data(ft.teacher_dataset((teacher, np.array([0.3, 0.1, 0.2, 0.9])), 30, seed=3)),
+              p.with_loss("mse")):
+        assert q.pop_x.shape == pop.x.shape != (1000, 1) and q.population_method == "gauss_hermite"
+        assert float(q.weight_decay) == 0.01 and q.n_params == 2 and q.test is not None
+        np.testing.assert_array_equal(q.full_theta([0.0, 0.0])[2:], theta_full[2:])
+    assert p.with_loss("mse").loss([0.2, -0.3]) == pytest.approx(2 * p.loss([0.2, -0.3])
+                                                                  - 0.01 * theta_full @ theta_full / 2)
+
+
+def test_new_data_and_weight_decay_of_the_same_shape_do_not_recompile():
+    from flowtools.problem import _jit_grad
+
+    model = ft.MLP((2, 3, 3), "tanh")
+    theta = np.asarray(model.init(0))
+    a = ft.Problem(model, mixture(20, 0), "cross_entropy", weight_decay=0.1)
+    a.grad(theta)
+    before = _jit_grad._cached._cache_size()
+    b = ft.Problem(model, mixture(20, 1), "cross_entropy", weight_decay=0.2)
+    assert not np.allclose(b.grad(theta), a.grad(theta))
+    assert _jit_grad._cached._cache_size() == before
+
+
+# ------------------------------------------------------------------------------ frozen parameters
+def test_frozen_hessian_and_signature_are_the_restricted_ones():
+    """A deep net with its middle layer frozen: H on the state is H restricted by hand, and the Morse
+    signature is counted there."""
+    model = ft.MLP((2, 3, 3, 1), "tanh")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((25, 2))
+    data = ft.Dataset(x, np.sin(x[:, :1]) * x[:, 1:])
+    theta = np.asarray(model.init(2))
+    full = ft.Problem(model, data)
+    frozen = ft.Problem(model, data, frozen="layer2", frozen_at=theta)
+    mask = frozen.frozen_mask
+    assert mask.sum() == 12 and frozen.n_params == model.n_params - 12
+    state = frozen.free_theta(theta)
+    np.testing.assert_array_equal(frozen.full_theta(state), theta)
+    H_by_hand = full.hessian(theta)[np.ix_(~mask, ~mask)]
+    np.testing.assert_allclose(frozen.hessian(state), H_by_hand, rtol=0, atol=1e-13 * np.abs(H_by_hand).max())
+    np.testing.assert_allclose(frozen.grad(state), full.grad(theta)[~mask], rtol=1e-14, atol=1e-16)
+    ev = np.linalg.eigvalsh(H_by_hand)
+    spec = ft.hessian_spectrum(frozen, state)
+    tol = 1e-7 * np.abs(ev).max()  # the default rtol_zero of hessian_spectrum
+    by_hand = (int(np.sum(ev < -tol)), int(np.sum(np.abs(ev) <= tol)), int(np.sum(ev > tol)))
+    assert tuple(spec.signature) == by_hand
+    assert sum(spec.signature) == frozen.n_params
+    assert frozen.param_names == [n for n, m in zip(model.param_names, mask) if not m]
+
+
+def test_flow_and_gd_keep_a_frozen_second_layer_fixed_exactly():
+    """The soft committee machine's setting: erf units, second layer held at 1, d = 10."""
+    model = ft.MLP((10, 2, 1), "erf", bias=False)
+    teacher = np.concatenate([np.eye(2, 10).ravel(), [1.0, 1.0]])
+    data = ft.teacher_dataset((model, teacher), 200, seed=5)
+    theta0 = np.asarray(model.init(7, scale=0.1)).copy()
+    theta0[20:] = 1.0
+    p = ft.Problem(model, data, frozen="W2", frozen_at=theta0)
+    flow = ft.gradient_flow(p, p.free_theta(theta0), 30.0)
+    gd = ft.gradient_descent(p, p.free_theta(theta0), 0.05, 200)
+    for tr in (flow, gd):
+        assert tr.theta.shape[1] == 20
+        assert tr.loss[-1] < 0.5 * tr.loss[0]
+        ends = np.array([p.full_theta(th) for th in tr.theta])
+        assert np.all(ends[:, 20:] == 1.0)  # exactly, not to a tolerance
+    assert p.gen_error(flow.final_theta) < p.gen_error(flow.theta[0])
+
+
+# ------------------------------------------------------------------------------------ own models
+def _hand_mlp(theta, x):
+    """The MLP((2, 4, 3), "tanh") forward pass written out by hand, in flowtools' flat order."""
+    W1, b1 = theta[:8].reshape(4, 2), theta[8:12]
+    W2, b2 = theta[12:24].reshape(3, 4), theta[24:27]
+    return jax.numpy.tanh(x @ W1.T + b1) @ W2.T + b2
+
+
+def test_function_model_equals_the_mlp_it_writes_out():
+    model = ft.MLP((2, 4, 3), "tanh")
+    data = mixture(30, 5)
+    theta = np.asarray(model.init(0))
+    ours = ft.Problem.from_function(_hand_mlp, theta, data, "cross_entropy", d_out=3, weight_decay=0.01)
+    ref = ft.Problem(model, data, "cross_entropy", weight_decay=0.01)
+    assert ours.n_params == 27 and not ours.is_mlp
+    assert abs(ours.loss(theta) - ref.loss(theta)) <= 1e-14
+    np.testing.assert_allclose(ours.grad(theta), ref.grad(theta), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ours.hessian(theta), ref.hessian(theta), rtol=1e-12, atol=1e-14)
+
+
+def test_equinox_module_through_ravel_pytree():
+    import equinox as eqx
+
+    net = eqx.nn.MLP(2, 3, 4, 1, activation=jax.numpy.tanh, key=jax.random.PRNGKey(0))
+    net = jax.tree_util.tree_map(lambda a: a.astype(np.float64) if eqx.is_inexact_array(a) else a, net)
+    model, theta0 = ft.FunctionModel.from_equinox(net, d_in=2, d_out=3)
+    data = mixture(25, 6)
+    p = ft.Problem(model, data, "cross_entropy")
+    assert p.n_params == 2 * 4 + 4 + 4 * 3 + 3
+    out = p.predict(theta0, data.x)
+    np.testing.assert_allclose(out, np.asarray(jax.vmap(net)(data.x)), rtol=1e-14, atol=1e-15)
+    g = p.grad(theta0)
+    g_fd = central_differences(p.loss, np.asarray(theta0), H_FD)
+    assert np.linalg.norm(g_fd - g) <= 1e-7 * np.linalg.norm(g)
+
+
+def test_symmetry_tools_say_they_need_an_mlp():
+    p = ft.Problem.from_function(_hand_mlp, 27, mixture(10, 0), "cross_entropy", d_out=3)
+    with pytest.raises(TypeError, match="need an MLP"):
+        ft.canonical_form(p, np.zeros(27))
+    with pytest.raises(TypeError, match="need an MLP"):
+        ft.reduce_network(p, np.zeros(27))
+    frozen = ft.Problem(ft.MLP((1, 2, 1)), ft.Dataset([0.0, 1.0], [0.0, 1.0]), frozen="b2",
+                        frozen_at=np.zeros(7))
+    with pytest.raises(TypeError, match="full_theta"):
+        ft.canonical_form(frozen, np.zeros(6))
+
+
+# ------------------------------------------------------------------------------ held-out data
+def test_held_out_loss_and_accuracy_recorded_along_runs(tmp_path):
+    model = ft.MLP((2, 6, 3), "tanh")
+    p = ft.Problem(model, mixture(60, 7), "cross_entropy", test_data=mixture(300, 8))
+    theta0 = np.asarray(model.init(3, scale=0.3))
+    flow = ft.gradient_flow(p, theta0, 40.0, n_save=20)
+    gd = ft.gradient_descent(p, theta0, 0.2, 200, n_records=20)
+    for tr in (flow, gd):
+        assert tr.test_loss.shape == tr.loss.shape == tr.test_accuracy.shape
+        rows = [0, len(tr) // 2, len(tr) - 1]
+        np.testing.assert_allclose(tr.test_loss[rows], [p.test_loss(tr.theta[i]) for i in rows], rtol=1e-13)
+        np.testing.assert_array_equal(tr.test_accuracy[rows], [p.test_accuracy(tr.theta[i]) for i in rows])
+        assert tr.test_accuracy[-1] > 0.8 > tr.test_accuracy[0]  # the mixture is learnable
+    # accuracy by hand at the end of the flow
+    test = p.test_data
+    hand = np.mean(np.argmax(p.predict(flow.final_theta, test.x), 1) == np.argmax(test.y, 1))
+    assert flow.test_accuracy[-1] == hand
+    flow.save(tmp_path / "run")
+    back = ft.Trajectory.load(tmp_path / "run")
+    np.testing.assert_array_equal(back.test_loss, flow.test_loss)
+    np.testing.assert_array_equal(back.test_accuracy, flow.test_accuracy)
+    # squared error on a scalar target: test loss, no accuracy
+    reg = ft.Problem(ft.MLP((2, 3, 1)), ft.Dataset(p.x, np.asarray(p.x)[:, :1] ** 2),
+                     test_data=ft.Dataset(test.x, test.x[:, :1] ** 2))
+    tr = ft.gradient_descent(reg, ft.MLP((2, 3, 1)).init(0), 0.05, 20)
+    assert tr.test_loss is not None and tr.test_accuracy is None
+    assert ft.gradient_descent(ft.Problem(model, mixture(60, 7), "cross_entropy"), theta0, 0.1, 5).test_loss is None
+
+
+# ----------------------------------------------------------------------------- a population source
+class _QuadratureSource(ft.DataSource):
+    """A weighted sample (x_k, w_k) with teacher targets: the population loss of a d_in = 1 teacher by
+    Gauss–Hermite quadrature, through the same seam a closed-form population source uses."""
+
+    x: jax.Array
+    y: jax.Array
+    w: jax.Array
+    has_gen_error = True
+
+    def data_loss(self, model, theta, loss):
+        r = model.apply(theta, self.x) - self.y
+        return (0.5 if loss == "half_mse" else 1.0) * jax.numpy.sum(self.w * jax.numpy.sum(r * r, axis=-1))
+
+    def gen_error(self, model, theta):
+        return 2.0 * self.data_loss(model, theta, "half_mse")
+
+
+def test_a_population_source_plugs_into_the_whole_problem(minimal_half):
+    model = minimal_half.model
+    teacher = np.array([1.0, -0.5, 0.7, 0.4])
+    pop = ft.GaussianPopulation.build(1, n_nodes=200)
+    src = _QuadratureSource(pop.x, np.asarray(model.apply(teacher, pop.x)), pop.weights)
+    p = ft.Problem(model, src)
+    theta = np.array([0.3, -0.8, 1.2, 0.5])
+    finite = ft.Problem(model, ft.teacher_dataset((model, teacher), 5))  # R by the package's own rule
+    assert p.has_population and p.gen_error(theta) == pytest.approx(finite.gen_error(theta), rel=1e-12)
+    assert p.loss(theta) == pytest.approx(0.5 * p.gen_error(theta), rel=1e-14)
+    tr = ft.gradient_flow(p, theta, 200.0)
+    assert tr.gen_error[-1] < 1e-3 * tr.gen_error[0]

@@ -145,7 +145,7 @@ def test_kill_worker_and_driver_then_resume(tmp_path, env):
 
 def test_resume_checks_and_lock(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # restored after the test
-    monkeypatch.setenv("FLOWTOOLS_COMPILATION_CACHE", "0")
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
     configs = S.grid(seed=range(3), scale=[1.0, 3.0])
     assert len(configs) == 6 and configs[1] == dict(seed=0, scale=3.0)
     r = S.sweep(SLOW_TASK, configs[:4], tmp_path / "s", workers=0)
@@ -165,7 +165,7 @@ def test_resume_checks_and_lock(tmp_path, monkeypatch):
 
 def test_task_errors_are_recorded_not_raised(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
-    monkeypatch.setenv("FLOWTOOLS_COMPILATION_CACHE", "0")
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
     r = S.sweep(SLOW_TASK, [dict(seed=0), dict(seed=1, scale="x")], tmp_path / "e", workers=0)
     ds = r.dataset
     assert list(ds["status"].values) == ["ok", "error"]
@@ -183,7 +183,7 @@ def test_wilson_interval_known_values():
 
 def test_cli_sweep_and_studies(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
-    monkeypatch.setenv("FLOWTOOLS_COMPILATION_CACHE", "0")
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
     monkeypatch.setenv("FLOWTOOLS_PROGRESS", "0")
     toml = tmp_path / "s.toml"
     toml.write_text(f'task = "{SLOW_TASK}"\nstore = "{tmp_path / "store"}"\n[grid]\nseed = [0, 1, 2]\n'

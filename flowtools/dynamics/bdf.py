@@ -33,14 +33,13 @@ is one), Jacobian-vector products, Hessians and LU factorisations exactly.
 
 from __future__ import annotations
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .stiff import FlowSolver, event_code, finish, hessian_fn, outputs, rms, save_between
+from .stiff import FlowSolver, event_code, finish, hessian_fn, outputs, rms, save_between, save_step
 
 __all__ = ["BDF"]
 
@@ -215,7 +214,18 @@ class _State(eqx.Module):
     ys_out: jax.Array
     event: jax.Array
     failed: jax.Array
-    meter: object
+    stride: jax.Array         # save_steps: accepted steps between saves
+
+
+def blank_state(n: int, n_slots: int) -> _State:
+    """A `_State` of zeros for a problem with n parameters and n_slots output slots (the `state_in` of
+    a fresh run, which `solve` replaces when `resume` is False)."""
+    f, i, b = (lambda *shape: jnp.zeros(shape)), (lambda: jnp.asarray(0, jnp.int64)), jnp.asarray(False)
+    return _State(t=f(), D=f(MAX_ORDER + 3, n), order=i(), h_abs=f(), n_equal=i(), H=f(n, n),
+                  fact=(f(n, n), jnp.zeros((n,), jnp.int32)), c_fact=f(), jac_current=b, need_jac=b,
+                  krylov=b, mv_since=i(), n_steps=i(), n_accepted=i(), n_grad=i(), n_hess=i(), n_fact=i(),
+                  n_mv=i(), n_newton_fail=i(), n_error_fail=i(), save_index=i(), ts_out=f(n_slots),
+                  ys_out=f(n_slots, n), event=i(), failed=b, stride=i())
 
 
 class BDF(FlowSolver):
@@ -251,12 +261,20 @@ class BDF(FlowSolver):
         if not (0 < self.krylov_rtol < 1) or not self.refresh_after > 0:
             raise ValueError("krylov_rtol must lie in (0, 1) and refresh_after be positive.")
 
+    supports_segments = True
+
     def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
-              max_steps, progress):
+              max_steps, progress, state_in=None, resume=False, step_limit=None, save_steps=False,
+              return_state=False):
         """Integrate dθ/dt = −∇L(θ); returns `flow._solve`'s (ts, ys, code, event mask, stats).
 
-        `pcoeff` and `icoeff` are unused: BDF has its own step-size rules."""
-        del pcoeff, icoeff
+        `pcoeff` and `icoeff` are unused: BDF has its own step-size rules; `progress` too (`flow`
+        shows progress between segments). A run can go in segments: with `return_state` the solver
+        state is returned as well, and a call with that `state_in` and `resume` True continues it
+        exactly; `step_limit` ends a segment after that many steps in all. `save_steps`: save every
+        stride-th accepted step (`stiff.save_step`; `ts` only sets the number of slots) instead of
+        interpolating at the times `ts`."""
+        del pcoeff, icoeff, progress
         maxiter = self.newton_maxiter
         f = lambda y: -problem.grad_fn(y)  # noqa: E731
         hess = lambda y: hessian_fn(problem, y, self.hessian)  # noqa: E731
@@ -275,20 +293,27 @@ class BDF(FlowSolver):
             n_grad = n_grad + 1
         else:
             h_abs = jnp.minimum(jnp.asarray(dt0, dtype=jnp.float64), t1 - t0)
-        D = jnp.zeros((MAX_ORDER + 3, y0.shape[0])).at[0].set(y0).at[1].set(f0 * h_abs)
-        H = hess(y0)
-        c0 = h_abs / alpha[1]
+        n = y0.shape[0]
+        D = jnp.zeros((MAX_ORDER + 3, n)).at[0].set(y0).at[1].set(f0 * h_abs)
+        # The first Hessian and factorisation are made by the loop's own code (need_jac at the first
+        # attempt, evaluated at y0 as scipy does): one traced copy of each, not two.
+        H = jnp.zeros((n, n))
+        fact = (jnp.zeros((n, n)), jnp.zeros((n,), jnp.int32))
         ts_out, ys_out = outputs(ts, t0, y0)
-        meter = diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter()
         F = jnp.asarray(False)
-        state = _State(t=t0, D=D, order=i64(1), h_abs=h_abs, n_equal=i64(0), H=H, fact=_lu(H, c0),
-                       c_fact=c0, jac_current=F, need_jac=F, krylov=F, mv_since=i64(0), n_steps=i64(0),
-                       n_accepted=i64(0), n_grad=n_grad, n_hess=i64(1), n_fact=i64(1), n_mv=i64(0),
+        state = _State(t=t0, D=D, order=i64(1), h_abs=h_abs, n_equal=i64(0), H=H, fact=fact,
+                       c_fact=jnp.asarray(jnp.nan), jac_current=F, need_jac=jnp.asarray(True), krylov=F,
+                       mv_since=i64(0), n_steps=i64(0),
+                       n_accepted=i64(0), n_grad=n_grad, n_hess=i64(0), n_fact=i64(0), n_mv=i64(0),
                        n_newton_fail=i64(0), n_error_fail=i64(0), save_index=i64(0), ts_out=ts_out,
-                       ys_out=ys_out, event=i64(0), failed=F, meter=meter.init())
+                       ys_out=ys_out, event=i64(0), failed=F, stride=i64(1))
+        if state_in is not None:
+            state = jax.tree_util.tree_map(lambda a, b: jnp.where(resume, a, b), state_in, state)
+        limit = [v for v in (max_steps, step_limit) if v is not None]
+        limit = limit[0] if len(limit) == 1 else jnp.minimum(*limit)
 
         def cond(s):
-            return (s.t < t1) & (s.n_steps < max_steps) & (s.event == 0) & ~s.failed
+            return (s.t < t1) & (s.n_steps < limit) & (s.event == 0) & ~s.failed
 
         def body(s):
             order, D = s.order, s.D
@@ -309,10 +334,11 @@ class BDF(FlowSolver):
             c = h / alpha[order]
 
             # A new Hessian when asked for; a new factorisation when H or c changed.
-            H = lax.cond(s.need_jac, hess, lambda y: s.H, y_predict)
+            first = s.n_steps == 0
+            H = lax.cond(s.need_jac, hess, lambda y: s.H, jnp.where(first, D[0], y_predict))
             refactor = s.need_jac | (c != s.c_fact)
             fact = lax.cond(refactor, lambda: _lu(H, c), lambda: s.fact)
-            jac_current = s.jac_current | s.need_jac
+            jac_current = s.jac_current | (s.need_jac & ~first)  # scipy: y0's Hessian is not "current"
             krylov = s.krylov & ~s.need_jac
             mv_since = jnp.where(s.need_jac, 0, s.mv_since)
             solve = lambda b: jax.scipy.linalg.lu_solve(fact, b)  # noqa: E731
@@ -341,6 +367,7 @@ class BDF(FlowSolver):
                             n_equal=jnp.where(stale, n_equal, 0), jac_current=jac_current,
                             need_jac=retry_jac, krylov=krylov | retry_krylov, mv_since=mv_since,
                             save_index=s.save_index, ts_out=s.ts_out, ys_out=s.ys_out, event=s.event,
+                            stride=s.stride,
                             n_grad=n_grad)
 
             def accepted(_):
@@ -371,7 +398,13 @@ class BDF(FlowSolver):
                     p = jnp.where(m < new_order, jnp.cumprod(x), 0.0)
                     return Dn[0] + p @ Dn[1:_K]
 
-                index, tso, yso = save_between(ts, s.save_index, s.t, t_new, interp, s.ts_out, s.ys_out)
+                if save_steps:
+                    index, stride, tso, yso = save_step(s.n_accepted + 1, s.stride, s.save_index, t_new,
+                                                        Dn[0], s.ts_out, s.ys_out)
+                else:
+                    index, tso, yso = save_between(ts, s.save_index, s.t, t_new, interp, s.ts_out,
+                                                   s.ys_out)
+                    stride = s.stride
                 g_norm = jnp.linalg.norm(f(Dn[0]))
 
                 return dict(t=t_new, D=Dn, order=new_order, h_abs=h_next, n_equal=ne,
@@ -379,22 +412,22 @@ class BDF(FlowSolver):
                             # Newton–Krylov has cost about as much as a new Hessian would: get one.
                             need_jac=krylov & (mv_since >= self.refresh_after * y0.shape[0]),
                             krylov=krylov, mv_since=mv_since, save_index=index, ts_out=tso, ys_out=yso,
+                            stride=stride,
                             event=event_code(g_norm, Dn[0], gtol, max_norm), n_grad=n_grad + 1)
 
             new = lax.cond(accept, accepted, rejected, None)
-            meter_state = meter.step(s.meter, (new["t"] - t0) / (t1 - t0))
             return _State(H=H, fact=fact, c_fact=jnp.where(refactor, c, s.c_fact),
                           n_steps=s.n_steps + 1, n_accepted=s.n_accepted + accept,
                           n_hess=s.n_hess + s.need_jac, n_fact=s.n_fact + refactor, n_mv=s.n_mv + n_mv,
                           n_newton_fail=s.n_newton_fail + ~conv,
                           n_error_fail=s.n_error_fail + (conv & ~accept), failed=too_small,
-                          meter=meter_state, **new)
+                          **new)
 
         s = lax.while_loop(cond, body, state)
-        meter.close(s.meter)
         stats = {"num_steps": s.n_steps, "num_accepted_steps": s.n_accepted,
                  "num_rejected_steps": s.n_steps - s.n_accepted, "gradient_evaluations": s.n_grad,
                  "jacobian_evaluations": s.n_hess, "hvp_evaluations": s.n_mv, "factorizations": s.n_fact,
                  "newton_failures": s.n_newton_fail, "error_test_failures": s.n_error_fail,
                  "failed": s.failed}
-        return finish(s.ts_out, s.ys_out, s.t, s.D[0], t1, s.event, stats)
+        out = finish(s.ts_out, s.ys_out, s.t, s.D[0], t1, s.event, stats)
+        return (out, s) if return_state else out

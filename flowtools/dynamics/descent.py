@@ -18,7 +18,7 @@ import numpy as np
 from jax import lax
 
 from .. import _checks
-from ..problem import Problem
+from ..problem import Problem, held_out_metrics
 from .progress import progress_bar
 from .trajectory import Status, Trajectory, evaluate_states
 
@@ -26,6 +26,14 @@ __all__ = ["gradient_descent", "sgd", "record_schedule"]
 
 # Codes returned by the step-by-step replay.
 _OK, _CONVERGED, _DIVERGED, _NON_FINITE = 0, 1, 2, 3
+# Codes of a run stopped between chunks (never returned by the replay).
+_TIME_LIMIT, _RUNNING = 4, 5
+_STATUS = {_OK: Status.T1_REACHED, _CONVERGED: Status.CONVERGED, _DIVERGED: Status.DIVERGED,
+           _NON_FINITE: Status.NON_FINITE, _TIME_LIMIT: Status.TIME_LIMIT, _RUNNING: Status.RUNNING}
+# With a wall-time budget or checkpoints, chunks start at _FIRST_CHUNK steps and then aim at _CHUNK_S
+# seconds each, so that the budget is honoured soon after it runs out.
+_FIRST_CHUNK = 1024
+_CHUNK_S = 1.0
 
 
 def record_schedule(steps: int, n_records: int = 200) -> np.ndarray:
@@ -123,10 +131,30 @@ def _i64(v):
     return jnp.asarray(v, dtype=jnp.int64)
 
 
+def _previous_run(resume, method):
+    """The `Trajectory` to continue (`resume` is one, or the path of a saved one)."""
+    previous = resume if isinstance(resume, Trajectory) else Trajectory.load(resume)
+    if previous.method != method or previous.step is None:
+        raise ValueError(f"resume must be a {method} Trajectory, got a {previous.method} run.")
+    return previous
+
+
 def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps, chunk_size,
-         progress, batch_size, seed, method):
+         progress, batch_size, seed, method, time_limit=None, checkpoint=None, checkpoint_every=60.0,
+         resume=None):
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    previous, k0 = None, 0
+    if resume is not None:
+        previous = _previous_run(resume, method)
+        if previous.status not in (Status.TIME_LIMIT, Status.RUNNING):
+            return previous  # it ended for good: nothing to continue
+        theta0, k0 = previous.final_theta, int(previous.step[-1])
+    elif theta0 is None:
+        raise TypeError(f"{method} needs theta0 (or resume=a Trajectory to continue).")
+    if time_limit is not None:
+        time_limit = _checks.positive("time_limit", time_limit)
+    checkpoint_every = _checks.positive("checkpoint_every", checkpoint_every)
     theta = jnp.asarray(_checks.theta_vector("theta0", theta0, problem.n_params))
     lr = _checks.positive("lr", lr)
     steps = _checks.positive_int("steps", steps, minimum=0)
@@ -134,6 +162,9 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
     max_norm = _checks.positive("max_norm", max_norm, allow_inf=True)
     chunk_size = _checks.positive_int("chunk_size", chunk_size)
     schedule = make_schedule(steps, n_records, record_steps)
+    if k0 > steps:
+        raise ValueError(f"resume is at step {k0}, beyond steps={steps}.")
+    schedule = np.concatenate([[k0], schedule[schedule > k0]])
     key = jax.random.PRNGKey(0 if seed is None else seed)
     # Every number passed to the jitted kernels is an array: eqx.filter_jit treats Python scalars as
     # static and would recompile for each new value.
@@ -147,33 +178,50 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
                                  batch_size))
     compile_time = time.perf_counter() - t_start
 
-    recorded_steps, recorded = [0], [np.asarray(theta)]
-    k, status, event_step, n_replayed = 0, Status.T1_REACHED, None, 0
+    settings = dict(lr=lr, steps=steps, gtol=gtol, max_norm=max_norm, batch_size=batch_size, seed=seed,
+                    k0=k0)
+    recorded_steps, recorded = [k0], [np.asarray(theta)]
+    k, code, event_step, n_replayed = k0, _OK, None, 0
+    budgeted = time_limit is not None or checkpoint is not None
+    chunk = min(chunk_size, _FIRST_CHUNK) if budgeted else chunk_size
+    last_checkpoint = time.perf_counter()
     bar = progress_bar(total=steps, desc=method, enable=progress)
+    bar.update(k0)
     try:
         for target in schedule[1:]:
-            while k < target and event_step is None:
-                n = int(min(chunk_size, target - k))
+            while k < target and event_step is None and code == _OK:
+                n = int(min(chunk, target - k))
+                t_chunk = time.perf_counter()
                 new, hit = _chunk(problem, theta, lr_j, _i64(n), _i64(k), gtol_sq, max_norm_j, key,
                                   batch_size)
                 if bool(hit):
-                    i, th, code = _replay(problem, theta, lr_j, _i64(n), _i64(k), gtol_sq, max_norm_j,
-                                          key, batch_size)
-                    i, code = int(i), int(code)
+                    i, th, c = _replay(problem, theta, lr_j, _i64(n), _i64(k), gtol_sq, max_norm_j,
+                                       key, batch_size)
+                    i, c = int(i), int(c)
                     n_replayed += i + 1
-                    if code != _OK:
-                        k, theta, event_step = k + i, th, k + i
-                        status = {_CONVERGED: Status.CONVERGED, _DIVERGED: Status.DIVERGED,
-                                  _NON_FINITE: Status.NON_FINITE}[code]
+                    if c != _OK:
+                        k, theta, event_step, code = k + i, th, k + i, c
                         bar.update(i)
                         break
                 theta, k = new, k + n
                 bar.update(n)
-            if event_step is not None:
+                if budgeted and k < steps:
+                    now = time.perf_counter()
+                    if time_limit is not None and now - t_start >= time_limit:
+                        code = _TIME_LIMIT
+                    elif checkpoint is not None and now - last_checkpoint >= checkpoint_every:
+                        part = finish(problem, recorded_steps + [k], recorded + [np.asarray(theta)],
+                                      _RUNNING, None, n_replayed, settings, now - t_start - compile_time,
+                                      compile_time, method)
+                        (part if previous is None else previous.join(part)).save(checkpoint)
+                        last_checkpoint = time.perf_counter()
+                    rate = n / max(time.perf_counter() - t_chunk, 1e-6)
+                    chunk = int(min(chunk_size, max(rate * _CHUNK_S, 64)))
+            if event_step is not None or code != _OK:
                 break
             recorded_steps.append(k)
             recorded.append(np.asarray(theta))
-        if event_step is not None and recorded_steps[-1] != k:
+        if recorded_steps[-1] != k:  # stopped between records (an event or the budget)
             recorded_steps.append(k)
             recorded.append(np.asarray(theta))
         jax.block_until_ready(theta)
@@ -181,11 +229,13 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
         bar.close()
     wall = time.perf_counter() - t_start
 
-    code = {Status.T1_REACHED: _OK, Status.CONVERGED: _CONVERGED, Status.DIVERGED: _DIVERGED,
-            Status.NON_FINITE: _NON_FINITE}[status]
-    settings = dict(lr=lr, steps=steps, gtol=gtol, max_norm=max_norm, batch_size=batch_size, seed=seed)
-    return finish(problem, recorded_steps, recorded, code, event_step, n_replayed, settings,
+    traj = finish(problem, recorded_steps, recorded, code, event_step, n_replayed, settings,
                   wall - compile_time, compile_time, method)
+    if previous is not None:
+        traj = previous.join(traj)
+    if checkpoint is not None:
+        traj.save(checkpoint)
+    return traj
 
 
 def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, settings, wall,
@@ -198,8 +248,7 @@ def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, sett
         recorded_steps, recorded = recorded_steps[:-1], recorded[:-1]
     thetas = np.stack(recorded)
     lr, steps, gtol, max_norm = (settings[key] for key in ("lr", "steps", "gtol", "max_norm"))
-    status = {_OK: Status.T1_REACHED, _CONVERGED: Status.CONVERGED, _DIVERGED: Status.DIVERGED,
-              _NON_FINITE: Status.NON_FINITE}[code]
+    status = _STATUS[code]
     loss, gnorm, gen = evaluate_states(problem, thetas)
     if (status == Status.NON_FINITE and len(thetas) > 1
             and not (np.isfinite(loss[-1]) and np.isfinite(gnorm[-1]))):
@@ -226,20 +275,27 @@ def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, sett
         Status.DIVERGED: f"|theta| exceeded max_norm={max_norm:g} at step {event_step}",
         Status.NON_FINITE: f"non-finite gradient or parameters at step {event_step}; "
                            f"the last iterate with a finite gradient (step {k}) is kept (try a smaller lr)",
+        Status.TIME_LIMIT: f"wall-time budget used up at step {k} of {steps}; continue with "
+                           "resume=this trajectory",
+        Status.RUNNING: f"checkpoint of a run in progress at step {k} of {steps}; continue with "
+                        "resume=this trajectory",
     }[status]
     steps_arr = np.asarray(recorded_steps, dtype=np.int64)
-    stats = dict(steps=k, gradient_evaluations=int(k + n_replayed), replayed_steps=n_replayed,
+    k0 = int(settings.get("k0", 0))
+    stats = dict(steps=k - k0, gradient_evaluations=int(k - k0 + n_replayed), replayed_steps=n_replayed,
                  event_step=event_step, wall_time=wall, compile_time=compile_time)
     meta = dict(lr=lr, loss=problem.loss_convention, gtol=gtol or None, max_norm=max_norm,
                 steps_requested=steps, batch_size=settings.get("batch_size"), seed=settings.get("seed"))
     return Trajectory(t=steps_arr * lr, theta=thetas, loss=loss, grad_norm=gnorm, gen_error=gen,
                       status=status, message=message, stats=stats, method=method, meta=meta,
-                      step=steps_arr)
+                      step=steps_arr, **held_out_metrics(problem, thetas))
 
 
 def gradient_descent(problem: Problem, theta0, lr: float, steps: int, *, gtol: float | None = None,
                      max_norm: float = 1e6, n_records: int = 200, record_steps=None,
-                     chunk_size: int = 65536, progress: bool | None = None) -> Trajectory:
+                     chunk_size: int = 65536, progress: bool | None = None,
+                     time_limit: float | None = None, checkpoint=None, checkpoint_every: float = 60.0,
+                     resume=None) -> Trajectory:
     """Full-batch gradient descent θ_{k+1} = θ_k − η ∇L(θ_k).
 
     **Arguments:**
@@ -253,14 +309,23 @@ def gradient_descent(problem: Problem, theta0, lr: float, steps: int, *, gtol: f
     - `n_records`, `record_steps`: record on `n_records` log-spaced steps, or on the given steps.
     - `chunk_size`: steps per jitted chunk (only affects speed).
     - `progress`: show a progress bar (None: only for runs of more than 10⁵ steps).
+    - `time_limit`: a wall-time budget in seconds: the run stops after the first chunk of steps that
+      ends past it, with status "time_limit" and its last iterate recorded.
+    - `checkpoint`, `checkpoint_every`: write the trajectory so far to this path (`Trajectory.save`,
+      atomic) every `checkpoint_every` seconds, with status "running", and the result at the end.
+    - `resume`: a "time_limit" or "running" `Trajectory` of this run (or its path): continue from its
+      last iterate with the same arguments otherwise (theta0 may be None). The map is deterministic,
+      so the joined result has exactly the iterates of an uninterrupted run, plus the state at the
+      interruption.
 
     **Returns:** a `Trajectory` with t = kη, its `step` array, and a status: "converged",
-    "t1_reached" (all steps run), "diverged" or "non_finite", with the step at which it happened in
-    `stats["event_step"]`.
+    "t1_reached" (all steps run), "diverged", "non_finite" or "time_limit", with the step at which it
+    happened in `stats["event_step"]`.
     """
     return _run(problem, theta0, lr, steps, gtol=gtol, max_norm=max_norm, n_records=n_records,
                 record_steps=record_steps, chunk_size=chunk_size, progress=progress,
-                batch_size=None, seed=None, method="gradient_descent")
+                batch_size=None, seed=None, method="gradient_descent", time_limit=time_limit,
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
 
 
 def sgd(problem: Problem, theta0, lr: float, steps: int, *, batch_size: int = 1, seed: int = 0,
@@ -285,7 +350,8 @@ def sgd(problem: Problem, theta0, lr: float, steps: int, *, batch_size: int = 1,
         hits = np.nonzero(traj.grad_norm <= gtol)[0]
         if hits.size and traj.status == Status.T1_REACHED:
             i = int(hits[0]) + 1
-            for name in ("t", "theta", "loss", "grad_norm", "gen_error", "step"):
+            for name in ("t", "theta", "loss", "grad_norm", "gen_error", "step", "test_loss",
+                         "test_accuracy"):
                 arr = getattr(traj, name)
                 if arr is not None:
                     setattr(traj, name, arr[:i])

@@ -29,11 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks
-from ..problem import Problem
-from .bdf import BDF
+from .. import _cache, _checks
+from ..problem import Problem, held_out_metrics
+from .bdf import BDF, blank_state
+from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
+from .progress import progress_bar
 from .trajectory import Status, Trajectory, evaluate_states
 
 __all__ = ["gradient_flow", "SOLVERS", "log_time_grid"]
@@ -53,7 +55,13 @@ SOLVERS = {
     "heun": diffrax.Heun,
     "bdf": BDF,
     "ros34pw2": RosenbrockW,
+    "rkc": RKC,
 }
+
+#: solver="auto" uses "rkc" (no Hessian, memory O(n)) above this many parameters and "bdf" up to it
+#: (measured on digits nets to t = 200 at rtol = 1e-8: BDF is ahead at 85 parameters, RKC 1.6–4× ahead
+#: from 160 to 610; BDF keeps the edge on long runs to convergence, where its steps reach 10⁶).
+AUTO_RKC_MIN_PARAMS = 1000
 
 
 def log_time_grid(t_first: float, t_last: float, n: int) -> np.ndarray:
@@ -65,9 +73,21 @@ def _vector_field(t, theta, problem):
     return -problem.grad_fn(theta)
 
 
+def _segmented(solver) -> bool:
+    """Whether the solver can run in segments (resume from its own state): wall-time budgets,
+    checkpoints, progress between segments, and saves at accepted steps."""
+    return isinstance(solver, FlowSolver) and getattr(solver, "supports_segments", False)
+
+
 @eqx.filter_jit
-def _solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *, solver,
-           max_steps, progress):
+def _solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, state_in=None,
+           resume=None, step_limit=None, *, solver, max_steps, progress, save_steps=False,
+           return_state=False):
+    if _segmented(solver):
+        return solver.solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol,
+                            max_norm, max_steps=max_steps, progress=progress, state_in=state_in,
+                            resume=resume, step_limit=step_limit, save_steps=save_steps,
+                            return_state=return_state)
     if isinstance(solver, FlowSolver):
         return solver.solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol,
                             max_norm, max_steps=max_steps, progress=progress)
@@ -102,20 +122,22 @@ def _compiled(args, kw):
     """The compiled solve for these argument shapes and static settings, and its compile time (0 if
     it was already compiled). Compiling ahead of time keeps compile time out of the wall time."""
     leaves, treedef = jax.tree_util.tree_flatten(args)
-    key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves), kw["solver"],
-           kw["max_steps"], kw["progress"])
+    key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
+           tuple(sorted(kw.items(), key=lambda kv: kv[0])))
     if key in _COMPILED:
         return _COMPILED[key], 0.0
     t = time.perf_counter()
-    compiled = _solve.lower(*args, **kw).compile()
+    compiled = _solve.lower(*args, **kw).compile(compiler_options=_cache.compiler_options())
     _COMPILED[key] = compiled
     return compiled, time.perf_counter() - t
 
 
-def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="bdf", rtol=1e-8,
+def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto", rtol=1e-8,
                  atol=1e-10, t0=0.0, dt0=None, save_ts=None, n_save=200, t_first=None,
-                 max_steps=200_000, max_norm=1e6, pcoeff=0.3, icoeff=0.4, progress=False):
-    """Validate `gradient_flow`'s arguments; return the jitted solve's (args, static kwargs, settings)."""
+                 max_steps=200_000, max_norm=1e6, pcoeff=0.3, icoeff=0.4, progress=False, grid_t0=None):
+    """Validate `gradient_flow`'s arguments; return the jitted solve's (args, static kwargs, settings).
+
+    `grid_t0`: where the default log grid starts (a resumed run continues its original grid)."""
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
     theta0 = jnp.asarray(_checks.theta_vector("theta0", theta0, problem.n_params))
@@ -135,6 +157,8 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="bdf", 
     max_norm = _checks.positive("max_norm", max_norm, allow_inf=True)
     pcoeff, icoeff = _checks.nonnegative("pcoeff", pcoeff), _checks.positive("icoeff", icoeff)
     if isinstance(solver, str):
+        if solver == "auto":
+            solver = "rkc" if problem.n_params > AUTO_RKC_MIN_PARAMS else "bdf"
         key = _checks.choice("solver", solver, SOLVERS)
         solver_obj = SOLVERS[key]()
     elif isinstance(solver, (diffrax.AbstractSolver, FlowSolver)):
@@ -147,69 +171,185 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="bdf", 
     else:
         dt0 = _checks.positive("dt0", dt0)
 
-    if save_ts is None:
+    n_save = _checks.positive_int("n_save", n_save, minimum=2)
+    save_steps = save_ts is None and math.isinf(t1) and _segmented(solver_obj)
+    if save_steps:
+        # No final time to lay a grid on: save every stride-th accepted step (`stiff.save_step`).
+        ts = np.zeros(n_save + n_save % 2)
+    elif save_ts is None:
+        start = t0 if grid_t0 is None else grid_t0
         t_last = t1 if math.isfinite(t1) else 1e12
-        lo = t0 + (t_first if t_first is not None else min(1e-3, (t_last - t0) * 1e-6))
-        ts = log_time_grid(lo, t_last, _checks.positive_int("n_save", n_save, minimum=2))
-        ts = ts[(ts > t0) & (ts <= t_last)]
+        lo = start + (t_first if t_first is not None else min(1e-3, (t_last - start) * 1e-6))
+        ts = log_time_grid(lo, t_last, n_save)
+        ts = ts[(ts > start) & (ts <= t_last)]
     else:
         ts = _checks.finite_array("save_ts", save_ts, ndim=1)
         if np.any(np.diff(ts) <= 0) or ts.size == 0 or ts[0] < t0 or (ts[-1] > t1):
             raise ValueError("save_ts must be increasing and lie in [t0, t1].")
+    if grid_t0 is not None:
+        # A resumed run saves at the times still ahead, padded to the original number of slots (an
+        # inf time is never reached) so that it reuses the original run's compilation.
+        ts = np.concatenate([ts[ts > t0], np.full(int(np.sum(ts <= t0)), np.inf)])
+    if ts.size == 0:  # nothing left to save between t0 and the end: one slot that is never reached
+        ts = np.array([np.inf])
 
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731  arrays, so values don't recompile
     args = (problem, theta0, f(t0), f(t1), None if dt0 is None else f(dt0), jnp.asarray(ts), f(rtol),
             f(atol), f(pcoeff), f(icoeff), f(gtol if gtol is not None else -1.0), f(max_norm))
-    kw = dict(solver=solver_obj, max_steps=max_steps, progress=bool(progress) and math.isfinite(t1))
+    if _segmented(solver_obj):
+        # The step budget is a traced step_limit: runs with other budgets share one compilation.
+        args = args + (blank_state(problem.n_params, ts.size + 2), jnp.asarray(False),
+                       jnp.asarray(max_steps, jnp.int64))
+        kw = dict(solver=solver_obj, max_steps=None, progress=False, save_steps=save_steps)
+    else:
+        kw = dict(solver=solver_obj, max_steps=max_steps, progress=bool(progress) and math.isfinite(t1))
     settings = dict(solver=key, rtol=rtol, atol=atol, gtol=gtol, t1=t1, max_norm=max_norm,
-                    pcoeff=pcoeff, icoeff=icoeff, max_steps=max_steps)
+                    pcoeff=pcoeff, icoeff=icoeff, max_steps=max_steps,
+                    t0=t0 if grid_t0 is None else grid_t0, n_save=n_save, t_first=t_first,
+                    save_ts=None if save_ts is None else [float(v) for v in np.ravel(save_ts)],
+                    save_grid="steps" if save_steps else ("log" if save_ts is None else "given"))
     return args, kw, settings
 
 
-def gradient_flow(problem: Problem, theta0, t1: float | None = None, *, gtol: float | None = None,
-                  solver: str | diffrax.AbstractSolver | FlowSolver = "bdf", rtol: float = 1e-8,
+def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gtol: float | None = None,
+                  solver: str | diffrax.AbstractSolver | FlowSolver = "auto", rtol: float = 1e-8,
                   atol: float = 1e-10, t0: float = 0.0, dt0: float | None = None, save_ts=None,
                   n_save: int = 200, t_first: float | None = None, max_steps: int = 200_000,
                   max_norm: float = 1e6, pcoeff: float = 0.3, icoeff: float = 0.4,
-                  progress: bool = False) -> Trajectory:
+                  progress: bool = False, time_limit: float | None = None, checkpoint=None,
+                  checkpoint_every: float = 60.0, resume=None) -> Trajectory:
     """Integrate the gradient flow dθ/dt = −∇L(θ) from θ(t0) = theta0.
 
     **Arguments:**
 
     - `problem`: the `Problem`; its loss convention sets the time scale (t = kη matches GD).
-    - `theta0`: initial flat parameters.
+    - `theta0`: initial flat parameters (None when resuming).
     - `t1`: final time; None or inf runs until ‖∇L‖ ≤ gtol (then `gtol` is required).
     - `gtol`: stop when ‖∇L‖₂ ≤ gtol (checked after each accepted step).
     - `solver`: a name from `SOLVERS`, a diffrax solver instance, or a `BDF` / `RosenbrockW` instance
-      with non-default settings. Default: "bdf".
+      with non-default settings. Default "auto": "bdf" up to `AUTO_RKC_MIN_PARAMS` = 1000
+      parameters, "rkc" (Runge–Kutta–Chebyshev, no Hessian) above.
     - `rtol`, `atol`: the step-size controller's tolerances.
-    - `save_ts`: times at which to save; default `n_save` log-spaced times from `t_first` (default
-      1e-3, or t1·1e-6 if smaller) to t1 (to 1e12 when t1 is infinite). t0 and the final time are
-      always saved.
+    - `save_ts`: times at which to save. Default with a finite t1: `n_save` log-spaced times from
+      `t_first` (default 1e-3, or t1·1e-6 if smaller) to t1. Default when t1 is None: with "bdf",
+      every stride-th accepted step, the stride doubling whenever `n_save` states are held, so the
+      saves follow the solver's steps (dense where the state changes fast) and end where the run ends;
+      with other solvers, log-spaced times out to 1e12. t0 and the final time are always saved.
     - `max_steps`: the solver's step budget.
     - `max_norm`: declare divergence when ‖θ‖ exceeds it.
     - `pcoeff`, `icoeff`: the PI controller's coefficients for diffrax solvers and "ros34pw2" (0.3,
       0.4 reject far fewer steps on these problems than a pure I-controller); unused by "bdf".
-    - `progress`: show diffrax's progress bar (finite t1 only).
+    - `progress`: show a progress bar ("bdf": steps and t, updated between segments; diffrax
+      solvers: diffrax's bar, finite t1 only).
+    - `time_limit`: a wall-time budget in seconds ("bdf"): the run stops at the end of the first
+      segment of steps that finishes after it, with status "time_limit" and its last state saved.
+    - `checkpoint`, `checkpoint_every`: write the trajectory so far to this path (`Trajectory.save`,
+      atomic) every `checkpoint_every` seconds of wall time, with status "running", and the finished
+      trajectory at the end ("bdf").
+    - `resume`: a `Trajectory` (or the path of a saved one) of an unfinished flow — "time_limit",
+      "running" or "max_steps" — to continue from its last state, with the same arguments otherwise;
+      the result joins both parts (`Trajectory.join`). The solver restarts there (order 1, new step
+      size and Hessian), so the joined run equals an uninterrupted one to the solver's tolerance.
 
     **Returns:** a `Trajectory` whose status is "converged", "t1_reached", "max_steps", "diverged",
-    "non_finite" or "failed", with the step counts and the wall and compile times in `stats` (for
-    "bdf" and "ros34pw2" also `gradient_evaluations`, `jacobian_evaluations` = Hessians,
+    "non_finite", "time_limit" or "failed", with the step counts and the wall and compile times in
+    `stats` (for "bdf" and "ros34pw2" also `gradient_evaluations`, `jacobian_evaluations` = Hessians,
     `hvp_evaluations`, `factorizations`).
     """
+    previous, grid_t0 = None, None
+    if resume is not None:
+        previous = resume if isinstance(resume, Trajectory) else Trajectory.load(resume)
+        if previous.method != "gradient_flow":
+            raise ValueError(f"resume must be a gradient_flow Trajectory, got a {previous.method} run.")
+        if previous.status not in (Status.TIME_LIMIT, Status.RUNNING, Status.MAX_STEPS):
+            return previous  # it ended for good: nothing to continue
+        theta0, t0, grid_t0 = previous.final_theta, previous.final_time, float(previous.t[0])
+    elif theta0 is None:
+        raise TypeError("gradient_flow needs theta0 (or resume=a Trajectory to continue).")
+    if time_limit is not None:
+        time_limit = _checks.positive("time_limit", time_limit)
+    checkpoint_every = _checks.positive("checkpoint_every", checkpoint_every)
     args, kw, settings = prepare_flow(
         problem, theta0, t1, gtol=gtol, solver=solver, rtol=rtol, atol=atol, t0=t0, dt0=dt0,
         save_ts=save_ts, n_save=n_save, t_first=t_first, max_steps=max_steps, max_norm=max_norm,
-        pcoeff=pcoeff, icoeff=icoeff, progress=progress)
+        pcoeff=pcoeff, icoeff=icoeff, progress=progress, grid_t0=grid_t0)
+    if not _segmented(kw["solver"]):
+        if time_limit is not None or checkpoint is not None:
+            raise ValueError("time_limit and checkpoint need a solver that runs in segments "
+                             "(solver='bdf').")
+        compiled, compile_time = _compiled(args, kw)
+        t_run = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args, **kw))
+        wall = time.perf_counter() - t_run
+        return _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time))
+    return _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoint,
+                           checkpoint_every, progress)
+
+
+def _joined(previous, traj):
+    return traj if previous is None else previous.join(traj)
+
+
+# The first segment of a segmented run: long enough to be cheap, short enough that a wall-time budget
+# or a checkpoint is honoured soon; later segments aim at _SEGMENT_S seconds each.
+_FIRST_SEGMENT = 64
+_SEGMENT_S = 1.0
+
+
+def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoint, checkpoint_every,
+                    progress):
+    """Run a segment-capable solver: in one call, or in segments between which Python checks the
+    wall-time budget, writes checkpoints and updates the progress bar."""
+    kw = dict(kw, return_state=True)
     compiled, compile_time = _compiled(args, kw)
-    t_run = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args, **kw))
-    wall = time.perf_counter() - t_run
-    return to_trajectory(problem, *out, settings, wall, compile_time)
+    max_steps, t1 = settings["max_steps"], settings["t1"]
+    in_segments = time_limit is not None or checkpoint is not None or bool(progress)
+    head, state = args[:-3], args[-3]
+    # The bar counts time to a finite t1, and steps (out of max_steps) otherwise.
+    by_time = math.isfinite(t1)
+    bar = progress_bar(total=t1 - float(args[2]) if by_time else max_steps, desc="gradient_flow",
+                       enable=bool(progress))
+    bar.unit, bar.unit_scale = ("" if by_time else "step"), not by_time
+    t_start = last_checkpoint = time.perf_counter()
+    segment, done_steps, interrupted = _FIRST_SEGMENT, 0, None
+    try:
+        while True:
+            limit = min(max_steps, done_steps + segment) if in_segments else max_steps
+            t_seg = time.perf_counter()
+            out, state = jax.block_until_ready(compiled(
+                *head, state, jnp.asarray(done_steps > 0), jnp.asarray(limit, jnp.int64), **kw))
+            steps = int(state.n_steps)
+            bar.update(float(state.t) - float(args[2]) - bar.n if by_time else steps - done_steps)
+            bar.set_postfix_str(f"t={float(state.t):.4g}", refresh=False)
+            seg_steps, done_steps = steps - done_steps, steps
+            if not (int(out[2]) == 2 and steps < max_steps):
+                break  # finished: t1, an event, max_steps or a failure
+            now = time.perf_counter()
+            if time_limit is not None and now - t_start >= time_limit:
+                interrupted = Status.TIME_LIMIT
+                break
+            if checkpoint is not None and now - last_checkpoint >= checkpoint_every:
+                wall = now - t_start
+                _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time,
+                                                interrupted=Status.RUNNING)).save(checkpoint)
+                last_checkpoint = time.perf_counter()
+            rate = seg_steps / max(now - t_seg, 1e-6)
+            budget = _SEGMENT_S if time_limit is None else min(_SEGMENT_S, 0.5 * (time_limit - (now - t_start)))
+            segment = int(min(max(rate * budget, 16), 1_000_000))
+    finally:
+        bar.close()
+    wall = time.perf_counter() - t_start
+    traj = _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time,
+                                           interrupted=interrupted))
+    if checkpoint is not None:
+        traj.save(checkpoint)
+    return traj
 
 
-def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compile_time) -> Trajectory:
-    """Turn one diffrax solution (trimmed of unused save slots) into a `Trajectory` with a status."""
+def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compile_time,
+                  interrupted=None) -> Trajectory:
+    """Turn one solution (trimmed of unused save slots) into a `Trajectory` with a status;
+    `interrupted` (Status.TIME_LIMIT or Status.RUNNING) marks a run stopped between segments."""
     t1, gtol, max_norm, max_steps = (settings[k] for k in ("t1", "gtol", "max_norm", "max_steps"))
     ts_out, ys = np.asarray(ts_out), np.asarray(ys)
     keep = np.isfinite(ts_out)
@@ -221,7 +361,13 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
     mask = {k: bool(v) for k, v in mask.items()} if mask is not None else {}
     loss, gnorm, gen = evaluate_states(problem, ys)
 
-    if code == 0:
+    if interrupted == Status.TIME_LIMIT:
+        status, message = Status.TIME_LIMIT, (f"wall-time budget used up at t={ts_out[-1]:.6g} after "
+                                              f"{wall:.3g} s; continue with resume=this trajectory")
+    elif interrupted == Status.RUNNING:
+        status, message = Status.RUNNING, (f"checkpoint of a run in progress at t={ts_out[-1]:.6g}; "
+                                           "continue with resume=this trajectory")
+    elif code == 0:
         status, message = Status.T1_REACHED, f"reached t1={t1:g}; |grad L| = {gnorm[-1]:.3g}"
     elif code == 1 and mask.get("non_finite"):
         status, message = Status.NON_FINITE, f"grad L became non-finite at t={ts_out[-1]:.6g}"
@@ -249,4 +395,5 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
             stats_out[key] = int(stats[key])
     meta = dict(settings, t1=t1 if math.isfinite(t1) else None, loss=problem.loss_convention)
     return Trajectory(t=ts_out, theta=ys, loss=loss, grad_norm=gnorm, gen_error=gen, status=status,
-                      message=message, stats=stats_out, method="gradient_flow", meta=meta)
+                      message=message, stats=stats_out, method="gradient_flow", meta=meta,
+                      **held_out_metrics(problem, ys))

@@ -26,6 +26,8 @@ class Status(str, enum.Enum):
     DIVERGED = "diverged"  # ‖θ‖ exceeded max_norm
     NON_FINITE = "non_finite"  # θ, L or ∇L became NaN or Inf
     FAILED = "failed"  # the solver reported another failure (see the message)
+    TIME_LIMIT = "time_limit"  # the wall-time budget ran out; continue with resume=
+    RUNNING = "running"  # a checkpoint written while the run was still going; continue with resume=
 
     def __str__(self):
         return self.value
@@ -46,6 +48,8 @@ class Trajectory:
     - `method`: "gradient_flow", "gradient_descent" or "sgd".
     - `meta`: the settings of the run (loss convention, lr, solver, tolerances, seed…).
     - `step`: GD step numbers (None for flows).
+    - `test_loss`, `test_accuracy`: loss and classification accuracy on the problem's held-out
+      `test_data` at each saved state, or None (no test set; accuracy only for classification).
     """
 
     t: np.ndarray
@@ -59,6 +63,8 @@ class Trajectory:
     method: str
     meta: dict = dataclasses.field(default_factory=dict)
     step: np.ndarray | None = None
+    test_loss: np.ndarray | None = None
+    test_accuracy: np.ndarray | None = None
 
     # ------------------------------------------------------------- access
     @property
@@ -93,6 +99,33 @@ class Trajectory:
         return f"{self.method:<17s} {self.status.value:<11s} t={self.final_time:<11.5g} " \
                f"L={self.final_loss:.10g}  |grad L|={self.final_grad_norm:.3g}  ({self.message})"
 
+    # ----------------------------------------------------------- joining
+    def join(self, other: "Trajectory") -> "Trajectory":
+        """This run followed by `other`, which continued from this run's last state (e.g. with
+        `resume=`): one trajectory with the saves of both (the shared state once), `other`'s status,
+        message and settings, and the counters and times of both added up."""
+        if other.method != self.method:
+            raise ValueError(f"cannot join a {self.method} run and a {other.method} run.")
+        if not (np.isclose(other.t[0], self.t[-1], rtol=1e-12, atol=0)
+                and np.array_equal(other.theta[0], self.theta[-1])):
+            raise ValueError(f"the second run must start where the first ends (t={self.final_time:g} and "
+                             f"its final θ); it starts at t={float(other.t[0]):g}.")
+
+        def cat(a, b):
+            return None if a is None or b is None else np.concatenate([a, b[1:]])
+
+        stats = dict(other.stats)
+        for key, value in self.stats.items():
+            if key in stats and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and isinstance(stats[key], (int, float)) and key != "event_step":
+                stats[key] = stats[key] + value
+        meta = dict(other.meta, segments=int(self.meta.get("segments", 1)) + int(other.meta.get("segments", 1)))
+        return Trajectory(t=cat(self.t, other.t), theta=cat(self.theta, other.theta),
+                          loss=cat(self.loss, other.loss), grad_norm=cat(self.grad_norm, other.grad_norm),
+                          gen_error=cat(self.gen_error, other.gen_error), status=other.status,
+                          message=other.message, stats=stats, method=other.method, meta=meta,
+                          step=cat(self.step, other.step))
+
     # ------------------------------------------------------------ saving
     def save(self, path) -> None:
         """Write the arrays to `path` (.npz) and the status, stats and settings to `path`.json.
@@ -107,6 +140,9 @@ class Trajectory:
             arrays["gen_error"] = self.gen_error
         if self.step is not None:
             arrays["step"] = self.step
+        for name in ("test_loss", "test_accuracy"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         io.write_npz(path, **arrays)
         meta = dict(status=self.status.value, message=self.message, stats=self.stats,
                     method=self.method, meta=self.meta, format="flowtools.Trajectory/1")
@@ -126,6 +162,7 @@ class Trajectory:
             t=arrays["t"], theta=arrays["theta"], loss=arrays["loss"], grad_norm=arrays["grad_norm"],
             gen_error=arrays.get("gen_error"), status=Status(meta["status"]), message=meta["message"],
             stats=meta["stats"], method=meta["method"], meta=meta["meta"], step=arrays.get("step"),
+            test_loss=arrays.get("test_loss"), test_accuracy=arrays.get("test_accuracy"),
         )
 
 

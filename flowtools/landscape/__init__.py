@@ -8,10 +8,12 @@ from .critical import (
     KINDS,
     CriticalPoint,
     classify,
+    classify_point,
     critical_point_at,
     find_critical_point,
     find_critical_points,
 )
+from .higher_order import HigherOrderTest, higher_order_test
 from .manifolds import ManifoldBranch, UnstableManifold, match_target, unstable_manifold
 from .slow import SlowPoint, slow_points
 from .spectrum import (
@@ -25,9 +27,12 @@ from .spectrum import (
 from .symmetry import (
     Reduction,
     canonical_form,
+    fingerprint_distance,
     function_distance,
+    function_distances,
     function_fingerprint,
     neuron_symmetries,
+    output_distance,
     probe_inputs,
     reduce_network,
 )
@@ -35,9 +40,10 @@ from .symmetry import (
 __all__ = [
     "SlowPoint", "slow_points",
     "UnstableManifold", "ManifoldBranch", "unstable_manifold", "match_target",
-    "CriticalPoint", "find_critical_point", "find_critical_points", "critical_point_at", "classify", "KINDS",
+    "CriticalPoint", "find_critical_point", "find_critical_points", "critical_point_at", "classify",
+    "classify_point", "KINDS", "HigherOrderTest", "higher_order_test",
     "Spectrum", "hessian_spectrum", "morse_index", "signature", "estimate_negative_count",
     "DEFAULT_RTOL_ZERO",
-    "Reduction", "canonical_form", "reduce_network", "function_distance", "function_fingerprint",
-    "neuron_symmetries", "probe_inputs",
+    "Reduction", "canonical_form", "reduce_network", "function_distance", "function_distances",
+    "function_fingerprint", "fingerprint_distance", "output_distance", "neuron_symmetries", "probe_inputs",
 ]

@@ -38,13 +38,14 @@ import numpy as np
 
 from .. import _checks
 from ..problem import Problem
+from .higher_order import HigherOrderTest, higher_order_test
 from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_spectrum
 from .symmetry import reduce_network
 
-__all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "KINDS",
-           "critical_point_at"]
+__all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "classify_point",
+           "KINDS", "critical_point_at"]
 
-KINDS = ("minimum", "saddle", "degenerate_minimum", "degenerate_saddle", "slow_region")
+KINDS = ("minimum", "saddle", "degenerate_minimum", "degenerate_saddle", "higher_order_saddle", "slow_region")
 
 # Stop codes of the jitted solver.
 _RUNNING, _CONVERGED, _MAX_ITER, _LEFT_RADIUS, _STALLED, _NON_FINITE = -1, 0, 1, 2, 3, 4
@@ -60,10 +61,13 @@ class CriticalPoint:
 
     - `theta`, `loss`, `gen_error` (None without a teacher), `grad_norm` (independently re-evaluated).
     - `eigenvalues`: all Hessian eigenvalues ("dense"), or the computed extreme ones ("lanczos").
-    - `signature`: (n_neg, n_zero, n_pos); `kind`: one of `KINDS`.
-    - `reduces_to`: the widths of the smallest network with the same function, e.g. "1-1-1".
+    - `signature`: (n_neg, n_zero, n_pos); `kind`: one of `KINDS` (see `classify`).
+    - `reduces_to`: the widths of the smallest network with the same function, e.g. "1-1-1" ("" for a
+      model that is not an `MLP`).
     - `success`, `status` ("converged", "max_iter", "left_radius", "stalled", "non_finite"), `message`.
     - `iterations`, `distance` (‖θ − guess‖), `guess`, `spectrum` (the `Spectrum`), `wall_time`.
+    - `escape_directions`: for a "higher_order_saddle", unit vectors (n, k) along which L decreases
+      at higher order (from `higher_order_test`); else None. `higher_order`: the test's record, when run.
 
     A failed solve (`success` False) has kind "slow_region" and describes the guess: its θ, gradient
     norm and local signature.
@@ -85,6 +89,8 @@ class CriticalPoint:
     guess: np.ndarray | None = None
     spectrum: Spectrum | None = dataclasses.field(default=None, repr=False)
     wall_time: float = 0.0
+    escape_directions: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    higher_order: HigherOrderTest | None = dataclasses.field(default=None, repr=False)
 
     @property
     def morse_index(self) -> int:
@@ -105,6 +111,8 @@ class CriticalPoint:
         if self.spectrum is not None:
             out.update(spectrum_method=self.spectrum.method, tol_zero=self.spectrum.tol_zero,
                        spectrum_complete=self.spectrum.complete)
+        if self.higher_order is not None:
+            out["higher_order"] = self.higher_order.to_dict()
         if theta:
             out["theta"] = np.asarray(self.theta).tolist()
         return out
@@ -114,18 +122,43 @@ class CriticalPoint:
                 f"|grad|={self.grad_norm:.3g}, reduces_to={self.reduces_to!r}, status={self.status!r})")
 
 
-def classify(signature, success: bool = True) -> str:
-    """The kind of a point from its signature: minimum, saddle, degenerate_…, or slow_region.
+def classify(signature, success: bool = True, *, problem: Problem | None = None, theta=None,
+             spectrum: Spectrum | None = None, options: dict | None = None) -> str:
+    """The kind of a point: minimum, saddle, degenerate_…, higher_order_saddle, or slow_region.
 
+    From the signature (n_neg, n_zero, n_pos) alone: n_neg > 0 is a (degenerate_)saddle, n_neg = 0 a
+    (degenerate_)minimum. A positive semidefinite singular Hessian (n_neg = 0 < n_zero) does not decide
+    a minimum: when `problem` and `theta` are given, `higher_order_test` (with `spectrum`, the dense
+    spectrum at θ, computed when None; `options` are passed on) decides between "degenerate_minimum" and
+    "higher_order_saddle". Without them such a point stays "degenerate_minimum" (second order only).
     With an unknown n_zero (a Lanczos signature) the point is called nondegenerate.
     """
+    return _classify(signature, success, problem, theta, spectrum, options)[0]
+
+
+def classify_point(problem: Problem, theta, spectrum: Spectrum | None = None, *, success: bool = True,
+                   options: dict | None = None) -> tuple[str, HigherOrderTest | None]:
+    """`classify` a point from its problem, θ and (dense) spectrum; also returns the higher-order test
+    record (None when the signature decided). The escape directions of a "higher_order_saddle" are
+    `test.escape_directions`."""
+    if spectrum is None:
+        spectrum = hessian_spectrum(problem, theta, rtol_zero=DEFAULT_RTOL_ZERO)
+    return _classify(spectrum.signature, success, problem, theta, spectrum, options)
+
+
+def _classify(signature, success, problem, theta, spectrum, options):
     if not success:
-        return "slow_region"
+        return "slow_region", None
     n_neg, n_zero = signature[0], signature[1]
     degenerate = bool(n_zero)
-    if n_neg == 0:
-        return "degenerate_minimum" if degenerate else "minimum"
-    return "degenerate_saddle" if degenerate else "saddle"
+    if n_neg:
+        return ("degenerate_saddle" if degenerate else "saddle"), None
+    if not degenerate:
+        return "minimum", None
+    if problem is None or theta is None:
+        return "degenerate_minimum", None
+    test = higher_order_test(problem, theta, spectrum, **(options or {}))
+    return ("higher_order_saddle" if test.saddle else "degenerate_minimum"), test
 
 
 # ------------------------------------------------------------------------------- dense LM (jitted)
@@ -300,26 +333,39 @@ def _default_radius(theta):
 
 def critical_point_at(problem: Problem, theta, *, success: bool = True, status: str = "converged",
                       message: str = "", spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
-                      guess=None, iterations: int = 0, wall_time: float = 0.0) -> CriticalPoint:
-    """Build the `CriticalPoint` record of θ (L, ‖∇L‖, R, spectrum, kind, reduction) without solving."""
+                      guess=None, iterations: int = 0, wall_time: float = 0.0,
+                      higher_order_options: dict | None = None) -> CriticalPoint:
+    """Build the `CriticalPoint` record of θ (L, ‖∇L‖, R, spectrum, kind, reduction) without solving.
+
+    A converged point with a positive semidefinite singular Hessian gets the higher-order test
+    (`higher_order_test`, options `higher_order_options`); a failed one is a slow region.
+    """
     theta = np.asarray(theta, dtype=np.float64)
     opts = dict(rtol_zero=DEFAULT_RTOL_ZERO)
     opts.update(spectrum_options or {})
     spec = hessian_spectrum(problem, theta, **opts)
     loss, g = problem.value_and_grad(theta)
     gen = problem.gen_error(theta) if problem.has_population else None
-    red = reduce_network(problem.model, theta, atol=reduce_atol)
+    # Reductions are neuron operations: a model that is not an MLP records "".
+    reduces_to = ""
+    if problem.is_mlp:
+        reduces_to = reduce_network(*problem.mlp_theta(theta), atol=reduce_atol).reduces_to
     dist = 0.0 if guess is None else float(np.linalg.norm(theta - guess))
+    kind, test = _classify(spec.signature, success, problem, theta, spec, higher_order_options)
+    if kind == "higher_order_saddle":
+        message = f"{message}; {test.message}" if message else test.message
     return CriticalPoint(theta=theta, loss=loss, gen_error=gen, grad_norm=float(np.linalg.norm(g)),
                          eigenvalues=spec.eigenvalues, signature=spec.signature,
-                         kind=classify(spec.signature, success), reduces_to=red.reduces_to, success=success,
+                         kind=kind, reduces_to=reduces_to, success=success,
                          status=status, message=message, iterations=iterations, distance=dist,
                          guess=None if guess is None else np.asarray(guess), spectrum=spec,
-                         wall_time=wall_time)
+                         wall_time=wall_time,
+                         escape_directions=test.escape_directions if kind == "higher_order_saddle" else None,
+                         higher_order=test)
 
 
 def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectrum_options, reduce_atol,
-            wall):
+            wall, higher_order_options=None):
     code = int(code)
     g_check = problem.grad(theta) if np.all(np.isfinite(theta)) else np.full(problem.n_params, np.nan)
     gnorm = float(np.linalg.norm(g_check))
@@ -329,7 +375,7 @@ def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectru
         msg = f"|grad L| = {gnorm:.3g} <= gtol={gtol:g} after {it} iterations, {dist:.3g} from the guess"
         return critical_point_at(problem, theta, success=True, status="converged", message=msg,
                                  spectrum_options=spectrum_options, reduce_atol=reduce_atol, guess=guess,
-                                 iterations=it, wall_time=wall)
+                                 iterations=it, wall_time=wall, higher_order_options=higher_order_options)
     status = _CODE_NAMES.get(code, "failed")
     if code == _CONVERGED:  # the independent check disagrees (round-off in the solver's gradient)
         status = "stalled"
@@ -350,7 +396,8 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
                         max_iter: int = 200, method: str = "auto", dense_max: int = 2000,
                         initial_trust: float | None = None, rcond: float = 1e-12, lm_scale: float = 1.0,
                         cg_iter: int = 200,
-                        spectrum_options: dict | None = None, reduce_atol: float = 1e-6) -> CriticalPoint:
+                        spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
+                        higher_order_options: dict | None = None) -> CriticalPoint:
     """Solve ∇L(θ) = 0 near `theta_guess`; minima and saddles of every index alike.
 
     **Arguments:**
@@ -368,6 +415,8 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     - `cg_iter`: CG iterations per matrix-free step.
     - `spectrum_options`: passed to `hessian_spectrum` for the classification (e.g. `rtol_zero`).
     - `reduce_atol`: tolerance of `reduce_network` for `reduces_to`.
+    - `higher_order_options`: passed to `higher_order_test`, which decides the kind of a point with a
+      positive semidefinite singular Hessian ("degenerate_minimum" or "higher_order_saddle").
 
     **Returns:** a `CriticalPoint`. On failure `success` is False, `kind` is "slow_region" and the
     record describes the guess; `status` and `message` say why.
@@ -390,13 +439,14 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     theta, gnorm, it, code = jax.block_until_ready(out)
     wall = time.perf_counter() - t0
     return _finish(problem, theta_guess, np.asarray(theta), float(gnorm), int(it), int(code), radius, gtol,
-                   spectrum_options, reduce_atol, wall)
+                   spectrum_options, reduce_atol, wall, higher_order_options)
 
 
 def find_critical_points(problem: Problem, guesses, *, radius: float | None = None, gtol: float = 1e-12,
                          max_iter: int = 200, initial_trust: float | None = None, rcond: float = 1e-12,
                          lm_scale: float = 1.0, spectrum_options: dict | None = None,
-                         reduce_atol: float = 1e-6) -> list[CriticalPoint]:
+                         reduce_atol: float = 1e-6,
+                         higher_order_options: dict | None = None) -> list[CriticalPoint]:
     """`find_critical_point` from each row of `guesses`, the dense solves vmapped into one jitted call.
 
     Each guess keeps its own default radius (1 + ‖guess‖) and first trust radius unless given.
@@ -415,4 +465,5 @@ def find_critical_points(problem: Problem, guesses, *, radius: float | None = No
     wall = (time.perf_counter() - t0) / len(guesses)
     theta, gnorm, it, code = (np.asarray(x) for x in (theta, gnorm, it, code))
     return [_finish(problem, guesses[i], theta[i], float(gnorm[i]), int(it[i]), int(code[i]), float(radii[i]),
-                    gtol, spectrum_options, reduce_atol, wall) for i in range(len(guesses))]
+                    gtol, spectrum_options, reduce_atol, wall, higher_order_options)
+            for i in range(len(guesses))]

@@ -8,6 +8,12 @@ refined with `find_critical_point` and classified; targets are deduplicated by n
 (`function_distance`) together with the Morse signature, so the symmetry images of one minimum (and all
 points of one line of critical points of the same type) are one target. The fractions of the sphere
 samples that reach each target estimate the measure of the unstable sphere flowing into it.
+
+A **higher-order saddle** (positive semidefinite Hessian, descent at third or higher order; see
+`higher_order_test`) has no unstable eigenvector. Its flows start at θ* + δe for each of its escape
+directions e (labels "e1", "e2", …), and `fractions` count those branches. There the flow leaves like
+d(t) ~ 1/(c t) rather than e^{λt}, so the escape from δ takes a time of order 1/(c δ): a larger δ
+(e.g. 1e-2) keeps it short.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 from .. import _checks
 from ..dynamics.flow import gradient_flow
 from ..problem import Problem
-from .critical import CriticalPoint, critical_point_at, find_critical_point
+from .critical import CriticalPoint, classify_point, critical_point_at, find_critical_point
 from .symmetry import function_distance
 
 __all__ = ["ManifoldBranch", "UnstableManifold", "unstable_manifold", "match_target"]
@@ -107,12 +113,14 @@ def unstable_manifold(problem: Problem, critical_point, *, delta: float = 1e-3, 
                       seed: int = 0, t1: float | None = None, gtol: float = 1e-8, max_steps: int = 200_000,
                       flow_options: dict | None = None, refine_options: dict | None = None,
                       dedup_tol: float = 1e-6) -> UnstableManifold:
-    """Follow the unstable directions of a saddle with gradient flow and report where they end.
+    """Follow the unstable directions of a saddle (or the escape directions of a higher-order saddle)
+    with gradient flow and report where they end.
 
     **Arguments:**
 
     - `problem`: the `Problem`.
-    - `critical_point`: a `CriticalPoint` (with its spectrum) or a θ (classified here).
+    - `critical_point`: a `CriticalPoint` (with its spectrum) or a θ (classified here, higher-order
+      test included).
     - `delta`: the distance of the starting points from θ*.
     - `n_samples`: directions sampled uniformly on the unstable sphere (default 32 when the index is
       ≥ 2, else 0).
@@ -125,7 +133,8 @@ def unstable_manifold(problem: Problem, critical_point, *, delta: float = 1e-3, 
 
     **Returns:** an `UnstableManifold`.
 
-    **Raises:** `ValueError` when the point has no unstable direction.
+    **Raises:** `ValueError` when the point has no unstable or escape direction (a minimum, or a
+    degenerate minimum that passed the higher-order test).
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
@@ -136,12 +145,22 @@ def unstable_manifold(problem: Problem, critical_point, *, delta: float = 1e-3, 
         critical_point = critical_point_at(problem, critical_point.theta)
     U = np.asarray(critical_point.spectrum.unstable_vectors)
     k = U.shape[1]
-    if k == 0:
-        raise ValueError(f"the point has no unstable direction (signature {critical_point.signature}); "
-                         "its unstable manifold is the point itself.")
+    escape_dirs = None
+    if k == 0 and critical_point.kind == "degenerate_minimum" and critical_point.higher_order is None:
+        kind, test = classify_point(problem, critical_point.theta, critical_point.spectrum)
+        if kind == "higher_order_saddle":
+            critical_point = dataclasses.replace(critical_point, kind=kind, higher_order=test,
+                                                 escape_directions=test.escape_directions)
+    if k == 0 and critical_point.escape_directions is not None and critical_point.escape_directions.shape[1]:
+        escape_dirs = np.asarray(critical_point.escape_directions)
+    if k == 0 and escape_dirs is None:
+        raise ValueError(f"the point has no unstable direction (signature {critical_point.signature}, kind "
+                         f"{critical_point.kind!r}); its unstable manifold is the point itself.")
     delta = _checks.positive("delta", delta)
     if n_samples is None:
         n_samples = 32 if k >= 2 else 0
+    if escape_dirs is not None:
+        n_samples = 0  # the descent cone of a higher-order saddle is not a subspace to sample
     n_samples = _checks.positive_int("n_samples", n_samples, minimum=0)
     t1 = math.inf if t1 is None else t1
     flow_kw = dict(gtol=gtol, max_steps=max_steps)
@@ -164,6 +183,9 @@ def unstable_manifold(problem: Problem, critical_point, *, delta: float = 1e-3, 
                               traj.final_grad_norm, idx)
 
     branches = []
+    if escape_dirs is not None:
+        for i in range(escape_dirs.shape[1]):
+            branches.append(follow(f"e{i + 1}", escape_dirs[:, i]))
     for i in range(k):
         for sign, name in ((1.0, "+"), (-1.0, "-")):
             branches.append(follow(f"{name}u{i + 1}", sign * U[:, i]))

@@ -11,9 +11,12 @@
   bias): it contributes nothing when σ(b)·out = 0, is folded into the next layer's bias when that layer
   has one, and otherwise acts as a bias and stays; two neurons with the same incoming weights (or
   opposite ones, for odd σ) merge into one whose outgoing weights are the sum (difference).
-- **Function distance** and **fingerprints**: outputs on the training inputs plus a seeded set of Gaussian
-  probe inputs (matched to the training inputs' mean and spread). Saddle-graph nodes are identified by
-  the function together with the Morse signature, not by raw parameters.
+- **Function distance**, one definition for the whole package: d(a, b) = sqrt( (1/N) Σ_k
+  ‖f(x_k; a) − f(x_k; b)‖² ) over the training inputs x_k (squared error summed over outputs, averaged
+  over inputs, rooted). **Fingerprints**: outputs on the training inputs plus a seeded set of Gaussian
+  probe inputs (matched to the training inputs' mean and spread), compared with the same formula.
+  Saddle-graph nodes are identified by the function together with the local index, not by raw
+  parameters.
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ from ..models import MLP
 from ..problem import Problem
 
 __all__ = ["canonical_form", "Reduction", "reduce_network", "function_fingerprint", "function_distance",
-           "probe_inputs", "neuron_symmetries"]
+           "function_distances", "output_distance", "fingerprint_distance", "probe_inputs",
+           "neuron_symmetries"]
 
 
 def _model(model_or_problem) -> MLP:
     if isinstance(model_or_problem, Problem):
+        if not model_or_problem.is_mlp:
+            raise TypeError("symmetry operations (canonical_form, reduce_network, neuron_symmetries) need an "
+                            f"MLP; this problem's model is {model_or_problem.model!r}.")
+        if model_or_problem.free is not None:
+            raise TypeError("this problem has frozen parameters: pass problem.model and the full "
+                            "problem.full_theta(theta) to symmetry operations.")
         return model_or_problem.model
     if isinstance(model_or_problem, MLP):
         return model_or_problem
@@ -353,7 +363,8 @@ def function_fingerprint(problem: Problem, theta, *, n_probe: int = 256, seed: i
     """The network's outputs on the training inputs followed by the probe inputs, flattened.
 
     Two parameter vectors compute the same function (to the resolution of the probe set) exactly when
-    their fingerprints agree; compare them with an RMS difference, as `function_distance` does.
+    their fingerprints agree; compare them with `fingerprint_distance` (the `function_distance`
+    formula).
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
@@ -361,8 +372,58 @@ def function_fingerprint(problem: Problem, theta, *, n_probe: int = 256, seed: i
     return problem.predict(theta, x).reshape(-1)
 
 
-def function_distance(problem: Problem, theta_a, theta_b, *, n_probe: int = 256, seed: int = 0) -> float:
-    """RMS difference of the two networks' outputs on the training inputs and the probe inputs."""
-    fa = function_fingerprint(problem, theta_a, n_probe=n_probe, seed=seed)
-    fb = function_fingerprint(problem, theta_b, n_probe=n_probe, seed=seed)
-    return float(np.sqrt(np.mean((fa - fb) ** 2)))
+def output_distance(fa, fb):
+    """d = sqrt( mean over inputs x_k of ‖f_a(x_k) − f_b(x_k)‖² ) from outputs of shape (…, N, d_out).
+
+    The squared error is summed over the outputs and averaged over the inputs, then rooted: the RMS
+    of the residual norm, in the units of y. It broadcasts over leading axes and works on numpy and
+    jax arrays alike (traceable inside `jit`). Every function-space distance of the package is this one.
+    """
+    diff = fa - fb
+    return ((diff * diff).sum(axis=-1).mean(axis=-1)) ** 0.5
+
+
+def fingerprint_distance(fp_a, fp_b, d_out: int):
+    """`output_distance` between flattened fingerprints (`function_fingerprint`) of a d_out-output net.
+
+    `fp_a` may hold many fingerprints in its rows; `fp_b` is broadcast against them.
+    """
+    a = np.asarray(fp_a, dtype=np.float64)
+    b = np.asarray(fp_b, dtype=np.float64)
+    return output_distance(a.reshape(a.shape[:-1] + (-1, d_out)), b.reshape(b.shape[:-1] + (-1, d_out)))
+
+
+def _inputs(problem: Problem, n_probe: int, seed: int) -> np.ndarray:
+    x = np.asarray(problem.x)
+    return x if n_probe == 0 else np.concatenate([x, probe_inputs(problem, n_probe, seed)])
+
+
+def function_distance(problem: Problem, theta_a, theta_b, *, n_probe: int = 0, seed: int = 0) -> float:
+    """The function-space distance d(a, b) = sqrt( (1/N) Σ_k ‖f(x_k; a) − f(x_k; b)‖² ).
+
+    The inputs x_k are the training inputs, followed by `n_probe` seeded probe inputs when asked
+    (`probe_inputs`; default none). See `output_distance`; many θ against one reference at once:
+    `function_distances`.
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    n_probe = int(_checks.nonnegative("n_probe", n_probe))
+    x = _inputs(problem, n_probe, seed)
+    fa = np.asarray(problem.predict(theta_a, x))
+    fb = np.asarray(problem.predict(theta_b, x))
+    return float(output_distance(fa, fb))
+
+
+def function_distances(problem: Problem, thetas, reference) -> np.ndarray:
+    """`function_distance` (training inputs) of every row of `thetas` to one `reference` θ, shape (m,).
+
+    The outputs of all rows are computed in one jitted, vmapped call (`problem.training_outputs`).
+    """
+    from ..problem import training_outputs
+
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    thetas = _checks.theta_batch("thetas", thetas, problem.n_params)
+    reference = _checks.theta_vector("reference", reference, problem.n_params)
+    out = training_outputs(problem, np.concatenate([thetas, reference[None]]))
+    return np.asarray(output_distance(out[:-1], out[-1:]))

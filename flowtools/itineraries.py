@@ -24,7 +24,7 @@ from .dynamics.trajectory import Status, Trajectory
 from .graph import SaddleGraph
 from .dynamics.flow import gradient_flow
 from .landscape import critical_point_at, find_critical_point, hessian_spectrum, slow_points
-from .landscape.symmetry import function_fingerprint, reduce_network
+from .landscape.symmetry import fingerprint_distance, function_fingerprint, output_distance, reduce_network
 from .problem import Problem, training_outputs
 
 __all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph"]
@@ -91,21 +91,28 @@ class Itinerary:
         return f"Itinerary({self.method}: {seq} ⇒ {self.terminal})"
 
 
-def _function_distance(problem, theta_a, fp_b):
-    """RMS over the training inputs between f(θ_a) and a fingerprint's training-input part."""
-    n = problem.x.shape[0]
-    fa = np.asarray(problem.predict(theta_a, np.asarray(problem.x))).ravel()
-    return float(np.sqrt(np.mean((fa - fp_b[: fa.size]) ** 2))) if n else 0.0
+def _train_part(problem, fp) -> np.ndarray:
+    """The training-input outputs of a fingerprint, shape (n, d_out)."""
+    n, d_out = problem.x.shape[0], problem.model.d_out
+    return np.asarray(fp)[: n * d_out].reshape(n, d_out)
+
+
+def _distance_to_fp(problem, theta, fp) -> float:
+    """`function_distance` over the training inputs between f(θ) and a fingerprint."""
+    f = np.asarray(problem.predict(theta, np.asarray(problem.x)))
+    return float(output_distance(f, _train_part(problem, fp)))
 
 
 def _outputs(problem, thetas) -> np.ndarray:
-    """Network outputs on the training inputs for each row of `thetas`, shape (m, n·d_out)."""
-    return training_outputs(problem, thetas).reshape(len(thetas), -1)
+    """Network outputs on the training inputs for each row of `thetas`, shape (m, n, d_out)."""
+    return training_outputs(problem, thetas)
 
 
 def _reduces_to(problem, theta) -> str:
-    """The widths θ reduces to, or "" when it does not reduce."""
-    red = reduce_network(problem.model, np.asarray(theta))
+    """The widths θ reduces to, or "" when it does not reduce (always "" for a model that is not an MLP)."""
+    if not problem.is_mlp:
+        return ""
+    red = reduce_network(*problem.mlp_theta(theta))
     return red.reduces_to if red.reducible else ""
 
 
@@ -142,7 +149,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     if trajectory.theta.shape[1] != problem.n_params:
         raise ValueError(f"trajectory has {trajectory.theta.shape[1]} parameters but the problem's model "
                          f"has {problem.n_params}.")
-    y_rms = float(np.sqrt(np.mean(np.asarray(problem.y) ** 2)))
+    y_rms = float(np.sqrt(np.mean(np.sum(np.asarray(problem.y) ** 2, axis=1))))  # d(f, 0) for f = y
     rho = _checks.positive("visit_radius", visit_radius) if visit_radius is not None else 0.1 * max(y_rms, 1e-12)
     refine_radius = _checks.positive("refine_radius", refine_radius)
     attractor_gtol = _checks.positive("attractor_gtol", attractor_gtol)
@@ -152,7 +159,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     outputs = _outputs(problem, thetas)
 
     def distances(fp):
-        return np.sqrt(np.mean((outputs - fp[None, : outputs.shape[1]]) ** 2, axis=1))
+        return output_distance(outputs, _train_part(problem, fp)[None])
 
     # ----------------------------------------------------------- passages
     candidates = []  # (slow-point index, visit info), in time order
@@ -197,8 +204,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         # A slow region without unstable directions, right before the attractor and within
         # `visit_radius` of it in function space, is the slow (algebraic) approach to a degenerate
         # minimum, not a separate visit.
+        d_out = problem.model.d_out
         while len(visits) >= 2 and visits[-2].kind == "slow_region" and visits[-2].signature[0] == 0 and \
-                np.sqrt(np.mean((visits[-2].fingerprint - visits[-1].fingerprint) ** 2)) <= rho:
+                fingerprint_distance(visits[-2].fingerprint, visits[-1].fingerprint, d_out) <= rho:
             visits[-1].t_in = visits[-2].t_in
             del visits[-2]
     return Itinerary(visits, terminal, trajectory.method, message, degenerate)
@@ -253,7 +261,7 @@ def _classify_passage(problem, theta, refine_radius, rtol_zero, rho) -> dict:
     cp = find_critical_point(problem, theta, radius=refine_radius * (1 + np.linalg.norm(theta)))
     if cp.success:
         fp = function_fingerprint(problem, cp.theta)
-        if _function_distance(problem, theta, fp) <= rho:
+        if _distance_to_fp(problem, theta, fp) <= rho:
             spec = hessian_spectrum(problem, cp.theta, rtol_zero=rtol_zero)
             return _visit_from_point(problem, cp.theta, _kind(spec.signature), spec, fp, cp.grad_norm)
     spec = hessian_spectrum(problem, theta, rtol_zero=rtol_zero)
