@@ -222,6 +222,21 @@ BAD_INPUTS = [
      ValueError, r"refine='solve' needs a gradient-flow"),
     ("mode_time depth 4", lambda: ft.deep_linear.mode_time(1.0, 3.0, 1e-3, 4), ValueError, r"depth=4"),
     ("mode_time u0 above s", lambda: ft.deep_linear.mode_time(1.0, 3.0, 4.0, 2), ValueError, r"u0=4"),
+    # sweeps
+    ("sweep configuration without seed", lambda: ft.sweeps.sweep("flow_itinerary", [{"width": 2}], "/nonexistent/s"),
+     ValueError, r"configurations\[0\] needs a non-negative integer 'seed'"),
+    ("sweep configuration value not scalar",
+     lambda: ft.sweeps.sweep("flow_itinerary", [{"seed": 0, "w": [1, 2]}], "/nonexistent/s"), TypeError,
+     r"configurations\[0\]\['w'\]"),
+    ("sweep duplicate configuration",
+     lambda: ft.sweeps.sweep("flow_itinerary", [{"seed": 0}, {"seed": 0}], "/nonexistent/s"), ValueError,
+     r"the same configuration twice"),
+    ("sweep unknown task", lambda: ft.sweeps.sweep("flow_itnerary", [{"seed": 0}], "/nonexistent/s"),
+     ValueError, r"task='flow_itnerary' is unknown"),
+    ("sweep negative workers", lambda: ft.sweeps.sweep("escape", [{"seed": 0}], "/nonexistent/s", workers=-1),
+     ValueError, r"workers must be"),
+    ("grid empty axis", lambda: ft.sweeps.grid(seed=[]), ValueError, r"axis 'seed' is empty"),
+    ("wilson successes above n", lambda: ft.sweeps.wilson_interval(5, 3), ValueError, r"successes ≤ n"),
 ]
 
 
