@@ -113,11 +113,14 @@ def check_plateau(problem, Wt, K, cfg) -> dict:
     tol = cfg["rtol_zero"] * np.abs(ev_hand).max()
     sig_hand = (int(np.sum(ev_hand < -tol)), int(np.sum(np.abs(ev_hand) <= tol)), int(np.sum(ev_hand > tol)))
     neg = spec.eigenvalues[spec.eigenvalues < 0]
+    ev_full, vec_full = np.linalg.eigh(0.5 * (H_hand + H_hand.T))
+    unstable = vec_full[:, ev_full < -tol]
     return dict(prediction=pred, theta=theta.tolist(), R=problem.gen_error(theta),
                 R_error=abs(problem.gen_error(theta) - pred["R"]), grad_norm=problem.grad_norm(theta),
                 signature=list(spec.signature), signature_hand=list(sig_hand),
                 hessian_max_abs_difference=float(np.abs(H - H_hand).max()),
                 eigenvalues=spec.eigenvalues.tolist(), mu=float(neg.min()) if neg.size else None,
+                unstable_vectors=unstable.T.tolist(),
                 n_free=problem.n_params)
 
 
@@ -158,7 +161,7 @@ def plateau_of(tr, pred_R):
                 index=int(mid))
 
 
-def summarise_runs(runs, Wt, K, pred, cfg_t_ref):
+def summarise_runs(runs, Wt, K, pred, cfg_t_ref, check):
     rows = []
     for r in runs:
         tr = r["trajectory"]
@@ -168,18 +171,19 @@ def summarise_runs(runs, Wt, K, pred, cfg_t_ref):
         if pl is not None:
             W = np.asarray(tr.theta[pl["index"]]).reshape(K, -1)
             Q, Rm = overlaps(W, Wt)
-            # The symmetry-breaking amplitude at t_ref (on the plateau): the spread of the R_in.
+            # The symmetry-breaking amplitude at t_ref (on the plateau): the component of θ − θ_plateau in
+            # the unstable eigenspace (the spread of the R_in would mix in the flat directions).
             i_ref = int(np.argmin(np.abs(tr.t - cfg_t_ref)))
-            _, R_ref = overlaps(np.asarray(tr.theta[i_ref]).reshape(K, -1), Wt)
-            row.update(plateau_Q=Q.tolist(), plateau_R_in=Rm.tolist(), asymmetry=float(R_ref.max() - R_ref.min()),
-                       t_ref=float(tr.t[i_ref]))
+            V = np.asarray(check["unstable_vectors"])
+            amp = float(np.linalg.norm(V @ (np.asarray(tr.theta[i_ref]) - np.asarray(check["theta"]))))
+            row.update(plateau_Q=Q.tolist(), plateau_R_in=Rm.tolist(), asymmetry=amp, t_ref=float(tr.t[i_ref]))
         rows.append(row)
     return rows
 
 
 def escape_fit(rows, mu):
-    """Two fits of the plateau exit. (a) t_exit against log(1/δ), δ the symmetry-breaking amplitude at
-    the reference time t_ref on the plateau: the linearised flow, δ(t) ∝ e^{|μ| t}, predicts slope 1/|μ|.
+    """Two fits of the plateau exit. (a) t_exit against log(1/δ), δ the amplitude of θ − θ_plateau in the
+    unstable eigenspace at the reference time t_ref on the plateau: the linearised flow, δ(t) ∝ e^{|μ| t}, predicts slope 1/|μ|.
     (b) t_exit against log(1/init scale), which has the same slope while δ ∝ scale."""
     ok = [r for r in rows if r["plateau"] and r["plateau"]["t_exit"] is not None]
     if len({r["scale"] for r in ok}) < 2:
@@ -270,7 +274,7 @@ def escape_figure(rows, fit, path):
         xx = np.geomspace(x.min(), x.max(), 20)
         ax.semilogx(xx, fit["intercept"] + fit["slope"] * np.log(1 / xx), "C1-",
                     label=f"fit slope {fit['slope']:.4g} (1/|μ| = {fit['slope_predicted']:.4g})")
-    ax.set_xlabel("symmetry-breaking amplitude δ = max R_in − min R_in at t_ref = 30 (on the plateau)")
+    ax.set_xlabel("amplitude δ in the unstable eigenspace at t_ref = 30 (on the plateau)")
     ax.set_ylabel("plateau exit time (R = R*/2)")
     ax.legend(fontsize=8)
     ax = axes[1]
@@ -316,7 +320,7 @@ def main(argv=None) -> dict:
         timings[f"K={K} check_s"] = time.perf_counter() - t
         t = time.perf_counter()
         runs = run_flows(problem, Wt, K, cfg)
-        rows = summarise_runs(runs, Wt, K, pred, cfg["t_ref"])
+        rows = summarise_runs(runs, Wt, K, pred, cfg["t_ref"], check)
         fit = escape_fit(rows, check["mu"]) if check["mu"] is not None else None
         timings[f"K={K} flows_s"] = time.perf_counter() - t
         entry = dict(check=check, runs=rows, escape_fit=fit)
