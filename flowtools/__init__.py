@@ -19,7 +19,7 @@ from ._cache import compilation_cache_dir, disable_compilation_cache, enable_com
 # Compiled kernels persist across processes (~/.cache/flowtools/jax; FLOWTOOLS_CACHE=0 switches it off).
 _cache._enable_on_import()
 
-from . import datasets, deep_linear, escape, io, universality  # noqa: E402
+from . import datasets, deep_linear, escape, io, sweeps, universality  # noqa: E402
 from .activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
 from .data import Dataset, GaussianPopulation, Teacher, load_xy, teacher_dataset  # noqa: E402
 from .dynamics import (  # noqa: E402
@@ -48,7 +48,7 @@ from .escape import (  # noqa: E402
     escape_flow,
 )
 from .graph import SaddleGraph  # noqa: E402
-from .itineraries import Itinerary, Visit, add_to_graph, itinerary  # noqa: E402
+from .itineraries import Itinerary, Visit, add_to_graph, itinerary, refinement_share  # noqa: E402
 from .landscape import (  # noqa: E402
     CriticalPoint,
     Reduction,
@@ -72,6 +72,7 @@ from . import gaussian  # noqa: E402
 from .gaussian import population_risk  # noqa: E402
 from .population import GaussianInputs  # noqa: E402
 from .splitting import SplitPrediction, inner_hessian, predict_split, split_neuron  # noqa: E402
+from .sweeps import sweep  # noqa: E402
 from .universality import (  # noqa: E402
     ActivationClass,
     ImbalanceCheck,
@@ -92,7 +93,7 @@ __all__ = [
     "GaussianInputs", "population_risk", "gaussian",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
     "datasets", "deep_linear", "io", "escape", "universality",
-    "dynamics", "landscape", "splitting",
+    "dynamics", "landscape", "splitting", "sweeps", "sweep",
     "escape_time", "linearized_escape_time", "plateau_length", "fit_power_law", "fit_log_law",
     "EscapeTime", "escape_flow", "EscapeRun", "Plateau", "ScalingFit",
     "plateaus", "basin_fractions", "BasinFractions", "Basin",
@@ -102,7 +103,7 @@ __all__ = [
     "slow_points", "find_critical_point", "find_critical_points", "CriticalPoint", "hessian_spectrum",
     "Spectrum", "morse_index", "canonical_form", "reduce_network", "function_distance",
     "function_fingerprint", "unstable_manifold", "UnstableManifold", "SlowPoint", "Reduction",
-    "itinerary", "Itinerary", "Visit", "add_to_graph", "SaddleGraph",
+    "itinerary", "Itinerary", "Visit", "add_to_graph", "refinement_share", "SaddleGraph",
     "split_neuron", "inner_hessian", "predict_split", "SplitPrediction",
     "enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
 ]

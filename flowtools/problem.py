@@ -80,7 +80,6 @@ class DataSource(eqx.Module):
     - `data_loss(model, theta, loss)`: the expectation, traceable, on the model's full θ.
     - `gen_error(model, theta)`: R(θ) = E_x‖f(x; θ) − T(x)‖², traceable, or None when the source has
       no teacher (then `has_gen_error` is False).
-    - `with_targets_of(...)` is not needed: a source is immutable; build a new one.
 
     Array fields are pytree leaves, so a new source of the same shapes does not recompile.
     """
@@ -98,7 +97,7 @@ class DataSource(eqx.Module):
         return self.x.shape[0]
 
     def data_loss(self, model, theta, loss: str):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define data_loss(model, theta, loss).")
 
     has_gen_error = False
 
@@ -173,7 +172,8 @@ class Problem(eqx.Module):
         wd = float(weight_decay) if isinstance(weight_decay, (int, float, np.floating, np.integer)) \
             and not isinstance(weight_decay, bool) else None
         if wd is None or not math.isfinite(wd) or wd < 0:
-            raise ValueError(f"weight_decay must be a finite number ≥ 0 (λ in (λ/2)‖θ‖²), got {weight_decay!r}.")
+            raise ValueError(f"weight_decay must be a finite number ≥ 0 (λ in (λ/2)‖θ‖²), "
+                             f"got {weight_decay!r}.")
         self.weight_decay = jnp.asarray(wd, dtype=jnp.float64)
 
         if isinstance(data, DataSource):
@@ -225,7 +225,8 @@ class Problem(eqx.Module):
             self.test = None
         elif isinstance(test_data, Dataset):
             self._check_widths(test_data.d_in, test_data.d_out, "test_data")
-            self.test = FiniteData(jnp.asarray(test_data.x), jnp.asarray(self._targets(test_data, "test_data")))
+            y_test = self._targets(test_data, "test_data")
+            self.test = FiniteData(jnp.asarray(test_data.x), jnp.asarray(y_test))
         else:
             raise TypeError(f"test_data must be a flowtools.Dataset or None, got {type(test_data).__name__}.")
 
@@ -255,7 +256,7 @@ class Problem(eqx.Module):
             if bad.any():
                 i = int(np.argmax(bad))
                 raise ValueError(f"{name}.y holds integer class labels for cross_entropy, which must lie "
-                                 f"in 0 … {k - 1} (d_out={k}); row {i} is {labels[i]!r}.")
+                                 f"in 0 … {k - 1} (d_out={k}); row {i} is {float(labels[i]):g}.")
             return np.eye(k)[labels.astype(np.int64)]
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, rtol=0, atol=1e-12):
             raise ValueError(f"{name}.y for cross_entropy must be one column of integer labels or rows of "
@@ -389,6 +390,17 @@ class Problem(eqx.Module):
         """The state (free coordinates) of a full θ; the frozen entries of `theta_full` are dropped."""
         theta_full = _checks.theta_vector("theta_full", theta_full, self.model.n_params)
         return theta_full if self.free is None else theta_full[self.free.index]
+
+    def require_mlp(self, what: str) -> MLP:
+        """The model, for code that works on an MLP's own flat θ; a clear error when the model is not an
+        `MLP`, when parameters are frozen, or when the loss is not squared error."""
+        if not self.is_mlp:
+            raise TypeError(f"{what} needs an MLP model; this problem's model is {self.model!r}.")
+        if self.free is not None:
+            raise TypeError(f"{what} needs a problem without frozen parameters.")
+        if self.loss_convention == "cross_entropy":
+            raise ValueError(f"{what} is derived for squared error; this problem uses cross_entropy.")
+        return self.model
 
     def mlp_theta(self, theta, what: str = "this operation") -> tuple[MLP, np.ndarray]:
         """(MLP, full θ) for symmetry-aware code; a clear error when the model is not an `MLP`."""
@@ -619,7 +631,8 @@ def _frozen(model, frozen, frozen_at):
             mask = arr.copy()
         elif np.issubdtype(arr.dtype, np.integer) and arr.ndim == 1:
             if arr.size and (arr.min() < 0 or arr.max() >= n):
-                raise ValueError(f"frozen indices must lie in [0, {n}), got min {arr.min()}, max {arr.max()}.")
+                raise ValueError(f"frozen indices must lie in [0, {n}), got min {arr.min()}, "
+                                 f"max {arr.max()}.")
             mask = np.zeros(n, dtype=bool)
             mask[arr] = True
         else:
