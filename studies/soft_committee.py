@@ -51,7 +51,7 @@ def settings(quick: bool, seed: int) -> dict:
         Ks=[2] if quick else [2, 3],
         init_scales=[1e-3, 3e-4, 1e-4] if quick else [1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6],
         seeds_per_scale=1 if quick else 3,
-        t1=1e4, gtol=1e-10, n_save=200,
+        t1=1e4, gtol=1e-10, n_save=400, t_ref=30.0,
         finite_n=[2000] if quick else [2000, 20000],
         finite_flow=not quick,
         rtol_zero=1e-7,
@@ -113,15 +113,23 @@ def check_plateau(problem, Wt, K, cfg) -> dict:
     tol = cfg["rtol_zero"] * np.abs(ev_hand).max()
     sig_hand = (int(np.sum(ev_hand < -tol)), int(np.sum(np.abs(ev_hand) <= tol)), int(np.sum(ev_hand > tol)))
     neg = spec.eigenvalues[spec.eigenvalues < 0]
+    ev_full, vec_full = np.linalg.eigh(0.5 * (H_hand + H_hand.T))
+    unstable = vec_full[:, ev_full < -tol]
     return dict(prediction=pred, theta=theta.tolist(), R=problem.gen_error(theta),
                 R_error=abs(problem.gen_error(theta) - pred["R"]), grad_norm=problem.grad_norm(theta),
                 signature=list(spec.signature), signature_hand=list(sig_hand),
                 hessian_max_abs_difference=float(np.abs(H - H_hand).max()),
                 eigenvalues=spec.eigenvalues.tolist(), mu=float(neg.min()) if neg.size else None,
+                unstable_vectors=unstable.T.tolist(),
                 n_free=problem.n_params)
 
 
 # ---------------------------------------------------------------------------------------- the runs
+def save_grid(cfg):
+    """A log grid with the reference time t_ref (on the plateau) among the saved times."""
+    return np.unique(np.concatenate([np.geomspace(1e-3, cfg["t1"], cfg["n_save"]), [cfg["t_ref"]]]))
+
+
 def run_flows(problem, Wt, K, cfg):
     d = Wt.shape[1]
     runs = []
@@ -129,26 +137,31 @@ def run_flows(problem, Wt, K, cfg):
         for s in range(cfg["seeds_per_scale"]):
             rng = np.random.default_rng([cfg["seed"], K, s, int(round(-math.log10(scale)))])
             theta0 = scale * rng.standard_normal(K * d) / math.sqrt(d)
-            tr = ft.gradient_flow(problem, theta0, cfg["t1"], gtol=cfg["gtol"], n_save=cfg["n_save"])
+            tr = ft.gradient_flow(problem, theta0, cfg["t1"], gtol=cfg["gtol"], save_ts=save_grid(cfg))
             runs.append(dict(scale=scale, seed=s, theta0=theta0, trajectory=tr))
     return runs
 
 
 def plateau_of(tr, pred_R):
-    """The plateau of one run: the stretch where R stays within 5 % of the predicted plateau error;
-    its mean error, its exit time (R below half the plateau error afterwards) and the overlaps there."""
+    """The plateau of one run: the stretch where R stays within 5 % of the plateau error `pred_R`; its
+    median error, the deepest point, and the exit time: where R crosses ½ pred_R afterwards
+    (interpolated linearly in log R between saved states)."""
     R = np.asarray(tr.gen_error)
     on = np.flatnonzero(np.abs(R - pred_R) < 0.05 * pred_R)
     if on.size == 0:
         return None
     after = np.flatnonzero((np.arange(R.size) > on[-1]) & (R < 0.5 * pred_R))
-    t_exit = float(tr.t[after[0]]) if after.size else None
+    t_exit = None
+    if after.size:
+        j = after[0]
+        t0, t1, r0, r1 = tr.t[j - 1], tr.t[j], math.log(R[j - 1]), math.log(max(R[j], 1e-300))
+        t_exit = float(t0 + (t1 - t0) * (math.log(0.5 * pred_R) - r0) / (r1 - r0))
     mid = on[np.argmin(np.abs(R[on] - pred_R))]
     return dict(t_enter=float(tr.t[on[0]]), t_exit=t_exit, t_mid=float(tr.t[mid]), R=float(np.median(R[on])),
                 index=int(mid))
 
 
-def summarise_runs(runs, Wt, K, pred):
+def summarise_runs(runs, Wt, K, pred, cfg_t_ref, check):
     rows = []
     for r in runs:
         tr = r["trajectory"]
@@ -158,21 +171,25 @@ def summarise_runs(runs, Wt, K, pred):
         if pl is not None:
             W = np.asarray(tr.theta[pl["index"]]).reshape(K, -1)
             Q, Rm = overlaps(W, Wt)
-            # The symmetry-breaking amplitude at the plateau's deepest point: the spread of the R_in.
-            row.update(plateau_Q=Q.tolist(), plateau_R_in=Rm.tolist(), asymmetry=float(Rm.max() - Rm.min()))
+            # The symmetry-breaking amplitude at t_ref (on the plateau): the component of θ − θ_plateau in
+            # the unstable eigenspace (the spread of the R_in would mix in the flat directions).
+            i_ref = int(np.argmin(np.abs(tr.t - cfg_t_ref)))
+            V = np.asarray(check["unstable_vectors"])
+            amp = float(np.linalg.norm(V @ (np.asarray(tr.theta[i_ref]) - np.asarray(check["theta"]))))
+            row.update(plateau_Q=Q.tolist(), plateau_R_in=Rm.tolist(), asymmetry=amp, t_ref=float(tr.t[i_ref]))
         rows.append(row)
     return rows
 
 
 def escape_fit(rows, mu):
-    """Two fits of the plateau exit. (a) t_exit − t_mid against log(1/δ), δ the symmetry-breaking
-    amplitude at the plateau's deepest point t_mid: the linearised flow predicts slope 1/|μ|.
+    """Two fits of the plateau exit. (a) t_exit against log(1/δ), δ the amplitude of θ − θ_plateau in the
+    unstable eigenspace at the reference time t_ref on the plateau: the linearised flow, δ(t) ∝ e^{|μ| t}, predicts slope 1/|μ|.
     (b) t_exit against log(1/init scale), which has the same slope while δ ∝ scale."""
     ok = [r for r in rows if r["plateau"] and r["plateau"]["t_exit"] is not None]
     if len({r["scale"] for r in ok}) < 2:
         return None
     x = np.log(1.0 / np.array([r["asymmetry"] for r in ok]))
-    y = np.array([r["plateau"]["t_exit"] - r["plateau"]["t_mid"] for r in ok])
+    y = np.array([r["plateau"]["t_exit"] for r in ok])
     slope, intercept = np.polyfit(x, y, 1)
     xs = np.log(1.0 / np.array([r["scale"] for r in ok]))
     slope_s, intercept_s = np.polyfit(xs, [r["plateau"]["t_exit"] for r in ok], 1)
@@ -209,12 +226,10 @@ def finite_data(model, theta_t, Wt, K, plateau_theta, theta0, cfg, t_exit_pop):
                    morse_index=int(cp.signature[0]), grad_norm=float(cp.grad_norm),
                    R_at_critical_point=p.gen_error(cp.theta), distance=float(np.linalg.norm(cp.theta - plateau_theta)))
         if cfg["finite_flow"]:
-            tr = ft.gradient_flow(p, theta0, cfg["t1"], gtol=cfg["gtol"], n_save=cfg["n_save"])
+            tr = ft.gradient_flow(p, theta0, cfg["t1"], gtol=cfg["gtol"], save_ts=save_grid(cfg))
             R = np.asarray(tr.gen_error)
-            R_plat = p.gen_error(cp.theta)
-            on = np.flatnonzero(np.abs(R - R_plat) < 0.05 * R_plat)
-            after = np.flatnonzero((np.arange(R.size) > (on[-1] if on.size else R.size)) & (R < 0.5 * R_plat))
-            row.update(t_exit=float(tr.t[after[0]]) if after.size else None,
+            pl = plateau_of(tr, p.gen_error(cp.theta))
+            row.update(t_exit=pl["t_exit"] if pl else None,
                        t_exit_population=t_exit_pop, curve=dict(t=tr.t.tolist(), R=R.tolist()))
         rows.append(row)
     return rows
@@ -254,13 +269,13 @@ def escape_figure(rows, fit, path):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]
     x = np.array([r["asymmetry"] for r in ok])
-    ax.semilogx(x, [r["plateau"]["t_exit"] - r["plateau"]["t_mid"] for r in ok], "o", mfc="none", label="flow")
+    ax.semilogx(x, [r["plateau"]["t_exit"] for r in ok], "o", mfc="none", label="flow")
     if fit:
         xx = np.geomspace(x.min(), x.max(), 20)
         ax.semilogx(xx, fit["intercept"] + fit["slope"] * np.log(1 / xx), "C1-",
                     label=f"fit slope {fit['slope']:.4g} (1/|μ| = {fit['slope_predicted']:.4g})")
-    ax.set_xlabel("symmetry-breaking amplitude δ = max R_in − min R_in at the plateau")
-    ax.set_ylabel("time from the plateau's deepest point to its exit")
+    ax.set_xlabel("amplitude δ in the unstable eigenspace at t_ref = 30 (on the plateau)")
+    ax.set_ylabel("plateau exit time (R = R*/2)")
     ax.legend(fontsize=8)
     ax = axes[1]
     ax.semilogx([r["scale"] for r in ok], [r["plateau"]["t_exit"] for r in ok], "o", mfc="none")
@@ -305,7 +320,7 @@ def main(argv=None) -> dict:
         timings[f"K={K} check_s"] = time.perf_counter() - t
         t = time.perf_counter()
         runs = run_flows(problem, Wt, K, cfg)
-        rows = summarise_runs(runs, Wt, K, pred)
+        rows = summarise_runs(runs, Wt, K, pred, cfg["t_ref"], check)
         fit = escape_fit(rows, check["mu"]) if check["mu"] is not None else None
         timings[f"K={K} flows_s"] = time.perf_counter() - t
         entry = dict(check=check, runs=rows, escape_fit=fit)

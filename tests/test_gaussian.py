@@ -65,7 +65,8 @@ def test_closed_forms_match_quadrature(act):
                                rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("act", ["relu", pytest.param("erf", marks=SLOW), pytest.param("linear", marks=SLOW)])
+@pytest.mark.slow
+@pytest.mark.parametrize("act", ["relu", "erf", "linear"])
 def test_population_risk_closed_form_matches_quadrature_path(act):
     for bias in (False, True):
         S, ts, T, tt = _nets(act, 7, bias)
@@ -74,6 +75,7 @@ def test_population_risk_closed_form_matches_quadrature_path(act):
         assert abs(exact - quad) < 1e-10 * max(1.0, abs(exact))
 
 
+@pytest.mark.slow
 def test_known_values():
     # Linear teacher and student: R = ‖V_s W_s − V_t W_t‖_F² exactly.
     S, ts, T, tt = _nets("linear", 4, False)
