@@ -39,10 +39,10 @@ def _entry(kind, B, steps_or_t1, batched_s, seq_s, measured, extra):
                                       per_member_batched_s=batched_s / B, per_member_one_by_one_s=seq_s / B))
 
 
-def gd_batched(quick: bool):
+def gd_batched(quick: bool, full: bool = False):
     problem = _problem()
     steps = 2_000 if quick else 20_000
-    sizes = [4, 64] if quick else [16, 256, 4096]
+    sizes = [4, 64] if quick else [16, 256, 4096] if full else [16, 256]
     out = []
     for B in sizes:
         th = _members(B)
@@ -59,10 +59,10 @@ def gd_batched(quick: bool):
     return out
 
 
-def flow_batched(quick: bool):
+def flow_batched(quick: bool, full: bool = False):
     problem = _problem()
     t1 = 200.0 if quick else 2_000.0
-    sizes = [4] if quick else [16, 256]
+    sizes = [4] if quick else [16, 256] if full else [16]
     out = []
     for B in sizes:
         th = _members(B)

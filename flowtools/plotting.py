@@ -81,6 +81,12 @@ def _index_colours(index):
     return cmap, colors.BoundaryNorm(bounds, cmap.N), ticks
 
 
+def _box_distance(b, p) -> float:
+    dx = max(b[0] - p[0], 0.0, p[0] - b[2])
+    dy = max(b[1] - p[1], 0.0, p[1] - b[3])
+    return float(np.hypot(dx, dy))
+
+
 def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
     """Greedy label placement in display space: each label (in `order`, most important first) takes
     the first of 16 offsets around its marker where it overlaps no marker, no placed label and stays in
@@ -108,26 +114,37 @@ def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
         for dist in (r, r + 0.7 * h, r + 1.8 * h, r + 3.0 * h, r + 4.5 * h):
             candidates += [(dist, dist), (dist, -dist - h), (-dist - w, dist), (-dist - w, -dist - h),
                            (dist, -h / 2), (-dist - w, -h / 2), (-w / 2, dist), (-w / 2, -dist - h)]
-        for dx, dy in candidates:
-            cand = (px + dx, py + dy, px + dx + w, py + dy + h)
-            inside = cand[0] >= box.x0 and cand[2] <= box.x1 and cand[1] >= box.y0 and cand[3] <= box.y1
-            if inside and not any(overlaps(cand, b) for b in placed) and \
-                    not any(overlaps(cand, m, 0.0) for j, m in enumerate(markers) if j != i):
-                t.xyann = (dx / dpi_scale, dy / dpi_scale)
-                if abs(dx) > 1.5 * r + w or abs(dy) > 1.5 * r + h:  # far from its marker: a leader line
-                    t.arrow_patch = None
-                    t.remove()
-                    t = ax.annotate(texts[i], xy[i], textcoords="offset points",
-                                    xytext=(dx / dpi_scale, dy / dpi_scale), fontsize=fontsize, ha="left",
-                                    va="bottom", zorder=4,
-                                    arrowprops=dict(arrowstyle="-", lw=0.5, color="0.55",
-                                                    shrinkA=0, shrinkB=marker_px[i] / dpi_scale,
-                                                    relpos=(0.0 if dx > 0 else 1.0, 0.0 if dy > 0 else 1.0)))
-                placed.append(cand)
+        # First pass: only spots nearer to the label's own marker than to any other; second pass: far
+        # spots that are not, with a leader line to the marker.
+        spot = None
+        for strict in (True, False):
+            for dx, dy in candidates:
+                cand = (px + dx, py + dy, px + dx + w, py + dy + h)
+                inside = cand[0] >= box.x0 and cand[2] <= box.x1 and cand[1] >= box.y0 and cand[3] <= box.y1
+                if not inside or any(overlaps(cand, b) for b in placed) or \
+                        any(overlaps(cand, m, 0.0) for j, m in enumerate(markers) if j != i):
+                    continue
+                far = abs(dx) > 1.5 * r + w or abs(dy) > 1.5 * r + h
+                own = _box_distance(cand, pts[i])
+                ambiguous = any(_box_distance(cand, pts[j]) < own for j in range(len(pts)) if j != i)
+                if ambiguous and (strict or not far):
+                    continue
+                spot = (dx, dy, far, cand)
                 break
-        else:
-            t.remove()
+            if spot is not None:
+                break
+        t.remove()
+        if spot is None:
             omitted += 1
+            continue
+        dx, dy, far, cand = spot
+        leader = None
+        if far:
+            leader = dict(arrowstyle="-", lw=0.7, color="0.35", shrinkA=0, shrinkB=marker_px[i] / dpi_scale,
+                          relpos=(0.0 if dx > 0 else 1.0, 0.0 if dy > 0 else 1.0))
+        ax.annotate(texts[i], xy[i], textcoords="offset points", xytext=(dx / dpi_scale, dy / dpi_scale),
+                    fontsize=fontsize, ha="left", va="bottom", zorder=4, arrowprops=leader)
+        placed.append(cand)
     return omitted
 
 
