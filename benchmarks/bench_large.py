@@ -120,10 +120,14 @@ def arpack_morse_index(matvec, n, *, rtol_zero=1e-7, nev=8, tol=1e-9):
     top = sla.eigsh(op, k=1, which="LA", tol=1e-6, v0=v0, return_eigenvectors=False)
     scale = float(np.max(np.abs(top)))
     while True:
-        vals = sla.eigsh(op, k=min(nev, n - 1), which="SA", tol=tol, v0=v0, return_eigenvectors=False)
+        k = min(nev, n - 2)
+        # The same basis size as our Lanczos (max(2k + 1, k + 32)); ARPACK's default 2k + 1 failed with
+        # "no shifts could be applied" on the planted saddle's repeated zero eigenvalues.
+        vals = sla.eigsh(op, k=k, which="SA", tol=tol, v0=v0, ncv=min(max(2 * k + 1, k + 32), n - 1),
+                         return_eigenvectors=False)
         scale = max(scale, float(np.max(np.abs(vals))))
         thr = rtol_zero * scale
-        if np.max(vals) >= -thr or nev >= n - 1:
+        if np.max(vals) >= -thr or nev >= n - 2:
             return int(np.sum(vals < -thr))
         nev *= 2
 
