@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import flowtools as ft  # noqa: E402
-from flowtools.datasets import load_digits  # noqa: E402
+from flowtools.datasets import labels_of, load_digits  # noqa: E402
 from flowtools.graph import SaddleGraph  # noqa: E402
 from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
 from flowtools.landscape.spectrum import ZeroToleranceWarning, constant_features  # noqa: E402
@@ -62,7 +62,7 @@ def _curves(traj) -> dict:
 
 def train_accuracy(problem, theta) -> float:
     pred = np.argmax(problem.predict(theta, problem.data.x), axis=1)
-    return float(np.mean(pred == np.rint(np.asarray(problem.data.y)[:, 0])))
+    return float(np.mean(pred == labels_of(problem.data)))
 
 
 def run(cfg: dict) -> dict:
