@@ -153,10 +153,12 @@ def draw(res, graph, out: pathlib.Path):
     axes[1].set(xlabel="t = kη", ylabel="test accuracy")
     axes[1].legend(fontsize=7)
     lam = np.asarray(res["spectra"]["flow"]["eigenvalues"])
-    axes[2].semilogy(np.arange(lam.size), np.abs(lam) + 1e-300, ".", ms=2, color="k", label="|λ|")
+    floor = 1e-20 * np.max(np.abs(lam))  # exact zeros (constant pixels) drawn at the floor
+    axes[2].semilogy(np.arange(lam.size), np.maximum(np.abs(lam), floor), ".", ms=2, color="k", label="|λ|")
     axes[2].semilogy(np.flatnonzero(lam < 0), np.abs(lam[lam < 0]), ".", ms=3, color="C3", label="λ < 0")
     axes[2].axhline(res["spectra"]["flow"]["rtol_zero"] * np.max(np.abs(lam)), color="C0", ls=":",
                     label="zero threshold")
+    axes[2].set_ylim(bottom=floor / 3)
     axes[2].set(xlabel="index (ascending λ)", ylabel="|λ| at the flow's end point",
                 title=f"signature {tuple(res['spectra']['flow']['signature'])}")
     axes[2].legend(fontsize=7)
