@@ -241,6 +241,15 @@ BAD_INPUTS = [
      ValueError, r"workers must be"),
     ("grid empty axis", lambda: ft.sweeps.grid(seed=[]), ValueError, r"axis 'seed' is empty"),
     ("wilson successes above n", lambda: ft.sweeps.wilson_interval(5, 3), ValueError, r"successes ≤ n"),
+    # large-net flow solver, spectra and the digits
+    ("rkc max_stages too small", lambda: ft.dynamics.rkc.RKC(max_stages=1), ValueError, r"max_stages"),
+    ("rkc lanczos_steps not int", lambda: ft.dynamics.rkc.RKC(lanczos_steps=2.5), ValueError, r"lanczos_steps"),
+    ("spectrum max_dense_bytes not positive",
+     lambda: ft.hessian_spectrum(PROBLEM, THETA, max_dense_bytes=0), ValueError, r"max_dense_bytes"),
+    ("spectrum dense_max not int", lambda: ft.hessian_spectrum(PROBLEM, THETA, dense_max=1.5), TypeError,
+     r"dense_max"),
+    ("digits split too large", lambda: ft.datasets.load_digits(n_train=1800), ValueError, r"exceeds"),
+    ("digits unknown scale", lambda: ft.datasets.load_digits(scale="zscore"), ValueError, r"scale='zscore'"),
 ]
 
 
