@@ -271,9 +271,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     if smooth is None:
         smooth = 0.0 if trajectory.method in ("gradient_flow", "gradient_descent") else 0.05
     smooth = _checks.nonnegative("smooth", smooth)
-    sps = [sp for sp in slow_points(traj, min_depth=min_depth, include_start=True, smooth=smooth)
-           if sp.index < len(thetas) - 1]  # the end of the run is judged below
     index_of = {int(i): k for k, i in enumerate(np.nonzero(finite)[0])}
+    sps = [sp for sp in slow_points(traj, min_depth=min_depth, include_start=True, smooth=smooth)
+           if index_of.get(int(sp.index), len(thetas)) < len(thetas) - 1]  # the end is judged below
     candidates = []  # (row, visit info), in time order
     n_refinements, exhausted = 0, False
     bar = _progress(len(sps), progress)
