@@ -474,7 +474,8 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     meta = trajectory.meta
     scale = 1.0 + float(np.linalg.norm(point))
     if trajectory.method == "gradient_flow" and meta.get("atol") is not None:
-        state_tol = 10.0 * np.sqrt(len(point)) * (float(meta["atol"]) + float(meta.get("rtol") or 0.0) * scale)
+        rtol = float(meta.get("rtol") or 0.0)
+        state_tol = 10.0 * np.sqrt(len(point)) * (float(meta["atol"]) + rtol * scale)
     else:
         state_tol = 1e3 * eps * scale
     at_set = float(np.linalg.norm(end - point)) <= state_tol
