@@ -19,7 +19,7 @@ from ._cache import compilation_cache_dir, disable_compilation_cache, enable_com
 # Compiled kernels persist across processes (~/.cache/flowtools/jax; FLOWTOOLS_CACHE=0 switches it off).
 _cache._enable_on_import()
 
-from . import datasets, deep_linear, escape, io, universality  # noqa: E402
+from . import datasets, deep_linear, escape, io, sweeps, universality  # noqa: E402
 from .activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
 from .data import Dataset, GaussianPopulation, Teacher, load_xy, teacher_dataset  # noqa: E402
 from .dynamics import (  # noqa: E402
@@ -68,7 +68,11 @@ from .landscape import (  # noqa: E402
 )
 from .models import MLP, FunctionModel  # noqa: E402
 from .problem import LOSS_CONVENTIONS, LOSSES, DataSource, FiniteData, Problem  # noqa: E402
+from . import gaussian  # noqa: E402
+from .gaussian import population_risk  # noqa: E402
+from .population import GaussianInputs  # noqa: E402
 from .splitting import SplitPrediction, inner_hessian, predict_split, split_neuron  # noqa: E402
+from .sweeps import sweep  # noqa: E402
 from .universality import (  # noqa: E402
     ActivationClass,
     ImbalanceCheck,
@@ -86,9 +90,10 @@ __all__ = [
     "ACTIVATIONS", "Activation", "get_activation",
     "Dataset", "GaussianPopulation", "Teacher", "load_xy", "teacher_dataset",
     "MLP", "FunctionModel", "Problem", "LOSS_CONVENTIONS", "LOSSES", "DataSource", "FiniteData",
+    "GaussianInputs", "population_risk", "gaussian",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
     "datasets", "deep_linear", "io", "escape", "universality",
-    "dynamics", "landscape", "splitting",
+    "dynamics", "landscape", "splitting", "sweeps", "sweep",
     "escape_time", "linearized_escape_time", "plateau_length", "fit_power_law", "fit_log_law",
     "EscapeTime", "escape_flow", "EscapeRun", "Plateau", "ScalingFit",
     "plateaus", "basin_fractions", "BasinFractions", "Basin",

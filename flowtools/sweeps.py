@@ -49,7 +49,7 @@ from . import io
 __all__ = [
     "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "TASKS",
     "flow_itinerary", "gd_itinerary", "critical_points", "escape", "make_problem", "initial_theta",
-    "configure_worker", "enable_compilation_cache", "wilson_interval", "TIMING_OUTCOMES", "SCHEMA",
+    "configure_worker", "worker_environment", "wilson_interval", "TIMING_OUTCOMES", "SCHEMA",
 ]
 
 SCHEMA = "flowtools.sweep/1"
@@ -134,25 +134,6 @@ def _check_configurations(configurations) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- worker set-up
-def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | None:
-    """Turn on JAX's persistent compilation cache in `path` (default: $FLOWTOOLS_CACHE_DIR, else
-    ~/.cache/flowtools/jax). FLOWTOOLS_COMPILATION_CACHE=0 leaves it off. Returns the directory or None.
-    """
-    import jax
-
-    if os.environ.get("FLOWTOOLS_COMPILATION_CACHE") == "0":
-        return None
-    path = path or os.environ.get("FLOWTOOLS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flowtools", "jax")
-    path = os.fspath(path)
-    os.makedirs(path, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", path)
-    # Our flows compile in 1–15 s each; cache everything that takes noticeable time.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return path
-
-
 def _xla_started() -> bool:
     try:
         from jax._src import xla_bridge
@@ -179,8 +160,11 @@ def configure_worker() -> dict:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    cache = enable_compilation_cache()
-    import flowtools  # noqa: F401  (the library's own defaults, e.g. float64)
+    from . import _cache
+
+    # The persistent compilation cache: each worker (and each rerun) loads what another compiled.
+    off = os.environ.get("FLOWTOOLS_CACHE", "1").strip().lower() in ("0", "false", "no", "off")
+    cache = None if off else _cache.enable_compilation_cache(_cache.compilation_cache_dir())
 
     return dict(single_thread=single, x64=bool(jax.config.jax_enable_x64), cache=cache)
 
@@ -227,10 +211,15 @@ def _problem(key: tuple):
     model = ft.MLP((teacher.d_in, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"),
                    bias=bool(cfg.get("bias", False)))
     loss = cfg.get("loss", "half_mse")
-    # The flow sees the data only (no population error at every saved state); R is evaluated at the end.
+    # The flow sees the data only (no population error at every saved state); R is evaluated at the end,
+    # exactly (2-D Gaussian integrals, flowtools.gaussian) for these depth-2 nets.
     train = ft.Problem(model, ft.Dataset(data.x, data.y, name=data.name), loss)
-    population = ft.Problem(model, data, loss)
-    return train, population
+    from .gaussian import population_risk
+
+    def gen_error(theta):
+        return float(population_risk(model, np.asarray(theta), teacher, theta_t))
+
+    return train, gen_error
 
 
 _PROBLEM_KEYS = ("problem", "d_in", "teacher_width", "teacher_activation", "teacher_seed", "activation", "n",
@@ -238,8 +227,8 @@ _PROBLEM_KEYS = ("problem", "d_in", "teacher_width", "teacher_activation", "teac
 
 
 def make_problem(config: Mapping):
-    """The `Problem` a built-in task solves for `config`, and a second one with the teacher attached for
-    the population error R (None without a teacher).
+    """The `Problem` a built-in task solves for `config`, and the population error θ ↦ R(θ) =
+    E_x ‖f(x; θ) − T(x)‖² under x ~ N(0, I) (exact, `flowtools.gaussian`; None without a teacher).
 
     `problem="teacher_student"` (default): x ~ N(0, I_{d_in}) (d_in = 4), a soft-committee teacher of
     `teacher_width` (2) unit-norm neurons with `activation` and output weights 1 (`teacher_seed` 0),
@@ -262,7 +251,7 @@ def _signature_text(sig) -> str:
     return ",".join(str(int(s)) for s in sig)
 
 
-def _itinerary_outcomes(problem, population, traj, run: str) -> dict:
+def _itinerary_outcomes(problem, gen_error, traj, run: str) -> dict:
     import flowtools as ft
 
     itin = ft.itinerary(problem, traj)
@@ -276,8 +265,7 @@ def _itinerary_outcomes(problem, population, traj, run: str) -> dict:
     out = dict(
         status=str(traj.status), message=traj.message, terminal=itin.terminal,
         final_time=traj.final_time, final_loss=traj.final_loss, final_grad_norm=traj.final_grad_norm,
-        final_gen_error=float(population.gen_error(final)) if population is not None and
-        np.all(np.isfinite(final)) else math.nan,
+        final_gen_error=gen_error(final) if gen_error is not None and np.all(np.isfinite(final)) else math.nan,
         n_visits=len(itin.visits), n_saddles=len(saddles),
         plateau=max(dwell) if dwell else 0.0, time_at_saddles=float(sum(dwell)),
         sequence=" > ".join(f"{v.kind}({_signature_text(v.signature)})" for v in itin.visits),
@@ -285,7 +273,7 @@ def _itinerary_outcomes(problem, population, traj, run: str) -> dict:
         attractor_loss=att.loss if att is not None else math.nan,
         attractor_signature=_signature_text(att.signature) if att is not None else "",
         attractor_reduces_to=att.reduces_to if att is not None else "",
-        steps=int(traj.stats.get("steps", traj.stats.get("accepted_steps", 0)) or 0),
+        solver_steps=int(traj.stats.get("steps", traj.stats.get("accepted_steps", 0)) or 0),
         compile_time=float(traj.stats.get("compile_time", 0.0) or 0.0),
         run_time=float(traj.stats.get("wall_time", 0.0) or 0.0),
     )

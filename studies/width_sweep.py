@@ -1,0 +1,195 @@
+"""Width sweep: how often gradient flow reaches the global minimum as the student widens (Şimšek et al. 2021;
+Brea et al. 2023).
+
+Setting. Teacher–student regression with x ~ N(0, I_4): a soft-committee teacher of k = 2 unit-norm
+neurons with output weights 1 (`flowtools.sweeps.make_problem`), n = 200 noiseless samples (finite data:
+a population-loss `Problem` is not available yet; R is evaluated exactly at the end of each run with
+`flowtools.gaussian.population_risk`). Students (4, m, 1) without biases for m = 1 … k + 3, activations
+tanh, erf and softplus, teacher and student sharing the activation; half-MSE loss. Each run starts at
+θ0 ~ N(0, 0.1²) (near the origin saddle) and follows the gradient flow ("bdf") to ‖∇L‖ ≤ 1e-9 or
+t = 1e6; its itinerary gives the saddles visited, their dwell times and the attractor.
+
+Measured, per (activation, m):
+1. the fraction of runs reaching the global minimum: attractor loss within 1e-8·mean(y²) of the lowest
+   attractor loss of that (activation, m), with a Wilson 95% interval; whether that loss is 0 (m ≥ k);
+2. the distinct attractors up to symmetry (`flowtools.escape.basin_fractions` on the merged saddle
+   graph of the group), each with its loss, run fraction and Wilson interval;
+3. the saddles visited (distinct saddle nodes, mean saddle visits per run) and the plateau length (the
+   longest dwell at a saddle).
+
+Runs go through `flowtools.sweeps.sweep` (Dask workers; resumable store in <out>/store). Writes
+<out>/{summary.json, global_minimum.png, attractors.png, plateaus.png}. `--quick` is a reduced version
+for tests (one activation, k = 1, widths 1–2, 3 seeds, serial).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import flowtools as ft  # noqa: E402
+from flowtools import sweeps  # noqa: E402
+from flowtools.plotting import save_figure  # noqa: E402
+
+SCHEMA = "flowtools.width_sweep/1"
+
+FIXED = dict(problem="teacher_student", d_in=4, n=200, noise=0.0, teacher_seed=0, data_seed=0,
+             loss="half_mse", init_scale=0.1, t1=1e6, gtol=1e-9, solver="bdf")
+FULL = dict(teacher_width=2, activations=["tanh", "erf", "softplus"], seeds=64, extra_width=3)
+QUICK = dict(teacher_width=1, activations=["tanh"], seeds=3, extra_width=1)
+GLOBAL_TOL = 1e-8  # × mean(y²): attractor losses this close to the best are the global minimum
+
+
+def configurations(settings, seed0: int = 0) -> list[dict]:
+    k = settings["teacher_width"]
+    return sweeps.grid(activation=settings["activations"], width=list(range(1, k + settings["extra_width"] + 1)),
+                       seed=range(seed0, seed0 + settings["seeds"]), teacher_width=k, **FIXED)
+
+
+def analyse(store, configs) -> list[dict]:
+    """One row per (activation, width): global-minimum fraction, attractors, saddles, plateaus."""
+    ds = sweeps.open_results(store).load()
+    problem, _ = sweeps.make_problem(configs[0])
+    groups = []
+    for act in dict.fromkeys(c["activation"] for c in configs):
+        for width in sorted({c["width"] for c in configs if c["activation"] == act}):
+            sel = (ds["activation"].values == act) & (ds["width"].values == width) & ds["finished"].values
+            idx = np.flatnonzero(sel)
+            if idx.size == 0:
+                continue
+            problem, _ = sweeps.make_problem(configs[idx[0]])
+            y2 = float(np.mean(np.asarray(problem.y) ** 2))
+            terminal = ds["terminal"].values[idx]
+            att_loss = ds["attractor_loss"].values[idx]
+            attracted = terminal == "attractor"
+            best = float(np.nanmin(att_loss[attracted])) if attracted.any() else math.nan
+            hit = attracted & (att_loss <= best + GLOBAL_TOL * y2)
+            n, k = int(idx.size), int(hit.sum())
+            graph = sweeps.merged_graph(store, activation=act, width=width)
+            basins = ft.escape.basin_fractions(graph)
+            saddle_nodes = [nd for nd, a in graph.graph.nodes(data=True)
+                            if a.get("signature") and a["signature"][0] > 0 and a.get("kind") != "slow_region"]
+            plateau = ds["plateau"].values[idx]
+            plateau = plateau[np.isfinite(plateau) & (plateau > 0)]
+            statuses = {s: int(np.sum(ds["status"].values[idx] == s)) for s in np.unique(ds["status"].values[idx])}
+            groups.append(dict(
+                activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
+                global_min_loss=best, global_min_is_zero=bool(best <= 1e-20 * max(y2, 1.0) + 1e-24),
+                global_fraction=k / n, global_ci=list(sweeps.wilson_interval(k, n)),
+                n_attractors=len(basins.basins),
+                basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
+                             ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins.basins],
+                distinct_saddles=len(saddle_nodes),
+                mean_saddle_visits=float(np.mean(ds["n_saddles"].values[idx])),
+                plateau_median=float(np.median(plateau)) if plateau.size else math.nan,
+                plateau_quartiles=[float(q) for q in np.percentile(plateau, [25, 75])] if plateau.size else [],
+                plateau_lengths=[float(p) for p in plateau],
+                statuses=statuses,
+                sequences=_top_sequences(ds["sequence"].values[idx]),
+            ))
+    return groups
+
+
+def _top_sequences(seqs, top: int = 3) -> list:
+    vals, counts = np.unique(np.asarray(seqs, dtype=str), return_counts=True)
+    order = np.argsort(-counts)[:top]
+    return [dict(sequence=str(vals[i]), count=int(counts[i])) for i in order]
+
+
+def draw(groups, teacher_width, out):
+    acts = list(dict.fromkeys(g["activation"] for g in groups))
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for j, act in enumerate(acts):
+        rows = [g for g in groups if g["activation"] == act]
+        w = np.array([g["width"] for g in rows]) + 0.06 * (j - (len(acts) - 1) / 2)
+        f = np.array([g["global_fraction"] for g in rows])
+        lo = f - np.array([g["global_ci"][0] for g in rows])
+        hi = np.array([g["global_ci"][1] for g in rows]) - f
+        ax.errorbar(w, f, yerr=[lo, hi], marker="o", capsize=3, label=act)
+    ax.axvline(teacher_width, color="k", ls=":", lw=1)
+    ax.text(teacher_width, 1.02, " teacher width", fontsize=8, va="bottom")
+    ax.set(xlabel="student width m", ylabel="fraction of runs reaching the global minimum", ylim=(-0.03, 1.08),
+           xticks=sorted({g["width"] for g in groups}))
+    ax.legend(title="activation (Wilson 95%)", fontsize=8)
+    ax.grid(alpha=0.3)
+    save_figure(fig, out / "global_minimum.png")
+
+    fig, axes = plt.subplots(1, len(acts), figsize=(4.2 * len(acts), 3.8), squeeze=False)
+    for ax, act in zip(axes[0], acts):
+        rows = [g for g in groups if g["activation"] == act]
+        for g in rows:
+            bottom = 0.0
+            others = 0
+            for b in sorted(g["basins"], key=lambda b: b["loss"]):
+                color = "tab:green" if b["is_global"] else plt.cm.Oranges(0.35 + 0.15 * (others % 4))
+                others += not b["is_global"]
+                ax.bar(g["width"], b["fraction"], bottom=bottom, color=color, edgecolor="white", width=0.7)
+                bottom += b["fraction"]
+            if bottom < 1 - 1e-12:
+                ax.bar(g["width"], 1 - bottom, bottom=bottom, color="lightgrey", edgecolor="white", width=0.7)
+            ax.text(g["width"], 1.02, str(g["n_attractors"]), ha="center", fontsize=8)
+        ax.set(title=f"{act}: attractors (number on top)", xlabel="student width m", ylim=(0, 1.1),
+               xticks=[g["width"] for g in rows])
+    axes[0][0].set_ylabel("fraction of runs (green: global minimum;\norange: other attractors; grey: none)")
+    save_figure(fig, out / "attractors.png")
+
+    fig, axes = plt.subplots(1, len(acts), figsize=(4.2 * len(acts), 3.8), squeeze=False)
+    for ax, act in zip(axes[0], acts):
+        rows = [g for g in groups if g["activation"] == act and g["plateau_lengths"]]
+        if rows:
+            ax.boxplot([g["plateau_lengths"] for g in rows], positions=[g["width"] for g in rows], widths=0.5)
+            ax.set_xticks([g["width"] for g in rows],
+                          [f"{g['width']}\n{g['mean_saddle_visits']:.1f}" for g in rows])
+        ax.set_yscale("log")
+        ax.set(title=f"{act}: longest saddle dwell per run", ylabel="plateau length (flow time)",
+               xlabel="student width m\n(below: mean saddle visits per run)")
+    save_figure(fig, out / "plateaus.png")
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a reduced sweep for the tests (serial)")
+    ap.add_argument("--out", default="results/width_sweep")
+    ap.add_argument("--seed", type=int, default=0, help="the first initialisation seed")
+    ap.add_argument("--workers", type=int, default=None, help="Dask worker processes (0: serial; default: "
+                    "the CPU count, serial in --quick)")
+    ap.add_argument("--scheduler", default=None, help="a Dask scheduler address")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per point (default 64; 3 in --quick)")
+    args = ap.parse_args(argv)
+    out = pathlib.Path(args.out)
+    settings = dict(QUICK if args.quick else FULL)
+    if args.seeds is not None:
+        settings["seeds"] = ft._checks.positive_int("seeds", args.seeds)
+    workers = args.workers if args.workers is not None else (0 if args.quick else None)
+    configs = configurations(settings, args.seed)
+    t0 = time.perf_counter()
+    result = sweeps.sweep("flow_itinerary", configs, out / "store", workers=workers, scheduler=args.scheduler,
+                          resume=True)
+    sweep_s = time.perf_counter() - t0
+    groups = analyse(out / "store", configs)
+    draw(groups, settings["teacher_width"], out)
+    summary = dict(study="width_sweep", schema=SCHEMA, quick=args.quick, settings=dict(settings, **FIXED),
+                   seed=args.seed, n_points=len(configs), n_run=result.n_run, n_skipped=result.n_skipped,
+                   failed=result.failed, sweep_s=sweep_s, total_s=time.perf_counter() - t0,
+                   version=ft.__version__, groups=groups,
+                   graph=dict(nodes=len(result.graph), trajectories=result.graph.n_trajectories))
+    ft.io.write_json(out / "summary.json", summary)
+    for g in groups:
+        print(f"{g['activation']:>8s} m={g['width']}: global {g['global_fraction']:.2f} "
+              f"[{g['global_ci'][0]:.2f}, {g['global_ci'][1]:.2f}] (L*={g['global_min_loss']:.3g}), "
+              f"{g['n_attractors']} attractor(s), saddles/run {g['mean_saddle_visits']:.2f}, "
+              f"plateau median {g['plateau_median']:.3g}")
+    print(f"{len(configs)} points ({result.n_run} run now) in {sweep_s:.1f} s; results in {out}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The width study (studies/width_sweep.py) in its --quick form: files, the store, and the headline numbers
+(global-minimum fractions with Wilson intervals, attractors, plateaus) are consistent."""
+
+import importlib.util
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from flowtools import sweeps
+
+STUDY = pathlib.Path(__file__).resolve().parents[1] / "studies" / "width_sweep.py"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # the serial sweep configures this process
+    mp.setenv("FLOWTOOLS_PROGRESS", "0")
+    spec = importlib.util.spec_from_file_location("width_sweep_study", STUDY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path_factory.mktemp("width_sweep")
+    try:
+        summary = module.main(["--quick", "--out", str(out)])
+    finally:
+        mp.undo()
+    return out, summary, module
+
+
+def test_outputs_are_written(quick_run):
+    out, summary, _ = quick_run
+    for name in ("summary.json", "global_minimum.png", "attractors.png", "plateaus.png", "store/graph.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "summary.json").read_text())["study"] == "width_sweep"
+    ds = sweeps.open_results(out / "store")
+    assert bool(ds["finished"].all()) and ds.sizes["point"] == summary["n_points"] == 6
+    assert sorted(set(ds["seed"].values.tolist())) == [0, 1, 2]
+
+
+def test_headline_numbers_are_consistent(quick_run):
+    _, summary, module = quick_run
+    k = summary["settings"]["teacher_width"]
+    widths = [g["width"] for g in summary["groups"]]
+    assert widths == list(range(1, k + summary["settings"]["extra_width"] + 1))
+    for g in summary["groups"]:
+        assert g["n_runs"] == 3
+        lo, hi = g["global_ci"]
+        assert 0 <= lo <= g["global_fraction"] <= hi <= 1
+        assert (lo, hi) == pytest.approx(sweeps.wilson_interval(round(g["global_fraction"] * 3), 3))
+        # The teacher is realisable from width k on and the data are noiseless: the best attractor fits them.
+        if g["width"] >= k:
+            assert g["global_min_is_zero"] and g["global_min_loss"] < 1e-20
+        assert g["n_attractors"] == len(g["basins"]) >= 1
+        assert any(b["is_global"] for b in g["basins"])
+        for b in g["basins"]:
+            assert b["ci"][0] <= b["fraction"] <= b["ci"][1]
+        assert all(p > 0 for p in g["plateau_lengths"])
+        assert sum(g["statuses"].values()) == 3
+
+
+def test_global_minimum_rule(quick_run):
+    """A run counts as reaching the global minimum only if it ends at an attractor whose loss is within
+    GLOBAL_TOL·mean(y²) of the best one: recompute the fraction from the store."""
+    out, summary, module = quick_run
+    ds = sweeps.open_results(out / "store").load()
+    for g in summary["groups"]:
+        sel = ds["width"].values == g["width"]
+        att = ds["terminal"].values[sel] == "attractor"
+        loss = ds["attractor_loss"].values[sel]
+        best = np.nanmin(loss[att])
+        problem, _ = sweeps.make_problem(module.configurations(module.QUICK)[0])
+        tol = module.GLOBAL_TOL * float(np.mean(np.asarray(problem.y) ** 2))
+        assert g["global_fraction"] == pytest.approx(np.mean(att & (loss <= best + tol)))

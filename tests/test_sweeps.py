@@ -1,0 +1,204 @@
+"""Sweeps (flowtools.sweeps): serial and 2-worker runs agree point by point; a store survives kill -9 of a
+worker and of the driver, and a rerun resumes without losing or duplicating a finished point; the CLI."""
+
+import json
+import math
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import flowtools as ft
+import flowtools.sweeps as S
+from flowtools import cli
+
+HERE = pathlib.Path(__file__).resolve().parent
+DRIVER = HERE / "_sweep_driver.py"
+SLOW_TASK = f"{DRIVER}:slow_task"
+sys.path.insert(0, str(HERE))
+import _sweep_driver  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = dict(os.environ, FLOWTOOLS_PROGRESS="0",
+             FLOWTOOLS_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")))
+    e.pop("XLA_FLAGS", None)
+    return e
+
+
+def start(spec, env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(DRIVER), json.dumps(spec)], env=env, cwd=str(HERE),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=240) -> dict:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def values_equal(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind == "f":
+        return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+    return np.array_equal(a, b)
+
+
+def test_serial_and_two_workers_give_identical_points(tmp_path, env):
+    """MUST SHOW: the same flow + itinerary sweep serially (no Dask) and on a 2-worker LocalCluster gives
+    bit-identical per-point outcomes, itineraries and node sequences (timings aside)."""
+    configs = S.grid(seed=range(4), width=2, activation="tanh", d_in=2, n=30, t1=1e5)
+    serial, dask = tmp_path / "serial", tmp_path / "dask"
+    finish(start(dict(task="flow_itinerary", configs=configs, store=str(serial), workers=0), env))
+    out = finish(start(dict(task="flow_itinerary", configs=configs, store=str(dask), workers=2), env))
+    assert out["n_run"] == 4 and not out["failed"]
+    a, b = S.open_results(serial), S.open_results(dask)
+    assert bool(a["finished"].all()) and bool(b["finished"].all())
+    compared = [v for v in a.data_vars if v not in S.TIMING_OUTCOMES]
+    assert {"status", "terminal", "final_loss", "final_grad_norm", "final_gen_error", "sequence", "nodes",
+            "visit_t_in", "plateau"} <= set(compared)
+    for v in compared:
+        assert values_equal(a[v].values, b[v].values), v
+    assert set(a["terminal"].values) == {"attractor"}
+    for i in range(4):
+        ra, rb = S.load_record(serial, i), S.load_record(dask, i)
+        assert ra["itinerary"] == rb["itinerary"] and ra["seed"] == rb["seed"] == i
+        assert ra["version"] == ft.__version__
+    ga, gb = ft.SaddleGraph.from_json(serial / "graph.json"), ft.SaddleGraph.from_json(dask / "graph.json")
+    assert ga.n_trajectories == gb.n_trajectories == 4 and len(ga) == len(gb) > 0
+    assert sorted(ga.attractors()) == sorted(gb.attractors())
+
+
+def _descendants(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _wait_for_records(store, n, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        k = len(list((store / "points").glob("[0-9]*.json"))) if (store / "points").is_dir() else 0
+        if k >= n:
+            return k
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} points finished within {timeout} s")
+
+
+def test_kill_worker_and_driver_then_resume(tmp_path, env):
+    """MUST SHOW: kill -9 a worker mid-sweep, then kill -9 the driver; the store opens with xarray, and a
+    rerun finishes the sweep with every finished point kept byte for byte and none duplicated."""
+    configs = S.grid(seed=range(16), sleep=0.4, scale=2.0)
+    store = tmp_path / "store"
+    spec = dict(task=SLOW_TASK, configs=configs, store=str(store), workers=2, write_every=0.2)
+    proc = start(spec, env)
+    children = []
+    try:
+        _wait_for_records(store, 2, proc)
+        children = _descendants(proc.pid)
+        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2, [c.cmdline() for c in children]
+        os.kill(workers[0].pid, signal.SIGKILL)  # a worker with a point in flight (every point sleeps)
+        k_before = _wait_for_records(store, 7, proc)
+        children = list({c.pid: c for c in children + _descendants(proc.pid)}.values())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        for c in children:  # the worker processes this test's driver started
+            try:
+                c.kill()
+            except Exception:  # noqa: BLE001 — already gone
+                pass
+    snapshot = {p.name: p.read_bytes() for p in (store / "points").glob("[0-9]*.json")}
+    assert k_before <= len(snapshot) < len(configs)
+    assert not list((store / "points").glob(".tmp-*")) or True  # stray temp files are allowed; cleaned below
+    ds = S.open_results(store)  # the store as the killed driver left it
+    assert ds.sizes["point"] == len(configs) and int(ds["finished"].sum()) <= len(snapshot)
+    with pytest.raises(ValueError, match="resume=True"):
+        S.sweep(SLOW_TASK, configs, store, workers=0)
+    out = finish(start(dict(spec, workers=0, resume=True), env))
+    assert out["n_skipped"] == len(snapshot) and out["n_run"] == len(configs) - len(snapshot)
+    records = sorted((store / "points").glob("[0-9]*.json"))
+    assert [int(p.stem) for p in records] == list(range(len(configs)))
+    assert not list((store / "points").glob(".tmp-*"))
+    for name, data in snapshot.items():
+        assert (store / "points" / name).read_bytes() == data, name
+    ds = S.open_results(store)
+    assert bool(ds["finished"].all()) and ds.attrs["complete"]
+    assert list(ds["seed"].values) == [c["seed"] for c in configs]
+    for i, c in enumerate(configs):
+        want = _sweep_driver.expected(c)
+        assert float(ds["x"][i]) == want["x"] and float(ds["x2"][i]) == want["x2"]
+        assert ds["label"].values[i] == want["label"]
+    assert set(ds["version"].values) == {ft.__version__}
+
+
+def test_resume_checks_and_lock(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # restored after the test
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
+    configs = S.grid(seed=range(3), scale=[1.0, 3.0])
+    assert len(configs) == 6 and configs[1] == dict(seed=0, scale=3.0)
+    r = S.sweep(SLOW_TASK, configs[:4], tmp_path / "s", workers=0)
+    assert (r.n_run, r.n_skipped, r.failed) == (4, 0, [])
+    r = S.sweep(SLOW_TASK, configs[:4], tmp_path / "s", workers=0, resume=True)
+    assert (r.n_run, r.n_skipped) == (0, 4)
+    with pytest.raises(ValueError, match="holds another sweep"):
+        S.sweep(SLOW_TASK, configs, tmp_path / "s", workers=0, resume=True)
+    with S._Store(tmp_path / "s").lock():
+        with pytest.raises(RuntimeError, match="another sweep is writing"):
+            S.sweep(SLOW_TASK, configs[:4], tmp_path / "s", workers=0, resume=True)
+    grid = S.open_results(tmp_path / "s", grid=True)
+    assert dict(grid.sizes)["seed"] == 2 and dict(grid.sizes)["scale"] == 2
+    x = np.random.default_rng(1).standard_normal()
+    assert float(grid["x2"].sel(seed=1, scale=3.0)) == x * x * 3.0
+
+
+def test_task_errors_are_recorded_not_raised(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
+    r = S.sweep(SLOW_TASK, [dict(seed=0), dict(seed=1, scale="x")], tmp_path / "e", workers=0)
+    ds = r.dataset
+    assert list(ds["status"].values) == ["ok", "error"]
+    assert "TypeError" in str(ds["error"].values[1]) and str(ds["error"].values[0]) == ""
+
+
+def test_wilson_interval_known_values():
+    # Reference values (Wilson 1927; e.g. Newcombe 1998, Table I): 0/10 → [0, 0.2775], 5/10 → [0.2366, 0.7634].
+    lo, hi = S.wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = S.wilson_interval(5, 10)
+    assert (lo, hi) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    assert all(math.isnan(v) for v in S.wilson_interval(0, 0))
+
+
+def test_cli_sweep_and_studies(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
+    monkeypatch.setenv("FLOWTOOLS_PROGRESS", "0")
+    toml = tmp_path / "s.toml"
+    toml.write_text(f'task = "{SLOW_TASK}"\nstore = "{tmp_path / "store"}"\n[grid]\nseed = [0, 1, 2]\n'
+                    '[fixed]\nscale = 0.5\n')
+    assert cli.main(["sweep", str(toml), "--serial"]) == 0
+    assert "3 run, 0 skipped" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--resume"):
+        cli.main(["sweep", str(toml), "--serial"])
+    assert cli.main(["sweep", str(toml), "--serial", "--resume"]) == 0
+    assert "0 run, 3 skipped" in capsys.readouterr().out
+    ds = S.open_results(tmp_path / "store")
+    assert list(ds["scale"].values) == [0.5] * 3
+    bad = tmp_path / "bad.toml"
+    bad.write_text('task = "escape"\n[grid]\nseed = [0]\n[[points]]\nseed = 1\n')
+    with pytest.raises(ValueError, match=r"exactly one of \[grid\] or \[\[points\]\]"):
+        cli.read_config(bad)
+    assert cli.main(["studies"]) == 0
+    assert "width_sweep" in capsys.readouterr().out
