@@ -457,8 +457,8 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     - `cg_iter`: CG iterations per matrix-free step.
     - `fallback`: when the first attempt fails (iteration budget, stall at a local minimum of ‖∇L‖²),
       try in turn: (1) the guess moved onto the symmetric subspace of its nearly aligned hidden
-      neurons (`symmetrize_neurons`, cosine ≥ 0.9: the plateaus of teacher–student nets lie near it, and on finite
-      data the unrestricted solve often stalls at a "ghost", a local minimum of ‖∇L‖² beside the
+      neurons (`symmetrize_neurons`, cosine ≥ 0.9: the plateaus of teacher–student nets lie near it,
+      and on finite data the unrestricted solve often stalls at a "ghost", a local minimum of ‖∇L‖² beside the
       symmetric critical point); (2) a restart from the best iterate with 100× less damping floor
       (closer to Newton); (3) one with 100× more (closer to a gradient step on ½‖∇L‖²). Every attempt
       keeps the same `radius` around the original guess; the first that converges is returned.
