@@ -2,10 +2,11 @@
 
 A node is a critical set up to symmetry: it is identified by its network function (a fingerprint of
 outputs on the training inputs and a probe set) together with its local index n_neg, not by raw
-parameters nor by the zero count (which varies along a degenerate set), so a whole line of split critical
-points is one node while its minimum and saddle segments are different nodes (DESIGN.md). Edges are the transitions seen in itineraries,
-with their count, the fraction of trajectories that made them and the median transit time; connections
-found on unstable manifolds are marked `source="unstable_manifold"`.
+parameters nor by the zero count (which varies along a degenerate set), so a whole line of split
+critical points is one node while its minimum and saddle segments are different nodes (DESIGN.md).
+Edges are the transitions seen in itineraries, with their count, the fraction of trajectories that made
+them and the median transit time; connections found on unstable manifolds are marked
+`source="unstable_manifold"`.
 
 Node and edge attributes are plain values (str, int, float, bool, lists), so the graph round-trips
 through node-link JSON and GraphML (lists are JSON-encoded strings in GraphML).

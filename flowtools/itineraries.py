@@ -271,9 +271,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     if smooth is None:
         smooth = 0.0 if trajectory.method in ("gradient_flow", "gradient_descent") else 0.05
     smooth = _checks.nonnegative("smooth", smooth)
-    sps = [sp for sp in slow_points(traj, min_depth=min_depth, include_start=True, smooth=smooth)
-           if sp.index < len(thetas) - 1]  # the end of the run is judged below
     index_of = {int(i): k for k, i in enumerate(np.nonzero(finite)[0])}
+    sps = [sp for sp in slow_points(traj, min_depth=min_depth, include_start=True, smooth=smooth)
+           if index_of.get(int(sp.index), len(thetas)) < len(thetas) - 1]  # the end is judged below
     candidates = []  # (row, visit info), in time order
     n_refinements, exhausted = 0, False
     bar = _progress(len(sps), progress)
@@ -474,7 +474,8 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     meta = trajectory.meta
     scale = 1.0 + float(np.linalg.norm(point))
     if trajectory.method == "gradient_flow" and meta.get("atol") is not None:
-        state_tol = 10.0 * np.sqrt(len(point)) * (float(meta["atol"]) + float(meta.get("rtol") or 0.0) * scale)
+        rtol = float(meta.get("rtol") or 0.0)
+        state_tol = 10.0 * np.sqrt(len(point)) * (float(meta["atol"]) + rtol * scale)
     else:
         state_tol = 1e3 * eps * scale
     at_set = float(np.linalg.norm(end - point)) <= state_tol

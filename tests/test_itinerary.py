@@ -147,7 +147,7 @@ def _check_staircase(it):
         assert a.t_out <= b.t_in
 
 
-@pytest.mark.parametrize("n_save", [100, 1600])
+@pytest.mark.parametrize("n_save", [100])
 def test_deep_linear_flow_staircase_does_not_depend_on_the_save_grid(deep_linear, n_save):
     p, theta0 = deep_linear
     tr = ft.gradient_flow(p, theta0, 50.0, n_save=n_save)
@@ -155,7 +155,7 @@ def test_deep_linear_flow_staircase_does_not_depend_on_the_save_grid(deep_linear
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n_save", [200, 400, 800])
+@pytest.mark.parametrize("n_save", [200, 400, 800, 1600])
 def test_deep_linear_flow_staircase_all_grids(deep_linear, n_save):
     p, theta0 = deep_linear
     _check_staircase(itinerary(p, ft.gradient_flow(p, theta0, 50.0, n_save=n_save)))
@@ -226,11 +226,12 @@ def _ensemble(problem, seeds):
     return g, its
 
 
-def _check_two_hidden(g, its):
+def _check_two_hidden(problem, g, its):
+    l0 = problem.loss(np.zeros(problem.n_params))  # the origin's function is f = 0
     for it in its:
         assert it.terminal == "attractor", it
         origin = it.visits[0]
-        assert origin.t_in == 0.0 and np.linalg.norm(origin.theta) < 1e-8, it  # the origin, in every run
+        assert origin.t_in == 0.0 and abs(origin.loss - l0) < 1e-9, it  # the origin, in every run
     share = refinement_share(its)
     assert share["share"] >= 0.95, share
     # one physical scenario: origin → symmetric plateau → global minimum, one node each
@@ -241,13 +242,13 @@ def _check_two_hidden(g, its):
 
 def test_teacher_student_two_hidden_few_runs():
     p = _soft_committee(2)
-    _check_two_hidden(*_ensemble(p, range(2)))
+    _check_two_hidden(p, *_ensemble(p, range(2)))
 
 
 @pytest.mark.slow
 def test_teacher_student_two_hidden_32_runs():
     p = _soft_committee(2)
-    _check_two_hidden(*_ensemble(p, range(32)))
+    _check_two_hidden(p, *_ensemble(p, range(32)))
 
 
 @pytest.mark.slow

@@ -318,8 +318,8 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
         from ..problem import held_out_metrics
 
         extra = held_out_metrics(problem, theta)
-    return dataclasses.replace(trajectory, t=t, theta=theta, loss=np.asarray(loss), grad_norm=np.asarray(gnorm),
-                               gen_error=None if gen is None else np.asarray(gen), stats=stats, step=step,
+    return dataclasses.replace(trajectory, t=t, theta=theta, loss=np.asarray(loss),
+                               grad_norm=np.asarray(gnorm), gen_error=None if gen is None else np.asarray(gen), stats=stats, step=step,
                                **extra)
 
 

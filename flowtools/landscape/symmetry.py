@@ -30,7 +30,8 @@ from ..models import MLP
 from ..problem import Problem
 
 __all__ = ["canonical_form", "Reduction", "reduce_network", "function_fingerprint", "function_distance",
-           "function_distances", "output_distance", "fingerprint_distance", "probe_inputs", "symmetrize_neurons",
+           "function_distances", "output_distance", "fingerprint_distance", "probe_inputs",
+           "symmetrize_neurons",
            "neuron_symmetries"]
 
 
