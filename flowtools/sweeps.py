@@ -49,7 +49,7 @@ from . import io
 __all__ = [
     "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "TASKS",
     "flow_itinerary", "gd_itinerary", "critical_points", "escape", "make_problem", "initial_theta",
-    "configure_worker", "worker_environment", "wilson_interval", "TIMING_OUTCOMES", "SCHEMA",
+    "configure_worker", "worker_environment", "TIMING_OUTCOMES", "SCHEMA",
 ]
 
 SCHEMA = "flowtools.sweep/1"
@@ -812,24 +812,3 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
             client.close()
         if cluster is not None:
             cluster.close()
-
-
-# ------------------------------------------------------------------------------------ statistics
-def wilson_interval(successes, n, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion k/n (Wilson 1927): better than the normal
-    approximation for small n and proportions near 0 or 1. Returns (nan, nan) for n = 0."""
-    from scipy.stats import norm
-
-    k, n = int(successes), int(n)
-    if n < 0 or k < 0 or k > n:
-        raise ValueError(f"need 0 ≤ successes ≤ n, got successes={successes}, n={n}.")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
-    if n == 0:
-        return (math.nan, math.nan)
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))

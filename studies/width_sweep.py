@@ -83,7 +83,7 @@ def analyse(store, configs) -> list[dict]:
             groups.append(dict(
                 activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
                 global_min_loss=best, global_min_is_zero=bool(best <= 1e-20 * max(y2, 1.0) + 1e-24),
-                global_fraction=k / n, global_ci=list(sweeps.wilson_interval(k, n)),
+                global_fraction=k / n, global_ci=list(ft.escape.wilson_interval(k, n)),
                 n_attractors=len(basins.basins),
                 basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
                              ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins.basins],

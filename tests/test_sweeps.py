@@ -2,7 +2,6 @@
 worker and of the driver, and a rerun resumes without losing or duplicating a finished point; the CLI."""
 
 import json
-import math
 import os
 import pathlib
 import signal
@@ -170,15 +169,6 @@ def test_task_errors_are_recorded_not_raised(tmp_path, monkeypatch):
     ds = r.dataset
     assert list(ds["status"].values) == ["ok", "error"]
     assert "TypeError" in str(ds["error"].values[1]) and str(ds["error"].values[0]) == ""
-
-
-def test_wilson_interval_known_values():
-    # Reference values (Wilson 1927; e.g. Newcombe 1998, Table I): 0/10 → [0, 0.2775], 5/10 → [0.2366, 0.7634].
-    lo, hi = S.wilson_interval(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
-    lo, hi = S.wilson_interval(5, 10)
-    assert (lo, hi) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
-    assert all(math.isnan(v) for v in S.wilson_interval(0, 0))
 
 
 def test_cli_sweep_and_studies(tmp_path, monkeypatch, capsys):
