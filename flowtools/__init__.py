@@ -48,7 +48,7 @@ from .escape import (  # noqa: E402
     escape_flow,
 )
 from .graph import SaddleGraph  # noqa: E402
-from .itineraries import Itinerary, Visit, add_to_graph, itinerary  # noqa: E402
+from .itineraries import Itinerary, Visit, add_to_graph, itinerary, refinement_share  # noqa: E402
 from .landscape import (  # noqa: E402
     CriticalPoint,
     Reduction,
@@ -68,6 +68,9 @@ from .landscape import (  # noqa: E402
 )
 from .models import MLP, FunctionModel  # noqa: E402
 from .problem import LOSS_CONVENTIONS, LOSSES, DataSource, FiniteData, Problem  # noqa: E402
+from . import gaussian  # noqa: E402
+from .gaussian import population_risk  # noqa: E402
+from .population import GaussianInputs  # noqa: E402
 from .splitting import SplitPrediction, inner_hessian, predict_split, split_neuron  # noqa: E402
 from .sweeps import sweep  # noqa: E402
 from .universality import (  # noqa: E402
@@ -87,6 +90,7 @@ __all__ = [
     "ACTIVATIONS", "Activation", "get_activation",
     "Dataset", "GaussianPopulation", "Teacher", "load_xy", "teacher_dataset",
     "MLP", "FunctionModel", "Problem", "LOSS_CONVENTIONS", "LOSSES", "DataSource", "FiniteData",
+    "GaussianInputs", "population_risk", "gaussian",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
     "datasets", "deep_linear", "io", "escape", "universality",
     "dynamics", "landscape", "splitting", "sweeps", "sweep",
@@ -99,7 +103,7 @@ __all__ = [
     "slow_points", "find_critical_point", "find_critical_points", "CriticalPoint", "hessian_spectrum",
     "Spectrum", "morse_index", "canonical_form", "reduce_network", "function_distance",
     "function_fingerprint", "unstable_manifold", "UnstableManifold", "SlowPoint", "Reduction",
-    "itinerary", "Itinerary", "Visit", "add_to_graph", "SaddleGraph",
+    "itinerary", "Itinerary", "Visit", "add_to_graph", "refinement_share", "SaddleGraph",
     "split_neuron", "inner_hessian", "predict_split", "SplitPrediction",
     "enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
 ]

@@ -24,6 +24,8 @@ from .models import MLP
 
 __all__ = ["Dataset", "load_xy", "teacher_dataset", "Teacher", "GaussianPopulation"]
 
+_POPULATION_STREAM = 0x52  # spawn key of the Monte Carlo population's random stream
+
 
 @dataclasses.dataclass(frozen=True)
 class Teacher:
@@ -36,11 +38,15 @@ class Teacher:
     d_in: int
     d_out: int
     name: str = "teacher"
+    #: The teacher network and its θ when built by `from_network` (the exact R of depth-2 nets uses them).
+    model: MLP | None = dataclasses.field(default=None, compare=False)
+    theta: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_network(cls, model: MLP, theta, name: str | None = None) -> "Teacher":
         theta = jnp.asarray(_checks.theta_vector("theta", theta, model.n_params))
-        return cls(lambda x: model.apply(theta, x), model.d_in, model.d_out, name or repr(model))
+        return cls(lambda x: model.apply(theta, x), model.d_in, model.d_out, name or repr(model), model,
+                   np.asarray(theta))
 
     def __call__(self, x):
         out = self.fn(jnp.asarray(x, dtype=jnp.float64))
@@ -207,6 +213,9 @@ class GaussianPopulation:
             weights = np.prod(np.stack([g.ravel() for g in wgrids], axis=1), axis=1)
             return cls(x, weights, "gauss_hermite")
         n_samples = _checks.positive_int("n_samples", n_samples, minimum=2)
-        rng = np.random.default_rng(_checks.positive_int("seed", seed, minimum=0))
+        # A stream of its own: teacher_dataset(seed=s) draws from default_rng(s), and the Monte Carlo
+        # sample must not repeat the training inputs (R would equal the training error).
+        rng = np.random.default_rng(np.random.SeedSequence(_checks.positive_int("seed", seed, minimum=0),
+                                                           spawn_key=(_POPULATION_STREAM,)))
         x = rng.standard_normal((n_samples, d_in))
         return cls(x, np.full(n_samples, 1.0 / n_samples), "monte_carlo")

@@ -46,7 +46,7 @@ from .models import MLP
 jax.config.update("jax_enable_x64", True)
 
 __all__ = ["pair_expectation", "mean_expectation", "population_risk", "population_terms",
-           "has_closed_form", "DEFAULT_NODES"]
+           "has_closed_form", "has_exact_risk", "DEFAULT_NODES"]
 
 #: Gauss–Hermite nodes per axis of the 2-D rule.
 DEFAULT_NODES = 96
@@ -202,21 +202,32 @@ def _legendre(n: int):
     return np.polynomial.legendre.leggauss(n)
 
 
-def _relu_pair_bias(a, b, c11, c12, c22, n):
-    """E[relu(u) relu(v)] with means: the inner expectation over v | u in closed form (the ReLU mean),
-    the outer one by Gauss–Legendre on the half-line u > 0, where the integrand is smooth."""
-    l11, l21, l22 = _cholesky(c11, c12, c22)
-    pos = l11 > 0
-    z0 = jnp.where(pos, -a / jnp.where(pos, l11, 1.0), -10.0)
+def _half_line(a, l, g, n):
+    """∫ relu(a + l z) g(z) φ(z) dz by Gauss–Legendre on {a + l z > 0}, where the integrand is smooth."""
+    pos = l > 0
+    z0 = jnp.where(pos, -a / jnp.where(pos, l, 1.0), -10.0)
     lo = jnp.clip(z0, -10.0, 10.0)
     hi = jnp.maximum(lo, 0.0) + 10.0  # φ(10) ≈ 8e-23
     t, wt = _legendre(n)
     e = (...,) + (None,)
     z = 0.5 * (hi - lo)[e] * t + 0.5 * (hi + lo)[e]
-    u = a[e] + l11[e] * z
-    f = jax.nn.relu(u) * _relu_mean(b[e] + l21[e] * z, (l22 * l22)[e]) * jax.scipy.stats.norm.pdf(z)
+    f = jax.nn.relu(a[e] + l[e] * z) * g(z) * jax.scipy.stats.norm.pdf(z)
     val = 0.5 * (hi - lo) * jnp.sum(wt * f, axis=-1)
+    return val, pos
+
+
+def _relu_pair_bias(a, b, c11, c12, c22, n):
+    """E[relu(u) relu(v)] with means: the inner expectation over v | u in closed form (the ReLU mean),
+    the outer one on the half-line u > 0."""
+    l11, l21, l22 = _cholesky(c11, c12, c22)
+    e = (...,) + (None,)
+    val, pos = _half_line(a, l11, lambda z: _relu_mean(b[e] + l21[e] * z, (l22 * l22)[e]), n)
     return jnp.where(pos, val, jax.nn.relu(a) * _relu_mean(b, c22))
+
+
+def _relu_mean_quadrature(a, c, n):
+    val, pos = _half_line(a, _safe_sqrt(c), lambda z: 1.0, n)
+    return jnp.where(pos, val, jax.nn.relu(a))
 
 
 def _relu_mean(a, c):
@@ -245,7 +256,13 @@ def pair_expectation(act_a, act_b, mean_a, mean_b, c_aa, c_ab, c_bb, *, n_nodes:
     method = _checks.choice("method", method, ["auto", "quadrature"])
     n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
     a, b, c11, c12, c22 = _broadcast(mean_a, mean_b, c_aa, c_ab, c_bb)
-    return _pair(act_a, act_b, a, b, c11, c12, c22, n_nodes, method, None)
+    has_bias = not (_is_zero(a) and _is_zero(b))
+    return _jit_pair(act_a, act_b, n_nodes, method, has_bias, a, b, c11, c12, c22)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _jit_pair(act_a, act_b, n, method, has_bias, a, b, c11, c12, c22):
+    return _pair(act_a, act_b, a, b, c11, c12, c22, n, method, has_bias)
 
 
 def _pair(act_a, act_b, a, b, c11, c12, c22, n, method, has_bias):
@@ -280,7 +297,12 @@ def mean_expectation(act, mean, var, *, n_nodes: int = DEFAULT_NODES, method: st
     method = _checks.choice("method", method, ["auto", "quadrature"])
     n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
     a, c = _broadcast(mean, var)
-    return _mean(act, a, c, n_nodes, method)
+    return _jit_mean(act, n_nodes, method, a, c)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _jit_mean(act, n, method, a, c):
+    return _mean(act, a, c, n, method)
 
 
 def _mean(act, a, c, n, method):
@@ -293,6 +315,8 @@ def _mean(act, a, c, n, method):
             return _relu_mean(a, c)
         if kind == "linear":
             return a
+    if kind == "relu":
+        return _relu_mean_quadrature(a, c, n)
     if act.smooth:
         return _price_mean(act, 0, n)(a, c)
     return _gh_mean(act.fn, n, a, c)
@@ -316,6 +340,15 @@ def _second_moment(act, a, c, n, method, has_bias):
 
 
 # ------------------------------------------------------------------ population risk
+def has_exact_risk(student, teacher) -> bool:
+    """Whether R(θ) reduces to 2-D expectations: a depth-2 `MLP` student and a `Teacher` built from a
+    depth-2 `MLP` with the same input and output widths."""
+    t_model = getattr(teacher, "model", None)
+    return (isinstance(student, MLP) and student.n_layers == 2 and isinstance(t_model, MLP)
+            and t_model.n_layers == 2 and getattr(teacher, "theta", None) is not None
+            and t_model.d_in == student.d_in and t_model.d_out == student.d_out)
+
+
 def _depth2(name, model):
     if not isinstance(model, MLP):
         raise TypeError(f"{name} must be a flowtools.MLP, got {type(model).__name__}.")
@@ -391,5 +424,11 @@ def population_risk(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
                          "d_in and d_out.")
     method = _checks.choice("method", method, ["auto", "quadrature"])
     n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
+    return _risk(student, teacher, n_nodes, method, jnp.asarray(theta_s, jnp.float64),
+                 jnp.asarray(theta_t, jnp.float64))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _risk(student, teacher, n_nodes, method, theta_s, theta_t):
     ss, st, tt = population_terms(student, theta_s, teacher, theta_t, n_nodes=n_nodes, method=method)
     return ss - 2.0 * st + tt

@@ -1,9 +1,9 @@
 """SaddleGraph: the saddle → saddle → attractor connections seen over many runs, as a networkx DiGraph.
 
 A node is a critical set up to symmetry: it is identified by its network function (a fingerprint of
-outputs on the training inputs and a probe set) together with its Morse signature (n_neg, n_zero,
-n_pos), not by raw parameters, so a whole line of split critical points is one node while its minimum
-and saddle segments are different nodes (DESIGN.md). Edges are the transitions seen in itineraries,
+outputs on the training inputs and a probe set) together with its local index n_neg, not by raw
+parameters nor by the zero count (which varies along a degenerate set), so a whole line of split critical
+points is one node while its minimum and saddle segments are different nodes (DESIGN.md). Edges are the transitions seen in itineraries,
 with their count, the fraction of trajectories that made them and the median transit time; connections
 found on unstable manifolds are marked `source="unstable_manifold"`.
 
@@ -20,6 +20,7 @@ import networkx as nx
 import numpy as np
 
 from . import io
+from .landscape.symmetry import fingerprint_distance
 
 __all__ = ["SaddleGraph", "GraphSummary"]
 
@@ -46,38 +47,59 @@ class SaddleGraph:
     def n_trajectories(self) -> int:
         return int(self.graph.graph.get("n_trajectories", 0))
 
-    def find_node(self, fingerprint, signature) -> str | None:
-        """The id of the node with this signature whose fingerprint matches, or None."""
+    def find_node(self, fingerprint, signature, *, kind: str | None = None, radius: float = 0.0,
+                  d_out: int = 1) -> str | None:
+        """The id of the node of the same critical set, or None.
+
+        **Rule:** the same local index n_neg = signature[0] (the zero count is not compared: it varies
+        along a degenerate set), the same group (critical sets and slow regions together; "unfinished"
+        and "diverged" ends apart), and a `function_distance` between fingerprints of at most
+        max(fingerprint_tol · (1 + d(f, 0)), radius of either node). Refined critical sets carry radius 0,
+        so their identity is exact to `fingerprint_tol`; an unrefined slow region carries the visit
+        radius of its itinerary, so the same passage seen by different runs is one node. The nearest
+        match wins.
+        """
         fp = np.asarray(fingerprint, dtype=float)
-        sig = [int(s) for s in signature] if signature is not None else None
+        n_neg = None if signature is None else int(signature[0])
+        group = _group(kind)
         best, best_d = None, np.inf
         for node, attrs in self.graph.nodes(data=True):
-            if attrs.get("signature") != sig:
+            sig = attrs.get("signature")
+            if (None if sig is None else int(sig[0])) != n_neg:
+                continue
+            if kind is not None and _group(attrs.get("kind")) != group:
                 continue
             other = np.asarray(attrs["fingerprint"], dtype=float)
             if other.shape != fp.shape:
                 continue
-            d = float(np.sqrt(np.mean((other - fp) ** 2)))
-            scale = 1.0 + float(np.sqrt(np.mean(fp**2)))
-            if d <= self.fingerprint_tol * scale and d < best_d:
+            k = int(attrs.get("d_out", d_out))
+            d = float(fingerprint_distance(other, fp, k))
+            scale = 1.0 + float(fingerprint_distance(fp, np.zeros_like(fp), k))
+            tol = max(self.fingerprint_tol * scale, float(radius), float(attrs.get("radius", 0.0)))
+            if d <= tol and d < best_d:
                 best, best_d = node, d
         return best
 
     def add_node(self, *, fingerprint, signature, kind: str, loss: float, theta,
                  gen_error: float | None = None, reduces_to: str | None = None,
-                 grad_norm: float | None = None, eigenvalues=None, visits: int = 0) -> str:
-        """Add a critical set (or return the id of the matching existing node) and count `visits`.
+                 grad_norm: float | None = None, eigenvalues=None, visits: int = 0, radius: float = 0.0,
+                 d_out: int = 1) -> str:
+        """Add a critical set (or return the id of the matching existing node, see `find_node`) and
+        count `visits`. `radius`: the function-space radius of an unrefined slow region (0 for a
+        critical set); `d_out`: the network's number of outputs (to read the fingerprint).
 
-        A matching node keeps its representative θ unless the new one has a smaller ‖∇L‖.
+        A matching node keeps its representative θ unless the new one has a smaller ‖∇L‖; it keeps the
+        largest radius seen.
         """
-        node = self.find_node(fingerprint, signature)
+        node = self.find_node(fingerprint, signature, kind=kind, radius=radius, d_out=d_out)
         sig = [int(s) for s in signature] if signature is not None else None
         attrs = dict(kind=str(kind), loss=float(loss), theta=[float(v) for v in np.ravel(theta)],
                      fingerprint=[float(v) for v in np.ravel(fingerprint)], signature=sig,
                      morse_index=-1 if sig is None else sig[0],
                      gen_error=float("nan") if gen_error is None else float(gen_error),
                      reduces_to=reduces_to or "", grad_norm=float("nan") if grad_norm is None else float(grad_norm),
-                     eigenvalues=[] if eigenvalues is None else [float(v) for v in np.ravel(eigenvalues)])
+                     eigenvalues=[] if eigenvalues is None else [float(v) for v in np.ravel(eigenvalues)],
+                     radius=float(radius), d_out=int(d_out))
         if node is None:
             node = f"n{self.graph.number_of_nodes()}"
             while node in self.graph:
@@ -87,9 +109,11 @@ class SaddleGraph:
         data = self.graph.nodes[node]
         data["visits"] = int(data.get("visits", 0)) + int(visits)
         old = data.get("grad_norm", np.nan)
+        radius = max(float(radius), float(data.get("radius", 0.0)))
         if grad_norm is not None and (not np.isfinite(old) or grad_norm < old):
             data.update(attrs)
             data["label"] = _label(data)
+        data["radius"] = radius
         return node
 
     # ----------------------------------------------------------------- edges
@@ -152,7 +176,8 @@ class SaddleGraph:
                 mapping[node] = out.add_node(
                     fingerprint=a["fingerprint"], signature=a["signature"], kind=a["kind"], loss=a["loss"],
                     theta=a["theta"], gen_error=a.get("gen_error"), reduces_to=a.get("reduces_to"),
-                    grad_norm=a.get("grad_norm"), eigenvalues=a.get("eigenvalues"), visits=a.get("visits", 0))
+                    grad_norm=a.get("grad_norm"), eigenvalues=a.get("eigenvalues"), visits=a.get("visits", 0),
+                    radius=a.get("radius", 0.0), d_out=a.get("d_out", 1))
                 extra = {k: v for k, v in a.items() if k in ("attractor", "degenerate", "basin_fraction")}
                 out.graph.nodes[mapping[node]].update(extra)
             out.graph.graph["n_trajectories"] = out.n_trajectories + g.n_trajectories
@@ -311,6 +336,10 @@ def _rows(header, rows, max_rows, what):
     if len(shown) < len(rows):
         out.append(f"… {len(rows) - len(shown)} more {what} (table(max_rows=None) shows all)")
     return out
+
+
+def _group(kind) -> str:
+    return kind if kind in ("unfinished", "diverged") else "set"
 
 
 def _label(a) -> str:

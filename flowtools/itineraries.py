@@ -1,40 +1,63 @@
 """Itineraries: a trajectory as a sequence of visits to critical sets, ending in an attractor or not.
 
-The slow passages of a run (local minima of ‖∇L‖ over log-time) are refined by a Newton-type solve of
-∇L = 0. A passage whose refinement converges to a critical point that the run actually came close to (in
-function space) is a visit to that critical set; otherwise it is a "slow_region" visit, labelled with the
-local Hessian signature. A visit's window [t_in, t_out] is the stretch of saved states around the passage
-whose network function stays within `visit_radius` (RMS over the training inputs) of the visited one.
+The run is first resolved (`resolve_trajectory`): wherever two saved states are too far apart in function
+space, log-time or log‖∇L‖, the segment between them is re-solved from the saved state with the run's own
+dynamics, so that the passages found do not depend on the save grid or on t1. The slow passages of the
+resolved run (local minima of ‖∇L‖ over log-time, the first state included: a run started near a critical
+set begins with a visit to it) are refined by a Newton-type solve of ∇L = 0 with fallbacks. A passage
+whose refinement converges to a critical point that the run came close to (in function space, during the
+slow passage) is a visit to that critical set; otherwise it is a "slow_region" visit, labelled with the
+local Hessian signature. A visit's window [t_in, t_out] is the stretch of states around the passage whose
+network function stays within `visit_radius` (`function_distance`) of the visited one, starting where the
+run first enters that radius after the previous visit.
 
 The terminal state is "attractor" only when the run ends next to a critical set with no negative Hessian
 eigenvalue beyond tolerance and it is really approaching it (converged, or, for degenerate minima that
 are approached algebraically, loss and distance both still decreasing onto a refined critical point
 whose loss the run has essentially reached); "diverged" for diverged or non-finite runs; otherwise
-"unfinished". A slow passage is never called an attractor.
+"unfinished". A slow passage is never called an attractor. An unfinished run ends in an explicit
+"unfinished" visit at its last state, so its path keeps its edges in the saddle graph.
+
+Visits of one critical set are one node wherever on the set the refinement lands: identity is the
+network function (fingerprint, invariant under neuron symmetries) together with the local index n_neg,
+never the zero count (see docs/itineraries.md for the rule and its tolerances).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import sys
+import time
 
 import numpy as np
 
 from . import _checks
+from .dynamics.flow import gradient_flow
+from .dynamics.progress import disabled as _progress_disabled
 from .dynamics.trajectory import Status, Trajectory
 from .graph import SaddleGraph
-from .dynamics.flow import gradient_flow
-from .landscape import critical_point_at, find_critical_point, hessian_spectrum, slow_points
+from .landscape import classify_point, find_critical_point, hessian_spectrum, slow_points
+from .landscape.slow import resolve_trajectory
 from .landscape.symmetry import fingerprint_distance, function_fingerprint, output_distance, reduce_network
 from .problem import Problem, training_outputs
 
-__all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph"]
+__all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share"]
 
 TERMINALS = ("attractor", "diverged", "unfinished")
 
 
 @dataclasses.dataclass
 class Visit:
-    """One passage of a trajectory near a critical set (or through a slow region)."""
+    """One passage of a trajectory near a critical set (or through a slow region).
+
+    `status` says how the point was obtained: "converged" (refined to gtol), "near_critical" (the best
+    refinement iterate, ‖∇L‖ ≤ `near_gtol`), "flow" (the flow itself continued onto the set),
+    "unrefined" (a slow region: every refinement failed), "skipped" (the time budget ran out), or
+    "terminal" (the explicit end of an unfinished run). `t` is the time of the slow point; `radius`
+    the function-space radius within which other passages count as the same one (0 for refined
+    critical sets, whose identity is exact).
+    """
 
     kind: str
     t_in: float
@@ -48,6 +71,9 @@ class Visit:
     fingerprint: np.ndarray
     eigenvalues: np.ndarray
     node: str | None = None
+    status: str = "converged"
+    t: float | None = None
+    radius: float = 0.0
 
     @property
     def dwell(self) -> float:
@@ -56,19 +82,41 @@ class Visit:
     def to_dict(self) -> dict:
         return dict(node=self.node, kind=self.kind, t_in=self.t_in, t_out=self.t_out, dwell=self.dwell,
                     loss=self.loss, gen_error=self.gen_error, signature=list(self.signature),
-                    grad_norm=self.grad_norm, reduces_to=self.reduces_to, theta=self.theta.tolist())
+                    grad_norm=self.grad_norm, reduces_to=self.reduces_to, status=self.status,
+                    theta=self.theta.tolist())
+
+    @property
+    def refined(self) -> bool:
+        return self.status in ("converged", "near_critical", "flow")
 
 
 @dataclasses.dataclass
 class Itinerary:
     """The visits of one run, in order, and how it ended (`terminal`: attractor / diverged /
-    unfinished). When `terminal == "attractor"` the last visit is the attractor."""
+    unfinished). When `terminal == "attractor"` the last visit is the attractor; when it is
+    "unfinished" the last visit is the explicit "unfinished" end (status "terminal").
+
+    `stats`: wall time, refinements tried, states added by the resolution, whether the time budget ran
+    out (`budget_exhausted`)."""
 
     visits: list[Visit]
     terminal: str
     method: str
     message: str
     degenerate: bool = False
+    stats: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def passages(self) -> list[Visit]:
+        """The visits that are slow passages: all but the attractor and the "unfinished" end."""
+        out = [v for v in self.visits if v.status != "terminal"]
+        return out[:-1] if self.terminal == "attractor" else out
+
+    @property
+    def refined_share(self) -> float:
+        """The share of slow passages refined to a critical set (1.0 for a run without passages)."""
+        p = self.passages
+        return sum(v.refined for v in p) / len(p) if p else 1.0
 
     @property
     def nodes(self) -> list[str | None]:
@@ -116,58 +164,141 @@ def _reduces_to(problem, theta) -> str:
     return red.reduces_to if red.reducible else ""
 
 
-def _visit_from_point(problem, theta, kind, spectrum, fp, gnorm) -> dict:
+def _visit_from_point(problem, theta, kind, spectrum, fp, gnorm, status="converged", radius=0.0) -> dict:
     return dict(kind=kind, loss=problem.loss(theta),
                 gen_error=problem.gen_error(theta) if problem.has_population else None,
                 signature=tuple(int(s) for s in spectrum.signature), theta=np.asarray(theta),
                 grad_norm=float(gnorm), reduces_to=_reduces_to(problem, theta),
-                fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues))
+                fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues), status=status,
+                radius=float(radius))
+
+
+def _kind(problem, theta, spectrum) -> str:
+    """The kind of a refined critical point: the one call into the landscape's classification."""
+    return classify_point(problem, theta, spectrum)[0]
+
+
+_REFINE_KEYS = tuple(k for k in inspect.signature(find_critical_point).parameters
+                     if k not in ("problem", "theta_guess"))
+
+
+def _refine_options(refine) -> dict:
+    if refine is None:
+        return {}
+    if not isinstance(refine, dict):
+        raise TypeError(f"refine must be a dict of find_critical_point options, got {type(refine).__name__}.")
+    unknown = sorted(set(refine) - set(_REFINE_KEYS))
+    if unknown:
+        raise ValueError(f"refine has unknown option(s) {unknown}; find_critical_point accepts "
+                         f"{list(_REFINE_KEYS)}.")
+    return dict(refine)
 
 
 def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float | None = None,
-              refine_radius: float = 1.0, rtol_zero: float = 1e-7, attractor_gtol: float = 1e-5,
-              approach_window: int = 8, min_depth: float = 0.05) -> Itinerary:
+              refine: dict | None = None, refine_radius: float = 1.0, rtol_zero: float = 1e-7,
+              attractor_gtol: float = 1e-5, approach_window: int = 8, min_depth: float = 0.05,
+              resolve: bool = True, near_gtol: float = 1e-8, time_limit: float | None = None,
+              progress: bool | None = None, smooth: float | None = None) -> Itinerary:
     """Segment a trajectory (gradient flow or GD) into visits of critical sets and a terminal state.
 
     **Arguments:**
 
-    - `visit_radius`: function-space radius (RMS over the training inputs) of a visit's window.
-      Default: 0.1 · RMS(y).
+    - `visit_radius`: function-space radius (`function_distance` over the training inputs) of a
+      visit's window, and the tolerance within which unrefined slow regions count as one passage.
+      Default: 0.1 · d(y, 0) = 0.1 · sqrt(mean_k ‖y_k‖²).
+    - `refine`: options passed to `find_critical_point` for every refinement (e.g.
+      `dict(max_iter=50, time_limit=10.0, gtol=1e-10)`); unknown keys raise `ValueError`.
     - `refine_radius`: how far (in parameter norm, relative to 1 + ‖θ‖) Newton may move a slow point
-      and still call the result the critical point it is near.
+      and still call the result the critical point it is near (unless `refine` gives `radius`).
     - `rtol_zero`: relative tolerance for zero Hessian eigenvalues (see `hessian_spectrum`).
     - `attractor_gtol`: a run that did not reach its own gtol may still end at an attractor only if its
       final ‖∇L‖ is below this and it is demonstrably approaching a minimum set.
     - `approach_window`: how many final saved states must show decreasing loss and distance.
     - `min_depth`: the least depth, in decades of ‖∇L‖, of a slow passage (see `slow_points`). Slow
       passages near degenerate saddles can be shallow: the minimal model's passage near the optimal
-      region dips by only 0.1 decade. Spurious dips cost a refinement each and are dropped unless
-      they lead to a critical set the run came close to, or are real slow regions.
+      region dips by only 0.1 decade.
+    - `resolve`: re-solve the segments of the run that the save grid leaves unresolved
+      (`resolve_trajectory` with max_jump = visit_radius / 2), so that the passages do not depend on
+      the save grid. False analyses the saved states only.
+    - `near_gtol`: a refinement that failed to reach its gtol but whose best iterate has ‖∇L‖ ≤
+      `near_gtol` is kept as that critical set (status "near_critical") instead of being discarded.
+    - `time_limit`: wall-time budget in seconds for the whole itinerary; once spent, the remaining
+      passages are recorded unrefined (status "skipped") and `stats["budget_exhausted"]` is True. A
+      per-refinement budget is `refine=dict(time_limit=…)`.
+    - `progress`: a progress bar over the passages (None: when stderr is a terminal and there are
+      at least 4 passages; FLOWTOOLS_PROGRESS=0 hides it).
+    - `smooth`: the running-median half-width of `slow_points`, in decades of t. Default: 0 for
+      gradient flow and GD (deterministic, and resolved: a median over several GD steps at large η
+      would flatten real dips), 0.05 for SGD.
     """
     if not isinstance(trajectory, Trajectory):
         raise TypeError(f"trajectory must be a flowtools.Trajectory, got {type(trajectory).__name__}.")
     if trajectory.theta.shape[1] != problem.n_params:
         raise ValueError(f"trajectory has {trajectory.theta.shape[1]} parameters but the problem's model "
                          f"has {problem.n_params}.")
-    y_rms = float(np.sqrt(np.mean(np.sum(np.asarray(problem.y) ** 2, axis=1))))  # d(f, 0) for f = y
+    wall0 = time.perf_counter()
+    y_rms = float(np.sqrt(np.mean(np.sum(np.asarray(problem.y) ** 2, axis=1))))  # d(y, 0)
     rho = _checks.positive("visit_radius", visit_radius) if visit_radius is not None else 0.1 * max(y_rms, 1e-12)
     refine_radius = _checks.positive("refine_radius", refine_radius)
     attractor_gtol = _checks.positive("attractor_gtol", attractor_gtol)
+    near_gtol = _checks.positive("near_gtol", near_gtol)
+    min_depth = _checks.positive("min_depth", min_depth)
+    if time_limit is not None:
+        time_limit = _checks.positive("time_limit", time_limit)
+    opts = _refine_options(refine)
+    opts.setdefault("spectrum_options", dict(rtol_zero=rtol_zero))
 
-    finite = np.all(np.isfinite(trajectory.theta), axis=1)
-    thetas, ts = trajectory.theta[finite], trajectory.t[finite]
+    def remaining():
+        return None if time_limit is None else max(time_limit - (time.perf_counter() - wall0), 0.0)
+
+    traj = trajectory
+    if resolve:
+        budget = remaining()
+        traj = resolve_trajectory(problem, trajectory, max_jump=0.5 * rho,
+                                  time_limit=None if budget is None else 0.5 * budget)
+    finite = np.all(np.isfinite(traj.theta), axis=1)
+    thetas, ts = traj.theta[finite], traj.t[finite]
     outputs = _outputs(problem, thetas)
+    d_out = problem.model.d_out
 
     def distances(fp):
         return output_distance(outputs, _train_part(problem, fp)[None])
 
+    ctx = dict(problem=problem, opts=opts, refine_radius=refine_radius, rtol_zero=rtol_zero, rho=rho,
+               near_gtol=near_gtol, distances=distances, ts=ts)
+
     # ----------------------------------------------------------- passages
-    candidates = []  # (slow-point index, visit info), in time order
-    for sp in slow_points(trajectory, min_depth=_checks.positive("min_depth", min_depth)):
-        idx = int(sp.index)
-        if idx >= len(thetas) - 1:
-            continue  # the end of the run is judged below
-        candidates.append((idx, _classify_passage(problem, thetas[idx], refine_radius, rtol_zero, rho)))
+    if smooth is None:
+        smooth = 0.0 if trajectory.method in ("gradient_flow", "gradient_descent") else 0.05
+    smooth = _checks.nonnegative("smooth", smooth)
+    sps = [sp for sp in slow_points(traj, min_depth=min_depth, include_start=True, smooth=smooth)
+           if sp.index < len(thetas) - 1]  # the end of the run is judged below
+    index_of = {int(i): k for k, i in enumerate(np.nonzero(finite)[0])}
+    candidates = []  # (row, visit info), in time order
+    n_refinements, exhausted = 0, False
+    bar = _progress(len(sps), progress)
+    try:
+        for sp in sps:
+            idx = index_of.get(int(sp.index))
+            if idx is None:
+                continue
+            budget = remaining()
+            if budget is not None and budget <= 0:
+                exhausted = True
+                info = _slow_region(problem, thetas[idx], rtol_zero, rho, "skipped")
+            else:
+                o = dict(opts)
+                if budget is not None:
+                    o["time_limit"] = min(o.get("time_limit") or np.inf, budget)
+                info = _refine_passage(dict(ctx, opts=o), thetas[idx], sp)
+                n_refinements += 1
+            # The first state is a candidate only as a critical set: a run that does not start near
+            # one has no visit there.
+            if not (sp.at_start and info["status"] not in ("converged", "near_critical")):
+                candidates.append((idx, info))
+            bar.update(1)
+    finally:
+        bar.close()
 
     # ------------------------------------------------------------ terminal
     status = trajectory.status
@@ -176,76 +307,184 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         terminal, message = "diverged", trajectory.message
     else:
         terminal, message, end_info, degenerate = _terminal(
-            problem, trajectory, thetas, distances, refine_radius, rtol_zero, rho, y_rms,
-            attractor_gtol, approach_window)
+            ctx, traj, thetas, y_rms, attractor_gtol, approach_window)
         if end_info is not None:
             candidates.append((len(thetas) - 1, end_info))
 
     # ------------------------------------------------------------- windows
-    # Each saved state belongs to the nearest candidate set in function space, if within `rho`; a
-    # visit's window is the run of states around its slow point that belong to it.
-    if candidates:
-        d = np.stack([distances(info["fingerprint"]) for _, info in candidates])
-        owner = np.where(d.min(axis=0) <= rho, d.argmin(axis=0), -1)
-    visits: list[Visit] = []
-    for j, (idx, info) in enumerate(candidates):
-        lo = hi = idx
-        if owner[idx] == j:
-            while lo > 0 and owner[lo - 1] == j:
-                lo -= 1
-            while hi + 1 < len(owner) and owner[hi + 1] == j:
-                hi += 1
-        v = Visit(t_in=float(ts[lo]), t_out=float(ts[hi]), **info)
-        if visits and _same_set(visits[-1], v):
-            visits[-1].t_out = max(visits[-1].t_out, v.t_out)
-            continue
-        visits.append(v)
+    visits = _windows(candidates, distances, ts, rho)
+    merged: list[Visit] = []
+    for v in visits:
+        if merged and _same_set(merged[-1], v, d_out):
+            merged[-1] = _merge(merged[-1], v)
+        else:
+            merged.append(v)
+    visits = merged
     if terminal == "attractor":
         # A slow region without unstable directions, right before the attractor and within
         # `visit_radius` of it in function space, is the slow (algebraic) approach to a degenerate
         # minimum, not a separate visit.
-        d_out = problem.model.d_out
         while len(visits) >= 2 and visits[-2].kind == "slow_region" and visits[-2].signature[0] == 0 and \
                 fingerprint_distance(visits[-2].fingerprint, visits[-1].fingerprint, d_out) <= rho:
             visits[-1].t_in = visits[-2].t_in
             del visits[-2]
-    return Itinerary(visits, terminal, trajectory.method, message, degenerate)
+    elif terminal == "unfinished":
+        end = thetas[-1]
+        spec = hessian_spectrum(problem, end, rtol_zero=rtol_zero)
+        info = _visit_from_point(problem, end, "unfinished", spec, function_fingerprint(problem, end),
+                                 problem.grad_norm(end), status="terminal", radius=rho)
+        visits.append(Visit(t_in=float(ts[-1]), t_out=float(ts[-1]), t=float(ts[-1]), **info))
+    stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements,
+                 budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
+                 states=int(len(thetas)), d_out=d_out)
+    itin = Itinerary(visits, terminal, trajectory.method, message, degenerate, stats)
+    if exhausted:
+        itin.message += f"; the time limit of {time_limit:g} s ran out: later passages are unrefined"
+    return itin
 
 
-def _terminal(problem, trajectory, thetas, distances, refine_radius, rtol_zero, rho, y_rms,
-              attractor_gtol, approach_window):
+def _progress(total, enable):
+    from tqdm.auto import tqdm
+
+    if _progress_disabled():
+        enable = False
+    elif enable is None:
+        enable = total >= 4 and sys.stderr.isatty()
+    return tqdm(total=total, desc="itinerary", unit="passage", disable=not enable, leave=False)
+
+
+def _slow_region(problem, theta, rtol_zero, rho, status="unrefined") -> dict:
+    spec = hessian_spectrum(problem, theta, rtol_zero=rtol_zero)
+    return _visit_from_point(problem, theta, "slow_region", spec, function_fingerprint(problem, theta),
+                             problem.grad_norm(theta), status=status, radius=rho)
+
+
+def _refine(ctx, theta) -> tuple:
+    """(point, status, CriticalPoint) from a guess: the converged solve, or its best iterate when that
+    reached ‖∇L‖ ≤ near_gtol, or (None, "unrefined", cp)."""
+    o = dict(ctx["opts"])
+    o.setdefault("radius", ctx["refine_radius"] * (1 + np.linalg.norm(theta)))
+    cp = find_critical_point(ctx["problem"], theta, **o)
+    if cp.success:
+        return cp.theta, "converged", cp
+    if cp.best_grad_norm is not None and cp.best_grad_norm <= ctx["near_gtol"]:
+        return cp.best_theta, "near_critical", cp
+    return None, "unrefined", cp
+
+
+def _refine_passage(ctx, theta, sp) -> dict:
+    """Refine one slow passage (fallbacks: see `find_critical_point`; then, where the Hessian has no
+    unstable direction, the flow itself) and accept the point only if the run came within the visit
+    radius of it during the passage."""
+    problem, rho = ctx["problem"], ctx["rho"]
+    point, status, cp = _refine(ctx, theta)
+    if point is None and cp.signature[0] == 0 and np.isfinite(cp.grad_norm):
+        # No unstable direction at the guess: the slow approach to a (degenerate) minimum set, which
+        # the implicit flow follows with huge steps.
+        cont = gradient_flow(problem, theta, None, gtol=ctx["near_gtol"] * 1e-4, max_steps=20_000)
+        if cont.status == Status.CONVERGED:
+            point, status = cont.final_theta, "flow"
+    if point is not None:
+        fp = function_fingerprint(problem, point)
+        ts = ctx["ts"]
+        during = (ts >= sp.t_start) & (ts <= sp.t_end)
+        d = ctx["distances"](fp)
+        if during.any() and float(np.min(d[during])) <= rho:
+            spec = hessian_spectrum(problem, point, rtol_zero=ctx["rtol_zero"])
+            return _visit_from_point(problem, point, _kind(problem, point, spec), spec, fp,
+                                     problem.grad_norm(point), status=status)
+    return _slow_region(problem, theta, ctx["rtol_zero"], rho)
+
+
+def _windows(candidates, distances, ts, rho) -> list[Visit]:
+    """Each candidate's window: the contiguous stretch of states around its slow point within `rho` of
+    it, beginning where the run first entered that radius; consecutive windows are split where the
+    run becomes nearer (in function space) to the next candidate than to the previous one."""
+    m = len(ts)
+    spans = []
+    for idx, info in candidates:
+        d = distances(info["fingerprint"])
+        lo = hi = idx
+        if d[idx] <= rho:
+            while lo > 0 and d[lo - 1] <= rho:
+                lo -= 1
+            while hi + 1 < m and d[hi + 1] <= rho:
+                hi += 1
+        spans.append([lo, hi, d])
+    for j in range(1, len(candidates)):
+        (ia, _), (ib, _) = candidates[j - 1], candidates[j]
+        a, b = spans[j - 1], spans[j]
+        if a[1] < b[0]:
+            continue
+        if ib <= ia:
+            b[0] = b[1] = ib
+            continue
+        between = np.arange(ia + 1, ib + 1)
+        nearer_b = between[b[2][between] < a[2][between]]
+        cut = int(nearer_b[0]) if nearer_b.size else ib
+        a[1] = min(a[1], cut - 1)
+        b[0] = max(b[0], cut)
+    out = []
+    for (idx, info), (lo, hi, _) in zip(candidates, spans):
+        lo, hi = min(lo, idx), max(hi, idx) if hi >= idx else idx
+        out.append(Visit(t_in=float(ts[lo]), t_out=float(ts[hi]), t=float(ts[idx]), **info))
+    return out
+
+
+def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     """Judge the end of a run that did not diverge: (terminal, message, visit info or None, degenerate)."""
+    problem, rho, rtol_zero, distances = ctx["problem"], ctx["rho"], ctx["rtol_zero"], ctx["distances"]
     end = thetas[-1]
     finite = np.all(np.isfinite(trajectory.theta), axis=1)
     g_end = float(trajectory.grad_norm[finite][-1])
     unfinished = ("unfinished", f"the run ended with |grad L| = {g_end:.3g} away from any minimum", None, False)
-    cp = find_critical_point(problem, end, radius=refine_radius * (1 + np.linalg.norm(end)))
-    if not cp.success and g_end <= attractor_gtol:
+    point, status, cp = _refine(ctx, end)
+    if point is None and g_end <= attractor_gtol:
         # Degenerate minima are approached algebraically and Newton-type refinement converges only
         # slowly onto them: follow the flow itself (an implicit solver takes huge steps there) until
         # ‖∇L‖ ≤ 1e-12, then take that point as the refined one.
         cont = gradient_flow(problem, end, None, gtol=1e-12, max_steps=20_000)
         if cont.status == Status.CONVERGED:
-            cp = critical_point_at(problem, cont.final_theta, spectrum_options=dict(rtol_zero=rtol_zero),
-                                   guess=end)
-    if not cp.success:
+            point, status = cont.final_theta, "flow"
+    if point is None:
         return unfinished
-    spec = hessian_spectrum(problem, cp.theta, rtol_zero=rtol_zero)
+    spec = hessian_spectrum(problem, point, rtol_zero=rtol_zero)
     n_neg = int(spec.signature[0])
-    if n_neg > 0:
-        return ("unfinished", f"the run ended next to a critical point with {n_neg} unstable direction(s) "
-                f"(|grad L| = {g_end:.3g}): not an attractor", None, False)
-    fp = function_fingerprint(problem, cp.theta)
+    fp = function_fingerprint(problem, point)
+    kind = _kind(problem, point, spec)
+    info = _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
     d_hist = distances(fp)
+    if n_neg > 0 or kind not in ("minimum", "degenerate_minimum"):
+        if d_hist[-1] <= rho:  # the run ends inside a saddle's radius: that is its last visit
+            return ("unfinished", f"the run ended next to a {kind} with {n_neg} unstable direction(s) "
+                    f"(|grad L| = {g_end:.3g}): not an attractor", info, False)
+        return unfinished
     loss_hist = trajectory.loss[finite]
-    gap = float(loss_hist[-1] - cp.loss)
+    loss_star = problem.loss(point)
+    gap = float(loss_hist[-1] - loss_star)
     tail = slice(-min(approach_window, len(loss_hist)), None)
     approaching = (np.all(np.diff(loss_hist[tail]) <= 1e-15 * (1 + abs(loss_hist[-1])))
                    and np.all(np.diff(d_hist[tail]) <= 1e-12 * (1 + y_rms)) and d_hist[-1] <= rho)
+    # At a minimum to round-off: the loss gap is at the level of the loss's own rounding error
+    # (≈ n·ε·L for a sum of n terms; ε·(1 + y²) for a zero-loss fit) and the function is on the set.
+    eps = np.finfo(float).eps
+    round_off = 1e3 * eps * (abs(loss_star) + eps * (1 + y_rms ** 2))
+    # …or at the set to the run's own accuracy: within the flow solver's error tolerance of a point of
+    # the set (GD: within round-off of θ), which is as close as the saved state can be.
+    meta = trajectory.meta
+    scale = 1.0 + float(np.linalg.norm(point))
+    if trajectory.method == "gradient_flow" and meta.get("atol") is not None:
+        state_tol = 10.0 * np.sqrt(len(point)) * (float(meta["atol"]) + float(meta.get("rtol") or 0.0) * scale)
+    else:
+        state_tol = 1e3 * eps * scale
+    at_set = float(np.linalg.norm(end - point)) <= state_tol
     if trajectory.status == Status.CONVERGED:
         message = "converged to a critical set with no unstable direction"
+    elif (abs(gap) <= round_off or at_set) and d_hist[-1] <= rho and g_end <= attractor_gtol:
+        message = (f"at a minimum set to the run's accuracy (|grad L| = {g_end:.3g}, loss gap {gap:.3g}, "
+                   f"distance {np.linalg.norm(end - point):.3g} in θ)")
     elif (g_end <= attractor_gtol and approaching
-          and gap <= 2 * g_end * np.linalg.norm(end - cp.theta) + 1e-13 * (1 + abs(cp.loss))):
+          and gap <= 2 * g_end * np.linalg.norm(end - point) + 1e-13 * (1 + abs(loss_star))):
         # Near a minimum set L − L* ≲ ‖∇L‖·dist (quadratic or flatter): the run has essentially
         # reached the set's loss, and is still moving onto it.
         message = (f"approaching a minimum set (|grad L| = {g_end:.3g}, loss gap {gap:.3g}, "
@@ -253,47 +492,55 @@ def _terminal(problem, trajectory, thetas, distances, refine_radius, rtol_zero, 
     else:
         return unfinished
     degenerate = bool(spec.signature[1] and spec.signature[1] > 0)
-    kind = "degenerate_minimum" if degenerate else "minimum"
-    return "attractor", message, _visit_from_point(problem, cp.theta, kind, spec, fp, cp.grad_norm), degenerate
+    return "attractor", message, info, degenerate
 
 
-def _classify_passage(problem, theta, refine_radius, rtol_zero, rho) -> dict:
-    cp = find_critical_point(problem, theta, radius=refine_radius * (1 + np.linalg.norm(theta)))
-    if cp.success:
-        fp = function_fingerprint(problem, cp.theta)
-        if _distance_to_fp(problem, theta, fp) <= rho:
-            spec = hessian_spectrum(problem, cp.theta, rtol_zero=rtol_zero)
-            return _visit_from_point(problem, cp.theta, _kind(spec.signature), spec, fp, cp.grad_norm)
-    spec = hessian_spectrum(problem, theta, rtol_zero=rtol_zero)
-    fp = function_fingerprint(problem, theta)
-    return _visit_from_point(problem, theta, "slow_region", spec, fp, problem.grad_norm(theta))
+def _group(kind) -> str:
+    return kind if kind in ("unfinished", "diverged") else "set"
 
 
-def _kind(sig) -> str:
-    n_neg, n_zero, _ = sig
-    if n_neg == 0:
-        return "degenerate_minimum" if n_zero else "minimum"
-    return "degenerate_saddle" if n_zero else "saddle"
-
-
-def _same_set(a: Visit, b: Visit, tol: float = 1e-4) -> bool:
-    if tuple(a.signature) != tuple(b.signature) or a.kind != b.kind:
+def _same_set(a: Visit, b: Visit, d_out: int, tol: float = 1e-4) -> bool:
+    """The node rule: the same local index n_neg, and functions within 1e-4·(1 + RMS) for two refined
+    critical sets, or within the larger visit radius when either is an unrefined slow region."""
+    if a.signature[0] != b.signature[0] or _group(a.kind) != _group(b.kind):
         return False
-    d = np.sqrt(np.mean((a.fingerprint - b.fingerprint) ** 2))
-    return d <= tol * (1 + np.sqrt(np.mean(a.fingerprint ** 2)))
+    d = float(fingerprint_distance(a.fingerprint, b.fingerprint, d_out))
+    scale = float(fingerprint_distance(a.fingerprint, np.zeros_like(a.fingerprint), d_out))
+    return d <= max(tol * (1 + scale), a.radius, b.radius)
+
+
+def _merge(a: Visit, b: Visit) -> Visit:
+    """One visit from two consecutive visits of the same set: the better-refined representative, the
+    union of the windows."""
+    keep = b if (b.refined and not a.refined) or (b.refined == a.refined and b.grad_norm < a.grad_norm) else a
+    out = dataclasses.replace(keep, t_in=min(a.t_in, b.t_in), t_out=max(a.t_out, b.t_out), t=a.t)
+    return out
 
 
 def add_to_graph(graph: SaddleGraph, itin: Itinerary, run: str) -> list[str]:
-    """Add an itinerary's visits as nodes (matched up to symmetry) and its transitions as edges; set
-    each visit's `node`. Returns the node sequence."""
+    """Add an itinerary's visits as nodes (matched by function and index, see `SaddleGraph.find_node`)
+    and its transitions as edges; set each visit's `node`. Returns the node sequence."""
     nodes = []
+    d_out = int(itin.stats.get("d_out", 1))
     for v in itin.visits:
         v.node = graph.add_node(fingerprint=v.fingerprint, signature=v.signature, kind=v.kind, loss=v.loss,
                                 theta=v.theta, gen_error=v.gen_error, reduces_to=v.reduces_to,
-                                grad_norm=v.grad_norm, eigenvalues=v.eigenvalues)
+                                grad_norm=v.grad_norm, eigenvalues=v.eigenvalues, radius=v.radius,
+                                d_out=d_out)
         nodes.append(v.node)
     if itin.terminal == "attractor":
         graph.graph.nodes[nodes[-1]]["attractor"] = True
         graph.graph.nodes[nodes[-1]]["degenerate"] = bool(itin.degenerate)
     graph.add_itinerary(nodes, [(v.t_in, v.t_out) for v in itin.visits], method=itin.method, run=run)
     return nodes
+
+
+def refinement_share(itineraries) -> dict:
+    """The share of slow passages refined to a critical set, per run and over an ensemble.
+
+    **Returns:** dict(passages, refined, share, per_run) with per_run a list of (refined, passages).
+    """
+    per_run = [(sum(v.refined for v in it.passages), len(it.passages)) for it in itineraries]
+    refined = sum(r for r, _ in per_run)
+    total = sum(n for _, n in per_run)
+    return dict(passages=total, refined=refined, share=refined / total if total else 1.0, per_run=per_run)

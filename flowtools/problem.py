@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
+from . import _checks, gaussian
 from .data import Dataset, GaussianPopulation, Teacher
 from .models import MLP, FunctionModel
 
@@ -80,7 +80,6 @@ class DataSource(eqx.Module):
     - `data_loss(model, theta, loss)`: the expectation, traceable, on the model's full θ.
     - `gen_error(model, theta)`: R(θ) = E_x‖f(x; θ) − T(x)‖², traceable, or None when the source has
       no teacher (then `has_gen_error` is False).
-    - `with_targets_of(...)` is not needed: a source is immutable; build a new one.
 
     Array fields are pytree leaves, so a new source of the same shapes does not recompile.
     """
@@ -98,12 +97,15 @@ class DataSource(eqx.Module):
         return self.x.shape[0]
 
     def data_loss(self, model, theta, loss: str):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define data_loss(model, theta, loss).")
 
     has_gen_error = False
 
     def gen_error(self, model, theta):
         return None
+
+    def check(self, model, loss: str) -> None:
+        """Raise a clear error if this source cannot serve `model` under `loss` (called by `Problem`)."""
 
 
 class FiniteData(DataSource):
@@ -125,8 +127,10 @@ class Problem(eqx.Module):
     - `model`: an `MLP` or a `FunctionModel` (see `Problem.from_function` for a plain function).
     - `data`: a `Dataset` whose widths match the model, or a `DataSource`.
     - `loss`: "half_mse" (default), "mse" or "cross_entropy".
-    - `population`: a `GaussianPopulation` for R(θ); built automatically when the data set has a
-      teacher (Gauss–Hermite for d_in ≤ 2, Monte Carlo otherwise).
+    - `population`: a `GaussianPopulation` for R(θ); chosen automatically when the data set has a
+      teacher: Gauss–Hermite for d_in ≤ 2; for d_in > 2 the exact reduction to 2-D Gaussian integrals
+      (`flowtools.gaussian`, method "exact") when the model is a depth-2 `MLP` and the teacher a
+      depth-2 network (`Teacher.from_network` or a (MLP, θ) pair), Monte Carlo otherwise.
     - `weight_decay`: λ ≥ 0; adds (λ/2)‖θ‖² over the model's full θ (frozen entries add a constant).
     - `frozen`: parameters held fixed: a boolean mask over the model's θ (True = frozen), an integer
       index array, or (for an `MLP`) group names "W2", "b1", "layer2" (= W2 and b2), or a list of them.
@@ -149,6 +153,7 @@ class Problem(eqx.Module):
     pop_x: jax.Array | None
     pop_w: jax.Array | None
     pop_t: jax.Array | None
+    pop_model: MLP | None = eqx.field(static=True)  # the teacher network of an exact R
     free: "_Index | None" = eqx.field(static=True)
     meta: "_DataMeta" = eqx.field(static=True)
 
@@ -167,7 +172,8 @@ class Problem(eqx.Module):
         wd = float(weight_decay) if isinstance(weight_decay, (int, float, np.floating, np.integer)) \
             and not isinstance(weight_decay, bool) else None
         if wd is None or not math.isfinite(wd) or wd < 0:
-            raise ValueError(f"weight_decay must be a finite number ≥ 0 (λ in (λ/2)‖θ‖²), got {weight_decay!r}.")
+            raise ValueError(f"weight_decay must be a finite number ≥ 0 (λ in (λ/2)‖θ‖²), "
+                             f"got {weight_decay!r}.")
         self.weight_decay = jnp.asarray(wd, dtype=jnp.float64)
 
         if isinstance(data, DataSource):
@@ -175,6 +181,7 @@ class Problem(eqx.Module):
                 raise ValueError("population applies to a Dataset with a teacher; a DataSource brings "
                                  "its own gen_error.")
             self._check_widths(data.d_in, data.d_out, "data", labels_ok=False)
+            data.check(model, self.loss_convention)
             self.source = data
             self.meta = _DataMeta(None, None, type(data).__name__, None)
             self.pop_x = self.pop_w = self.pop_t = None
@@ -182,7 +189,10 @@ class Problem(eqx.Module):
         elif isinstance(data, Dataset):
             y = self._targets(data, "data")
             self.source = FiniteData(jnp.asarray(data.x), jnp.asarray(y))
-            if population is None and data.teacher is not None:
+            # d_in ≤ 2 keeps the tensor Gauss–Hermite rule (1000 nodes in 1-D, more accurate for tanh
+            # than the 2-D pair rule); above it, depth-2 nets get R by the 2-D reduction.
+            exact = population is None and data.d_in > 2 and gaussian.has_exact_risk(model, data.teacher)
+            if population is None and data.teacher is not None and not exact:
                 population = GaussianPopulation.build(data.d_in)
                 custom = None
             else:
@@ -190,7 +200,13 @@ class Problem(eqx.Module):
             if population is not None and data.teacher is None:
                 raise ValueError("population needs a data set with a teacher (Dataset.teacher).")
             self.meta = _DataMeta(data.teacher, data.noise, data.name, custom)
-            if population is None:
+            if exact:
+                # R by the 2-D reduction (flowtools.gaussian): no sample, no sampling error.
+                self.pop_x = self.pop_w = None
+                self.pop_t = jnp.asarray(data.teacher.theta)
+                self.pop_model = data.teacher.model
+                self.population_method = "exact"
+            elif population is None:
                 self.pop_x = self.pop_w = self.pop_t = None
                 self.population_method = None
             else:
@@ -209,10 +225,13 @@ class Problem(eqx.Module):
             self.test = None
         elif isinstance(test_data, Dataset):
             self._check_widths(test_data.d_in, test_data.d_out, "test_data")
-            self.test = FiniteData(jnp.asarray(test_data.x), jnp.asarray(self._targets(test_data, "test_data")))
+            y_test = self._targets(test_data, "test_data")
+            self.test = FiniteData(jnp.asarray(test_data.x), jnp.asarray(y_test))
         else:
             raise TypeError(f"test_data must be a flowtools.Dataset or None, got {type(test_data).__name__}.")
 
+        if not hasattr(self, "pop_model"):
+            self.pop_model = None
         self.free, self.frozen_base = _frozen(model, frozen, frozen_at)
 
     # ------------------------------------------------------------ construction helpers
@@ -237,7 +256,7 @@ class Problem(eqx.Module):
             if bad.any():
                 i = int(np.argmax(bad))
                 raise ValueError(f"{name}.y holds integer class labels for cross_entropy, which must lie "
-                                 f"in 0 … {k - 1} (d_out={k}); row {i} is {labels[i]!r}.")
+                                 f"in 0 … {k - 1} (d_out={k}); row {i} is {float(labels[i]):g}.")
             return np.eye(k)[labels.astype(np.int64)]
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, rtol=0, atol=1e-12):
             raise ValueError(f"{name}.y for cross_entropy must be one column of integer labels or rows of "
@@ -372,6 +391,17 @@ class Problem(eqx.Module):
         theta_full = _checks.theta_vector("theta_full", theta_full, self.model.n_params)
         return theta_full if self.free is None else theta_full[self.free.index]
 
+    def require_mlp(self, what: str) -> MLP:
+        """The model, for code that works on an MLP's own flat θ; a clear error when the model is not an
+        `MLP`, when parameters are frozen, or when the loss is not squared error."""
+        if not self.is_mlp:
+            raise TypeError(f"{what} needs an MLP model; this problem's model is {self.model!r}.")
+        if self.free is not None:
+            raise TypeError(f"{what} needs a problem without frozen parameters.")
+        if self.loss_convention == "cross_entropy":
+            raise ValueError(f"{what} is derived for squared error; this problem uses cross_entropy.")
+        return self.model
+
     def mlp_theta(self, theta, what: str = "this operation") -> tuple[MLP, np.ndarray]:
         """(MLP, full θ) for symmetry-aware code; a clear error when the model is not an `MLP`."""
         if not self.is_mlp:
@@ -391,7 +421,7 @@ class Problem(eqx.Module):
 
     @property
     def has_population(self) -> bool:
-        return self.pop_x is not None or self.population_method == "source"
+        return self.pop_x is not None or self.population_method in ("source", "exact")
 
     def apply_fn(self, theta, x):
         """Network outputs f(x; θ) for a state θ (traceable)."""
@@ -426,6 +456,8 @@ class Problem(eqx.Module):
         full = self.full_theta_fn(theta)
         if self.population_method == "source":
             return self.source.gen_error(self.model, full)
+        if self.population_method == "exact":
+            return gaussian.population_risk(self.model, full, self.pop_model, self.pop_t)
         r = self.model.apply(full, self.pop_x) - self.pop_t
         return jnp.sum(self.pop_w * jnp.sum(r * r, axis=-1))
 
@@ -474,7 +506,7 @@ class Problem(eqx.Module):
         """Standard error of R(θ): 0 for Gauss–Hermite or an exact source, the Monte Carlo standard
         error otherwise."""
         self._require_population()
-        if self.population_method in ("gauss_hermite", "source"):
+        if self.population_method in ("gauss_hermite", "source", "exact"):
             return 0.0
         r = np.asarray(_jit_apply(self, self._theta(theta), self.pop_x) - self.pop_t)
         sq = np.sum(r * r, axis=-1)
@@ -599,7 +631,8 @@ def _frozen(model, frozen, frozen_at):
             mask = arr.copy()
         elif np.issubdtype(arr.dtype, np.integer) and arr.ndim == 1:
             if arr.size and (arr.min() < 0 or arr.max() >= n):
-                raise ValueError(f"frozen indices must lie in [0, {n}), got min {arr.min()}, max {arr.max()}.")
+                raise ValueError(f"frozen indices must lie in [0, {n}), got min {arr.min()}, "
+                                 f"max {arr.max()}.")
             mask = np.zeros(n, dtype=bool)
             mask[arr] = True
         else:

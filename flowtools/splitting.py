@@ -149,14 +149,14 @@ def embeddings(model: MLP, theta, m: int) -> list[Embedding]:
 
 def inner_hessian(problem: Problem, theta, neuron: int) -> np.ndarray:
     """H_in of hidden neuron `neuron` (module docstring), shape (fan_in, fan_in) with the bias last."""
-    model = problem.model
+    model = problem.require_mlp("the inner Hessian")
     _check_two_layer(model)
     theta, neuron = _inner_args(problem, theta, neuron)
     return np.asarray(_neuron_curvatures(problem, theta, jnp.asarray(neuron))[0])
 
 
 def _inner_args(problem: Problem, theta, neuron):
-    model = problem.model
+    model = problem.require_mlp("the inner Hessian")
     _check_two_layer(model)
     theta = jnp.asarray(_checks.theta_vector("theta", theta, model.n_params))
     neuron = _neuron(neuron, model.widths[1])

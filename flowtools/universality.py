@@ -170,6 +170,7 @@ def activation_class(activation: str | Activation | Callable, *, max_order: int 
 def _check_model(problem):
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    problem.require_mlp("the norm-imbalance identity")
     if problem.model.n_layers < 2:
         raise ValueError("the norm-imbalance identity needs at least one hidden layer.")
 

@@ -33,7 +33,7 @@ import flowtools as ft  # noqa: E402
 from flowtools import deep_linear as DL  # noqa: E402
 from flowtools.escape import escape_flow, fit_log_law, fit_power_law, plateaus  # noqa: E402
 from flowtools.itineraries import itinerary  # noqa: E402
-from flowtools.landscape import critical_point_at  # noqa: E402
+from flowtools.landscape import classify_point, critical_point_at  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
 SIGMA = (3.0, 2.0, 1.0)
@@ -50,15 +50,19 @@ def learning_times(depth, eps, n_save):
     u0 = eps**depth
     t_pred = [DL.learning_time(s, u0, depth) for s in SIGMA]
     T = 1.5 * t_pred[-1]
-    ts = np.linspace(0, T, n_save + 1)[1:]
+    ts = np.linspace(0, T, n_save + 1)[1:]  # n_save = 100 as in the re-solves below: one compilation
     tr = ft.gradient_flow(problem, DL.aligned_init(model, eps), T, save_ts=ts, rtol=1e-10, atol=1e-14,
                           solver="tsit5")
     u = np.array([np.diag(DL.end_to_end(model, th)) for th in tr.theta])  # the modes stay on the diagonal
     measured = []
     for i, s in enumerate(SIGMA):
         k = int(np.argmax(u[:, i] >= s / 2))
-        ta, tb, ua, ub = tr.t[k - 1], tr.t[k], u[k - 1, i], u[k, i]
-        # refine between saves with the closed-form shape: interpolate the logit of u/s linearly in t
+        # re-solve the bracketing interval with 100 saves, then interpolate logit(u/s) linearly in t
+        fine = ft.gradient_flow(problem, tr.theta[k - 1], tr.t[k], t0=tr.t[k - 1], rtol=1e-10, atol=1e-14,
+                                save_ts=np.linspace(tr.t[k - 1], tr.t[k], 101)[1:], solver="tsit5")
+        uf = np.array([DL.end_to_end(model, th)[i, i] for th in fine.theta])
+        j = int(np.argmax(uf >= s / 2))
+        ta, tb, ua, ub = fine.t[j - 1], fine.t[j], uf[j - 1], uf[j]
         lg = lambda v: np.log(v / (s - v))  # noqa: E731
         measured.append(float(ta + (tb - ta) * (lg(s / 2) - lg(ua)) / (lg(ub) - lg(ua))))
     loss_err = float(np.max(np.abs(tr.loss - DL.mode_loss(tr.t, SIGMA, u0, depth))))
@@ -84,19 +88,32 @@ def exact_points(depth):
     return rows
 
 
-def itineraries(depth, eps, seed, n_saves, t1):
-    """Itineraries of one random balanced run, saved on several grids."""
+def _itinerary_row(problem, tr, **extra):
+    """The itinerary's visits, each also with the kind `classify_point` (higher-order test) gives it."""
+    it = itinerary(problem, tr)
+    visits = []
+    for v in it.visits:
+        kind2 = classify_point(problem, v.theta)[0] if v.kind != "slow_region" else v.kind
+        visits.append(dict(kind=v.kind, kind_higher_order=kind2, signature=list(v.signature), loss=v.loss,
+                           t_in=v.t_in, t_out=v.t_out))
+    return dict(extra, terminal=it.terminal, status=tr.status.value, visits=visits,
+                sequence=" → ".join(f"{v['kind']}{tuple(v['signature'])}" for v in visits),
+                sequence_higher_order=" → ".join(f"{v['kind_higher_order']}{tuple(v['signature'])}"
+                                                 for v in visits))
+
+
+def itineraries(depth, eps, seed, n_saves, lrs, t_gd):
+    """Itineraries of one random balanced run: the flow saved on several grids, and GD at several η."""
     problem, model = make_problem(depth)
     theta0 = DL.balanced_init(model, eps, seed)
     out = []
     for n_save in n_saves:
-        tr = ft.gradient_flow(problem, theta0, t1, n_save=n_save, solver="tsit5")
-        it = itinerary(problem, tr)
-        out.append(dict(n_save=n_save, terminal=it.terminal,
-                        visits=[dict(kind=v.kind, signature=list(v.signature), loss=v.loss, t_in=v.t_in,
-                                     t_out=v.t_out) for v in it.visits],
-                        sequence=" → ".join(f"{v.kind}{tuple(v.signature)}" for v in it.visits)))
-    return out, tr
+        tr = ft.gradient_flow(problem, theta0, t_gd, n_save=n_save)
+        out.append(_itinerary_row(problem, tr, method="gradient_flow", n_save=n_save))
+    for lr in lrs:
+        tr = ft.gradient_descent(problem, theta0, lr, int(np.ceil(t_gd / lr)), gtol=1e-10, n_records=400)
+        out.append(_itinerary_row(problem, tr, method="gradient_descent", lr=lr))
+    return out
 
 
 def escape_scaling(depth, eps_list):
@@ -125,16 +142,20 @@ def gd_versus_flow(depth, eps, lrs, n_points):
     rows = []
     for lr in lrs:
         steps = int(np.ceil(T / lr))
-        rec = np.unique(np.linspace(0, steps, n_points).astype(int))
-        gd = ft.gradient_descent(problem, theta0, lr, steps, record_steps=rec)
+        gd = ft.gradient_descent(problem, theta0, lr, steps, record_steps=np.arange(steps + 1))
         u = np.array([np.diag(DL.end_to_end(model, th)) for th in gd.theta])
         times = []
         for i, s in enumerate(SIGMA):
             k = int(np.argmax(u[:, i] >= s / 2)) if np.any(u[:, i] >= s / 2) else None
-            times.append(None if k is None else float(gd.t[k]))
+            times.append(None if k is None else float(gd.t[k]))  # first step at or past half-way
+        flow = [DL.learning_time(s, u0, depth) for s in SIGMA]
+        # The escape stage dominates for a small start: per step w grows by (1 + ηs) (GD) instead of
+        # e^{ηs} (flow) at depth 2, so GD's time is longer by the factor ηs / log(1 + ηs).
+        predicted = [lr * s / np.log1p(lr * s) for s in SIGMA]
         flow_loss = DL.mode_loss(np.asarray(gd.t), SIGMA, u0, depth)
-        rows.append(dict(lr=lr, steps=steps, status=gd.status.value,
-                         learning_times=times, closed_form=[DL.learning_time(s, u0, depth) for s in SIGMA],
+        rows.append(dict(lr=lr, steps=steps, status=gd.status.value, learning_times=times, closed_form=flow,
+                         ratio=[None if t is None else t / f for t, f in zip(times, flow)],
+                         ratio_escape_stage=predicted,
                          max_loss_gap=float(np.max(np.abs(gd.loss - flow_loss))), t=gd.t.tolist(),
                          loss=gd.loss.tolist()))
     return rows
@@ -188,14 +209,23 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
     depths = (2, 3)
     eps_modes = {2: 1e-3, 3: 1e-2} if quick else {2: 1e-4, 3: 1e-3}
-    runs = {d: learning_times(d, eps_modes[d], 400 if quick else 4000) for d in depths}
+    def step(name):
+        print(f"[{time.perf_counter() - t_start:7.1f} s] {name}", flush=True)
+
+    step("mode learning times")
+    runs = {d: learning_times(d, eps_modes[d], 100) for d in depths}
+    step("exact critical points")
     points = {d: exact_points(d) for d in depths}
-    n_saves = (100, 400) if quick else (100, 200, 400, 800, 1600)
-    its = {d: itineraries(d, 1e-2 if d == 2 else 5e-2, args.seed, n_saves, 60.0 if d == 2 else 200.0)[0]
+    n_saves = () if quick else (100, 200, 400, 800, 1600)  # itineraries: full mode only (CPU budget)
+    step("itineraries")
+    it_lrs = () if quick else (0.01, 0.2)
+    its = {d: itineraries(d, 1e-2 if d == 2 else 5e-2, args.seed, n_saves, it_lrs, 100.0 if d == 2 else 400.0)
            for d in depths}
-    eps_list = [1e-2, 3e-3, 1e-3] if quick else list(np.geomspace(1e-2, 1e-4, 9))
+    eps_list = [1e-2, 3e-3, 1e-3] if quick else list(np.geomspace(1e-2, 1e-4, 7))
+    step("escape scaling")
     scaling = [escape_scaling(d, eps_list) for d in depths]
-    lrs = (0.05, 0.2) if quick else (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+    lrs = (0.05, 0.2) if quick else (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+    step("GD against the flow")
     gd_rows = gd_versus_flow(2, 1e-3, lrs, 200)
     for r in gd_rows:
         r.update(depth=2, u0=1e-6)
@@ -219,13 +249,16 @@ def main(argv=None) -> dict:
         for p in points[d]:
             print(f"  rank {p['rank']}: {p['kind']} {tuple(p['signature'])} L = {p['loss']:.4g}")
         for it in its[d]:
-            print(f"  itinerary (n_save={it['n_save']}): {it['sequence']} ⇒ {it['terminal']}")
+            how = f"n_save={it['n_save']}" if it["method"] == "gradient_flow" else f"GD η={it['lr']:g}"
+            print(f"  itinerary ({how}): {it['sequence']} ⇒ {it['terminal']}\n"
+                  f"    with the higher-order test: {it['sequence_higher_order']}")
     for sc in scaling:
         print(f"depth {sc['depth']}: {sc['law']} law slope {sc['slope']:.4f} CI {np.round(sc['ci'], 4)} "
               f"(expected {sc['expected_slope']:.4f})")
     for r in gd_rows:
-        print(f"GD η={r['lr']:g}: learning times {r['learning_times']} (flow {np.round(r['closed_form'], 3)}), "
-              f"max |L_GD − L_flow| = {r['max_loss_gap']:.3g}")
+        print(f"GD η={r['lr']:g}: learning times {r['learning_times']} (flow {np.round(r['closed_form'], 3)}); "
+              f"ratio GD/flow {np.round(r['ratio'], 4)} vs escape-stage ηs/log(1+ηs) "
+              f"{np.round(r['ratio_escape_stage'], 4)}; max |L_GD − L_flow| = {r['max_loss_gap']:.3g}")
     print(f"wall time {summary['wall_time']:.1f} s")
     return summary
 

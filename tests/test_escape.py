@@ -332,3 +332,17 @@ def test_basin_fractions_from_a_graph_merges_nodes_of_one_function():
     bf = E.basin_fractions(g)
     assert bf.n_runs == 4 and len(bf.basins) == 1 and bf.basins[0].count == 4
     assert set(bf.basins[0].members) == {m1, m2} and bf.n_unattracted == 0
+
+
+def test_function_metric_is_the_package_function_distance():
+    """One definition: sqrt(mean_k ‖f(x_k; a) − f(x_k; b)‖²), the squared error summed over outputs."""
+    from flowtools.landscape import function_distance
+
+    x = np.random.default_rng(0).standard_normal((20, 2))
+    model = ft.MLP((2, 4, 3), "tanh")
+    problem = ft.Problem(model, ft.Dataset(x, np.zeros((20, 3))))
+    a, b = np.asarray(model.init(0)), np.asarray(model.init(1))
+    fa, fb = problem.predict(a, x), problem.predict(b, x)
+    by_hand = np.sqrt(np.mean(np.sum((fa - fb) ** 2, axis=1)))
+    assert E.distances(a, b, metric="function", problem=problem)[0] == pytest.approx(by_hand, rel=1e-12)
+    assert function_distance(problem, a, b) == pytest.approx(by_hand, rel=1e-12)

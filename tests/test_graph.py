@@ -107,3 +107,42 @@ def test_summary_is_plain_json():
     assert {"nodes", "edges", "n_trajectories"} <= set(s)
     assert all({"source", "target", "count", "fraction"} <= set(e) for e in s["edges"])
     assert np.isclose(sum(e["count"] for e in s["edges"]), 3)
+
+
+def test_one_degenerate_set_is_one_node_whatever_its_zero_count():
+    # Refinement can land anywhere on a degenerate minimum set; the zero count varies there (10 or 11
+    # zero eigenvalues): the node is identified by function and index only.
+    g = SaddleGraph()
+    a = g.add_node(fingerprint=[1.0, 2.0, 3.0], signature=(0, 10, 12), kind="degenerate_minimum", loss=0.0,
+                   theta=[0.0], grad_norm=1e-14)
+    b = g.add_node(fingerprint=[1.0, 2.0, 3.0 + 1e-9], signature=(0, 11, 11), kind="degenerate_minimum",
+                   loss=0.0, theta=[1.0], grad_norm=1e-15)
+    assert a == b and len(g) == 1
+    assert g.graph.nodes[a]["signature"] == [0, 11, 11]  # the better-converged representative
+    # another index is another critical set
+    assert g.add_node(fingerprint=[1.0, 2.0, 3.0], signature=(1, 10, 11), kind="degenerate_saddle", loss=0.0,
+                      theta=[0.0]) != a
+
+
+def test_slow_regions_of_one_passage_share_a_node():
+    g = SaddleGraph()
+    a = g.add_node(fingerprint=[0.50, 0.50, 0.50], signature=(3, 0, 19), kind="slow_region", loss=0.03,
+                   theta=[0.0], radius=0.08)
+    # another run's slow region on the same plateau: same index, function within the visit radius
+    assert g.add_node(fingerprint=[0.52, 0.47, 0.55], signature=(3, 1, 18), kind="slow_region", loss=0.03,
+                      theta=[0.1], radius=0.08) == a
+    # same function, other index: another node; far function: another node
+    assert g.add_node(fingerprint=[0.50, 0.50, 0.50], signature=(2, 0, 20), kind="slow_region", loss=0.03,
+                      theta=[0.0], radius=0.08) != a
+    assert g.add_node(fingerprint=[0.9, 0.5, 0.5], signature=(3, 0, 19), kind="slow_region", loss=0.03,
+                      theta=[0.0], radius=0.08) != a
+    # an "unfinished" end is never merged into a critical set
+    assert g.add_node(fingerprint=[0.50, 0.50, 0.50], signature=(3, 0, 19), kind="unfinished", loss=0.03,
+                      theta=[0.0], radius=0.08) != a
+    # function distance with d_out = 2: sqrt(mean over inputs of the summed squared error)
+    h = SaddleGraph()
+    n = h.add_node(fingerprint=[0.0, 0.0, 0.0, 0.0], signature=(1, 0, 1), kind="slow_region", loss=1.0,
+                   theta=[0.0], radius=0.1, d_out=2)
+    # d = sqrt(((0.08² + 0.08²) + 0) / 2) = 0.08 ≤ 0.1 (the mean over all entries would be 0.057)
+    assert h.find_node([0.08, 0.08, 0.0, 0.0], (1, 0, 1), kind="slow_region", d_out=2) == n
+    assert h.find_node([0.12, 0.12, 0.0, 0.0], (1, 0, 1), kind="slow_region", d_out=2) is None

@@ -119,3 +119,140 @@ def test_bad_arguments(minimal_mse):
     other = ft.Problem(ft.MLP((1, 3, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
     with pytest.raises(ValueError, match="parameters"):
         itinerary(other, tr)
+
+
+# ------------------------------------------------------------------ deep linear 3-3-3 (Saxe et al. 2014)
+from flowtools.deep_linear import balanced_init, whitened_dataset  # noqa: E402
+from flowtools.itineraries import refinement_share  # noqa: E402
+from flowtools.landscape import function_distances  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def deep_linear():
+    data = whitened_dataset(np.diag([3.0, 2.0, 1.0]), n=3, seed=0)
+    model = ft.MLP((3, 3, 3), "linear", bias=False)
+    return ft.Problem(model, data), balanced_init(model, 1e-3, 0)
+
+
+def _check_staircase(it):
+    # origin (index 9) → rank 1 (index 4) → rank 2 (index 1) → global minimum ⇒ attractor
+    assert [v.signature[0] for v in it.visits] == [9, 4, 1, 0], it
+    assert it.terminal == "attractor", it.message
+    assert it.visits[0].t_in == 0.0 and np.linalg.norm(it.visits[0].theta) < 1e-8  # the starting saddle
+    assert it.visits[-1].loss < 1e-20
+    losses = [v.loss for v in it.visits]
+    assert np.allclose(losses[:3], [7.0, 2.5, 0.5], atol=1e-10)  # ½ Σ of the unlearned s_α²
+    assert it.refined_share == 1.0
+    for a, b in zip(it.visits, it.visits[1:]):
+        assert a.t_out <= b.t_in
+
+
+@pytest.mark.parametrize("n_save", [100, 1600])
+def test_deep_linear_flow_staircase_does_not_depend_on_the_save_grid(deep_linear, n_save):
+    p, theta0 = deep_linear
+    tr = ft.gradient_flow(p, theta0, 50.0, n_save=n_save)
+    _check_staircase(itinerary(p, tr))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_save", [200, 400, 800])
+def test_deep_linear_flow_staircase_all_grids(deep_linear, n_save):
+    p, theta0 = deep_linear
+    _check_staircase(itinerary(p, ft.gradient_flow(p, theta0, 50.0, n_save=n_save)))
+
+
+@pytest.mark.parametrize("lr", [0.01, 0.2])
+def test_deep_linear_gd_staircase(deep_linear, lr):
+    p, theta0 = deep_linear
+    tr = ft.gradient_descent(p, theta0, lr, int(round(50 / lr)))
+    _check_staircase(itinerary(p, tr))
+
+
+def test_attractor_window_starts_at_first_entry(deep_linear):
+    p, theta0 = deep_linear
+    tr = ft.gradient_descent(p, theta0, 0.2, 250)
+    it = itinerary(p, tr)
+    att = it.attractor
+    rho = 0.1 * np.sqrt(np.mean(np.sum(np.asarray(p.y) ** 2, axis=1)))
+    d = function_distances(p, tr.theta, att.theta)
+    inside = d <= rho
+    first = np.nonzero(~inside)[0][-1] + 1  # the run stays inside from here on
+    assert att.t_in <= tr.t[first] and att.t_in > it.visits[-2].t_out - 1e-12
+
+
+def test_refinement_options_and_budgets(deep_linear):
+    p, theta0 = deep_linear
+    tr = ft.gradient_descent(p, theta0, 0.2, 250)
+    with pytest.raises(ValueError, match="unknown option"):
+        itinerary(p, tr, refine=dict(maxiter=3))
+    with pytest.raises(TypeError, match="refine"):
+        itinerary(p, tr, refine=3)
+    starved = itinerary(p, tr, time_limit=1e-9)
+    assert starved.stats["budget_exhausted"] and "time limit" in starved.message
+    assert any(v.status == "skipped" for v in starved.visits)
+    assert starved.refined_share < 1.0
+    share = refinement_share([starved, itinerary(p, tr)])
+    assert share["per_run"][1][0] == share["per_run"][1][1] == 3
+    assert share["passages"] == share["per_run"][0][1] + 3
+
+
+def test_unfinished_run_ends_in_an_unfinished_node(deep_linear):
+    p, theta0 = deep_linear
+    tr = ft.gradient_flow(p, theta0, 3.2, n_save=100)  # stopped while learning the first mode
+    it = itinerary(p, tr)
+    assert it.terminal == "unfinished"
+    assert it.visits[-1].kind == "unfinished" and it.visits[-1].status == "terminal"
+    g = SaddleGraph()
+    nodes = add_to_graph(g, it, run="a")
+    assert g.graph.nodes[nodes[-1]]["kind"] == "unfinished"
+    assert g.graph.has_edge(nodes[-2], nodes[-1])
+
+
+# -------------------------------------------- erf teacher–student, d = 10, n = 2000 (Saad & Solla 1995)
+def _soft_committee(k_student, n=2000, d=10):
+    teacher = ft.MLP((d, 2, 1), "erf", bias=False)
+    theta_t = np.concatenate([np.eye(d)[:2].ravel(), np.ones(2)])
+    data = ft.teacher_dataset((teacher, theta_t), n, seed=0)
+    return ft.Problem(ft.MLP((d, k_student, 1), "erf", bias=False), data)
+
+
+def _ensemble(problem, seeds):
+    g, its = SaddleGraph(), []
+    for s in seeds:
+        theta0 = np.asarray(problem.model.init(s, scale=1e-3))
+        it = itinerary(problem, ft.gradient_flow(problem, theta0, 1e5, gtol=1e-10))
+        add_to_graph(g, it, run=f"seed {s}")
+        its.append(it)
+    return g, its
+
+
+def _check_two_hidden(g, its):
+    for it in its:
+        assert it.terminal == "attractor", it
+        origin = it.visits[0]
+        assert origin.t_in == 0.0 and np.linalg.norm(origin.theta) < 1e-8, it  # the origin, in every run
+    share = refinement_share(its)
+    assert share["share"] >= 0.95, share
+    # one physical scenario: origin → symmetric plateau → global minimum, one node each
+    assert len(g) == 3, [(n, a["kind"], a["signature"]) for n, a in g.graph.nodes(data=True)]
+    assert len(g.attractors()) == 1
+    assert len({tuple(it.nodes) for it in its}) == 1
+
+
+def test_teacher_student_two_hidden_few_runs():
+    p = _soft_committee(2)
+    _check_two_hidden(*_ensemble(p, range(2)))
+
+
+@pytest.mark.slow
+def test_teacher_student_two_hidden_32_runs():
+    p = _soft_committee(2)
+    _check_two_hidden(*_ensemble(p, range(32)))
+
+
+@pytest.mark.slow
+def test_teacher_student_three_hidden_one_attractor_node():
+    p = _soft_committee(3)
+    g, its = _ensemble(p, range(8))
+    zero_loss = [n for n in g.attractors() if g.graph.nodes[n]["loss"] < 1e-12]
+    assert len(zero_loss) == 1, [(n, g.graph.nodes[n]["signature"]) for n in g.attractors()]

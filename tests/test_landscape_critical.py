@@ -154,3 +154,41 @@ def test_classify():
     assert classify((1, 1, 2)) == "degenerate_saddle"
     assert classify((1, None, None)) == "saddle"
     assert classify((1, 0, 3), success=False) == "slow_region"
+
+
+def test_best_iterate_is_kept_and_fallbacks_finish_the_solve(minimal_half):
+    # A short budget stops the solve near, not at, the origin saddle (‖∇L‖ ≫ gtol): the best iterate
+    # is reported, not discarded; with fallbacks (restarts from it) the same budget converges.
+    guess = np.array([0.05, -0.04, 0.03, 0.06])
+    short = find_critical_point(minimal_half, guess, max_iter=2, fallback=False, gtol=1e-14)
+    assert not short.success and np.array_equal(short.theta, guess)
+    assert short.best_grad_norm < 1e-3 * np.linalg.norm(minimal_half.grad(guess))
+    assert np.linalg.norm(minimal_half.grad(short.best_theta)) == pytest.approx(short.best_grad_norm, rel=1e-6)
+    full = find_critical_point(minimal_half, guess, max_iter=2, gtol=1e-14)
+    assert full.success and len(full.attempts) >= 2 and np.linalg.norm(full.theta) < 1e-10
+
+
+def test_time_limit_reports_the_best_iterate(minimal_half):
+    cp = find_critical_point(minimal_half, np.array([0.7, -1.1, 0.4, 2.0]), time_limit=1e-9, max_iter=200,
+                             gtol=1e-300)
+    assert cp.status == "time_limit" and not cp.success
+    assert cp.best_grad_norm <= np.linalg.norm(minimal_half.grad(np.array([0.7, -1.1, 0.4, 2.0])))
+    with pytest.raises(ValueError, match="time_limit"):
+        find_critical_point(minimal_half, np.zeros(4), time_limit=0.0)
+
+
+def test_symmetrize_neurons_moves_onto_the_symmetric_subspace():
+    from flowtools.landscape import symmetrize_neurons
+
+    model = ft.MLP((3, 3, 1), "erf", bias=False)
+    W = np.array([[1.0, 0.5, 0.0], [1.02, 0.49, 0.01], [0.0, 0.0, 1.0]])
+    v = np.array([0.3, 0.5, 1.0])
+    sym = symmetrize_neurons(model, np.concatenate([W.ravel(), v]))
+    Ws, vs = sym[:9].reshape(3, 3), sym[9:]
+    assert np.array_equal(Ws[0], Ws[1]) and vs[0] == vs[1] == 0.4
+    assert np.array_equal(Ws[2], W[2]) and vs[2] == 1.0
+    # odd σ: an opposite neuron joins with its sign
+    Wf = W.copy(); Wf[1] *= -1; vf = v.copy(); vf[1] *= -1  # noqa: E702
+    symf = symmetrize_neurons(model, np.concatenate([Wf.ravel(), vf]))
+    assert np.allclose(symf[3:6], -sym[3:6]) and np.isclose(symf[10], -0.4)
+    assert symmetrize_neurons(model, np.concatenate([np.eye(3).ravel(), v])) is None

@@ -81,6 +81,7 @@ def test_classify_signature_only_and_with_point(depth3):
     assert kind == "higher_order_saddle" and test.saddle
 
 
+@pytest.mark.slow  # flows to the minimum with a fresh compilation: ~50 s on the loaded test machine
 def test_unstable_manifold_of_a_higher_order_saddle(depth3):
     problem, model = depth3
     cp = critical_point_at(problem, _balanced(model, [3, 2, 0]))

@@ -1,6 +1,7 @@
 """Slow points: dips of ‖∇L‖ over log-time."""
 
 import numpy as np
+import pytest
 
 import flowtools as ft
 from flowtools.landscape import find_critical_point, slow_points
@@ -52,3 +53,32 @@ def test_published_flow_plateau_then_attractor(minimal_half):
     assert cp.success and cp.signature == (2, 0, 2)  # the origin
     cp_end = find_critical_point(minimal_half, end.theta, radius=0.1)
     assert cp_end.kind == "minimum"
+
+
+def test_resolve_trajectory_fills_unresolved_segments_with_the_runs_own_states():
+    from flowtools.deep_linear import balanced_init, whitened_dataset
+    from flowtools.landscape import function_distances, output_distance, resolve_trajectory
+    from flowtools.problem import training_outputs
+
+    model = ft.MLP((3, 3, 3), "linear", bias=False)
+    p = ft.Problem(model, whitened_dataset(np.diag([3.0, 2.0, 1.0]), n=3, seed=0))
+    theta0 = balanced_init(model, 1e-3, 0)
+    coarse = ft.gradient_descent(p, theta0, 0.05, 1000, record_steps=[10, 100, 1000])
+    res = resolve_trajectory(p, coarse, max_jump=0.2)
+    assert res.stats["resolved_states"] > 20 and len(res.t) == len(coarse.t) + res.stats["resolved_states"]
+    assert np.all(np.diff(res.t) > 0) and np.all(np.diff(res.step) > 0)
+    # the added states are the GD map's own states at those steps
+    exact = ft.gradient_descent(p, theta0, 0.05, 1000, record_steps=res.step)
+    assert np.array_equal(exact.step, res.step)
+    assert np.max(np.abs(exact.theta - res.theta)) < 1e-12
+    # resolved: no function jump above max_jump where single steps allow it
+    out = training_outputs(p, res.theta)
+    jumps = np.asarray(output_distance(out[:-1], out[1:]))
+    multi = np.diff(res.step) > 1
+    assert np.all(jumps[multi] <= 0.2)
+    # a fine grid is left alone
+    fine = ft.gradient_descent(p, theta0, 0.05, 1000, record_steps=np.arange(1001))
+    assert resolve_trajectory(p, fine, max_jump=0.2) is fine
+    assert function_distances(p, res.theta[:1], theta0)[0] == 0.0
+    with pytest.raises(ValueError, match="max_jump"):
+        resolve_trajectory(p, coarse, max_jump=0.0)

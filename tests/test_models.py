@@ -215,3 +215,32 @@ def test_model_is_hashable_and_static():
     assert a == b and hash(a) == hash(b)
     assert a != ft.MLP((1, 2, 1), "erf", bias=False)
     assert "tanh" in repr(a)
+
+
+# ----------------------------------------------------------------------------- own models
+def test_function_model_reshapes_checks_and_hashes():
+    def linear(theta, x):
+        return x @ theta  # shape (n,): read as one output column
+
+    model = ft.FunctionModel(linear, 3, 3, 1)
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(np.asarray(model.apply(np.array([1.0, 0.0, -1.0]), x)), [[-2.0], [-2.0]])
+    twin = ft.FunctionModel(linear, 3, 3, 1)
+    assert model == twin and hash(model) == hash(twin)
+    assert model != ft.FunctionModel(lambda th, x: x @ th, 3, 3, 1)
+    with pytest.raises(ValueError, match=r"shape \(n, d_out\) = \(3, 2\)"):
+        ft.FunctionModel(linear, 3, 3, 2)
+    with pytest.raises(AttributeError):
+        model.n_params = 4
+
+
+def test_function_model_from_equinox_round_trips_parameters():
+    import equinox as eqx
+
+    lin = eqx.nn.Linear(3, 2, key=jax.random.PRNGKey(1))
+    lin = jax.tree_util.tree_map(lambda a: a.astype(np.float64) if eqx.is_inexact_array(a) else a, lin)
+    model, theta0 = ft.FunctionModel.from_equinox(lin, d_in=3, d_out=2)
+    assert model.n_params == 3 * 2 + 2 and theta0.dtype == np.float64
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    by_hand = x @ np.asarray(lin.weight).T + np.asarray(lin.bias)
+    np.testing.assert_allclose(np.asarray(model.apply(theta0, x)), by_hand, rtol=1e-14, atol=1e-15)

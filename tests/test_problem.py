@@ -122,7 +122,7 @@ def test_gen_error_monte_carlo_against_independent_sample():
     t_theta = np.array([1.0, -0.5, 0.3, 0.2, 0.8, -1.0, 1.5, -0.7])
     data = ft.teacher_dataset((teacher_model, t_theta), 50, noise=0.1, seed=1)
     student = ft.MLP((3, 4, 1), "tanh", bias=True)
-    problem = ft.Problem(student, data)
+    problem = ft.Problem(student, data, population=ft.GaussianPopulation.build(3, "monte_carlo"))
     assert problem.population_method == "monte_carlo"
     theta = 0.5 * np.random.default_rng(4).standard_normal(student.n_params)
     R, se = problem.gen_error(theta), problem.gen_error_stderr(theta)
@@ -276,8 +276,8 @@ def test_flow_and_gd_keep_a_frozen_second_layer_fixed_exactly():
     theta0 = np.asarray(model.init(7, scale=0.1)).copy()
     theta0[20:] = 1.0
     p = ft.Problem(model, data, frozen="W2", frozen_at=theta0)
-    flow = ft.gradient_flow(p, p.free_theta(theta0), 30.0)
-    gd = ft.gradient_descent(p, p.free_theta(theta0), 0.05, 200)
+    flow = ft.gradient_flow(p, p.free_theta(theta0), 30.0, n_save=20)
+    gd = ft.gradient_descent(p, p.free_theta(theta0), 0.3, 100, n_records=10)
     for tr in (flow, gd):
         assert tr.theta.shape[1] == 20
         assert tr.loss[-1] < 0.5 * tr.loss[0]
@@ -328,6 +328,10 @@ def test_symmetry_tools_say_they_need_an_mlp():
         ft.canonical_form(p, np.zeros(27))
     with pytest.raises(TypeError, match="need an MLP"):
         ft.reduce_network(p, np.zeros(27))
+    with pytest.raises(TypeError, match="inner Hessian needs an MLP"):
+        ft.inner_hessian(p, np.zeros(27), 0)
+    with pytest.raises(TypeError, match="norm-imbalance identity needs an MLP"):
+        ft.norm_imbalance_rate(p, np.zeros(27))
     frozen = ft.Problem(ft.MLP((1, 2, 1)), ft.Dataset([0.0, 1.0], [0.0, 1.0]), frozen="b2",
                         frozen_at=np.zeros(7))
     with pytest.raises(TypeError, match="full_theta"):
@@ -360,7 +364,8 @@ def test_held_out_loss_and_accuracy_recorded_along_runs(tmp_path):
                      test_data=ft.Dataset(test.x, test.x[:, :1] ** 2))
     tr = ft.gradient_descent(reg, ft.MLP((2, 3, 1)).init(0), 0.05, 20)
     assert tr.test_loss is not None and tr.test_accuracy is None
-    assert ft.gradient_descent(ft.Problem(model, mixture(60, 7), "cross_entropy"), theta0, 0.1, 5).test_loss is None
+    plain = ft.Problem(model, mixture(60, 7), "cross_entropy")
+    assert ft.gradient_descent(plain, theta0, 0.1, 5).test_loss is None
 
 
 # ----------------------------------------------------------------------------- a population source
@@ -393,3 +398,71 @@ def test_a_population_source_plugs_into_the_whole_problem(minimal_half):
     assert p.loss(theta) == pytest.approx(0.5 * p.gen_error(theta), rel=1e-14)
     tr = ft.gradient_flow(p, theta, 200.0)
     assert tr.gen_error[-1] < 1e-3 * tr.gen_error[0]
+
+
+def _minimal_by_hand(theta, x):
+    """f(x) = v1 tanh(w1 x) + v2 tanh(w2 x) (Maleknia & Sato, Eq. 1), written without MLP."""
+    return theta[2] * jax.numpy.tanh(theta[0] * x) + theta[3] * jax.numpy.tanh(theta[1] * x)
+
+
+def test_own_model_gd_critical_point_and_spectrum_equal_the_mlp():
+    data = ft.datasets.maleknia_sato()
+    own = ft.Problem.from_function(_minimal_by_hand, 4, data, "mse")
+    mlp = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")
+    theta0 = np.array([-0.13, 0.13, 0.16, -0.15])
+    gd_own, gd_mlp = (ft.gradient_descent(p, theta0, 0.01, 300, n_records=10) for p in (own, mlp))
+    np.testing.assert_allclose(gd_own.theta, gd_mlp.theta, rtol=1e-11, atol=1e-14)
+    cp = ft.find_critical_point(own, 1e-3 * theta0)
+    assert cp.success and np.linalg.norm(cp.theta) < 1e-10 and tuple(cp.signature) == (2, 0, 2)
+    assert cp.reduces_to == ""
+    np.testing.assert_allclose(ft.hessian_spectrum(own, cp.theta).eigenvalues,
+                               ft.hessian_spectrum(mlp, cp.theta).eigenvalues, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
+def test_whole_pipeline_runs_on_an_own_model():
+    """Flow, GD, critical points, spectra, itinerary, saddle graph and escape time on a hand-written
+    model agree with the same network built as an MLP; only the symmetry reduction is left blank."""
+    from flowtools.graph import SaddleGraph
+    from flowtools.itinerary import add_to_graph, itinerary
+
+    data = ft.datasets.maleknia_sato(noiseless=True)
+    own = ft.Problem.from_function(_minimal_by_hand, 4, data, "mse")
+    mlp = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")
+    theta0 = np.array([-0.13, 0.13, 0.16, -0.15])
+    gd_own, gd_mlp = (ft.gradient_descent(p, theta0, 0.01, 2000) for p in (own, mlp))
+    np.testing.assert_allclose(gd_own.theta, gd_mlp.theta, rtol=1e-10, atol=1e-13)
+    flow = ft.gradient_flow(own, theta0, 2e4)
+    ref = ft.gradient_flow(mlp, theta0, 2e4)
+    assert flow.status == ref.status
+    it, it_ref = itinerary(own, flow), itinerary(mlp, ref)
+    assert [(v.kind, v.signature) for v in it.visits] == [(v.kind, v.signature) for v in it_ref.visits]
+    assert it.visits[0].signature == (2, 0, 2) and it.terminal == it_ref.terminal == "attractor"
+    assert all(v.reduces_to == "" for v in it.visits)
+    g = SaddleGraph()
+    assert len(add_to_graph(g, it, run="own")) == len(it.visits)
+    cp = ft.find_critical_point(own, 1e-3 * theta0)
+    assert cp.success and np.linalg.norm(cp.theta) < 1e-10 and tuple(cp.signature) == (2, 0, 2)
+    assert cp.reduces_to == ""
+    np.testing.assert_allclose(ft.hessian_spectrum(own, cp.theta).eigenvalues,
+                               ft.hessian_spectrum(mlp, cp.theta).eigenvalues, rtol=1e-12, atol=1e-14)
+    esc = ft.escape_time(flow, np.zeros(4), 0.5, problem=own)
+    esc_ref = ft.escape_time(ref, np.zeros(4), 0.5, problem=mlp)
+    assert esc.time == pytest.approx(esc_ref.time, rel=1e-6)
+
+
+def test_vmappable_over_states_weight_decay_and_frozen_values():
+    import equinox as eqx
+
+    model = ft.MLP((2, 3, 3), "tanh")
+    theta = np.asarray(model.init(0))
+    p = ft.Problem(model, mixture(20, 3), "cross_entropy", weight_decay=0.1, frozen="b2", frozen_at=theta)
+    states = np.stack([p.free_theta(np.asarray(model.init(k))) for k in range(3)])
+    np.testing.assert_allclose(np.asarray(jax.vmap(p.loss_fn)(states)), [p.loss(s) for s in states], rtol=1e-14)
+    lams = np.array([0.0, 0.1, 0.5])
+    by_vmap = jax.vmap(lambda lam: eqx.tree_at(lambda q: q.weight_decay, p, lam).loss_fn(states[0]))(lams)
+    np.testing.assert_allclose(np.asarray(by_vmap), [p.with_weight_decay(lam).loss(states[0]) for lam in lams],
+                               rtol=1e-14)
+    bases = np.stack([theta, 2 * theta])
+    by_vmap = jax.vmap(lambda b: eqx.tree_at(lambda q: q.frozen_base, p, b).loss_fn(states[0]))(bases)
+    np.testing.assert_allclose(np.asarray(by_vmap), [p.freeze("b2", b).loss(states[0]) for b in bases], rtol=1e-14)

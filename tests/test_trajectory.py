@@ -13,7 +13,8 @@ from conftest import PUBLISHED_THETA0
 
 def test_status_values():
     assert {s.value for s in ft.Status} == {
-        "converged", "t1_reached", "max_steps", "diverged", "non_finite", "failed"}
+        "converged", "t1_reached", "max_steps", "diverged", "non_finite", "failed", "time_limit",
+        "running"}
     assert ft.Status("diverged") is ft.Status.DIVERGED
     assert str(ft.Status.CONVERGED) == "converged"
     assert ft.Status.MAX_STEPS == "max_steps"  # a str enum: compares equal to its value

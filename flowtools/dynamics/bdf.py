@@ -353,69 +353,60 @@ class BDF(FlowSolver):
             error_norm = rms(error_const[order] * d / scale)
             accept = conv & (error_norm <= 1) & ~too_small
 
-            def rejected(_):
-                # Newton failed with an old Hessian: retry the same step with Newton–Krylov, or, if
-                # that failed too (or krylov=False), with a new Hessian. Newton failed with a current
-                # Hessian, or the error test failed: shrink h (scipy's rules).
-                stale = ~conv & ~jac_current
-                retry_krylov = stale & ~krylov & self.krylov
-                retry_jac = stale & ~retry_krylov
-                factor = jnp.where(conv, jnp.maximum(MIN_FACTOR, safety * error_norm ** (-1 / (order + 1))),
-                                   0.5)
-                Dn = jnp.where(stale, D, _change_D(D, order, factor))
-                return dict(t=s.t, D=Dn, order=order, h_abs=jnp.where(stale, h, h * factor),
-                            n_equal=jnp.where(stale, n_equal, 0), jac_current=jac_current,
-                            need_jac=retry_jac, krylov=krylov | retry_krylov, mv_since=mv_since,
-                            save_index=s.save_index, ts_out=s.ts_out, ys_out=s.ys_out, event=s.event,
-                            stride=s.stride,
-                            n_grad=n_grad)
+            # Both outcomes are computed without branching (they are cheap) and end in at most one
+            # change of the differences: one traced copy of _change_D and of the dense output.
+            # Rejected: Newton failed with an old Hessian → retry the same step with Newton–Krylov,
+            # or, if that failed too (or krylov=False), with a new Hessian; Newton failed with a
+            # current Hessian, or the error test failed → shrink h (scipy's rules).
+            stale = ~conv & ~jac_current
+            retry_krylov = stale & ~krylov & self.krylov
+            retry_jac = stale & ~retry_krylov
+            shrink = jnp.where(conv, jnp.maximum(MIN_FACTOR, safety * error_norm ** (-1 / (order + 1))), 0.5)
+            # Accepted: D^{j+1} y_n = D^j y_n − D^j y_{n−1} (the update of scipy's _step_impl), and
+            # after order+1 steps of equal size a new order and step size.
+            Da = D.at[order + 2].set(d - D[order + 1]).at[order + 1].set(d)
+            keep = (jnp.arange(MAX_ORDER + 3) <= order + 1)[:, None]
+            csum = jnp.flip(jnp.cumsum(jnp.flip(jnp.where(keep, Da, 0.0), 0), 0), 0)
+            Da = jnp.where(jnp.arange(MAX_ORDER + 3)[:, None] <= order, csum, Da)
+            ne = n_equal + 1
+            order_due = ne >= order + 1
+            em = jnp.where(order > 1, rms(error_const[order - 1] * Da[order] / scale), jnp.inf)
+            ep = jnp.where(order < MAX_ORDER,
+                           rms(error_const[jnp.minimum(order + 1, MAX_ORDER)] * Da[order + 2] / scale),
+                           jnp.inf)
+            factors = jnp.stack([em, error_norm, ep]) ** (-1.0 / (order + jnp.arange(3)))
+            grow = jnp.minimum(MAX_FACTOR, safety * jnp.max(factors))
 
-            def accepted(_):
-                ne = n_equal + 1
-                # D^{j+1} y_n = D^j y_n − D^j y_{n−1}: the update of scipy's _step_impl.
-                Dn = D.at[order + 2].set(d - D[order + 1]).at[order + 1].set(d)
-                keep = (jnp.arange(MAX_ORDER + 3) <= order + 1)[:, None]
-                csum = jnp.flip(jnp.cumsum(jnp.flip(jnp.where(keep, Dn, 0.0), 0), 0), 0)
-                Dn = jnp.where(jnp.arange(MAX_ORDER + 3)[:, None] <= order, csum, Dn)
+            new_order = jnp.where(accept & order_due, order + jnp.argmax(factors) - 1, order)
+            factor = jnp.where(accept, jnp.where(order_due, grow, 1.0), jnp.where(stale, 1.0, shrink))
+            base = jnp.where(accept, Da, D)
+            Dn = lax.cond(factor != 1.0, lambda: _change_D(base, new_order, factor), lambda: base)
+            h_next = h * factor
+            n_equal_next = jnp.where(accept, jnp.where(order_due, 0, ne), jnp.where(stale, n_equal, 0))
 
-                def change_order(_):
-                    em = jnp.where(order > 1, rms(error_const[order - 1] * Dn[order] / scale), jnp.inf)
-                    ep = jnp.where(order < MAX_ORDER,
-                                   rms(error_const[jnp.minimum(order + 1, MAX_ORDER)]
-                                       * Dn[order + 2] / scale), jnp.inf)
-                    norms = jnp.stack([em, error_norm, ep])
-                    factors = norms ** (-1.0 / (order + jnp.arange(3)))
-                    new_order = order + jnp.argmax(factors) - 1
-                    factor = jnp.minimum(MAX_FACTOR, safety * jnp.max(factors))
-                    return new_order, h * factor, _change_D(Dn, new_order, factor), i64(0)
+            def interp(tt):  # scipy's BdfDenseOutput
+                m = jnp.arange(MAX_ORDER)
+                x = (tt - (t_new - h_next * m)) / (h_next * (1 + m))
+                p = jnp.where(m < new_order, jnp.cumprod(x), 0.0)
+                return Dn[0] + p @ Dn[1:_K]
 
-                new_order, h_next, Dn, ne = lax.cond(
-                    ne >= order + 1, change_order, lambda _: (order, h, Dn, ne), None)
-
-                def interp(tt):  # scipy's BdfDenseOutput
-                    m = jnp.arange(MAX_ORDER)
-                    x = (tt - (t_new - h_next * m)) / (h_next * (1 + m))
-                    p = jnp.where(m < new_order, jnp.cumprod(x), 0.0)
-                    return Dn[0] + p @ Dn[1:_K]
-
-                if save_steps:
-                    index, stride, tso, yso = save_step(s.n_accepted + 1, s.stride, s.save_index, t_new,
-                                                        Dn[0], s.ts_out, s.ys_out)
-                else:
-                    index, tso, yso = save_between(ts, s.save_index, s.t, t_new, interp, s.ts_out,
-                                                   s.ys_out)
-                    stride = s.stride
-                g_norm = jnp.linalg.norm(f(Dn[0]))
-
-                return dict(t=t_new, D=Dn, order=new_order, h_abs=h_next, n_equal=ne,
-                            jac_current=jnp.asarray(False),
-                            # Newton–Krylov has cost about as much as a new Hessian would: get one.
-                            need_jac=krylov & (mv_since >= self.refresh_after * y0.shape[0]),
-                            krylov=krylov, mv_since=mv_since, save_index=index, ts_out=tso, ys_out=yso,
-                            stride=stride,
-                            event=event_code(g_norm, Dn[0], gtol, max_norm), n_grad=n_grad + 1)
-
-            new = lax.cond(accept, accepted, rejected, None)
+            if save_steps:
+                index, stride, tso, yso = save_step(s.n_accepted + 1, s.stride, s.save_index, t_new,
+                                                    Dn[0], s.ts_out, s.ys_out, active=accept)
+            else:  # a rejected attempt saves nothing: no save time lies in (t, t]
+                index, tso, yso = save_between(ts, s.save_index, s.t, jnp.where(accept, t_new, s.t),
+                                               interp, s.ts_out, s.ys_out)
+                stride = s.stride
+            g_norm = lax.cond(accept, lambda: jnp.linalg.norm(f(Dn[0])), lambda: jnp.asarray(0.0))
+            new = dict(t=jnp.where(accept, t_new, s.t), D=Dn, order=new_order, h_abs=h_next,
+                       n_equal=n_equal_next, jac_current=jac_current & ~accept,
+                       # Newton–Krylov has cost about as much as a new Hessian would: get one.
+                       need_jac=jnp.where(accept, krylov & (mv_since >= self.refresh_after * y0.shape[0]),
+                                          retry_jac),
+                       krylov=jnp.where(accept, krylov, krylov | retry_krylov), mv_since=mv_since,
+                       save_index=index, ts_out=tso, ys_out=yso, stride=stride,
+                       event=jnp.where(accept, event_code(g_norm, Dn[0], gtol, max_norm), s.event),
+                       n_grad=n_grad + accept)
             return _State(H=H, fact=fact, c_fact=jnp.where(refactor, c, s.c_fact),
                           n_steps=s.n_steps + 1, n_accepted=s.n_accepted + accept,
                           n_hess=s.n_hess + s.need_jac, n_fact=s.n_fact + refactor, n_mv=s.n_mv + n_mv,

@@ -11,7 +11,10 @@ against the modified flow, on bounded time intervals.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
+
 import jax.numpy as jnp
 
 from .. import _checks
@@ -26,9 +29,8 @@ class ModifiedLossProblem(Problem):
     lr: jax.Array
 
     def __init__(self, problem: Problem, lr: float):
-        for name in ("model", "loss_convention", "population_method", "x", "y", "pop_x", "pop_w", "pop_t",
-                     "meta"):
-            object.__setattr__(self, name, getattr(problem, name))
+        for field in dataclasses.fields(Problem):  # every field, so new Problem settings carry over
+            object.__setattr__(self, field.name, getattr(problem, field.name))
         self.lr = jnp.asarray(_checks.positive("lr", lr))
 
     def base_loss_fn(self, theta):

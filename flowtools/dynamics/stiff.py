@@ -98,14 +98,15 @@ class FlowSolver(eqx.Module):
         raise NotImplementedError
 
 
-def save_step(n_accepted, stride, index, t, y, ts_out, ys_out):
+def save_step(n_accepted, stride, index, t, y, ts_out, ys_out, active=True):
     """Save the state after accepted step `n_accepted` when it is a multiple of `stride`, into slot
     n_accepted / stride of the buffers (slots 1…m, m = len − 2, even). When the buffer is full, every
     second saved state is dropped and the stride doubles: the saves are every stride-th accepted step,
     so they follow the step sizes (dense where the solution changes fast), span the whole run and never
-    exceed m. Returns (index, stride, ts_out, ys_out)."""
+    exceed m. Nothing happens when `active` is False (a rejected step). Returns (index, stride, ts_out,
+    ys_out)."""
     m = ts_out.shape[0] - 2
-    due = n_accepted % stride == 0
+    due = active & (n_accepted % stride == 0)
     full = due & (n_accepted // stride > m)
     slots = jnp.arange(ts_out.shape[0])
     half = (slots >= 1) & (slots <= m // 2)
@@ -120,7 +121,7 @@ def save_step(n_accepted, stride, index, t, y, ts_out, ys_out):
 
     ts_out, ys_out = lax.cond(full, compact, lambda b: b, (ts_out, ys_out))
     stride = jnp.where(full, 2 * stride, stride)
-    due = n_accepted % stride == 0
+    due = active & (n_accepted % stride == 0)
     slot = jnp.where(due, n_accepted // stride, ts_out.shape[0] - 1)  # the last slot is overwritten later
     ts_out = jnp.where(due, ts_out.at[slot].set(t), ts_out)
     ys_out = jnp.where(due, ys_out.at[slot].set(y), ys_out)

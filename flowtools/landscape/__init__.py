@@ -15,7 +15,7 @@ from .critical import (
 )
 from .higher_order import HigherOrderTest, higher_order_test
 from .manifolds import ManifoldBranch, UnstableManifold, match_target, unstable_manifold
-from .slow import SlowPoint, slow_points
+from .slow import SlowPoint, resolve_trajectory, slow_points
 from .spectrum import (
     DEFAULT_RTOL_ZERO,
     Spectrum,
@@ -35,6 +35,7 @@ from .symmetry import (
     output_distance,
     probe_inputs,
     reduce_network,
+    symmetrize_neurons,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "DEFAULT_RTOL_ZERO",
     "Reduction", "canonical_form", "reduce_network", "function_distance", "function_distances",
     "function_fingerprint", "fingerprint_distance", "output_distance", "neuron_symmetries", "probe_inputs",
+    "symmetrize_neurons", "resolve_trajectory",
 ]

@@ -40,7 +40,7 @@ from .. import _checks
 from ..problem import Problem
 from .higher_order import HigherOrderTest, higher_order_test
 from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_spectrum
-from .symmetry import reduce_network
+from .symmetry import reduce_network, symmetrize_neurons
 
 __all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "classify_point",
            "KINDS", "critical_point_at"]
@@ -66,6 +66,8 @@ class CriticalPoint:
       model that is not an `MLP`).
     - `success`, `status` ("converged", "max_iter", "left_radius", "stalled", "non_finite"), `message`.
     - `iterations`, `distance` (‖θ − guess‖), `guess`, `spectrum` (the `Spectrum`), `wall_time`.
+    - `best_theta`, `best_grad_norm`: the iterate with the smallest ‖∇L‖ (θ itself on success);
+      `attempts`: one dict per solver attempt (damping scale, iterations, status, ‖∇L‖ reached).
     - `escape_directions`: for a "higher_order_saddle", unit vectors (n, k) along which L decreases
       at higher order (from `higher_order_test`); else None. `higher_order`: the test's record, when run.
 
@@ -89,6 +91,9 @@ class CriticalPoint:
     guess: np.ndarray | None = None
     spectrum: Spectrum | None = dataclasses.field(default=None, repr=False)
     wall_time: float = 0.0
+    best_theta: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    best_grad_norm: float | None = None
+    attempts: list = dataclasses.field(default_factory=list, repr=False)
     escape_directions: np.ndarray | None = dataclasses.field(default=None, repr=False)
     higher_order: HigherOrderTest | None = dataclasses.field(default=None, repr=False)
 
@@ -190,7 +195,7 @@ def _tr_step(lam, a, delta, mu_min):
     return c, pred
 
 
-def _lm_dense(problem, theta0, radius, gtol, max_iter, delta0, rcond, lm_scale):
+def _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale):
     def hess(th):
         H = problem.hessian_fn(th)
         return 0.5 * (H + H.T)
@@ -230,29 +235,29 @@ def _lm_dense(problem, theta0, radius, gtol, max_iter, delta0, rcond, lm_scale):
         it = it + 1
         scale = 1.0 + jnp.linalg.norm(theta)
         code = jnp.select(
-            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - theta0) > radius, ~jnp.isfinite(f),
+            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - center) > radius, ~jnp.isfinite(f),
              delta < 1e-15 * scale, it >= max_iter],
             [_CONVERGED, _LEFT_RADIUS, _NON_FINITE, _STALLED, _MAX_ITER], _RUNNING)
         return theta, g, f, delta, it, code
 
     theta, g, f, delta, it, code = jax.lax.while_loop(cond, body, state)
-    return theta, jnp.sqrt(f), it, code
+    return theta, jnp.sqrt(f), it, code, delta
 
 
 @eqx.filter_jit
-def _solve_dense(problem, theta0, radius, gtol, max_iter, delta0, rcond, lm_scale):
-    return _lm_dense(problem, theta0, radius, gtol, max_iter, delta0, rcond, lm_scale)
+def _solve_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale):
+    return _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale)
 
 
 @eqx.filter_jit
 def _solve_dense_batch(problem, thetas, radius, gtol, max_iter, delta0, rcond, lm_scale):
-    return jax.vmap(lambda th, r, d: _lm_dense(problem, th, r, gtol, max_iter, d, rcond, lm_scale))(
+    return jax.vmap(lambda th, r, d: _lm_dense(problem, th, th, r, gtol, max_iter, d, rcond, lm_scale)[:4])(
         thetas, radius, delta0)
 
 
 # -------------------------------------------------------------------------- matrix-free LM (jitted)
 @eqx.filter_jit
-def _solve_matrix_free(problem, theta0, radius, gtol, max_iter, cg_iter, cg_rtol):
+def _solve_matrix_free(problem, theta0, center, radius, gtol, max_iter, cg_iter, cg_rtol):
     hvp = lambda th, v: problem.hvp_fn(th, v)  # noqa: E731
     g0 = problem.grad_fn(theta0)
     f0 = g0 @ g0
@@ -303,14 +308,14 @@ def _solve_matrix_free(problem, theta0, radius, gtol, max_iter, cg_iter, cg_rtol
         mu = jnp.maximum(mu, 1e-300)
         it = it + 1
         code = jnp.select(
-            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - theta0) > radius, ~jnp.isfinite(f),
+            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - center) > radius, ~jnp.isfinite(f),
              mu > 1e300, it >= max_iter],
             [_CONVERGED, _LEFT_RADIUS, _NON_FINITE, _STALLED, _MAX_ITER], _RUNNING)
         return theta, g, f, mu, it, code
 
     theta, g, f, mu, it, code = jax.lax.while_loop(
         lambda s: s[5] == _RUNNING, body, (theta0, g0, f0, mu0, jnp.asarray(0), code0))
-    return theta, jnp.sqrt(f), it, code
+    return theta, jnp.sqrt(f), it, code, mu
 
 
 # ------------------------------------------------------------------------------------- public API
@@ -392,10 +397,44 @@ def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectru
                              iterations=it, wall_time=wall)
 
 
+def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale, method, cg_iter,
+        deadline, chunk):
+    """Run the jitted LM loop from `start` in chunks of `chunk` iterations (so a wall-time deadline can
+    stop it between chunks), carrying the trust radius (damping) across chunks.
+
+    Returns (θ_best, ‖∇L‖ there, iterations, code, timed_out)."""
+    f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
+    theta, ctl, total = jnp.asarray(start), delta0, 0
+    c = jnp.asarray(center)
+    while True:
+        n = max_iter - total if deadline is None else min(chunk, max_iter - total)
+        if method == "dense":
+            out = _solve_dense(problem, theta, c, f(radius), f(gtol), jnp.asarray(n), f(ctl), f(rcond),
+                               f(lm_scale))
+        else:
+            out = _solve_matrix_free(problem, theta, c, f(radius), f(gtol), jnp.asarray(n),
+                                     jnp.asarray(cg_iter), f(1e-10))
+        theta, gnorm, it, code, ctl = jax.block_until_ready(out)
+        total += int(it)
+        code = int(code)
+        if code != _MAX_ITER or total >= max_iter:
+            return np.asarray(theta), float(gnorm), total, code, False
+        if deadline is not None and time.perf_counter() > deadline:
+            return np.asarray(theta), float(gnorm), total, _MAX_ITER, True
+
+
+def _symmetric_start(problem, theta):
+    """The guess moved onto the symmetric subspace of its aligned neurons (None if there is none, or
+    for models that are not plain MLPs)."""
+    if not getattr(problem, "is_mlp", True) or problem.model.n_params != problem.n_params:
+        return None
+    return symmetrize_neurons(problem.model, theta)
+
+
 def find_critical_point(problem: Problem, theta_guess, *, radius: float | None = None, gtol: float = 1e-12,
                         max_iter: int = 200, method: str = "auto", dense_max: int = 2000,
                         initial_trust: float | None = None, rcond: float = 1e-12, lm_scale: float = 1.0,
-                        cg_iter: int = 200,
+                        cg_iter: int = 200, fallback: bool = True, time_limit: float | None = None,
                         spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
                         higher_order_options: dict | None = None) -> CriticalPoint:
     """Solve ∇L(θ) = 0 near `theta_guess`; minima and saddles of every index alike.
@@ -406,20 +445,31 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     - `radius`: give up when the iterates leave the ball of this radius around the guess
       (default 1 + ‖guess‖).
     - `gtol`: success means ‖∇L‖ ≤ gtol, checked independently at the returned point.
-    - `max_iter`: iteration budget.
+    - `max_iter`: iteration budget of each attempt.
     - `method`: "dense" (eigendecomposition trust-region LM, exact Hessians), "matrix_free" (LM with
       CG on Hessian-vector products) or "auto" (dense up to `dense_max` parameters).
     - `initial_trust`: the first trust radius (default 0.1·(1 + ‖guess‖), at most `radius`).
     - `rcond`, `lm_scale`: the damping μ never drops below max(lm_scale·‖∇L‖², (rcond·max|λ|)²)
       (Levenberg–Marquardt regularization that keeps the step well defined on critical manifolds).
     - `cg_iter`: CG iterations per matrix-free step.
+    - `fallback`: when the first attempt fails (iteration budget, stall at a local minimum of ‖∇L‖²),
+      try in turn: (1) the guess moved onto the symmetric subspace of its nearly aligned hidden
+      neurons (`symmetrize_neurons`: the plateaus of teacher–student nets lie near it, and on finite
+      data the unrestricted solve often stalls at a "ghost", a local minimum of ‖∇L‖² beside the
+      symmetric critical point); (2) a restart from the best iterate with 100× less damping floor
+      (closer to Newton); (3) one with 100× more (closer to a gradient step on ½‖∇L‖²). Every attempt
+      keeps the same `radius` around the original guess; the first that converges is returned.
+    - `time_limit`: wall-time budget in seconds for the whole solve (checked every 25 iterations);
+      on expiry the best iterate so far is reported (status "time_limit").
     - `spectrum_options`: passed to `hessian_spectrum` for the classification (e.g. `rtol_zero`).
     - `reduce_atol`: tolerance of `reduce_network` for `reduces_to`.
     - `higher_order_options`: passed to `higher_order_test`, which decides the kind of a point with a
       positive semidefinite singular Hessian ("degenerate_minimum" or "higher_order_saddle").
 
     **Returns:** a `CriticalPoint`. On failure `success` is False, `kind` is "slow_region" and the
-    record describes the guess; `status` and `message` say why.
+    record describes the guess; `status` and `message` say why, and `best_theta`, `best_grad_norm`
+    hold the iterate with the smallest gradient reached, so that a near-critical iterate is never
+    lost.
     """
     theta_guess = _checks.theta_vector("theta_guess", theta_guess, problem.n_params)
     gtol, max_iter, method, radius = _settings(problem, theta_guess, radius, gtol, max_iter, method,
@@ -427,19 +477,50 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     radius = _default_radius(theta_guess) if radius is None else radius
     delta0 = initial_trust if initial_trust is not None else 0.1 * (1.0 + float(np.linalg.norm(theta_guess)))
     delta0 = min(_checks.positive("initial_trust", delta0), radius)
-    f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
+    lm_scale = _checks.positive("lm_scale", lm_scale)
+    if time_limit is not None:
+        time_limit = _checks.positive("time_limit", time_limit)
     t0 = time.perf_counter()
-    th0 = jnp.asarray(theta_guess)
-    if method == "dense":
-        out = _solve_dense(problem, th0, f(radius), f(gtol), jnp.asarray(max_iter), f(delta0), f(rcond),
-                           f(lm_scale))
-    else:
-        out = _solve_matrix_free(problem, th0, f(radius), f(gtol), jnp.asarray(max_iter),
-                                 jnp.asarray(cg_iter), f(1e-10))
-    theta, gnorm, it, code = jax.block_until_ready(out)
+    deadline = None if time_limit is None else t0 + time_limit
+    g_guess = float(np.linalg.norm(problem.grad(theta_guess)))
+    best, best_g = theta_guess, g_guess
+    attempts = []
+    plans = [(theta_guess, lm_scale, delta0)]
+    total_it, code, timed_out = 0, _MAX_ITER, False
+    while plans:
+        start, scale, d0 = plans.pop(0)
+        mu0 = d0 if method == "dense" else 0.0
+        theta, gnorm, it, code, timed_out = _lm(problem, start, theta_guess, radius, gtol, max_iter, mu0,
+                                                 rcond, scale, method, cg_iter, deadline, 25)
+        total_it += it
+        attempts.append(dict(lm_scale=scale, iterations=it, status=_CODE_NAMES.get(code, "failed"),
+                             grad_norm=gnorm))
+        if np.all(np.isfinite(theta)) and np.isfinite(gnorm) and gnorm < best_g and \
+                np.linalg.norm(theta - theta_guess) <= radius:
+            best, best_g = theta, gnorm
+        if code == _CONVERGED or timed_out or not fallback or code == _NON_FINITE:
+            break
+        if len(attempts) == 1:
+            d1 = min(0.1 * (1.0 + float(np.linalg.norm(best))), radius)
+            plans = [(best, scale * 1e-2, d1), (None, scale * 1e2, d1)]
+            sym = _symmetric_start(problem, theta_guess)
+            if sym is not None:
+                plans.insert(0, (sym, scale, d1))
+        elif plans and plans[0][0] is None:
+            plans[0] = (best,) + plans[0][1:]
+    if code != _CONVERGED:
+        theta = best
     wall = time.perf_counter() - t0
-    return _finish(problem, theta_guess, np.asarray(theta), float(gnorm), int(it), int(code), radius, gtol,
-                   spectrum_options, reduce_atol, wall, higher_order_options)
+    cp = _finish(problem, theta_guess, np.asarray(theta), float(best_g if code != _CONVERGED else gnorm),
+                 total_it, code, radius, gtol, spectrum_options, reduce_atol, wall, higher_order_options)
+    if timed_out and not cp.success:
+        cp.status = "time_limit"
+        cp.message = (f"the time limit of {time_limit:g} s ran out (best |grad L| = {best_g:.3g}); "
+                      "this record describes the guess")
+    cp.best_theta, cp.best_grad_norm, cp.attempts = np.asarray(best), float(best_g), attempts
+    if cp.success:
+        cp.best_theta, cp.best_grad_norm = cp.theta, cp.grad_norm
+    return cp
 
 
 def find_critical_points(problem: Problem, guesses, *, radius: float | None = None, gtol: float = 1e-12,

@@ -37,7 +37,7 @@ import numpy as np
 from .. import _checks
 from ..dynamics.trajectory import Trajectory
 
-__all__ = ["SlowPoint", "slow_points"]
+__all__ = ["SlowPoint", "slow_points", "resolve_trajectory"]
 
 
 @dataclasses.dataclass
@@ -165,3 +165,173 @@ def slow_points(trajectory: Trajectory, *, min_depth: float = 0.5, smooth: float
         if not any(k.t_start <= sp.t <= k.t_end for k in kept):
             kept.append(sp)
     return sorted(kept, key=lambda p: p.index)
+
+
+# ------------------------------------------------------------------------------- grid resolution
+def _dynamics_only(problem):
+    """The same dynamics without the per-state extras (population error, held-out set) that a solver
+    run evaluates at every saved state: segments only need θ. Falls back to the problem itself."""
+    try:
+        if getattr(problem, "population_method", None) == "source":
+            return problem  # the loss itself is the population loss
+        if problem.has_population or getattr(problem, "test", None) is not None:
+            from ..data import Dataset
+
+            d = problem.data  # without its teacher: no population error to evaluate
+            return problem._replace(data=Dataset(d.x, d.y, name=d.name), population=None, test_data=None)
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return problem
+
+
+def _segment_flow(problem, trajectory, i, n_inner):
+    """States of the same flow strictly inside (t_i, t_{i+1}), re-solved from the saved state θ_i."""
+    from ..dynamics.flow import SOLVERS, gradient_flow
+
+    t, meta = trajectory.t, trajectory.meta  # a _View
+    a, b = float(t[i]), float(t[i + 1])
+    frac = np.arange(1, n_inner + 1) / (n_inner + 1)
+    ts = a * (b / a) ** frac if a > 0 else a + (b - a) * frac
+    solver = meta.get("solver", "bdf")
+    opts = {k: meta[k] for k in ("rtol", "atol", "pcoeff", "icoeff", "max_norm") if meta.get(k) is not None}
+    seg = gradient_flow(problem, trajectory.theta[i], b, t0=a, save_ts=ts,
+                        solver=solver if solver in SOLVERS else "bdf", **opts)
+    inner = (seg.t > a) & (seg.t < b)
+    return seg.t[inner], seg.theta[inner]
+
+
+def _segment_gd(problem, trajectory, i, n_inner):
+    """The GD map's own states strictly between the recorded steps k_i and k_{i+1}."""
+    from ..dynamics.descent import gradient_descent
+
+    k0, k1 = int(trajectory.step[i]), int(trajectory.step[i + 1])
+    lr = float(trajectory.meta["lr"])
+    span = k1 - k0
+    if k0 > 0:
+        ks = np.unique(np.round(k0 * (k1 / k0) ** (np.arange(1, n_inner + 1) / (n_inner + 1))).astype(int))
+    else:
+        ks = np.unique(np.round(np.linspace(0, span, n_inner + 2)[1:-1]).astype(int) + k0)
+    ks = ks[(ks > k0) & (ks < k1)] - k0
+    if ks.size == 0:
+        return np.zeros(0), np.zeros((0, trajectory.theta.shape[1])), np.zeros(0, dtype=np.int64)
+    seg = gradient_descent(problem, trajectory.theta[i], lr, int(ks[-1]), record_steps=ks)
+    keep = (seg.step > 0) & (seg.step < span)
+    return k0 * lr + seg.t[keep], seg.theta[keep], k0 + seg.step[keep]
+
+
+def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_log_step: float = 0.1,
+                       max_grad_step: float = 1.0, n_inner: int = 8, rounds: int = 4,
+                       max_states: int = 20_000, time_limit: float | None = None) -> Trajectory:
+    """The same run sampled finely enough that no passage can hide between two saved states.
+
+    Between consecutive saved states i, i+1 (t_i > 0) the run is *unresolved* when the network function
+    moves by more than `max_jump` (`function_distance` over the training inputs), log₁₀ t grows by more
+    than `max_log_step`, or log₁₀‖∇L‖ changes by more than `max_grad_step` decades. Each unresolved
+    segment is re-solved from its saved start with the run's own dynamics — the flow with the run's
+    solver and tolerances, or the GD map itself (its states are exact) — with `n_inner` states inside,
+    and the check repeats on the new segments for up to `rounds` rounds (so the resolution is
+    (n_inner + 1)^rounds finer where needed, and untouched where the user's grid already suffices).
+    SGD runs and runs without settings are returned unchanged.
+
+    **Returns:** a `Trajectory` with the added states merged in time order; `stats["resolved_states"]`
+    counts them and `stats["resolve_rounds"]` the rounds used.
+    """
+    import time as _time
+
+    from ..dynamics.trajectory import evaluate_states
+    from ..problem import training_outputs
+    from .symmetry import output_distance
+
+    if not isinstance(trajectory, Trajectory):
+        raise TypeError(f"trajectory must be a flowtools.Trajectory, got {type(trajectory).__name__}.")
+    max_jump = _checks.positive("max_jump", max_jump)
+    max_log_step = _checks.positive("max_log_step", max_log_step, allow_inf=True)
+    max_grad_step = _checks.positive("max_grad_step", max_grad_step, allow_inf=True)
+    n_inner = _checks.positive_int("n_inner", n_inner)
+    rounds = _checks.positive_int("rounds", rounds, minimum=0)
+    if trajectory.method == "gradient_flow":
+        segment = _segment_flow
+    elif trajectory.method == "gradient_descent" and trajectory.step is not None and "lr" in trajectory.meta:
+        segment = _segment_gd
+    else:
+        return trajectory
+    start = _time.perf_counter()
+    light = _dynamics_only(problem)
+    finite = np.all(np.isfinite(trajectory.theta), axis=1) & np.isfinite(trajectory.grad_norm)
+    t = np.asarray(trajectory.t)[finite]
+    theta = np.asarray(trajectory.theta)[finite]
+    step = None if trajectory.step is None else np.asarray(trajectory.step)[finite]
+    gnorm = np.asarray(trajectory.grad_norm)[finite]
+    out = training_outputs(problem, theta) if len(theta) else np.zeros((0, 0, 1))
+    added, used = 0, 0
+    todo = np.arange(len(t) - 1)
+    for used in range(1, rounds + 1):
+        lg = np.log10(np.maximum(gnorm, 1e-300))
+        jump = np.asarray(output_distance(out[todo], out[todo + 1]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dlog = np.where(t[todo] > 0, np.log10(t[todo + 1] / np.where(t[todo] > 0, t[todo], 1.0)), 0.0)
+        bad = (jump > max_jump) | (dlog > max_log_step) | (np.abs(lg[todo + 1] - lg[todo]) > max_grad_step)
+        bad &= t[todo] > 0 if segment is _segment_flow else step[todo + 1] - step[todo] > 1
+        todo = todo[bad]
+        if todo.size == 0:
+            used -= 1
+            break
+        new_t, new_theta, new_step = [], [], []
+        for i in todo:
+            if time_limit is not None and _time.perf_counter() - start > time_limit:
+                break
+            if added >= max_states:
+                break
+            res = segment(light, _View(t, theta, trajectory, step), i, n_inner)
+            new_t.append(res[0])
+            new_theta.append(res[1])
+            if segment is _segment_gd:
+                new_step.append(res[2])
+            added += len(res[0])
+        if not new_t:
+            break
+        nt = np.concatenate(new_t)
+        nth = np.concatenate(new_theta)
+        ok = np.all(np.isfinite(nth), axis=1)
+        nt, nth = nt[ok], nth[ok]
+        _, ng, _ = evaluate_states(light, nth)
+        t_all = np.concatenate([t, nt])
+        order = np.argsort(t_all, kind="stable")
+        is_new = np.concatenate([np.zeros(len(t), bool), np.ones(len(nt), bool)])[order]
+        t = t_all[order]
+        theta = np.concatenate([theta, nth])[order]
+        gnorm = np.concatenate([gnorm, np.asarray(ng)])[order]
+        out = np.concatenate([out, training_outputs(problem, nth)])[order]
+        if step is not None:
+            step = np.concatenate([step, np.concatenate(new_step)[ok]])[order]
+        # next round: the segments that touch a new state
+        todo = np.unique(np.concatenate([np.nonzero(is_new)[0] - 1, np.nonzero(is_new)[0]]))
+        todo = todo[(todo >= 0) & (todo < len(t) - 1)]
+        if time_limit is not None and _time.perf_counter() - start > time_limit or added >= max_states:
+            break
+    if added == 0:
+        return trajectory
+    loss, gnorm, gen = evaluate_states(problem, theta)
+    stats = dict(trajectory.stats, resolved_states=int(added), resolve_rounds=int(used))
+    extra = {}
+    if getattr(trajectory, "test_loss", None) is not None:
+        from ..problem import held_out_metrics
+
+        extra = held_out_metrics(problem, theta)
+    return dataclasses.replace(trajectory, t=t, theta=theta, loss=np.asarray(loss), grad_norm=np.asarray(gnorm),
+                               gen_error=None if gen is None else np.asarray(gen), stats=stats, step=step,
+                               **extra)
+
+
+@dataclasses.dataclass
+class _View:
+    """The (t, θ, step) arrays of a trajectory being resolved, with the original's settings."""
+
+    t: np.ndarray
+    theta: np.ndarray
+    base: Trajectory
+    step: np.ndarray | None = None
+
+    @property
+    def meta(self):
+        return self.base.meta

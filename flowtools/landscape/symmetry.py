@@ -30,7 +30,7 @@ from ..models import MLP
 from ..problem import Problem
 
 __all__ = ["canonical_form", "Reduction", "reduce_network", "function_fingerprint", "function_distance",
-           "function_distances", "output_distance", "fingerprint_distance", "probe_inputs",
+           "function_distances", "output_distance", "fingerprint_distance", "probe_inputs", "symmetrize_neurons",
            "neuron_symmetries"]
 
 
@@ -166,6 +166,53 @@ def neuron_symmetries(model, theta, *, seed: int = 0, sign_flips: bool | None = 
                     _flip(layers, l, i)
         _permute(layers, l, rng.permutation(model.widths[l]))
     return _flatten(layers)
+
+
+# ------------------------------------------------------------------------------ symmetric subspace
+def symmetrize_neurons(model, theta, *, min_cosine: float = 0.95) -> np.ndarray | None:
+    """θ moved onto the symmetric subspace of its nearly aligned hidden neurons, or None when none are.
+
+    Neurons of one hidden layer whose incoming vectors (weights and bias) have cosine ≥ `min_cosine`
+    (|cosine| for odd σ, the sign carried along) form a cluster; every member gets the cluster's mean
+    incoming and outgoing weights. The plateaus of teacher–student training sit near such subspaces
+    (Saad & Solla 1995; Fukumizu & Amari 2000): the loss restricted there is a smaller network's, and
+    its critical points are critical points of the whole network (the subspace is invariant under the
+    flow), so a Newton-type solve started on it stays on it.
+    """
+    model = _model(model)
+    theta = _checks.theta_vector("theta", theta, model.n_params)
+    layers = _layers(model, theta)
+    odd = model.activation.odd
+    changed = False
+    for l in model.hidden_layers:
+        width = model.widths[l]
+        inc = np.stack([_incoming(layers, l, i) for i in range(width)])
+        norms = np.linalg.norm(inc, axis=1)
+        if width < 2 or np.any(norms == 0):
+            continue
+        cos = (inc @ inc.T) / np.outer(norms, norms)
+        label = list(range(width))
+        sign = np.ones(width)
+        for i in range(width):
+            for j in range(i):
+                c = cos[i, j]
+                if (c >= min_cosine or odd and -c >= min_cosine) and label[i] == i:
+                    label[i] = label[j]
+                    sign[i] = sign[j] * (1.0 if c > 0 else -1.0)
+        for root in set(label):
+            members = [i for i in range(width) if label[i] == root]
+            if len(members) < 2:
+                continue
+            changed = True
+            W, b = layers[l - 1]
+            mean_in = np.mean([sign[i] * inc[i] for i in members], axis=0)
+            mean_out = np.mean([sign[i] * layers[l][0][:, i] for i in members], axis=0)
+            for i in members:
+                W[i] = sign[i] * mean_in[: W.shape[1]]
+                if b is not None:
+                    b[i] = sign[i] * mean_in[-1]
+                layers[l][0][:, i] = sign[i] * mean_out
+    return _flatten(layers) if changed else None
 
 
 # ------------------------------------------------------------------------------------------ reduction

@@ -1,0 +1,122 @@
+"""Long runs: wall-time budgets, checkpoints, resuming from a saved Trajectory and joining segments;
+and the default save grid of a flow without a final time."""
+
+import copy
+
+import numpy as np
+import pytest
+
+import flowtools as ft
+from conftest import PUBLISHED_THETA0
+from flowtools.dynamics import stiff
+
+
+def _common(joined, reference):
+    """Rows of `joined` at the saved times of `reference` (the join adds the interruption point)."""
+    rows = np.isin(joined.t, reference.t)
+    assert rows.sum() == len(reference.t)
+    return rows
+
+
+def test_flow_killed_by_its_budget_resumes_into_the_uninterrupted_run(minimal_mse, tmp_path):
+    full = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 2000.0)
+    # A budget that is used up before the first segment (64 steps) ends: the run stops there.
+    part = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 2000.0, time_limit=1e-9)
+    assert part.status == ft.Status.TIME_LIMIT and "resume" in part.message
+    assert 0 < part.final_time < 2000.0
+    part.save(tmp_path / "part")
+    joined = ft.gradient_flow(minimal_mse, None, 2000.0, resume=tmp_path / "part.npz")
+    assert joined.status == ft.Status.T1_REACHED and joined.meta["segments"] == 2
+    assert np.all(np.diff(joined.t) > 0) and joined.final_time == 2000.0
+    rows = _common(joined, full)
+    # The solver restarts at the interruption (order 1, new Hessian): equal to its tolerance.
+    np.testing.assert_allclose(joined.theta[rows], full.theta, rtol=0, atol=1e-6)
+    assert joined.stats["steps"] > part.stats["steps"] >= 64
+
+
+def test_flow_segments_continue_the_solver_state_exactly(minimal_mse):
+    """With a budget that never runs out the flow still runs in segments; each continues the BDF
+    state (order, differences, Hessian), so the result is the one-call run bit for bit."""
+    one = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 2000.0)
+    seg = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 2000.0, time_limit=1e9)
+    assert seg.status == one.status
+    np.testing.assert_array_equal(seg.t, one.t)
+    np.testing.assert_array_equal(seg.theta, one.theta)
+    assert seg.stats["steps"] == one.stats["steps"]
+
+
+def test_gd_killed_by_its_budget_resumes_exactly(minimal_mse, tmp_path):
+    kw = dict(lr=0.01, steps=30_000, n_records=20)
+    full = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, **kw)
+    part = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, **kw, time_limit=1e-9)
+    assert part.status == ft.Status.TIME_LIMIT and 0 < part.step[-1] < 30_000
+    part.save(tmp_path / "gd")
+    joined = ft.gradient_descent(minimal_mse, None, **kw, resume=tmp_path / "gd")
+    assert joined.status == full.status
+    rows = _common(joined, full)
+    np.testing.assert_array_equal(joined.step[rows], full.step)
+    np.testing.assert_array_equal(joined.theta[rows], full.theta)  # the map is deterministic
+    assert joined.stats["steps"] == full.stats["steps"] == 30_000
+    # A finished run is returned as it is.
+    assert ft.gradient_descent(minimal_mse, None, **kw, resume=joined) is joined
+
+
+def test_checkpoints_are_resumable(minimal_mse, tmp_path, monkeypatch):
+    """Every checkpoint written during a run ("running") resumes into the run's exact result."""
+    written = []
+    save = ft.Trajectory.save
+
+    def record(self, path):
+        written.append(copy.deepcopy(self))
+        save(self, path)
+
+    monkeypatch.setattr(ft.Trajectory, "save", record)
+    path = tmp_path / "ck.npz"
+    kw = dict(lr=0.01, steps=5_000, n_records=10)
+    final = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, **kw, checkpoint=path,
+                                checkpoint_every=1e-9, chunk_size=1000)
+    running = [t for t in written if t.status == ft.Status.RUNNING]
+    assert running and written[-1].status == final.status
+    assert ft.Trajectory.load(path).status == final.status
+    resumed = ft.gradient_descent(minimal_mse, None, **kw, resume=running[0])
+    np.testing.assert_array_equal(resumed.theta[-1], final.theta[-1])
+
+
+def test_join_checks_continuity(minimal_mse):
+    a = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 0.01, 100, n_records=5)
+    b = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 0.01, 100, n_records=5)
+    with pytest.raises(ValueError, match="start where the first ends"):
+        a.join(b)
+
+
+def test_default_grid_follows_the_run(minimal_mse):
+    """t1=None: saves at accepted steps, thinned by a doubling stride, end at the stop and are dense
+    where L changes; the old log grid (still used by "ros34pw2") jumps over most of the descent."""
+    run = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, None, gtol=1e-7)
+    assert run.converged and run.meta["save_grid"] == "steps"
+    assert run.t[0] == 0 and run.t[-1] == run.final_time and np.all(np.diff(run.t) > 0)
+    assert 100 <= len(run) <= 202
+    drop = run.loss[0] - run.loss[-1]
+    assert np.max(np.abs(np.diff(run.loss))) < 0.1 * drop
+    log = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, None, gtol=1e-7, solver="ros34pw2")
+    assert log.meta["save_grid"] == "log"
+    assert np.max(np.abs(np.diff(log.loss))) > 0.2 * (log.loss[0] - log.loss[-1])
+    # A small buffer is thinned repeatedly and still ends at the stop.
+    few = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, None, gtol=1e-7, n_save=8)
+    assert len(few) <= 10 and few.final_time == run.final_time
+
+
+def test_save_step_thins_by_doubling_the_stride():
+    import jax.numpy as jnp
+
+    m = 6
+    ts, ys = stiff.outputs(jnp.zeros(m), 0.0, jnp.zeros(1))
+    index, stride = jnp.asarray(0), jnp.asarray(1)
+    for k in range(1, 40):
+        index, stride, ts, ys = stiff.save_step(jnp.asarray(k), stride, index, float(k),
+                                                jnp.full(1, float(k)), ts, ys)
+    kept = np.asarray(ts)[np.isfinite(np.asarray(ts))]
+    # After 39 steps with 6 slots the stride is 8: steps 8, 16, 24, 32 (and t0).
+    assert int(stride) == 8
+    np.testing.assert_array_equal(kept, [0, 8, 16, 24, 32])
+    np.testing.assert_array_equal(np.asarray(ys)[1:5, 0], [8, 16, 24, 32])
