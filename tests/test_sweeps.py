@@ -36,7 +36,7 @@ def start(spec, env) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(proc, timeout=240) -> dict:
+def finish(proc, timeout=1200) -> dict:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
     return json.loads(out.strip().splitlines()[-1])
@@ -83,7 +83,7 @@ def _descendants(pid):
         return []
 
 
-def _wait_for_records(store, n, proc, timeout=120):
+def _wait_for_records(store, n, proc, timeout=900):
     t0 = time.time()
     while time.time() - t0 < timeout:
         k = len(list((store / "points").glob("[0-9]*.json"))) if (store / "points").is_dir() else 0
@@ -120,7 +120,6 @@ def test_kill_worker_and_driver_then_resume(tmp_path, env):
                 pass
     snapshot = {p.name: p.read_bytes() for p in (store / "points").glob("[0-9]*.json")}
     assert k_before <= len(snapshot) < len(configs)
-    assert not list((store / "points").glob(".tmp-*")) or True  # stray temp files are allowed; cleaned below
     ds = S.open_results(store)  # the store as the killed driver left it
     assert ds.sizes["point"] == len(configs) and int(ds["finished"].sum()) <= len(snapshot)
     with pytest.raises(ValueError, match="resume=True"):
