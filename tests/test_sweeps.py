@@ -191,3 +191,16 @@ def test_cli_sweep_and_studies(tmp_path, monkeypatch, capsys):
         cli.read_config(bad)
     assert cli.main(["studies"]) == 0
     assert "width_sweep" in capsys.readouterr().out
+
+
+def test_population_problem_loss_is_half_the_exact_risk():
+    """data="population": L = ½ E‖f − T‖² is the exact risk that finite-data problems report as R."""
+    cfg = dict(seed=0, width=2, activation="erf", d_in=4)
+    pop, risk = S.make_problem(dict(cfg, data="population"))
+    finite, risk_finite = S.make_problem(cfg)
+    theta = S.initial_theta(pop, dict(seed=0, init_scale=0.5))
+    assert pop.loss(theta) == pytest.approx(risk(theta) / 2, rel=1e-12)
+    assert risk(theta) == pytest.approx(risk_finite(theta), rel=1e-12)
+    assert abs(finite.loss(theta) - pop.loss(theta)) > 1e-3  # 200 samples are not the population
+    with pytest.raises(ValueError, match="data='sample' is unknown"):
+        S.make_problem(dict(cfg, data="sample"))
