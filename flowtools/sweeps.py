@@ -49,7 +49,7 @@ from . import io
 __all__ = [
     "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "TASKS",
     "flow_itinerary", "gd_itinerary", "critical_points", "escape", "make_problem", "initial_theta",
-    "configure_worker", "worker_environment", "wilson_interval", "TIMING_OUTCOMES", "SCHEMA",
+    "configure_worker", "worker_environment", "TIMING_OUTCOMES", "SCHEMA",
 ]
 
 SCHEMA = "flowtools.sweep/1"
@@ -206,6 +206,15 @@ def _problem(key: tuple):
         raise ValueError(f"problem={kind!r} is unknown; use 'teacher_student' or 'maleknia_sato', or pass "
                          "your own task function.")
     teacher, theta_t = _teacher_student(cfg)
+    data_kind = cfg.get("data", "finite")
+    if data_kind == "population":
+        model = ft.MLP((teacher.d_in, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"),
+                       bias=bool(cfg.get("bias", False)))
+        source = ft.GaussianInputs((teacher, theta_t), seed=int(cfg.get("data_seed", 0)))
+        problem = ft.Problem(model, source, cfg.get("loss", "half_mse"))
+        return problem, problem.gen_error
+    if data_kind != "finite":
+        raise ValueError(f"data={data_kind!r} is unknown; use 'finite' (n samples) or 'population'.")
     data = ft.teacher_dataset((teacher, theta_t), int(cfg.get("n", 200)), noise=float(cfg.get("noise", 0.0)),
                               seed=int(cfg.get("data_seed", 0)))
     model = ft.MLP((teacher.d_in, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"),
@@ -222,7 +231,7 @@ def _problem(key: tuple):
     return train, gen_error
 
 
-_PROBLEM_KEYS = ("problem", "d_in", "teacher_width", "teacher_activation", "teacher_seed", "activation", "n",
+_PROBLEM_KEYS = ("problem", "data", "d_in", "teacher_width", "teacher_activation", "teacher_seed", "activation", "n",
                  "noise", "data_seed", "width", "bias", "loss")
 
 
@@ -233,7 +242,8 @@ def make_problem(config: Mapping):
     `problem="teacher_student"` (default): x ~ N(0, I_{d_in}) (d_in = 4), a soft-committee teacher of
     `teacher_width` (2) unit-norm neurons with `activation` and output weights 1 (`teacher_seed` 0),
     `n` = 200 samples (`data_seed` 0, `noise` 0), a student MLP (d_in, `width`, 1) without biases,
-    `loss` "half_mse". `problem="maleknia_sato"`: the published 1-D data set and a (1, width, 1) net.
+    `loss` "half_mse". With `data="population"` the loss is the population loss over x ~ N(0, I)
+    (`flowtools.GaussianInputs`; exact 2-D Gaussian integrals) instead of `n` samples. `problem="maleknia_sato"`: the published 1-D data set and a (1, width, 1) net.
     """
     key = tuple(sorted((k, v) for k, v in config.items() if k in _PROBLEM_KEYS))
     return _problem(key)
@@ -812,24 +822,3 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
             client.close()
         if cluster is not None:
             cluster.close()
-
-
-# ------------------------------------------------------------------------------------ statistics
-def wilson_interval(successes, n, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion k/n (Wilson 1927): better than the normal
-    approximation for small n and proportions near 0 or 1. Returns (nan, nan) for n = 0."""
-    from scipy.stats import norm
-
-    k, n = int(successes), int(n)
-    if n < 0 or k < 0 or k > n:
-        raise ValueError(f"need 0 ≤ successes ≤ n, got successes={successes}, n={n}.")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
-    if n == 0:
-        return (math.nan, math.nan)
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))

@@ -2,9 +2,9 @@
 Brea et al. 2023).
 
 Setting. Teacher–student regression with x ~ N(0, I_4): a soft-committee teacher of k = 2 unit-norm
-neurons with output weights 1 (`flowtools.sweeps.make_problem`), n = 200 noiseless samples (finite data:
-a population-loss `Problem` is not available yet; R is evaluated exactly at the end of each run with
-`flowtools.gaussian.population_risk`). Students (4, m, 1) without biases for m = 1 … k + 3, activations
+neurons with output weights 1 (`flowtools.sweeps.make_problem`), n = 200 noiseless samples (finite data; R is evaluated exactly at the end of each run with
+`flowtools.gaussian.population_risk`; `--data population` trains on the population loss instead,
+`flowtools.GaussianInputs`). Students (4, m, 1) without biases for m = 1 … k + 3, activations
 tanh, erf and softplus, teacher and student sharing the activation; half-MSE loss. Each run starts at
 θ0 ~ N(0, 0.1²) (near the origin saddle) and follows the gradient flow ("bdf") to ‖∇L‖ ≤ 1e-9 or
 t = 1e6; its itinerary gives the saddles visited, their dwell times and the attractor.
@@ -48,16 +48,16 @@ QUICK = dict(teacher_width=1, activations=["tanh"], seeds=3, extra_width=1)
 GLOBAL_TOL = 1e-8  # × mean(y²): attractor losses this close to the best are the global minimum
 
 
-def configurations(settings, seed0: int = 0) -> list[dict]:
+def configurations(settings, seed0: int = 0, data: str = "finite") -> list[dict]:
     k = settings["teacher_width"]
+    fixed = dict(FIXED, data=data) if data != "finite" else FIXED  # finite-data stores stay as they were
     return sweeps.grid(activation=settings["activations"], width=list(range(1, k + settings["extra_width"] + 1)),
-                       seed=range(seed0, seed0 + settings["seeds"]), teacher_width=k, **FIXED)
+                       seed=range(seed0, seed0 + settings["seeds"]), teacher_width=k, **fixed)
 
 
 def analyse(store, configs) -> list[dict]:
     """One row per (activation, width): global-minimum fraction, attractors, saddles, plateaus."""
     ds = sweeps.open_results(store).load()
-    problem, _ = sweeps.make_problem(configs[0])
     groups = []
     for act in dict.fromkeys(c["activation"] for c in configs):
         for width in sorted({c["width"] for c in configs if c["activation"] == act}):
@@ -66,7 +66,7 @@ def analyse(store, configs) -> list[dict]:
             if idx.size == 0:
                 continue
             problem, _ = sweeps.make_problem(configs[idx[0]])
-            y2 = float(np.mean(np.asarray(problem.y) ** 2))
+            y2 = float(np.mean(np.asarray(problem.y) ** 2))  # the probe targets for the population loss
             terminal = ds["terminal"].values[idx]
             att_loss = ds["attractor_loss"].values[idx]
             attracted = terminal == "attractor"
@@ -83,7 +83,7 @@ def analyse(store, configs) -> list[dict]:
             groups.append(dict(
                 activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
                 global_min_loss=best, global_min_is_zero=bool(best <= 1e-20 * max(y2, 1.0) + 1e-24),
-                global_fraction=k / n, global_ci=list(sweeps.wilson_interval(k, n)),
+                global_fraction=k / n, global_ci=list(ft.escape.wilson_interval(k, n)),
                 n_attractors=len(basins.basins),
                 basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
                              ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins.basins],
@@ -163,31 +163,42 @@ def main(argv=None) -> dict:
                     "the CPU count, serial in --quick)")
     ap.add_argument("--scheduler", default=None, help="a Dask scheduler address")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per point (default 64; 3 in --quick)")
+    ap.add_argument("--data", choices=["finite", "population"], default="finite",
+                    help="n = 200 samples (default) or the population loss (flowtools.GaussianInputs)")
+    ap.add_argument("--no-run", action="store_true", help="analyse the store as it is (e.g. while a sweep "
+                    "is still running on it) without running points")
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out)
     settings = dict(QUICK if args.quick else FULL)
     if args.seeds is not None:
         settings["seeds"] = ft._checks.positive_int("seeds", args.seeds)
     workers = args.workers if args.workers is not None else (0 if args.quick else None)
-    configs = configurations(settings, args.seed)
+    configs = configurations(settings, args.seed, args.data)
     t0 = time.perf_counter()
-    result = sweeps.sweep("flow_itinerary", configs, out / "store", workers=workers, scheduler=args.scheduler,
-                          resume=True)
+    if args.no_run:
+        ds = sweeps.open_results(out / "store")
+        result = dict(n_run=0, n_skipped=int(ds["finished"].sum()), failed=[])
+        graph = ft.SaddleGraph.from_json(out / "store" / "graph.json")
+    else:
+        r = sweeps.sweep("flow_itinerary", configs, out / "store", workers=workers, scheduler=args.scheduler,
+                         resume=True)
+        result, graph = dict(n_run=r.n_run, n_skipped=r.n_skipped, failed=r.failed), r.graph
     sweep_s = time.perf_counter() - t0
     groups = analyse(out / "store", configs)
     draw(groups, settings["teacher_width"], out)
     summary = dict(study="width_sweep", schema=SCHEMA, quick=args.quick, settings=dict(settings, **FIXED),
-                   seed=args.seed, n_points=len(configs), n_run=result.n_run, n_skipped=result.n_skipped,
-                   failed=result.failed, sweep_s=sweep_s, total_s=time.perf_counter() - t0,
-                   version=ft.__version__, groups=groups,
-                   graph=dict(nodes=len(result.graph), trajectories=result.graph.n_trajectories))
+                   seed=args.seed, data=args.data, n_points=len(configs),
+                   n_finished=sum(g["n_runs"] for g in groups), **result, sweep_s=sweep_s,
+                   total_s=time.perf_counter() - t0, version=ft.__version__, groups=groups,
+                   graph=dict(nodes=len(graph), trajectories=graph.n_trajectories))
     ft.io.write_json(out / "summary.json", summary)
     for g in groups:
         print(f"{g['activation']:>8s} m={g['width']}: global {g['global_fraction']:.2f} "
               f"[{g['global_ci'][0]:.2f}, {g['global_ci'][1]:.2f}] (L*={g['global_min_loss']:.3g}), "
               f"{g['n_attractors']} attractor(s), saddles/run {g['mean_saddle_visits']:.2f}, "
               f"plateau median {g['plateau_median']:.3g}")
-    print(f"{len(configs)} points ({result.n_run} run now) in {sweep_s:.1f} s; results in {out}")
+    print(f"{summary['n_finished']} of {len(configs)} points finished ({result['n_run']} run now) in "
+          f"{sweep_s:.1f} s; results in {out}")
     return summary
 
 

@@ -9,7 +9,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from flowtools import sweeps
+from flowtools import escape, sweeps
 
 STUDY = pathlib.Path(__file__).resolve().parents[1] / "studies" / "width_sweep.py"
 
@@ -49,7 +49,7 @@ def test_headline_numbers_are_consistent(quick_run):
         assert g["n_runs"] == 3
         lo, hi = g["global_ci"]
         assert 0 <= lo <= g["global_fraction"] <= hi <= 1
-        assert (lo, hi) == pytest.approx(sweeps.wilson_interval(round(g["global_fraction"] * 3), 3))
+        assert (lo, hi) == pytest.approx(escape.wilson_interval(round(g["global_fraction"] * 3), 3))
         # The teacher is realisable from width k on and the data are noiseless: the best attractor fits them.
         if g["width"] >= k:
             assert g["global_min_is_zero"] and g["global_min_loss"] < 1e-20

@@ -2,7 +2,6 @@
 worker and of the driver, and a rerun resumes without losing or duplicating a finished point; the CLI."""
 
 import json
-import math
 import os
 import pathlib
 import signal
@@ -37,7 +36,7 @@ def start(spec, env) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(proc, timeout=240) -> dict:
+def finish(proc, timeout=1200) -> dict:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
     return json.loads(out.strip().splitlines()[-1])
@@ -84,7 +83,7 @@ def _descendants(pid):
         return []
 
 
-def _wait_for_records(store, n, proc, timeout=120):
+def _wait_for_records(store, n, proc, timeout=900):
     t0 = time.time()
     while time.time() - t0 < timeout:
         k = len(list((store / "points").glob("[0-9]*.json"))) if (store / "points").is_dir() else 0
@@ -121,7 +120,6 @@ def test_kill_worker_and_driver_then_resume(tmp_path, env):
                 pass
     snapshot = {p.name: p.read_bytes() for p in (store / "points").glob("[0-9]*.json")}
     assert k_before <= len(snapshot) < len(configs)
-    assert not list((store / "points").glob(".tmp-*")) or True  # stray temp files are allowed; cleaned below
     ds = S.open_results(store)  # the store as the killed driver left it
     assert ds.sizes["point"] == len(configs) and int(ds["finished"].sum()) <= len(snapshot)
     with pytest.raises(ValueError, match="resume=True"):
@@ -172,15 +170,6 @@ def test_task_errors_are_recorded_not_raised(tmp_path, monkeypatch):
     assert "TypeError" in str(ds["error"].values[1]) and str(ds["error"].values[0]) == ""
 
 
-def test_wilson_interval_known_values():
-    # Reference values (Wilson 1927; e.g. Newcombe 1998, Table I): 0/10 → [0, 0.2775], 5/10 → [0.2366, 0.7634].
-    lo, hi = S.wilson_interval(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
-    lo, hi = S.wilson_interval(5, 10)
-    assert (lo, hi) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
-    assert all(math.isnan(v) for v in S.wilson_interval(0, 0))
-
-
 def test_cli_sweep_and_studies(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
@@ -202,3 +191,16 @@ def test_cli_sweep_and_studies(tmp_path, monkeypatch, capsys):
         cli.read_config(bad)
     assert cli.main(["studies"]) == 0
     assert "width_sweep" in capsys.readouterr().out
+
+
+def test_population_problem_loss_is_half_the_exact_risk():
+    """data="population": L = ½ E‖f − T‖² is the exact risk that finite-data problems report as R."""
+    cfg = dict(seed=0, width=2, activation="erf", d_in=4)
+    pop, risk = S.make_problem(dict(cfg, data="population"))
+    finite, risk_finite = S.make_problem(cfg)
+    theta = S.initial_theta(pop, dict(seed=0, init_scale=0.5))
+    assert pop.loss(theta) == pytest.approx(risk(theta) / 2, rel=1e-12)
+    assert risk(theta) == pytest.approx(risk_finite(theta), rel=1e-12)
+    assert abs(finite.loss(theta) - pop.loss(theta)) > 1e-3  # 200 samples are not the population
+    with pytest.raises(ValueError, match="data='sample' is unknown"):
+        S.make_problem(dict(cfg, data="sample"))
