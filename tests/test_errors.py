@@ -240,7 +240,6 @@ BAD_INPUTS = [
     ("sweep negative workers", lambda: ft.sweeps.sweep("escape", [{"seed": 0}], "/nonexistent/s", workers=-1),
      ValueError, r"workers must be"),
     ("grid empty axis", lambda: ft.sweeps.grid(seed=[]), ValueError, r"axis 'seed' is empty"),
-    ("wilson successes above n", lambda: ft.sweeps.wilson_interval(5, 3), ValueError, r"successes ≤ n"),
     # large-net flow solver, spectra and the digits
     ("rkc max_stages too small", lambda: ft.dynamics.rkc.RKC(max_stages=1), ValueError, r"max_stages"),
     ("rkc lanczos_steps not int", lambda: ft.dynamics.rkc.RKC(lanczos_steps=2.5), ValueError, r"lanczos_steps"),
