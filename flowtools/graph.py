@@ -53,9 +53,9 @@ class SaddleGraph:
         """The id of the node of the same critical set, or None.
 
         **Rule:** the same local index n_neg = signature[0] (the zero count is not compared: it varies
-        along a degenerate set), the same group (critical sets and slow regions together; "unfinished"
-        and "diverged" ends apart), and a `function_distance` between fingerprints of at most
-        max(fingerprint_tol · (1 + d(f, 0)), radius of either node). Refined critical sets carry radius 0,
+        along a degenerate set), the same group (minima and degenerate minima; saddles of every kind
+        and slow regions; "unfinished" and "diverged" ends apart), and a `function_distance` between
+        fingerprints of at most max(fingerprint_tol · (1 + d(f, 0)), radius of either node). Refined critical sets carry radius 0,
         so their identity is exact to `fingerprint_tol`; an unrefined slow region carries the visit
         radius of its itinerary, so the same passage seen by different runs is one node. The nearest
         match wins.
@@ -340,7 +340,11 @@ def _rows(header, rows, max_rows, what):
 
 
 def _group(kind) -> str:
-    return kind if kind in ("unfinished", "diverged") else "set"
+    # A minimum set and a saddle of the same function and n_neg are different sets: the junction of a
+    # split line (a higher-order saddle) ends the line's minimum segment without being part of it.
+    if kind in ("unfinished", "diverged"):
+        return kind
+    return "minimum" if kind in ("minimum", "degenerate_minimum") else "set"
 
 
 def _label(a) -> str:
