@@ -38,11 +38,6 @@ def _digits_problem(hidden, n_train=1497):
     return ft.Problem(model, train), model.init(0, "glorot", scale=0.1)
 
 
-def function_distance(problem, a, b):
-    """RMS difference of the two networks' outputs on the training inputs."""
-    x = problem.data.x
-    return float(np.sqrt(np.mean((problem.predict(a, x) - problem.predict(b, x)) ** 2)))
-
 
 def _flow_vs_gd(hidden, T, rtol, lr=0.1):
     prob, th0 = _digits_problem(hidden)
@@ -64,7 +59,7 @@ def _flow_vs_gd(hidden, T, rtol, lr=0.1):
                    flow_solve_s=flow.stats["wall_time"], gradient_evaluations=flow.stats["gradient_evaluations"],
                    hvp_evaluations=flow.stats["hvp_evaluations"], steps=flow.stats["steps"],
                    gd_gradient_evaluations=int(round(T / lr)),
-                   function_distance_flow_gd=function_distance(prob, flow.theta[-1], gd.theta[-1]),
+                   function_distance_flow_gd=ft.function_distance(prob, flow.theta[-1], gd.theta[-1]),
                    loss_flow=float(flow.loss[-1]), loss_gd=float(gd.loss[-1]), loadavg=[load0, _load()]),
         note="one-hot half-MSE, glorot init ×0.1; the function distance is the RMS output difference "
              "on the training images")

@@ -50,11 +50,6 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def function_distance(problem, a, b) -> float:
-    """RMS difference of two networks' outputs on the training inputs."""
-    x = problem.data.x
-    return float(np.sqrt(np.mean((problem.predict(a, x) - problem.predict(b, x)) ** 2)))
-
 
 def _curves(traj) -> dict:
     return dict(t=traj.t, loss=traj.loss, test_loss=traj.test_loss, test_accuracy=traj.test_accuracy)
@@ -96,7 +91,7 @@ def run(cfg: dict) -> dict:
                               final_loss=float(gd.loss[-1]), final_test_loss=float(gd.test_loss[-1]),
                               final_test_accuracy=float(gd.test_accuracy[-1]),
                               final_train_accuracy=train_accuracy(problem, gd.theta[-1]),
-                              function_distance_to_flow=function_distance(problem, gd.theta[-1], flow.theta[-1]),
+                              function_distance_to_flow=ft.function_distance(problem, gd.theta[-1], flow.theta[-1]),
                               curves=_curves(gd)))
     timings["flow_over_gd_smallest_lr"] = timings["flow_s"] / out["gd"][0]["wall_s"]
 
