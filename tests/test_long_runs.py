@@ -120,3 +120,80 @@ def test_save_step_thins_by_doubling_the_stride():
     assert int(stride) == 8
     np.testing.assert_array_equal(kept, [0, 8, 16, 24, 32])
     np.testing.assert_array_equal(np.asarray(ys)[1:5, 0], [8, 16, 24, 32])
+
+
+# --------------------------------------------------------------- RKC: the large-problem path
+@pytest.fixture(scope="module")
+def digits_net():
+    """A 64-16-10 tanh net on 200 digits (1 210 parameters: above the switch, so "auto" is "rkc"),
+    with a held-out set, and its uninterrupted flow to t = 20."""
+    from flowtools.datasets import load_digits
+
+    train, test = load_digits(200, 100, seed=0, one_hot=True)
+    model = ft.MLP([64, 16, 10], activation="tanh")
+    problem = ft.Problem(model, train, test_data=test)
+    assert problem.n_params > ft.dynamics.flow.AUTO_RKC_MIN_PARAMS
+    theta0 = model.init(0)
+    full = ft.gradient_flow(problem, theta0, 20.0)
+    assert full.meta["solver"] == "rkc" and full.status == ft.Status.T1_REACHED
+    return problem, theta0, full
+
+
+def test_rkc_flow_killed_by_its_budget_resumes_bit_for_bit(digits_net, tmp_path):
+    """RKC keeps its state (step sizes, error memory, λ_max and Ritz vector) in the unfinished
+    trajectory; a fresh call resumed from the saved file takes the same steps as the uninterrupted
+    run, so the joined trajectory equals it exactly, with the same step and gradient counts."""
+    problem, theta0, full = digits_net
+    part = ft.gradient_flow(problem, theta0, 20.0, time_limit=1e-9)  # stops after the first segment
+    assert part.status == ft.Status.TIME_LIMIT and 0 < part.final_time < 20.0
+    assert part.stats["steps"] == 64 and set(part.solver_state) >= {"h", "rho", "rho_vec"}
+    part.save(tmp_path / "part")
+    joined = ft.gradient_flow(problem, None, 20.0, resume=tmp_path / "part.npz")
+    assert joined.status == ft.Status.T1_REACHED and joined.meta["segments"] == 2
+    assert joined.solver_state is None  # finished: nothing to continue
+    rows = _common(joined, full)
+    np.testing.assert_array_equal(joined.t[rows], full.t)
+    np.testing.assert_array_equal(joined.theta[rows], full.theta)
+    np.testing.assert_array_equal(joined.test_loss[rows], full.test_loss)
+    for key in ("steps", "accepted_steps", "gradient_evaluations", "hvp_evaluations"):
+        assert joined.stats[key] == full.stats[key], key
+    # Without the solver state the resumed run restarts RKC (new λ_max and first step): not the
+    # same steps, but the same flow to the solver's tolerance.
+    part.solver_state = None
+    restarted = ft.gradient_flow(problem, None, 20.0, resume=part)
+    assert restarted.stats["steps"] != full.stats["steps"]
+    np.testing.assert_allclose(restarted.theta[_common(restarted, full)], full.theta, rtol=0, atol=1e-5)
+
+
+def test_rkc_segments_and_checkpoints_continue_exactly(digits_net, tmp_path, monkeypatch):
+    """In segments (a budget that never runs out) the result is the one-call run bit for bit, and a
+    "running" checkpoint written on the way resumes, in a fresh call from disk, into that result."""
+    problem, theta0, full = digits_net
+    written = []
+    save = ft.Trajectory.save
+
+    def record(self, path):
+        written.append(copy.deepcopy(self))
+        save(self, path)
+
+    monkeypatch.setattr(ft.Trajectory, "save", record)
+    seg = ft.gradient_flow(problem, theta0, 20.0, time_limit=1e9, checkpoint=tmp_path / "ck",
+                           checkpoint_every=1e-9)
+    np.testing.assert_array_equal(seg.t, full.t)
+    np.testing.assert_array_equal(seg.theta, full.theta)
+    running = [t for t in written if t.status == ft.Status.RUNNING]
+    assert running and running[0].solver_state is not None
+    monkeypatch.setattr(ft.Trajectory, "save", save)
+    running[0].save(tmp_path / "running")
+    resumed = ft.gradient_flow(problem, None, 20.0, resume=tmp_path / "running.npz")
+    np.testing.assert_array_equal(resumed.theta[_common(resumed, full)], full.theta)
+    assert resumed.stats["steps"] == full.stats["steps"]
+
+
+def test_rkc_default_grid_follows_the_run(digits_net):
+    """t1=None with "rkc": saves every stride-th accepted step up to the stop, as with "bdf"."""
+    problem, theta0, _ = digits_net
+    run = ft.gradient_flow(problem, theta0, None, gtol=0.5, n_save=16)
+    assert run.meta["solver"] == "rkc" and run.meta["save_grid"] == "steps" and run.converged
+    assert run.t[0] == 0 and run.t[-1] == run.final_time and np.all(np.diff(run.t) > 0)
+    assert 5 <= len(run) <= 18

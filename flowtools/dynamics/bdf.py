@@ -263,6 +263,10 @@ class BDF(FlowSolver):
 
     supports_segments = True
 
+    def blank_state(self, n: int, n_slots: int) -> _State:
+        """A state of zeros for n parameters and n_slots output slots (a fresh run's `state_in`)."""
+        return blank_state(n, n_slots)
+
     def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
               max_steps, progress, state_in=None, resume=False, step_limit=None, save_steps=False,
               return_state=False):

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import _cache, _checks
 from ..problem import Problem, held_out_metrics
-from .bdf import BDF, blank_state
+from .bdf import BDF
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
@@ -134,10 +134,13 @@ def _compiled(args, kw):
 
 def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto", rtol=1e-8,
                  atol=1e-10, t0=0.0, dt0=None, save_ts=None, n_save=200, t_first=None,
-                 max_steps=200_000, max_norm=1e6, pcoeff=0.3, icoeff=0.4, progress=False, grid_t0=None):
+                 max_steps=200_000, max_norm=1e6, pcoeff=0.3, icoeff=0.4, progress=False, grid_t0=None,
+                 carry=None):
     """Validate `gradient_flow`'s arguments; return the jitted solve's (args, static kwargs, settings).
 
-    `grid_t0`: where the default log grid starts (a resumed run continues its original grid)."""
+    `grid_t0`: where the default log grid starts (a resumed run continues its original grid).
+    `carry`: (solver name, `FlowSolver.carry` dict) of the run being resumed; when the solver is the
+    same and can `restore` it, the solve continues that solver state instead of starting afresh."""
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
     theta0 = jnp.asarray(_checks.theta_vector("theta0", theta0, problem.n_params))
@@ -198,8 +201,12 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
             f(atol), f(pcoeff), f(icoeff), f(gtol if gtol is not None else -1.0), f(max_norm))
     if _segmented(solver_obj):
         # The step budget is a traced step_limit: runs with other budgets share one compilation.
-        args = args + (blank_state(problem.n_params, ts.size + 2), jnp.asarray(False),
-                       jnp.asarray(max_steps, jnp.int64))
+        n_slots = ts.size + 2
+        restored = (carry is not None and carry[1] is not None and carry[0] == key
+                    and hasattr(solver_obj, "restore"))
+        state = (solver_obj.restore(carry[1], n_slots, t0, theta0) if restored
+                 else solver_obj.blank_state(problem.n_params, n_slots))
+        args = args + (state, jnp.asarray(restored), jnp.asarray(max_steps, jnp.int64))
         kw = dict(solver=solver_obj, max_steps=None, progress=False, save_steps=save_steps)
     else:
         kw = dict(solver=solver_obj, max_steps=max_steps, progress=bool(progress) and math.isfinite(t1))
@@ -239,24 +246,28 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
     - `max_norm`: declare divergence when ‖θ‖ exceeds it.
     - `pcoeff`, `icoeff`: the PI controller's coefficients for diffrax solvers and "ros34pw2" (0.3,
       0.4 reject far fewer steps on these problems than a pure I-controller); unused by "bdf".
-    - `progress`: show a progress bar ("bdf": steps and t, updated between segments; diffrax
-      solvers: diffrax's bar, finite t1 only).
-    - `time_limit`: a wall-time budget in seconds ("bdf"): the run stops at the end of the first
-      segment of steps that finishes after it, with status "time_limit" and its last state saved.
+    - `progress`: show a progress bar ("bdf" and "rkc": steps and t, updated between segments;
+      diffrax solvers: diffrax's bar, finite t1 only).
+    - `time_limit`: a wall-time budget in seconds ("bdf" and "rkc"): the run stops at the end of the
+      first segment of steps that finishes after it, with status "time_limit" and its last state
+      saved.
     - `checkpoint`, `checkpoint_every`: write the trajectory so far to this path (`Trajectory.save`,
       atomic) every `checkpoint_every` seconds of wall time, with status "running", and the finished
-      trajectory at the end ("bdf").
+      trajectory at the end ("bdf" and "rkc").
     - `resume`: a `Trajectory` (or the path of a saved one) of an unfinished flow — "time_limit",
       "running" or "max_steps" — to continue from its last state, with the same arguments otherwise;
-      the result joins both parts (`Trajectory.join`). The solver restarts there (order 1, new step
-      size and Hessian), so the joined run equals an uninterrupted one to the solver's tolerance.
+      the result joins both parts (`Trajectory.join`). "rkc" keeps its solver state in the
+      trajectory (`Trajectory.solver_state`: step sizes, error memory, λ_max and its Ritz vector), so
+      the resumed run takes the steps of an uninterrupted one and equals it to round-off. "bdf"
+      restarts there (order 1, new step size and Hessian), so the joined run equals an uninterrupted
+      one to the solver's tolerance.
 
     **Returns:** a `Trajectory` whose status is "converged", "t1_reached", "max_steps", "diverged",
     "non_finite", "time_limit" or "failed", with the step counts and the wall and compile times in
     `stats` (for "bdf" and "ros34pw2" also `gradient_evaluations`, `jacobian_evaluations` = Hessians,
     `hvp_evaluations`, `factorizations`).
     """
-    previous, grid_t0 = None, None
+    previous, grid_t0, carry = None, None, None
     if resume is not None:
         previous = resume if isinstance(resume, Trajectory) else Trajectory.load(resume)
         if previous.method != "gradient_flow":
@@ -264,6 +275,7 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
         if previous.status not in (Status.TIME_LIMIT, Status.RUNNING, Status.MAX_STEPS):
             return previous  # it ended for good: nothing to continue
         theta0, t0, grid_t0 = previous.final_theta, previous.final_time, float(previous.t[0])
+        carry = (previous.meta.get("solver"), previous.solver_state)
     elif theta0 is None:
         raise TypeError("gradient_flow needs theta0 (or resume=a Trajectory to continue).")
     if time_limit is not None:
@@ -272,11 +284,11 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
     args, kw, settings = prepare_flow(
         problem, theta0, t1, gtol=gtol, solver=solver, rtol=rtol, atol=atol, t0=t0, dt0=dt0,
         save_ts=save_ts, n_save=n_save, t_first=t_first, max_steps=max_steps, max_norm=max_norm,
-        pcoeff=pcoeff, icoeff=icoeff, progress=progress, grid_t0=grid_t0)
+        pcoeff=pcoeff, icoeff=icoeff, progress=progress, grid_t0=grid_t0, carry=carry)
     if not _segmented(kw["solver"]):
         if time_limit is not None or checkpoint is not None:
             raise ValueError("time_limit and checkpoint need a solver that runs in segments "
-                             "(solver='bdf').")
+                             "(solver='bdf' or 'rkc').")
         compiled, compile_time = _compiled(args, kw)
         t_run = time.perf_counter()
         out = jax.block_until_ready(compiled(*args, **kw))
@@ -304,7 +316,8 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
     compiled, compile_time = _compiled(args, kw)
     max_steps, t1 = settings["max_steps"], settings["t1"]
     in_segments = time_limit is not None or checkpoint is not None or bool(progress)
-    head, state = args[:-3], args[-3]
+    head, state, resumed = args[:-3], args[-3], bool(args[-2])
+    solver = kw["solver"]
     # The bar counts time to a finite t1, and steps (out of max_steps) otherwise.
     by_time = math.isfinite(t1)
     bar = progress_bar(total=t1 - float(args[2]) if by_time else max_steps, desc="gradient_flow",
@@ -317,7 +330,8 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
             limit = min(max_steps, done_steps + segment) if in_segments else max_steps
             t_seg = time.perf_counter()
             out, state = jax.block_until_ready(compiled(
-                *head, state, jnp.asarray(done_steps > 0), jnp.asarray(limit, jnp.int64), **kw))
+                *head, state, jnp.asarray(resumed or done_steps > 0), jnp.asarray(limit, jnp.int64),
+                **kw))
             steps = int(state.n_steps)
             bar.update(float(state.t) - float(args[2]) - bar.n if by_time else steps - done_steps)
             bar.set_postfix_str(f"t={float(state.t):.4g}", refresh=False)
@@ -330,8 +344,10 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
                 break
             if checkpoint is not None and now - last_checkpoint >= checkpoint_every:
                 wall = now - t_start
-                _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time,
-                                                interrupted=Status.RUNNING)).save(checkpoint)
+                running = to_trajectory(problem, *out, settings, wall, compile_time,
+                                        interrupted=Status.RUNNING)
+                running.solver_state = solver.carry(state)
+                _joined(previous, running).save(checkpoint)
                 last_checkpoint = time.perf_counter()
             rate = seg_steps / max(now - t_seg, 1e-6)
             budget = _SEGMENT_S if time_limit is None else min(_SEGMENT_S, 0.5 * (time_limit - (now - t_start)))
@@ -339,8 +355,10 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
     finally:
         bar.close()
     wall = time.perf_counter() - t_start
-    traj = _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time,
-                                           interrupted=interrupted))
+    traj = to_trajectory(problem, *out, settings, wall, compile_time, interrupted=interrupted)
+    if traj.status in (Status.TIME_LIMIT, Status.MAX_STEPS):
+        traj.solver_state = solver.carry(state)  # what `resume` needs to take the same steps
+    traj = _joined(previous, traj)
     if checkpoint is not None:
         traj.save(checkpoint)
     return traj

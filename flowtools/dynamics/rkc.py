@@ -23,14 +23,14 @@ test controls the step there, as it would for any solver.
 
 from __future__ import annotations
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .bdf import _initial_step
-from .stiff import FlowSolver, event_code, finish, outputs, rms, save_between
+from .stiff import FlowSolver, event_code, finish, outputs, rms, save_between, save_step
 
 __all__ = ["RKC", "lanczos_lambda_max"]
 
@@ -130,6 +130,7 @@ class _State(eqx.Module):
     h_old: jax.Array
     err_old: jax.Array
     rejected_last: jax.Array
+    pi: jax.Array             # a step has been accepted: the step rule has a last error to use
     rho: jax.Array
     rho_vec: jax.Array
     rho_age: jax.Array
@@ -144,7 +145,20 @@ class _State(eqx.Module):
     ys_out: jax.Array
     event: jax.Array
     failed: jax.Array
-    meter: object
+    stride: jax.Array         # save_steps: accepted steps between saves
+
+
+# The part of the state that decides the next steps; `RKC.carry` writes it into an unfinished
+# Trajectory and `RKC.restore` starts a new call from it, which then takes the same steps.
+_CARRY = ("fy", "h", "h_old", "err_old", "rejected_last", "pi", "rho", "rho_vec", "rho_age")
+
+
+def _blank(n: int, n_slots: int) -> _State:
+    f, i, b = (lambda *shape: jnp.zeros(shape)), (lambda: jnp.asarray(0, jnp.int64)), jnp.asarray(False)
+    return _State(t=f(), y=f(n), fy=f(n), h=f(), h_old=f(), err_old=f(), rejected_last=b, pi=b, rho=f(),
+                  rho_vec=f(n), rho_age=i(), n_steps=i(), n_accepted=i(), n_grad=i(), n_hvp=i(), n_rho=i(),
+                  max_stages_used=i(), save_index=i(), ts_out=f(n_slots), ys_out=f(n_slots, n), event=i(),
+                  failed=b, stride=i())
 
 
 class RKC(FlowSolver):
@@ -171,12 +185,47 @@ class RKC(FlowSolver):
         if not self.rho_safety >= 1:
             raise ValueError(f"rho_safety must be ≥ 1, got {self.rho_safety!r}.")
 
+    supports_segments = True
+
+    def blank_state(self, n: int, n_slots: int) -> _State:
+        """A state of zeros for n parameters and n_slots output slots (a fresh run's `state_in`)."""
+        return _blank(n, n_slots)
+
+    def carry(self, state: _State) -> dict:
+        """What a later call needs to continue `state` step for step (`restore`): the last f(y), the
+        step sizes and error of the step rule, and the λ_max estimate with its Ritz vector and age."""
+        return {name: np.asarray(getattr(state, name)) for name in _CARRY}
+
+    def restore(self, carry: dict, n_slots: int, t0, y0) -> _State:
+        """A state at (t0, y0) with the step-rule memory of `carry` (from `carry`), fresh counters and
+        output buffers; `solve` with it and `resume` True takes the steps the interrupted run would
+        have taken."""
+        y0 = jnp.asarray(y0, dtype=jnp.float64)
+        n = y0.shape[0]
+        missing = [k for k in _CARRY if k not in carry]
+        if missing or np.shape(carry["rho_vec"]) != (n,) or np.shape(carry["fy"]) != (n,):
+            raise ValueError(f"this RKC solver state does not fit a problem with {n} parameters "
+                             f"(missing {missing} or wrong shapes).")
+        blank = _blank(n, n_slots)
+        ts_out, ys_out = outputs(jnp.zeros(n_slots - 2), jnp.asarray(t0, jnp.float64), y0)
+        values = {k: jnp.asarray(carry[k], dtype=getattr(blank, k).dtype) for k in _CARRY}
+        return eqx.tree_at(lambda b: [getattr(b, k) for k in ("t", "y", "ts_out", "ys_out", "stride",
+                                                              *_CARRY)],
+                           blank, [jnp.asarray(t0, jnp.float64), y0, ts_out, ys_out,
+                                   jnp.asarray(1, jnp.int64), *values.values()])
+
     def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
-              max_steps, progress):
+              max_steps, progress, state_in=None, resume=False, step_limit=None, save_steps=False,
+              return_state=False):
         """Integrate dθ/dt = −∇L(θ); returns `flow._solve`'s (ts, ys, code, event mask, stats).
 
-        `pcoeff` and `icoeff` are unused: RKC has its own step-size rule."""
-        del pcoeff, icoeff
+        `pcoeff` and `icoeff` are unused (RKC has its own step-size rule), and `progress` too (`flow`
+        shows progress between segments). A run can go in segments, as with `BDF.solve`: with
+        `return_state` the solver state is returned as well, and a call with that `state_in` and
+        `resume` True continues it exactly; `step_limit` ends a segment after that many steps in all.
+        `save_steps`: save every stride-th accepted step (`stiff.save_step`) instead of interpolating
+        at the times `ts`."""
+        del pcoeff, icoeff, progress
         f = lambda y: -problem.grad_fn(y)  # noqa: E731
         i64 = lambda v: jnp.asarray(v, jnp.int64)  # noqa: E731
         m = self.lanczos_steps
@@ -190,26 +239,33 @@ class RKC(FlowSolver):
         y0 = jnp.asarray(theta0, dtype=jnp.float64)
         t0 = jnp.asarray(t0, dtype=jnp.float64)
         t1 = jnp.asarray(t1, dtype=jnp.float64)
-        f0 = f(y0)
-        v0 = jnp.cos(jnp.arange(y0.shape[0], dtype=jnp.float64) * 1.234567) + 0.1  # fixed, generic start
-        rho, vec = spectral_radius(y0, v0)
-        if dt0 is None:
-            h = _initial_step(f, y0, f0, t1 - t0, rtol, atol)
-            n_grad = i64(2)
-        else:
-            h = jnp.minimum(jnp.asarray(dt0, dtype=jnp.float64), t1 - t0)
-            n_grad = i64(1)
-        h = jnp.minimum(h, _h_stable(rho, s_max))
-        ts_out, ys_out = outputs(ts, t0, y0)
-        meter = diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter()
-        F = jnp.asarray(False)
-        state = _State(t=t0, y=y0, fy=f0, h=h, h_old=h, err_old=jnp.asarray(1.0), rejected_last=F, rho=rho,
-                       rho_vec=vec, rho_age=i64(0), n_steps=i64(0), n_accepted=i64(0), n_grad=n_grad,
-                       n_hvp=i64(m), n_rho=i64(1), max_stages_used=i64(0), save_index=i64(0),
-                       ts_out=ts_out, ys_out=ys_out, event=i64(0), failed=F, meter=meter.init())
+
+        def fresh():
+            f0 = f(y0)
+            v0 = jnp.cos(jnp.arange(y0.shape[0], dtype=jnp.float64) * 1.234567) + 0.1  # fixed, generic
+            rho, vec = spectral_radius(y0, v0)
+            if dt0 is None:
+                h = _initial_step(f, y0, f0, t1 - t0, rtol, atol)
+                n_grad = i64(2)
+            else:
+                h = jnp.minimum(jnp.asarray(dt0, dtype=jnp.float64), t1 - t0)
+                n_grad = i64(1)
+            h = jnp.minimum(h, _h_stable(rho, s_max))
+            ts_out, ys_out = outputs(ts, t0, y0)
+            F = jnp.asarray(False)
+            return _State(t=t0, y=y0, fy=f0, h=h, h_old=h, err_old=jnp.asarray(1.0), rejected_last=F,
+                          pi=F, rho=rho, rho_vec=vec, rho_age=i64(0), n_steps=i64(0), n_accepted=i64(0),
+                          n_grad=n_grad, n_hvp=i64(m), n_rho=i64(1), max_stages_used=i64(0),
+                          save_index=i64(0), ts_out=ts_out, ys_out=ys_out, event=i64(0), failed=F,
+                          stride=i64(1))
+
+        # A resumed segment skips the start-up (first gradient, λ_max, initial step) entirely.
+        state = fresh() if state_in is None else lax.cond(resume, lambda: state_in, fresh)
+        limit = [v for v in (max_steps, step_limit) if v is not None]
+        limit = limit[0] if len(limit) == 1 else jnp.minimum(*limit)
 
         def cond(s):
-            return (s.t < t1) & (s.n_steps < max_steps) & (s.event == 0) & ~s.failed
+            return (s.t < t1) & (s.n_steps < limit) & (s.event == 0) & ~s.failed
 
         def body(s):
             # A fresh λ_max when the old one is stale or the last attempt failed.
@@ -231,7 +287,7 @@ class RKC(FlowSolver):
             # (PI), the first time and after a rejection 0.8 err^(−1/3); never grow right after a rejection.
             fac_i = 0.8 * err_safe ** (-1 / 3)
             fac_pi = 0.8 * (h / s.h_old) * (s.err_old / err_safe ** 2) ** (1 / 3)
-            fac = jnp.where(accept & (s.n_accepted > 0), fac_pi, fac_i)
+            fac = jnp.where(accept & s.pi, fac_pi, fac_i)
             fac = jnp.clip(fac, 0.1, jnp.where(accept & ~s.rejected_last, 10.0, 1.0))
             h_next = h * fac
 
@@ -242,30 +298,37 @@ class RKC(FlowSolver):
                 return h00 * s.y + h10 * h * s.fy + h01 * y_new + h11 * h * f_new
 
             def accepted(_):
-                index, tso, yso = save_between(ts, s.save_index, s.t, s.t + h, interp, s.ts_out, s.ys_out)
                 t_new = jnp.where(t1 - (s.t + h) <= min_step, t1, s.t + h)
-                return (t_new, y_new, f_new, index, tso, yso,
+                if save_steps:
+                    index, stride, tso, yso = save_step(s.n_accepted + 1, s.stride, s.save_index, t_new,
+                                                        y_new, s.ts_out, s.ys_out)
+                else:
+                    index, tso, yso = save_between(ts, s.save_index, s.t, s.t + h, interp, s.ts_out,
+                                                   s.ys_out)
+                    stride = s.stride
+                return (t_new, y_new, f_new, index, stride, tso, yso,
                         event_code(jnp.linalg.norm(f_new), y_new, gtol, max_norm), h, err_safe)
 
             def rejected(_):
-                return (s.t, s.y, s.fy, s.save_index, s.ts_out, s.ys_out, s.event, s.h_old, s.err_old)
+                return (s.t, s.y, s.fy, s.save_index, s.stride, s.ts_out, s.ys_out, s.event, s.h_old,
+                        s.err_old)
 
-            t_new, y, fy, index, tso, yso, event, h_old, err_old = lax.cond(accept, accepted, rejected, None)
-            meter_state = meter.step(s.meter, (t_new - t0) / (t1 - t0))
+            t_new, y, fy, index, stride, tso, yso, event, h_old, err_old = lax.cond(
+                accept, accepted, rejected, None)
             return _State(t=t_new, y=y, fy=fy, h=h_next, h_old=h_old, err_old=err_old,
-                          rejected_last=~accept, rho=rho, rho_vec=vec,
+                          rejected_last=~accept, pi=s.pi | accept, rho=rho, rho_vec=vec,
                           rho_age=jnp.where(refresh, 0, s.rho_age) + accept,
                           n_steps=s.n_steps + 1, n_accepted=s.n_accepted + accept,
                           n_grad=s.n_grad + stages, n_hvp=s.n_hvp + jnp.where(refresh, m, 0),
                           n_rho=s.n_rho + refresh, max_stages_used=jnp.maximum(s.max_stages_used, stages),
                           save_index=index, ts_out=tso, ys_out=yso, event=event, failed=too_small,
-                          meter=meter_state)
+                          stride=stride)
 
         s = lax.while_loop(cond, body, state)
-        meter.close(s.meter)
         stats = {"num_steps": s.n_steps, "num_accepted_steps": s.n_accepted,
                  "num_rejected_steps": s.n_steps - s.n_accepted, "gradient_evaluations": s.n_grad,
                  "jacobian_evaluations": jnp.asarray(0, jnp.int64), "hvp_evaluations": s.n_hvp,
                  "factorizations": jnp.asarray(0, jnp.int64), "spectral_radius_estimates": s.n_rho,
                  "max_stages": s.max_stages_used, "failed": s.failed}
-        return finish(s.ts_out, s.ys_out, s.t, s.y, t1, s.event, stats)
+        out = finish(s.ts_out, s.ys_out, s.t, s.y, t1, s.event, stats)
+        return (out, s) if return_state else out

@@ -97,6 +97,11 @@ class FlowSolver(eqx.Module):
               max_steps, progress):
         raise NotImplementedError
 
+    def carry(self, state) -> dict | None:
+        """The part of a segment-capable solver's state that a later call needs to take the same steps
+        (`restore`), as numpy arrays; None: a resumed run restarts the solver (the default)."""
+        return None
+
 
 def save_step(n_accepted, stride, index, t, y, ts_out, ys_out, active=True):
     """Save the state after accepted step `n_accepted` when it is a multiple of `stride`, into slot

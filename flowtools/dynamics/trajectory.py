@@ -50,6 +50,9 @@ class Trajectory:
     - `step`: GD step numbers (None for flows).
     - `test_loss`, `test_accuracy`: loss and classification accuracy on the problem's held-out
       `test_data` at each saved state, or None (no test set; accuracy only for classification).
+    - `solver_state`: for an unfinished flow whose solver can continue exactly ("rkc"), the solver's
+      state at the last saved point (arrays by name), which `gradient_flow(resume=…)` restores; else
+      None.
     """
 
     t: np.ndarray
@@ -65,6 +68,7 @@ class Trajectory:
     step: np.ndarray | None = None
     test_loss: np.ndarray | None = None
     test_accuracy: np.ndarray | None = None
+    solver_state: dict | None = None
 
     # ------------------------------------------------------------- access
     @property
@@ -124,7 +128,9 @@ class Trajectory:
                           loss=cat(self.loss, other.loss), grad_norm=cat(self.grad_norm, other.grad_norm),
                           gen_error=cat(self.gen_error, other.gen_error), status=other.status,
                           message=other.message, stats=stats, method=other.method, meta=meta,
-                          step=cat(self.step, other.step))
+                          step=cat(self.step, other.step), test_loss=cat(self.test_loss, other.test_loss),
+                          test_accuracy=cat(self.test_accuracy, other.test_accuracy),
+                          solver_state=other.solver_state)
 
     # ------------------------------------------------------------ saving
     def save(self, path) -> None:
@@ -143,6 +149,8 @@ class Trajectory:
         for name in ("test_loss", "test_accuracy"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
+        for name, value in (self.solver_state or {}).items():
+            arrays[_SOLVER_STATE + name] = value
         io.write_npz(path, **arrays)
         meta = dict(status=self.status.value, message=self.message, stats=self.stats,
                     method=self.method, meta=self.meta, format="flowtools.Trajectory/1")
@@ -163,7 +171,12 @@ class Trajectory:
             gen_error=arrays.get("gen_error"), status=Status(meta["status"]), message=meta["message"],
             stats=meta["stats"], method=meta["method"], meta=meta["meta"], step=arrays.get("step"),
             test_loss=arrays.get("test_loss"), test_accuracy=arrays.get("test_accuracy"),
+            solver_state={k[len(_SOLVER_STATE):]: v for k, v in arrays.items()
+                          if k.startswith(_SOLVER_STATE)} or None,
         )
+
+
+_SOLVER_STATE = "solver_state."  # prefix of the solver-state arrays in a saved .npz
 
 
 def evaluate_states(problem, theta: np.ndarray):
