@@ -19,7 +19,8 @@ A `Problem` is the vector field −∇L. It is built from three parts and one op
   `full_theta(θ_free)` embeds a state into the model's full θ; `free_theta(θ_full)` projects back.
 
 GD with step η on "mse" equals GD with step 2η on "half_mse". Gradient-flow time t and GD step k are
-related by t = kη for the same convention. An optional held-out `test_data` set is evaluated along runs
+related by t = kη for the same convention. The two squared-error conventions differ only in a weight
+(½ or 1) that the problem carries as data, so problems that differ only in it share compiled code. An optional held-out `test_data` set is evaluated along runs
 (test loss, and accuracy for classification); it never enters L.
 """
 
@@ -77,7 +78,9 @@ class DataSource(eqx.Module):
     - `x`, `y`: inputs (n, d_in) and targets (n, d_out) on which the network's function is compared
       (training inputs for a finite set; a fixed probe sample for a population source). Itineraries
       use them to identify critical sets by their function.
-    - `data_loss(model, theta, loss)`: the expectation, traceable, on the model's full θ.
+    - `data_loss(model, theta, loss)`: the expectation, traceable, on the model's full θ. `Problem`
+      calls it with loss "mse" (ℓ = ‖f − y‖²) for both squared-error conventions and applies the ½ of
+      "half_mse" itself, as data, or with "cross_entropy".
     - `gen_error(model, theta)`: R(θ) = E_x‖f(x; θ) − T(x)‖², traceable, or None when the source has
       no teacher (then `has_gen_error` is False).
 
@@ -140,11 +143,15 @@ class Problem(eqx.Module):
 
     All methods take the state θ (the free coordinates; all of θ when nothing is frozen) of length
     `n_params` and are jitted. A `Problem` is a pytree whose arrays are leaves, so it can be passed
-    into jitted code without recompiling for new data of the same shape.
+    into jitted code without recompiling for new data of the same shape — or another squared-error
+    convention: "half_mse" and "mse" are one loss family whose weight `loss_weight` (½ or 1) is a
+    leaf, so a flow compiled for one serves the other.
     """
 
     model: MLP | FunctionModel = eqx.field(static=True)
-    loss_convention: str = eqx.field(static=True)
+    loss_family: str = eqx.field(static=True)  # "squared" or "cross_entropy": what the code computes
+    loss_weight: jax.Array  # ℓ = w‖f − y‖²: ½ for half_mse, 1 for mse (and 1 for cross_entropy)
+    loss_name: "_Label" = eqx.field(static=True)  # the convention's name; not used by any computation
     population_method: str | None = eqx.field(static=True)
     source: DataSource
     weight_decay: jax.Array
@@ -165,7 +172,10 @@ class Problem(eqx.Module):
                             f"{type(model).__name__}; wrap a function f(theta, x) with "
                             "Problem.from_function or FunctionModel.")
         self.model = model
-        self.loss_convention = _checks.choice("loss", loss, LOSSES)
+        loss = _checks.choice("loss", loss, LOSSES)
+        self.loss_name = _Label(loss)
+        self.loss_family = "cross_entropy" if loss == "cross_entropy" else "squared"
+        self.loss_weight = jnp.asarray(_WEIGHTS[loss], dtype=jnp.float64)
         if self.loss_convention == "cross_entropy" and model.d_out < 2:
             raise ValueError(f"loss='cross_entropy' needs a model with d_out ≥ 2 outputs (one logit per "
                              f"class), got d_out={model.d_out}; for two classes use d_out=2.")
@@ -233,6 +243,11 @@ class Problem(eqx.Module):
         if not hasattr(self, "pop_model"):
             self.pop_model = None
         self.free, self.frozen_base = _frozen(model, frozen, frozen_at)
+
+    @property
+    def loss_convention(self) -> str:
+        """The loss: "half_mse", "mse" or "cross_entropy"."""
+        return self.loss_name.value
 
     # ------------------------------------------------------------ construction helpers
     def _check_widths(self, d_in, d_out, name, labels_ok=True):
@@ -427,10 +442,18 @@ class Problem(eqx.Module):
         """Network outputs f(x; θ) for a state θ (traceable)."""
         return self.model.apply(self.full_theta_fn(theta), x)
 
+    def _weighted(self, value):
+        """The loss of the family scaled to the convention: w · (mean of ‖f − y‖²) for squared error.
+        w is ½ or 1, a power of two, so this equals the directly scaled sum bit for bit."""
+        return self.loss_weight * value if self.loss_family == "squared" else value
+
+    def _family_loss(self) -> str:
+        return "mse" if self.loss_family == "squared" else "cross_entropy"
+
     def loss_fn(self, theta):
         """L(θ), traceable (use inside your own jitted code)."""
         full = self.full_theta_fn(theta)
-        return self.source.data_loss(self.model, full, self.loss_convention) + \
+        return self._weighted(self.source.data_loss(self.model, full, self._family_loss())) + \
             0.5 * self.weight_decay * jnp.sum(full * full)
 
     def batch_loss_fn(self, theta, idx):
@@ -439,7 +462,7 @@ class Problem(eqx.Module):
             raise ValueError("mini-batches need a finite data set.")
         full = self.full_theta_fn(theta)
         out = self.model.apply(full, self.x[idx])
-        return jnp.mean(sample_losses(out, self.y[idx], self.loss_convention)) + \
+        return self._weighted(jnp.mean(sample_losses(out, self.y[idx], self._family_loss()))) + \
             0.5 * self.weight_decay * jnp.sum(full * full)
 
     def grad_fn(self, theta):
@@ -463,7 +486,7 @@ class Problem(eqx.Module):
 
     def test_loss_fn(self, theta):
         """The data loss (no weight decay) on the held-out set (traceable)."""
-        return self.test.data_loss(self.model, self.full_theta_fn(theta), self.loss_convention)
+        return self._weighted(self.test.data_loss(self.model, self.full_theta_fn(theta), self._family_loss()))
 
     def test_accuracy_fn(self, theta):
         """Fraction of held-out samples whose largest output is the target class (traceable)."""
@@ -550,6 +573,28 @@ class Problem(eqx.Module):
             extra += f", n_test={self.test.x.shape[0]}"
         return (f"Problem({self.model!r}, n={self.x.shape[0]}, loss={self.loss_convention!r}, "
                 f"population={self.population_method}{extra})")
+
+
+_WEIGHTS = {"half_mse": 0.5, "mse": 1.0, "cross_entropy": 1.0}
+
+
+class _Label:
+    """A name carried beside the computation (the loss convention). It compares equal to any other
+    `_Label`, so that problems differing only in it share compiled code: nothing traced reads it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, _Label)
+
+    def __hash__(self):
+        return 1
+
+    def __repr__(self):
+        return repr(self.value)
 
 
 class _DataMeta:

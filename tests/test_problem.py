@@ -466,3 +466,41 @@ def test_vmappable_over_states_weight_decay_and_frozen_values():
     bases = np.stack([theta, 2 * theta])
     by_vmap = jax.vmap(lambda b: eqx.tree_at(lambda q: q.frozen_base, p, b).loss_fn(states[0]))(bases)
     np.testing.assert_allclose(np.asarray(by_vmap), [p.freeze("b2", b).loss(states[0]) for b in bases], rtol=1e-14)
+
+
+# ------------------------------------------------------------------- conventions share compiled code
+def test_squared_error_conventions_share_one_compilation():
+    """"half_mse" and "mse" differ only in the weight ½ / 1, which the problem carries as data: a flow
+    compiled for one serves the other (no new compilation), the loss is still c·Σ‖f − y‖² bit for bit,
+    and the flows are one flow on two clocks (L_mse = 2 L_half, so θ_mse(t) = θ_half(2t))."""
+    import jax.numpy as jnp
+
+    from flowtools.dynamics import flow
+
+    data = ft.teacher_dataset(lambda x: jnp.tanh(x @ jnp.ones((10, 1))), 30, d_in=10, seed=3)
+    data = ft.Dataset(data.x, data.y)
+    model = ft.MLP([10, 2, 1], activation="tanh")  # a d = 10 teacher–student
+    half = ft.Problem(model, data)
+    mse = half.with_loss("mse")
+    assert (half.loss_convention, mse.loss_convention) == ("half_mse", "mse")
+    theta = np.random.default_rng(0).standard_normal(model.n_params) * 0.5
+    n = data.x.shape[0]
+
+    @jax.jit
+    def direct(th, c):
+        r = model.apply(th, jnp.asarray(data.x)) - jnp.asarray(data.y)
+        return c * jnp.sum(r * r)
+
+    assert half.loss(theta) == float(direct(theta, 1.0 / (2 * n)))
+    assert mse.loss(theta) == float(direct(theta, 1.0 / n))
+    np.testing.assert_array_equal(mse.grad(theta), 2 * half.grad(theta))  # a power of two: exact
+
+    a = ft.gradient_flow(half, theta, 8.0, save_ts=[1.0, 2.0, 4.0, 8.0])
+    compiled = len(flow._COMPILED)
+    b = ft.gradient_flow(mse, theta, 4.0, save_ts=[0.5, 1.0, 2.0, 4.0])
+    assert b.stats["compile_time"] == 0.0 and len(flow._COMPILED) == compiled  # the same executable
+    assert b.meta["loss"] == "mse" and a.meta["loss"] == "half_mse"
+    np.testing.assert_allclose(b.theta, a.theta, rtol=0, atol=1e-6)
+    # Cross-entropy is another function: it compiles on its own, and its name is kept.
+    assert ft.Problem(ft.MLP([2, 3, 2]), ft.Dataset(np.eye(2), np.array([[0.0], [1.0]])),
+                      "cross_entropy").loss_convention == "cross_entropy"
