@@ -7,7 +7,11 @@ is imported, in a user cache directory:
 - `FLOWTOOLS_CACHE_DIR` (environment) names the directory; default `$XDG_CACHE_HOME/flowtools/jax`,
   i.e. `~/.cache/flowtools/jax`;
 - `FLOWTOOLS_CACHE=0` leaves the cache off (as does `disable_compilation_cache()`);
-- a directory the user already gave JAX (`JAX_COMPILATION_CACHE_DIR`) is kept.
+- a directory the user already gave JAX (`JAX_COMPILATION_CACHE_DIR`) is kept;
+- `FLOWTOOLS_CACHE_MAX_SIZE` bounds the directory's size (bytes, or with a suffix: "500M", "2G";
+  default 1G; "none" for no bound). This is JAX's `jax_compilation_cache_max_size`: when a new entry
+  would pass the bound, the least recently used entries are deleted first (JAX keeps an access time
+  beside each entry; entries written without one count by their modification time).
 
 JAX writes an entry with a plain `write_bytes`, and skips a key whose file exists: a process killed
 mid-write, or two processes writing the same key (pytest-xdist workers, Dask workers), could leave a
@@ -19,12 +23,50 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import tempfile
+import time
+import warnings
 
 import jax
 
 __all__ = ["enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
-           "default_cache_dir"]
+           "default_cache_dir", "default_cache_max_size"]
+
+#: The default bound on the cache directory: about a thousand flow kernels of 0.5–1 MB.
+DEFAULT_MAX_SIZE = 1 << 30
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value, name: str = "max_size") -> int:
+    """Bytes from an int or a string such as "500M", "2G", "1.5g" (binary units; a trailing "B" or
+    "iB" is allowed); -1 for no bound ("none", "unlimited" or -1)."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a size in bytes, got {value!r}.")
+    if isinstance(value, int):
+        size = value
+    else:
+        text = str(value).strip().lower()
+        if text in ("none", "unlimited", "inf", "-1"):
+            return -1
+        m = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?", text)
+        if not m:
+            raise ValueError(f"{name} must be a size such as 500M or 2G (or 'none' for no bound), "
+                             f"got {value!r}.")
+        size = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if size == -1:
+        return -1
+    if size <= 0:
+        raise ValueError(f"{name} must be positive (or 'none' for no bound), got {value!r}; to switch "
+                         "the cache off use FLOWTOOLS_CACHE=0 or disable_compilation_cache().")
+    return size
+
+
+def default_cache_max_size() -> int:
+    """`FLOWTOOLS_CACHE_MAX_SIZE` in bytes, else 1 GiB; -1 for no bound."""
+    value = os.environ.get("FLOWTOOLS_CACHE_MAX_SIZE")
+    return DEFAULT_MAX_SIZE if value is None or not value.strip() else \
+        parse_size(value, "FLOWTOOLS_CACHE_MAX_SIZE")
 
 
 def default_cache_dir() -> str:
@@ -56,6 +98,63 @@ def _atomic_put(self, key: str, value: bytes) -> None:
         raise
 
 
+def _entry_atime(directory: str, name: str, mtime_ns: int) -> int:
+    try:
+        with open(os.path.join(directory, name[:-len("-cache")] + "-atime"), "rb") as fh:
+            return int.from_bytes(fh.read(), "little")
+    except (FileNotFoundError, ValueError):
+        return mtime_ns  # written while the cache had no bound: its last write is its last use
+
+
+def _evict(directory: str, target: int) -> None:
+    """Delete least recently used entries until the entries take at most `target` bytes. One directory
+    scan when nothing needs to go; the access times are read only when something does."""
+    entries, total = [], 0
+    with os.scandir(directory) as it:
+        for e in it:
+            if e.name.endswith("-cache") and not e.name.startswith("."):
+                try:
+                    st = e.stat()
+                except FileNotFoundError:
+                    continue
+                entries.append((e.name, st.st_size, st.st_mtime_ns))
+                total += st.st_size
+    if total <= target:
+        return
+    order = sorted((_entry_atime(directory, name, mtime), name, size) for name, size, mtime in entries)
+    for _, name, size in order:
+        if total <= target:
+            break
+        for victim in (name, name[:-len("-cache")] + "-atime"):
+            try:
+                os.unlink(os.path.join(directory, victim))
+            except FileNotFoundError:
+                pass
+        total -= size
+
+
+def _bounded_put(self, key: str, value: bytes) -> None:
+    """`LRUCache.put` for a size-bounded cache: under JAX's file lock, evict least recently used
+    entries to make room, then write through a temporary file and a rename, and stamp the access time.
+    (JAX's own eviction fails on entries that have no access-time file.)"""
+    if not key:
+        raise ValueError("key cannot be empty")
+    if len(value) > self.max_size:
+        warnings.warn(f"a compiled kernel of {len(value)} bytes exceeds the compilation cache's bound of "
+                      f"{self.max_size} bytes (FLOWTOOLS_CACHE_MAX_SIZE); it is not cached.", stacklevel=2)
+        return
+    directory = os.fspath(self.path)
+    self.lock.acquire(timeout=self.lock_timeout_secs)
+    try:
+        if os.path.exists(os.path.join(directory, f"{key}-cache")):
+            return
+        _evict(directory, self.max_size - len(value))
+        _atomic_put(self, key, value)
+        pathlib.Path(directory, f"{key}-atime").write_bytes(time.time_ns().to_bytes(8, "little"))
+    finally:
+        self.lock.release()
+
+
 def _install_atomic_writes() -> bool:
     """Make JAX's file cache write atomically; False when this JAX's cache is not the one expected."""
     try:
@@ -70,9 +169,11 @@ def _install_atomic_writes() -> bool:
     original = cls.put
 
     def put(self, key, value):
-        if getattr(self, "eviction_enabled", True):
-            return original(self, key, value)  # size-bounded caches write under JAX's file lock
-        return _atomic_put(self, key, value)
+        if not getattr(self, "eviction_enabled", False):
+            return _atomic_put(self, key, value)
+        if hasattr(self, "lock") and hasattr(self, "max_size"):
+            return _bounded_put(self, key, value)
+        return original(self, key, value)  # pragma: no cover - an LRUCache of another layout
 
     cls.put = put
     cls._flowtools_atomic = True
@@ -87,21 +188,33 @@ def _reset():
         pass
 
 
-def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
+def enable_compilation_cache(path: str | os.PathLike | None = None,
+                             max_size: int | str | None = None) -> str:
     """Keep compiled kernels in `path` (default `default_cache_dir()`) for later processes.
 
     Sets JAX's persistent compilation cache to that directory with no minimum compile time or entry
     size (flowtools' kernels are small and each compiles in about a second), and makes its writes
-    atomic. Safe to call more than once and from several processes (e.g. at the start of each Dask
-    worker). Returns the directory.
+    atomic. `max_size` bounds the directory (bytes, or "500M", "2G"; "none" or -1 for no bound; None:
+    `default_cache_max_size()`, i.e. `FLOWTOOLS_CACHE_MAX_SIZE` or 1 GiB): least recently used
+    entries are deleted to make room. Safe to call more than once and from several processes (e.g. at
+    the start of each Dask worker). Returns the directory.
     """
     path = default_cache_dir() if path is None else os.path.abspath(os.fspath(path))
+    size = default_cache_max_size() if max_size is None else parse_size(max_size)
+    if size != -1:
+        try:
+            import filelock  # noqa: F401  JAX's size-bounded cache locks its directory with it
+        except ImportError:  # pragma: no cover - filelock is a dependency
+            warnings.warn("the compilation cache's size bound needs the filelock package; the cache "
+                          "runs without a bound.", stacklevel=2)
+            size = -1
     os.makedirs(path, exist_ok=True)
     _install_atomic_writes()
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    jax.config.update("jax_compilation_cache_max_size", size)
     _reset()  # a cache JAX already opened (at another path) is reopened here
     return path
 
@@ -126,8 +239,13 @@ def _enable_on_import() -> None:
         return
     existing = jax.config.jax_compilation_cache_dir
     try:
+        max_size = default_cache_max_size()
+    except ValueError as err:
+        warnings.warn(f"{err} Using the default bound of {DEFAULT_MAX_SIZE >> 20} MiB.", stacklevel=2)
+        max_size = DEFAULT_MAX_SIZE
+    try:
         enable_compilation_cache(existing if existing and "FLOWTOOLS_CACHE_DIR" not in os.environ
-                                 else None)
+                                 else None, max_size=max_size)
     except OSError:
         pass
 
