@@ -26,6 +26,16 @@ def gf(*args, **kw):
     return ft.gradient_flow(PROBLEM, *args, **kw)
 
 
+def _rkc_part(n):
+    """An unfinished "rkc" flow whose saved solver state has vectors of length n."""
+    state = dict(fy=np.zeros(n), h=np.array(0.1), h_old=np.array(0.1), err_old=np.array(0.5),
+                 rejected_last=np.array(False), pi=np.array(True), rho=np.array(3.0), rho_vec=np.ones(n),
+                 rho_age=np.array(2))
+    return ft.Trajectory(t=np.array([0.0, 0.5]), theta=np.tile(THETA, (2, 1)), loss=np.ones(2),
+                         grad_norm=np.ones(2), gen_error=None, status=ft.Status.TIME_LIMIT, message="",
+                         stats={}, method="gradient_flow", meta=dict(solver="rkc"), solver_state=state)
+
+
 # (id, call, exception, regular expression the message must match)
 BAD_INPUTS = [
     # models
@@ -171,6 +181,12 @@ BAD_INPUTS = [
      r"checkpoint_every"),
     ("time_limit with a diffrax solver", lambda: gf(THETA, 1.0, solver="kvaerno5", time_limit=5.0),
      ValueError, r"time_limit and checkpoint need .*solver='bdf'"),
+    ("RKC state of another problem", lambda: gf(None, 1.0, solver="rkc", resume=_rkc_part(3)), ValueError,
+     r"this RKC solver state does not fit a problem with 4 parameters"),
+    ("cache size not a size", lambda: ft.enable_compilation_cache(max_size="lots"), ValueError,
+     r"max_size must be a size such as 500M or 2G"),
+    ("cache size zero", lambda: ft.enable_compilation_cache(max_size=0), ValueError,
+     r"max_size must be positive .*FLOWTOOLS_CACHE=0"),
     ("flow without theta0", lambda: gf(None, 1.0), TypeError, r"needs theta0 \(or resume="),
     ("GD without theta0", lambda: gd(None, 0.1, 10), TypeError, r"needs theta0 \(or resume="),
     ("resume a GD run as a flow", lambda: gf(None, 1.0, resume=gd(THETA, 0.1, 2)), ValueError,
