@@ -16,6 +16,12 @@ a PI-type memory of the last step). λ_max comes from a few Lanczos steps on Hes
 and after a rejected step. Saved states between steps come from the cubic Hermite interpolant through
 (y_n, f_n) and (y_{n+1}, f_{n+1}).
 
+The solver runs in segments (`flow.gradient_flow`'s wall-time budget, checkpoints and progress bar):
+a call can return its state and a later call continue it exactly, and `RKC.carry` / `RKC.restore`
+keep the part that decides the next steps (last f(y), step sizes and error memory of the step rule,
+λ_max with its Ritz vector and age) in an unfinished `Trajectory`, so a run resumed from disk takes
+the same steps as an uninterrupted one.
+
 Gradient flows also have *negative* curvatures (the unstable directions of saddles): for −H they are
 positive eigenvalues, where RKC, like every explicit method, is accurate but not A-stable; the error
 test controls the step there, as it would for any solver.
