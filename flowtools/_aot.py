@@ -36,7 +36,6 @@ import os
 import pickle
 import platform
 import sys
-import tempfile
 import time
 import types
 import warnings
@@ -45,7 +44,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from . import _cache
+from . import _cache, io
 
 #: bumped whenever the file layout or the key's recipe changes
 FORMAT = 1
@@ -129,6 +128,8 @@ def describe(obj, static: bool = True):
         slots = (slots,) if isinstance(slots, str) else tuple(slots)
         return ("slots", _name(type(obj)), tuple((s, describe(getattr(obj, s), True)) for s in slots
                                                    if not s.startswith("_") and hasattr(obj, s)))
+    if hasattr(obj, "__dict__") and _trusted(type(obj).__module__):  # e.g. a library's sentinel
+        return ("object", _name(type(obj)), describe(dict(vars(obj)), True))
     raise Unkeyable(f"no stable description for a {type(obj).__name__}")
 
 
@@ -205,7 +206,7 @@ class Executable:
     array: unlike a treedef of equinox modules, it survives pickling."""
 
     def __init__(self, compiled, skeleton):
-        self.compiled, self.skeleton = compiled, skeleton
+        self.compiled, self.skeleton, self.storable = compiled, skeleton, False
 
     def __call__(self, *args, **kw):
         leaves, _, _ = _split(args, kw)
@@ -215,8 +216,9 @@ class Executable:
 
 def compile_function(fn, args: tuple, kw: dict, compiler_options: dict, fresh: bool = False) -> Executable:
     """Trace, lower and compile `fn(*args, **kw)` (arrays traced, everything else static, as
-    `eqx.filter_jit` does) into an `Executable`; `fresh`: by XLA, not from JAX's persistent cache
-    (needed for an executable that will be serialized)."""
+    `eqx.filter_jit` does) into an `Executable`. `fresh`: meant for this store, so compiled by XLA
+    rather than loaded from JAX's persistent cache when the program can be stored at all (then
+    `exe.storable` is True)."""
     leaves, in_def, static = _split(args, kw)
     box = []
 
@@ -231,9 +233,22 @@ def compile_function(fn, args: tuple, kw: dict, compiler_options: dict, fresh: b
     flat.__name__ = getattr(fn, "__name__", "fn")
     # keep_unused: the executable takes every leaf, so no pruned-argument bookkeeping is needed
     lowered = jax.jit(flat, keep_unused=True).lower(*leaves)
+    fresh = fresh and _self_contained(lowered)
     with _without_jax_cache(fresh):
         compiled = lowered.compile(compiler_options=compiler_options)
-    return Executable(compiled, box[-1])
+    exe = Executable(compiled, box[-1])
+    exe.storable = fresh
+    return exe
+
+
+def _self_contained(lowered) -> bool:
+    """False for programs that call back into this process (progress bars, `jax.debug` and
+    error callbacks, effects) or keep Python objects alive: another process cannot run those."""
+    args = getattr(getattr(lowered, "_lowering", None), "compile_args", None)
+    if not isinstance(args, dict) or "host_callbacks" not in args:
+        return False  # a JAX whose lowering looks different: do not guess
+    return not any(args.get(name) for name in
+                   ("host_callbacks", "ordered_effects", "unordered_effects", "keepalive"))
 
 
 @contextlib.contextmanager
@@ -300,9 +315,12 @@ def load(path: str, full_key: str) -> Executable | None:
 
 def store(path: str, full_key: str, exe: Executable) -> bool:
     """Serialize `exe` to `path` atomically; False (and no file) when another process holds the
-    entry's lock or the executable cannot be serialized."""
+    entry's lock or the executable cannot be serialized (it was not compiled `fresh`, or it calls
+    back into its process)."""
     from jax.experimental import serialize_executable
 
+    if not getattr(exe, "storable", False):
+        return False
     folder = os.path.dirname(path)
     lock = path + ".lock"
     try:
@@ -320,37 +338,20 @@ def store(path: str, full_key: str, exe: Executable) -> bool:
         os.close(fd)
     except OSError:
         return False
-    tmp = None
     try:
         payload, in_tree, out_tree = serialize_executable.serialize(exe.compiled)
         body = pickle.dumps(dict(key=full_key, payload=payload, in_tree=in_tree, out_tree=out_tree,
                                  skeleton=exe.skeleton),
                             protocol=pickle.HIGHEST_PROTOCOL)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_MAGIC + hashlib.sha256(body).digest() + body)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-        tmp = None
+        io.atomic_write_bytes(path, _MAGIC + hashlib.sha256(body).digest() + body)
         return True
     except Exception:  # noqa: BLE001 - not serializable (e.g. constants in the program) or disk full
         return False
     finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
         try:
             os.unlink(lock)
         except OSError:
             pass
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
