@@ -50,6 +50,9 @@ from . import _cache, io
 FORMAT = 1
 _MAGIC = b"flowtools-aot\x00"
 _LOCK_STALE_S = 600.0
+#: the store keeps its most recently used entries up to this many bytes (an entry of the flow's BDF
+#: solve is about 0.8 MB; each edit of flowtools' source or new problem shape adds entries)
+MAX_BYTES = 256 * 2**20
 #: modules whose functions and types may appear in a key by name: their code is pinned by the
 #: versions (and flowtools' source digest) in the key
 _TRUSTED = ("flowtools", "jax", "jaxlib", "numpy", "equinox", "diffrax", "lineax", "optimistix",
@@ -306,6 +309,10 @@ def load(path: str, full_key: str) -> Executable | None:
         _initialize_kernels()  # an error here (a JAX that moved it) means: compile as usual
         compiled = serialize_executable.deserialize_and_load(entry["payload"], entry["in_tree"],
                                                              entry["out_tree"])
+        try:
+            os.utime(path)  # recently used: pruned last
+        except OSError:
+            pass
         return Executable(compiled, entry["skeleton"])
     except Exception as err:  # noqa: BLE001 - any damage means: compile as usual, rewrite the entry
         warnings.warn(f"ignoring the compiled-executable cache entry {path} ({type(err).__name__}: "
@@ -344,14 +351,40 @@ def store(path: str, full_key: str, exe: Executable) -> bool:
                                  skeleton=exe.skeleton),
                             protocol=pickle.HIGHEST_PROTOCOL)
         io.atomic_write_bytes(path, _MAGIC + hashlib.sha256(body).digest() + body)
+        _prune(folder, keep=path)
         return True
-    except Exception:  # noqa: BLE001 - not serializable (e.g. constants in the program) or disk full
+    except (OSError, ValueError, TypeError, NotImplementedError, RuntimeError, AttributeError,
+            pickle.PicklingError):  # not serializable (e.g. constants in the program), disk full
         return False
     finally:
         try:
             os.unlink(lock)
         except OSError:
             pass
+
+
+def _prune(folder: str, keep: str, limit: int | None = None) -> None:
+    """Delete the least recently used entries (by modification time, which `load` refreshes) until
+    the folder holds at most `limit` (default `MAX_BYTES`) bytes of entries; `keep` stays."""
+    limit = MAX_BYTES if limit is None else limit
+    entries = []
+    for name in os.listdir(folder):
+        if name.endswith(".exe"):
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, os.path.join(folder, name)))
+    total = sum(e[1] for e in entries)
+    for _, size, path in sorted(entries):
+        if total <= limit:
+            break
+        if path != keep:
+            try:
+                os.unlink(path)
+                total -= size
+            except OSError:
+                pass
 
 
 def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:

@@ -158,3 +158,13 @@ def test_a_second_process_loads_the_flow_and_gets_the_same_result(tmp_path):
     assert runs[0]["source"] == ["compiled"] and runs[1]["source"] == ["loaded"]
     assert runs[0]["status"] == runs[1]["status"] == "t1_reached"
     assert runs[0]["theta"] == runs[1]["theta"] and runs[0]["steps"] == runs[1]["steps"]
+
+
+def test_the_store_keeps_its_most_recently_used_entries(tmp_path):
+    for i, name in enumerate(["old.exe", "mid.exe", "new.exe", "kept.exe"]):
+        (tmp_path / name).write_bytes(b"x" * 100)
+        t = 1_000_000 + (0 if name == "kept.exe" else 10 * (i + 1))  # kept.exe: oldest, but just written
+        os.utime(tmp_path / name, (t, t))
+    (tmp_path / "other.txt").write_bytes(b"x" * 1000)  # not an entry: never counted or deleted
+    _aot._prune(str(tmp_path), keep=str(tmp_path / "kept.exe"), limit=250)
+    assert sorted(os.listdir(tmp_path)) == ["kept.exe", "new.exe", "other.txt"]
