@@ -18,11 +18,24 @@ user's own function or class (a custom activation, a `FunctionModel`, a `DataSou
 be keyed safely — its code may change between processes under the same name — so such calls take
 the ordinary path (trace, lower, JAX's cache), as do all calls when the persistent cache is off.
 
+Flowtools' functions are keyed by name and source digest, so a module-level setting of flowtools or a
+library that is changed at run time and read while tracing is not part of the key.
+
+Three pitfalls of serialized executables, each handled here:
+
+- a program that calls back into Python (progress bars, diffrax's error checks, `jax.debug`) cannot
+  run in another process: it is not stored (JAX's cache skips it too);
+- on CPU, an executable that JAX loaded from its own cache serializes without its kernels ("Function
+  …_kernel not found" in the next process): an executable meant for the store is compiled by XLA;
+- jaxlib binds LAPACK when a program is first lowered; a process that only loads must bind it itself
+  (as `jax.export` does), or the first LU factorization jumps to a null pointer.
+
 Entries live in the `aot/` folder of the compilation cache directory, one file per key, written to
 a temporary file and renamed into place; a lock file keeps two processes from serializing the same
-entry at once. A file that fails any check on reading (magic, checksum, key, deserialization) is
-ignored and rewritten after the ordinary compile. Loading an entry unpickles it: the cache directory
-must be as trusted as the Python environment itself (the same holds for JAX's own cache).
+entry at once, and the folder keeps its most recently used `MAX_BYTES`. A file that fails any check on
+reading (magic, checksum, key, deserialization) is ignored with a warning and rewritten after the
+ordinary compile. Loading an entry unpickles it: the cache directory must be as trusted as the Python
+environment itself (the same holds for JAX's own cache).
 """
 
 from __future__ import annotations
@@ -119,9 +132,13 @@ def describe(obj, static: bool = True):
     if isinstance(obj, types.MethodType):
         return ("method", describe(obj.__func__), describe(obj.__self__))
     if isinstance(obj, types.FunctionType):
-        cells = tuple(describe(c.cell_contents) for c in (obj.__closure__ or ()))
-        return ("function", _name(obj), obj.__code__.co_firstlineno, cells,
-                describe(obj.__defaults__), describe(obj.__kwdefaults__))
+        try:
+            cells = tuple(describe(c.cell_contents) for c in (obj.__closure__ or ()))
+        except ValueError:  # an empty cell: a closure still being built
+            raise Unkeyable(f"{obj!r} closes over an unassigned variable") from None
+        code = obj.__code__  # two lambdas of one line share a name and a line number
+        return ("function", _name(obj), code.co_firstlineno, hashlib.sha256(code.co_code).hexdigest(),
+                code.co_names, cells, describe(obj.__defaults__), describe(obj.__kwdefaults__))
     if isinstance(obj, (types.BuiltinFunctionType, np.ufunc)):
         return ("builtin", _name(obj) if not isinstance(obj, np.ufunc) else ("numpy", obj.__name__))
     if callable(obj) and hasattr(obj, "__wrapped__"):  # jax.custom_jvp, jitted functions
@@ -130,7 +147,7 @@ def describe(obj, static: bool = True):
     if slots is not None:  # small immutable holders (FunctionModel, _Index)
         slots = (slots,) if isinstance(slots, str) else tuple(slots)
         return ("slots", _name(type(obj)), tuple((s, describe(getattr(obj, s), True)) for s in slots
-                                                   if not s.startswith("_") and hasattr(obj, s)))
+                                                   if hasattr(obj, s)))
     if hasattr(obj, "__dict__") and _trusted(type(obj).__module__):  # e.g. a library's sentinel
         return ("object", _name(type(obj)), describe(dict(vars(obj)), True))
     raise Unkeyable(f"no stable description for a {type(obj).__name__}")
@@ -408,6 +425,8 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
                          full_key)
         except Unkeyable as err:
             reason = str(err)
+        except (ValueError, TypeError, AttributeError, RecursionError) as err:  # a describe() gap
+            reason = f"no key ({type(err).__name__}: {err})"
         else:
             exe = load(path, full_key)
             if exe is not None:

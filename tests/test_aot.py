@@ -59,6 +59,18 @@ def test_a_users_own_function_cannot_be_keyed(published_data):
         _key(problem)
 
 
+def test_functions_are_told_apart_by_their_code_and_closures():
+    f, g = (lambda z: z + 1.0), (lambda z: z * 2.0)  # one line: the same name and line number
+    h = (lambda c: (lambda z: z * c))
+    for fn in (f, g):
+        fn.__module__ = "flowtools.example"
+    a, b, a2 = h(2.0), h(3.0), h(2.0)
+    a.__module__ = b.__module__ = a2.__module__ = "flowtools.example"
+    assert _aot.describe(f) != _aot.describe(g)
+    assert _aot.describe(a) != _aot.describe(b)  # the closed-over value is part of the program
+    assert _aot.describe(a) == _aot.describe(a2)
+
+
 def _vector_field_call(problem):
     return flow._vector_field, (0.0, jnp.asarray(THETA), problem), {}
 
