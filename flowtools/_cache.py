@@ -258,6 +258,11 @@ _FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 _fast_compile_ok: bool | None = None
 
 
+def requested_compiler_options() -> dict:
+    """The options `compiler_options()` asks for on this backend, before probing whether they work."""
+    return dict(_FAST_COMPILE) if jax.default_backend() == "cpu" else {}
+
+
 def compiler_options() -> dict:
     """XLA options that cut the compile time of flowtools' loop kernels on CPU ({} elsewhere)."""
     global _fast_compile_ok

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _cache, _checks
+from .. import _aot, _checks
 from ..problem import Problem, held_out_metrics
 from .bdf import BDF
 from .rkc import RKC
@@ -120,16 +120,21 @@ _COMPILED: dict = {}
 
 def _compiled(args, kw):
     """The compiled solve for these argument shapes and static settings, and its compile time (0 if
-    it was already compiled). Compiling ahead of time keeps compile time out of the wall time."""
+    this process already had it). Compiling ahead of time keeps compile time out of the wall time;
+    a later process loads the executable from disk (`flowtools._aot`) without tracing the solver."""
     leaves, treedef = jax.tree_util.tree_flatten(args)
     key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
            tuple(sorted(kw.items(), key=lambda kv: kv[0])))
     if key in _COMPILED:
         return _COMPILED[key], 0.0
     t = time.perf_counter()
-    compiled = _solve.lower(*args, **kw).compile(compiler_options=_cache.compiler_options())
+    compiled, _COMPILED_FROM[key] = _aot.compiled(_solve.__wrapped__, args, kw)
     _COMPILED[key] = compiled
     return compiled, time.perf_counter() - t
+
+
+#: where each compiled solve came from ("loaded", "compiled", …; see `flowtools._aot.compiled`)
+_COMPILED_FROM: dict = {}
 
 
 def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto", rtol=1e-8,
