@@ -173,8 +173,9 @@ def _hvp(problem, theta, v):
 HESSIAN_BATCH = 16
 
 
-@eqx.filter_jit
-def _hessian(problem, theta):
+def hessian_from_hvps(problem, theta):
+    """The symmetrized Hessian from Hessian-vector products of the unit vectors, `HESSIAN_BATCH` at a
+    time (traceable; memory O(n²) plus that many copies of the network's intermediates)."""
     n = theta.shape[0]
     if n <= HESSIAN_BATCH:
         H = problem.hessian_fn(theta)
@@ -182,6 +183,11 @@ def _hessian(problem, theta):
         hvp = lambda v: jax.jvp(problem.grad_fn, (theta,), (v,))[1]  # noqa: E731
         H = lax.map(hvp, jnp.eye(n, dtype=theta.dtype), batch_size=HESSIAN_BATCH)
     return 0.5 * (H + H.T)
+
+
+@eqx.filter_jit
+def _hessian(problem, theta):
+    return hessian_from_hvps(problem, theta)
 
 
 def dense_hessian(problem: Problem, theta) -> np.ndarray:
@@ -461,7 +467,10 @@ def _dense(problem, theta, n, rtol_zero, vectors):
     H = dense_hessian(problem, theta)
     if not np.all(np.isfinite(H)):
         raise ValueError("the Hessian at theta is not finite.")
-    lam, Q = np.linalg.eigh(H)
+    if vectors:
+        lam, Q = np.linalg.eigh(H)
+    else:  # eigenvalues only: about 3× cheaper than eigh at n ≈ 10³
+        lam, Q = np.linalg.eigvalsh(H), None
     del H
     scale = float(np.max(np.abs(lam))) if n else 0.0
     tol = rtol_zero * scale
