@@ -107,6 +107,65 @@ def peak_rss_digits(quick: bool):
                 target=1.0, extra=dict(res, process_wall_s=wall, loadavg=_load()))
 
 
+# ------------------------------------------------------------------ itineraries at 10³ parameters
+_ITIN_SCRIPT = r"""
+import json, resource, sys, time, warnings
+import jax; jax.config.update("jax_enable_x64", True)
+import numpy as np
+import flowtools as ft
+from flowtools.datasets import load_digits
+from flowtools.itineraries import itinerary
+hidden = int(sys.argv[1])
+train, test = load_digits(n_train=1497, n_test=300, seed=0)
+model = ft.MLP([64, hidden, 10], activation="tanh")
+prob = ft.Problem(model, train, loss="cross_entropy", test_data=test)
+th0 = np.asarray(model.init(0, "glorot", scale=0.1))
+t = time.perf_counter()
+flow = ft.gradient_flow(prob, th0, 2000.0, rtol=1e-5, atol=1e-7)
+flow_s = time.perf_counter() - t
+rss_flow = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+t, cpu = time.perf_counter(), time.process_time()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    it = itinerary(prob, flow)
+itin_s, itin_cpu = time.perf_counter() - t, time.process_time() - cpu
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print(json.dumps(dict(n_params=prob.n_params, flow_s=flow_s, solver=flow.meta["solver"], flow_steps=len(flow.t),
+                      rss_flow_gib=rss_flow, itinerary_s=itin_s, itinerary_cpu_s=itin_cpu, rss_gib=rss, itinerary=repr(it),
+                      statuses=[v.status for v in it.visits], terminal=it.terminal,
+                      budget_exhausted=it.stats["budget_exhausted"], resolved_states=it.stats["resolved_states"])))
+"""
+
+
+def _itinerary_run(hidden):
+    load0 = _load()
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _ITIN_SCRIPT, str(hidden)], capture_output=True, text=True,
+                         check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res.update(process_wall_s=time.perf_counter() - t, loadavg=[load0, _load()])
+    return res
+
+
+def itinerary_digits_1210_s(quick: bool):
+    """Wall time of one default `itinerary` of the 64-16-10 digits flow (cross-entropy, t = 2000), in a
+    fresh process (includes the first calls' compilation). Target ≤ 20 s. `extra.itinerary_cpu_s` (all
+    threads) bounds the wall time on an idle machine from above when the machine is loaded."""
+    res = _itinerary_run(16)
+    return dict(name="itinerary_digits_1210_s", ours_s=res["itinerary_s"], baseline_s=20.0,
+                ratio=res["itinerary_s"] / 20.0, baseline="target 20 s", target=1.0, extra=res,
+                note="default itinerary(problem, flow): resolution, matrix-free refinement, spectra")
+
+
+def flow_itinerary_rss_2410_gib(quick: bool):
+    """Peak RSS (GiB) of a default flow plus its default itinerary at 2 410 parameters (64-32-10), in a
+    fresh process. Target ≤ 1.5 GiB."""
+    res = _itinerary_run(32)
+    return dict(name="flow_itinerary_rss_2410_gib", ours_s=res["rss_gib"], baseline_s=1.5,
+                ratio=res["rss_gib"] / 1.5, baseline="target 1.5 GiB (values in GiB, not seconds)",
+                target=1.0, extra=res)
+
+
 # ------------------------------------------------------------- Krylov–Schur Lanczos vs ARPACK (eigsh)
 def arpack_morse_index(matvec, n, *, rtol_zero=1e-7, nev=8, tol=1e-9):
     """The Morse index by scipy's eigsh (ARPACK) on a LinearOperator: λ_max first (for the zero
@@ -179,4 +238,5 @@ def lanczos_vs_arpack(quick: bool):
 
 
 BENCHMARKS = [flow_vs_gd_digits]
-FULL_BENCHMARKS = [peak_rss_digits, lanczos_vs_arpack]
+# The itinerary entries (about a minute each) are --full only: the default run is at its 10-minute budget.
+FULL_BENCHMARKS = [peak_rss_digits, itinerary_digits_1210_s, flow_itinerary_rss_2410_gib, lanczos_vs_arpack]

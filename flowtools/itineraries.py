@@ -38,11 +38,12 @@ from .dynamics.progress import disabled as _progress_disabled
 from .dynamics.trajectory import Status, Trajectory
 from .graph import SaddleGraph
 from .landscape import classify_point, find_critical_point, hessian_spectrum, slow_points
+from .landscape.critical import MATRIX_FREE_MIN
 from .landscape.slow import resolve_trajectory
 from .landscape.symmetry import fingerprint_distance, function_fingerprint, output_distance, reduce_network
 from .problem import Problem, training_outputs
 
-__all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share"]
+__all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share", "auto_time_limits"]
 
 TERMINALS = ("attractor", "diverged", "unfinished")
 
@@ -53,7 +54,8 @@ class Visit:
 
     `status` says how the point was obtained: "converged" (refined to gtol), "near_critical" (the best
     refinement iterate, ‖∇L‖ ≤ `near_gtol`), "flow" (the flow itself continued onto the set),
-    "unrefined" (a slow region: every refinement failed), "skipped" (the time budget ran out), or
+    "unrefined" (a slow region: every refinement failed), "skipped" (the itinerary's or the
+    refinement's time budget ran out before the refinement succeeded), or
     "terminal" (the explicit end of an unfinished run). `t` is the time of the slow point; `radius`
     the function-space radius within which other passages count as the same one (0 for refined
     critical sets, whose identity is exact).
@@ -197,7 +199,7 @@ def _refine_options(refine) -> dict:
 def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float | None = None,
               refine: dict | None = None, refine_radius: float = 1.0, rtol_zero: float = 1e-7,
               attractor_gtol: float = 1e-5, approach_window: int = 8, min_depth: float = 0.05,
-              resolve: bool = True, near_gtol: float = 1e-8, time_limit: float | None = None,
+              resolve: bool = True, near_gtol: float = 1e-8, time_limit: float | str | None = "auto",
               progress: bool | None = None, smooth: float | None = None) -> Itinerary:
     """Segment a trajectory (gradient flow or GD) into visits of critical sets and a terminal state.
 
@@ -223,8 +225,11 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     - `near_gtol`: a refinement that failed to reach its gtol but whose best iterate has ‖∇L‖ ≤
       `near_gtol` is kept as that critical set (status "near_critical") instead of being discarded.
     - `time_limit`: wall-time budget in seconds for the whole itinerary; once spent, the remaining
-      passages are recorded unrefined (status "skipped") and `stats["budget_exhausted"]` is True. A
-      per-refinement budget is `refine=dict(time_limit=…)`.
+      passages are recorded unrefined (status "skipped") and `stats["budget_exhausted"]` is True.
+      "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
+      `auto_time_limits(n)` (15 s + 5 ms per parameter for the itinerary, 2 s + 2 ms per parameter
+      per refinement, unless `refine` gives `time_limit`). None: no limit. A per-refinement budget is
+      `refine=dict(time_limit=…)`; the end of the run is always judged, within a refinement budget.
     - `progress`: a progress bar over the passages (None: when stderr is a terminal and there are
       at least 4 passages; FLOWTOOLS_PROGRESS=0 hides it).
     - `smooth`: the running-median half-width of `slow_points`, in decades of t. Default: 0 for
@@ -243,9 +248,14 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     attractor_gtol = _checks.positive("attractor_gtol", attractor_gtol)
     near_gtol = _checks.positive("near_gtol", near_gtol)
     min_depth = _checks.positive("min_depth", min_depth)
-    if time_limit is not None:
-        time_limit = _checks.positive("time_limit", time_limit)
     opts = _refine_options(refine)
+    if isinstance(time_limit, str):
+        _checks.choice("time_limit", time_limit, ["auto"])
+        time_limit, per_refine = auto_time_limits(problem.n_params)
+        if per_refine is not None:
+            opts.setdefault("time_limit", per_refine)
+    elif time_limit is not None:
+        time_limit = _checks.positive("time_limit", time_limit)
     opts.setdefault("spectrum_options", dict(rtol_zero=rtol_zero))
 
     def remaining():
@@ -306,6 +316,11 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     if status in (Status.DIVERGED, Status.NON_FINITE):
         terminal, message = "diverged", trajectory.message
     else:
+        budget = remaining()
+        if budget is not None:  # the end is always judged, within one refinement's budget at least
+            o = dict(opts)
+            o["time_limit"] = max(min(o.get("time_limit") or np.inf, budget), o.get("time_limit") or 1.0)
+            ctx = dict(ctx, opts=o)
         terminal, message, end_info, degenerate = _terminal(
             ctx, traj, thetas, y_rms, attractor_gtol, approach_window)
         if end_info is not None:
@@ -330,7 +345,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             del visits[-2]
     elif terminal == "unfinished":
         end = thetas[-1]
-        spec = hessian_spectrum(problem, end, rtol_zero=rtol_zero)
+        spec = _spectrum(problem, end, rtol_zero, ctx.get("end_spectrum"))
         info = _visit_from_point(problem, end, "unfinished", spec, function_fingerprint(problem, end),
                                  problem.grad_norm(end), status="terminal", radius=rho)
         visits.append(Visit(t_in=float(ts[-1]), t_out=float(ts[-1]), t=float(ts[-1]), **info))
@@ -343,6 +358,16 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     return itin
 
 
+def auto_time_limits(n_params: int) -> tuple[float | None, float | None]:
+    """The default wall-time budgets (itinerary, per refinement) in seconds for `n_params` parameters:
+    (None, None) up to `MATRIX_FREE_MIN` (small problems refine in well under a second), else
+    (15 + 0.005·n, 2 + 0.002·n): 21 s and 4.4 s at 1 210 parameters, 27 s and 6.8 s at 2 410. The
+    refinement's cost grows about linearly in n per Hessian-vector product."""
+    if n_params <= MATRIX_FREE_MIN:
+        return None, None
+    return 15.0 + 0.005 * n_params, 2.0 + 0.002 * n_params
+
+
 def _progress(total, enable):
     from tqdm.auto import tqdm
 
@@ -353,8 +378,23 @@ def _progress(total, enable):
     return tqdm(total=total, desc="itinerary", unit="passage", disable=not enable, leave=False)
 
 
-def _slow_region(problem, theta, rtol_zero, rho, status="unrefined") -> dict:
-    spec = hessian_spectrum(problem, theta, rtol_zero=rtol_zero)
+def _spectrum(problem, theta, rtol_zero, known=None):
+    """The Hessian spectrum at θ, reusing `known` (a refinement's record of the same point)."""
+    if known is not None and known.rtol_zero == rtol_zero and known.n_params == len(theta):
+        return known
+    # Slow regions and the unfinished end keep eigenvalues and signature only.
+    return hessian_spectrum(problem, theta, rtol_zero=rtol_zero, vectors=problem.n_params <= MATRIX_FREE_MIN)
+
+
+def _guess_spectrum(cp, theta):
+    """A failed refinement's spectrum, which describes its guess θ (None when it is another point)."""
+    if cp is None or cp.success or cp.spectrum is None or cp.guess is None:
+        return None
+    return cp.spectrum if np.array_equal(np.asarray(cp.guess), np.asarray(theta)) else None
+
+
+def _slow_region(problem, theta, rtol_zero, rho, status="unrefined", known=None) -> dict:
+    spec = _spectrum(problem, theta, rtol_zero, known)
     return _visit_from_point(problem, theta, "slow_region", spec, function_fingerprint(problem, theta),
                              problem.grad_norm(theta), status=status, radius=rho)
 
@@ -369,7 +409,7 @@ def _refine(ctx, theta) -> tuple:
         return cp.theta, "converged", cp
     if cp.best_grad_norm is not None and cp.best_grad_norm <= ctx["near_gtol"]:
         return cp.best_theta, "near_critical", cp
-    return None, "unrefined", cp
+    return None, ("skipped" if cp.status == "time_limit" else "unrefined"), cp
 
 
 def _refine_passage(ctx, theta, sp) -> dict:
@@ -390,10 +430,14 @@ def _refine_passage(ctx, theta, sp) -> dict:
         during = (ts >= sp.t_start) & (ts <= sp.t_end)
         d = ctx["distances"](fp)
         if during.any() and float(np.min(d[during])) <= rho:
-            spec = hessian_spectrum(problem, point, rtol_zero=ctx["rtol_zero"])
-            return _visit_from_point(problem, point, _kind(problem, point, spec), spec, fp,
-                                     problem.grad_norm(point), status=status)
-    return _slow_region(problem, theta, ctx["rtol_zero"], rho)
+            if status == "converged" and cp.spectrum is not None and cp.spectrum.rtol_zero == ctx["rtol_zero"]:
+                spec, kind = cp.spectrum, cp.kind  # the refinement already classified this point
+            else:
+                spec = hessian_spectrum(problem, point, rtol_zero=ctx["rtol_zero"])
+                kind = _kind(problem, point, spec)
+            return _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
+    return _slow_region(problem, theta, ctx["rtol_zero"], rho, status="skipped" if status == "skipped" else
+                        "unrefined", known=_guess_spectrum(cp, theta))
 
 
 def _windows(candidates, distances, ts, rho) -> list[Visit]:
@@ -437,8 +481,9 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     end = thetas[-1]
     finite = np.all(np.isfinite(trajectory.theta), axis=1)
     g_end = float(trajectory.grad_norm[finite][-1])
-    unfinished = ("unfinished", f"the run ended with |grad L| = {g_end:.3g} away from any minimum", None, False)
     point, status, cp = _refine(ctx, end)
+    ctx["end_spectrum"] = _guess_spectrum(cp, end)
+    unfinished = ("unfinished", f"the run ended with |grad L| = {g_end:.3g} away from any minimum", None, False)
     if point is None and g_end <= attractor_gtol:
         # Degenerate minima are approached algebraically and Newton-type refinement converges only
         # slowly onto them: follow the flow itself (an implicit solver takes huge steps there) until
@@ -448,10 +493,13 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
             point, status = cont.final_theta, "flow"
     if point is None:
         return unfinished
-    spec = hessian_spectrum(problem, point, rtol_zero=rtol_zero)
+    if status == "converged" and cp.spectrum is not None and cp.spectrum.rtol_zero == rtol_zero:
+        spec, kind = cp.spectrum, cp.kind
+    else:
+        spec = hessian_spectrum(problem, point, rtol_zero=rtol_zero)
+        kind = _kind(problem, point, spec)
     n_neg = int(spec.signature[0])
     fp = function_fingerprint(problem, point)
-    kind = _kind(problem, point, spec)
     info = _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
     d_hist = distances(fp)
     if n_neg > 0 or kind not in ("minimum", "degenerate_minimum"):

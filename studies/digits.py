@@ -109,7 +109,10 @@ def run(cfg: dict) -> dict:
         nodes = add_to_graph(graph, it, run=f"flow seed {i}")
         runs.append(dict(seed=i, nodes=nodes, kinds=it.kinds, terminal=it.terminal,
                          signatures=[list(v.signature) for v in it.visits],
-                         itinerary_s=time.perf_counter() - t_it, final_loss=float(traj.loss[-1]),
+                         statuses=[v.status for v in it.visits], grad_norms=[v.grad_norm for v in it.visits],
+                         budget_exhausted=bool(it.stats["budget_exhausted"]),
+                         itinerary_s=time.perf_counter() - t_it, peak_rss_gib=peak_rss_gib(),
+                         final_loss=float(traj.loss[-1]),
                          final_test_accuracy=float(traj.test_accuracy[-1])))
     timings["ensemble_s"] = time.perf_counter() - t
     out["ensemble"] = dict(runs=runs, n_nodes=len(graph), summary=str(graph.summary()) if runs else "")

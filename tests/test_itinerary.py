@@ -257,3 +257,25 @@ def test_teacher_student_three_hidden_one_attractor_node():
     g, its = _ensemble(p, range(8))
     zero_loss = [n for n in g.attractors() if g.graph.nodes[n]["loss"] < 1e-12]
     assert len(zero_loss) == 1, [(n, g.graph.nodes[n]["signature"]) for n in g.attractors()]
+
+
+def test_matrix_free_refinement_gives_the_dense_itinerary(deep_linear):
+    """With the matrix-free threshold lowered below the problem's size, the itinerary (refined visits,
+    their signatures and losses) is the one the dense refinement gives."""
+    p, theta0 = deep_linear
+    tr = ft.gradient_descent(p, theta0, 0.2, 250)
+    dense = itinerary(p, tr)
+    mf = itinerary(p, tr, refine=dict(dense_max=1, gtol=1e-11))
+    assert mf.terminal == dense.terminal == "attractor"
+    assert [v.signature[0] for v in mf.visits] == [v.signature[0] for v in dense.visits]
+    assert mf.refined_share == dense.refined_share == 1.0
+    np.testing.assert_allclose([v.loss for v in mf.visits], [v.loss for v in dense.visits], atol=1e-9)
+
+
+def test_auto_time_limits_scale_with_size():
+    from flowtools.itineraries import auto_time_limits
+    from flowtools.landscape.critical import MATRIX_FREE_MIN
+
+    assert auto_time_limits(MATRIX_FREE_MIN) == (None, None)
+    a, b = auto_time_limits(1210), auto_time_limits(2410)
+    assert a[0] < b[0] and a[1] < b[1] and a[1] < a[0]

@@ -193,3 +193,29 @@ def test_symmetrize_neurons_moves_onto_the_symmetric_subspace():
     symf = symmetrize_neurons(model, np.concatenate([Wf.ravel(), vf]))
     assert np.allclose(symf[3:6], -sym[3:6]) and np.isclose(symf[10], -0.4)
     assert symmetrize_neurons(model, np.concatenate([np.eye(3).ravel(), v])) is None
+
+
+def test_matrix_free_above_a_lowered_threshold_finds_the_dense_point(monkeypatch):
+    """Teacher–student with d = 10 inputs: above `dense_max` the automatic method refines matrix-free
+    (no Hessian is formed) and lands on the same critical point as the dense solve."""
+    import flowtools.landscape.critical as crit
+
+    p = _teacher_student(10, 3, "tanh", n=80)
+    dense = find_critical_point(p, np.asarray(p.model.init(3)), method="dense", max_iter=300)
+    assert dense.success
+    guess = dense.theta + 1e-3 * np.random.default_rng(0).standard_normal(p.n_params)
+
+    def no_hessian(*args, **kwargs):
+        raise AssertionError("a dense Hessian was formed in the matrix-free refinement")
+
+    monkeypatch.setattr(crit, "hessian_from_hvps", no_hessian)
+    mf = find_critical_point(p, guess, dense_max=p.n_params - 1, gtol=1e-10, radius=0.5)
+    assert mf.success and np.linalg.norm(p.grad(mf.theta)) <= 1e-10
+    assert mf.signature == dense.signature and abs(mf.loss - dense.loss) < 1e-9
+    f_mf = p.predict(mf.theta, np.asarray(p.x))
+    f_dense = p.predict(dense.theta, np.asarray(p.x))
+    assert np.sqrt(np.mean((f_mf - f_dense) ** 2)) < 1e-6
+    # A budget: the solve stops and says so instead of running on.
+    cut = find_critical_point(p, np.asarray(p.model.init(5)), dense_max=1, gtol=1e-300, time_limit=1e-6,
+                              fallback=False)
+    assert not cut.success and cut.status in ("time_limit", "max_iter", "stalled")

@@ -112,3 +112,30 @@ def test_json_conversion(tmp_path):
     ft.io.write_npz(tmp_path / "a.npz", x=np.arange(3.0))
     with np.load(tmp_path / "a.npz") as z:
         np.testing.assert_array_equal(z["x"], np.arange(3.0))
+
+
+def test_evaluate_states_chunked_equals_unchunked():
+    """The per-state kernels run in fixed-size chunks (bounded memory): any chunk size gives the same
+    values as one call over all states, to round-off, and as the scalar evaluations."""
+    from flowtools.dynamics.trajectory import evaluate_states
+    from flowtools.problem import held_out_metrics, map_states, state_chunk, training_outputs, _jit_batch_outputs
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 5))
+    y = np.tanh(x @ rng.standard_normal((5, 2)))
+    model = ft.MLP([5, 4, 2], activation="tanh")
+    problem = ft.Problem(model, ft.Dataset(x, y), test_data=ft.Dataset(x[:10] + 0.1, y[:10]))
+    thetas = rng.standard_normal((23, problem.n_params)) * 0.5
+    full = evaluate_states(problem, thetas, chunk=32)
+    for chunk in (1, 5, 8):
+        part = evaluate_states(problem, thetas, chunk=chunk)
+        for a, b in zip(full[:2], part[:2]):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(full[0], [problem.loss(t) for t in thetas], rtol=1e-12)
+    np.testing.assert_allclose(full[1], [problem.grad_norm(t) for t in thetas], rtol=1e-10)
+    out = training_outputs(problem, thetas)
+    np.testing.assert_allclose(map_states(_jit_batch_outputs, problem, thetas, chunk=3), out, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out[7], problem.predict(thetas[7], x), rtol=1e-12, atol=1e-14)
+    held = held_out_metrics(problem, thetas)
+    np.testing.assert_allclose(held["test_loss"], [problem.test_loss(t) for t in thetas], rtol=1e-12)
+    assert 1 <= state_chunk(problem) <= 64

@@ -179,22 +179,27 @@ class Trajectory:
 _SOLVER_STATE = "solver_state."  # prefix of the solver-state arrays in a saved .npz
 
 
-def evaluate_states(problem, theta: np.ndarray):
-    """L, ‖∇L‖ and R (or None) at each row of `theta`, in one vmapped jitted call."""
+def evaluate_states(problem, theta: np.ndarray, chunk: int | None = None):
+    """L, ‖∇L‖ and R (or None) at each row of `theta`.
+
+    The rows go through one jitted, vmapped kernel in fixed-size chunks (`chunk` rows, default
+    `flowtools.problem.state_chunk`): the same compiled kernel for any number of states, and memory
+    O(chunk · samples · parameters) rather than O(states · samples · parameters)."""
+    from ..problem import map_states, state_vmap_width
+
     theta = np.asarray(theta, dtype=np.float64)
-    m = theta.shape[0]
-    # Pad to a multiple of 64 rows so that runs with slightly different numbers of saved states share
-    # one compiled kernel.
-    padded = np.concatenate([theta, np.repeat(theta[-1:], (-m) % 64, axis=0)]) if m else theta
-    loss, gnorm, gen = _evaluate(problem, jnp.asarray(padded))
-    return np.asarray(loss)[:m], np.asarray(gnorm)[:m], (None if gen is None else np.asarray(gen)[:m])
+    if theta.shape[0] == 0:
+        return np.zeros(0), np.zeros(0), (np.zeros(0) if problem.has_population else None)
+    width = state_vmap_width(problem)
+    loss, gnorm, gen = map_states(lambda p, th: _evaluate(p, th, width), problem, theta, chunk)
+    return loss, gnorm, gen
 
 
 @eqx.filter_jit
-def _evaluate(problem, theta):
+def _evaluate(problem, theta, width):
     def one(th):
         l, g = jax.value_and_grad(problem.loss_fn)(th)
         r = problem.gen_error_fn(th) if problem.has_population else None
         return l, jnp.linalg.norm(g), r
 
-    return jax.vmap(one)(theta)
+    return jax.lax.map(one, theta, batch_size=min(width, theta.shape[0]))

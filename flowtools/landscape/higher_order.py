@@ -124,7 +124,7 @@ def _not_run(n, m, message, radii=()) -> HigherOrderTest:
 def higher_order_test(problem: Problem, theta, spectrum: Spectrum | None = None, *,
                       radii=DEFAULT_RADII, n_random: int = 16, max_basis: int = 32, n_chord: int = 4,
                       safety: float = 10.0, atol: float = 1e-12, seed: int = 0,
-                      max_directions: int = 4) -> HigherOrderTest:
+                      max_directions: int = 4, dense_max: int | None = None) -> HigherOrderTest:
     """Decide whether a critical point with a positive semidefinite, singular Hessian is a minimum.
 
     **Arguments:**
@@ -137,6 +137,9 @@ def higher_order_test(problem: Problem, theta, spectrum: Spectrum | None = None,
     - `n_chord`: chord-Newton steps over the positive eigenspace per direction and radius.
     - `safety`, `atol`: the threshold τ(r) of the module notes.
     - `max_directions`: how many escape directions to keep.
+    - `dense_max`: above this many parameters the test is not run (it needs the dense Hessian's kernel
+      and positive eigenspace); the record says so and the point keeps its second-order kind.
+      None: no limit.
 
     **Returns:** a `HigherOrderTest`; see the module notes for the test and its tolerances.
     """
@@ -152,6 +155,9 @@ def higher_order_test(problem: Problem, theta, spectrum: Spectrum | None = None,
     n_chord = _checks.positive_int("n_chord", n_chord, minimum=0)
     safety = _checks.positive("safety", safety)
     n = problem.n_params
+    if dense_max is not None and n > _checks.positive_int("dense_max", dense_max):
+        return _not_run(n, 0, f"not run above dense_max={dense_max} parameters (n = {n}): the test needs the "
+                        "dense Hessian; the kind is decided at second order only")
     if spectrum is None:
         spectrum = hessian_spectrum(problem, theta, method="dense", rtol_zero=DEFAULT_RTOL_ZERO)
     n_neg, n_zero = spectrum.signature[0], spectrum.signature[1]
