@@ -711,6 +711,16 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
                                 or workers < 0):
         raise ValueError(f"workers must be a non-negative int (0 = serial, no Dask), got {workers!r}.")
+    if group_by is not None and not callable(group_by):
+        if isinstance(group_by, str) or not isinstance(group_by, Iterable) \
+                or not all(isinstance(k, str) for k in group_by):
+            raise TypeError(f"group_by must be a list of configuration keys or a function config -> key, got "
+                            f"{group_by!r}.")
+        group_by = tuple(group_by)
+        unknown = sorted({k for k in group_by if not any(k in c for c in configs)})
+        if unknown:
+            raise ValueError(f"group_by names {unknown}, which no configuration has; use keys of the "
+                             f"configurations, e.g. {sorted(configs[0])}.")
     write_every = float(write_every)
     if not write_every >= 0:
         raise ValueError(f"write_every must be a non-negative number of seconds, got {write_every!r}.")
