@@ -50,6 +50,7 @@ FULL = dict(teacher_width=4, activations=["erf", "relu", "tanh"], seeds=64, extr
 FULL_FINITE = dict(teacher_width=2, activations=["tanh", "erf", "softplus"], seeds=64, extra_width=3)
 QUICK = dict(teacher_width=1, activations=["tanh"], seeds=3, extra_width=1)
 GLOBAL_TOL = 1e-8  # × mean(y²): attractor losses this close to the best are the global minimum
+ZERO_TOL = 1e-12  # × mean(y²): a loss this small is 0 (the exact population loss rounds at ~1e-16)
 
 
 def configurations(settings, seed0: int = 0, data: str = "finite") -> list[dict]:
@@ -86,7 +87,7 @@ def analyse(store, configs) -> list[dict]:
             statuses = {s: int(np.sum(ds["status"].values[idx] == s)) for s in np.unique(ds["status"].values[idx])}
             groups.append(dict(
                 activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
-                global_min_loss=best, global_min_is_zero=bool(best <= 1e-20 * max(y2, 1.0) + 1e-24),
+                global_min_loss=best, global_min_is_zero=bool(abs(best) <= ZERO_TOL * y2),
                 global_fraction=k / n, global_ci=list(ft.escape.wilson_interval(k, n)),
                 n_attractors=len(basins.basins),
                 basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
