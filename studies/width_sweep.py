@@ -46,7 +46,7 @@ FIXED = dict(problem="teacher_student", d_in=4, n=200, noise=0.0, teacher_seed=0
 # The population loss (exact Gaussian expectations): a soft committee of k = 4 neurons in d = 10.
 FIXED_POPULATION = dict(problem="teacher_student", data="population", d_in=10, teacher_seed=0, data_seed=0,
                         loss="half_mse", init_scale=0.1, t1=1e6, gtol=1e-9, solver="bdf")
-FULL = dict(teacher_width=4, activations=["erf", "relu", "tanh"], seeds=64, extra_width=3)
+FULL = dict(teacher_width=4, activations=["erf", "softplus", "tanh"], seeds=64, extra_width=3)
 FULL_FINITE = dict(teacher_width=2, activations=["tanh", "erf", "softplus"], seeds=64, extra_width=3)
 QUICK = dict(teacher_width=1, activations=["tanh"], seeds=3, extra_width=1)
 GLOBAL_TOL = 1e-8  # × mean(y²): attractor losses this close to the best are the global minimum
