@@ -1,15 +1,22 @@
 """Sweeps: a 2-worker Dask sweep against a serial loop, and a warm compilation cache against a cold one.
 
 `sweep_vs_serial_loop`: the same flow + itinerary points (teacher–student, d_in = 4, k = 2, widths 2
-and 3) run (a) by a plain Python loop over `flowtools.sweeps.flow_itinerary` in one fresh process and
-(b) by `flowtools.sweep(..., workers=2)` in another fresh process, each with its own empty compilation
-cache, so compile time, imports and (for b) the cluster start and the zarr writes are all included.
-Target: ratio ≤ 0.6 on 2 cores (ideal 0.5).
+and 3, n = 200) run (a) by a plain Python loop over `flowtools.sweeps.flow_itinerary` in one fresh
+process and (b) by `flowtools.sweep(..., workers=2)` in another fresh process, each with its own empty
+compilation cache, so imports, compiles, the cluster start and (for b) the store writes are all
+included. Both sides compute the same points and the entry checks that they agree (node sequences,
+final losses). Also measured: `sweep(..., workers=0)` (serial, same store writes, no Dask), the CPU
+time of each side (all processes; less sensitive to the machine's other load than wall time) and the
+phases of the 2-worker sweep (`SweepResult.timings`). Target: ratio ≤ 0.6 on 2 cores (ideal 0.5).
+
+`sweep_vs_serial_work_size` (`--full`): the same comparison as the data set grows (n = 200, 1000,
+2000 samples), i.e. as the work per point grows against the fixed costs (imports, cluster start, one
+compile per shape): where the ratio crosses 0.6.
 
 `compile_cache_warm_vs_cold`: the compile time reported by `gradient_flow` in a fresh process whose
 cache directory is empty, then in a second fresh process on the same directory.
 
-Both run in subprocesses, so the numbers include nothing this process compiled before.
+All run in subprocesses, so the numbers include nothing this process compiled before.
 """
 
 from __future__ import annotations
@@ -26,10 +33,19 @@ _LOOP = """
 import json, sys, time
 t0 = time.perf_counter()
 import flowtools.sweeps as S
+t_import = time.perf_counter() - t0
 configs = json.loads(sys.argv[1])
+seen, first, rest, out = set(), 0.0, 0.0, []
 for c in configs:
-    S.flow_itinerary(c)
-print(json.dumps(dict(seconds=time.perf_counter() - t0)))
+    t = time.perf_counter()
+    r = S.flow_itinerary(c)
+    dt = time.perf_counter() - t
+    key = json.dumps({k: v for k, v in c.items() if k != "seed"}, sort_keys=True)
+    first, rest = (first, rest + dt) if key in seen else (first + dt, rest)
+    seen.add(key)
+    out.append(dict(sequence=r["sequence"], terminal=r["terminal"], final_loss=r["final_loss"]))
+print(json.dumps(dict(seconds=time.perf_counter() - t0, import_s=t_import, first_points_s=first,
+                      other_points_s=rest, outcomes=out)))
 """
 
 _SWEEP = """
@@ -37,9 +53,16 @@ import json, sys, time
 def main():
     t0 = time.perf_counter()
     import flowtools.sweeps as S
-    r = S.sweep("flow_itinerary", json.loads(sys.argv[1]), sys.argv[2], workers=2, progress=False)
-    assert not r.failed and r.n_run == len(json.loads(sys.argv[1])), r
-    print(json.dumps(dict(seconds=time.perf_counter() - t0)))
+    t_import = time.perf_counter() - t0
+    configs = json.loads(sys.argv[1])
+    r = S.sweep("flow_itinerary", configs, sys.argv[2], workers=int(sys.argv[3]), progress=False)
+    assert not r.failed and r.n_run == len(configs), r
+    seconds = time.perf_counter() - t0
+    recs = [S.load_record(sys.argv[2], i)["outcomes"] for i in range(len(configs))]
+    print(json.dumps(dict(seconds=seconds, import_s=t_import, timings=r.timings,
+                          point_wall_sum_s=sum(o["wall_time"] for o in recs),
+                          outcomes=[dict(sequence=o["sequence"], terminal=o["terminal"],
+                                         final_loss=o["final_loss"]) for o in recs])))
 if __name__ == "__main__":
     main()
 """
@@ -55,15 +78,17 @@ print(json.dumps(dict(compile_s=traj.stats["compile_time"], cache=ft.compilation
 
 
 def _python(code, args, cache_dir, cwd):
+    """(its JSON line, wall seconds, CPU seconds of it and all its child processes)."""
     env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(cache_dir), FLOWTOOLS_PROGRESS="0")
     env.pop("XLA_FLAGS", None)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), os.times()
     out = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=cwd, capture_output=True, text=True,
                          timeout=3600)
-    wall = time.perf_counter() - t
+    wall, c2 = time.perf_counter() - t, os.times()
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1]), wall
+    cpu = (c2.children_user + c2.children_system) - (c.children_user + c.children_system)
+    return json.loads(out.stdout.strip().splitlines()[-1]), wall, cpu
 
 
 def _load():
@@ -73,33 +98,73 @@ def _load():
         return None
 
 
-def sweep_vs_serial_loop(quick: bool) -> dict:
-    import flowtools.sweeps as S
+def _agree(a, b) -> dict:
+    """Whether two runs of the same points agree: node sequences, terminals, final losses."""
+    same_seq = all(x["sequence"] == y["sequence"] and x["terminal"] == y["terminal"] for x, y in zip(a, b))
+    rel = max(abs(x["final_loss"] - y["final_loss"]) / max(abs(x["final_loss"]), abs(y["final_loss"]), 1e-300)
+              for x, y in zip(a, b))
+    return dict(same_sequences=bool(same_seq and len(a) == len(b)), max_rel_final_loss_diff=rel)
 
-    seeds = 4 if quick else 16
-    widths = [2] if quick else [2, 3]
-    configs = S.grid(width=widths, seed=range(seeds), activation="tanh", d_in=4, teacher_width=2, n=200,
-                     t1=1e6, gtol=1e-9)
+
+def _compare(configs, label: str, serial_sweep: bool = True) -> dict:
     load_start = _load()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        loop, loop_wall = _python(_LOOP, [json.dumps(configs)], tmp / "cache_loop", tmp)
-        sweep, sweep_wall = _python(_SWEEP, [json.dumps(configs), str(tmp / "store")], tmp / "cache_sweep", tmp)
-    return dict(name=f"sweep 2 workers vs serial loop ({len(configs)} flows)", ours_s=sweep_wall,
-                baseline_s=loop_wall, ratio=sweep_wall / loop_wall, target=0.6,
-                baseline="a Python loop over the same points in one process",
-                extra=dict(points=len(configs), widths=widths, seeds=seeds, loop_inner_s=loop["seconds"],
-                           sweep_inner_s=sweep["seconds"], load_average_start=load_start,
-                           load_average_end=_load(), cpu_count=os.cpu_count()),
+        loop, loop_wall, loop_cpu = _python(_LOOP, [json.dumps(configs)], tmp / "cache_loop", tmp)
+        sweep, sweep_wall, sweep_cpu = _python(_SWEEP, [json.dumps(configs), str(tmp / "store"), "2"],
+                                               tmp / "cache_sweep", tmp)
+        serial = None
+        if serial_sweep:
+            serial, serial_wall, serial_cpu = _python(_SWEEP, [json.dumps(configs), str(tmp / "store0"), "0"],
+                                                      tmp / "cache_serial", tmp)
+    phases = dict(driver_import=sweep["import_s"], **sweep["timings"])
+    extra = dict(points=len(configs), loop_cpu_s=loop_cpu, sweep_cpu_s=sweep_cpu, cpu_ratio=sweep_cpu / loop_cpu,
+                 loop_phases=dict(import_s=loop["import_s"], first_point_per_shape_s=loop["first_points_s"],
+                                  other_points_s=loop["other_points_s"]),
+                 sweep_phases=phases, sweep_point_wall_sum_s=sweep["point_wall_sum_s"],
+                 agreement=_agree(loop["outcomes"], sweep["outcomes"]), load_average_start=load_start,
+                 load_average_end=_load(), cpu_count=os.cpu_count())
+    if serial is not None:
+        extra.update(serial_sweep_s=serial_wall, serial_sweep_cpu_s=serial_cpu,
+                     ratio_to_serial_sweep=sweep_wall / serial_wall,
+                     serial_sweep_phases=dict(driver_import=serial["import_s"], **serial["timings"]),
+                     agreement_serial_sweep=_agree(serial["outcomes"], sweep["outcomes"]))
+    return dict(name=label, ours_s=sweep_wall, baseline_s=loop_wall, ratio=sweep_wall / loop_wall, target=0.6,
+                baseline="a Python loop over the same points in one process", extra=extra,
                 note="fresh processes with empty compilation caches: imports, compiles, cluster start and "
                      "zarr writes included; the machine's other load inflates both sides")
+
+
+def _configs(seeds, widths, n):
+    import flowtools.sweeps as S
+
+    return S.grid(width=widths, seed=range(seeds), activation="tanh", d_in=4, teacher_width=2, n=n,
+                  t1=1e6, gtol=1e-9)
+
+
+def sweep_vs_serial_loop(quick: bool) -> dict:
+    seeds, widths = (4, [2]) if quick else (16, [2, 3])
+    configs = _configs(seeds, widths, 200)
+    return _compare(configs, f"sweep 2 workers vs serial loop ({len(configs)} flows)")
+
+
+def sweep_vs_serial_work_size(quick: bool) -> list[dict]:
+    out = []
+    for n in ([200, 1000] if quick else [200, 1000, 2000]):
+        configs = _configs(8, [2, 3], n)
+        e = _compare(configs, f"sweep vs loop, n = {n} ({len(configs)} flows)", serial_sweep=False)
+        e["extra"]["n"] = n
+        e["extra"]["loop_s_per_point_after_compile"] = (e["extra"]["loop_phases"]["other_points_s"]
+                                                         / (len(configs) - 2))
+        out.append(e)
+    return out
 
 
 def compile_cache_warm_vs_cold(quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        cold, cold_wall = _python(_COMPILE, [], tmp / "cache", tmp)
-        warm, warm_wall = _python(_COMPILE, [], tmp / "cache", tmp)
+        cold, cold_wall, _ = _python(_COMPILE, [], tmp / "cache", tmp)
+        warm, warm_wall, _ = _python(_COMPILE, [], tmp / "cache", tmp)
     return dict(name="flow compile time, warm cache vs cold", ours_s=warm["compile_s"], baseline_s=cold["compile_s"],
                 ratio=warm["compile_s"] / cold["compile_s"], baseline="a fresh process with an empty cache",
                 extra=dict(process_wall_cold_s=cold_wall, process_wall_warm_s=warm_wall, load_average=_load()),
@@ -107,3 +172,4 @@ def compile_cache_warm_vs_cold(quick: bool) -> dict:
 
 
 BENCHMARKS = [sweep_vs_serial_loop, compile_cache_warm_vs_cold]
+FULL_BENCHMARKS = [sweep_vs_serial_work_size]

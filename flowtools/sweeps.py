@@ -25,6 +25,7 @@ the points run serially in this process and Dask is not imported.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -638,6 +639,10 @@ class SweepResult:
 
     `n_run` points ran now, `n_skipped` were already finished, `failed` lists (index, message) for points
     that did not finish (a worker died on them repeatedly, or the task raised and the record says so).
+    `timings` splits `wall_time` into phases (seconds): "setup" (store checks, reading records),
+    "cluster" (starting the local cluster or connecting), "workers" (worker set-up: importing JAX),
+    "points" (from the first point handed out to the last one back), "write" (records, results.zarr
+    and graph.json, all rewrites), "close" (stopping the cluster).
     """
 
     store: pathlib.Path
@@ -648,6 +653,7 @@ class SweepResult:
     n_skipped: int
     failed: list
     wall_time: float
+    timings: dict = dataclasses.field(default_factory=dict)
 
     def __repr__(self):
         return (f"SweepResult({self.n_points} points: {self.n_run} run, {self.n_skipped} skipped, "
@@ -670,7 +676,7 @@ def _progress(total, enable):
 
 def sweep(task, configurations, store, *, workers: int | None = None, scheduler: str | None = None,
           client=None, resume: bool = False, retry_errors: bool = False, progress: bool | None = None,
-          write_every: float = 10.0) -> SweepResult:
+          write_every: float = 10.0, group_by=None) -> SweepResult:
     """Run `task` on every configuration; keep each finished point in `store`.
 
     **Arguments:**
@@ -689,17 +695,32 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
       skipped). Without it, such a store is an error.
     - `retry_errors`: on resume, run again the points whose task raised.
     - `progress`: a progress bar (default: when stderr is a terminal; FLOWTOOLS_PROGRESS=0 hides it).
-    - `write_every`: seconds between rewrites of results.zarr while the sweep runs (records are
-      written at once; the Dataset is rebuilt from them).
+    - `write_every`: the least number of seconds between rewrites of results.zarr while the sweep
+      runs (records are written at once; the Dataset is rebuilt from them). A rewrite also waits 20
+      times as long as the previous one took, so the driver spends at most ~5% of the time on it.
+    - `group_by`: which points share compiled kernels, as configuration keys or a function
+      `config -> hashable` (default: points that differ only in `seed`). Dask workers take the points
+      of one group in turn, so each group compiles once and other workers load it from the cache.
 
     **Returns:** a `SweepResult`.
     """
     t_start = time.perf_counter()
+    timings = dict(setup=0.0, cluster=0.0, workers=0.0, points=0.0, write=0.0, close=0.0)
     configs = _check_configurations(configurations)
     fn, task_name = _resolve_task(task)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
                                 or workers < 0):
         raise ValueError(f"workers must be a non-negative int (0 = serial, no Dask), got {workers!r}.")
+    if group_by is not None and not callable(group_by):
+        if isinstance(group_by, str) or not isinstance(group_by, Iterable) \
+                or not all(isinstance(k, str) for k in group_by):
+            raise TypeError(f"group_by must be a list of configuration keys or a function config -> key, got "
+                            f"{group_by!r}.")
+        group_by = tuple(group_by)
+        unknown = sorted({k for k in group_by if not any(k in c for c in configs)})
+        if unknown:
+            raise ValueError(f"group_by names {unknown}, which no configuration has; use keys of the "
+                             f"configurations, e.g. {sorted(configs[0])}.")
     write_every = float(write_every)
     if not write_every >= 0:
         raise ValueError(f"write_every must be a non-negative number of seconds, got {write_every!r}.")
@@ -732,30 +753,42 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
         n_skipped = len(configs) - len(todo)
         attrs = dict(schema=SCHEMA, task=task_name, n_points=len(configs))
         failed: list = []
-        last_write = [time.perf_counter()]
+        next_write = [time.perf_counter() + write_every]
 
         def finish(i, record):
+            t = time.perf_counter()
             io.write_json(st.record_path(i), record)
             records[i] = record
-            if write_every and time.perf_counter() - last_write[0] >= write_every:
+            if write_every and t >= next_write[0]:
                 _consolidate(st, configs, records, attrs, final=False)
-                last_write[0] = time.perf_counter()
+                now = time.perf_counter()
+                next_write[0] = now + max(write_every, 20 * (now - t))
+            timings["write"] += time.perf_counter() - t
 
         bar = _progress(len(todo), progress)
+        timings["setup"] = time.perf_counter() - t_start
         try:
             if todo and (workers == 0 and scheduler is None and client is None):
+                t = time.perf_counter()
                 configure_worker()
+                timings["workers"] = time.perf_counter() - t
                 for i in todo:
                     finish(i, run_point(fn if callable(task) else task_name, configs[i]))
                     bar.update()
             elif todo:
                 _run_dask(fn if callable(task) else task_name, configs, todo, finish, failed, bar,
-                          workers=workers, scheduler=scheduler, client=client)
+                          workers=workers, scheduler=scheduler, client=client, group_by=group_by,
+                          timings=timings)
         finally:
             bar.close()
+            t = time.perf_counter()
             ds, graph = _consolidate(st, configs, records, attrs, final=True)
-    return SweepResult(st.path, ds, graph, len(configs), len(todo) - len(failed), n_skipped, failed,
-                       time.perf_counter() - t_start)
+            timings["write"] += time.perf_counter() - t
+    wall = time.perf_counter() - t_start
+    if workers == 0 and scheduler is None and client is None:
+        timings["points"] = wall - sum(timings.values())
+    return SweepResult(st.path, ds, graph, len(configs), len(todo) - len(failed), n_skipped, failed, wall,
+                       timings)
 
 
 def _now() -> str:
@@ -784,31 +817,125 @@ class _WorkerSetup:
         pass
 
 
-def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, client):
+def _compile_groups(configs, todo, group_by) -> dict:
+    """Points grouped by what their compiled programs depend on: `group_by` keys (default: every key
+    but `seed`, since points that differ only in their seed share shapes and compiled kernels)."""
+    groups: dict = {}
+    for i in todo:
+        cfg = configs[i]
+        if callable(group_by):
+            key = group_by(cfg)
+        elif group_by is None:
+            key = tuple(sorted((k, v) for k, v in cfg.items() if k != "seed"))
+        else:
+            key = tuple(cfg.get(k) for k in group_by)
+        groups.setdefault(key, []).append(i)
+    return {k: collections.deque(v) for k, v in groups.items()}
+
+
+class _Dispatcher:
+    """Hands points to workers so that each compiled program is built as few times as possible.
+
+    A free worker takes the next point of the group it ran last (its kernels are in memory); when that
+    group is empty, a group no worker has started (compiled now, in parallel with the other workers'
+    compiles), else the group with the most points left (its kernels come from the persistent cache:
+    only tracing is repeated). Each worker holds at most `depth` points (the one running and the next
+    one queued), so the choice is made when a worker frees up and a point in flight is all a killed
+    worker loses.
+    """
+
+    def __init__(self, groups: dict, depth: int = 2):
+        self.groups = groups
+        self.depth = depth
+        self.started: set = set()
+        self.last: dict = {}       # worker address -> group it ran last
+        self.load: dict = {}       # worker address -> points assigned and not finished
+
+    def remaining(self) -> int:
+        return sum(len(q) for q in self.groups.values())
+
+    def next_for(self, worker):
+        mine = self.last.get(worker)
+        if mine is not None and self.groups.get(mine):
+            key = mine
+        else:
+            live = [k for k, q in self.groups.items() if q]
+            if not live:
+                return None
+            fresh = [k for k in live if k not in self.started]
+            key = fresh[0] if fresh else max(live, key=lambda k: len(self.groups[k]))
+        self.started.add(key)
+        self.last[worker] = key
+        self.load[worker] = self.load.get(worker, 0) + 1
+        return self.groups[key].popleft()
+
+    def done(self, worker):
+        self.load[worker] = max(self.load.get(worker, 1) - 1, 0)
+
+    def free_slots(self, workers: dict):
+        """(worker, n) for workers (address -> threads) with room, least loaded first."""
+        slots = [(w, self.depth * max(int(n), 1) - self.load.get(w, 0)) for w, n in workers.items()]
+        return sorted([(w, n) for w, n in slots if n > 0], key=lambda x: -x[1])
+
+
+def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, client, group_by=None,
+              timings=None):
     import logging
 
+    import dask
     from distributed import Client, LocalCluster, as_completed
     from distributed.diagnostics.plugin import WorkerPlugin
 
     plugin_cls = type("FlowtoolsWorkerSetup", (_WorkerSetup, WorkerPlugin), {})
+    timings = {} if timings is None else timings
     cluster = None
     own_client = client is None
+    config = contextlib.ExitStack()
+    t = time.perf_counter()
     if client is None:
         if scheduler is not None:
             client = Client(scheduler)
         else:
             n = workers if workers is not None else (os.cpu_count() or 1)
+            # Points are placed by _Dispatcher; stealing would move them to workers that lack their kernels.
+            config.enter_context(dask.config.set({"distributed.scheduler.work-stealing": False}))
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    env=worker_environment(), dashboard_address=None,
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
+    timings["cluster"] = time.perf_counter() - t
     try:
+        t = time.perf_counter()
         client.register_plugin(plugin_cls(), name=_WorkerSetup.name)
+        timings["workers"] = time.perf_counter() - t
+        t_points = time.perf_counter()
         token = uuid.uuid4().hex[:8]
-        futures = {client.submit(run_point, task, configs[i], key=f"flowtools-point-{i}-{token}",
-                                 pure=False): i for i in todo}
-        for fut in as_completed(list(futures)):
-            i = futures.pop(fut)
+        dispatch = _Dispatcher(_compile_groups(configs, todo, group_by))
+        futures: dict = {}
+        pending = as_completed()
+
+        def submit():
+            if not dispatch.remaining():
+                return
+            live = client.nthreads()
+            if not live:  # every worker is gone (or not started yet): any worker will do
+                live = {None: 1}
+            for worker, room in dispatch.free_slots(live):
+                for _ in range(room):
+                    i = dispatch.next_for(worker)
+                    if i is None:
+                        return
+                    fut = client.submit(run_point, task, configs[i], key=f"flowtools-point-{i}-{token}",
+                                        pure=False, workers=None if worker is None else [worker],
+                                        allow_other_workers=True)
+                    futures[fut] = (i, worker)
+                    pending.add(fut)
+
+        submit()
+        for fut in pending:
+            i, worker = futures.pop(fut)
+            dispatch.done(worker)
+            submit()  # keep the workers busy while this record is written
             try:
                 record = fut.result()
             except Exception as exc:  # noqa: BLE001 — e.g. KilledWorker: the point stays unfinished
@@ -817,8 +944,12 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
                 finish(i, record)
             fut.release()
             bar.update()
+        timings["points"] = time.perf_counter() - t_points - timings.get("write", 0.0)
     finally:
+        t = time.perf_counter()
         if own_client:
             client.close()
         if cluster is not None:
             cluster.close()
+        config.close()
+        timings["close"] = time.perf_counter() - t

@@ -43,14 +43,19 @@ SCHEMA = "flowtools.width_sweep/1"
 
 FIXED = dict(problem="teacher_student", d_in=4, n=200, noise=0.0, teacher_seed=0, data_seed=0,
              loss="half_mse", init_scale=0.1, t1=1e6, gtol=1e-9, solver="bdf")
-FULL = dict(teacher_width=2, activations=["tanh", "erf", "softplus"], seeds=64, extra_width=3)
+# The population loss (exact Gaussian expectations): a soft committee of k = 4 neurons in d = 10.
+FIXED_POPULATION = dict(problem="teacher_student", data="population", d_in=10, teacher_seed=0, data_seed=0,
+                        loss="half_mse", init_scale=0.1, t1=1e6, gtol=1e-9, solver="bdf")
+FULL = dict(teacher_width=4, activations=["erf", "softplus", "tanh"], seeds=64, extra_width=3)
+FULL_FINITE = dict(teacher_width=2, activations=["tanh", "erf", "softplus"], seeds=64, extra_width=3)
 QUICK = dict(teacher_width=1, activations=["tanh"], seeds=3, extra_width=1)
 GLOBAL_TOL = 1e-8  # × mean(y²): attractor losses this close to the best are the global minimum
+ZERO_TOL = 1e-12  # × mean(y²): a loss this small is 0 (the exact population loss rounds at ~1e-16)
 
 
 def configurations(settings, seed0: int = 0, data: str = "finite") -> list[dict]:
     k = settings["teacher_width"]
-    fixed = dict(FIXED, data=data) if data != "finite" else FIXED  # finite-data stores stay as they were
+    fixed = FIXED_POPULATION if data == "population" else FIXED
     return sweeps.grid(activation=settings["activations"], width=list(range(1, k + settings["extra_width"] + 1)),
                        seed=range(seed0, seed0 + settings["seeds"]), teacher_width=k, **fixed)
 
@@ -82,7 +87,7 @@ def analyse(store, configs) -> list[dict]:
             statuses = {s: int(np.sum(ds["status"].values[idx] == s)) for s in np.unique(ds["status"].values[idx])}
             groups.append(dict(
                 activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
-                global_min_loss=best, global_min_is_zero=bool(best <= 1e-20 * max(y2, 1.0) + 1e-24),
+                global_min_loss=best, global_min_is_zero=bool(abs(best) <= ZERO_TOL * y2),
                 global_fraction=k / n, global_ci=list(ft.escape.wilson_interval(k, n)),
                 n_attractors=len(basins.basins),
                 basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
@@ -163,17 +168,19 @@ def main(argv=None) -> dict:
                     "the CPU count, serial in --quick)")
     ap.add_argument("--scheduler", default=None, help="a Dask scheduler address")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per point (default 64; 3 in --quick)")
-    ap.add_argument("--data", choices=["finite", "population"], default="finite",
-                    help="n = 200 samples (default) or the population loss (flowtools.GaussianInputs)")
+    ap.add_argument("--data", choices=["finite", "population"], default=None,
+                    help="the population loss (flowtools.GaussianInputs; k = 4, d = 10; default of a full "
+                    "run) or n = 200 samples (k = 2, d = 4; default of --quick)")
     ap.add_argument("--no-run", action="store_true", help="analyse the store as it is (e.g. while a sweep "
                     "is still running on it) without running points")
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out)
-    settings = dict(QUICK if args.quick else FULL)
+    data = args.data or ("finite" if args.quick else "population")
+    settings = dict(QUICK if args.quick else FULL if data == "population" else FULL_FINITE)
     if args.seeds is not None:
         settings["seeds"] = ft._checks.positive_int("seeds", args.seeds)
     workers = args.workers if args.workers is not None else (0 if args.quick else None)
-    configs = configurations(settings, args.seed, args.data)
+    configs = configurations(settings, args.seed, data)
     t0 = time.perf_counter()
     if args.no_run:
         ds = sweeps.open_results(out / "store")
@@ -186,8 +193,8 @@ def main(argv=None) -> dict:
     sweep_s = time.perf_counter() - t0
     groups = analyse(out / "store", configs)
     draw(groups, settings["teacher_width"], out)
-    summary = dict(study="width_sweep", schema=SCHEMA, quick=args.quick, settings=dict(settings, **FIXED),
-                   seed=args.seed, data=args.data, n_points=len(configs),
+    summary = dict(study="width_sweep", schema=SCHEMA, quick=args.quick, settings=dict(settings, **(FIXED_POPULATION if data == "population" else FIXED)),
+                   seed=args.seed, data=data, n_points=len(configs),
                    n_finished=sum(g["n_runs"] for g in groups), **result, sweep_s=sweep_s,
                    total_s=time.perf_counter() - t0, version=ft.__version__, groups=groups,
                    graph=dict(nodes=len(graph), trajectories=graph.n_trajectories))

@@ -262,6 +262,11 @@ BAD_INPUTS = [
     ("sweep negative workers", lambda: ft.sweeps.sweep("escape", [{"seed": 0}], "/nonexistent/s", workers=-1),
      ValueError, r"workers must be"),
     ("grid empty axis", lambda: ft.sweeps.grid(seed=[]), ValueError, r"axis 'seed' is empty"),
+    ("sweep group_by unknown key",
+     lambda: ft.sweeps.sweep("escape", [{"seed": 0, "width": 2}], "/nonexistent/s", group_by=["widht"]),
+     ValueError, r"group_by names \['widht'\]"),
+    ("sweep group_by a string", lambda: ft.sweeps.sweep("escape", [{"seed": 0}], "/nonexistent/s", group_by="width"),
+     TypeError, r"group_by must be a list of configuration keys"),
     # large-net flow solver, spectra and the digits
     ("rkc max_stages too small", lambda: ft.dynamics.rkc.RKC(max_stages=1), ValueError, r"max_stages"),
     ("rkc lanczos_steps not int", lambda: ft.dynamics.rkc.RKC(lanczos_steps=2.5), ValueError, r"lanczos_steps"),

@@ -204,3 +204,32 @@ def test_population_problem_loss_is_half_the_exact_risk():
     assert abs(finite.loss(theta) - pop.loss(theta)) > 1e-3  # 200 samples are not the population
     with pytest.raises(ValueError, match="data='sample' is unknown"):
         S.make_problem(dict(cfg, data="sample"))
+
+
+def test_dispatcher_compiles_each_group_once_where_it_can():
+    """Points go out by compile group: two workers start on different groups, a worker stays on its group
+    while it has points, then helps with the largest group left; every point goes out exactly once."""
+    configs = S.grid(width=[2, 3, 4], seed=range(5))
+    groups = S._compile_groups(configs, list(range(len(configs))), None)
+    assert [sorted(configs[i]["width"] for i in q) for q in groups.values()] == [[2] * 5, [3] * 5, [4] * 5]
+    assert len(S._compile_groups(configs, list(range(len(configs))), ("seed",))) == 5
+    assert len(S._compile_groups(configs, list(range(len(configs))), lambda c: c["width"] > 2)) == 2
+    d = S._Dispatcher(groups, depth=2)
+    width = lambda i: configs[i]["width"]  # noqa: E731
+    a, b = d.next_for("A"), d.next_for("B")
+    assert width(a) != width(b)  # two groups compile in parallel
+    handed = [a, b]
+    assert {w for w, _ in d.free_slots({"A": 1, "B": 1})} == {"A", "B"}
+    # A works through its own group first.
+    for _ in range(4):
+        i = d.next_for("A")
+        assert width(i) == width(a)
+        handed.append(i)
+        d.done("A")
+    # Its group is empty: it takes the group nobody has started (width 4), then helps with B's.
+    i = d.next_for("A")
+    assert width(i) == 4
+    handed.append(i)
+    while (i := d.next_for("A" if len(handed) % 2 else "B")) is not None:
+        handed.append(i)
+    assert sorted(handed) == list(range(len(configs))) and d.remaining() == 0
