@@ -166,6 +166,12 @@ def test_rkc_flow_killed_by_its_budget_resumes_bit_for_bit(digits_net, tmp_path)
     np.testing.assert_array_equal(joined.test_loss[rows], full.test_loss)
     for key in ("steps", "accepted_steps", "gradient_evaluations", "hvp_evaluations"):
         assert joined.stats[key] == full.stats[key], key
+    # A run stopped by its step budget continues the same way, with a new budget.
+    short = ft.gradient_flow(problem, theta0, 20.0, max_steps=100)
+    assert short.status == ft.Status.MAX_STEPS and short.solver_state is not None
+    more = ft.gradient_flow(problem, None, 20.0, resume=short)
+    np.testing.assert_array_equal(more.theta[_common(more, full)], full.theta)
+    assert more.stats["steps"] == full.stats["steps"]
     # Without the solver state the resumed run restarts RKC (new λ_max and first step): not the
     # same steps, but the same flow to the solver's tolerance.
     part.solver_state = None
