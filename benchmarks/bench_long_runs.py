@@ -5,12 +5,12 @@ the large-problem solver ("rkc") in segments with checkpoints costs against one 
   d = 10 teacher–student net under "half_mse", then the same net under "mse". The second compile time
   (0 when the compiled solve is shared) against the first.
 - `rkc_segmented_vs_one_call`: the 64-16-10 digits net (1 210 parameters, where "auto" picks "rkc"; 500
-  training images) to t = 100, in segments of about a second (a budget that does not run out), against
-  one uninterrupted call (compiled beforehand). Times are CPU seconds of this process (all threads):
-  on a loaded machine they are far steadier than wall times, and the work is the same. Also timed: the same with a checkpoint after every
-  segment (each one evaluates L, ‖∇L‖ and the test metrics at all saves so far, and writes them), and
-  a run killed by its budget after 64 steps and resumed from disk. The entry checks that all results
-  are equal bit for bit.
+  training images) to t = 100, in segments of about a second (a budget that does not run out), against one
+  uninterrupted call (compiled beforehand). Times are CPU seconds of this process (all threads): on a loaded
+  machine they are far steadier than wall times, and the work is the same. Also timed: the same with a
+  checkpoint after every segment (each one evaluates L, ‖∇L‖ and the test metrics at all saves so far, and
+  writes them), and a run killed by its budget after 64 steps and resumed from disk. The entry checks that
+  all results are equal bit for bit.
 """
 
 from __future__ import annotations

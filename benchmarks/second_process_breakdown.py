@@ -53,7 +53,7 @@ def stage(name, f):
 if mode == "fill":
     full_key = _aot.key("flowtools.dynamics.flow._solve", args, kw, _cache.requested_compiler_options())
     F._solve.lower(*args, **kw).compile(compiler_options=_cache.compiler_options())  # JAX's cache
-    exe = _aot.compile_function(F._solve.__wrapped__, args, kw, _cache.compiler_options(), fresh=True)
+    exe = _aot.compile_function(F._solve.__wrapped__, args, kw, _cache.compiler_options(), for_store=True)
     path = _aot._path(_aot.directory(), "_solve", full_key)
     assert stage("store: serialize + write", lambda: _aot.store(path, full_key, exe))
     print(json.dumps(dict(mode=mode, stages=res, load=os.getloadavg()[0]))); sys.exit()

@@ -26,21 +26,20 @@ Three pitfalls of serialized executables, each handled here:
 - a program that calls back into Python (progress bars, diffrax's error checks, `jax.debug`) cannot
   run in another process: it is not stored (JAX's cache skips it too);
 - on CPU, an executable that JAX loaded from its own cache serializes without its kernels ("Function
-  …_kernel not found" in the next process): an executable meant for the store is compiled by XLA;
+  …_kernel not found" in the next process): only an executable that XLA compiled is stored;
 - jaxlib binds LAPACK when a program is first lowered; a process that only loads must bind it itself
   (as `jax.export` does), or the first LU factorization jumps to a null pointer.
 
 Entries live in the `aot/` folder of the compilation cache directory, one file per key, written to
 a temporary file and renamed into place; a lock file keeps two processes from serializing the same
 entry at once, and the folder keeps its most recently used `MAX_BYTES`. A file that fails any check on
-reading (magic, checksum, key, deserialization) is ignored with a warning and rewritten after the
-ordinary compile. Loading an entry unpickles it: the cache directory must be as trusted as the Python
+reading (magic, checksum, key, deserialization) is ignored with a warning, removed, and rewritten
+after the ordinary compile when XLA compiled the program. Loading an entry unpickles it: the cache directory must be as trusted as the Python
 environment itself (the same holds for JAX's own cache).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import functools
@@ -226,7 +225,8 @@ class Executable:
     array: unlike a treedef of equinox modules, it survives pickling."""
 
     def __init__(self, compiled, skeleton):
-        self.compiled, self.skeleton, self.storable = compiled, skeleton, False
+        self.compiled, self.skeleton = compiled, skeleton
+        self.storable, self.why_not = False, None  # set by compile_function
 
     def __call__(self, *args, **kw):
         leaves, _, _ = _split(args, kw)
@@ -234,11 +234,11 @@ class Executable:
         return jax.tree_util.tree_map(lambda s: out[s] if type(s) is _Slot else s, self.skeleton)
 
 
-def compile_function(fn, args: tuple, kw: dict, compiler_options: dict, fresh: bool = False) -> Executable:
+def compile_function(fn, args: tuple, kw: dict, compiler_options: dict, for_store: bool = False) -> Executable:
     """Trace, lower and compile `fn(*args, **kw)` (arrays traced, everything else static, as
-    `eqx.filter_jit` does) into an `Executable`. `fresh`: meant for this store, so compiled by XLA
-    rather than loaded from JAX's persistent cache when the program can be stored at all (then
-    `exe.storable` is True)."""
+    `eqx.filter_jit` does) into an `Executable`. `for_store`: meant for this store; `exe.storable` is True
+    when the program can run in another process and XLA compiled it (it did not come from JAX's
+    persistent cache)."""
     leaves, in_def, static = _split(args, kw)
     box = []
 
@@ -253,12 +253,40 @@ def compile_function(fn, args: tuple, kw: dict, compiler_options: dict, fresh: b
     flat.__name__ = getattr(fn, "__name__", "fn")
     # keep_unused: the executable takes every leaf, so no pruned-argument bookkeeping is needed
     lowered = jax.jit(flat, keep_unused=True).lower(*leaves)
-    fresh = fresh and _self_contained(lowered)
-    with _without_jax_cache(fresh):
-        compiled = lowered.compile(compiler_options=compiler_options)
+    hits = _jax_cache_hits()
+    compiled = lowered.compile(compiler_options=compiler_options)
     exe = Executable(compiled, box[-1])
-    exe.storable = fresh
+    # On CPU an executable that JAX loaded from its own cache serializes without its kernels (the next
+    # process fails with "Function …_kernel not found"): only one that XLA compiled here is stored.
+    # Such a hit happens when flowtools' source changed but the program did not; later processes
+    # then take the ordinary path (about 0.65 s) until the program is compiled afresh.
+    if not for_store:
+        exe.why_not = "not meant for the store"
+    elif not _self_contained(lowered):
+        exe.why_not = "the program calls back into Python"
+    elif hits is None or _jax_cache_hits() != hits:
+        exe.why_not = "served by JAX's cache"
+    exe.storable = exe.why_not is None
     return exe
+
+
+_HITS: list[int] = []
+
+
+def _count_hit(event, **kwargs):
+    if event == "/jax/compilation_cache/cache_hits":
+        _HITS[0] += 1
+
+
+def _jax_cache_hits() -> int | None:
+    """How many executables JAX's persistent cache has served in this process (None: unknown)."""
+    if not _HITS:
+        try:
+            jax.monitoring.register_event_listener(_count_hit)
+        except AttributeError:  # pragma: no cover - a JAX without monitoring listeners
+            return None
+        _HITS.append(0)
+    return _HITS[0]
 
 
 def _self_contained(lowered) -> bool:
@@ -269,24 +297,6 @@ def _self_contained(lowered) -> bool:
         return False  # a JAX whose lowering looks different: do not guess
     return not any(args.get(name) for name in
                    ("host_callbacks", "ordered_effects", "unordered_effects", "keepalive"))
-
-
-@contextlib.contextmanager
-def _without_jax_cache(active: bool = True):
-    """Compile without JAX's persistent cache. On CPU an executable that JAX loaded from its cache
-    serializes without its kernels (a later process fails with "Function …_kernel not found"), so an
-    executable meant for this store must come from XLA itself."""
-    on = jax.config.jax_enable_compilation_cache
-    if not (active and on):
-        yield
-        return
-    jax.config.update("jax_enable_compilation_cache", False)
-    _cache._reset()
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_compilation_cache", True)
-        _cache._reset()
 
 
 # ----------------------------------------------------------------------------------- the files
@@ -331,16 +341,19 @@ def load(path: str, full_key: str) -> Executable | None:
         except OSError:
             pass
         return Executable(compiled, entry["skeleton"])
-    except Exception as err:  # noqa: BLE001 - any damage means: compile as usual, rewrite the entry
+    except Exception as err:  # noqa: BLE001 - any damage means: compile as usual
         warnings.warn(f"ignoring the compiled-executable cache entry {path} ({type(err).__name__}: "
                       f"{err}); compiling instead", RuntimeWarning, stacklevel=3)
+        try:
+            os.unlink(path)  # warn once; the compile that follows writes a new entry if it can
+        except OSError:
+            pass
         return None
 
 
 def store(path: str, full_key: str, exe: Executable) -> bool:
     """Serialize `exe` to `path` atomically; False (and no file) when another process holds the
-    entry's lock or the executable cannot be serialized (it was not compiled `fresh`, or it calls
-    back into its process)."""
+    entry's lock or the executable cannot be stored (`exe.storable` is False)."""
     from jax.experimental import serialize_executable
 
     if not getattr(exe, "storable", False):
@@ -431,7 +444,9 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
             exe = load(path, full_key)
             if exe is not None:
                 return exe, "loaded"
-    exe = compile_function(fn, args, kw, _cache.compiler_options(), fresh=path is not None)
+    exe = compile_function(fn, args, kw, _cache.compiler_options(), for_store=path is not None)
     if path is None:
         return exe, f"compiled, not cached: {reason}"
-    return exe, "compiled" if store(path, full_key, exe) else "compiled, not stored"
+    if store(path, full_key, exe):
+        return exe, "compiled"
+    return exe, f"compiled, not stored: {exe.why_not or 'another process is writing it, or it failed'}"

@@ -20,8 +20,9 @@ A `Problem` is the vector field −∇L. It is built from three parts and one op
 
 GD with step η on "mse" equals GD with step 2η on "half_mse". Gradient-flow time t and GD step k are
 related by t = kη for the same convention. The two squared-error conventions differ only in a weight
-(½ or 1) that the problem carries as data, so problems that differ only in it share compiled code. An optional held-out `test_data` set is evaluated along runs
-(test loss, and accuracy for classification); it never enters L.
+(½ or 1) that the problem carries as data, so problems that differ only in it share compiled code.
+An optional held-out `test_data` set is evaluated along runs (test loss, and accuracy for
+classification); it never enters L.
 """
 
 from __future__ import annotations

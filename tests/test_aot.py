@@ -103,12 +103,22 @@ def test_damaged_entries_fall_back_to_a_compile_and_are_rewritten(cache_dir, min
     }
     for what, data in damages.items():
         entry.write_bytes(data)
+        for name in os.listdir(cache_dir):  # JAX's own entries: XLA compiles again, so it is stored
+            if name.endswith("-cache"):
+                os.unlink(cache_dir / name)
         with pytest.warns(RuntimeWarning, match="ignoring the compiled-executable cache entry"):
             exe, source = _aot.compiled(fn, args, kw)
         assert source == "compiled", what
         np.testing.assert_array_equal(np.asarray(exe(*args, **kw)), expected)
         assert entry.read_bytes() != data, what  # rewritten
         assert _aot.compiled(fn, args, kw)[1] == "loaded", what
+    # With JAX's entry present, the fallback is served by JAX's cache: not stored, but the damaged
+    # file is removed, so that later processes do not warn again.
+    entry.write_bytes(b"damaged")
+    with pytest.warns(RuntimeWarning, match="ignoring"):
+        exe, source = _aot.compiled(fn, args, kw)
+    assert source == "compiled, not stored: served by JAX's cache" and not entry.exists()
+    np.testing.assert_array_equal(np.asarray(exe(*args, **kw)), expected)
 
 
 def test_an_entry_under_another_key_is_not_used(cache_dir, minimal_mse):
@@ -124,7 +134,7 @@ def test_an_entry_under_another_key_is_not_used(cache_dir, minimal_mse):
 
 def test_a_writer_holding_the_lock_is_left_alone(cache_dir, minimal_mse):
     fn, args, kw = _vector_field_call(minimal_mse)
-    exe = _aot.compile_function(fn, args, kw, {}, fresh=True)
+    exe = _aot.compile_function(fn, args, kw, {}, for_store=True)
     assert exe.storable
     path = str(cache_dir / "aot" / "x.exe")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -159,17 +169,26 @@ print(json.dumps(dict(source=list(flow._COMPILED_FROM.values()), status=str(tr.s
 
 def test_a_second_process_loads_the_flow_and_gets_the_same_result(tmp_path):
     """The real thing: a fresh process loads the first one's executable (no LAPACK set up by a
-    lowering, no JAX cache involved) and runs the BDF solve to the same bits."""
+    lowering) and runs the BDF solve to the same bits. Without the store's entry, JAX's cache serves
+    the program, and that executable is not stored: on CPU it would serialize without its kernels and
+    crash the process after."""
     env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(tmp_path / "jax"), FLOWTOOLS_PROGRESS="0")
     env.pop("FLOWTOOLS_CACHE", None)
-    runs = []
-    for _ in range(2):
+
+    def run():
         out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-3000:]
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    runs = [run(), run()]
     assert runs[0]["source"] == ["compiled"] and runs[1]["source"] == ["loaded"]
-    assert runs[0]["status"] == runs[1]["status"] == "t1_reached"
-    assert runs[0]["theta"] == runs[1]["theta"] and runs[0]["steps"] == runs[1]["steps"]
+    for entry in (tmp_path / "jax" / "aot").glob("*.exe"):
+        entry.unlink()
+    runs += [run(), run()]
+    assert runs[2]["source"] == runs[3]["source"] == ["compiled, not stored: served by JAX's cache"]
+    for r in runs:
+        assert r["status"] == "t1_reached"
+        assert r["theta"] == runs[0]["theta"] and r["steps"] == runs[0]["steps"]
 
 
 def test_the_store_keeps_its_most_recently_used_entries(tmp_path):

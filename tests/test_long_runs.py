@@ -29,9 +29,18 @@ def test_flow_killed_by_its_budget_resumes_into_the_uninterrupted_run(minimal_ms
     assert joined.status == ft.Status.T1_REACHED and joined.meta["segments"] == 2
     assert np.all(np.diff(joined.t) > 0) and joined.final_time == 2000.0
     rows = _common(joined, full)
-    # The solver restarts at the interruption (order 1, new Hessian): equal to its tolerance.
-    np.testing.assert_allclose(joined.theta[rows], full.theta, rtol=0, atol=1e-6)
+    # The saved solver state (differences, order, step, Hessian and its factors) continues the run
+    # step for step: the same saves bit for bit and the same work.
+    assert set(part.solver_state) >= {"D", "order", "H", "fact_lu"}
+    np.testing.assert_array_equal(joined.theta[rows], full.theta)
+    for key in ("steps", "gradient_evaluations", "jacobian_evaluations", "factorizations"):
+        assert joined.stats[key] == full.stats[key], key
     assert joined.stats["steps"] > part.stats["steps"] >= 64
+    # Without it (another solver's trajectory, or an older file) BDF restarts at the interruption
+    # (order 1, new Hessian): equal to its tolerance.
+    part.solver_state = None
+    restarted = ft.gradient_flow(minimal_mse, None, 2000.0, resume=part)
+    np.testing.assert_allclose(restarted.theta[_common(restarted, full)], full.theta, rtol=0, atol=1e-6)
 
 
 def test_flow_segments_continue_the_solver_state_exactly(minimal_mse):
@@ -157,6 +166,12 @@ def test_rkc_flow_killed_by_its_budget_resumes_bit_for_bit(digits_net, tmp_path)
     np.testing.assert_array_equal(joined.test_loss[rows], full.test_loss)
     for key in ("steps", "accepted_steps", "gradient_evaluations", "hvp_evaluations"):
         assert joined.stats[key] == full.stats[key], key
+    # A run stopped by its step budget continues the same way, with a new budget.
+    short = ft.gradient_flow(problem, theta0, 20.0, max_steps=100)
+    assert short.status == ft.Status.MAX_STEPS and short.solver_state is not None
+    more = ft.gradient_flow(problem, None, 20.0, resume=short)
+    np.testing.assert_array_equal(more.theta[_common(more, full)], full.theta)
+    assert more.stats["steps"] == full.stats["steps"]
     # Without the solver state the resumed run restarts RKC (new λ_max and first step): not the
     # same steps, but the same flow to the solver's tolerance.
     part.solver_state = None

@@ -215,6 +215,13 @@ class _State(eqx.Module):
     event: jax.Array
     failed: jax.Array
     stride: jax.Array         # save_steps: accepted steps between saves
+    started: jax.Array        # a step has been attempted (the first Hessian is taken at y0 itself)
+
+
+# The part of the state that decides the next steps; `BDF.carry` writes it into an unfinished
+# Trajectory and `BDF.restore` starts a new call from it, which then takes the same steps.
+_CARRY = ("D", "order", "h_abs", "n_equal", "H", "c_fact", "jac_current", "need_jac", "krylov", "mv_since",
+          "started")
 
 
 def blank_state(n: int, n_slots: int) -> _State:
@@ -225,7 +232,7 @@ def blank_state(n: int, n_slots: int) -> _State:
                   fact=(f(n, n), jnp.zeros((n,), jnp.int32)), c_fact=f(), jac_current=b, need_jac=b,
                   krylov=b, mv_since=i(), n_steps=i(), n_accepted=i(), n_grad=i(), n_hess=i(), n_fact=i(),
                   n_mv=i(), n_newton_fail=i(), n_error_fail=i(), save_index=i(), ts_out=f(n_slots),
-                  ys_out=f(n_slots, n), event=i(), failed=b, stride=i())
+                  ys_out=f(n_slots, n), event=i(), failed=b, stride=i(), started=b)
 
 
 class BDF(FlowSolver):
@@ -266,6 +273,33 @@ class BDF(FlowSolver):
     def blank_state(self, n: int, n_slots: int) -> _State:
         """A state of zeros for n parameters and n_slots output slots (a fresh run's `state_in`)."""
         return blank_state(n, n_slots)
+
+    def carry(self, state: _State) -> dict:
+        """What a later call needs to continue `state` step for step (`restore`): the differences,
+        order and step size, the Hessian with its factorisation, and the Newton–Krylov bookkeeping
+        (about 2n² numbers: the Hessian and its LU factors)."""
+        out = {name: np.asarray(getattr(state, name)) for name in _CARRY}
+        out["fact_lu"], out["fact_piv"] = (np.asarray(a) for a in state.fact)
+        return out
+
+    def restore(self, carry: dict, n_slots: int, t0, y0) -> _State:
+        """A state at (t0, y0) with the solver memory of `carry` (from `carry`), fresh counters and
+        output buffers; `solve` with it and `resume` True takes the steps the interrupted run would
+        have taken."""
+        y0 = jnp.asarray(y0, dtype=jnp.float64)
+        n = y0.shape[0]
+        blank = blank_state(n, n_slots)
+        missing = [k for k in (*_CARRY, "fact_lu", "fact_piv") if k not in carry]
+        if missing or np.shape(carry["H"]) != (n, n) or np.shape(carry["D"]) != blank.D.shape:
+            raise ValueError(f"this BDF solver state does not fit a problem with {n} parameters "
+                             f"(missing {missing} or wrong shapes).")
+        ts_out, ys_out = outputs(jnp.zeros(n_slots - 2), jnp.asarray(t0, jnp.float64), y0)
+        values = [jnp.asarray(carry[k], dtype=getattr(blank, k).dtype) for k in _CARRY]
+        fact = (jnp.asarray(carry["fact_lu"], jnp.float64), jnp.asarray(carry["fact_piv"], jnp.int32))
+        return eqx.tree_at(lambda b: [b.t, b.ts_out, b.ys_out, b.stride, b.fact,
+                                      *(getattr(b, k) for k in _CARRY)],
+                           blank, [jnp.asarray(t0, jnp.float64), ts_out, ys_out, jnp.asarray(1, jnp.int64),
+                                   fact, *values])
 
     def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
               max_steps, progress, state_in=None, resume=False, step_limit=None, save_steps=False,
@@ -310,7 +344,7 @@ class BDF(FlowSolver):
                        mv_since=i64(0), n_steps=i64(0),
                        n_accepted=i64(0), n_grad=n_grad, n_hess=i64(0), n_fact=i64(0), n_mv=i64(0),
                        n_newton_fail=i64(0), n_error_fail=i64(0), save_index=i64(0), ts_out=ts_out,
-                       ys_out=ys_out, event=i64(0), failed=F, stride=i64(1))
+                       ys_out=ys_out, event=i64(0), failed=F, stride=i64(1), started=F)
         if state_in is not None:
             state = jax.tree_util.tree_map(lambda a, b: jnp.where(resume, a, b), state_in, state)
         limit = [v for v in (max_steps, step_limit) if v is not None]
@@ -338,7 +372,7 @@ class BDF(FlowSolver):
             c = h / alpha[order]
 
             # A new Hessian when asked for; a new factorisation when H or c changed.
-            first = s.n_steps == 0
+            first = ~s.started
             H = lax.cond(s.need_jac, hess, lambda y: s.H, jnp.where(first, D[0], y_predict))
             refactor = s.need_jac | (c != s.c_fact)
             fact = lax.cond(refactor, lambda: _lu(H, c), lambda: s.fact)
@@ -411,7 +445,7 @@ class BDF(FlowSolver):
                        save_index=index, ts_out=tso, ys_out=yso, stride=stride,
                        event=jnp.where(accept, event_code(g_norm, Dn[0], gtol, max_norm), s.event),
                        n_grad=n_grad + accept)
-            return _State(H=H, fact=fact, c_fact=jnp.where(refactor, c, s.c_fact),
+            return _State(H=H, fact=fact, c_fact=jnp.where(refactor, c, s.c_fact), started=jnp.asarray(True),
                           n_steps=s.n_steps + 1, n_accepted=s.n_accepted + accept,
                           n_hess=s.n_hess + s.need_jac, n_fact=s.n_fact + refactor, n_mv=s.n_mv + n_mv,
                           n_newton_fail=s.n_newton_fail + ~conv,

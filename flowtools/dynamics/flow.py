@@ -261,11 +261,11 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
       trajectory at the end ("bdf" and "rkc").
     - `resume`: a `Trajectory` (or the path of a saved one) of an unfinished flow — "time_limit",
       "running" or "max_steps" — to continue from its last state, with the same arguments otherwise;
-      the result joins both parts (`Trajectory.join`). "rkc" keeps its solver state in the
-      trajectory (`Trajectory.solver_state`: step sizes, error memory, λ_max and its Ritz vector), so
-      the resumed run takes the steps of an uninterrupted one and equals it to round-off. "bdf"
-      restarts there (order 1, new step size and Hessian), so the joined run equals an uninterrupted
-      one to the solver's tolerance.
+      the result joins both parts (`Trajectory.join`). "bdf" and "rkc" keep their solver state in
+      the trajectory (`Trajectory.solver_state`; "bdf": differences, order, step, Hessian and its LU
+      factors; "rkc": step sizes, error memory, λ_max and its Ritz vector), so the resumed run takes
+      the steps of an uninterrupted one and equals it bit for bit. Other solvers, or a trajectory
+      without that state, restart at the saved point, equal to the solver's tolerance.
 
     **Returns:** a `Trajectory` whose status is "converged", "t1_reached", "max_steps", "diverged",
     "non_finite", "time_limit" or "failed", with the step counts and the wall and compile times in

@@ -50,9 +50,9 @@ class Trajectory:
     - `step`: GD step numbers (None for flows).
     - `test_loss`, `test_accuracy`: loss and classification accuracy on the problem's held-out
       `test_data` at each saved state, or None (no test set; accuracy only for classification).
-    - `solver_state`: for an unfinished flow whose solver can continue exactly ("rkc"), the solver's
-      state at the last saved point (arrays by name), which `gradient_flow(resume=…)` restores; else
-      None.
+    - `solver_state`: for an unfinished flow whose solver can continue exactly ("bdf", "rkc"), the
+      solver's state at the last saved point (arrays by name), which `gradient_flow(resume=…)`
+      restores; else None.
     """
 
     t: np.ndarray
