@@ -424,7 +424,7 @@ def test_whole_pipeline_runs_on_an_own_model():
     """Flow, GD, critical points, spectra, itinerary, saddle graph and escape time on a hand-written
     model agree with the same network built as an MLP; only the symmetry reduction is left blank."""
     from flowtools.graph import SaddleGraph
-    from flowtools.itinerary import add_to_graph, itinerary
+    from flowtools.itineraries import add_to_graph, itinerary
 
     data = ft.datasets.maleknia_sato(noiseless=True)
     own = ft.Problem.from_function(_minimal_by_hand, 4, data, "mse")
