@@ -93,7 +93,7 @@ class SaddleGraph:
         largest radius seen.
         """
         node = self.find_node(fingerprint, signature, kind=kind, radius=radius, d_out=d_out)
-        sig = [int(s) for s in signature] if signature is not None else None
+        sig = [None if s is None else int(s) for s in signature] if signature is not None else None
         attrs = dict(kind=str(kind), loss=float(loss), theta=[float(v) for v in np.ravel(theta)],
                      fingerprint=[float(v) for v in np.ravel(fingerprint)], signature=sig,
                      morse_index=-1 if sig is None else sig[0],
@@ -326,7 +326,7 @@ def _fmt(v, spec) -> str:
 
 
 def _signature(sig) -> str:
-    return "-" if sig is None else "(" + ", ".join(str(int(s)) for s in sig) + ")"
+    return "-" if sig is None else "(" + ", ".join("?" if s is None else str(int(s)) for s in sig) + ")"
 
 
 def _rows(header, rows, max_rows, what):

@@ -56,7 +56,8 @@ class Visit:
     refinement iterate, ‖∇L‖ ≤ `near_gtol`), "flow" (the flow itself continued onto the set),
     "unrefined" (a slow region: every refinement failed), "skipped" (the itinerary's or the
     refinement's time budget ran out before the refinement succeeded), or
-    "terminal" (the explicit end of an unfinished run). `t` is the time of the slow point; `radius`
+    "terminal" (the explicit end of an unfinished run). `morse_complete` is False when the Morse
+    index signature[0] is only a lower bound (an incomplete Lanczos count). `t` is the time of the slow point; `radius`
     the function-space radius within which other passages count as the same one (0 for refined
     critical sets, whose identity is exact).
     """
@@ -76,6 +77,7 @@ class Visit:
     status: str = "converged"
     t: float | None = None
     radius: float = 0.0
+    morse_complete: bool = True
 
     @property
     def dwell(self) -> float:
@@ -169,7 +171,8 @@ def _reduces_to(problem, theta) -> str:
 def _visit_from_point(problem, theta, kind, spectrum, fp, gnorm, status="converged", radius=0.0) -> dict:
     return dict(kind=kind, loss=problem.loss(theta),
                 gen_error=problem.gen_error(theta) if problem.has_population else None,
-                signature=tuple(int(s) for s in spectrum.signature), theta=np.asarray(theta),
+                signature=tuple(None if s is None else int(s) for s in spectrum.signature),
+                morse_complete=bool(spectrum.complete), theta=np.asarray(theta),
                 grad_norm=float(gnorm), reduces_to=_reduces_to(problem, theta),
                 fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues), status=status,
                 radius=float(radius))
@@ -200,7 +203,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
               refine: dict | None = None, refine_radius: float = 1.0, rtol_zero: float = 1e-7,
               attractor_gtol: float = 1e-5, approach_window: int = 8, min_depth: float = 0.05,
               resolve: bool = True, near_gtol: float = 1e-8, time_limit: float | str | None = "auto",
-              progress: bool | None = None, smooth: float | None = None) -> Itinerary:
+              progress: bool | None = None, smooth: float | None = None,
+              spectrum_options: dict | None = None) -> Itinerary:
     """Segment a trajectory (gradient flow or GD) into visits of critical sets and a terminal state.
 
     **Arguments:**
@@ -232,6 +236,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       `refine=dict(time_limit=…)`; the end of the run is always judged, within a refinement budget.
     - `progress`: a progress bar over the passages (None: when stderr is a terminal and there are
       at least 4 passages; FLOWTOOLS_PROGRESS=0 hides it).
+    - `spectrum_options`: passed to every `hessian_spectrum` call that labels a visit (e.g.
+      `dict(method="lanczos")`); a Lanczos signature is (n_neg, None, None) and a visit whose count is
+      only a lower bound has `morse_complete` False.
     - `smooth`: the running-median half-width of `slow_points`, in decades of t. Default: 0 for
       gradient flow and GD (deterministic, and resolved: a median over several GD steps at large η
       would flatten real dips), 0.05 for SGD.
@@ -256,7 +263,11 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             opts.setdefault("time_limit", per_refine)
     elif time_limit is not None:
         time_limit = _checks.positive("time_limit", time_limit)
-    opts.setdefault("spectrum_options", dict(rtol_zero=rtol_zero))
+    if spectrum_options is not None and not isinstance(spectrum_options, dict):
+        raise TypeError("spectrum_options must be a dict of hessian_spectrum options, got "
+                        f"{type(spectrum_options).__name__}.")
+    spec_opts = dict(spectrum_options or {}, rtol_zero=rtol_zero)
+    opts.setdefault("spectrum_options", dict(spec_opts))
 
     def remaining():
         return None if time_limit is None else max(time_limit - (time.perf_counter() - wall0), 0.0)
@@ -275,6 +286,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         return output_distance(outputs, _train_part(problem, fp)[None])
 
     ctx = dict(problem=problem, opts=opts, refine_radius=refine_radius, rtol_zero=rtol_zero, rho=rho,
+               spec_opts=spec_opts,
                near_gtol=near_gtol, distances=distances, ts=ts)
 
     # ----------------------------------------------------------- passages
@@ -295,7 +307,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             budget = remaining()
             if budget is not None and budget <= 0:
                 exhausted = True
-                info = _slow_region(problem, thetas[idx], rtol_zero, rho, "skipped")
+                info = _slow_region(problem, thetas[idx], spec_opts, rho, "skipped")
             else:
                 o = dict(opts)
                 if budget is not None:
@@ -345,7 +357,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             del visits[-2]
     elif terminal == "unfinished":
         end = thetas[-1]
-        spec = _spectrum(problem, end, rtol_zero, ctx.get("end_spectrum"))
+        spec = _spectrum(problem, end, spec_opts, ctx.get("end_spectrum"))
         info = _visit_from_point(problem, end, "unfinished", spec, function_fingerprint(problem, end),
                                  problem.grad_norm(end), status="terminal", radius=rho)
         visits.append(Visit(t_in=float(ts[-1]), t_out=float(ts[-1]), t=float(ts[-1]), **info))
@@ -378,12 +390,17 @@ def _progress(total, enable):
     return tqdm(total=total, desc="itinerary", unit="passage", disable=not enable, leave=False)
 
 
-def _spectrum(problem, theta, rtol_zero, known=None):
+def _reusable(spec, spec_opts) -> bool:
+    return (spec is not None and spec.rtol_zero == spec_opts["rtol_zero"]
+            and spec_opts.get("method", "auto") in ("auto", spec.method))
+
+
+def _spectrum(problem, theta, spec_opts, known=None):
     """The Hessian spectrum at θ, reusing `known` (a refinement's record of the same point)."""
-    if known is not None and known.rtol_zero == rtol_zero and known.n_params == len(theta):
+    if _reusable(known, spec_opts) and known.n_params == len(theta):
         return known
     # Slow regions and the unfinished end keep eigenvalues and signature only.
-    return hessian_spectrum(problem, theta, rtol_zero=rtol_zero, vectors=problem.n_params <= MATRIX_FREE_MIN)
+    return hessian_spectrum(problem, theta, **dict(dict(vectors=problem.n_params <= MATRIX_FREE_MIN), **spec_opts))
 
 
 def _guess_spectrum(cp, theta):
@@ -393,8 +410,8 @@ def _guess_spectrum(cp, theta):
     return cp.spectrum if np.array_equal(np.asarray(cp.guess), np.asarray(theta)) else None
 
 
-def _slow_region(problem, theta, rtol_zero, rho, status="unrefined", known=None) -> dict:
-    spec = _spectrum(problem, theta, rtol_zero, known)
+def _slow_region(problem, theta, spec_opts, rho, status="unrefined", known=None) -> dict:
+    spec = _spectrum(problem, theta, spec_opts, known)
     return _visit_from_point(problem, theta, "slow_region", spec, function_fingerprint(problem, theta),
                              problem.grad_norm(theta), status=status, radius=rho)
 
@@ -430,13 +447,13 @@ def _refine_passage(ctx, theta, sp) -> dict:
         during = (ts >= sp.t_start) & (ts <= sp.t_end)
         d = ctx["distances"](fp)
         if during.any() and float(np.min(d[during])) <= rho:
-            if status == "converged" and cp.spectrum is not None and cp.spectrum.rtol_zero == ctx["rtol_zero"]:
+            if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
                 spec, kind = cp.spectrum, cp.kind  # the refinement already classified this point
             else:
-                spec = hessian_spectrum(problem, point, rtol_zero=ctx["rtol_zero"])
+                spec = hessian_spectrum(problem, point, **ctx["spec_opts"])
                 kind = _kind(problem, point, spec)
             return _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
-    return _slow_region(problem, theta, ctx["rtol_zero"], rho, status="skipped" if status == "skipped" else
+    return _slow_region(problem, theta, ctx["spec_opts"], rho, status="skipped" if status == "skipped" else
                         "unrefined", known=_guess_spectrum(cp, theta))
 
 
@@ -493,10 +510,10 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
             point, status = cont.final_theta, "flow"
     if point is None:
         return unfinished
-    if status == "converged" and cp.spectrum is not None and cp.spectrum.rtol_zero == rtol_zero:
+    if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
         spec, kind = cp.spectrum, cp.kind
     else:
-        spec = hessian_spectrum(problem, point, rtol_zero=rtol_zero)
+        spec = hessian_spectrum(problem, point, **ctx["spec_opts"])
         kind = _kind(problem, point, spec)
     n_neg = int(spec.signature[0])
     fp = function_fingerprint(problem, point)

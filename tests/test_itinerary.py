@@ -279,3 +279,46 @@ def test_auto_time_limits_scale_with_size():
     assert auto_time_limits(MATRIX_FREE_MIN) == (None, None)
     a, b = auto_time_limits(1210), auto_time_limits(2410)
     assert a[0] < b[0] and a[1] < b[1] and a[1] < a[0]
+
+
+def test_lanczos_spectra_label_the_same_itinerary(deep_linear):
+    """Matrix-free spectra for the visits (as above the dense limit): the same Morse indices as dense,
+    zero and positive counts unknown, the count flagged complete, and the graph accepts them."""
+    p, theta0 = deep_linear
+    tr = ft.gradient_descent(p, theta0, 0.2, 250)
+    dense = itinerary(p, tr)
+    lz = itinerary(p, tr, spectrum_options=dict(method="lanczos"))
+    assert [v.signature[0] for v in lz.visits] == [v.signature[0] for v in dense.visits]
+    assert lz.terminal == dense.terminal
+    for v in lz.visits:
+        assert v.morse_complete
+        assert v.signature[1] is None or v.signature == tuple(dense.visits[lz.visits.index(v)].signature)
+    g = SaddleGraph()
+    assert len(add_to_graph(g, lz, run="lanczos")) == len(lz.visits)
+    assert "signature" in g.summary().__str__()
+    with pytest.raises(TypeError, match="spectrum_options"):
+        itinerary(p, tr, spectrum_options=3)
+
+
+def test_visit_and_graph_accept_a_partial_lanczos_signature():
+    """Above 128 parameters a Lanczos signature is (n_neg, None, None): the visit record keeps the
+    unknown counts as None and its completeness flag, and the saddle graph stores and prints it."""
+    from flowtools.itineraries import _visit_from_point
+    from flowtools.landscape import hessian_spectrum
+    from flowtools.landscape.symmetry import function_fingerprint
+
+    teacher = ft.MLP((10, 2, 1), "tanh")
+    data = ft.teacher_dataset((teacher, teacher.init(7)), 60, noise=0.1, seed=10)
+    p = ft.Problem(ft.MLP((10, 13, 1), "tanh"), data)
+    theta = np.asarray(p.model.init(1))
+    spec = hessian_spectrum(p, theta, method="lanczos", warn=False)
+    assert p.n_params > 128 and spec.signature[1] is None
+    info = _visit_from_point(p, theta, "slow_region", spec, function_fingerprint(p, theta), p.grad_norm(theta),
+                             status="unrefined")
+    assert info["signature"] == (spec.n_neg, None, None) and info["morse_complete"] == spec.complete
+    g = SaddleGraph()
+    node = g.add_node(fingerprint=info["fingerprint"], signature=info["signature"], kind="slow_region",
+                      loss=info["loss"], theta=theta, gen_error=None, reduces_to="", grad_norm=info["grad_norm"],
+                      eigenvalues=info["eigenvalues"], radius=0.1, d_out=1)
+    assert g.graph.nodes[node]["signature"] == [spec.n_neg, None, None]
+    assert f"({spec.n_neg}, ?, ?)" in str(g.summary())
