@@ -429,11 +429,12 @@ class Problem(eqx.Module):
     @property
     def loss_scale(self) -> float:
         """c in L = c Σ‖f − y‖²: 1/(2n) for half_mse, 1/n for mse (squared error on finite data only)."""
-        if self.loss_convention == "cross_entropy" or not isinstance(self.source, FiniteData):
+        if self.loss_family != "squared" or not isinstance(self.source, FiniteData):
             raise ValueError("loss_scale is defined for squared error on a finite data set; this problem "
                              f"uses loss={self.loss_convention!r} on a {type(self.source).__name__}.")
-        n = self.x.shape[0]
-        return 1.0 / (2 * n) if self.loss_convention == "half_mse" else 1.0 / n
+        # The traced weight, never the (static, equal-comparing) convention name: inside a compiled
+        # function the name is that of whichever convention was traced first.
+        return self.loss_weight / self.x.shape[0]
 
     @property
     def has_population(self) -> bool:
