@@ -79,7 +79,8 @@ def analyse(store, configs) -> list[dict]:
             hit = attracted & (att_loss <= best + GLOBAL_TOL * y2)
             n, k = int(idx.size), int(hit.sum())
             graph = sweeps.merged_graph(store, activation=act, width=width)
-            basins = ft.escape.basin_fractions(graph)
+            # A group whose runs all failed before their itinerary has no graph and no basins.
+            basins = ft.escape.basin_fractions(graph).basins if graph.n_trajectories else []
             saddle_nodes = [nd for nd, a in graph.graph.nodes(data=True)
                             if a.get("signature") and a["signature"][0] > 0 and a.get("kind") != "slow_region"]
             plateau = ds["plateau"].values[idx]
@@ -89,9 +90,9 @@ def analyse(store, configs) -> list[dict]:
                 activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
                 global_min_loss=best, global_min_is_zero=bool(abs(best) <= ZERO_TOL * y2),
                 global_fraction=k / n, global_ci=list(ft.escape.wilson_interval(k, n)),
-                n_attractors=len(basins.basins),
+                n_attractors=len(basins),
                 basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
-                             ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins.basins],
+                             ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins],
                 distinct_saddles=len(saddle_nodes),
                 mean_saddle_visits=float(np.mean(ds["n_saddles"].values[idx])),
                 plateau_median=float(np.median(plateau)) if plateau.size else math.nan,
