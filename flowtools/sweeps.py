@@ -211,7 +211,8 @@ def _problem(key: tuple):
     if data_kind == "population":
         model = ft.MLP((teacher.d_in, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"),
                        bias=bool(cfg.get("bias", False)))
-        source = ft.GaussianInputs((teacher, theta_t), seed=int(cfg.get("data_seed", 0)))
+        nodes = {} if cfg.get("n_nodes") is None else dict(n_nodes=int(cfg["n_nodes"]))
+        source = ft.GaussianInputs((teacher, theta_t), seed=int(cfg.get("data_seed", 0)), **nodes)
         problem = ft.Problem(model, source, cfg.get("loss", "half_mse"))
         return problem, problem.gen_error
     if data_kind != "finite":
@@ -233,7 +234,7 @@ def _problem(key: tuple):
 
 
 _PROBLEM_KEYS = ("problem", "data", "d_in", "teacher_width", "teacher_activation", "teacher_seed", "activation", "n",
-                 "noise", "data_seed", "width", "bias", "loss")
+                 "noise", "data_seed", "width", "bias", "loss", "n_nodes")
 
 
 def make_problem(config: Mapping):
@@ -244,7 +245,8 @@ def make_problem(config: Mapping):
     `teacher_width` (2) unit-norm neurons with `activation` and output weights 1 (`teacher_seed` 0),
     `n` = 200 samples (`data_seed` 0, `noise` 0), a student MLP (d_in, `width`, 1) without biases,
     `loss` "half_mse". With `data="population"` the loss is the population loss over x ~ N(0, I)
-    (`flowtools.GaussianInputs`; exact 2-D Gaussian integrals) instead of `n` samples. `problem="maleknia_sato"`: the published 1-D data set and a (1, width, 1) net.
+    (`flowtools.GaussianInputs`; exact 2-D Gaussian integrals; `n_nodes` Gauss–Hermite nodes per axis for
+    activations without a closed form) instead of `n` samples. `problem="maleknia_sato"`: the published 1-D data set and a (1, width, 1) net.
     """
     key = tuple(sorted((k, v) for k, v in config.items() if k in _PROBLEM_KEYS))
     return _problem(key)

@@ -1,13 +1,15 @@
 """Width sweep: how often gradient flow reaches the global minimum as the student widens (Şimšek et al. 2021;
 Brea et al. 2023).
 
-Setting. Teacher–student regression with x ~ N(0, I_4): a soft-committee teacher of k = 2 unit-norm
-neurons with output weights 1 (`flowtools.sweeps.make_problem`), n = 200 noiseless samples (finite data; R is evaluated exactly at the end of each run with
-`flowtools.gaussian.population_risk`; `--data population` trains on the population loss instead,
-`flowtools.GaussianInputs`). Students (4, m, 1) without biases for m = 1 … k + 3, activations
-tanh, erf and softplus, teacher and student sharing the activation; half-MSE loss. Each run starts at
-θ0 ~ N(0, 0.1²) (near the origin saddle) and follows the gradient flow ("bdf") to ‖∇L‖ ≤ 1e-9 or
-t = 1e6; its itinerary gives the saddles visited, their dwell times and the attractor.
+Setting (default, `--data population`). Teacher–student regression on the population loss
+L = ½ E_x (f(x; θ) − T(x))², x ~ N(0, I_10), exact (`flowtools.GaussianInputs`): a soft-committee
+teacher of k = 4 unit-norm neurons with output weights 1 (`flowtools.sweeps.make_problem`), students
+(10, m, 1) without biases for m = 1 … k + 3, activations erf, softplus and tanh, teacher and student
+sharing the activation. `--data finite` (and `--quick`): x ~ N(0, I_4), k = 2, n = 200 noiseless
+samples, activations tanh, erf, softplus (R evaluated exactly at the end of each run with
+`flowtools.gaussian.population_risk`). Each run starts at θ0 ~ N(0, 0.1²) (near the origin saddle)
+and follows the gradient flow ("bdf") to ‖∇L‖ ≤ 1e-9 or t = 1e6; its itinerary gives the saddles
+visited, their dwell times and the attractor.
 
 Measured, per (activation, m):
 1. the fraction of runs reaching the global minimum: attractor loss within 1e-8·mean(y²) of the lowest
@@ -19,7 +21,7 @@ Measured, per (activation, m):
 
 Runs go through `flowtools.sweeps.sweep` (Dask workers; resumable store in <out>/store). Writes
 <out>/{summary.json, global_minimum.png, attractors.png, plateaus.png}. `--quick` is a reduced version
-for tests (one activation, k = 1, widths 1–2, 3 seeds, serial).
+for tests (finite data, one activation, k = 1, widths 1–2, 3 seeds, serial).
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def analyse(store, configs) -> list[dict]:
             hit = attracted & (att_loss <= best + GLOBAL_TOL * y2)
             n, k = int(idx.size), int(hit.sum())
             graph = sweeps.merged_graph(store, activation=act, width=width)
-            basins = ft.escape.basin_fractions(graph)
+            # A group whose runs all failed before their itinerary has no graph and no basins.
+            basins = ft.escape.basin_fractions(graph).basins if graph.n_trajectories else []
             saddle_nodes = [nd for nd, a in graph.graph.nodes(data=True)
                             if a.get("signature") and a["signature"][0] > 0 and a.get("kind") != "slow_region"]
             plateau = ds["plateau"].values[idx]
@@ -89,9 +92,9 @@ def analyse(store, configs) -> list[dict]:
                 activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
                 global_min_loss=best, global_min_is_zero=bool(abs(best) <= ZERO_TOL * y2),
                 global_fraction=k / n, global_ci=list(ft.escape.wilson_interval(k, n)),
-                n_attractors=len(basins.basins),
+                n_attractors=len(basins),
                 basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
-                             ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins.basins],
+                             ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins],
                 distinct_saddles=len(saddle_nodes),
                 mean_saddle_visits=float(np.mean(ds["n_saddles"].values[idx])),
                 plateau_median=float(np.median(plateau)) if plateau.size else math.nan,

@@ -204,6 +204,10 @@ def test_population_problem_loss_is_half_the_exact_risk():
     assert abs(finite.loss(theta) - pop.loss(theta)) > 1e-3  # 200 samples are not the population
     with pytest.raises(ValueError, match="data='sample' is unknown"):
         S.make_problem(dict(cfg, data="sample"))
+    # n_nodes sets the Gauss-Hermite rule of pairs without a closed form; erf pairs are closed forms.
+    coarse, _ = S.make_problem(dict(cfg, data="population", n_nodes=20))
+    assert coarse.source.n_nodes == 20 and pop.source.n_nodes == ft.gaussian.DEFAULT_NODES
+    assert coarse.loss(theta) == pytest.approx(pop.loss(theta), rel=1e-13)
 
 
 def test_dispatcher_compiles_each_group_once_where_it_can():
