@@ -228,8 +228,8 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
     moves by more than `max_jump` (`function_distance` over the training inputs), log₁₀ t grows by more
     than `max_log_step`, or log₁₀‖∇L‖ changes by more than `max_grad_step` decades. Each unresolved
     segment is re-solved from its saved start with the run's own dynamics — the flow with the run's
-    solver and tolerances, or the GD map itself (its states are exact) — with `n_inner` states inside,
-    and the check repeats on the new segments for up to `rounds` rounds (so the resolution is
+    solver and tolerances, or the GD map itself (its states are exact) — with `n_inner` states inside
+    (⌈jump / max_jump⌉ − 1 of them rounded up to a power of two, at most `n_inner`, when only the function jump exceeds its limit), and the check repeats on the new segments for up to `rounds` rounds (so the resolution is
     (n_inner + 1)^rounds finer where needed, and untouched where the user's grid already suffices).
     SGD runs and runs without settings are returned unchanged.
 
@@ -272,17 +272,25 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
             dlog = np.where(t[todo] > 0, np.log10(t[todo + 1] / np.where(t[todo] > 0, t[todo], 1.0)), 0.0)
         bad = (jump > max_jump) | (dlog > max_log_step) | (np.abs(lg[todo + 1] - lg[todo]) > max_grad_step)
         bad &= t[todo] > 0 if segment is _segment_flow else step[todo + 1] - step[todo] > 1
+        # A segment unresolved only by its function jump gets the states that split it into pieces
+        # of ≤ max_jump if the motion were even (the next round catches uneven motion); the others n_inner.
+        only_jump = (dlog <= max_log_step) & (np.abs(lg[todo + 1] - lg[todo]) <= max_grad_step)
+        with np.errstate(invalid="ignore"):
+            need = np.where(only_jump, np.ceil(jump / max_jump) - 1, n_inner)
+        need = np.clip(np.nan_to_num(need, nan=n_inner), 1, n_inner)
+        # Powers of two: every distinct count is one more compiled solve (save_ts has a static length).
+        n_seg = np.minimum(2 ** np.ceil(np.log2(need)), n_inner).astype(int)[bad]
         todo = todo[bad]
         if todo.size == 0:
             used -= 1
             break
         new_t, new_theta, new_step = [], [], []
-        for i in todo:
+        for i, n_i in zip(todo, n_seg):
             if time_limit is not None and _time.perf_counter() - start > time_limit:
                 break
             if added >= max_states:
                 break
-            res = segment(light, _View(t, theta, trajectory, step), i, n_inner)
+            res = segment(light, _View(t, theta, trajectory, step), i, int(n_i))
             new_t.append(res[0])
             new_theta.append(res[1])
             if segment is _segment_gd:

@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .. import _checks
 from ..problem import Problem
@@ -472,10 +473,14 @@ def _dense(problem, theta, n, rtol_zero, vectors):
     H = dense_hessian(problem, theta)
     if not np.all(np.isfinite(H)):
         raise ValueError("the Hessian at theta is not finite.")
-    if vectors:
-        lam, Q = np.linalg.eigh(H)
-    else:  # eigenvalues only: about 3× cheaper than eigh at n ≈ 10³
-        lam, Q = np.linalg.eigvalsh(H), None
+    # One LAPACK thread: beside XLA's threads on a loaded 2-core machine a multithreaded OpenBLAS spun
+    # instead of working (eigvalsh of a 1 210² matrix: 4.2 s CPU / 9.2 s wall with its default threads,
+    # 0.16 s / 0.25 s with one, at load ≈ 11), and one thread is as fast as two at n ≈ 10³ anyway.
+    with threadpool_limits(1, user_api="blas"):
+        if vectors:
+            lam, Q = np.linalg.eigh(H)
+        else:  # eigenvalues only: about 3× cheaper than eigh at n ≈ 10³
+            lam, Q = np.linalg.eigvalsh(H), None
     del H
     scale = float(np.max(np.abs(lam))) if n else 0.0
     tol = rtol_zero * scale
