@@ -70,8 +70,8 @@ def test_gd_killed_by_its_budget_resumes_exactly(minimal_mse, tmp_path):
     assert ft.gradient_descent(minimal_mse, None, **kw, resume=joined) is joined
 
 
-def test_checkpoints_are_resumable(minimal_mse, tmp_path, monkeypatch):
-    """Every checkpoint written during a run ("running") resumes into the run's exact result."""
+def _record_saves(monkeypatch) -> list:
+    """A list that receives a copy of every Trajectory saved from now on (checkpoints included)."""
     written = []
     save = ft.Trajectory.save
 
@@ -80,6 +80,12 @@ def test_checkpoints_are_resumable(minimal_mse, tmp_path, monkeypatch):
         save(self, path)
 
     monkeypatch.setattr(ft.Trajectory, "save", record)
+    return written
+
+
+def test_checkpoints_are_resumable(minimal_mse, tmp_path, monkeypatch):
+    """Every checkpoint written during a run ("running") resumes into the run's exact result."""
+    written = _record_saves(monkeypatch)
     path = tmp_path / "ck.npz"
     kw = dict(lr=0.01, steps=5_000, n_records=10)
     final = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, **kw, checkpoint=path,
@@ -184,21 +190,14 @@ def test_rkc_segments_and_checkpoints_continue_exactly(digits_net, tmp_path, mon
     """In segments (a budget that never runs out) the result is the one-call run bit for bit, and a
     "running" checkpoint written on the way resumes, in a fresh call from disk, into that result."""
     problem, theta0, full = digits_net
-    written = []
-    save = ft.Trajectory.save
-
-    def record(self, path):
-        written.append(copy.deepcopy(self))
-        save(self, path)
-
-    monkeypatch.setattr(ft.Trajectory, "save", record)
+    written = _record_saves(monkeypatch)
     seg = ft.gradient_flow(problem, theta0, 20.0, time_limit=1e9, checkpoint=tmp_path / "ck",
                            checkpoint_every=1e-9)
     np.testing.assert_array_equal(seg.t, full.t)
     np.testing.assert_array_equal(seg.theta, full.theta)
     running = [t for t in written if t.status == ft.Status.RUNNING]
     assert running and running[0].solver_state is not None
-    monkeypatch.setattr(ft.Trajectory, "save", save)
+    monkeypatch.undo()  # the real save again
     running[0].save(tmp_path / "running")
     resumed = ft.gradient_flow(problem, None, 20.0, resume=tmp_path / "running.npz")
     np.testing.assert_array_equal(resumed.theta[_common(resumed, full)], full.theta)

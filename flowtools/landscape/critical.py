@@ -28,6 +28,7 @@ saturating σ have), or the iteration budget.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 
@@ -35,6 +36,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.sparse.linalg import LinearOperator, minres
 
 from .. import _checks
 from ..problem import Problem
@@ -330,6 +332,9 @@ def _solve_matrix_free(problem, theta0, center, radius, gtol, max_iter, cg_iter,
 
 
 # ---------------------------------------------------------------------- Newton–MINRES (matrix-free)
+_MINRES_TOL = "rtol" if "rtol" in inspect.signature(minres).parameters else "tol"  # scipy < 1.12: tol
+
+
 def _newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, deadline):
     """Inexact Newton steps H s = −∇L solved by MINRES on H itself (symmetric indefinite; Paige &
     Saunders 1975) to relative residual η = min(0.1, ‖∇L‖^½) (Dembo, Eisenstat & Steihaug 1982), cut to
@@ -338,13 +343,8 @@ def _newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, dead
     CG on H² (the Levenberg–Marquardt loop) squares H's condition number; near a plateau's critical set,
     where H has a continuum of tiny eigenvalues, that stalls where MINRES converges quadratically.
     Returns (θ, ‖∇L‖, iterations, code, timed_out)."""
-    import inspect
-
-    from scipy.sparse.linalg import LinearOperator, minres
-
     from ..problem import _jit_grad, _jit_hvp
 
-    tol_kw = "rtol" if "rtol" in inspect.signature(minres).parameters else "tol"  # scipy < 1.12: tol
     n = int(theta0.shape[0])
     x = np.array(theta0, dtype=float)
     g = np.asarray(_jit_grad(problem, jnp.asarray(x)))
@@ -362,7 +362,7 @@ def _newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, dead
         xj = jnp.asarray(x)
         op = LinearOperator((n, n), dtype=float,
                             matvec=lambda v: np.asarray(_jit_hvp(problem, xj, jnp.asarray(v.ravel()))))
-        s, _ = minres(op, -g, maxiter=min(n, 500), **{tol_kw: min(0.1, f ** 0.25)})
+        s, _ = minres(op, -g, maxiter=min(n, 500), **{_MINRES_TOL: min(0.1, f ** 0.25)})
         ns = float(np.linalg.norm(s))
         if not math.isfinite(ns) or ns == 0.0:
             return x, math.sqrt(f), it, _STALLED, False
