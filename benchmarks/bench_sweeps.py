@@ -1,11 +1,11 @@
 """Sweeps: a 2-worker Dask sweep against a serial loop, and a warm compilation cache against a cold one.
 
 `sweep_vs_serial_loop`: the same flow + itinerary points (teacher–student, d_in = 4, k = 2, widths 2
-and 3, n = 200) run (a) by a plain Python loop over `flowtools.sweeps.flow_itinerary` in one fresh
+and 3, 16 seeds each, n = 2000 samples) run (a) by a plain Python loop over `flowtools.sweeps.flow_itinerary` in one fresh
 process and (b) by `flowtools.sweep(..., workers=2)` in another fresh process, each with its own empty
 compilation cache, so imports, compiles, the cluster start and (for b) the store writes are all
 included. Both sides compute the same points and the entry checks that they agree (node sequences,
-final losses). Also measured: `sweep(..., workers=0)` (serial, same store writes, no Dask), the CPU
+final losses). Also measured (`--full`): `sweep(..., workers=0)` (serial, same store writes, no Dask); the CPU
 time of each side (all processes; less sensitive to the machine's other load than wall time) and the
 phases of the 2-worker sweep (`SweepResult.timings`). Target: ratio ≤ 0.6 on 2 cores (ideal 0.5).
 
@@ -142,10 +142,14 @@ def _configs(seeds, widths, n):
                   t1=1e6, gtol=1e-9)
 
 
-def sweep_vs_serial_loop(quick: bool) -> dict:
-    seeds, widths = (4, [2]) if quick else (16, [2, 3])
-    configs = _configs(seeds, widths, 200)
-    return _compare(configs, f"sweep 2 workers vs serial loop ({len(configs)} flows)")
+def sweep_vs_serial_loop(quick: bool, full: bool = False) -> dict:
+    """32 points of 2 000 samples (≈ 2 s of work each after compilation, the scale of a research sweep's
+    point); `--quick`: 4 points of 200. The serial sweep (`workers=0`, same store) runs in `--full` only."""
+    seeds, widths, n = (4, [2], 200) if quick else (16, [2, 3], 2000)
+    configs = _configs(seeds, widths, n)
+    e = _compare(configs, f"sweep 2 workers vs serial loop ({len(configs)} flows, n = {n})", serial_sweep=full)
+    e["extra"]["n"] = n
+    return e
 
 
 def sweep_vs_serial_work_size(quick: bool) -> list[dict]:

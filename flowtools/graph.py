@@ -49,50 +49,43 @@ class SaddleGraph:
         return int(self.graph.graph.get("n_trajectories", 0))
 
     def find_node(self, fingerprint, signature, *, kind: str | None = None, radius: float = 0.0,
-                  d_out: int = 1) -> str | None:
+                  d_out: int = 1, n_train: int = 0) -> str | None:
         """The id of the node of the same critical set, or None.
 
-        **Rule:** the same local index n_neg = signature[0] (the zero count is not compared: it varies
-        along a degenerate set), the same group (minima and degenerate minima; saddles of every kind
-        and slow regions; "unfinished" and "diverged" ends apart), and a `function_distance` between
-        fingerprints of at most max(fingerprint_tol · (1 + d(f, 0)), radius of either node). Refined critical sets carry radius 0,
-        so their identity is exact to `fingerprint_tol`; an unrefined slow region carries the visit
-        radius of its itinerary, so the same passage seen by different runs is one node. The nearest
-        match wins.
+        **Rule** (`match_distance`): the same local index n_neg = signature[0] (the zero count is not
+        compared: it varies along a degenerate set), the same group (minima and degenerate minima;
+        saddles of every kind and slow regions; "unfinished" and "diverged" ends apart), and a
+        `function_distance` between fingerprints of at most fingerprint_tol · (1 + d(f, 0)). Refined
+        critical sets carry radius 0, so their identity is exact to `fingerprint_tol`. An unrefined slow
+        region or an "unfinished" end carries the visit radius of its itinerary, and matches within it
+        on the first `n_train` inputs of the fingerprint (the training inputs, where the radius is
+        measured), so the same passage seen by different runs is one node. An "unfinished" end is not a
+        critical point: its n_neg is not compared. The nearest match wins.
         """
         fp = np.asarray(fingerprint, dtype=float)
-        n_neg = None if signature is None else int(signature[0])
-        group = _group(kind)
         best, best_d = None, np.inf
         for node, attrs in self.graph.nodes(data=True):
-            sig = attrs.get("signature")
-            if (None if sig is None else int(sig[0])) != n_neg:
-                continue
-            if kind is not None and _group(attrs.get("kind")) != group:
-                continue
-            other = np.asarray(attrs["fingerprint"], dtype=float)
-            if other.shape != fp.shape:
-                continue
-            k = int(attrs.get("d_out", d_out))
-            d = float(fingerprint_distance(other, fp, k))
-            scale = 1.0 + float(fingerprint_distance(fp, np.zeros_like(fp), k))
-            tol = max(self.fingerprint_tol * scale, float(radius), float(attrs.get("radius", 0.0)))
-            if d <= tol and d < best_d:
+            mine = attrs.get("kind") if kind is None else kind  # no kind given: any group
+            d = match_distance(dict(fingerprint=fp, signature=signature, kind=mine, radius=radius),
+                               attrs, int(attrs.get("d_out", d_out)), n_train or int(attrs.get("n_train", 0)),
+                               self.fingerprint_tol)
+            if d is not None and d < best_d:
                 best, best_d = node, d
         return best
 
     def add_node(self, *, fingerprint, signature, kind: str, loss: float, theta,
                  gen_error: float | None = None, reduces_to: str | None = None,
                  grad_norm: float | None = None, eigenvalues=None, visits: int = 0, radius: float = 0.0,
-                 d_out: int = 1) -> str:
+                 d_out: int = 1, n_train: int = 0) -> str:
         """Add a critical set (or return the id of the matching existing node, see `find_node`) and
-        count `visits`. `radius`: the function-space radius of an unrefined slow region (0 for a
-        critical set); `d_out`: the network's number of outputs (to read the fingerprint).
+        count `visits`. `radius`: the function-space radius of an unrefined slow region or an unfinished
+        end (0 for a critical set); `d_out`: the network's number of outputs (to read the fingerprint);
+        `n_train`: how many of the fingerprint's inputs are training inputs (0: unknown, all).
 
         A matching node keeps its representative θ unless the new one has a smaller ‖∇L‖; it keeps the
         largest radius seen.
         """
-        node = self.find_node(fingerprint, signature, kind=kind, radius=radius, d_out=d_out)
+        node = self.find_node(fingerprint, signature, kind=kind, radius=radius, d_out=d_out, n_train=n_train)
         sig = [None if s is None else int(s) for s in signature] if signature is not None else None
         attrs = dict(kind=str(kind), loss=float(loss), theta=[float(v) for v in np.ravel(theta)],
                      fingerprint=[float(v) for v in np.ravel(fingerprint)], signature=sig,
@@ -100,7 +93,7 @@ class SaddleGraph:
                      gen_error=float("nan") if gen_error is None else float(gen_error),
                      reduces_to=reduces_to or "", grad_norm=float("nan") if grad_norm is None else float(grad_norm),
                      eigenvalues=[] if eigenvalues is None else [float(v) for v in np.ravel(eigenvalues)],
-                     radius=float(radius), d_out=int(d_out))
+                     radius=float(radius), d_out=int(d_out), n_train=int(n_train))
         if node is None:
             node = f"n{self.graph.number_of_nodes()}"
             while node in self.graph:
@@ -178,7 +171,7 @@ class SaddleGraph:
                     fingerprint=a["fingerprint"], signature=a["signature"], kind=a["kind"], loss=a["loss"],
                     theta=a["theta"], gen_error=a.get("gen_error"), reduces_to=a.get("reduces_to"),
                     grad_norm=a.get("grad_norm"), eigenvalues=a.get("eigenvalues"), visits=a.get("visits", 0),
-                    radius=a.get("radius", 0.0), d_out=a.get("d_out", 1))
+                    radius=a.get("radius", 0.0), d_out=a.get("d_out", 1), n_train=a.get("n_train", 0))
                 extra = {k: v for k, v in a.items() if k in ("attractor", "degenerate", "basin_fraction")}
                 out.graph.nodes[mapping[node]].update(extra)
             out.graph.graph["n_trajectories"] = out.n_trajectories + g.n_trajectories
@@ -337,6 +330,30 @@ def _rows(header, rows, max_rows, what):
     if len(shown) < len(rows):
         out.append(f"… {len(rows) - len(shown)} more {what} (table(max_rows=None) shows all)")
     return out
+
+
+def match_distance(a: dict, b: dict, d_out: int, n_train: int = 0, tol: float = 1e-4) -> float | None:
+    """The function distance between two visits or nodes (dicts with fingerprint, signature, kind,
+    radius) when they are the same critical set under the node rule (`SaddleGraph.find_node`), else None."""
+    if _group(a.get("kind")) != _group(b.get("kind")):
+        return None
+    sa, sb = a.get("signature"), b.get("signature")
+    n_a, n_b = (None if s is None or s[0] is None else int(s[0]) for s in (sa, sb))
+    if n_a != n_b and _group(a.get("kind")) != "unfinished":
+        return None
+    fa, fb = np.asarray(a["fingerprint"], dtype=float), np.asarray(b["fingerprint"], dtype=float)
+    if fa.shape != fb.shape:
+        return None
+    d = float(fingerprint_distance(fa, fb, d_out))
+    if d <= tol * (1.0 + float(fingerprint_distance(fa, np.zeros_like(fa), d_out))):
+        return d
+    radius = max(float(a.get("radius", 0.0)), float(b.get("radius", 0.0)))
+    if radius > 0:
+        m = n_train * d_out if 0 < n_train * d_out <= fa.size else fa.size
+        d_train = float(fingerprint_distance(fa[:m], fb[:m], d_out))
+        if d_train <= radius:
+            return d_train
+    return None
 
 
 def _group(kind) -> str:

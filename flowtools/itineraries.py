@@ -36,7 +36,7 @@ from . import _checks
 from .dynamics.flow import gradient_flow
 from .dynamics.progress import disabled as _progress_disabled
 from .dynamics.trajectory import Status, Trajectory
-from .graph import SaddleGraph
+from .graph import SaddleGraph, match_distance
 from .landscape import classify_point, find_critical_point, hessian_spectrum, slow_points
 from .landscape.critical import MATRIX_FREE_MIN
 from .landscape.slow import resolve_trajectory
@@ -147,12 +147,6 @@ def _train_part(problem, fp) -> np.ndarray:
     """The training-input outputs of a fingerprint, shape (n, d_out)."""
     n, d_out = problem.x.shape[0], problem.model.d_out
     return np.asarray(fp)[: n * d_out].reshape(n, d_out)
-
-
-def _distance_to_fp(problem, theta, fp) -> float:
-    """`function_distance` over the training inputs between f(θ) and a fingerprint."""
-    f = np.asarray(problem.predict(theta, np.asarray(problem.x)))
-    return float(output_distance(f, _train_part(problem, fp)))
 
 
 def _outputs(problem, thetas) -> np.ndarray:
@@ -280,7 +274,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     finite = np.all(np.isfinite(traj.theta), axis=1)
     thetas, ts = traj.theta[finite], traj.t[finite]
     outputs = _outputs(problem, thetas)
-    d_out = problem.model.d_out
+    d_out, n_train = problem.model.d_out, int(np.asarray(problem.x).shape[0])
 
     def distances(fp):
         return output_distance(outputs, _train_part(problem, fp)[None])
@@ -342,7 +336,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     visits = _windows(candidates, distances, ts, rho)
     merged: list[Visit] = []
     for v in visits:
-        if merged and _same_set(merged[-1], v, d_out):
+        if merged and _same_set(merged[-1], v, d_out, n_train):
             merged[-1] = _merge(merged[-1], v)
         else:
             merged.append(v)
@@ -363,7 +357,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         visits.append(Visit(t_in=float(ts[-1]), t_out=float(ts[-1]), t=float(ts[-1]), **info))
     stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements,
                  budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
-                 states=int(len(thetas)), d_out=d_out)
+                 states=int(len(thetas)), d_out=d_out, n_train=n_train)
     itin = Itinerary(visits, terminal, trajectory.method, message, degenerate, stats)
     if exhausted:
         itin.message += f"; the time limit of {time_limit:g} s ran out: later passages are unrefined"
@@ -561,18 +555,9 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     return "attractor", message, info, degenerate
 
 
-def _group(kind) -> str:
-    return kind if kind in ("unfinished", "diverged") else "set"
-
-
-def _same_set(a: Visit, b: Visit, d_out: int, tol: float = 1e-4) -> bool:
-    """The node rule: the same local index n_neg, and functions within 1e-4·(1 + RMS) for two refined
-    critical sets, or within the larger visit radius when either is an unrefined slow region."""
-    if a.signature[0] != b.signature[0] or _group(a.kind) != _group(b.kind):
-        return False
-    d = float(fingerprint_distance(a.fingerprint, b.fingerprint, d_out))
-    scale = float(fingerprint_distance(a.fingerprint, np.zeros_like(a.fingerprint), d_out))
-    return d <= max(tol * (1 + scale), a.radius, b.radius)
+def _same_set(a: Visit, b: Visit, d_out: int, n_train: int) -> bool:
+    """The node rule (`flowtools.graph.match_distance`) between two consecutive visits."""
+    return match_distance(vars(a), vars(b), d_out, n_train) is not None
 
 
 def _merge(a: Visit, b: Visit) -> Visit:
@@ -592,7 +577,7 @@ def add_to_graph(graph: SaddleGraph, itin: Itinerary, run: str) -> list[str]:
         v.node = graph.add_node(fingerprint=v.fingerprint, signature=v.signature, kind=v.kind, loss=v.loss,
                                 theta=v.theta, gen_error=v.gen_error, reduces_to=v.reduces_to,
                                 grad_norm=v.grad_norm, eigenvalues=v.eigenvalues, radius=v.radius,
-                                d_out=d_out)
+                                d_out=d_out, n_train=int(itin.stats.get("n_train", 0)))
         nodes.append(v.node)
     if itin.terminal == "attractor":
         graph.graph.nodes[nodes[-1]]["attractor"] = True

@@ -555,6 +555,18 @@ class Problem(eqx.Module):
             raise ValueError(f"x must have shape (n, {self.model.d_in}), got {x.shape}.")
         return np.asarray(_jit_apply(self, self._theta(theta), jnp.asarray(x)))
 
+    def function_space(self, outputs):
+        """The network function as every function-space distance compares it (traceable): the outputs
+        themselves for squared error, the class probabilities softmax(f) for cross-entropy. Logits are
+        defined only up to a common shift (the loss, and so the flow, cannot tell f from f + c·1), and a
+        classifier that fits its labels has logits growing without bound while its probabilities settle."""
+        return jax.nn.softmax(outputs, axis=-1) if self.loss_family == "cross_entropy" else outputs
+
+    def function_values(self, theta, x) -> np.ndarray:
+        """`function_space` of the outputs f(x; θ), shape (n, d_out): what `function_distance` compares."""
+        f = self.predict(theta, x)
+        return np.asarray(self.function_space(f)) if self.loss_family == "cross_entropy" else f
+
     def _require_population(self):
         if not self.has_population:
             raise ValueError("gen_error needs a data set with a teacher; build it with "
@@ -752,7 +764,8 @@ def map_states(kernel, problem: "Problem", thetas, chunk: int | None = None):
 
 
 def training_outputs(problem: "Problem", thetas) -> np.ndarray:
-    """f(x_k; θ) on the problem's inputs `x` for each row (state) of `thetas`, shape (m, n, d_out).
+    """The network function on the problem's inputs `x` for each row (state) of `thetas`, shape
+    (m, n, d_out): f(x_k; θ), as class probabilities for cross-entropy (`Problem.function_space`).
 
     Evaluated in fixed-size chunks of states (`map_states`): one compiled kernel, bounded memory.
     """
@@ -771,7 +784,7 @@ def held_out_metrics(problem: "Problem", thetas) -> dict:
 
 @eqx.filter_jit
 def _jit_batch_outputs(problem, thetas):
-    return jax.vmap(lambda th: problem.apply_fn(th, problem.x))(thetas)
+    return jax.vmap(lambda th: problem.function_space(problem.apply_fn(th, problem.x)))(thetas)
 
 
 @eqx.filter_jit

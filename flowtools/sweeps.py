@@ -900,7 +900,12 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
         else:
             n = workers if workers is not None else (os.cpu_count() or 1)
             # Points are placed by _Dispatcher; stealing would move them to workers that lack their kernels.
-            config.enter_context(dask.config.set({"distributed.scheduler.work-stealing": False}))
+            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which also freezes glibc's mmap
+            # threshold: every array above 128 kB is then mapped and unmapped afresh, and a point takes
+            # 1.5–1.7× as long as in a plain process (docs/sweeps.md). None unsets it.
+            config.enter_context(dask.config.set({
+                "distributed.scheduler.work-stealing": False,
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}))
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    env=worker_environment(), dashboard_address=None,
                                    silence_logs=logging.ERROR)

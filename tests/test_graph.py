@@ -146,3 +146,23 @@ def test_slow_regions_of_one_passage_share_a_node():
     # d = sqrt(((0.08² + 0.08²) + 0) / 2) = 0.08 ≤ 0.1 (the mean over all entries would be 0.057)
     assert h.find_node([0.08, 0.08, 0.0, 0.0], (1, 0, 1), kind="slow_region", d_out=2) == n
     assert h.find_node([0.12, 0.12, 0.0, 0.0], (1, 0, 1), kind="slow_region", d_out=2) is None
+
+
+def test_unfinished_ends_match_on_the_training_inputs_whatever_their_index():
+    """An unfinished end is not a critical point: ends of two runs are one node when their functions
+    agree within the visit radius on the training inputs (the first n_train entries), whatever their
+    Hessian index and their outputs on the probe inputs."""
+    g = SaddleGraph()
+    a = g.add_node(fingerprint=[1.0, 0.0, 5.0, -5.0], signature=(209, 140, 861), kind="unfinished", loss=0.005,
+                   theta=[0.0], radius=0.1, n_train=2)
+    assert g.add_node(fingerprint=[0.98, 0.01, -3.0, 4.0], signature=(198, 139, 873), kind="unfinished",
+                      loss=0.005, theta=[0.1], radius=0.1, n_train=2) == a
+    assert g.add_node(fingerprint=[0.5, 0.0, 5.0, -5.0], signature=(209, 140, 861), kind="unfinished",
+                      loss=0.3, theta=[0.2], radius=0.1, n_train=2) != a  # another function on the data
+    # Refined critical sets (radius 0) keep their exact identity on the whole fingerprint, index included.
+    s = g.add_node(fingerprint=[1.0, 0.0, 5.0, -5.0], signature=(3, 0, 1), kind="saddle", loss=0.1, theta=[0.0],
+                   n_train=2)
+    assert g.add_node(fingerprint=[1.0, 0.0, -3.0, 4.0], signature=(3, 0, 1), kind="saddle", loss=0.1,
+                      theta=[0.0], n_train=2) != s
+    assert g.add_node(fingerprint=[1.0, 0.0, 5.0, -5.0], signature=(2, 0, 2), kind="saddle", loss=0.1,
+                      theta=[0.0], n_train=2) != s

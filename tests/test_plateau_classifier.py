@@ -38,3 +38,40 @@ def test_softmax_at_class_frequencies_is_critical_and_newton_minres_reaches_it_f
     np.testing.assert_allclose(p, np.broadcast_to(freq, p.shape), atol=1e-10)
     assert abs(problem.loss(cp.theta) - entropy) < 1e-12
     assert cp.signature[0] > 0  # a saddle: the flow leaves the plateau
+
+
+def test_an_ensemble_of_runs_through_the_plateau_is_one_graph_of_two_nodes():
+    """Two seeds: each run's itinerary is the plateau's critical set (refined, loss = the entropy of the
+    class frequencies) and then the unfinished end where it fits its labels; both share both nodes."""
+    model, problem = _digits()
+    freq = np.asarray(problem.y).mean(0)
+    entropy = -float(np.sum(freq * np.log(freq)))
+    graph = ft.SaddleGraph()
+    for seed in (0, 1):
+        flow = ft.gradient_flow(problem, np.asarray(model.init(seed, "glorot", scale=0.1)), 300.0,
+                                rtol=1e-5, atol=1e-7)
+        itin = ft.itinerary(problem, flow)
+        assert itin.terminal == "unfinished"
+        assert [v.status for v in itin.visits] == ["converged", "terminal"]
+        plateau = itin.visits[0]
+        assert abs(plateau.loss - entropy) < 1e-10 and plateau.signature[0] > 0
+        ft.add_to_graph(graph, itin, f"seed{seed}")
+    assert graph.graph.number_of_nodes() == 2
+    assert graph.graph.edges["n0", "n1"]["count"] == 2
+
+
+def test_cross_entropy_compares_class_probabilities_not_logits():
+    """Logits are defined up to a common shift: f and f + c·1 are the same classifier (distance 0),
+    and the function compared is softmax(f) (rows summing to 1)."""
+    from flowtools.problem import training_outputs
+
+    model, problem = _digits()
+    theta = np.asarray(model.init(3, "glorot", scale=0.5))
+    (w1, b1), (w2, b2) = model.unflatten(jnp.asarray(theta))
+    shifted = np.asarray(model.flatten([(w1, b1), (w2, b2 + 7.0)]))
+    assert abs(problem.loss(shifted) - problem.loss(theta)) < 1e-12
+    assert ft.function_distance(problem, theta, shifted, n_probe=16) < 1e-12
+    p = training_outputs(problem, theta[None])[0]
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    logits = problem.predict(theta, np.asarray(problem.x))
+    assert np.all(np.argmax(p, axis=1) == np.argmax(logits, axis=1))

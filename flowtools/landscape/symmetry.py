@@ -408,7 +408,8 @@ def probe_inputs(problem: Problem, n_probe: int = 256, seed: int = 0) -> np.ndar
 
 
 def function_fingerprint(problem: Problem, theta, *, n_probe: int = 256, seed: int = 0) -> np.ndarray:
-    """The network's outputs on the training inputs followed by the probe inputs, flattened.
+    """The network function on the training inputs followed by the probe inputs, flattened (outputs;
+    class probabilities for cross-entropy, see `Problem.function_space`).
 
     Two parameter vectors compute the same function (to the resolution of the probe set) exactly when
     their fingerprints agree; compare them with `fingerprint_distance` (the `function_distance`
@@ -417,7 +418,7 @@ def function_fingerprint(problem: Problem, theta, *, n_probe: int = 256, seed: i
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
     x = np.concatenate([np.asarray(problem.x), probe_inputs(problem, n_probe, seed)])
-    return problem.predict(theta, x).reshape(-1)
+    return problem.function_values(theta, x).reshape(-1)
 
 
 def output_distance(fa, fb):
@@ -450,15 +451,16 @@ def function_distance(problem: Problem, theta_a, theta_b, *, n_probe: int = 0, s
     """The function-space distance d(a, b) = sqrt( (1/N) Σ_k ‖f(x_k; a) − f(x_k; b)‖² ).
 
     The inputs x_k are the training inputs, followed by `n_probe` seeded probe inputs when asked
-    (`probe_inputs`; default none). See `output_distance`; many θ against one reference at once:
+    (`probe_inputs`; default none); f is the class probabilities for cross-entropy
+    (`Problem.function_space`). See `output_distance`; many θ against one reference at once:
     `function_distances`.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
     n_probe = int(_checks.nonnegative("n_probe", n_probe))
     x = _inputs(problem, n_probe, seed)
-    fa = np.asarray(problem.predict(theta_a, x))
-    fb = np.asarray(problem.predict(theta_b, x))
+    fa = problem.function_values(theta_a, x)
+    fb = problem.function_values(theta_b, x)
     return float(output_distance(fa, fb))
 
 
