@@ -5,13 +5,15 @@ and 3, 16 seeds each, n = 2000 samples) run (a) by a plain Python loop over `flo
 process and (b) by `flowtools.sweep(..., workers=2)` in another fresh process, each with its own empty
 compilation cache, so imports, compiles, the cluster start and (for b) the store writes are all
 included. Both sides compute the same points and the entry checks that they agree (node sequences,
-final losses). Also measured (`--full`): `sweep(..., workers=0)` (serial, same store writes, no Dask); the CPU
-time of each side (all processes; less sensitive to the machine's other load than wall time) and the
-phases of the 2-worker sweep (`SweepResult.timings`). Target: ratio ≤ 0.6 on 2 cores (ideal 0.5).
+final losses). Also measured: two loops side by side over alternate points, each in its own fresh
+process (`extra.split_s`): what running the sweep by hand on both cores gives, and so the machine's own
+parallel efficiency for this work; with `--full`, `sweep(..., workers=0)` (serial, same store writes,
+no Dask). The entry also records the CPU time of each side (all processes; less sensitive to the
+machine's other load than wall time) and the phases of the 2-worker sweep (`SweepResult.timings`).
+Target: ratio ≤ 0.6 on 2 cores (ideal 0.5).
 
-`sweep_vs_serial_work_size` (`--full`): the same comparison as the data set grows (n = 200, 1000,
-2000 samples), i.e. as the work per point grows against the fixed costs (imports, cluster start, one
-compile per shape): where the ratio crosses 0.6.
+`sweep_vs_serial_work_size` (`--full`): the same comparison with 64 seeds per width (128 points), i.e.
+four times the work against the same fixed costs (imports, cluster start, one compile per shape).
 
 `compile_cache_warm_vs_cold`: the compile time reported by `gradient_flow` in a fresh process whose
 cache directory is empty, then in a second fresh process on the same directory.
@@ -79,16 +81,27 @@ print(json.dumps(dict(compile_s=traj.stats["compile_time"], cache=ft.compilation
 
 def _python(code, args, cache_dir, cwd):
     """(its JSON line, wall seconds, CPU seconds of it and all its child processes)."""
-    env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(cache_dir), FLOWTOOLS_PROGRESS="0")
-    env.pop("XLA_FLAGS", None)
+    outs, wall, cpu = _side_by_side([(code, args, cache_dir)], cwd)
+    return outs[0], wall, cpu
+
+
+def _side_by_side(runs, cwd):
+    """Start every (code, args, cache_dir) as its own Python process at once and wait for all:
+    (their JSON lines, wall seconds until the last ends, CPU seconds of all of them)."""
     t, c = time.perf_counter(), os.times()
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=cwd, capture_output=True, text=True,
-                         timeout=3600)
+    procs = []
+    for code, args, cache_dir in runs:
+        env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(cache_dir), FLOWTOOLS_PROGRESS="0")
+        env.pop("XLA_FLAGS", None)
+        procs.append(subprocess.Popen([sys.executable, "-c", code, *args], env=env, cwd=cwd,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=3600) for p in procs]
     wall, c2 = time.perf_counter() - t, os.times()
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
+    for p, (_, err) in zip(procs, results):
+        if p.returncode != 0:
+            raise RuntimeError(err[-3000:])
     cpu = (c2.children_user + c2.children_system) - (c.children_user + c.children_system)
-    return json.loads(out.stdout.strip().splitlines()[-1]), wall, cpu
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in results], wall, cpu
 
 
 def _load():
@@ -113,6 +126,11 @@ def _compare(configs, label: str, serial_sweep: bool = True) -> dict:
         loop, loop_wall, loop_cpu = _python(_LOOP, [json.dumps(configs)], tmp / "cache_loop", tmp)
         sweep, sweep_wall, sweep_cpu = _python(_SWEEP, [json.dumps(configs), str(tmp / "store"), "2"],
                                                tmp / "cache_sweep", tmp)
+        # The hand-made alternative: two loops side by side over alternate points, no Dask.
+        halves, split_wall, split_cpu = _side_by_side(
+            [(_LOOP, [json.dumps(configs[h::2])], tmp / f"cache_half{h}") for h in (0, 1)], tmp)
+        split_outcomes = [None] * len(configs)
+        split_outcomes[0::2], split_outcomes[1::2] = halves[0]["outcomes"], halves[1]["outcomes"]
         serial = None
         if serial_sweep:
             serial, serial_wall, serial_cpu = _python(_SWEEP, [json.dumps(configs), str(tmp / "store0"), "0"],
@@ -123,6 +141,9 @@ def _compare(configs, label: str, serial_sweep: bool = True) -> dict:
                                   other_points_s=loop["other_points_s"]),
                  sweep_phases=phases, sweep_point_wall_sum_s=sweep["point_wall_sum_s"],
                  agreement=_agree(loop["outcomes"], sweep["outcomes"]), load_average_start=load_start,
+                 split_s=split_wall, split_cpu_s=split_cpu, split_ratio_to_loop=split_wall / loop_wall,
+                 sweep_over_split=sweep_wall / split_wall,
+                 agreement_split=_agree(loop["outcomes"], split_outcomes),
                  load_average_end=_load(), cpu_count=os.cpu_count())
     if serial is not None:
         extra.update(serial_sweep_s=serial_wall, serial_sweep_cpu_s=serial_cpu,
@@ -153,15 +174,15 @@ def sweep_vs_serial_loop(quick: bool, full: bool = False) -> dict:
 
 
 def sweep_vs_serial_work_size(quick: bool) -> list[dict]:
-    out = []
-    for n in ([200, 1000] if quick else [200, 1000, 2000]):
-        configs = _configs(8, [2, 3], n)
-        e = _compare(configs, f"sweep vs loop, n = {n} ({len(configs)} flows)", serial_sweep=False)
-        e["extra"]["n"] = n
-        e["extra"]["loop_s_per_point_after_compile"] = (e["extra"]["loop_phases"]["other_points_s"]
-                                                         / (len(configs) - 2))
-        out.append(e)
-    return out
+    """The default entry's points (n = 2000, widths 2 and 3) with 64 seeds per width instead of 16 (the
+    width study's ≥ 64 seeds per point): the same fixed costs against four times the work."""
+    seeds = 8 if quick else 64
+    configs = _configs(seeds, [2, 3], 2000)
+    e = _compare(configs, f"sweep vs loop, {seeds} seeds per width, n = 2000 ({len(configs)} flows)",
+                 serial_sweep=False)
+    e["extra"].update(n=2000, seeds_per_width=seeds,
+                      loop_s_per_point_after_compile=e["extra"]["loop_phases"]["other_points_s"] / (len(configs) - 2))
+    return [e]
 
 
 def compile_cache_warm_vs_cold(quick: bool) -> dict:

@@ -149,11 +149,6 @@ def _train_part(problem, fp) -> np.ndarray:
     return np.asarray(fp)[: n * d_out].reshape(n, d_out)
 
 
-def _outputs(problem, thetas) -> np.ndarray:
-    """Network outputs on the training inputs for each row of `thetas`, shape (m, n, d_out)."""
-    return training_outputs(problem, thetas)
-
-
 def _reduces_to(problem, theta) -> str:
     """The widths θ reduces to, or "" when it does not reduce (always "" for a model that is not an MLP)."""
     if not problem.is_mlp:
@@ -273,7 +268,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                                   time_limit=None if budget is None else 0.5 * budget)
     finite = np.all(np.isfinite(traj.theta), axis=1)
     thetas, ts = traj.theta[finite], traj.t[finite]
-    outputs = _outputs(problem, thetas)
+    outputs = training_outputs(problem, thetas)
     d_out, n_train = problem.model.d_out, int(np.asarray(problem.x).shape[0])
 
     def distances(fp):

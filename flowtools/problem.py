@@ -564,8 +564,7 @@ class Problem(eqx.Module):
 
     def function_values(self, theta, x) -> np.ndarray:
         """`function_space` of the outputs f(x; θ), shape (n, d_out): what `function_distance` compares."""
-        f = self.predict(theta, x)
-        return np.asarray(self.function_space(f)) if self.loss_family == "cross_entropy" else f
+        return np.asarray(self.function_space(self.predict(theta, x)))
 
     def _require_population(self):
         if not self.has_population:

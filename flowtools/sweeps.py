@@ -698,8 +698,8 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
     - `retry_errors`: on resume, run again the points whose task raised.
     - `progress`: a progress bar (default: when stderr is a terminal; FLOWTOOLS_PROGRESS=0 hides it).
     - `write_every`: the least number of seconds between rewrites of results.zarr while the sweep
-      runs (records are written at once; the Dataset is rebuilt from them). A rewrite also waits 20
-      times as long as the previous one took, so the driver spends at most ~5% of the time on it.
+      runs (records are written at once; the Dataset is rebuilt from them). A rewrite also waits 50
+      times as long as the previous one took, so the driver spends at most ~2% of the time on it.
     - `group_by`: which points share compiled kernels, as configuration keys or a function
       `config -> hashable` (default: points that differ only in `seed`). Dask workers take the points
       of one group in turn, so each group compiles once and other workers load it from the cache.
@@ -764,7 +764,7 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
             if write_every and t >= next_write[0]:
                 _consolidate(st, configs, records, attrs, final=False)
                 now = time.perf_counter()
-                next_write[0] = now + max(write_every, 20 * (now - t))
+                next_write[0] = now + max(write_every, 50 * (now - t))
             timings["write"] += time.perf_counter() - t
 
         bar = _progress(len(todo), progress)

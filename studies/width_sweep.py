@@ -174,6 +174,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", choices=["finite", "population"], default=None,
                     help="the population loss (flowtools.GaussianInputs; k = 4, d = 10; default of a full "
                     "run) or n = 200 samples (k = 2, d = 4; default of --quick)")
+    ap.add_argument("--activations", nargs="+", default=None, metavar="NAME",
+                    help="run only these of the setting's activations (the store and the analysis cover "
+                    "what has finished)")
     ap.add_argument("--no-run", action="store_true", help="analyse the store as it is (e.g. while a sweep "
                     "is still running on it) without running points")
     args = ap.parse_args(argv)
@@ -182,6 +185,10 @@ def main(argv=None) -> dict:
     settings = dict(QUICK if args.quick else FULL if data == "population" else FULL_FINITE)
     if args.seeds is not None:
         settings["seeds"] = ft._checks.positive_int("seeds", args.seeds)
+    if args.activations is not None:
+        for a in args.activations:
+            ft._checks.choice("activations", a, settings["activations"])
+        settings["activations"] = [a for a in settings["activations"] if a in args.activations]
     workers = args.workers if args.workers is not None else (0 if args.quick else None)
     configs = configurations(settings, args.seed, data)
     t0 = time.perf_counter()
