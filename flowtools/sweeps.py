@@ -634,20 +634,32 @@ def _write_zarr(store: _Store, ds) -> None:
 def open_results(store, *, grid: bool = False):
     """The sweep's xarray Dataset (opened lazily from `store`/results.zarr).
 
-    With `grid=True`, the `point` dimension is unstacked into one dimension per varying configuration
-    key (only for a full Cartesian grid of finished and unfinished points).
+    The point records are the store's truth: where they hold more finished points than results.zarr
+    (a driver killed between two rewrites, or before the first), the Dataset is built from them in
+    memory instead, and nothing is written. With `grid=True`, the `point` dimension is unstacked into
+    one dimension per varying configuration key (only for a full Cartesian grid of finished and
+    unfinished points).
     """
     import warnings
 
     import xarray as xr
 
-    path = pathlib.Path(store) / "results.zarr"
-    if not path.exists():
+    st = _Store(store)
+    path = st.path / "results.zarr"
+    on_disk = st.finished()
+    if not path.exists() and not on_disk:
         raise FileNotFoundError(f"{os.fspath(path)!r} does not exist; run flowtools.sweep with "
                                 f"store={os.fspath(store)!r} first.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = xr.open_zarr(path, consolidated=True)
+    ds = None
+    if path.exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = xr.open_zarr(path, consolidated=True)
+    if ds is None or len(on_disk) > int(ds.attrs.get("n_finished", len(on_disk))):
+        spec = io.read_json(st.path / "sweep.json")
+        records = {i: io.read_json(p) for i, p in on_disk.items()}
+        attrs = dict(schema=SCHEMA, task=spec["task"], n_points=len(spec["configurations"]))
+        ds, _ = _build(spec["configurations"], records, attrs)
     if not grid:
         return ds
     keys = [k for k in ds.coords if k not in ("point", "visit") and ds[k].dims == ("point",)
@@ -822,11 +834,16 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _consolidate(st: _Store, configs, records, attrs, *, final: bool):
+def _build(configs, records, attrs):
+    """(Dataset, merged SaddleGraph) of the finished `records`."""
     graphs = [_graph_from(records[i]["graph"]) if records[i].get("graph") else None for i in sorted(records)]
     graph = _merge_all(graphs)
     a = dict(attrs, n_finished=len(records), written=_now(), complete=len(records) == len(configs))
-    ds = _dataset(configs, records, a, graph)
+    return _dataset(configs, records, a, graph), graph
+
+
+def _consolidate(st: _Store, configs, records, attrs, *, final: bool):
+    ds, graph = _build(configs, records, attrs)
     _write_zarr(st, ds)
     graph.to_json(st.path / "graph.json")
     return ds, graph

@@ -175,8 +175,8 @@ def main(argv=None) -> dict:
                     help="the population loss (flowtools.GaussianInputs; k = 4, d = 10; default of a full "
                     "run) or n = 200 samples (k = 2, d = 4; default of --quick)")
     ap.add_argument("--activations", nargs="+", default=None, metavar="NAME",
-                    help="run only these of the setting's activations (the store and the analysis cover "
-                    "what has finished)")
+                    help="only these of the setting's activations (a store holds one grid: give this "
+                    "part its own --out)")
     ap.add_argument("--no-run", action="store_true", help="analyse the store as it is (e.g. while a sweep "
                     "is still running on it) without running points")
     args = ap.parse_args(argv)
@@ -195,7 +195,7 @@ def main(argv=None) -> dict:
     if args.no_run:
         ds = sweeps.open_results(out / "store")
         result = dict(n_run=0, n_skipped=int(ds["finished"].sum()), failed=[])
-        graph = ft.SaddleGraph.from_json(out / "store" / "graph.json")
+        graph = sweeps.merged_graph(out / "store")  # from the records, current even after a killed driver
     else:
         r = sweeps.sweep("flow_itinerary", configs, out / "store", workers=workers, scheduler=args.scheduler,
                          resume=True)

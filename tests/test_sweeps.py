@@ -161,6 +161,25 @@ def test_resume_checks_and_lock(tmp_path, monkeypatch):
     assert float(grid["x2"].sel(seed=1, scale=3.0)) == x * x * 3.0
 
 
+def test_open_results_reads_the_records_a_killed_driver_left(tmp_path, monkeypatch):
+    """The records are the truth: a results.zarr older than the records (a driver killed between two
+    rewrites), or none at all (killed before the first), is rebuilt from them in memory."""
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
+    configs = S.grid(seed=range(3), scale=[1.0])
+    store = tmp_path / "k"
+    S.sweep(SLOW_TASK, configs, store, workers=0)
+    st = S._Store(store)
+    records = {i: S.load_record(store, i) for i in range(3)}
+    attrs = dict(schema=S.SCHEMA, task=SLOW_TASK, n_points=3)
+    S._consolidate(st, configs, {0: records[0]}, attrs, final=False)  # the zarr of an earlier moment
+    ds = S.open_results(store)
+    assert list(ds["finished"].values) == [True, True, True]
+    assert list(ds["x2"].values) == [records[i]["outcomes"]["x2"] for i in range(3)]
+    (store / "results.zarr").unlink()
+    assert int(S.open_results(store)["finished"].sum()) == 3
+
+
 def test_task_errors_are_recorded_not_raised(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
