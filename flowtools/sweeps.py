@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from . import io
+from . import _checks, io
 
 __all__ = [
     "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "TASKS",
@@ -179,6 +179,7 @@ def pin_to_cpu(index: int) -> int | None:
     same 32 points: 33.2–33.6 s against 35.8–36.1 s): XLA's CPU runtime keeps a thread pool that
     busy-waits between computations, and a bound worker's pool, created after this call, stays on
     that worker's core."""
+    index = _checks.positive_int("index", index, minimum=0)
     if not hasattr(os, "sched_setaffinity"):
         return None
     cpus = sorted(os.sched_getaffinity(0))
@@ -799,7 +800,7 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
             io.write_json(st.record_path(i), record)
             records[i] = record
             if write_every and t >= next_write[0]:
-                _consolidate(st, configs, records, attrs, final=False)
+                _consolidate(st, configs, records, attrs)
                 now = time.perf_counter()
                 next_write[0] = now + max(write_every, 50 * (now - t))
             timings["write"] += time.perf_counter() - t
@@ -821,7 +822,7 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
         finally:
             bar.close()
             t = time.perf_counter()
-            ds, graph = _consolidate(st, configs, records, attrs, final=True)
+            ds, graph = _consolidate(st, configs, records, attrs)
             timings["write"] += time.perf_counter() - t
     wall = time.perf_counter() - t_start
     if workers == 0 and scheduler is None and client is None:
@@ -842,7 +843,7 @@ def _build(configs, records, attrs):
     return _dataset(configs, records, a, graph), graph
 
 
-def _consolidate(st: _Store, configs, records, attrs, *, final: bool):
+def _consolidate(st: _Store, configs, records, attrs):
     ds, graph = _build(configs, records, attrs)
     _write_zarr(st, ds)
     graph.to_json(st.path / "graph.json")

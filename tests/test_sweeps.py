@@ -172,7 +172,7 @@ def test_open_results_reads_the_records_a_killed_driver_left(tmp_path, monkeypat
     st = S._Store(store)
     records = {i: S.load_record(store, i) for i in range(3)}
     attrs = dict(schema=S.SCHEMA, task=SLOW_TASK, n_points=3)
-    S._consolidate(st, configs, {0: records[0]}, attrs, final=False)  # the zarr of an earlier moment
+    S._consolidate(st, configs, {0: records[0]}, attrs)  # the zarr of an earlier moment
     ds = S.open_results(store)
     assert list(ds["finished"].values) == [True, True, True]
     assert list(ds["x2"].values) == [records[i]["outcomes"]["x2"] for i in range(3)]
@@ -282,3 +282,5 @@ print(cpu, sorted(os.sched_getaffinity(0)), seen["before"], seen["after"])
     assert out.returncode == 0, out.stderr
     expected = cpus[1 % len(cpus)]
     assert out.stdout.split("\n")[0] == f"{expected} [{expected}] [{expected}] [{expected}]"
+    with pytest.raises(ValueError, match="index must be an integer ≥ 0"):
+        S.pin_to_cpu(-1)
