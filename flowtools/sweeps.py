@@ -48,7 +48,7 @@ import numpy as np
 from . import _checks, io
 
 __all__ = [
-    "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "TASKS",
+    "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "merge_stores", "TASKS",
     "flow_itinerary", "gd_itinerary", "critical_points", "escape", "make_problem", "initial_theta",
     "configure_worker", "worker_environment", "pin_to_cpu", "TIMING_OUTCOMES", "SCHEMA",
 ]
@@ -549,6 +549,52 @@ def merged_graph(store, **where):
         if all(rec["config"].get(k) == v for k, v in where.items()) and rec.get("graph"):
             graphs.append(_graph_from(rec["graph"]))
     return _merge_all(graphs)
+
+
+def _sweep_spec(store, name: str) -> dict:
+    path = _Store(store).path / "sweep.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{name}={os.fspath(store)!r} is not a sweep store (no sweep.json); give the "
+                                "folder passed to flowtools.sweep as its store.")
+    return io.read_json(path)
+
+
+def merge_stores(source, store) -> int:
+    """Copy the finished points of the sweep store `source` into the sweep store `store`, whose
+    configurations include theirs: e.g. part of a grid run elsewhere with a store of its own (the width
+    study's `--activations tanh --out …`). Points are matched by configuration, not by index; a point
+    that `store` has already finished is kept. Both sweeps must have the same task. `store`'s
+    results.zarr and graph.json are rewritten. Returns the number of points copied.
+
+    Raises ValueError, before copying anything, when a finished point of `source` has a configuration
+    that is not one of `store`'s."""
+    src_spec, dst_spec = _sweep_spec(source, "source"), _sweep_spec(store, "store")
+    if src_spec.get("task") != dst_spec.get("task"):
+        raise ValueError(f"source={os.fspath(source)!r} ran task {src_spec.get('task')!r} and "
+                         f"store={os.fspath(store)!r} task {dst_spec.get('task')!r}; merge stores of one task.")
+    configs = dst_spec["configurations"]
+    index = {json.dumps(c, sort_keys=True): i for i, c in enumerate(configs)}
+    src, dst = _Store(source), _Store(store)
+    with dst.lock():
+        incoming, unknown = {}, []
+        for j, path in sorted(src.finished().items()):
+            rec = io.read_json(path)
+            i = index.get(json.dumps(rec["config"], sort_keys=True))
+            if i is None:
+                unknown.append(j)
+            else:
+                incoming[i] = rec
+        if unknown:
+            raise ValueError(f"points {unknown[:5]} of source={os.fspath(source)!r} have configurations that "
+                             f"store={os.fspath(store)!r} does not hold (e.g. {src.record_path(unknown[0])}); "
+                             "merge into a store whose sweep includes them.")
+        done = dst.finished()
+        new = {i: rec for i, rec in incoming.items() if i not in done}
+        for i, rec in new.items():
+            io.write_json(dst.record_path(i), rec)
+        records = {i: io.read_json(p) for i, p in dst.finished().items()}
+        _consolidate(dst, configs, records, dict(schema=SCHEMA, task=dst_spec["task"], n_points=len(configs)))
+    return len(new)
 
 
 def _dataset(configs: list[dict], records: dict[int, dict], attrs: dict, graph):

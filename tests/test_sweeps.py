@@ -180,6 +180,39 @@ def test_open_results_reads_the_records_a_killed_driver_left(tmp_path, monkeypat
     assert int(S.open_results(store)["finished"].sum()) == 3
 
 
+def test_merge_stores_joins_a_part_of_the_grid_run_in_its_own_store(tmp_path, monkeypatch):
+    """Part of a grid run elsewhere (its own store, its own indices) joins the main store by configuration:
+    the main store then holds every point once, with the values the task gives, and a second merge copies
+    nothing. A source with configurations the store lacks, or another task, is refused before any copy."""
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
+    configs = S.grid(scale=[1.0, 3.0], seed=range(3))
+    main, part = tmp_path / "main", tmp_path / "part"
+    S.sweep(SLOW_TASK, configs, main, workers=0)
+    for i in (1, 4, 5):  # points the main sweep has not run
+        S._Store(main).record_path(i).unlink()
+    S.sweep(SLOW_TASK, [configs[5], configs[1], configs[4], configs[0]], part, workers=0)  # other indices
+    assert S.merge_stores(part, main) == 3
+    ds = S.open_results(main)
+    assert bool(ds["finished"].all())
+    for i, c in enumerate(configs):
+        assert float(ds["x2"].values[i]) == _sweep_driver.expected(c)["x2"]
+        assert S.load_record(main, i)["config"] == c
+    assert S.merge_stores(part, main) == 0
+    other = tmp_path / "other"
+    S.sweep(SLOW_TASK, S.grid(scale=[2.0], seed=range(2)), other, workers=0)
+    before = sorted(p.name for p in (main / "points").iterdir())
+    with pytest.raises(ValueError, match="does not hold"):
+        S.merge_stores(other, main)
+    assert sorted(p.name for p in (main / "points").iterdir()) == before
+    with pytest.raises(FileNotFoundError, match="source="):
+        S.merge_stores(tmp_path / "nothing", main)
+    spec = json.loads((other / "sweep.json").read_text())
+    (other / "sweep.json").write_text(json.dumps(dict(spec, task="flow_itinerary")))
+    with pytest.raises(ValueError, match="merge stores of one task"):
+        S.merge_stores(other, main)
+
+
 def test_task_errors_are_recorded_not_raised(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
