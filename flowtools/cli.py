@@ -1,4 +1,5 @@
-"""The `flowtools` command: `flowtools sweep CONFIG.toml …` and `flowtools studies [NAME [ARGS…]]`.
+"""The `flowtools` command: `flowtools sweep CONFIG.toml …`, `flowtools merge SOURCE STORE` and
+`flowtools studies [NAME [ARGS…]]`.
 
 A sweep configuration is a TOML file:
 
@@ -125,6 +126,10 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue a store, skipping finished points")
     p.add_argument("--store", default=None, help="store directory (overrides the config file)")
     p.add_argument("--serial", action="store_true", help="run in this process, without Dask")
+    m = sub.add_parser("merge", help="copy the finished points of one sweep store into another whose sweep "
+                       "includes their configurations (flowtools.sweeps.merge_stores)")
+    m.add_argument("source", help="the store to copy from (e.g. part of a grid run on another machine)")
+    m.add_argument("store", help="the store of the full sweep")
     s = sub.add_parser("studies", help="list the studies, or run one: flowtools studies NAME [--quick …]")
     s.add_argument("name", nargs="?", help="the study to run")
     s.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the study")
@@ -133,6 +138,15 @@ def main(argv=None) -> int:
         if ns.workers is not None and ns.workers < 0:
             parser.error("--workers must be ≥ 0 (0 = serial)")
         return _sweep(ns)
+    if ns.command == "merge":
+        from . import sweeps
+
+        try:
+            n = sweeps.merge_stores(ns.source, ns.store)
+        except (FileNotFoundError, ValueError) as exc:
+            raise SystemExit(f"flowtools merge: {exc}") from None
+        print(f"copied {n} point(s) from {ns.source} into {ns.store}")
+        return 0
     if ns.name is None:
         for name, line in list_studies().items():
             print(f"{name:22s} {line}")

@@ -199,6 +199,7 @@ def test_merge_stores_joins_a_part_of_the_grid_run_in_its_own_store(tmp_path, mo
         assert float(ds["x2"].values[i]) == _sweep_driver.expected(c)["x2"]
         assert S.load_record(main, i)["config"] == c
     assert S.merge_stores(part, main) == 0
+    assert cli.main(["merge", str(part), str(main)]) == 0  # the command line
     other = tmp_path / "other"
     S.sweep(SLOW_TASK, S.grid(scale=[2.0], seed=range(2)), other, workers=0)
     before = sorted(p.name for p in (main / "points").iterdir())
@@ -207,6 +208,8 @@ def test_merge_stores_joins_a_part_of_the_grid_run_in_its_own_store(tmp_path, mo
     assert sorted(p.name for p in (main / "points").iterdir()) == before
     with pytest.raises(FileNotFoundError, match="source="):
         S.merge_stores(tmp_path / "nothing", main)
+    with pytest.raises(SystemExit, match="does not hold"):
+        cli.main(["merge", str(other), str(main)])
     spec = json.loads((other / "sweep.json").read_text())
     (other / "sweep.json").write_text(json.dumps(dict(spec, task="flow_itinerary")))
     with pytest.raises(ValueError, match="merge stores of one task"):
