@@ -6,8 +6,9 @@ process and (b) by `flowtools.sweep(..., workers=2)` in another fresh process, e
 compilation cache, so imports, compiles, the cluster start and (for b) the store writes are all
 included. Both sides compute the same points and the entry checks that they agree (node sequences,
 final losses). Also measured: two loops side by side over alternate points, each in its own fresh
-process (`extra.split_s`): what running the sweep by hand on both cores gives, and so the machine's own
-parallel efficiency for this work; with `--full`, `sweep(..., workers=0)` (serial, same store writes,
+process, unbound, as one would start them by hand (`extra.split_s`): what running the sweep by hand on
+both cores gives (each loop compiles every shape, and the loops' XLA pools busy-wait on each other's
+core; docs/sweeps.md, "Speed"); with `--full`, `sweep(..., workers=0)` (serial, same store writes,
 no Dask). The entry also records the CPU time of each side (all processes; less sensitive to the
 machine's other load than wall time) and the phases of the 2-worker sweep (`SweepResult.timings`).
 Target: ratio ≤ 0.6 on 2 cores (ideal 0.5).

@@ -551,6 +551,11 @@ def merged_graph(store, **where):
     return _merge_all(graphs)
 
 
+def _attrs(task_name: str, configs) -> dict:
+    """The Dataset attributes every build of a store's results starts from."""
+    return dict(schema=SCHEMA, task=task_name, n_points=len(configs))
+
+
 def _sweep_spec(store, name: str) -> dict:
     path = _Store(store).path / "sweep.json"
     if not path.exists():
@@ -588,12 +593,11 @@ def merge_stores(source, store) -> int:
             raise ValueError(f"points {unknown[:5]} of source={os.fspath(source)!r} have configurations that "
                              f"store={os.fspath(store)!r} does not hold (e.g. {src.record_path(unknown[0])}); "
                              "merge into a store whose sweep includes them.")
-        done = dst.finished()
-        new = {i: rec for i, rec in incoming.items() if i not in done}
+        records = {i: io.read_json(p) for i, p in dst.finished().items()}
+        new = {i: rec for i, rec in incoming.items() if i not in records}
         for i, rec in new.items():
             io.write_json(dst.record_path(i), rec)
-        records = {i: io.read_json(p) for i, p in dst.finished().items()}
-        _consolidate(dst, configs, records, dict(schema=SCHEMA, task=dst_spec["task"], n_points=len(configs)))
+        _consolidate(dst, configs, {**records, **new}, _attrs(dst_spec["task"], configs))
     return len(new)
 
 
@@ -703,10 +707,9 @@ def open_results(store, *, grid: bool = False):
             warnings.simplefilter("ignore")
             ds = xr.open_zarr(path, consolidated=True)
     if ds is None or len(on_disk) > int(ds.attrs.get("n_finished", len(on_disk))):
-        spec = io.read_json(st.path / "sweep.json")
+        spec = _sweep_spec(store, "store")
         records = {i: io.read_json(p) for i, p in on_disk.items()}
-        attrs = dict(schema=SCHEMA, task=spec["task"], n_points=len(spec["configurations"]))
-        ds, _ = _build(spec["configurations"], records, attrs)
+        ds, _ = _build(spec["configurations"], records, _attrs(spec["task"], spec["configurations"]))
     if not grid:
         return ds
     keys = [k for k in ds.coords if k not in ("point", "visit") and ds[k].dims == ("point",)
@@ -837,7 +840,7 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
                 del records[i]
         todo = [i for i in range(len(configs)) if i not in records]
         n_skipped = len(configs) - len(todo)
-        attrs = dict(schema=SCHEMA, task=task_name, n_points=len(configs))
+        attrs = _attrs(task_name, configs)
         failed: list = []
         next_write = [time.perf_counter() + write_every]
 
