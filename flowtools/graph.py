@@ -201,9 +201,26 @@ class SaddleGraph:
 
     @classmethod
     def from_json(cls, path) -> "SaddleGraph":
-        data = io.read_json(path)
-        g = cls(float(data.get("graph", {}).get("fingerprint_tol", 1e-4)))
+        """Read node-link JSON written by `to_json`.
+
+        **Raises:** `FileNotFoundError`; `flowtools.io.FileFormatError` (a ValueError naming the path
+        and the field) for a truncated or garbage file, a node or link without a required attribute,
+        or a link to a node the file does not list."""
+        path = os.fspath(path)
+        data = io.read_json(path, required=("nodes", "links"))
+        for key in ("nodes", "links"):
+            if not isinstance(data[key], list):
+                raise io.FileFormatError(f"{path}: field {key!r} must be a list, got {type(data[key]).__name__}.")
+        for i, node in enumerate(data["nodes"]):
+            io.require_fields(path, node, ("id",), f"nodes[{i}]")
+        for i, link in enumerate(data["links"]):
+            io.require_fields(path, link, ("from", "to"), f"links[{i}]")
+        graph_attrs = data.get("graph", {})
+        if not isinstance(graph_attrs, dict):
+            raise io.FileFormatError(f"{path}: field 'graph' must be an object, got {type(graph_attrs).__name__}.")
+        g = cls(_loaded_tol(path, graph_attrs))
         g.graph = nx.node_link_graph(data, directed=True, edges="links", source="from", target="to")
+        _check_loaded(path, g.graph, [n["id"] for n in data["nodes"]])
         _restore_nan(g.graph)
         return g
 
@@ -219,16 +236,28 @@ class SaddleGraph:
 
     @classmethod
     def from_graphml(cls, path) -> "SaddleGraph":
+        """Read GraphML written by `to_graphml`.
+
+        **Raises:** `FileNotFoundError`; `flowtools.io.FileFormatError` (a ValueError naming the path
+        and the field) for a truncated or garbage file, an attribute that does not decode, or a node or
+        edge without a required attribute."""
+        import xml.etree.ElementTree as ET
+
         if not os.path.exists(path):
             raise FileNotFoundError(f"path={os.fspath(path)!r} does not exist.")
-        raw = nx.read_graphml(path)
-        g = cls(float(raw.graph.get("fingerprint_tol", 1e-4)))
+        path = os.fspath(path)
+        try:
+            raw = nx.read_graphml(path)
+        except (ET.ParseError, nx.NetworkXError, KeyError, ValueError, IndexError) as err:
+            raise io.FileFormatError(f"{path} is not readable GraphML ({type(err).__name__}: {err}); the "
+                                     "file is truncated or not a flowtools graph: write it again.") from None
+        g = cls(_loaded_tol(path, raw.graph))
         graph = nx.DiGraph(**{k: v for k, v in raw.graph.items() if k not in ("node_default", "edge_default")})
         for n, a in raw.nodes(data=True):
-            graph.add_node(n, **_decode(dict(a)))
+            graph.add_node(n, **_decode(dict(a), path, f"node {n!r}"))
         for u, v, a in raw.edges(data=True):
-            graph.add_edge(u, v, **_decode(dict(a)))
-        graph.graph["n_trajectories"] = int(graph.graph.get("n_trajectories", 0))
+            graph.add_edge(u, v, **_decode(dict(a), path, f"edge {u!r} → {v!r}"))
+        _check_loaded(path, graph, list(raw.nodes))
         g.graph = graph
         return g
 
@@ -377,12 +406,66 @@ def _encode(a):
             a[k + "__json"] = True
 
 
-def _decode(a):
+def _decode(a, path=None, where=""):
     for k in [k for k in a if k.endswith("__json")]:
         key = k[: -len("__json")]
-        a[key] = json.loads(a[key])
+        try:
+            a[key] = json.loads(a[key])
+        except (TypeError, json.JSONDecodeError, KeyError):
+            raise io.FileFormatError(f"{path}: {where} attribute {key!r} is not valid JSON: "
+                                     f"{str(a.get(key))[:60]!r}.") from None
         del a[k]
     return a
+
+
+# What `merge`, `summary` and `find_node` read from every node and edge of a loaded graph.
+_NODE_FIELDS = ("kind", "fingerprint", "signature", "loss", "theta")
+_EDGE_FIELDS = ("count", "transit_times", "source", "methods")
+
+
+def _loaded_tol(path, attrs) -> float:
+    try:
+        tol = float(attrs.get("fingerprint_tol", 1e-4))
+    except (TypeError, ValueError):
+        tol = float("nan")
+    if not tol > 0:
+        raise io.FileFormatError(f"{path}: graph attribute 'fingerprint_tol' must be a positive number, "
+                                 f"got {attrs.get('fingerprint_tol')!r}.")
+    return tol
+
+
+def _check_loaded(path, graph, listed) -> None:
+    """Check a loaded graph before anything uses it: every link joins listed nodes, every node and
+    edge has the attributes `merge` and `summary` read, and the counts are numbers."""
+    listed = set(listed)
+    for u, v in graph.edges:
+        for end in (u, v):
+            if end not in listed:
+                raise io.FileFormatError(f"{path}: the link {u!r} → {v!r} refers to node {end!r}, which the "
+                                         "file does not list; the file is damaged or was edited by hand.")
+    for n, a in graph.nodes(data=True):
+        missing = [k for k in _NODE_FIELDS if k not in a]
+        if missing:
+            raise io.FileFormatError(f"{path}: node {n!r} lacks the field(s) {missing}.")
+        fp = a["fingerprint"]
+        if not isinstance(fp, list) or not all(isinstance(x, (int, float)) or x is None for x in fp):
+            raise io.FileFormatError(f"{path}: node {n!r} field 'fingerprint' must be a list of numbers.")
+    for u, v, e in graph.edges(data=True):
+        missing = [k for k in _EDGE_FIELDS if k not in e]
+        if missing:
+            raise io.FileFormatError(f"{path}: edge {u!r} → {v!r} lacks the field(s) {missing}.")
+        if isinstance(e["count"], bool) or not isinstance(e["count"], (int, float)) or e["count"] < 0:
+            raise io.FileFormatError(f"{path}: edge {u!r} → {v!r} field 'count' must be a number ≥ 0, "
+                                     f"got {e['count']!r}.")
+        e.setdefault("runs", [])
+    try:
+        graph.graph["n_trajectories"] = int(graph.graph.get("n_trajectories", 0))
+    except (TypeError, ValueError):
+        raise io.FileFormatError(f"{path}: graph attribute 'n_trajectories' must be an integer, got "
+                                 f"{graph.graph.get('n_trajectories')!r}.") from None
+    for _, _, e in graph.edges(data=True):
+        e.setdefault("fraction", e["count"] / max(graph.graph["n_trajectories"], 1))
+        e.setdefault("median_transit_time", float("nan"))
 
 
 def _restore_nan(graph):

@@ -18,7 +18,12 @@ import tempfile
 import numpy as np
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "write_npz",
-           "to_jsonable"]
+           "read_npz", "to_jsonable", "FileFormatError", "require_fields"]
+
+
+class FileFormatError(ValueError):
+    """A file that exists but cannot be read as what it should be (truncated, garbage, a field missing
+    or of the wrong shape). The message names the path and, where one is at fault, the field."""
 
 
 def _umask() -> int:
@@ -96,9 +101,67 @@ def write_json(path, obj, *, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n")
 
 
-def read_json(path):
-    with open(os.fspath(path)) as fh:
-        return json.load(fh)
+def read_json(path, *, required=()):
+    """The JSON value in `path`; `required`: keys the top-level object must have.
+
+    Raises `FileNotFoundError` for a missing file and `FileFormatError` (naming the path) for a file
+    that is not complete JSON, not an object when keys are required, or lacks a required key."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FileFormatError(f"{path} is not valid JSON ({err}); the file is truncated or not a "
+                              "flowtools result: write it again.") from None
+    if required:
+        require_fields(path, value, required)
+    return value
+
+
+def require_fields(path, value, required, where: str = "") -> dict:
+    """Check that `value` is a JSON object with the keys `required`; the error names `path` and the key."""
+    label = f"{path}{': ' + where if where else ''}"
+    if not isinstance(value, dict):
+        raise FileFormatError(f"{label} must hold a JSON object, got {type(value).__name__}.")
+    missing = [k for k in required if k not in value]
+    if missing:
+        raise FileFormatError(f"{label} lacks the field(s) {missing}; the file is incomplete or was not "
+                              "written by flowtools.")
+    return value
+
+
+def read_npz(path, *, required=()) -> dict:
+    """All arrays of the .npz file `path`, read fully, as a dict; `required`: names that must be there.
+
+    Raises `FileNotFoundError` for a missing file and `FileFormatError` (naming the path, and the
+    array where one is at fault) for a truncated or garbage file or a missing array. Object arrays are
+    refused (they would need pickle)."""
+    import zipfile
+    import zlib
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {}
+            for name in z.files:
+                try:
+                    arrays[name] = z[name]
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                    raise FileFormatError(f"{path}: array {name!r} cannot be read ({err}); the file is "
+                                          "truncated or damaged: write it again.") from None
+    except FileFormatError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise FileFormatError(f"{path} is not a readable .npz file ({type(err).__name__}: {err}); the "
+                              "file is truncated or not a flowtools result: write it again.") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise FileFormatError(f"{path} lacks the array(s) {missing}; the file is incomplete or was not "
+                              "written by flowtools.")
+    return arrays
 
 
 def write_npz(path, **arrays) -> None:

@@ -39,7 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .stiff import FlowSolver, event_code, finish, hessian_fn, outputs, rms, save_between, save_step
+from .stiff import (FlowSolver, event_code, finish, hessian_fn, outputs, rms, save_between, save_step,
+                    start_event)
 
 __all__ = ["BDF"]
 
@@ -344,7 +345,8 @@ class BDF(FlowSolver):
                        mv_since=i64(0), n_steps=i64(0),
                        n_accepted=i64(0), n_grad=n_grad, n_hess=i64(0), n_fact=i64(0), n_mv=i64(0),
                        n_newton_fail=i64(0), n_error_fail=i64(0), save_index=i64(0), ts_out=ts_out,
-                       ys_out=ys_out, event=i64(0), failed=F, stride=i64(1), started=F)
+                       ys_out=ys_out, event=start_event(problem, y0, f0), failed=F, stride=i64(1),
+                       started=F)
         if state_in is not None:
             state = jax.tree_util.tree_map(lambda a, b: jnp.where(resume, a, b), state_in, state)
         limit = [v for v in (max_steps, step_limit) if v is not None]
@@ -356,7 +358,7 @@ class BDF(FlowSolver):
         def body(s):
             order, D = s.order, s.D
             min_step = 10 * jnp.abs(jnp.nextafter(s.t, jnp.inf) - s.t)
-            too_small = s.h_abs < min_step
+            too_small = ~(s.h_abs >= min_step)  # a NaN step size fails too
             t_new = s.t + s.h_abs
             over = t_new > t1
             t_new = jnp.where(over, t1, t_new)

@@ -20,7 +20,7 @@ from jax import lax
 from .. import _checks
 from ..problem import Problem, held_out_metrics
 from .progress import progress_bar
-from .trajectory import Status, Trajectory, evaluate_states
+from .trajectory import Status, Trajectory, evaluate_states, first_non_finite as _first_non_finite
 
 __all__ = ["gradient_descent", "sgd", "record_schedule"]
 
@@ -273,8 +273,11 @@ def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, sett
         Status.CONVERGED: f"|grad L| <= gtol={gtol:g} at step {k}",
         Status.T1_REACHED: f"ran all {steps} steps; |grad L| = {gnorm[-1]:.3g}",
         Status.DIVERGED: f"|theta| exceeded max_norm={max_norm:g} at step {event_step}",
-        Status.NON_FINITE: f"non-finite gradient or parameters at step {event_step}; "
-                           f"the last iterate with a finite gradient (step {k}) is kept (try a smaller lr)",
+        Status.NON_FINITE: (f"{_first_non_finite(thetas, loss, gnorm)} is non-finite at the starting "
+                            f"point (step {k}, L = {loss[-1]:.3g}, |grad L| = {gnorm[-1]:.3g})"
+                            if k == event_step and _first_non_finite(thetas, loss, gnorm) else
+                            f"non-finite gradient or parameters at step {event_step}; the last iterate "
+                            f"with a finite gradient (step {k}) is kept (try a smaller lr)"),
         Status.TIME_LIMIT: f"wall-time budget used up at step {k} of {steps}; continue with "
                            "resume=this trajectory",
         Status.RUNNING: f"checkpoint of a run in progress at step {k} of {steps}; continue with "

@@ -37,6 +37,7 @@ from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
 from .progress import progress_bar
 from .trajectory import Status, Trajectory, evaluate_states
+from .trajectory import first_non_finite as _first_non_finite
 
 __all__ = ["gradient_flow", "SOLVERS", "log_time_grid"]
 
@@ -100,7 +101,7 @@ def _solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, m
     event = diffrax.Event({
         "converged": lambda t, y, args, **kw: grad_norm(t, y, args) <= gtol,
         "diverged": lambda t, y, args, **kw: jnp.linalg.norm(y) > max_norm,
-        "non_finite": lambda t, y, args, **kw: ~jnp.isfinite(grad_norm(t, y, args)),
+        "non_finite": lambda t, y, args, **kw: ~jnp.isfinite(grad_norm(t, y, args) + jnp.sum(y)),
     })
     meter = diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter()
     sol = diffrax.diffeqsolve(
@@ -392,8 +393,11 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
                                            "continue with resume=this trajectory")
     elif code == 0:
         status, message = Status.T1_REACHED, f"reached t1={t1:g}; |grad L| = {gnorm[-1]:.3g}"
-    elif code == 1 and mask.get("non_finite"):
-        status, message = Status.NON_FINITE, f"grad L became non-finite at t={ts_out[-1]:.6g}"
+    elif (code == 1 and mask.get("non_finite")) or (code in (2, 3) and _first_non_finite(ys, loss, gnorm)):
+        # Before max_steps and failure: a run stuck on a non-finite state says so.
+        status, message = Status.NON_FINITE, (f"{_first_non_finite(ys, loss, gnorm) or 'grad L'} is "
+                                              f"non-finite at t={ts_out[-1]:.6g} (L = {loss[-1]:.3g}, "
+                                              f"|grad L| = {gnorm[-1]:.3g})")
     elif code == 1 and mask.get("diverged"):
         status, message = Status.DIVERGED, f"|theta| exceeded max_norm={max_norm:g} at t={ts_out[-1]:.6g}"
     elif code == 1:
@@ -401,8 +405,6 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
     elif code == 2:
         status, message = Status.MAX_STEPS, (f"max_steps={max_steps} reached at t={ts_out[-1]:.6g} "
                                              f"before t1={t1:g}; raise max_steps or loosen rtol/atol")
-    elif not np.all(np.isfinite(ys[-1])) or not np.isfinite(gnorm[-1]):
-        status, message = Status.NON_FINITE, f"the state became non-finite at t={ts_out[-1]:.6g}"
     else:
         status, message = Status.FAILED, (f"the solver failed at t={ts_out[-1]:.6g} (a diffrax error, or "
                                           "the step size fell below rounding level)")

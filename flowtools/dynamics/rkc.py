@@ -36,7 +36,7 @@ import numpy as np
 from jax import lax
 
 from .bdf import _initial_step
-from .stiff import FlowSolver, event_code, finish, outputs, rms, save_between, save_step
+from .stiff import FlowSolver, event_code, finish, outputs, rms, save_between, save_step, start_event
 
 __all__ = ["RKC", "lanczos_lambda_max"]
 
@@ -262,7 +262,8 @@ class RKC(FlowSolver):
             return _State(t=t0, y=y0, fy=f0, h=h, h_old=h, err_old=jnp.asarray(1.0), rejected_last=F,
                           pi=F, rho=rho, rho_vec=vec, rho_age=i64(0), n_steps=i64(0), n_accepted=i64(0),
                           n_grad=n_grad, n_hvp=i64(m), n_rho=i64(1), max_stages_used=i64(0),
-                          save_index=i64(0), ts_out=ts_out, ys_out=ys_out, event=i64(0), failed=F,
+                          save_index=i64(0), ts_out=ts_out, ys_out=ys_out,
+                          event=start_event(problem, y0, f0), failed=F,
                           stride=i64(1))
 
         # A resumed segment skips the start-up (first gradient, λ_max, initial step) entirely.
@@ -279,7 +280,7 @@ class RKC(FlowSolver):
             rho, vec = lax.cond(refresh, spectral_radius, lambda y, v: (s.rho, v), s.y, s.rho_vec)
             h = jnp.minimum(jnp.minimum(s.h, t1 - s.t), _h_stable(rho, s_max))
             min_step = 10 * jnp.abs(jnp.nextafter(s.t, jnp.inf) - s.t)
-            too_small = h < min_step
+            too_small = ~(h >= min_step)  # a NaN step size fails too
             stages = _stages_for(h, rho, s_max)
             y_new = rkc_step(f, s.y, s.fy, h, stages)
             f_new = f(y_new)

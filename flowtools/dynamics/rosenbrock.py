@@ -49,7 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .stiff import FlowSolver, eigh_sym, event_code, finish, hessian_fn, outputs, rms, save_between
+from .stiff import (FlowSolver, eigh_sym, event_code, finish, hessian_fn, outputs, rms, save_between,
+                    start_event)
 
 __all__ = ["RosenbrockW", "ROS34PW2", "TABLEAUS", "rosenbrock_step"]
 
@@ -238,7 +239,7 @@ def _solve(solver, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff,
         t=t0, y=y0, f=f0, h=h, Q=Q, lam=lam, age=i64(0), fresh=jnp.asarray(True),
         rejected=jnp.asarray(False), inv_err=jnp.asarray(1.0), n_steps=i64(0), n_accepted=i64(0),
         n_grad=n_grad, n_hess=i64(1), save_index=i64(0), ts_out=ts_out, ys_out=ys_out,
-        event=i64(0), meter=meter.init())
+        event=start_event(problem, y0, f0), meter=meter.init())
 
     def cond(s):
         return (s.t < t1) & (s.n_steps < max_steps) & (s.event == 0)

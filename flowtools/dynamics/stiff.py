@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["FlowSolver", "hessian_fn", "eigh_sym", "rms", "outputs"]
+__all__ = ["FlowSolver", "hessian_fn", "eigh_sym", "rms", "outputs", "start_event"]
 
 
 def hessian_fn(problem, theta, method: str = "auto"):
@@ -52,6 +52,15 @@ def event_code(g_norm, y, gtol, max_norm):
     """0: none, 1: ‖∇L‖ ≤ gtol, 2: ‖θ‖ > max_norm, 3: ∇L not finite (checked after accepted steps)."""
     return jnp.select([~jnp.isfinite(g_norm), g_norm <= gtol, jnp.linalg.norm(y) > max_norm],
                       [3, 1, 2], 0)
+
+
+def start_event(problem, y0, f0):
+    """The event code at the initial state: 3 when θ0, L(θ0) or ∇L(θ0) is not finite, else 0.
+
+    Without it a run that starts non-finite rejects every attempt (no step is ever accepted, so the
+    check after accepted steps never runs) until max_steps."""
+    finite = jnp.all(jnp.isfinite(y0)) & jnp.all(jnp.isfinite(f0)) & jnp.isfinite(problem.loss_fn(y0))
+    return jnp.where(finite, 0, 3).astype(jnp.int64)
 
 
 def save_between(ts, index, t_old, t_new, interp, ts_out, ys_out):

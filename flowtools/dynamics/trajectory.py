@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import os
 
 import equinox as eqx
@@ -158,14 +157,19 @@ class Trajectory:
 
     @classmethod
     def load(cls, path) -> "Trajectory":
-        """Read a trajectory written by `save`."""
+        """Read a trajectory written by `save`.
+
+        **Raises:** `FileNotFoundError` when a file is missing; `flowtools.io.FileFormatError` (a
+        ValueError naming the path and the field) when a file is truncated or garbage, a field is
+        missing, or the arrays' shapes disagree (every per-state array must have one entry per time).
+        """
         path = os.fspath(path)
         if not path.endswith(".npz"):
             path += ".npz"
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in z.files}
-        with open(path[:-4] + ".json") as fh:
-            meta = json.load(fh)
+        arrays = io.read_npz(path, required=("t", "theta", "loss", "grad_norm"))
+        json_path = path[:-4] + ".json"
+        meta = io.read_json(json_path, required=("status", "message", "stats", "method", "meta"))
+        _check_saved(path, json_path, arrays, meta)
         return cls(
             t=arrays["t"], theta=arrays["theta"], loss=arrays["loss"], grad_norm=arrays["grad_norm"],
             gen_error=arrays.get("gen_error"), status=Status(meta["status"]), message=meta["message"],
@@ -176,7 +180,47 @@ class Trajectory:
         )
 
 
+_METHODS = ("gradient_flow", "gradient_descent", "sgd")
+
+
+def _check_saved(path, json_path, arrays, meta) -> None:
+    """Check a saved trajectory's arrays and record before building it; errors name file and field."""
+    bad = lambda msg: io.FileFormatError(f"{msg}; the file is damaged or was not written by "  # noqa: E731
+                                         "Trajectory.save.")
+    t = arrays["t"]
+    if t.ndim != 1 or t.size == 0 or not np.issubdtype(t.dtype, np.number):
+        raise bad(f"{path}: field 't' must be a non-empty 1-D array of times, got shape {t.shape}")
+    m = t.shape[0]
+    theta = arrays["theta"]
+    if theta.ndim != 2 or theta.shape[0] != m or not np.issubdtype(theta.dtype, np.number):
+        raise bad(f"{path}: field 'theta' must have shape ({m}, n_params), one row per time in 't' "
+                  f"({m} times), got {theta.shape}")
+    for name in ("loss", "grad_norm", "gen_error", "step", "test_loss", "test_accuracy"):
+        a = arrays.get(name)
+        if a is not None and (a.shape != (m,) or not np.issubdtype(a.dtype, np.number)):
+            raise bad(f"{path}: field {name!r} must have shape ({m},), one entry per time in 't', "
+                      f"got {a.shape}")
+    if meta["status"] not in {s.value for s in Status}:
+        raise bad(f"{json_path}: field 'status' is {meta['status']!r}, not one of "
+                  f"{[s.value for s in Status]}")
+    if meta["method"] not in _METHODS:
+        raise bad(f"{json_path}: field 'method' is {meta['method']!r}, not one of {list(_METHODS)}")
+    for name, kind in (("message", str), ("stats", dict), ("meta", dict)):
+        if not isinstance(meta[name], kind):
+            raise bad(f"{json_path}: field {name!r} must be a {kind.__name__}, "
+                      f"got {type(meta[name]).__name__}")
+
+
 _SOLVER_STATE = "solver_state."  # prefix of the solver-state arrays in a saved .npz
+
+
+def first_non_finite(theta, loss, grad_norm) -> str | None:
+    """Which of θ, L, ∇L is first non-finite at the last of these states ("theta", "L", "grad L"),
+    or None when all are finite."""
+    for name, value in (("theta", theta[-1]), ("L", loss[-1]), ("grad L", grad_norm[-1])):
+        if not np.all(np.isfinite(value)):
+            return name
+    return None
 
 
 def evaluate_states(problem, theta: np.ndarray, chunk: int | None = None):
