@@ -34,8 +34,15 @@ Entries live in the `aot/` folder of the compilation cache directory, one file p
 a temporary file and renamed into place; a lock file keeps two processes from serializing the same
 entry at once, and the folder keeps its most recently used `MAX_BYTES`. A file that fails any check on
 reading (magic, checksum, key, deserialization) is ignored with a warning, removed, and rewritten
-after the ordinary compile when XLA compiled the program. Loading an entry unpickles it: the cache directory must be as trusted as the Python
-environment itself (the same holds for JAX's own cache).
+after the ordinary compile when XLA compiled the program.
+
+Trust boundary. Loading an entry unpickles it and runs its machine code, and the checksum only guards
+against damage, not against someone who writes a valid one: whoever can write the folder can run code
+in every process that loads from it. The store is therefore used only when the `aot/` folder and the
+cache directory above it belong to this user and cannot be written by group or others (the folder is
+created with mode 0o700), and each entry file too; otherwise it is not read nor written, and one warning
+per process names the directory and the fix (`chmod go-w DIR`, or another `FLOWTOOLS_CACHE_DIR`). JAX's
+own cache holds compiled code as well and needs the same care (`_cache.py`).
 """
 
 from __future__ import annotations
@@ -300,6 +307,47 @@ def _self_contained(lowered) -> bool:
 
 
 # ----------------------------------------------------------------------------------- the files
+def untrusted(path: str) -> str | None:
+    """Why `path` (a directory or an entry) must not be loaded from: owned by another user, or
+    writable by group or others; None when it may (or does not exist yet)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"it cannot be inspected ({err})"
+    return _not_private(st)
+
+
+def _not_private(st) -> str | None:
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if uid is not None and st.st_uid != uid:
+        return f"it is owned by uid {st.st_uid}, not by this user (uid {uid})"
+    if st.st_mode & 0o022:
+        return f"group or others can write it (mode {st.st_mode & 0o777:#o})"
+    return None
+
+
+_REFUSED: set[str] = set()
+
+
+def _trusted_folder(folder: str) -> bool:
+    """Whether the store may use `folder` and its parent (the cache directory); warns once per folder
+    and process when it may not."""
+    for path in (os.path.dirname(folder), folder):
+        why = untrusted(path)
+        if why is not None:
+            if folder not in _REFUSED:
+                _REFUSED.add(folder)
+                warnings.warn(f"flowtools does not load or store compiled executables in {folder}: {path} "
+                              f"is not private ({why}), and an entry there is code that would run in "
+                              f"this process. Fix it with `chmod go-w {path}` (as its owner), or set "
+                              "FLOWTOOLS_CACHE_DIR to a directory of your own.", RuntimeWarning,
+                              stacklevel=4)
+            return False
+    return True
+
+
 def _path(folder: str, name: str, full_key: str) -> str:
     return os.path.join(folder, f"{name}-{hashlib.sha256(full_key.encode()).hexdigest()[:40]}.exe")
 
@@ -322,10 +370,13 @@ def load(path: str, full_key: str) -> Executable | None:
     """The entry at `path` if it exists and passes every check; None otherwise (never raises)."""
     try:
         with open(path, "rb") as fh:
+            why = _not_private(os.fstat(fh.fileno()))  # of the file read, not of a name
             blob = fh.read()
     except OSError:
         return None
     try:
+        if why is not None:
+            raise ValueError(f"the entry is not private: {why}")
         head = len(_MAGIC)
         if blob[:head] != _MAGIC or hashlib.sha256(blob[head + 32:]).digest() != blob[head:head + 32]:
             raise ValueError("bad magic or checksum")
@@ -361,7 +412,7 @@ def store(path: str, full_key: str, exe: Executable) -> bool:
     folder = os.path.dirname(path)
     lock = path + ".lock"
     try:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -380,7 +431,7 @@ def store(path: str, full_key: str, exe: Executable) -> bool:
         body = pickle.dumps(dict(key=full_key, payload=payload, in_tree=in_tree, out_tree=out_tree,
                                  skeleton=exe.skeleton),
                             protocol=pickle.HIGHEST_PROTOCOL)
-        io.atomic_write_bytes(path, _MAGIC + hashlib.sha256(body).digest() + body)
+        io.atomic_write_bytes(path, _MAGIC + hashlib.sha256(body).digest() + body, mode=0o600)
         _prune(folder, keep=path)
         return True
     except (OSError, ValueError, TypeError, NotImplementedError, RuntimeError, AttributeError,
@@ -426,6 +477,8 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
     full_key = path = None
     if folder is None:
         reason = "the persistent cache is off"
+    elif not _trusted_folder(folder):
+        reason = "the cache directory is not private (see the warning)"
     elif jax.config.jax_disable_jit or jax.config.jax_debug_nans or jax.config.jax_debug_infs:
         reason = "a JAX debugging mode is on"
     else:

@@ -17,6 +17,17 @@ JAX writes an entry with a plain `write_bytes`, and skips a key whose file exist
 mid-write, or two processes writing the same key (pytest-xdist workers, Dask workers), could leave a
 truncated entry that every later process fails to read. Entries are therefore written to a temporary file
 in the same directory and renamed into place (`os.replace`, atomic on POSIX and Windows).
+
+The cache also heals and stays quiet:
+
+- an entry that cannot be read back (truncated, damaged, from an incompatible jaxlib) is removed when it
+  fails, so the compile that follows writes it afresh; JAX alone would keep it and warn in every process;
+- a directory this process cannot write (a shared, pre-filled cache mounted read-only) is used read-only:
+  entries are loaded, nothing is written, no lock file is taken, and one warning per process says so.
+
+Trust: an entry is compiled machine code, loaded and run as is, so the directory must be as trusted as
+the Python environment. `enable_compilation_cache` creates it private (mode 0o700); flowtools' own
+executable store (`_aot.py`) refuses a folder that another user owns or that group or others can write.
 """
 
 from __future__ import annotations
@@ -155,6 +166,90 @@ def _bounded_put(self, key: str, value: bytes) -> None:
         self.lock.release()
 
 
+#: directories this process uses read-only (cannot write to them); their puts are skipped
+_READ_ONLY: set[str] = set()
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _writable(path: str) -> bool:
+    """Whether this process can create files in the directory `path` (tried, not guessed from modes)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-probe-", dir=path)
+    except OSError:
+        return False
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+    return True
+
+
+def _go_read_only(path: str, why: str) -> None:
+    _READ_ONLY.add(os.path.abspath(path))
+    _warn_once("read-only:" + os.path.abspath(path),
+               f"the compilation cache {path} is read-only for this process ({why}): compiled kernels "
+               "are loaded from it but new ones are not stored. Point FLOWTOOLS_CACHE_DIR at a "
+               "writable directory to keep them.")
+
+
+def _is_read_only(cache) -> bool:
+    return os.path.abspath(os.fspath(cache.path)) in _READ_ONLY
+
+
+def _remove_entry(cache, key: str) -> bool:
+    """Delete the entry `key` (and its access time) from the cache `cache`; False if it could not."""
+    ok = True
+    for suffix in ("-cache", "-atime"):
+        try:
+            os.unlink(os.path.join(os.fspath(cache.path), f"{key}{suffix}"))
+        except FileNotFoundError:
+            pass
+        except OSError:
+            ok = False
+    return ok
+
+
+def _install_healing_reads() -> bool:
+    """Make a failed read of a cache entry remove that entry, so the compile that follows rewrites it
+    (JAX keeps it and warns in every later process). False when this JAX's cache looks different."""
+    try:
+        from jax._src import compilation_cache
+    except ImportError:  # pragma: no cover
+        return False
+    original = getattr(compilation_cache, "get_executable_and_time", None)
+    if original is None or getattr(original, "_flowtools_healing", False):
+        return original is not None
+
+    def get_executable_and_time(cache_key, *args, **kwargs):
+        try:
+            return original(cache_key, *args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - any damage: remove the entry and compile as usual
+            if jax.config.jax_raise_persistent_cache_errors:
+                raise
+            cache = getattr(compilation_cache, "_cache", None)
+            if cache is None or not hasattr(cache, "path"):
+                raise
+            removed = not _is_read_only(cache) and _remove_entry(cache, cache_key)
+            _warn_once("damaged:" + os.fspath(cache.path),
+                       f"an unreadable entry of the compilation cache {cache.path} "
+                       f"({type(err).__name__}: {str(err)[:120]}) was "
+                       + ("removed; it is compiled and stored afresh (further damaged entries in this "
+                          "process are removed silently)." if removed else
+                          "skipped (the cache is read-only); the kernel is compiled instead."))
+            return None, None
+
+    get_executable_and_time._flowtools_healing = True
+    compilation_cache.get_executable_and_time = get_executable_and_time
+    return True
+
+
 def _install_atomic_writes() -> bool:
     """Make JAX's file cache write atomically; False when this JAX's cache is not the one expected."""
     try:
@@ -169,6 +264,14 @@ def _install_atomic_writes() -> bool:
     original = cls.put
 
     def put(self, key, value):
+        if _is_read_only(self):
+            return
+        try:
+            return _put(self, key, value)
+        except PermissionError as err:  # the directory became read-only after it was opened
+            _go_read_only(os.fspath(self.path), f"{type(err).__name__}: {err}")
+
+    def _put(self, key, value):
         if not getattr(self, "eviction_enabled", False):
             return _atomic_put(self, key, value)
         if hasattr(self, "lock") and hasattr(self, "max_size"):
@@ -208,8 +311,16 @@ def enable_compilation_cache(path: str | os.PathLike | None = None,
             warnings.warn("the compilation cache's size bound needs the filelock package; the cache "
                           "runs without a bound.", stacklevel=2)
             size = -1
-    os.makedirs(path, exist_ok=True)
+    os.makedirs(path, mode=0o700, exist_ok=True)  # private: its entries are code that runs here
     _install_atomic_writes()
+    _install_healing_reads()
+    path_abs = os.path.abspath(path)
+    if _writable(path):
+        _READ_ONLY.discard(path_abs)
+    else:
+        # Read-only: no size bound, so JAX takes no lock file and writes no access times.
+        _go_read_only(path, "no permission to create files in it")
+        size = -1
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

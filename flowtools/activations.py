@@ -7,11 +7,13 @@ odd (σ(−z) = −σ(z), which adds the sign-flip symmetry (w_i, v_i) → (−w
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
+import numpy as np
 
 __all__ = ["Activation", "get_activation", "ACTIVATIONS"]
 
@@ -78,16 +80,61 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
+#: the probe every user activation is checked on once: a batch of pre-activations (n, width)
+_PROBE = np.linspace(-2.0, 2.0, 6).reshape(3, 2)
+_checked: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def check_activation(act: Activation) -> Activation:
+    """Evaluate `act` once on a probe batch (3, 2) and check that it acts elementwise: it returns an
+    array of the input's shape, of a floating dtype, finite. Raises `ValueError` / `TypeError` naming
+    the activation and what it returned; the built-in activations are not probed."""
+    if ACTIVATIONS.get(act.name) == act:
+        return act
+    try:
+        if _checked.get(act.fn):
+            return act
+    except TypeError:  # not weakly referenceable: probe every time (a few microseconds)
+        pass
+    label = f"activation {act.name!r}"
+    try:
+        out = act.fn(jnp.asarray(_PROBE))
+    except Exception as err:  # noqa: BLE001 - the user's function failed on a plain float64 batch
+        raise TypeError(f"{label} failed on a float64 array of shape (3, 2): {type(err).__name__}: "
+                        f"{err}. An activation takes an array of pre-activations and returns "
+                        "σ applied elementwise, written with jax.numpy.") from None
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != _PROBE.shape:
+        raise ValueError(f"{label} must act elementwise and keep its input's shape: on an array of shape "
+                         f"(3, 2) it returned {type(out).__name__} of shape {shape}. Write σ(z) so that "
+                         "it maps each entry of z (e.g. jnp.tanh(z)), without sums or reshapes.")
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{label} must return floating-point values, got dtype {dtype} on a float64 "
+                        "input; avoid integer casts and comparisons as outputs.")
+    if not bool(jnp.all(jnp.isfinite(out))):
+        raise ValueError(f"{label} returned non-finite values on inputs in [-2, 2]: "
+                         f"{np.asarray(out).ravel().tolist()}.")
+    try:
+        _checked[act.fn] = True
+    except TypeError:
+        pass
+    return act
+
+
 def get_activation(activation: str | Activation | Callable) -> Activation:
     """Return the `Activation` for a name, an `Activation`, or a user callable.
 
     A plain callable is wrapped as smooth and not odd; wrap it in `Activation` yourself to say
     otherwise.
 
-    **Raises:** `ValueError` for an unknown name, `TypeError` for anything else.
+    A callable (or an `Activation` not in `ACTIVATIONS`) is checked once on a probe batch
+    (`check_activation`): it must keep its input's shape and return finite floating-point values.
+
+    **Raises:** `ValueError` for an unknown name or an activation that fails the probe, `TypeError`
+    for anything else.
     """
     if isinstance(activation, Activation):
-        return activation
+        return check_activation(activation)
     if isinstance(activation, str):
         key = activation.lower()
         if key not in ACTIVATIONS:
@@ -98,7 +145,7 @@ def get_activation(activation: str | Activation | Callable) -> Activation:
         return ACTIVATIONS[key]
     if callable(activation):
         name = getattr(activation, "__name__", "custom")
-        return Activation(name, activation, smooth=True, odd=False)
+        return check_activation(Activation(name, activation, smooth=True, odd=False))
     raise TypeError(
         f"activation must be a name, an Activation or a callable, got {type(activation).__name__}."
     )

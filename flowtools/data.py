@@ -48,13 +48,57 @@ class Teacher:
         return cls(lambda x: model.apply(theta, x), model.d_in, model.d_out, name or repr(model), model,
                    np.asarray(theta))
 
+    def __post_init__(self):
+        if not callable(self.fn):
+            raise TypeError(f"teacher fn must be a callable x -> y, got {type(self.fn).__name__}.")
+        object.__setattr__(self, "d_in", _checks.positive_int("d_in", self.d_in))
+        object.__setattr__(self, "d_out", _checks.positive_int("d_out", self.d_out))
+        if self.model is None:  # a network's outputs have the right shape by construction
+            _probe_teacher(self.fn, self.d_in, self.name, self.d_out)
+
     def __call__(self, x):
-        out = self.fn(jnp.asarray(x, dtype=jnp.float64))
-        return jnp.reshape(out, (jnp.shape(x)[0], self.d_out))
+        x = jnp.asarray(x, dtype=jnp.float64)
+        out = self.fn(x)
+        n = jnp.shape(x)[0]
+        if jnp.size(out) != n * self.d_out:
+            raise ValueError(f"teacher {self.name!r} returned outputs of shape {jnp.shape(out)} for {n} "
+                             f"inputs; it must return ({n}, {self.d_out}), one row per input.")
+        return jnp.reshape(out, (n, self.d_out))
+
+
+#: the probe a teacher callable is checked on: 3 inputs, not all zero (a teacher may divide by ‖x‖)
+def _teacher_probe(d_in: int) -> np.ndarray:
+    return np.linspace(-1.0, 1.5, 3 * d_in).reshape(3, d_in)
+
+
+def _probe_teacher(fn, d_in: int, name: str, d_out: int | None = None) -> int:
+    """Evaluate a teacher callable once on 3 probe inputs; check one finite float row per input (of
+    width d_out when given). Returns d_out. Errors name the teacher and what it returned."""
+    label = f"teacher {name!r}"
+    try:
+        y = fn(jnp.asarray(_teacher_probe(d_in)))
+    except Exception as err:  # noqa: BLE001 - the user's callable failed on a plain input batch
+        raise TypeError(f"{label} failed on inputs x of shape (3, {d_in}): {type(err).__name__}: {str(err).rstrip('.')}. "
+                        "A teacher maps a batch x of shape (n, d_in) to targets (n, d_out).") from None
+    shape, dtype = getattr(y, "shape", None), getattr(y, "dtype", None)
+    if shape is None or len(shape) not in (1, 2) or shape[0] != 3:
+        raise ValueError(f"{label} must return one row per input: for x of shape (3, {d_in}) it returned "
+                         f"{type(y).__name__} of shape {shape}, expected (3, d_out) or (3,).")
+    width = 1 if len(shape) == 1 else shape[1]
+    if d_out is not None and width != d_out:
+        raise ValueError(f"{label} returned rows of width {width} but d_out={d_out}.")
+    if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"{label} must return real numbers, got dtype {dtype}.")
+    if not bool(jnp.all(jnp.isfinite(y))):
+        raise ValueError(f"{label} returned non-finite targets on the probe inputs x of shape (3, {d_in}).")
+    return width
 
 
 def as_teacher(teacher, d_in: int | None = None) -> Teacher:
-    """Accept a `Teacher`, a (model, θ) pair, or a callable with `d_in` given."""
+    """Accept a `Teacher`, a (model, θ) pair, or a callable with `d_in` given.
+
+    A callable is checked once on 3 probe inputs (`_probe_teacher`): it must return one finite row per
+    input; the error names the callable and what it returned."""
     if isinstance(teacher, Teacher):
         return teacher
     if isinstance(teacher, tuple) and len(teacher) == 2 and isinstance(teacher[0], MLP):
@@ -63,10 +107,11 @@ def as_teacher(teacher, d_in: int | None = None) -> Teacher:
         if d_in is None:
             raise ValueError("d_in is required when teacher is a plain callable.")
         d_in = _checks.positive_int("d_in", d_in)
-        y = np.asarray(teacher(jnp.zeros((2, d_in))))
-        d_out = 1 if y.ndim <= 1 else y.shape[1]
-        return Teacher(teacher, d_in, d_out, getattr(teacher, "__name__", "teacher"))
-    raise TypeError("teacher must be a Teacher, a (MLP, theta) pair, or a callable x -> y.")
+        name = getattr(teacher, "__name__", "teacher")
+        d_out = _probe_teacher(teacher, d_in, name)
+        return Teacher(teacher, d_in, d_out, name)
+    raise TypeError(f"teacher must be a Teacher, a (MLP, theta) pair, or a callable x -> y, got "
+                    f"{type(teacher).__name__}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,7 +46,7 @@ def _new_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def _atomic_target(path):
+def _atomic_target(path, mode=None):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -54,7 +54,7 @@ def _atomic_target(path):
     try:
         # mkstemp creates the file 0o600; give it the mode a plain open() would have.
         if hasattr(os, "fchmod"):
-            os.fchmod(fd, _new_file_mode())
+            os.fchmod(fd, _new_file_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
@@ -66,8 +66,9 @@ def _atomic_target(path):
         raise
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    with _atomic_target(path) as fh:
+def atomic_write_bytes(path, data: bytes, *, mode: int | None = None) -> None:
+    """Write `data` to `path` atomically; `mode`: the file's permissions (default: as `open` gives)."""
+    with _atomic_target(path, mode) as fh:
         fh.write(data)
 
 
