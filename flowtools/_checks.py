@@ -12,8 +12,15 @@ from collections.abc import Iterable
 import numpy as np
 
 
+def _not_a_number(value) -> bool:
+    # float() would read "1e-8" and True as numbers: a string or a bool here is a mistake.
+    return isinstance(value, (str, bytes, bool, np.bool_))
+
+
 def positive(name: str, value, *, allow_inf: bool = False) -> float:
     """Return `value` as a float, or raise if it is not a positive finite number."""
+    if _not_a_number(value):
+        raise TypeError(f"{name} must be a positive number, got {value!r}.")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -24,6 +31,8 @@ def positive(name: str, value, *, allow_inf: bool = False) -> float:
 
 
 def nonnegative(name: str, value) -> float:
+    if _not_a_number(value):
+        raise TypeError(f"{name} must be a non-negative number, got {value!r}.")
     try:
         v = float(value)
     except (TypeError, ValueError):
