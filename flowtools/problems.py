@@ -62,7 +62,6 @@ def safran_shamir(k: int, n: int | None = None, *, d: int | None = None, activat
 
 
 def safran_shamir_init(problem: Problem, seed: int) -> np.ndarray:
-    """The free θ (W, row-major) with w_i ~ N(0, I/d), seeded."""
-    rng = np.random.default_rng(_checks.positive_int("seed", seed, minimum=0))
-    d = problem.model.d_in
-    return rng.standard_normal(problem.n_params) / np.sqrt(d)
+    """The free θ (W, row-major) with w_i ~ N(0, I/d): the model's "lecun" init, seeded."""
+    seed = _checks.positive_int("seed", seed, minimum=0)
+    return problem.free_theta(np.asarray(problem.model.init(seed, "lecun")))
