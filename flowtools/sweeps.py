@@ -211,6 +211,12 @@ def _teacher_student(cfg) -> tuple:
 
     d_in, k = int(cfg.get("d_in", 4)), int(cfg.get("teacher_width", 2))
     activation = cfg.get("teacher_activation", cfg.get("activation", "tanh"))
+    kind = cfg.get("teacher", "random")
+    if kind == "orthonormal":
+        return ft.problems.orthonormal_teacher(d_in, k, activation)
+    if kind != "random":
+        raise ValueError(f"teacher={kind!r} is unknown; use 'random' (unit-norm neurons in random directions) "
+                         "or 'orthonormal' (v_j = e_j).")
     teacher = ft.MLP((d_in, k, 1), activation, bias=False)
     rng = np.random.default_rng(int(cfg.get("teacher_seed", 0)))
     # A soft committee: unit-norm input weights, output weights 1 (Saad & Solla 1995).
@@ -264,7 +270,8 @@ def _problem(key: tuple):
     return train, gen_error
 
 
-_PROBLEM_KEYS = ("problem", "data", "d_in", "teacher_width", "teacher_activation", "teacher_seed", "activation", "n",
+_PROBLEM_KEYS = ("problem", "data", "d_in", "teacher", "teacher_width", "teacher_activation", "teacher_seed",
+                 "activation", "n",
                  "noise", "data_seed", "width", "bias", "loss", "n_nodes")
 
 
@@ -273,7 +280,8 @@ def make_problem(config: Mapping):
     E_x ‖f(x; θ) − T(x)‖² under x ~ N(0, I) (exact, `flowtools.gaussian`; None without a teacher).
 
     `problem="teacher_student"` (default): x ~ N(0, I_{d_in}) (d_in = 4), a soft-committee teacher of
-    `teacher_width` (2) unit-norm neurons with `activation` and output weights 1 (`teacher_seed` 0),
+    `teacher_width` (2) unit-norm neurons with `activation` and output weights 1 (`teacher_seed` 0; with
+    `teacher="orthonormal"` the neurons are e_1 … e_k),
     `n` = 200 samples (`data_seed` 0, `noise` 0), a student MLP (d_in, `width`, 1) without biases,
     `loss` "half_mse". With `data="population"` the loss is the population loss over x ~ N(0, I)
     (`flowtools.GaussianInputs`; exact 2-D Gaussian integrals; `n_nodes` Gauss–Hermite nodes per axis for
