@@ -71,6 +71,8 @@ from .problem import LOSS_CONVENTIONS, LOSSES, DataSource, FiniteData, Problem  
 from . import gaussian  # noqa: E402
 from .gaussian import population_risk  # noqa: E402
 from .population import GaussianInputs  # noqa: E402
+from .landscape.input_symmetry import InputSymmetry  # noqa: E402
+from . import problems  # noqa: E402
 from .splitting import SplitPrediction, inner_hessian, predict_split, split_neuron  # noqa: E402
 from .sweeps import sweep  # noqa: E402
 from .universality import (  # noqa: E402
@@ -90,7 +92,7 @@ __all__ = [
     "ACTIVATIONS", "Activation", "get_activation",
     "Dataset", "GaussianPopulation", "Teacher", "load_xy", "teacher_dataset",
     "MLP", "FunctionModel", "Problem", "LOSS_CONVENTIONS", "LOSSES", "DataSource", "FiniteData",
-    "GaussianInputs", "population_risk", "gaussian",
+    "GaussianInputs", "population_risk", "gaussian", "InputSymmetry", "problems",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
     "datasets", "deep_linear", "io", "escape", "universality",
     "dynamics", "landscape", "splitting", "sweeps", "sweep",

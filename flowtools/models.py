@@ -222,12 +222,14 @@ class MLP:
 
         - `key`: an int seed or a `jax.random` key.
         - `scheme`: "normal" (every weight and bias N(0, scale²)), "he" (weights N(0, 2/fan_in), zero
-          biases) or "glorot" (weights N(0, 2/(fan_in + fan_out)), zero biases).
+          biases), "lecun" (weights N(0, 1/fan_in), zero biases: w_i ~ N(0, I/d) in the first layer, the
+          initialisation of Safran & Shamir 2018) or "glorot" (weights N(0, 2/(fan_in + fan_out)), zero
+          biases).
         - `scale`: the standard deviation for "normal"; a global multiplier for "he" and "glorot".
         - `layer_scales`: one factor per layer multiplying that layer's weights and bias, e.g. ε on
           the r bottleneck layers of the saddle-escape setting.
         """
-        scheme = _checks.choice("scheme", scheme, ["normal", "he", "glorot"])
+        scheme = _checks.choice("scheme", scheme, ["normal", "he", "lecun", "glorot"])
         scale = _checks.positive("scale", scale)
         if layer_scales is None:
             layer_scales = (1.0,) * self.n_layers
@@ -245,6 +247,8 @@ class MLP:
                 std = scale
             elif scheme == "he":
                 std = scale * np.sqrt(2.0 / fan_in)
+            elif scheme == "lecun":
+                std = scale * np.sqrt(1.0 / fan_in)
             else:
                 std = scale * np.sqrt(2.0 / (fan_in + fan_out))
             W = std * layer_scales[l] * jax.random.normal(keys[2 * l], sl.W_shape, dtype=jnp.float64)

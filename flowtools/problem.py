@@ -141,6 +141,9 @@ class Problem(eqx.Module):
     - `frozen_at`: the model's full θ whose frozen entries are held (required with `frozen`).
     - `test_data`: a held-out `Dataset`; `test_loss` / `test_accuracy` evaluate it, and runs record
       them along the trajectory. It never enters L.
+    - `symmetry`: an `InputSymmetry`, the permutations (and sign flips) of input coordinates that leave
+      the data distribution and the teacher unchanged; critical sets, attractors and basin fractions are
+      then identified up to it (`flowtools.landscape.input_symmetry`). Checked on seeded random points.
 
     All methods take the state θ (the free coordinates; all of θ when nothing is frozen) of length
     `n_params` and are jitted. A `Problem` is a pytree whose arrays are leaves, so it can be passed
@@ -167,7 +170,7 @@ class Problem(eqx.Module):
 
     def __init__(self, model, data, loss: str = "half_mse",
                  population: GaussianPopulation | None = None, *, weight_decay: float = 0.0,
-                 frozen=None, frozen_at=None, test_data: Dataset | None = None):
+                 frozen=None, frozen_at=None, test_data: Dataset | None = None, symmetry=None):
         if not isinstance(model, (MLP, FunctionModel)):
             raise TypeError(f"model must be a flowtools.MLP or a flowtools.FunctionModel, got "
                             f"{type(model).__name__}; wrap a function f(theta, x) with "
@@ -244,6 +247,11 @@ class Problem(eqx.Module):
         if not hasattr(self, "pop_model"):
             self.pop_model = None
         self.free, self.frozen_base = _frozen(model, frozen, frozen_at)
+        if symmetry is not None:
+            from .landscape.input_symmetry import check_symmetry
+
+            check_symmetry(self, symmetry)
+            self.meta.symmetry = symmetry
 
     @property
     def loss_convention(self) -> str:
@@ -303,7 +311,7 @@ class Problem(eqx.Module):
                   loss=self.loss_convention, population=self.meta.population,
                   weight_decay=float(self.weight_decay), frozen=self.frozen_mask if self.free else None,
                   frozen_at=None if self.frozen_base is None else np.asarray(self.frozen_base),
-                  test_data=self.test_data)
+                  test_data=self.test_data, symmetry=self.symmetry)
         kw.update(changes)
         if kw["population"] is not None and isinstance(kw["data"], Dataset) and kw["data"].teacher is None:
             kw["population"] = None  # the new data has no teacher: there is no R to compute
@@ -319,6 +327,15 @@ class Problem(eqx.Module):
 
     def with_weight_decay(self, weight_decay: float) -> "Problem":
         return self._replace(weight_decay=weight_decay)
+
+    def with_symmetry(self, symmetry) -> "Problem":
+        """The same problem with a declared input symmetry (an `InputSymmetry`, or None for none)."""
+        return self._replace(symmetry=symmetry)
+
+    @property
+    def symmetry(self):
+        """The declared `InputSymmetry` (None: the network's own symmetries only)."""
+        return self.meta.symmetry
 
     def with_test_data(self, test_data: Dataset | None) -> "Problem":
         return self._replace(test_data=test_data)
@@ -611,15 +628,16 @@ class _Label:
 
 
 class _DataMeta:
-    """Where the data came from (teacher, noise level, name, a user's population rule). Not used by
-    any computation: the teacher enters only through the precomputed `pop_t`. It compares equal to
+    """Where the data came from (teacher, noise level, name, a user's population rule) and the declared
+    input symmetry. Not used by any computation: the teacher enters only through the precomputed `pop_t`. It compares equal to
     any other `_DataMeta`, so that problems differing only in their data (e.g. τ = 0.2 and τ = 0 on the
     same x) share compiled code."""
 
-    __slots__ = ("teacher", "noise", "name", "population")
+    __slots__ = ("teacher", "noise", "name", "population", "symmetry")
 
-    def __init__(self, teacher, noise, name, population):
+    def __init__(self, teacher, noise, name, population, symmetry=None):
         self.teacher, self.noise, self.name, self.population = teacher, noise, name, population
+        self.symmetry = symmetry
 
     def __eq__(self, other):
         return isinstance(other, _DataMeta)

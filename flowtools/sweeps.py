@@ -211,6 +211,12 @@ def _teacher_student(cfg) -> tuple:
 
     d_in, k = int(cfg.get("d_in", 4)), int(cfg.get("teacher_width", 2))
     activation = cfg.get("teacher_activation", cfg.get("activation", "tanh"))
+    kind = cfg.get("teacher", "random")
+    if kind == "orthonormal":
+        return ft.problems.orthonormal_teacher(d_in, k, activation)
+    if kind != "random":
+        raise ValueError(f"teacher={kind!r} is unknown; use 'random' (unit-norm neurons in random directions) "
+                         "or 'orthonormal' (v_j = e_j).")
     teacher = ft.MLP((d_in, k, 1), activation, bias=False)
     rng = np.random.default_rng(int(cfg.get("teacher_seed", 0)))
     # A soft committee: unit-norm input weights, output weights 1 (Saad & Solla 1995).
@@ -229,9 +235,14 @@ def _problem(key: tuple):
     if kind == "maleknia_sato":
         model = ft.MLP((1, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"), bias=False)
         return ft.Problem(model, ft.datasets.maleknia_sato(), cfg.get("loss", "mse")), None
+    if kind == "safran_shamir":
+        problem = ft.problems.safran_shamir(int(cfg.get("teacher_width", 6)), int(cfg.get("width", 6)),
+                                            activation=cfg.get("activation", "relu"),
+                                            seed=int(cfg.get("data_seed", 0)))
+        return problem, problem.gen_error
     if kind != "teacher_student":
-        raise ValueError(f"problem={kind!r} is unknown; use 'teacher_student' or 'maleknia_sato', or pass "
-                         "your own task function.")
+        raise ValueError(f"problem={kind!r} is unknown; use 'teacher_student', 'safran_shamir' or "
+                         "'maleknia_sato', or pass your own task function.")
     teacher, theta_t = _teacher_student(cfg)
     data_kind = cfg.get("data", "finite")
     if data_kind == "population":
@@ -259,7 +270,8 @@ def _problem(key: tuple):
     return train, gen_error
 
 
-_PROBLEM_KEYS = ("problem", "data", "d_in", "teacher_width", "teacher_activation", "teacher_seed", "activation", "n",
+_PROBLEM_KEYS = ("problem", "data", "d_in", "teacher", "teacher_width", "teacher_activation", "teacher_seed",
+                 "activation", "n",
                  "noise", "data_seed", "width", "bias", "loss", "n_nodes")
 
 
@@ -268,11 +280,15 @@ def make_problem(config: Mapping):
     E_x ‖f(x; θ) − T(x)‖² under x ~ N(0, I) (exact, `flowtools.gaussian`; None without a teacher).
 
     `problem="teacher_student"` (default): x ~ N(0, I_{d_in}) (d_in = 4), a soft-committee teacher of
-    `teacher_width` (2) unit-norm neurons with `activation` and output weights 1 (`teacher_seed` 0),
+    `teacher_width` (2) unit-norm neurons with `activation` and output weights 1 (`teacher_seed` 0; with
+    `teacher="orthonormal"` the neurons are e_1 … e_k),
     `n` = 200 samples (`data_seed` 0, `noise` 0), a student MLP (d_in, `width`, 1) without biases,
     `loss` "half_mse". With `data="population"` the loss is the population loss over x ~ N(0, I)
     (`flowtools.GaussianInputs`; exact 2-D Gaussian integrals; `n_nodes` Gauss–Hermite nodes per axis for
-    activations without a closed form) instead of `n` samples. `problem="maleknia_sato"`: the published 1-D data set and a (1, width, 1) net.
+    activations without a closed form) instead of `n` samples. `problem="safran_shamir"`:
+    `flowtools.problems.safran_shamir(teacher_width, width)` (ReLU, population loss, second layer frozen,
+    input permutations declared). `problem="maleknia_sato"`: the published 1-D data set and a
+    (1, width, 1) net.
     """
     key = tuple(sorted((k, v) for k, v in config.items() if k in _PROBLEM_KEYS))
     return _problem(key)
@@ -280,10 +296,10 @@ def make_problem(config: Mapping):
 
 def initial_theta(problem, config: Mapping) -> np.ndarray:
     """θ0 = `model.init(seed, init_scheme, scale=init_scale)` (defaults "normal", 0.1: near the origin,
-    so runs start on the plateau of the origin saddle)."""
+    so runs start on the plateau of the origin saddle); its free coordinates when parameters are frozen."""
     theta = problem.model.init(int(config["seed"]), config.get("init_scheme", "normal"),
                                scale=float(config.get("init_scale", 0.1)))
-    return np.asarray(theta)
+    return problem.free_theta(np.asarray(theta))
 
 
 def _signature_text(sig) -> str:
@@ -317,7 +333,8 @@ def _itinerary_outcomes(problem, gen_error, traj, run: str) -> dict:
         run_time=float(traj.stats.get("wall_time", 0.0) or 0.0),
     )
     visits = [dict(node=v.node, kind=v.kind, t_in=v.t_in, t_out=v.t_out, loss=v.loss,
-                   morse_index=int(v.signature[0]), signature=list(v.signature)) for v in itin.visits]
+                   morse_index=int(v.signature[0]), signature=list(v.signature),
+                   theta=[float(x) for x in np.asarray(v.theta).ravel()]) for v in itin.visits]
     return dict(out, itinerary=visits, graph=graph)
 
 

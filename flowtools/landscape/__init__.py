@@ -14,6 +14,7 @@ from .critical import (
     find_critical_points,
 )
 from .higher_order import HigherOrderTest, higher_order_test
+from .input_symmetry import InputSymmetry, canonical_input, orbit_fingerprint
 from .manifolds import ManifoldBranch, UnstableManifold, match_target, unstable_manifold
 from .slow import SlowPoint, resolve_trajectory, slow_points
 from .spectrum import (
@@ -47,5 +48,5 @@ __all__ = [
     "DEFAULT_RTOL_ZERO",
     "Reduction", "canonical_form", "reduce_network", "function_distance", "function_distances",
     "function_fingerprint", "fingerprint_distance", "output_distance", "neuron_symmetries", "probe_inputs",
-    "symmetrize_neurons", "resolve_trajectory",
+    "symmetrize_neurons", "resolve_trajectory", "InputSymmetry", "canonical_input", "orbit_fingerprint",
 ]
