@@ -19,8 +19,10 @@ whose loss the run has essentially reached); "diverged" for diverged or non-fini
 "unfinished" visit at its last state, so its path keeps its edges in the saddle graph.
 
 Visits of one critical set are one node wherever on the set the refinement lands: identity is the
-network function (fingerprint, invariant under neuron symmetries) together with the local index n_neg,
-never the zero count (see docs/itineraries.md for the rule and its tolerances).
+network function (fingerprint, invariant under neuron symmetries), never the signature, which varies
+along a degenerate set or a plateau manifold; unrefined slow regions also share n_neg (see
+docs/itineraries.md for the rule and its tolerances). A visit whose Hessian spectrum cannot be computed
+is kept, with the reason (`Visit.reason`).
 """
 
 from __future__ import annotations
