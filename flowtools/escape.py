@@ -34,7 +34,8 @@ import optimistix as optx
 from . import _checks
 from .dynamics.flow import SOLVERS
 from .dynamics.trajectory import Status, Trajectory
-from .landscape.symmetry import fingerprint_distance, function_distances, output_distance
+from .graph import match_distance
+from .landscape.symmetry import function_distances, output_distance
 from .models import MLP
 from .problem import Problem
 
@@ -500,11 +501,6 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 _ATTRACTOR_KINDS = ("minimum", "degenerate_minimum")
 
 
-def _fp_distance(a, b, d_out):
-    """The package's function distance sqrt(mean_k ‖f_a(x_k) − f_b(x_k)‖²) between two fingerprints."""
-    return float(fingerprint_distance(a, b, d_out))
-
-
 def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: float = 0.95) -> BasinFractions:
     """The fractions of runs that end at each attractor, attractors identified up to symmetry.
 
@@ -514,10 +510,11 @@ def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: fl
       `SaddleGraph` (its minimum nodes: with terminal minima, a minimum node's `visits` is the number
       of runs that ended there; `n_trajectories` is the number of runs).
     - `d_out`: the network's output dimension (to read the fingerprints).
-    - `tol`: two attractors are one up to symmetry when their function distance (on the fingerprints,
-      the training and probe inputs) is at most tol · (1 + RMS size of the fingerprint). Only the
-      function is compared, not the Morse signature: the zero count of a degenerate minimum varies
-      along its critical set, its function does not.
+    - `tol`: two attractors are one up to symmetry when they are one critical set under the node rule
+      (`flowtools.graph.match_distance`, the rule of the saddle graph): a function distance (on the
+      fingerprints, the training and probe inputs) of at most tol · (1 + d(f, 0)). Only the function
+      is compared, not the Morse signature: the zero count of a degenerate minimum varies along its
+      critical set, its function does not.
     - `confidence`: of the Wilson intervals.
 
     **Returns:** a `BasinFractions`.
@@ -546,9 +543,9 @@ def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: fl
         raise ValueError("basin_fractions needs at least one run.")
     groups: list[dict] = []
     for member, kind, loss, sig, fp, count in items:
-        scale = 1.0 + float(np.sqrt(np.mean(fp**2)))
         for g in groups:
-            if g["fp"].shape == fp.shape and _fp_distance(g["fp"], fp, d_out) <= tol * scale:
+            if match_distance(dict(fingerprint=g["fp"], signature=g["sig"], kind=g["kind"]),
+                              dict(fingerprint=fp, signature=sig, kind=kind), d_out, 0, tol) is not None:
                 g["count"] += count
                 if member not in g["members"]:
                     g["members"].append(member)

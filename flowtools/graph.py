@@ -1,9 +1,12 @@
 """SaddleGraph: the saddle → saddle → attractor connections seen over many runs, as a networkx DiGraph.
 
 A node is a critical set up to symmetry: it is identified by its network function (a fingerprint of
-outputs on the training inputs and a probe set) together with its local index n_neg, not by raw
-parameters nor by the zero count (which varies along a degenerate set), so a whole line of split
-critical points is one node while its minimum and saddle segments are different nodes (DESIGN.md).
+outputs on the training inputs and a probe set), not by raw parameters nor by the Hessian signature
+(which varies along a degenerate set, and on a plateau manifold even in its negative count): points with
+the same function are one node, whatever their signatures, and the node records every signature seen
+(`signatures`, `signature_range`). Minima and saddles stay apart, so a whole line of split critical
+points is one node per segment kind (DESIGN.md). Passages matched only within a visit radius (slow
+regions, unfinished ends, which are not critical sets) must also share n_neg.
 Edges are the transitions seen in itineraries, with their count, the fraction of trajectories that made
 them and the median transit time; connections found on unstable manifolds are marked
 `source="unstable_manifold"`.
@@ -25,7 +28,8 @@ from .landscape.symmetry import fingerprint_distance
 
 __all__ = ["SaddleGraph", "GraphSummary"]
 
-_LIST_ATTRS = ("theta", "fingerprint", "signature", "transit_times", "eigenvalues", "methods", "runs")
+_LIST_ATTRS = ("theta", "fingerprint", "signature", "signatures", "signature_range", "transit_times", "eigenvalues",
+               "methods", "runs")
 
 
 class SaddleGraph:
@@ -52,20 +56,24 @@ class SaddleGraph:
                   d_out: int = 1, n_train: int = 0) -> str | None:
         """The id of the node of the same critical set, or None.
 
-        **Rule** (`match_distance`): the same local index n_neg = signature[0] (the zero count is not
-        compared: it varies along a degenerate set), the same group (minima and degenerate minima;
-        saddles of every kind and slow regions; "unfinished" and "diverged" ends apart), and a
-        `function_distance` between fingerprints of at most fingerprint_tol · (1 + d(f, 0)). Refined
-        critical sets carry radius 0, so their identity is exact to `fingerprint_tol`. An unrefined slow
-        region or an "unfinished" end carries the visit radius of its itinerary, and matches within it
-        on the first `n_train` inputs of the fingerprint (the training inputs, where the radius is
-        measured), so the same passage seen by different runs is one node. An "unfinished" end is not a
-        critical point: its n_neg is not compared. The nearest match wins.
+        **Rule** (`match_distance`): the same group (minima and degenerate minima; saddles of every
+        kind, unclassified points and slow regions; "unfinished" and "diverged" ends apart), and either
+        for refined critical sets (radius 0) the same function — a `function_distance` between
+        fingerprints of at most fingerprint_tol · (1 + d(f, 0)) — whatever the signatures (a connected
+        critical set has one function, while its zero count, and on a plateau manifold its n_neg, vary
+        along it); or, for an unrefined slow region or an "unfinished" end (which carry the visit radius
+        of their itinerary), the same n_neg = signature[0] and the same function or a distance within
+        that radius on the first `n_train` inputs of the fingerprint (the training inputs, where the
+        radius is measured), so the same passage seen by different runs is one node. An "unfinished" end is not a critical point: its n_neg is not
+        compared. The nearest match wins.
         """
         fp = np.asarray(fingerprint, dtype=float)
         best, best_d = None, np.inf
         for node, attrs in self.graph.nodes(data=True):
-            mine = attrs.get("kind") if kind is None else kind  # no kind given: any group
+            mine = kind
+            if kind is None:  # no kind given: the group the signature implies (any, if it is unknown)
+                n_neg = None if signature is None else signature[0]
+                mine = attrs.get("kind") if n_neg is None else ("minimum" if n_neg == 0 else "saddle")
             d = match_distance(dict(fingerprint=fp, signature=signature, kind=mine, radius=radius),
                                attrs, int(attrs.get("d_out", d_out)), n_train or int(attrs.get("n_train", 0)),
                                self.fingerprint_tol)
@@ -76,14 +84,16 @@ class SaddleGraph:
     def add_node(self, *, fingerprint, signature, kind: str, loss: float, theta,
                  gen_error: float | None = None, reduces_to: str | None = None,
                  grad_norm: float | None = None, eigenvalues=None, visits: int = 0, radius: float = 0.0,
-                 d_out: int = 1, n_train: int = 0) -> str:
+                 d_out: int = 1, n_train: int = 0, signatures=None) -> str:
         """Add a critical set (or return the id of the matching existing node, see `find_node`) and
         count `visits`. `radius`: the function-space radius of an unrefined slow region or an unfinished
         end (0 for a critical set); `d_out`: the network's number of outputs (to read the fingerprint);
         `n_train`: how many of the fingerprint's inputs are training inputs (0: unknown, all).
 
         A matching node keeps its representative θ unless the new one has a smaller ‖∇L‖; it keeps the
-        largest radius seen.
+        largest radius seen, and adds `signature` (and `signatures`, more signatures seen on the same
+        set, e.g. by another graph) to its `signatures`, the distinct signatures seen on the node;
+        `signature_range` is [[min, max] of n_neg, of n_zero, of n_pos] over them (None where unknown).
         """
         node = self.find_node(fingerprint, signature, kind=kind, radius=radius, d_out=d_out, n_train=n_train)
         sig = [None if s is None else int(s) for s in signature] if signature is not None else None
@@ -94,13 +104,17 @@ class SaddleGraph:
                      reduces_to=reduces_to or "", grad_norm=float("nan") if grad_norm is None else float(grad_norm),
                      eigenvalues=[] if eigenvalues is None else [float(v) for v in np.ravel(eigenvalues)],
                      radius=float(radius), d_out=int(d_out), n_train=int(n_train))
+        seen = [sig] + [None if t is None else [None if s is None else int(s) for s in t]
+                        for t in (signatures or [])]
         if node is None:
             node = f"n{self.graph.number_of_nodes()}"
             while node in self.graph:
                 node += "_"
             self.graph.add_node(node, visits=int(visits), label=_label(attrs), **attrs)
+            _add_signatures(self.graph.nodes[node], seen)
             return node
         data = self.graph.nodes[node]
+        _add_signatures(data, seen)
         data["visits"] = int(data.get("visits", 0)) + int(visits)
         old = data.get("grad_norm", np.nan)
         radius = max(float(radius), float(data.get("radius", 0.0)))
@@ -171,7 +185,8 @@ class SaddleGraph:
                     fingerprint=a["fingerprint"], signature=a["signature"], kind=a["kind"], loss=a["loss"],
                     theta=a["theta"], gen_error=a.get("gen_error"), reduces_to=a.get("reduces_to"),
                     grad_norm=a.get("grad_norm"), eigenvalues=a.get("eigenvalues"), visits=a.get("visits", 0),
-                    radius=a.get("radius", 0.0), d_out=a.get("d_out", 1), n_train=a.get("n_train", 0))
+                    radius=a.get("radius", 0.0), d_out=a.get("d_out", 1), n_train=a.get("n_train", 0),
+                    signatures=a.get("signatures"))
                 extra = {k: v for k, v in a.items() if k in ("attractor", "degenerate", "basin_fraction")}
                 out.graph.nodes[mapping[node]].update(extra)
             out.graph.graph["n_trajectories"] = out.n_trajectories + g.n_trajectories
@@ -363,26 +378,44 @@ def _rows(header, rows, max_rows, what):
 
 def match_distance(a: dict, b: dict, d_out: int, n_train: int = 0, tol: float = 1e-4) -> float | None:
     """The function distance between two visits or nodes (dicts with fingerprint, signature, kind,
-    radius) when they are the same critical set under the node rule (`SaddleGraph.find_node`), else None."""
+    radius) when they are the same critical set under the node rule (`SaddleGraph.find_node`), else None.
+    The one rule for "the same critical set": the graph, itineraries and `basin_fractions` use it."""
     if _group(a.get("kind")) != _group(b.get("kind")):
-        return None
-    sa, sb = a.get("signature"), b.get("signature")
-    n_a, n_b = (None if s is None or s[0] is None else int(s[0]) for s in (sa, sb))
-    if n_a != n_b and _group(a.get("kind")) != "unfinished":
         return None
     fa, fb = np.asarray(a["fingerprint"], dtype=float), np.asarray(b["fingerprint"], dtype=float)
     if fa.shape != fb.shape:
         return None
     d = float(fingerprint_distance(fa, fb, d_out))
-    if d <= tol * (1.0 + float(fingerprint_distance(fa, np.zeros_like(fa), d_out))):
-        return d
+    same_function = d <= tol * (1.0 + float(fingerprint_distance(fa, np.zeros_like(fa), d_out)))
     radius = max(float(a.get("radius", 0.0)), float(b.get("radius", 0.0)))
+    if same_function and radius == 0:
+        return d  # two critical sets with one function are one set, whatever the signature at each point
+    sa, sb = a.get("signature"), b.get("signature")
+    n_a, n_b = (None if s is None or s[0] is None else int(s[0]) for s in (sa, sb))
+    if n_a != n_b and _group(a.get("kind")) != "unfinished":
+        return None
+    if same_function:
+        return d
     if radius > 0:
         m = n_train * d_out if 0 < n_train * d_out <= fa.size else fa.size
         d_train = float(fingerprint_distance(fa[:m], fb[:m], d_out))
         if d_train <= radius:
             return d_train
     return None
+
+
+def _add_signatures(data: dict, seen) -> None:
+    """Add the signatures in `seen` to a node's `signatures` (distinct, in order) and `signature_range`."""
+    sigs = [list(t) for t in data.get("signatures") or []]
+    for t in seen:
+        if t is not None and list(t) not in sigs:
+            sigs.append(list(t))
+    data["signatures"] = sigs
+    rng = []
+    for i in range(3):
+        vals = [t[i] for t in sigs if len(t) > i and t[i] is not None]
+        rng.append([min(vals), max(vals)] if vals else None)
+    data["signature_range"] = rng
 
 
 def _group(kind) -> str:

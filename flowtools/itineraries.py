@@ -19,8 +19,10 @@ whose loss the run has essentially reached); "diverged" for diverged or non-fini
 "unfinished" visit at its last state, so its path keeps its edges in the saddle graph.
 
 Visits of one critical set are one node wherever on the set the refinement lands: identity is the
-network function (fingerprint, invariant under neuron symmetries) together with the local index n_neg,
-never the zero count (see docs/itineraries.md for the rule and its tolerances).
+network function (fingerprint, invariant under neuron symmetries), never the signature, which varies
+along a degenerate set or a plateau manifold; unrefined slow regions also share n_neg (see
+docs/itineraries.md for the rule and its tolerances). A visit whose Hessian spectrum cannot be computed
+is kept, with the reason (`Visit.reason`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from .dynamics.flow import gradient_flow
 from .dynamics.progress import disabled as _progress_disabled
 from .dynamics.trajectory import Status, Trajectory
 from .graph import SaddleGraph, match_distance
-from .landscape import classify_point, find_critical_point, hessian_spectrum, slow_points
+from .landscape import classify, classify_point, find_critical_point, slow_points
 from .landscape.critical import MATRIX_FREE_MIN
+from .landscape.spectrum import spectrum_or_fallback
 from .landscape.slow import resolve_trajectory
 from .landscape.symmetry import fingerprint_distance, function_fingerprint, output_distance, reduce_network
 from .problem import Problem, training_outputs
@@ -59,7 +62,9 @@ class Visit:
     "terminal" (the explicit end of an unfinished run). `morse_complete` is False when the Morse
     index signature[0] is only a lower bound (an incomplete Lanczos count). `t` is the time of the slow point; `radius`
     the function-space radius within which other passages count as the same one (0 for refined
-    critical sets, whose identity is exact).
+    critical sets, whose identity is exact). `reason` is empty unless the Hessian spectrum could not be
+    computed as usual: then it says why, and whether the signature comes from a central-difference
+    Hessian of ∇L or is unknown (signature (None, None, None), kind "unclassified"); the visit is kept.
     """
 
     kind: str
@@ -78,6 +83,7 @@ class Visit:
     t: float | None = None
     radius: float = 0.0
     morse_complete: bool = True
+    reason: str = ""
 
     @property
     def dwell(self) -> float:
@@ -87,7 +93,7 @@ class Visit:
         return dict(node=self.node, kind=self.kind, t_in=self.t_in, t_out=self.t_out, dwell=self.dwell,
                     loss=self.loss, gen_error=self.gen_error, signature=list(self.signature),
                     grad_norm=self.grad_norm, reduces_to=self.reduces_to, status=self.status,
-                    theta=self.theta.tolist())
+                    reason=self.reason, theta=self.theta.tolist())
 
     @property
     def refined(self) -> bool:
@@ -164,12 +170,17 @@ def _visit_from_point(problem, theta, kind, spectrum, fp, gnorm, status="converg
                 morse_complete=bool(spectrum.complete), theta=np.asarray(theta),
                 grad_norm=float(gnorm), reduces_to=_reduces_to(problem, theta),
                 fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues), status=status,
-                radius=float(radius))
+                radius=float(radius),
+                reason=spectrum.message if spectrum.method in ("finite_difference", "failed") else "")
 
 
 def _kind(problem, theta, spectrum) -> str:
-    """The kind of a refined critical point: the one call into the landscape's classification."""
-    return classify_point(problem, theta, spectrum)[0]
+    """The kind of a refined critical point: the one call into the landscape's classification (from
+    the signature alone when the higher-order test cannot be evaluated at θ)."""
+    try:
+        return classify_point(problem, theta, spectrum)[0]
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return classify(spectrum.signature)
 
 
 _REFINE_KEYS = tuple(k for k in inspect.signature(find_critical_point).parameters
@@ -389,7 +400,8 @@ def _spectrum(problem, theta, spec_opts, known=None):
     if _reusable(known, spec_opts) and known.n_params == len(theta):
         return known
     # Slow regions and the unfinished end keep eigenvalues and signature only.
-    return hessian_spectrum(problem, theta, **dict(dict(vectors=problem.n_params <= MATRIX_FREE_MIN), **spec_opts))
+    return spectrum_or_fallback(problem, theta,
+                                **dict(dict(vectors=problem.n_params <= MATRIX_FREE_MIN), **spec_opts))
 
 
 def _guess_spectrum(cp, theta):
@@ -410,7 +422,10 @@ def _refine(ctx, theta) -> tuple:
     reached ‖∇L‖ ≤ near_gtol, or (None, "unrefined", cp)."""
     o = dict(ctx["opts"])
     o.setdefault("radius", ctx["refine_radius"] * (1 + np.linalg.norm(theta)))
-    cp = find_critical_point(ctx["problem"], theta, **o)
+    try:
+        cp = find_critical_point(ctx["problem"], theta, **o)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return None, "unrefined", None  # the guess's own record is built by the caller
     if cp.success:
         return cp.theta, "converged", cp
     if cp.best_grad_norm is not None and cp.best_grad_norm <= ctx["near_gtol"]:
@@ -424,7 +439,7 @@ def _refine_passage(ctx, theta, sp) -> dict:
     radius of it during the passage."""
     problem, rho = ctx["problem"], ctx["rho"]
     point, status, cp = _refine(ctx, theta)
-    if point is None and cp.signature[0] == 0 and np.isfinite(cp.grad_norm):
+    if point is None and cp is not None and cp.signature[0] == 0 and np.isfinite(cp.grad_norm):
         # No unstable direction at the guess: the slow approach to a (degenerate) minimum set, which
         # the implicit flow follows with huge steps.
         cont = gradient_flow(problem, theta, None, gtol=ctx["near_gtol"] * 1e-4, max_steps=20_000)
@@ -439,7 +454,7 @@ def _refine_passage(ctx, theta, sp) -> dict:
             if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
                 spec, kind = cp.spectrum, cp.kind  # the refinement already classified this point
             else:
-                spec = hessian_spectrum(problem, point, **ctx["spec_opts"])
+                spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
                 kind = _kind(problem, point, spec)
             return _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
     return _slow_region(problem, theta, ctx["spec_opts"], rho, status="skipped" if status == "skipped" else
@@ -502,12 +517,15 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
         spec, kind = cp.spectrum, cp.kind
     else:
-        spec = hessian_spectrum(problem, point, **ctx["spec_opts"])
+        spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
         kind = _kind(problem, point, spec)
-    n_neg = int(spec.signature[0])
     fp = function_fingerprint(problem, point)
     info = _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
     d_hist = distances(fp)
+    if spec.signature[0] is None:  # kept, unclassified: without a spectrum nothing says "minimum"
+        return ("unfinished", f"the run ended at a critical point (|grad L| = {g_end:.3g}) whose Hessian "
+                f"spectrum could not be computed ({spec.message}): not judged an attractor", info, False)
+    n_neg = int(spec.signature[0])
     if n_neg > 0 or kind not in ("minimum", "degenerate_minimum"):
         if d_hist[-1] <= rho:  # the run ends inside a saddle's radius: that is its last visit
             return ("unfinished", f"the run ended next to a {kind} with {n_neg} unstable direction(s) "

@@ -33,11 +33,31 @@ def test_nodes_are_matched_by_function_and_signature():
     g, a, b, c = _example()
     # Same function (to tolerance) and signature: the same node.
     assert g.find_node([1.0, 2.0, 3.0 + 1e-9], (1, 1, 2)) == b
-    # Same function, other signature: another critical set (a saddle and a minimum segment of one line).
+    # Same function, no unstable direction: another critical set (a saddle and a minimum segment of one
+    # line), whereas another saddle signature of the same function is the same set (a plateau manifold).
     assert g.find_node([1.0, 2.0, 3.0], (0, 1, 3)) is None
+    assert g.find_node([1.0, 2.0, 3.0], (3, 0, 1)) == b
     # Other function: another node.
     assert g.find_node([1.0, 2.5, 3.0], (1, 1, 2)) is None
     assert len(g) == 3
+
+
+def test_one_node_per_critical_set_records_its_signatures():
+    """Points of one plateau manifold (the same function) with different signatures are one node, which
+    records every signature seen and their range; a slow region within a visit radius must still share
+    n_neg to match."""
+    g, a, b, c = _example()
+    assert g.add_node(fingerprint=[1.0, 2.0, 3.0 + 1e-9], signature=(3, 0, 1), kind="saddle", loss=0.043,
+                      theta=[1, 1, 1, 1.1]) == b
+    assert g.graph.nodes[b]["signatures"] == [[1, 1, 2], [3, 0, 1]]
+    assert g.graph.nodes[b]["signature_range"] == [[1, 3], [0, 1], [1, 2]]
+    slow = dict(fingerprint=[1.0, 2.05, 3.0], kind="slow_region", loss=0.05, theta=[0, 0, 0, 0], radius=0.1)
+    assert g.add_node(signature=(1, 0, 3), **slow) == b
+    assert g.add_node(signature=(2, 0, 2), **slow) != b
+    # The record survives a merge and both file formats.
+    merged = g.merge(SaddleGraph())
+    node = merged.find_node([1.0, 2.0, 3.0], (1, 1, 2))
+    assert merged.graph.nodes[node]["signatures"][:2] == [[1, 1, 2], [3, 0, 1]]
 
 
 def test_edge_counts_fractions_and_transit_times():
@@ -159,10 +179,11 @@ def test_unfinished_ends_match_on_the_training_inputs_whatever_their_index():
                       loss=0.005, theta=[0.1], radius=0.1, n_train=2) == a
     assert g.add_node(fingerprint=[0.5, 0.0, 5.0, -5.0], signature=(209, 140, 861), kind="unfinished",
                       loss=0.3, theta=[0.2], radius=0.1, n_train=2) != a  # another function on the data
-    # Refined critical sets (radius 0) keep their exact identity on the whole fingerprint, index included.
+    # Refined critical sets (radius 0) keep their exact identity on the whole fingerprint; the index
+    # varies along one set (a plateau manifold), so it does not split a node.
     s = g.add_node(fingerprint=[1.0, 0.0, 5.0, -5.0], signature=(3, 0, 1), kind="saddle", loss=0.1, theta=[0.0],
                    n_train=2)
     assert g.add_node(fingerprint=[1.0, 0.0, -3.0, 4.0], signature=(3, 0, 1), kind="saddle", loss=0.1,
                       theta=[0.0], n_train=2) != s
     assert g.add_node(fingerprint=[1.0, 0.0, 5.0, -5.0], signature=(2, 0, 2), kind="saddle", loss=0.1,
-                      theta=[0.0], n_train=2) != s
+                      theta=[0.0], n_train=2) == s

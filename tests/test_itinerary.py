@@ -322,3 +322,59 @@ def test_visit_and_graph_accept_a_partial_lanczos_signature():
                       eigenvalues=info["eigenvalues"], radius=0.1, d_out=1)
     assert g.graph.nodes[node]["signature"] == [spec.n_neg, None, None]
     assert f"({spec.n_neg}, ?, ?)" in str(g.summary())
+
+
+# ------------------------------------------------------------- visits whose spectrum cannot be computed
+def _hessian_nan_problem(psi):
+    """Outputs (x·θ0, x·ψ(θ1)) against targets (x, 0): the minimum is θ = (1, 0), and the flow from the
+    origin keeps θ1 = 0 exactly, where JAX evaluates ψ'' as inf and so the Hessian as NaN."""
+    import jax.numpy as jnp
+
+    x = np.linspace(-1, 1, 9)[:, None]
+    model = ft.FunctionModel(lambda th, x: jnp.concatenate([x * th[0], x * psi(th[1])], axis=1), 2, 1, 2)
+    return ft.Problem(model, ft.Dataset(x, np.concatenate([x, 0 * x], axis=1)))
+
+
+def test_nan_hessian_end_is_kept_by_finite_differences():
+    """ψ = |θ1|^{3/2}: L is C¹ but its Hessian is NaN at θ1 = 0; the end is classified from a
+    central-difference Hessian of ∇L, says so, and is an attractor that enters basin_fractions."""
+    import jax.numpy as jnp
+
+    problem = _hessian_nan_problem(lambda t: jnp.abs(t) ** 1.5)
+    assert not np.all(np.isfinite(problem.hessian(np.array([1.0, 0.0]))))
+    run = ft.gradient_flow(problem, np.zeros(2), 1e3, gtol=1e-10, solver="dopri5", max_steps=100_000)
+    it = ft.itinerary(problem, run)
+    assert it.terminal == "attractor", it.message
+    end = it.visits[-1]
+    assert "not finite" in end.reason and "central-difference" in end.reason
+    assert end.signature[0] == 0
+    # Independently: the end is θ = (1, 0), L ≈ 0 there, and L rises in every direction around it.
+    np.testing.assert_allclose(end.theta, [1.0, 0.0], atol=1e-8)
+    assert problem.loss(end.theta) < 1e-16
+    for d in ([1e-3, 0], [-1e-3, 0], [0, 1e-2], [0, -1e-2]):
+        assert problem.loss(end.theta + np.array(d)) > problem.loss(end.theta)
+    fractions = ft.escape.basin_fractions([it], d_out=2)
+    assert fractions.n_runs == 1 and fractions.n_unattracted == 0
+
+
+def test_unknown_spectrum_end_is_kept_with_its_reason():
+    """ψ = θ1^{3/2} is NaN for θ1 < 0, so neither the Hessian nor its central differences are finite at
+    the end: nothing raises, the end is an "unclassified" visit with the reason, the run is unfinished
+    and still counts in basin_fractions and the graph."""
+    import jax.numpy as jnp
+
+    problem = _hessian_nan_problem(lambda t: jnp.power(t, 1.5))
+    run = ft.gradient_flow(problem, np.zeros(2), 1e3, gtol=1e-10, solver="dopri5", max_steps=100_000)
+    it = ft.itinerary(problem, run)
+    assert it.terminal == "unfinished"
+    assert "could not be computed" in it.message
+    kinds = [v.kind for v in it.visits]
+    assert "unclassified" in kinds
+    end = it.visits[kinds.index("unclassified")]
+    assert end.signature == (None, None, None) and "not finite either" in end.reason
+    assert end.to_dict()["reason"] == end.reason
+    fractions = ft.escape.basin_fractions([it], d_out=2)
+    assert fractions.n_runs == 1 and fractions.n_unattracted == 1
+    graph = ft.SaddleGraph()
+    ft.itineraries.add_to_graph(graph, it, "r0")
+    assert graph.n_trajectories == 1 and len(graph) == len(it.visits)

@@ -32,6 +32,7 @@ import numpy as np
 from .. import _aot, _checks
 from ..problem import Problem, held_out_metrics
 from .bdf import BDF
+from .floor import FLOOR_FACTOR, gradient_floor
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
@@ -409,7 +410,20 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
         status, message = Status.FAILED, (f"the solver failed at t={ts_out[-1]:.6g} (a diffrax error, or "
                                           "the step size fell below rounding level)")
 
-    stats_out = dict(
+    stats_out = {}
+    if (status in (Status.FAILED, Status.MAX_STEPS, Status.T1_REACHED) and gtol is not None
+            and np.all(np.isfinite(ys[-1])) and np.isfinite(gnorm[-1])):
+        # gtol may lie below what the problem allows: a run that sits at the floor has converged.
+        floor = gradient_floor(problem, ys[-1])
+        stats_out.update(gradient_floor=floor["floor"], hessian_norm=floor["hessian_norm"])
+        if gnorm[-1] <= FLOOR_FACTOR * floor["floor"]:
+            status, message = Status.CONVERGED, (
+                f"|grad L| = {gnorm[-1]:.3g} at t={ts_out[-1]:.6g} is at the attainable floor "
+                f"{floor['floor']:.3g} (gtol={gtol:g} lies below it): converged to the accuracy the "
+                f"problem allows ({status.value} otherwise)")
+        else:
+            message += f"; the attainable floor of |grad L| is {floor['floor']:.3g}"
+    stats_out.update(
         steps=int(stats["num_steps"]), accepted_steps=int(stats["num_accepted_steps"]),
         rejected_steps=int(stats["num_rejected_steps"]), wall_time=wall, compile_time=compile_time,
     )

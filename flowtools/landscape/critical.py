@@ -41,13 +41,14 @@ from scipy.sparse.linalg import LinearOperator, minres
 from .. import _checks
 from ..problem import Problem
 from .higher_order import HigherOrderTest, higher_order_test
-from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_from_hvps, hessian_spectrum
+from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_from_hvps, hessian_spectrum, spectrum_or_fallback
 from .symmetry import reduce_network, symmetrize_neurons
 
 __all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "classify_point",
            "KINDS", "critical_point_at", "MATRIX_FREE_MIN"]
 
-KINDS = ("minimum", "saddle", "degenerate_minimum", "degenerate_saddle", "higher_order_saddle", "slow_region")
+KINDS = ("minimum", "saddle", "degenerate_minimum", "degenerate_saddle", "higher_order_saddle", "slow_region",
+         "unclassified")
 
 #: Above this many parameters `find_critical_point` ("auto") refines matrix-free (Levenberg–Marquardt
 #: with conjugate gradients on Hessian-vector products) and never forms the Hessian. Measured on the
@@ -146,7 +147,8 @@ def classify(signature, success: bool = True, *, problem: Problem | None = None,
     a minimum: when `problem` and `theta` are given, `higher_order_test` (with `spectrum`, the dense
     spectrum at θ, computed when None; `options` are passed on) decides between "degenerate_minimum" and
     "higher_order_saddle". Without them such a point stays "degenerate_minimum" (second order only).
-    With an unknown n_zero (a Lanczos signature) the point is called nondegenerate.
+    With an unknown n_zero (a Lanczos signature) the point is called nondegenerate; with an unknown
+    n_neg (a spectrum that could not be computed, `spectrum_or_fallback`) it is "unclassified".
     """
     return _classify(signature, success, problem, theta, spectrum, options)[0]
 
@@ -165,6 +167,8 @@ def _classify(signature, success, problem, theta, spectrum, options):
     if not success:
         return "slow_region", None
     n_neg, n_zero = signature[0], signature[1]
+    if n_neg is None:  # the spectrum could not be computed (`spectrum_or_fallback`)
+        return "unclassified", None
     degenerate = bool(n_zero)
     if n_neg:
         return ("degenerate_saddle" if degenerate else "saddle"), None
@@ -415,7 +419,7 @@ def critical_point_at(problem: Problem, theta, *, success: bool = True, status: 
     if not success and problem.n_params > MATRIX_FREE_MIN:
         opts["vectors"] = False  # a slow region's record needs its signature, not eigenvectors
     opts.update(spectrum_options or {})
-    spec = hessian_spectrum(problem, theta, **opts)
+    spec = spectrum_or_fallback(problem, theta, **opts)
     loss, g = problem.value_and_grad(theta)
     gen = problem.gen_error(theta) if problem.has_population else None
     # Reductions are neuron operations: a model that is not an MLP records "".

@@ -66,7 +66,7 @@ from .. import _checks
 from ..problem import Problem
 
 __all__ = ["Spectrum", "hessian_spectrum", "morse_index", "signature", "estimate_negative_count",
-           "DEFAULT_RTOL_ZERO", "ZeroToleranceWarning", "constant_features"]
+           "DEFAULT_RTOL_ZERO", "ZeroToleranceWarning", "constant_features", "spectrum_or_fallback"]
 
 #: Default relative tolerance for a zero eigenvalue: |λ| ≤ DEFAULT_RTOL_ZERO · max|λ|.
 DEFAULT_RTOL_ZERO = 1e-7
@@ -597,6 +597,58 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
             + (f", e.g. from {constant_features(problem)} constant input features" if constant_features(problem)
                else "") + "). Report the count with its rtol_zero.", ZeroToleranceWarning, stacklevel=2)
     return spec
+
+
+#: The most parameters for which `spectrum_or_fallback` builds a central-difference Hessian (2n gradients).
+FD_MAX_PARAMS = 1000
+
+
+def spectrum_or_fallback(problem: Problem, theta, **options) -> Spectrum:
+    """`hessian_spectrum`, or, where it cannot be computed (a Hessian that is not finite, an eigensolver
+    that fails), the spectrum of a central-difference Hessian of ∇L (method "finite_difference": a
+    loss that is C¹ but not C² at θ, or whose second derivatives are evaluated as NaN there), or, when
+    that is not finite either or n > `FD_MAX_PARAMS`, an empty spectrum with signature
+    (None, None, None) (method "failed"). The `message` of the last two says why; nothing raises for a
+    point where ∇L is finite.
+
+    The central differences use h_i = ε^{1/3}·(1 + |θ_i|), the step that balances truncation and
+    rounding for a C³ loss (error O(ε^{2/3}) relative to the third derivative's scale).
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    theta = _checks.theta_vector("theta", theta, problem.n_params)  # bad arguments still raise
+    try:
+        return hessian_spectrum(problem, theta, **options)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
+        if type(err) is ValueError and "not finite" not in str(err):
+            raise  # a bad option, not a failed spectrum
+        reason = f"hessian_spectrum failed: {str(err).rstrip('.')}"
+    n = theta.size
+    rtol_zero = float(options.get("rtol_zero", DEFAULT_RTOL_ZERO))
+    t0 = time.perf_counter()
+    if n <= FD_MAX_PARAMS:
+        h = np.cbrt(np.finfo(np.float64).eps) * (1.0 + np.abs(theta))
+        H = np.empty((n, n))
+        for j in range(n):
+            e = np.zeros(n)
+            e[j] = h[j]
+            H[:, j] = (np.asarray(problem.grad(theta + e)) - np.asarray(problem.grad(theta - e))) / (2 * h[j])
+        if np.all(np.isfinite(H)):
+            with threadpool_limits(1, user_api="blas"):
+                lam, Q = np.linalg.eigh(0.5 * (H + H.T))
+            scale = float(np.max(np.abs(lam))) if n else 0.0
+            tol = rtol_zero * scale
+            neg, zero = lam < -tol, np.abs(lam) <= tol
+            sig = (int(neg.sum()), int(zero.sum()), int(n - neg.sum() - zero.sum()))
+            return Spectrum(lam, sig, tol, rtol_zero, scale, Q[:, neg], Q[:, zero], True, "finite_difference",
+                            n, 0, time.perf_counter() - t0,
+                            f"{reason}; spectrum of the central-difference Hessian of grad L (2n = {2 * n} "
+                            "gradients)", _sensitivity(lam, sig, rtol_zero, scale, True))
+        reason += "; the central-difference Hessian of grad L is not finite either"
+    else:
+        reason += f"; no central-difference fallback above {FD_MAX_PARAMS} parameters"
+    return Spectrum(np.zeros(0), (None, None, None), float("nan"), rtol_zero, float("nan"), np.zeros((n, 0)),
+                    None, False, "failed", n, 0, time.perf_counter() - t0, reason)
 
 
 def morse_index(problem: Problem, theta, **options) -> int:
