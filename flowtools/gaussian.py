@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from . import _checks
+from . import _checks, _closed_kernels
 from .activations import ACTIVATIONS, Activation, get_activation
 from .models import MLP
 
@@ -69,6 +69,18 @@ def _kind(act: Activation) -> str:
     if act == ACTIVATIONS["linear"]:
         return "linear"
     return "other"
+
+
+def _vector_kind(act_a: Activation, act_b: Activation):
+    """(kind, α_a, α_b) when E[σ_a(w·x) σ_b(u·x)] without biases has a closed form in the vectors, else None."""
+    ka, kb = _kind(act_a), _kind(act_b)
+    if ka != kb:
+        return None
+    if ka == "erf":
+        return "erf", _erf_alpha(act_a), _erf_alpha(act_b)
+    if ka in ("relu", "linear"):
+        return ka, 1.0, 1.0
+    return None
 
 
 def has_closed_form(act_a, act_b, bias: bool = False) -> bool:
@@ -172,28 +184,43 @@ def _erf_pair(alpha_a, alpha_b, c11, c12, c22):
     return (2.0 / jnp.pi) * jnp.arcsin(s)
 
 
+def _two_product(a, b):
+    """a·b = p + e exactly (Dekker 1971, Veltkamp's splitting)."""
+    p = a * b
+    split = lambda x: (x * 134217729.0) - ((x * 134217729.0) - x)  # noqa: E731  (2^27 + 1)
+    ah, bh = split(a), split(b)
+    al, bl = a - ah, b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _det(c11, c12, c22):
+    """C₁₁C₂₂ − C₁₂² to a few ulps of the products even when they cancel (rounded products lose √ε in θ)."""
+    p1, e1 = _two_product(c11, c22)
+    p2, e2 = _two_product(c12, c12)
+    return jnp.maximum((p1 - p2) + (e1 - e2), 0.0)
+
+
+def _relu_angle(c11, c12, c22):
+    """θ = atan2(√det, C₁₂): no arccos of a rounded cosine (arccos(1 − δ) ≈ √(2δ)); π/2 for a zero unit."""
+    return jnp.where(c11 * c22 > 0, jnp.arctan2(jnp.sqrt(_det(c11, c12, c22)), c12), 0.5 * jnp.pi)
+
+
 @jax.custom_jvp
 def _relu_pair(c11, c12, c22):
-    det = _safe_sqrt(c11 * c22 - c12 * c12)
-    return (det + c12 * (jnp.pi - _arccos_rho(c11, c12, c22))) / (2.0 * jnp.pi)
-
-
-def _arccos_rho(c11, c12, c22):
-    norm = jnp.sqrt(c11 * c22)
-    ok = norm > 0
-    rho = jnp.where(ok, c12 / jnp.where(ok, norm, 1.0), 0.0)
-    return jnp.arccos(jnp.clip(rho, -1.0, 1.0))
+    return (jnp.sqrt(_det(c11, c12, c22)) + c12 * (jnp.pi - _relu_angle(c11, c12, c22))) / (2.0 * jnp.pi)
 
 
 @_relu_pair.defjvp
 def _relu_pair_jvp(primals, tangents):
     # Price's theorem for the kernel: ∂/∂C₁₂ = E[H(u)H(v)] = (π − θ)/(2π), ∂/∂C₁₁ = √det / (4π C₁₁).
+    # Its second derivatives blow up like 1/sin θ in these coordinates; the population risk of weight
+    # vectors uses flowtools._closed_kernels, where the limits are finite.
     c11, c12, c22 = primals
     d11, d12, d22 = tangents
-    det = _safe_sqrt(c11 * c22 - c12 * c12)
+    det = jnp.sqrt(_det(c11, c12, c22))
     g11 = jnp.where(c11 > 0, det / (4.0 * jnp.pi * jnp.where(c11 > 0, c11, 1.0)), 0.0)
     g22 = jnp.where(c22 > 0, det / (4.0 * jnp.pi * jnp.where(c22 > 0, c22, 1.0)), 0.0)
-    g12 = (jnp.pi - _arccos_rho(c11, c12, c22)) / (2.0 * jnp.pi)
+    g12 = (jnp.pi - _relu_angle(c11, c12, c22)) / (2.0 * jnp.pi)
     return _relu_pair(c11, c12, c22), g11 * d11 + g12 * d12 + g22 * d22
 
 
@@ -390,13 +417,27 @@ def population_terms(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: i
     bt0 = jnp.zeros(kt) if bt is None else bt
     Css = jnp.sum(Ws * Ws, axis=1)
     Ctt = jnp.sum(Wt * Wt, axis=1)
+    closed = _vector_kind(ms, mt) if method == "auto" and not has_bias else None
+    if closed is not None:
+        # Kernels of the weight vectors themselves: angles without cancellation, and Hessians that stay
+        # finite where neurons align (flowtools._closed_kernels).
+        kind, alpha_s, alpha_t = closed
+        Xs, Xt = alpha_s * Ws, alpha_t * Wt
+        K = lambda P, Q: _closed_kernels.kernel(kind, P[:, None, :], Q[None, :, :])  # noqa: E731
+        ss, st, tt = (jnp.sum((Vs.T @ Vs) * K(Xs, Xs)), jnp.sum((Vs.T @ Vt) * K(Xs, Xt)),
+                      jnp.sum((Vt.T @ Vt) * K(Xt, Xt)))
+        return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
     Cst = Ws @ Wt.T
     cross = _pair(ms, mt, bs0[:, None], bt0[None, :], jnp.broadcast_to(Css[:, None], (ks, kt)), Cst,
                   jnp.broadcast_to(Ctt[None, :], (ks, kt)), n_nodes, method, has_bias)
     st = jnp.sum((Vs.T @ Vt) * cross)
     ss = _self_term(ms, Ws, bs, Vs, n_nodes, method)
     tt = _self_term(mt, Wt, bt, Vt, n_nodes, method)
-    # Output biases: f = V σ + c adds c·c' and the means V E[σ] to the second moments.
+    return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
+
+
+def _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method):
+    """Output biases: f = V σ + c adds c·c' and the means V E[σ] to the second moments."""
     if cs is not None or ct is not None:
         mean_s = Vs @ _mean(ms, bs0, Css, n_nodes, method)
         mean_t = Vt @ _mean(mt, bt0, Ctt, n_nodes, method)
@@ -430,5 +471,21 @@ def population_risk(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _risk(student, teacher, n_nodes, method, theta_s, theta_t):
-    ss, st, tt = population_terms(student, theta_s, teacher, theta_t, n_nodes=n_nodes, method=method)
-    return ss - 2.0 * st + tt
+    Ws, bs, Vs, cs = _parts(student, theta_s)
+    Wt, bt, Vt, ct = _parts(teacher, theta_t)
+    closed = _vector_kind(student.activation, teacher.activation) if method == "auto" else None
+    if closed is None or bs is not None or bt is not None:
+        ss, st, tt = population_terms(student, theta_s, teacher, theta_t, n_nodes=n_nodes, method=method)
+        return ss - 2.0 * st + tt
+    kind, alpha_s, alpha_t = closed
+    # The paired form: cancellation-free differences between each student neuron and its teacher
+    # neuron, so R and ∇R keep their relative accuracy down to W = V, where R = 0 exactly.
+    risk = _closed_kernels.paired_risk(kind, alpha_s * Ws, Vs.T, alpha_t * Wt, Vt.T)
+    if cs is None and ct is None:
+        return risk
+    # Output biases: E‖f_s − f_t‖² gains ‖c_s − c_t‖² + 2 (c_s − c_t)·(V_s E[σ_s] − V_t E[σ_t]).
+    zero = jnp.zeros(Vs.shape[0])
+    dc = (zero if cs is None else cs) - (zero if ct is None else ct)
+    mean_s = Vs @ _mean(student.activation, jnp.zeros(Ws.shape[0]), jnp.sum(Ws * Ws, axis=1), n_nodes, method)
+    mean_t = Vt @ _mean(teacher.activation, jnp.zeros(Wt.shape[0]), jnp.sum(Wt * Wt, axis=1), n_nodes, method)
+    return risk + jnp.dot(dc, dc) + 2.0 * jnp.dot(dc, mean_s - mean_t)
