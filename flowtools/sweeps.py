@@ -684,7 +684,7 @@ def _record_problem(rec) -> str | None:
         if not isinstance(rec[name], kind) or isinstance(rec[name], bool):
             return f"{name!r} is a {type(rec[name]).__name__}, not a {kind.__name__}"
     if not isinstance(rec["outcomes"].get("status"), str):
-        return "its outcomes have no 'status'"
+        return "no 'status' in its outcomes"
     if rec["config"].get("seed") != rec["seed"]:
         return "its 'seed' differs from its configuration's"
     if rec.get("itinerary") is not None and not isinstance(rec["itinerary"], list):

@@ -26,6 +26,13 @@ def fatal_task(config):
     return slow_task(config)
 
 
+def flaky_task(config):
+    """`slow_task`, except that it raises for the seed named by $FLOWTOOLS_TEST_BROKEN_SEED."""
+    if str(config["seed"]) == os.environ.get("FLOWTOOLS_TEST_BROKEN_SEED"):
+        raise RuntimeError(f"seed {config['seed']} is broken")
+    return slow_task(config)
+
+
 def expected(config):
     x = float(np.random.default_rng(config["seed"]).standard_normal())
     return dict(x=x, x2=x * x * config.get("scale", 1.0), label=f"s{config['seed']}")
