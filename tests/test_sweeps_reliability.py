@@ -116,20 +116,22 @@ def test_worker_deaths_cost_their_restarts_and_no_more(killed_sweeps, env, tmp_p
     assert faulty["wall"] - healthy["wall"] < 2 * 2 * start
 
 
-def test_resume_and_retry_of_a_store_with_a_failed_point(killed_sweeps, env, tmp_path):
+def test_resume_and_retry_of_a_store_with_a_failed_point(killed_sweeps, env, tmp_path, serial_env):
     """A resume of that store ends at once (the failed point has its record); --retry-failed runs that
-    point alone again, on a worker, and it fails again with its cause while the others stay untouched."""
+    point alone again, on a worker (here with retries=0: one run), and it fails again with its cause
+    while the others stay untouched."""
     import shutil
 
     _, source = killed_sweeps(1)
     store = tmp_path / "copy"
     shutil.copytree(source, store, symlinks=True)
     before = {p.name: p.read_bytes() for p in (store / "points").glob("[0-9]*.json")}
-    out = drive(dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=1, resume=True), env)
-    assert (out["n_run"], out["n_skipped"], out["failed"]) == (0, len(POINTS), [])
-    out = drive(dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=1, retry_failed=True), env)
+    r = S.sweep(FATAL_TASK, POINTS, store, workers=1, resume=True)  # nothing to run: no cluster starts
+    assert (r.n_run, r.n_skipped, r.failed) == (0, len(POINTS), [])
+    out = drive(dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=1, retry_failed=True,
+                     retries=0), env)
     assert (out["n_run"], out["n_skipped"]) == (0, len(POINTS) - 1)
-    assert [i for i, _ in out["failed"]] == [KILLED]
+    assert [i for i, _ in out["failed"]] == [KILLED] and "1 run(s)" in out["failed"][0][1]
     after = {p.name: p.read_bytes() for p in (store / "points").glob("[0-9]*.json")}
     assert {k: v for k, v in after.items() if k != f"{KILLED:07d}.json"} == \
         {k: v for k, v in before.items() if k != f"{KILLED:07d}.json"}
@@ -212,6 +214,27 @@ def test_cluster_started_apart_workers_leave_and_join(tmp_path, env):
         for rec in (a, b):
             rec["outcomes"].pop("wall_time")
         assert a == b, i
+
+
+def test_a_scheduler_without_workers_ends_the_sweep_after_worker_timeout(tmp_path, env, serial_env):
+    """With no worker at all, the sweep waits `worker_timeout` seconds for one to join, then ends: every
+    point is listed as failed with the cause and none has a record, so a resume runs them."""
+    sched_file = tmp_path / "scheduler.json"
+    log = open(tmp_path / "dask.log", "w")
+    scheduler = _start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                        "--scheduler-file", str(sched_file)], env, log)
+    try:
+        _wait(lambda: sched_file.exists() and sched_file.stat().st_size > 0, "scheduler file", scheduler)
+        address = json.loads(sched_file.read_text())["address"]
+        t0 = time.perf_counter()
+        r = S.sweep(SLOW_TASK, S.grid(seed=range(3)), tmp_path / "s", scheduler=address, worker_timeout=2.0)
+        waited = time.perf_counter() - t0
+    finally:
+        _stop(scheduler)
+        log.close()
+    assert sorted(i for i, _ in r.failed) == [0, 1, 2] and r.n_run == 0
+    assert all("no live worker for 2 s" in why for _, why in r.failed)
+    assert not list((tmp_path / "s" / "points").glob("[0-9]*.json")) and waited < 60
 
 
 # ------------------------------------------------------------------------------ strict configs
