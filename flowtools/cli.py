@@ -1,5 +1,9 @@
-"""The `flowtools` command: `flowtools sweep CONFIG.toml …`, `flowtools merge SOURCE STORE` and
-`flowtools studies [NAME [ARGS…]]`.
+"""The `flowtools` command: `flowtools sweep CONFIG.toml …`, `flowtools merge SOURCE STORE`,
+`flowtools check STORE` and `flowtools studies [NAME [ARGS…]]`.
+
+`flowtools sweep` exits 0 when every point returned, 1 when a point failed (its worker died) or
+errored (its task raised), and 2 for a configuration or store it refuses before running anything.
+`flowtools check` exits 1 when it finds damaged records and leaves them in place.
 
 A sweep configuration is a TOML file:
 
@@ -16,7 +20,8 @@ activation = "tanh"
 ```
 
 Instead of `[grid]`, `[[points]]` tables list the configurations one by one (a ragged sweep); `[fixed]`
-is added to each.
+is added to each. A key is in [fixed] or varied, not both. Every configuration is checked against the
+task's declared parameters before any point runs (`flowtools.sweeps.check_configurations`).
 """
 
 from __future__ import annotations
@@ -52,10 +57,16 @@ def read_config(path) -> tuple[str, list[dict], str | None]:
     if ("grid" in cfg) == ("points" in cfg):
         raise ValueError(f"{os.fspath(path)} needs exactly one of [grid] or [[points]].")
     if "grid" in cfg:
-        configs = [dict(fixed, **c) for c in grid(**cfg["grid"])]
+        varied = [dict(c) for c in grid(**cfg["grid"])]
+        where = "[grid]"
     else:
-        configs = [dict(fixed, **p) for p in cfg["points"]]
-    return cfg["task"], configs, cfg.get("store")
+        varied = [dict(p) for p in cfg["points"]]
+        where = "[[points]]"
+    both = sorted({k for c in varied for k in c} & set(fixed))
+    if both:
+        raise ValueError(f"{os.fspath(path)}: {', '.join(repr(k) for k in both)} in both [fixed] and {where}; "
+                         f"a key is either fixed or varied, so keep it in one of them.")
+    return cfg["task"], [dict(fixed, **c) for c in varied], cfg.get("store")
 
 
 def studies_directory() -> pathlib.Path:
@@ -93,18 +104,36 @@ def _run_study(name: str, args: list[str]):
     return module.main(args)
 
 
+#: Exit codes of `flowtools sweep` and `flowtools check`.
+EXIT_OK, EXIT_POINTS_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _usage_error(command: str, exc: BaseException) -> int:
+    """One paragraph on stderr, no traceback."""
+    print(f"flowtools {command}: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _sweep(ns) -> int:
     from . import sweeps
 
-    task, configs, store = read_config(ns.config)
-    store = ns.store or store
-    if not store:
-        raise SystemExit("flowtools sweep: give a store, in the config file (store = \"…\") or with --store.")
+    try:
+        task, configs, store = read_config(ns.config)
+        store = ns.store or store
+        if not store:
+            raise ValueError("give a store, in the config file (store = \"…\") or with --store.")
+        configs = sweeps.check_configurations(task, configs)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        return _usage_error("sweep", exc)
     workers = ns.workers
     if ns.serial:
         workers = 0
-    result = sweeps.sweep(task, configs, store, workers=workers, scheduler=ns.scheduler, resume=ns.resume,
-                          progress=None if os.environ.get("FLOWTOOLS_PROGRESS") == "0" else True)
+    try:
+        result = sweeps.sweep(task, configs, store, workers=workers, scheduler=ns.scheduler, resume=ns.resume,
+                              retry_failed=ns.retry_failed, retries=ns.retries,
+                              progress=None if os.environ.get("FLOWTOOLS_PROGRESS") == "0" else True)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        return _usage_error("sweep", exc)
     print(result)
     if "status" in result.dataset:
         import collections
@@ -113,7 +142,38 @@ def _sweep(ns) -> int:
         counts = collections.Counter(str(s) for s in result.dataset["status"].values[done])
         print("status:", ", ".join(f"{k} {v}" for k, v in counts.most_common()))
     print(f"open with: flowtools.sweeps.open_results({os.fspath(result.store)!r})")
-    return 1 if result.failed else 0
+    records = os.fspath(pathlib.Path(result.store) / "points")
+    n_failed = sum(1 for i, _ in result.failed)
+    if n_failed or result.errors:
+        print(f"{n_failed} failed (a worker died on the point, or none was left), {len(result.errors)} errors "
+              f"(the task raised); the records, with the cause in 'error', are in {records}/. Rerun only "
+              "those points with --retry-failed.", file=sys.stderr)
+        for i, msg in (result.failed + result.errors)[:5]:
+            print(f"  point {i}: {msg.splitlines()[-1] if msg else ''}", file=sys.stderr)
+        return EXIT_POINTS_FAILED
+    return EXIT_OK
+
+
+def _check(ns) -> int:
+    from . import sweeps
+
+    try:
+        damaged = sweeps.check_store(ns.store, quarantine=ns.quarantine)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        return _usage_error("check", exc)
+    if not damaged:
+        print(f"{ns.store}: every point record reads.")
+        return EXIT_OK
+    verb = "moved to" if ns.quarantine else "damaged"
+    print(f"{ns.store}: {len(damaged)} damaged point record(s)"
+          + (f", moved into {os.path.join(ns.store, 'quarantine')}/" if ns.quarantine else "") + ":")
+    for path, reason in damaged:
+        print(f"  {verb} {os.fspath(path)}: {reason}")
+    if ns.quarantine:
+        print("rerun the sweep with --resume to run those points again.")
+        return EXIT_OK
+    print("readers skip them (the points count as not finished); --quarantine moves them aside.")
+    return EXIT_POINTS_FAILED
 
 
 def main(argv=None) -> int:
@@ -126,6 +186,14 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue a store, skipping finished points")
     p.add_argument("--store", default=None, help="store directory (overrides the config file)")
     p.add_argument("--serial", action="store_true", help="run in this process, without Dask")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="resume, and run again only the points that failed or errored")
+    p.add_argument("--retries", type=int, default=1,
+                   help="runs again of a point whose worker died, before it is recorded as failed (default 1)")
+    c = sub.add_parser("check", help="list the damaged point records of a sweep store")
+    c.add_argument("store", help="the store directory")
+    c.add_argument("--quarantine", action="store_true",
+                   help="move damaged records into STORE/quarantine/ (a resume then reruns those points)")
     m = sub.add_parser("merge", help="copy the finished points of one sweep store into another whose sweep "
                        "includes their configurations (flowtools.sweeps.merge_stores)")
     m.add_argument("source", help="the store to copy from (e.g. part of a grid run on another machine)")
@@ -137,7 +205,11 @@ def main(argv=None) -> int:
     if ns.command == "sweep":
         if ns.workers is not None and ns.workers < 0:
             parser.error("--workers must be ≥ 0 (0 = serial)")
+        if ns.retries < 0:
+            parser.error("--retries must be ≥ 0")
         return _sweep(ns)
+    if ns.command == "check":
+        return _check(ns)
     if ns.command == "merge":
         from . import sweeps
 

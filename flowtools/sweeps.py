@@ -29,6 +29,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import difflib
 import functools
 import importlib
 import importlib.util
@@ -37,20 +38,30 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
 
 import numpy as np
+import pydantic
 
 from . import _checks, io
+from .activations import ACTIVATIONS
+from .dynamics.flow import SOLVERS
+from .problem import LOSSES
 
 __all__ = [
     "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "merge_stores", "TASKS",
     "flow_itinerary", "gd_itinerary", "critical_points", "escape", "make_problem", "initial_theta",
     "configure_worker", "worker_environment", "pin_to_cpu", "TIMING_OUTCOMES", "SCHEMA",
+    "check_configurations", "ConfigError", "check_store", "DamagedRecordWarning", "FAILED", "ERROR",
+    "ProblemParameters", "FlowItineraryParameters", "GDItineraryParameters", "CriticalPointsParameters",
+    "EscapeParameters",
 ]
 
 SCHEMA = "flowtools.sweep/1"
@@ -62,6 +73,12 @@ TIMING_OUTCOMES = ("wall_time", "compile_time", "run_time")
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 _RESERVED = ("point", "visit", "finished", "version", "error")
+
+#: The status of a point whose task raised (its record holds the exception).
+ERROR = "error"
+#: The status of a point that never returned: its worker died on it more often than the retries allow,
+#: or it could not be run at all (its record holds the cause).
+FAILED = "failed"
 
 
 # ------------------------------------------------------------------------------------ grids
@@ -420,6 +437,139 @@ TASKS: dict[str, Callable] = {
 }
 
 
+# ------------------------------------------------------------------------ declared parameters
+class ConfigError(ValueError):
+    """A configuration that does not fit its task's declared parameters (raised before any point runs)."""
+
+
+_Positive = pydantic.Field(gt=0)
+
+
+class ProblemParameters(pydantic.BaseModel):
+    """The keys every built-in task reads: the problem (`make_problem`) and θ0 (`initial_theta`).
+
+    Strict: a key the task does not read, a value of the wrong type (a string for a number, a bool for
+    an integer) or out of range is an error, not a default silently used."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    seed: int = pydantic.Field(ge=0)
+    problem: Literal["teacher_student", "maleknia_sato"] = "teacher_student"
+    data: Literal["finite", "population"] = "finite"
+    d_in: int = pydantic.Field(4, ge=1)
+    teacher_width: int = pydantic.Field(2, ge=1)
+    teacher_activation: Literal[tuple(ACTIVATIONS)] | None = None
+    teacher_seed: int = pydantic.Field(0, ge=0)
+    activation: Literal[tuple(ACTIVATIONS)] = "tanh"
+    n: int = pydantic.Field(200, ge=1)
+    noise: float = pydantic.Field(0.0, ge=0)
+    data_seed: int = pydantic.Field(0, ge=0)
+    width: int = pydantic.Field(2, ge=1)
+    bias: bool = False
+    loss: Literal[LOSSES] | None = None
+    n_nodes: int | None = pydantic.Field(None, ge=2)
+    init_scale: float = pydantic.Field(0.1, gt=0)
+    init_scheme: Literal["normal", "he", "glorot"] = "normal"
+
+
+class FlowItineraryParameters(ProblemParameters):
+    """`flow_itinerary`: the problem keys and the flow's settings."""
+
+    t1: float = pydantic.Field(1e6, gt=0)
+    gtol: float = pydantic.Field(1e-9, ge=0)
+    solver: Literal[tuple(SOLVERS)] = "bdf"
+    rtol: float = pydantic.Field(1e-8, gt=0)
+    atol: float = pydantic.Field(1e-10, gt=0)
+    max_steps: int = pydantic.Field(200_000, ge=1)
+    n_save: int = pydantic.Field(200, ge=2)
+
+
+class GDItineraryParameters(ProblemParameters):
+    """`gd_itinerary`: the problem keys, the step size and the number of steps."""
+
+    lr: float = pydantic.Field(0.05, gt=0)
+    steps: int = pydantic.Field(100_000, ge=1)
+    gtol: float = pydantic.Field(1e-9, ge=0)
+
+
+class CriticalPointsParameters(ProblemParameters):
+    """`critical_points`: the problem keys and the random guesses."""
+
+    n_guesses: int = pydantic.Field(8, ge=1)
+    guess_scale: float = pydantic.Field(1.0, gt=0)
+
+
+class EscapeParameters(ProblemParameters):
+    """`escape`: the problem keys and the exit ball."""
+
+    radius_fraction: float = pydantic.Field(0.5, gt=0)
+    t_max: float = pydantic.Field(1e12, gt=0)
+    solver: Literal[tuple(SOLVERS)] = "tsit5"
+
+
+# A task declares its parameters as a pydantic model in its `parameters` attribute (your own tasks may
+# too); configurations of tasks without one are checked for scalar values and a seed only.
+flow_itinerary.parameters = FlowItineraryParameters
+gd_itinerary.parameters = GDItineraryParameters
+critical_points.parameters = CriticalPointsParameters
+escape.parameters = EscapeParameters
+
+
+def _describe_error(err: dict, allowed) -> tuple[str, str]:
+    """(key, message) for one pydantic error of one configuration."""
+    key = str(err["loc"][0]) if err.get("loc") else "?"
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        near = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean {near[0]!r}?" if near else f"the task reads {sorted(allowed)}"
+        return key, f"unknown key {key!r} ({hint})"
+    if err["type"] == "missing":
+        return key, f"{key!r} is required"
+    if err["type"] == "literal_error":
+        choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
+        near = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        return key, f"{key} = {value!r} is not one of {err['ctx']['expected']}{hint}"
+    msg = err["msg"][0].lower() + err["msg"][1:]
+    return key, f"{key} = {value!r}: {msg}"
+
+
+def check_configurations(task, configurations) -> list[dict]:
+    """Check `configurations` (a list of dicts, see `grid`) against `task`'s declared parameters (its
+    `parameters` attribute, a pydantic model: built-in tasks have one) and return them as dicts of plain
+    scalars. A configuration keeps only the keys given: defaults are not filled in, so the store is
+    labelled by what was asked.
+
+    **Raises:** `ConfigError` (a `ValueError`) naming every offending key once, with the points it
+    occurs in: unknown keys (with the nearest declared name), wrong types, values out of range or not
+    among the allowed names; `TypeError`/`ValueError` for configurations that are not dicts of scalars
+    with a seed.
+    """
+    configs = _check_configurations(configurations)
+    fn, name = _resolve_task(task)
+    model = getattr(fn, "parameters", None)
+    if model is None:
+        return configs
+    if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+        raise TypeError(f"task {name!r} has parameters={model!r}; it must be a pydantic model class.")
+    allowed = list(model.model_fields)
+    problems: dict = {}
+    for i, cfg in enumerate(configs):
+        try:
+            model.model_validate(cfg)
+        except pydantic.ValidationError as exc:
+            for err in exc.errors():
+                problems.setdefault(_describe_error(err, allowed), []).append(i)
+    if problems:
+        parts = []
+        for (_, msg), points in problems.items():
+            where = f"point {points[0]}" if len(points) == 1 else f"{len(points)} points, e.g. {points[0]}"
+            parts.append(f"{msg} [{where}]")
+        raise ConfigError(f"task {name!r} rejects the configuration: " + "; ".join(parts) + ". Fix the keys "
+                          "named (docs/sweeps.md lists each task's parameters); no point has run.")
+    return configs
+
+
 def _resolve_task(task) -> tuple[Callable, str]:
     if callable(task):
         name = f"{getattr(task, '__module__', '?')}:{getattr(task, '__qualname__', repr(task))}"
@@ -498,6 +648,22 @@ class _Store:
                 out[int(p.stem)] = p
         return out
 
+    def read(self, warn: bool = True) -> tuple[dict[int, dict], dict[int, tuple[pathlib.Path, str]]]:
+        """(records, damaged): the readable, valid records by index, and (path, reason) for the others.
+        Each damaged record is reported by a `DamagedRecordWarning` naming its file."""
+        records, damaged = {}, {}
+        for index, path in sorted(self.finished().items()):
+            rec, reason = _read_record(path)
+            if reason is None:
+                records[index] = rec
+            else:
+                damaged[index] = (path, reason)
+                if warn:
+                    warnings.warn(f"{os.fspath(path)}: damaged point record ({reason}); the point counts as "
+                                  "not finished (a resume runs it again; `flowtools check STORE --quarantine` "
+                                  "moves the file aside).", DamagedRecordWarning, stacklevel=3)
+        return records, damaged
+
     @contextlib.contextmanager
     def lock(self):
         import fcntl
@@ -517,12 +683,85 @@ class _Store:
             fh.close()
 
 
+class DamagedRecordWarning(UserWarning):
+    """A point record that cannot be read or lacks a required field; the point counts as not finished."""
+
+
+#: Fields every point record holds, and their JSON types.
+_RECORD_FIELDS = dict(config=dict, seed=int, version=str, outcomes=dict)
+
+
+def _record_problem(rec) -> str | None:
+    """Why `rec` is not a valid point record (None if it is)."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+    for name, kind in _RECORD_FIELDS.items():
+        if name not in rec:
+            return f"no {name!r} field"
+        if not isinstance(rec[name], kind) or isinstance(rec[name], bool):
+            return f"{name!r} is a {type(rec[name]).__name__}, not a {kind.__name__}"
+    if not isinstance(rec["outcomes"].get("status"), str):
+        return "no 'status' in its outcomes"
+    if rec["config"].get("seed") != rec["seed"]:
+        return "its 'seed' differs from its configuration's"
+    if rec.get("itinerary") is not None and not isinstance(rec["itinerary"], list):
+        return "'itinerary' is not a list"
+    graph = rec.get("graph")
+    if graph is not None and not (isinstance(graph, dict) and isinstance(graph.get("nodes"), list)
+                                  and isinstance(graph.get("links"), list)):
+        return "'graph' is not node-link JSON"
+    return None
+
+
+def _read_record(path) -> tuple[dict | None, str | None]:
+    """(record, None), or (None, why it is damaged)."""
+    try:
+        rec = io.read_json(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"unreadable: {exc}"
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc}"
+    reason = _record_problem(rec)
+    return (None, reason) if reason else (rec, None)
+
+
 def load_record(store, index: int) -> dict:
-    """The record of one finished point: config, seed, version, outcomes, itinerary, graph."""
+    """The record of one finished point: config, seed, version, outcomes, itinerary, graph.
+
+    **Raises:** `FileNotFoundError` for a point without a record, `ValueError` naming the file for a
+    damaged one."""
     path = _Store(store).record_path(int(index))
     if not path.exists():
         raise FileNotFoundError(f"point {index} of store={os.fspath(store)!r} has not finished.")
-    return io.read_json(path)
+    rec, reason = _read_record(path)
+    if reason is not None:
+        raise ValueError(f"{os.fspath(path)} is a damaged point record ({reason}); rerun the point with "
+                         "--resume, or move it aside with `flowtools check STORE --quarantine`.")
+    return rec
+
+
+def check_store(store, *, quarantine: bool = False) -> list[tuple[pathlib.Path, str]]:
+    """The damaged point records of `store`: (path, reason) for each record that cannot be read or lacks
+    a required field (config, seed, version, outcomes with a status). With `quarantine=True` each is
+    moved into `store`/quarantine/ (the returned paths are then the new ones), so that the store reads
+    cleanly and a resume runs those points again."""
+    st = _Store(store)
+    if not (st.path / "sweep.json").exists():
+        _sweep_spec(store, "store")  # raises: not a store
+    with st.lock() if quarantine else contextlib.nullcontext():
+        _, damaged = st.read(warn=False)
+        out = []
+        for path, reason in damaged.values():
+            if quarantine:
+                folder = st.path / "quarantine"
+                folder.mkdir(exist_ok=True)
+                target = folder / path.name
+                if target.exists():
+                    target = folder / f"{path.stem}.{uuid.uuid4().hex[:8]}{path.suffix}"
+                os.replace(path, target)
+                path = target
+            out.append((path, reason))
+    return out
 
 
 def _graph_from(data):
@@ -559,10 +798,9 @@ def _merge_all(graphs):
 def merged_graph(store, **where):
     """The SaddleGraph merged over the finished points of `store` whose configuration matches `where`
     (e.g. `merged_graph(store, activation="tanh", width=3)`; no filter: all points)."""
-    st = _Store(store)
+    records, _ = _Store(store).read()
     graphs = []
-    for index, path in sorted(st.finished().items()):
-        rec = io.read_json(path)
+    for index, rec in records.items():
         if all(rec["config"].get(k) == v for k, v in where.items()) and rec.get("graph"):
             graphs.append(_graph_from(rec["graph"]))
     return _merge_all(graphs)
@@ -578,7 +816,15 @@ def _sweep_spec(store, name: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{name}={os.fspath(store)!r} is not a sweep store (no sweep.json); give the "
                                 "folder passed to flowtools.sweep as its store.")
-    return io.read_json(path)
+    try:
+        spec = io.read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{os.fspath(path)} cannot be read ({exc}); it describes the sweep, so restore it "
+                         "from the sweep's configuration.") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("configurations"), list) or "task" not in spec:
+        raise ValueError(f"{os.fspath(path)} lacks the sweep's task or configurations; restore it from the "
+                         "sweep's configuration.")
+    return spec
 
 
 def merge_stores(source, store) -> int:
@@ -599,8 +845,7 @@ def merge_stores(source, store) -> int:
     src, dst = _Store(source), _Store(store)
     with dst.lock():
         incoming, unknown = {}, []
-        for j, path in sorted(src.finished().items()):
-            rec = io.read_json(path)
+        for j, rec in src.read()[0].items():
             i = index.get(json.dumps(rec["config"], sort_keys=True))
             if i is None:
                 unknown.append(j)
@@ -610,7 +855,7 @@ def merge_stores(source, store) -> int:
             raise ValueError(f"points {unknown[:5]} of source={os.fspath(source)!r} have configurations that "
                              f"store={os.fspath(store)!r} does not hold (e.g. {src.record_path(unknown[0])}); "
                              "merge into a store whose sweep includes them.")
-        records = {i: io.read_json(p) for i, p in dst.finished().items()}
+        records = dst.read()[0]  # a damaged record counts as not finished: a good one replaces it
         new = {i: rec for i, rec in incoming.items() if i not in records}
         for i, rec in new.items():
             io.write_json(dst.record_path(i), rec)
@@ -685,8 +930,6 @@ def _write_zarr(store: _Store, ds) -> None:
     gens = store.path / ".zarr"
     gens.mkdir(exist_ok=True)
     target = gens / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.zarr"
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr v3: consolidated metadata and fixed-width strings notes
         ds.to_zarr(target, mode="w", consolidated=True)
@@ -706,26 +949,24 @@ def open_results(store, *, grid: bool = False):
     (a driver killed between two rewrites, or before the first), the Dataset is built from them in
     memory instead, and nothing is written. With `grid=True`, the `point` dimension is unstacked into
     one dimension per varying configuration key (only for a full Cartesian grid of finished and
-    unfinished points).
+    unfinished points). A damaged record (`check_store`) is skipped with a `DamagedRecordWarning`: its
+    point shows as not finished.
     """
-    import warnings
-
     import xarray as xr
 
     st = _Store(store)
     path = st.path / "results.zarr"
-    on_disk = st.finished()
-    if not path.exists() and not on_disk:
+    if not path.exists() and not st.finished():
         raise FileNotFoundError(f"{os.fspath(path)!r} does not exist; run flowtools.sweep with "
                                 f"store={os.fspath(store)!r} first.")
+    records, _ = st.read()
     ds = None
     if path.exists():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = xr.open_zarr(path, consolidated=True)
-    if ds is None or len(on_disk) > int(ds.attrs.get("n_finished", len(on_disk))):
+    if ds is None or set(np.flatnonzero(ds["finished"].values).tolist()) != set(records):
         spec = _sweep_spec(store, "store")
-        records = {i: io.read_json(p) for i, p in on_disk.items()}
         ds, _ = _build(spec["configurations"], records, _attrs(spec["task"], spec["configurations"]))
     if not grid:
         return ds
@@ -743,8 +984,11 @@ def open_results(store, *, grid: bool = False):
 class SweepResult:
     """What `sweep` did: the store, the Dataset and merged SaddleGraph of all finished points, and counts.
 
-    `n_run` points ran now, `n_skipped` were already finished, `failed` lists (index, message) for points
-    that did not finish (a worker died on them repeatedly, or the task raised and the record says so).
+    `n_run` points ran now and returned, `n_skipped` were already finished. `failed` lists (index, cause)
+    for points of this run that did not return: a worker died on them more often than `retries` allows
+    (their records have status "failed" and the cause in `error`), or no worker was alive for
+    `worker_timeout` seconds (no record: they are not finished). `errors` lists (index, message) for the
+    store's points whose task raised (status "error").
     `timings` splits `wall_time` into phases (seconds): "setup" (store checks, reading records),
     "cluster" (starting the local cluster or connecting), "workers" (worker set-up: importing JAX),
     "points" (from the first point handed out to the last one back), "write" (records, results.zarr
@@ -760,10 +1004,12 @@ class SweepResult:
     failed: list
     wall_time: float
     timings: dict = dataclasses.field(default_factory=dict)
+    errors: list = dataclasses.field(default_factory=list)
 
     def __repr__(self):
         return (f"SweepResult({self.n_points} points: {self.n_run} run, {self.n_skipped} skipped, "
-                f"{len(self.failed)} failed, {self.wall_time:.1f} s; store={os.fspath(self.store)!r})")
+                f"{len(self.failed)} failed, {len(self.errors)} errors, {self.wall_time:.1f} s; "
+                f"store={os.fspath(self.store)!r})")
 
 
 def _progress(total, enable):
@@ -781,8 +1027,9 @@ def _progress(total, enable):
 
 
 def sweep(task, configurations, store, *, workers: int | None = None, scheduler: str | None = None,
-          client=None, resume: bool = False, retry_errors: bool = False, progress: bool | None = None,
-          write_every: float = 10.0, group_by=None) -> SweepResult:
+          client=None, resume: bool = False, retry_failed: bool = False, retries: int = 1,
+          worker_timeout: float = 120.0, progress: bool | None = None, write_every: float = 10.0,
+          group_by=None) -> SweepResult:
     """Run `task` on every configuration; keep each finished point in `store`.
 
     **Arguments:**
@@ -790,7 +1037,9 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
     - `task`: a name from `TASKS` ("flow_itinerary", "gd_itinerary", "critical_points", "escape"),
       "module:function", "path/to/file.py:function", or a callable `config -> dict`. The dict holds
       scalar outcomes (int, float, str, bool) and optionally "itinerary" (a list of visit dicts with
-      node, kind, t_in, t_out, loss, morse_index) and "graph" (a `SaddleGraph`).
+      node, kind, t_in, t_out, loss, morse_index) and "graph" (a `SaddleGraph`). A task with a
+      `parameters` attribute (a pydantic model; the built-in tasks have one) has every configuration
+      checked against it before any point runs (`check_configurations`).
     - `configurations`: a list of dicts of scalars, each with its integer `seed` (see `grid`).
     - `store`: a directory (created if needed).
     - `workers`: the number of worker processes of a local Dask cluster (default: the CPU count);
@@ -798,25 +1047,38 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
     - `scheduler`: the address of a running Dask scheduler ("tcp://host:8786"); `client`: an existing
       `distributed.Client`. Either replaces the local cluster.
     - `resume`: continue a store that already holds finished points of the same sweep (they are
-      skipped). Without it, such a store is an error.
-    - `retry_errors`: on resume, run again the points whose task raised.
+      skipped). Without it, such a store is an error. Damaged records count as not finished.
+    - `retry_failed`: resume, and run again the points whose task raised (status "error") or whose
+      worker died (status "failed").
+    - `retries`: how many times a point whose worker died is run again, on any live worker, before it
+      is recorded as failed (the local cluster's `distributed.scheduler.allowed-failures`; a cluster of
+      your own applies its scheduler's setting).
+    - `worker_timeout`: seconds without any live worker after which the points still out are given up
+      (listed in `failed`, left unfinished for a resume).
     - `progress`: a progress bar (default: when stderr is a terminal; FLOWTOOLS_PROGRESS=0 hides it).
     - `write_every`: the least number of seconds between rewrites of results.zarr while the sweep
       runs (records are written at once; the Dataset is rebuilt from them). A rewrite also waits 50
       times as long as the previous one took, so the driver spends at most ~2% of the time on it.
     - `group_by`: which points share compiled kernels, as configuration keys or a function
-      `config -> hashable` (default: points that differ only in `seed`). Dask workers take the points
-      of one group in turn, so each group compiles once and other workers load it from the cache.
+      `config -> hashable` (default: points that differ only in `seed`). Points go out group by group,
+      so each group compiles in few workers and the others load it from the cache.
 
     **Returns:** a `SweepResult`.
+
+    **Raises:** `ConfigError` for configurations the task's parameters reject; `ValueError` for a store
+    of another sweep, or one holding finished points without `resume`.
     """
     t_start = time.perf_counter()
     timings = dict(setup=0.0, cluster=0.0, workers=0.0, points=0.0, write=0.0, close=0.0)
-    configs = _check_configurations(configurations)
+    configs = check_configurations(task, configurations)
     fn, task_name = _resolve_task(task)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
                                 or workers < 0):
         raise ValueError(f"workers must be a non-negative int (0 = serial, no Dask), got {workers!r}.")
+    retries = _checks.positive_int("retries", retries, minimum=0)
+    worker_timeout = float(worker_timeout)
+    if not worker_timeout > 0:
+        raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
     if group_by is not None and not callable(group_by):
         if isinstance(group_by, str) or not isinstance(group_by, Iterable) \
                 or not all(isinstance(k, str) for k in group_by):
@@ -830,13 +1092,14 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
     write_every = float(write_every)
     if not write_every >= 0:
         raise ValueError(f"write_every must be a non-negative number of seconds, got {write_every!r}.")
+    resume = resume or retry_failed
     st = _Store(store)
     with st.lock():
         meta_path = st.path / "sweep.json"
         spec = dict(schema=SCHEMA, task=task_name, configurations=configs)
         done = st.finished()
         if meta_path.exists():
-            old = io.read_json(meta_path)
+            old = _sweep_spec(store, "store")
             if (old.get("task"), old.get("configurations")) != (task_name, configs):
                 raise ValueError(f"store={os.fspath(st.path)!r} holds another sweep (task {old.get('task')!r}, "
                                  f"{len(old.get('configurations', []))} configurations); use a new store.")
@@ -851,9 +1114,13 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
         st.points.mkdir(parents=True, exist_ok=True)
         for tmp in st.points.glob(".tmp-*"):  # left by a driver killed mid-write
             tmp.unlink(missing_ok=True)
-        records = {i: io.read_json(p) for i, p in done.items()}
-        if retry_errors:
-            for i in [i for i, r in records.items() if r["outcomes"].get("status") == "error"]:
+        records, _ = st.read()
+        for i in [i for i, r in records.items() if r["config"] != configs[i]]:
+            warnings.warn(f"{os.fspath(st.record_path(i))}: the record's configuration is not point {i}'s; "
+                          "the point runs again.", DamagedRecordWarning, stacklevel=2)
+            del records[i]
+        if retry_failed:
+            for i in [i for i, r in records.items() if r["outcomes"]["status"] in (ERROR, FAILED)]:
                 del records[i]
         todo = [i for i in range(len(configs)) if i not in records]
         n_skipped = len(configs) - len(todo)
@@ -865,6 +1132,8 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
             t = time.perf_counter()
             io.write_json(st.record_path(i), record)
             records[i] = record
+            if record["outcomes"]["status"] == FAILED:
+                failed.append((i, record["error"]))
             if write_every and t >= next_write[0]:
                 _consolidate(st, configs, records, attrs)
                 now = time.perf_counter()
@@ -879,12 +1148,16 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
                 configure_worker()
                 timings["workers"] = time.perf_counter() - t
                 for i in todo:
-                    finish(i, run_point(fn if callable(task) else task_name, configs[i]))
+                    try:
+                        record = run_point(fn if callable(task) else task_name, configs[i])
+                    except Exception as exc:  # noqa: BLE001 — e.g. a non-scalar outcome: recorded
+                        record = _failed_record(configs[i], f"{type(exc).__name__}: {exc}")
+                    finish(i, record)
                     bar.update()
             elif todo:
                 _run_dask(fn if callable(task) else task_name, configs, todo, finish, failed, bar,
                           workers=workers, scheduler=scheduler, client=client, group_by=group_by,
-                          timings=timings)
+                          timings=timings, retries=retries, worker_timeout=worker_timeout)
         finally:
             bar.close()
             t = time.perf_counter()
@@ -893,8 +1166,17 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
     wall = time.perf_counter() - t_start
     if workers == 0 and scheduler is None and client is None:
         timings["points"] = wall - sum(timings.values())
+    errors = [(i, r.get("error", "")) for i, r in sorted(records.items()) if r["outcomes"]["status"] == ERROR]
     return SweepResult(st.path, ds, graph, len(configs), len(todo) - len(failed), n_skipped, failed, wall,
-                       timings)
+                       timings, errors)
+
+
+def _failed_record(config: Mapping, cause: str) -> dict:
+    """The record of a point that did not return: status "failed", and why."""
+    import flowtools
+
+    return io.to_jsonable(dict(config=dict(config), seed=int(config["seed"]), version=flowtools.__version__,
+                               outcomes=dict(status=FAILED), error=cause, itinerary=None, graph=None))
 
 
 def _now() -> str:
@@ -950,18 +1232,19 @@ def _compile_groups(configs, todo, group_by) -> dict:
 
 
 class _Dispatcher:
-    """Hands points to workers so that each compiled program is built as few times as possible.
+    """Chooses the next point so that each compiled program is built as few times as possible.
 
-    A free worker takes the next point of the group it ran last (its kernels are in memory); when that
-    group is empty, a group no worker has started (compiled now, in parallel with the other workers'
-    compiles), else the group with the most points left (its kernels come from the persistent cache:
-    only tracing is repeated). Each worker holds at most `depth` points (the one running and the next
-    one queued), so the choice is made when a worker frees up and a point in flight is all a killed
-    worker loses.
+    When a worker frees up, the next point is the next of the group that worker ran last (its kernels
+    are in memory); when that group is empty, a group no worker has started (compiled now, in parallel
+    with the other workers' compiles), else the group with the most points left (its kernels come from
+    the persistent cache: only tracing is repeated). At most `depth` points per worker thread are out
+    at once, so the choice is made when a worker frees up. The worker is a hint, never a placement:
+    the scheduler runs the point on whichever worker is free, and places it again if that one dies.
     """
 
     def __init__(self, groups: dict, depth: int = 2):
         self.groups = groups
+        self.group_of = {i: k for k, q in groups.items() for i in q}
         self.depth = depth
         self.started: set = set()
         self.last: dict = {}       # worker address -> group it ran last
@@ -988,18 +1271,36 @@ class _Dispatcher:
     def done(self, worker):
         self.load[worker] = max(self.load.get(worker, 1) - 1, 0)
 
+    def ran(self, index, worker):
+        """Point `index` ran on `worker` (wherever it was meant to go): that worker now holds its kernels."""
+        key = self.group_of.get(index)
+        if key is not None:
+            self.last[worker] = key
+
     def free_slots(self, workers: dict):
         """(worker, n) for workers (address -> threads) with room, least loaded first."""
         slots = [(w, self.depth * max(int(n), 1) - self.load.get(w, 0)) for w, n in workers.items()]
         return sorted([(w, n) for w, n in slots if n > 0], key=lambda x: -x[1])
 
 
+def _run_on_worker(task, config) -> tuple[dict, str | None]:
+    """`run_point` on a Dask worker: the record, and the address of the worker that ran it."""
+    from distributed import get_worker
+
+    record = run_point(task, config)
+    try:
+        address = get_worker().address
+    except ValueError:  # not on a worker
+        address = None
+    return record, address
+
+
 def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, client, group_by=None,
-              timings=None):
+              timings=None, retries=1, worker_timeout=120.0):
     import logging
 
     import dask
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster, wait
     from distributed.diagnostics.plugin import WorkerPlugin
 
     plugin_cls = type("FlowtoolsWorkerSetup", (_WorkerSetup, WorkerPlugin), {})
@@ -1013,12 +1314,17 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
             client = Client(scheduler)
         else:
             n = workers if workers is not None else (os.cpu_count() or 1)
-            # Points are placed by _Dispatcher; stealing would move them to workers that lack their kernels.
+            # Points are ordered by _Dispatcher; stealing would move them to workers that lack their kernels.
             # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which also freezes glibc's mmap
             # threshold: every array above 128 kB is then mapped and unmapped afresh, and a point takes
             # 1.5–1.7× as long as in a plain process (docs/sweeps.md). None unsets it.
+            # A worker holds only the point it runs (saturation 1.0; the others wait at the scheduler), so
+            # a point that kills its worker takes no other point's retries with it; after `retries`
+            # deaths it ends as KilledWorker. The nanny restarts a dead worker.
             config.enter_context(dask.config.set({
                 "distributed.scheduler.work-stealing": False,
+                "distributed.scheduler.worker-saturation": 1.0,
+                "distributed.scheduler.allowed-failures": retries,
                 "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}))
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    env=worker_environment(), dashboard_address=None,
@@ -1027,7 +1333,8 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
     timings["cluster"] = time.perf_counter() - t
     try:
         t = time.perf_counter()
-        # A local cluster with no more workers than CPUs gives each worker a CPU of its own.
+        # A local cluster with no more workers than CPUs gives each worker a CPU of its own: each worker
+        # binds itself (by its name, which a restarted worker keeps), the scheduler places freely.
         pin = cluster is not None and hasattr(os, "sched_getaffinity") and n <= len(os.sched_getaffinity(0))
         client.register_plugin(plugin_cls(pin=pin), name=_WorkerSetup.name)
         timings["workers"] = time.perf_counter() - t
@@ -1035,38 +1342,61 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
         token = uuid.uuid4().hex[:8]
         dispatch = _Dispatcher(_compile_groups(configs, todo, group_by))
         futures: dict = {}
-        pending = as_completed()
 
         def submit():
             if not dispatch.remaining():
                 return
-            live = client.nthreads()
-            if not live:  # every worker is gone (or not started yet): any worker will do
-                live = {None: 1}
+            live = client.nthreads() or {None: 1}  # no worker yet: the points wait at the scheduler
             for worker, room in dispatch.free_slots(live):
                 for _ in range(room):
                     i = dispatch.next_for(worker)
                     if i is None:
                         return
-                    fut = client.submit(run_point, task, configs[i], key=f"flowtools-point-{i}-{token}",
-                                        pure=False, workers=None if worker is None else [worker],
-                                        allow_other_workers=True)
+                    fut = client.submit(_run_on_worker, task, configs[i], key=f"flowtools-point-{i}-{token}",
+                                        pure=False)
                     futures[fut] = (i, worker)
-                    pending.add(fut)
 
         submit()
-        for fut in pending:
-            i, worker = futures.pop(fut)
-            dispatch.done(worker)
-            submit()  # keep the workers busy while this record is written
+        no_worker_since = None
+        while futures:
             try:
-                record = fut.result()
-            except Exception as exc:  # noqa: BLE001 — e.g. KilledWorker: the point stays unfinished
-                failed.append((i, f"{type(exc).__name__}: {exc}"))
-            else:
+                done = wait(list(futures), timeout=1.0, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                done = ()
+            for fut in done:
+                i, worker = futures.pop(fut)
+                dispatch.done(worker)
+                try:
+                    record, ran_on = fut.result()
+                except Exception as exc:  # noqa: BLE001 — KilledWorker and the like: recorded as failed
+                    if type(exc).__name__ == "KilledWorker":
+                        cause = (f"KilledWorker: the worker running this point died each time it ran "
+                                 f"({getattr(exc, 'allowed_failures', retries) + 1} run(s); the last on "
+                                 f"{getattr(getattr(exc, 'last_worker', None), 'address', '?')}): a crash inside the task (os._exit, a "
+                                 "segfault) or the process killed from outside (out of memory)")
+                    else:
+                        cause = f"{type(exc).__name__}: {exc}"
+                    record, ran_on = _failed_record(configs[i], cause), None
+                if ran_on is not None:
+                    dispatch.ran(i, ran_on)
+                submit()  # keep the workers busy while this record is written
                 finish(i, record)
-            fut.release()
-            bar.update()
+                fut.release()
+                bar.update()
+            if client.nthreads():
+                no_worker_since = None
+                if not done:
+                    submit()  # a worker that joined
+            elif no_worker_since is None:
+                no_worker_since = time.perf_counter()
+            elif time.perf_counter() - no_worker_since > worker_timeout:
+                cause = f"no live worker for {worker_timeout:g} s; the point is not finished (resume runs it)"
+                for fut, (i, _) in futures.items():
+                    fut.cancel()
+                    failed.append((i, cause))
+                futures.clear()
+                while (i := dispatch.next_for(None)) is not None:
+                    failed.append((i, cause))
         timings["points"] = time.perf_counter() - t_points - timings.get("write", 0.0)
     finally:
         t = time.perf_counter()

@@ -1,7 +1,9 @@
-"""A sweep driver run as its own process by tests/test_sweeps.py (spawned Dask workers re-import the
-main module, hence the __main__ guard), and a cheap task whose outcome is known in closed form."""
+"""A sweep driver run as its own process by tests/test_sweeps.py and tests/test_sweeps_reliability.py
+(spawned Dask workers re-import the main module, hence the __main__ guard), and cheap tasks whose
+outcomes are known in closed form."""
 
 import json
+import os
 import sys
 import time
 
@@ -16,6 +18,21 @@ def slow_task(config):
     return dict(status="ok", x=x, x2=x * x * config.get("scale", 1.0), label=f"s{config['seed']}")
 
 
+def fatal_task(config):
+    """`slow_task`, except that the point with seed `kill` ends its worker process at once (os._exit: no
+    exception, no cleanup), as a segfaulting solver or the out-of-memory killer would."""
+    if config["seed"] == config.get("kill", -1):
+        os._exit(3)
+    return slow_task(config)
+
+
+def flaky_task(config):
+    """`slow_task`, except that it raises for the seed named by $FLOWTOOLS_TEST_BROKEN_SEED."""
+    if str(config["seed"]) == os.environ.get("FLOWTOOLS_TEST_BROKEN_SEED"):
+        raise RuntimeError(f"seed {config['seed']} is broken")
+    return slow_task(config)
+
+
 def expected(config):
     x = float(np.random.default_rng(config["seed"]).standard_normal())
     return dict(x=x, x2=x * x * config.get("scale", 1.0), label=f"s{config['seed']}")
@@ -25,9 +42,13 @@ def main(argv):
     spec = json.loads(argv[0])
     import flowtools.sweeps as S
 
-    r = S.sweep(spec["task"], spec["configs"], spec["store"], workers=spec["workers"],
-                resume=spec.get("resume", False), write_every=spec.get("write_every", 1.0), progress=False)
-    print(json.dumps(dict(n_run=r.n_run, n_skipped=r.n_skipped, failed=r.failed)))
+    t0 = time.perf_counter()
+    r = S.sweep(spec["task"], spec["configs"], spec["store"], workers=spec.get("workers"),
+                scheduler=spec.get("scheduler"), resume=spec.get("resume", False),
+                retry_failed=spec.get("retry_failed", False), retries=spec.get("retries", 1),
+                write_every=spec.get("write_every", 1.0), progress=False)
+    print(json.dumps(dict(n_run=r.n_run, n_skipped=r.n_skipped, failed=r.failed, errors=r.errors,
+                          wall=time.perf_counter() - t0, timings=r.timings)))
 
 
 if __name__ == "__main__":

@@ -234,8 +234,8 @@ def test_cli_sweep_and_studies(tmp_path, monkeypatch, capsys):
                     '[fixed]\nscale = 0.5\n')
     assert cli.main(["sweep", str(toml), "--serial"]) == 0
     assert "3 run, 0 skipped" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="--resume"):
-        cli.main(["sweep", str(toml), "--serial"])
+    assert cli.main(["sweep", str(toml), "--serial"]) == cli.EXIT_USAGE  # a finished store, no --resume
+    assert "--resume" in capsys.readouterr().err
     assert cli.main(["sweep", str(toml), "--serial", "--resume"]) == 0
     assert "0 run, 3 skipped" in capsys.readouterr().out
     ds = S.open_results(tmp_path / "store")
