@@ -41,6 +41,7 @@ from .dynamics.trajectory import Status, Trajectory
 from .graph import SaddleGraph, match_distance
 from .landscape import classify, classify_point, find_critical_point, slow_points
 from .landscape.critical import MATRIX_FREE_MIN
+from .landscape.input_symmetry import orbit_fingerprint
 from .landscape.spectrum import spectrum_or_fallback
 from .landscape.slow import resolve_trajectory
 from .landscape.symmetry import fingerprint_distance, function_fingerprint, output_distance, reduce_network
@@ -361,6 +362,11 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         info = _visit_from_point(problem, end, "unfinished", spec, function_fingerprint(problem, end),
                                  problem.grad_norm(end), status="terminal", radius=rho)
         visits.append(Visit(t_in=float(ts[-1]), t_out=float(ts[-1]), t=float(ts[-1]), **info))
+    if problem.symmetry is not None:
+        # A declared input symmetry: visits are identified (in the graph, in basin fractions) by their
+        # canonical representative's function, so points of one orbit of the full group are one set.
+        for v in visits:
+            v.fingerprint = orbit_fingerprint(problem, v.theta)
     stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements,
                  budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
                  states=int(len(thetas)), d_out=d_out, n_train=n_train)

@@ -454,9 +454,10 @@ class ProblemParameters(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
 
     seed: int = pydantic.Field(ge=0)
-    problem: Literal["teacher_student", "maleknia_sato"] = "teacher_student"
+    problem: Literal["teacher_student", "safran_shamir", "maleknia_sato"] = "teacher_student"
     data: Literal["finite", "population"] = "finite"
     d_in: int = pydantic.Field(4, ge=1)
+    teacher: Literal["random", "orthonormal"] = "random"
     teacher_width: int = pydantic.Field(2, ge=1)
     teacher_activation: Literal[tuple(ACTIVATIONS)] | None = None
     teacher_seed: int = pydantic.Field(0, ge=0)
@@ -469,7 +470,7 @@ class ProblemParameters(pydantic.BaseModel):
     loss: Literal[LOSSES] | None = None
     n_nodes: int | None = pydantic.Field(None, ge=2)
     init_scale: float = pydantic.Field(0.1, gt=0)
-    init_scheme: Literal["normal", "he", "glorot"] = "normal"
+    init_scheme: Literal["normal", "he", "lecun", "glorot"] = "normal"
 
 
 class FlowItineraryParameters(ProblemParameters):
