@@ -5,8 +5,11 @@ namespace per page and in a fresh working directory, with Sybil. The conventions
 "Examples in these pages"):
 
 - A block that starts with `>>>` is a doctest: its quoted outputs are compared with what the code
-  prints, under ELLIPSIS (`...` stands for anything: wall times, long messages) and Sybil's NUMBER (a
-  float matches to the precision it is written with, so `1.70` claims two decimals and no more).
+  prints, under ELLIPSIS (`...` stands for anything: wall times, long messages), NORMALIZE_WHITESPACE
+  (column padding does not matter) and Sybil's NUMBER: a number written with a decimal point or an
+  exponent matches within one unit of its last digit (`1.70` claims 1.70 ± 0.01, `5e-13` claims
+  5e-13 ± 1e-13). NUMBER applies only where the expected and the printed output hold as many such
+  numbers; otherwise (e.g. a `...` hides some) the comparison is exact.
   Quoted output belongs in such blocks; a plain block quotes nothing it does not check.
 - A plain block is executed.
 - `<!-- docs: slow -->` before a block: it runs only under the `slow` marker (`make test-all`, which runs
@@ -36,7 +39,7 @@ from sybil.parsers.markdown import PythonCodeBlockParser
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
-_PARSER = PythonCodeBlockParser(doctest_optionflags=doctest.ELLIPSIS | NUMBER)
+_PARSER = PythonCodeBlockParser(doctest_optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | NUMBER)
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})python[ \t]*$", re.M)
 _DIRECTIVE = re.compile(r"<!--\s*docs:\s*(slow|fragment)\b([^>]*?)-->\s*\n\s*\Z")
 _USES = re.compile(r"^\s*uses\s+(.*)$")
