@@ -11,7 +11,8 @@ namespace per page and in a fresh working directory, with Sybil. The conventions
   5e-13 ± 1e-13). NUMBER applies only where the expected and the printed output hold as many such
   numbers; otherwise (e.g. a `...` hides some) the comparison is exact.
   Quoted output belongs in such blocks; a plain block quotes nothing it does not check.
-- A plain block is executed.
+- A plain block is executed. It may not end a statement with a bare value (`x.shape  # (4,)`): in a
+  session that shows an output, which only a doctest checks.
 - `<!-- docs: slow -->` before a block: it runs only under the `slow` marker (`make test-all`, which runs
   every page whole); `make test` skips it and goes on with the page, so later blocks must not need
   what it defines (they fail with a NameError if they do).
@@ -24,6 +25,7 @@ output, an undefined name in a fragment and a block that raises.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import dataclasses
 import doctest
@@ -92,6 +94,12 @@ def free_names(source: str, filename: str = "<fragment>") -> set[str]:
     return free - set(dir(builtins))
 
 
+def bare_values(source: str) -> list[int]:
+    """Lines of top-level expression statements that are not calls: values a session would print."""
+    return [node.lineno for node in ast.parse(source).body
+            if isinstance(node, ast.Expr) and not isinstance(node.value, (ast.Call, ast.Await))]
+
+
 def _name(path: pathlib.Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
@@ -125,6 +133,11 @@ def run_page(path: pathlib.Path, *, slow: bool) -> tuple[int, int, int]:
             n_fragments += 1
             continue
         for e in mine:
+            if not isinstance(e.parsed, doctest.Example):
+                shown = bare_values(str(e.parsed))
+                if shown:
+                    pytest.fail(f"{_name(path)}:{block.line}: line(s) {shown} of the block show a value that is "
+                                f"not checked; quote it in a doctest (>>>) or drop it")
             e.evaluate()
             n_doctest += isinstance(e.parsed, doctest.Example)
         n_run += 1
@@ -178,7 +191,7 @@ def test_runner_checks_quoted_output(tmp_path, page_env):
 
 def test_runner_fails_on_errors_and_undefined_names(tmp_path, page_env):
     with pytest.raises(KeyError):
-        run_page(_page(tmp_path, "```python\n{}['segments']\n```\n"), slow=False)
+        run_page(_page(tmp_path, "```python\nx = {}['segments']\n```\n"), slow=False)
     fragment = "<!-- docs: fragment uses problem -->\n```python\nx = problem.loss(theta)\n```\n"
     with pytest.raises(pytest.fail.Exception, match="theta"):
         run_page(_page(tmp_path, fragment), slow=False)
@@ -192,6 +205,11 @@ def test_runner_skips_slow_block(tmp_path, page_env):
     assert run_page(_page(tmp_path, page), slow=False) == (2, 0, 0)
     with pytest.raises(RuntimeError):
         run_page(_page(tmp_path, page), slow=True)
+
+
+def test_runner_rejects_unchecked_values(tmp_path, page_env):
+    with pytest.raises(pytest.fail.Exception, match=r"line\(s\) \[2\]"):
+        run_page(_page(tmp_path, "```python\nx = (1, 2)\nx[0]   # 1\n```\n"), slow=False)
 
 
 def test_free_names():
