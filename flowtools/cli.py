@@ -177,30 +177,34 @@ def _check(ns) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="flowtools", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="flowtools", description=(
+        "Run a sweep described by a TOML file, check a sweep store for damaged records, merge the finished "
+        "points of one sweep store into another, or list and run the studies."))
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("sweep", help="run a sweep described by a TOML file")
-    p.add_argument("config", help="the sweep's TOML file")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count)")
-    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
-    p.add_argument("--resume", action="store_true", help="continue a store, skipping finished points")
-    p.add_argument("--store", default=None, help="store directory (overrides the config file)")
-    p.add_argument("--serial", action="store_true", help="run in this process, without Dask")
+    p = sub.add_parser("sweep", help="Run a sweep described by a TOML file.")
+    p.add_argument("config", help="The sweep's TOML file.")
+    p.add_argument("--workers", type=int, default=None,
+                   help="The number of local worker processes (default: one per CPU).")
+    p.add_argument("--scheduler", default=None, help="The address of a running Dask scheduler.")
+    p.add_argument("--resume", action="store_true", help="Continue a store, skipping its finished points.")
+    p.add_argument("--store", default=None, help="The store directory; overrides the one in the config file.")
+    p.add_argument("--serial", action="store_true", help="Run the points in this process, without Dask.")
     p.add_argument("--retry-failed", action="store_true",
-                   help="resume, and run again only the points that failed or errored")
+                   help="Resume, and run again only the points that failed or errored.")
     p.add_argument("--retries", type=int, default=1,
-                   help="runs again of a point whose worker died, before it is recorded as failed (default 1)")
-    c = sub.add_parser("check", help="list the damaged point records of a sweep store")
-    c.add_argument("store", help="the store directory")
+                   help="How many times a point whose worker died is run again before it is recorded as "
+                   "failed (default 1).")
+    c = sub.add_parser("check", help="List the damaged point records of a sweep store.")
+    c.add_argument("store", help="The store directory.")
     c.add_argument("--quarantine", action="store_true",
-                   help="move damaged records into STORE/quarantine/ (a resume then reruns those points)")
-    m = sub.add_parser("merge", help="copy the finished points of one sweep store into another whose sweep "
-                       "includes their configurations (flowtools.sweeps.merge_stores)")
-    m.add_argument("source", help="the store to copy from (e.g. part of a grid run on another machine)")
-    m.add_argument("store", help="the store of the full sweep")
-    s = sub.add_parser("studies", help="list the studies, or run one: flowtools studies NAME [--quick …]")
-    s.add_argument("name", nargs="?", help="the study to run")
-    s.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the study")
+                   help="Move damaged records into STORE/quarantine/, so that a resume runs those points again.")
+    m = sub.add_parser("merge", help="Copy the finished points of one sweep store into another whose sweep "
+                       "includes their configurations (flowtools.sweeps.merge_stores).")
+    m.add_argument("source", help="The store to copy from, e.g. part of a grid run on another machine.")
+    m.add_argument("store", help="The store of the full sweep.")
+    s = sub.add_parser("studies", help="List the studies, or run one: flowtools studies NAME [--quick …].")
+    s.add_argument("name", nargs="?", help="The study to run; without it, the studies are listed.")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="Arguments passed to the study, e.g. --quick.")
     ns = parser.parse_args(argv)
     if ns.command == "sweep":
         if ns.workers is not None and ns.workers < 0:

@@ -129,8 +129,12 @@ def one_neuron_optimum(problem, ws):
                     at_grid_edge=bool(i == 0 or i == len(ws) - 1),
                     profile_monotone_increasing=bool(np.all(d > 0)),
                     interior_minima=int(np.sum((d[:-1] < 0) & (d[1:] > 0))),
+                    # A failed solve's record describes its guess (grad_norm is the guess's ‖∇L‖); the
+                    # iterate the solve stalled at is best_theta, with best_grad_norm.
                     find_critical_point=dict(success=cp.success, status=cp.status, message=cp.message,
-                                             theta=cp.theta.tolist(), kind=cp.kind, loss=cp.loss))
+                                             theta=cp.theta.tolist(), kind=cp.kind, loss=cp.loss,
+                                             grad_norm=cp.grad_norm, best_grad_norm=cp.best_grad_norm,
+                                             best_theta=np.asarray(cp.best_theta).tolist()))
 
 
 @eqx.filter_jit

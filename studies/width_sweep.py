@@ -27,6 +27,7 @@ for tests (finite data, one activation, k = 1, widths 1–2, 3 seeds, serial).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import pathlib
 import time
@@ -60,6 +61,34 @@ def configurations(settings, seed0: int = 0, data: str = "finite") -> list[dict]
     fixed = FIXED_POPULATION if data == "population" else FIXED
     return sweeps.grid(activation=settings["activations"], width=list(range(1, k + settings["extra_width"] + 1)),
                        seed=range(seed0, seed0 + settings["seeds"]), teacher_width=k, **fixed)
+
+
+def check_store(store, configs, data: str, seed0: int = 0) -> None:
+    """Refuse (SystemExit) a store whose sweep is not `configs`: `--no-run` analyses a store under the
+    settings its options describe, so a store written with other options would be labelled with settings
+    it was not run with."""
+    spec = pathlib.Path(store) / "sweep.json"
+    if not spec.exists():
+        raise SystemExit(f"--no-run: {store} is not a sweep store (no sweep.json); run the study first.")
+    stored = ft.io.read_json(spec)["configurations"]
+
+    def key(cs):
+        return sorted(json.dumps(c, sort_keys=True) for c in json.loads(json.dumps(cs)))
+
+    if key(stored) == key(configs):
+        return
+    hint = ""
+    for flags, settings, d in (("--quick", QUICK, "finite"), ("--data finite", FULL_FINITE, "finite"),
+                               ("--data population", FULL, "population")):
+        if key(stored) == key(configurations(settings, seed0, d)):
+            hint = f" It matches the options {flags}: rerun with them."
+    first = stored[0] if stored else {}
+    raise SystemExit(
+        f"--no-run: the store {store} holds a sweep of {len(stored)} points (data="
+        f"{first.get('data', 'finite')}, teacher_width={first.get('teacher_width')}, activations "
+        f"{sorted({c.get('activation') for c in stored})}), not the {len(configs)} points these options "
+        f"describe (data={data}); give the options the store was written with (--quick, --data, --seeds, "
+        f"--seed, --activations).{hint}")
 
 
 def analyse(store, configs) -> list[dict]:
@@ -193,6 +222,7 @@ def main(argv=None) -> dict:
     configs = configurations(settings, args.seed, data)
     t0 = time.perf_counter()
     if args.no_run:
+        check_store(out / "store", configs, data, args.seed)
         ds = sweeps.open_results(out / "store")
         result = dict(n_run=0, n_skipped=int(ds["finished"].sum()), failed=[])
         graph = sweeps.merged_graph(out / "store")  # from the records, current even after a killed driver

@@ -36,6 +36,13 @@ def test_one_neuron_optimum_exists_only_for_wide_enough_inputs(quick_run):
     # x ~ N(0, 1): the profile loss increases monotonically, the optimum is at w → 0 (at infinity).
     assert ex["input_std=1"]["profile_monotone_increasing"] and ex["input_std=1"]["at_grid_edge"]
     assert not ex["input_std=2"]["at_grid_edge"] and ex["input_std=2"]["interior_minima"] == 1
+    # The failed solve at s = 1: the record's grad_norm is its guess's (the grid point), the stalled
+    # iterate's is best_grad_norm, and the message quotes the latter.
+    rec = ex["input_std=1"]["find_critical_point"]
+    assert not rec["success"] and rec["status"] == "stalled"
+    assert rec["best_grad_norm"] < 1e-9 < 1e-6 < rec["grad_norm"]
+    assert f"{rec['best_grad_norm']:.3g}" in rec["message"]
+    assert rec["theta"] == [ex["input_std=1"]["w_grid_best"], ex["input_std=1"]["v_grid_best"]]
     opt = summary["one_neuron_optimum"]
     assert opt["signature"] == [0, 0, 2] and opt["grad_norm"] < 1e-10 and opt["inner_hessian"] > 0
 

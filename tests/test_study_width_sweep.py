@@ -74,3 +74,16 @@ def test_global_minimum_rule(quick_run):
         problem, _ = sweeps.make_problem(module.configurations(module.QUICK)[0])
         tol = module.GLOBAL_TOL * float(np.mean(np.asarray(problem.y) ** 2))
         assert g["global_fraction"] == pytest.approx(np.mean(att & (loss <= best + tol)))
+
+
+def test_no_run_refuses_a_store_of_other_settings(quick_run):
+    """`--no-run` on the --quick store without --quick must not relabel its 6 finite-data points as the
+    1 344-point population sweep; with --quick it analyses them under their own settings."""
+    out, summary, module = quick_run
+    before = (out / "summary.json").read_bytes()
+    with pytest.raises(SystemExit, match=r"holds a sweep of 6 points \(data=finite.*--quick"):
+        module.main(["--no-run", "--out", str(out)])
+    assert (out / "summary.json").read_bytes() == before
+    again = module.main(["--no-run", "--quick", "--out", str(out)])
+    assert (again["data"], again["n_points"], again["n_run"]) == ("finite", 6, 0)
+    assert again["settings"] == summary["settings"] and again["groups"] == summary["groups"]
