@@ -60,9 +60,9 @@ def test_flowtools_help_prints_whole_description(capsys):
     assert exc.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("usage: flowtools")
-    assert "Run a sweep described by a TOML file, merge the finished points of one sweep store into " \
-           "another, or list and run the studies." in out
-    for command in ("sweep", "merge", "studies"):
+    assert "Run a sweep described by a TOML file, check a sweep store for damaged records, merge the " \
+           "finished points of one sweep store into another, or list and run the studies." in out
+    for command in ("sweep", "check", "merge", "studies"):
         assert command in out
 
 
