@@ -36,12 +36,21 @@ def nan_problem(published_data):
     return ft.Problem.from_function(_nan_everywhere, 4, published_data, "mse")
 
 
-@pytest.mark.parametrize("solver", ["bdf", "rkc", "ros34pw2", "tsit5"])
+@pytest.mark.parametrize("solver", ["bdf", "rkc"])
 def test_a_nan_flow_ends_non_finite_at_once(nan_problem, solver):
     tr = ft.gradient_flow(nan_problem, THETA, 10.0, solver=solver)
     assert tr.status == ft.Status.NON_FINITE, tr.message
     assert tr.stats["steps"] == 0  # not one step attempted (it was 200 000 rejected attempts)
     assert "L is non-finite at t=0" in tr.message
+    assert tr.stats["wall_time"] < 1.0
+
+
+@pytest.mark.parametrize("solver", ["bdf", "rkc", "ros34pw2", "tsit5"])
+def test_an_overflowing_start_ends_non_finite_at_once(minimal_mse, solver):
+    # θ0 = 1e200 is finite, but v·tanh(wx) ≈ 1e200 squares to inf: L and ∇L overflow at t = 0.
+    tr = ft.gradient_flow(minimal_mse, np.full(4, 1e200), 10.0, solver=solver)
+    assert tr.status == ft.Status.NON_FINITE, tr.message
+    assert tr.stats["steps"] == 0 and tr.message.startswith("L is non-finite at t=0")
     assert tr.stats["wall_time"] < 1.0
 
 
@@ -56,6 +65,24 @@ def test_gradient_descent_names_a_non_finite_start(nan_problem):
     tr = ft.gradient_descent(nan_problem, THETA, 0.1, 100)
     assert tr.status == ft.Status.NON_FINITE
     assert "non-finite at the starting point" in tr.message and "smaller lr" not in tr.message
+
+
+def _to_the_edge(theta, x):  # f = −x√(2 − θ0): the flow reaches θ0 = 2, where ∇L blows up, in finite time
+    return -x * jnp.sqrt(2.0 - theta[0]) + 0.0 * theta[1]
+
+
+def test_rkc_stops_where_the_gradient_blows_up():
+    """With L = m₂(u + 3)², u = √(2 − θ0), m₂ = mean x², the flow reaches u = 0 at
+    T = (2/m₂) ∫₀^√2 u²/(u + 3) du = (2/m₂)(1 − 3√2 + 9 ln((3 + √2)/3)). RKC restarted its λ_max
+    estimate from a zero Ritz vector there (the Hessian is negative definite on the active direction),
+    got a NaN step and spun to max_steps at t ≈ 0.22 (200 000 steps, 87 s)."""
+    x = np.linspace(-1, 1, 8)[:, None]
+    p = ft.Problem.from_function(_to_the_edge, 2, ft.Dataset(x, 3.0 * x), "mse")
+    m2 = float(np.mean(x ** 2))
+    T = 2 / m2 * (1 - 3 * np.sqrt(2) + 9 * np.log((3 + np.sqrt(2)) / 3))
+    tr = ft.gradient_flow(p, np.zeros(2), 100.0, solver="rkc")
+    assert tr.status != ft.Status.MAX_STEPS and tr.stats["steps"] < 5000, tr.message
+    assert abs(tr.final_time - T) < 1e-3 * T, (tr.final_time, T)
 
 
 # ------------------------------------------------------------------------------- loaders validate
