@@ -505,7 +505,8 @@ for label, v, kind in [("decreasing", [2.0, 1.0], ValueError), ("past t1", [1.0,
                        ("repeated", [1.0, 1.0], ValueError), ("text", ["a", "b"], TypeError)]:
     bad(f"flow-save_ts {label}", lambda v=v: _flow(save_ts=v), kind, "save_ts")
 for label, v, kind in [("short", THETA[:3], ValueError), ("long", np.ones(5), ValueError),
-                       ("nan", np.array([NAN, 0, 0, 0]), ValueError), ("inf", np.array([0, INF, 0, 0]), ValueError),
+                       ("nan", np.array([NAN, 0, 0, 0]), ValueError),
+                       ("inf", np.array([0, INF, 0, 0]), ValueError),
                        ("2-D", THETA[None, :], ValueError), ("text", ["a"] * 4, TypeError),
                        ("scalar", 0.5, ValueError), ("dict", {"w": 1}, TypeError)]:
     bad(f"flow-theta0 {label}", lambda v=v: _flow(theta0=v), kind, "theta0")
@@ -576,18 +577,21 @@ for label, frozen, at, kind, word in [
     ("unknown group", "W9", THETA, ValueError, "W9"),
     ("no frozen_at", np.array([True, False, False, False]), None, ValueError, "frozen_at"),
     ("frozen_at short", np.array([True, False, False, False]), THETA[:2], ValueError, "frozen_at"),
-    ("frozen_at nan", np.array([True, False, False, False]), np.array([NAN, 0, 0, 0]), ValueError, "frozen_at"),
+    ("frozen_at nan", np.array([True, False, False, False]), np.array([NAN, 0, 0, 0]), ValueError,
+     "frozen_at"),
     ("float mask", np.array([0.5, 0, 0, 0]), THETA, (ValueError, TypeError), "frozen"),
 ]:
     bad(f"problem-frozen {label}", lambda frozen=frozen, at=at: _problem(frozen=frozen, frozen_at=at),
         kind, word)
-bad("problem-from_function bad data", lambda: ft.Problem.from_function(lambda t, x: x, 3, X), TypeError, "data")
-bad("problem-from_function wrong output", lambda: ft.Problem.from_function(lambda t, x: x.T * t[0], 3,
-                                                                           ft.Dataset(np.ones((4, 2)), np.ones(4))),
+bad("problem-from_function bad data", lambda: ft.Problem.from_function(lambda t, x: x, 3, X), TypeError,
+    "data")
+bad("problem-from_function wrong output",
+    lambda: ft.Problem.from_function(lambda t, x: x.T * t[0], 3, ft.Dataset(np.ones((4, 2)), np.ones(4))),
     ValueError, "fn")
 
 # MLP, activations, FunctionModel
-for label, widths, kind, word in [("text", "121", TypeError, "widths"), ("one entry", (3,), ValueError, "widths"),
+for label, widths, kind, word in [("text", "121", TypeError, "widths"),
+                                  ("one entry", (3,), ValueError, "widths"),
                                   ("zero", (1, 0, 1), ValueError, "widths[1]"),
                                   ("negative", (1, -2, 1), ValueError, "widths[1]"),
                                   ("float", (1, 2.5, 1), TypeError, "widths[1]"),
@@ -629,19 +633,21 @@ for label, kw, kind, word in [("n 0", dict(n=0), ValueError, "n"), ("n float", d
                               ("teacher scalar", dict(teacher=lambda x: 1.0), ValueError, "teacher"),
                               ("teacher 3-D", dict(teacher=lambda x: x[:, :, None]), ValueError, "teacher"),
                               ("teacher nan", dict(teacher=lambda x: x * NAN), ValueError, "teacher"),
-                              ("teacher d_in", dict(teacher=lambda x: x @ np.ones((5, 1))), TypeError, "teacher")]:
+                              ("teacher d_in", dict(teacher=lambda x: x @ np.ones((5, 1))), TypeError,
+                               "teacher")]:
     def call(kw=kw):
         args = dict(teacher=lambda x: jnp.tanh(x[:, :1]), n=5, d_in=2)
         args.update(kw)
         return ft.teacher_dataset(args.pop("teacher"), args.pop("n"), **args)
     bad(f"teacher_dataset {label}", call, kind, word)
 bad("teacher net theta short", lambda: ft.teacher_dataset((MODEL, THETA[:3]), 5), ValueError, "theta")
-bad("teacher d_in mismatch in Dataset", lambda: ft.Dataset(np.ones((3, 2)), np.ones(3),
-                                                           ft.Teacher.from_network(MODEL, THETA)), ValueError, "d_in")
+bad("teacher d_in mismatch in Dataset",
+    lambda: ft.Dataset(np.ones((3, 2)), np.ones(3), ft.Teacher.from_network(MODEL, THETA)),
+    ValueError, "d_in")
 bad("teacher direct wrong width", lambda: ft.Teacher(lambda x: x, 2, 1), ValueError, "d_out")
 bad("gaussian inputs callable teacher", lambda: ft.GaussianInputs(lambda x: x), TypeError, "teacher")
-bad("gaussian inputs deep teacher", lambda: ft.GaussianInputs((ft.MLP((1, 2, 2, 1)), np.zeros(13))), ValueError,
-    "teacher")
+bad("gaussian inputs deep teacher", lambda: ft.GaussianInputs((ft.MLP((1, 2, 2, 1)), np.zeros(13))),
+    ValueError, "teacher")
 bad("population unknown method", lambda: ft.GaussianPopulation.build(1, "simpson"), ValueError, "method")
 bad("population d_in 0", lambda: ft.GaussianPopulation.build(0), ValueError, "d_in")
 bad("population n_samples 1", lambda: ft.GaussianPopulation.build(3, n_samples=1), ValueError, "n_samples")
@@ -672,5 +678,6 @@ def test_bad_input_is_a_clear_python_error(call, kind, word, tmp_path):
     assert word in str(err.value), str(err.value)
     # A clear error from the boundary, not from inside JAX, and before any compile.
     tb = err.traceback
-    assert not any("/jax/" in str(entry.path) or "/jaxlib/" in str(entry.path) for entry in tb[-2:]), str(tb[-1])
+    inside_jax = ["/jax/" in str(entry.path) or "/jaxlib/" in str(entry.path) for entry in tb[-2:]]
+    assert not any(inside_jax), str(tb[-1])
     assert time.perf_counter() - t < 5.0
