@@ -314,6 +314,19 @@ def test_a_read_only_cache_is_used_read_only_with_one_warning(tmp_path, restore_
         os.chmod(path, 0o755)
 
 
+def test_a_cache_that_turns_read_only_warns_once(tmp_path, restore_cache, monkeypatch):
+    import errno
+
+    ft.enable_compilation_cache(tmp_path / "jax", max_size="none")
+
+    def refused(self, key, value):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "jax"))
+
+    monkeypatch.setattr(_cache, "_atomic_put", refused)  # as a remount read-only would
+    messages = _run(_kernels(4.5))  # five kernels to store
+    assert len(messages) == 1 and "read-only" in messages[0], messages
+
+
 _PROCESS = """
 import warnings
 warnings.simplefilter("always")
