@@ -32,6 +32,7 @@ executable store (`_aot.py`) refuses a folder that another user owns or that gro
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 import re
@@ -268,7 +269,9 @@ def _install_atomic_writes() -> bool:
             return
         try:
             return _put(self, key, value)
-        except PermissionError as err:  # the directory became read-only after it was opened
+        except OSError as err:  # the directory became read-only (permissions, a read-only mount)
+            if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
             _go_read_only(os.fspath(self.path), f"{type(err).__name__}: {err}")
 
     def _put(self, key, value):

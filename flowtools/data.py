@@ -78,8 +78,9 @@ def _probe_teacher(fn, d_in: int, name: str, d_out: int | None = None) -> int:
     try:
         y = fn(jnp.asarray(_teacher_probe(d_in)))
     except Exception as err:  # noqa: BLE001 - the user's callable failed on a plain input batch
-        raise TypeError(f"{label} failed on inputs x of shape (3, {d_in}): {type(err).__name__}: {str(err).rstrip('.')}. "
-                        "A teacher maps a batch x of shape (n, d_in) to targets (n, d_out).") from None
+        raise TypeError(f"{label} failed on inputs x of shape (3, {d_in}): {type(err).__name__}: "
+                        f"{str(err).rstrip('.')}. A teacher maps a batch x of shape (n, d_in) to targets "
+                        "(n, d_out).") from None
     shape, dtype = getattr(y, "shape", None), getattr(y, "dtype", None)
     if shape is None or len(shape) not in (1, 2) or shape[0] != 3:
         raise ValueError(f"{label} must return one row per input: for x of shape (3, {d_in}) it returned "

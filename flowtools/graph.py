@@ -225,14 +225,16 @@ class SaddleGraph:
         data = io.read_json(path, required=("nodes", "links"))
         for key in ("nodes", "links"):
             if not isinstance(data[key], list):
-                raise io.FileFormatError(f"{path}: field {key!r} must be a list, got {type(data[key]).__name__}.")
+                raise io.FileFormatError(f"{path}: field {key!r} must be a list, "
+                                         f"got {type(data[key]).__name__}.")
         for i, node in enumerate(data["nodes"]):
             io.require_fields(path, node, ("id",), f"nodes[{i}]")
         for i, link in enumerate(data["links"]):
             io.require_fields(path, link, ("from", "to"), f"links[{i}]")
         graph_attrs = data.get("graph", {})
         if not isinstance(graph_attrs, dict):
-            raise io.FileFormatError(f"{path}: field 'graph' must be an object, got {type(graph_attrs).__name__}.")
+            raise io.FileFormatError(f"{path}: field 'graph' must be an object, "
+                                     f"got {type(graph_attrs).__name__}.")
         g = cls(_loaded_tol(path, graph_attrs))
         g.graph = nx.node_link_graph(data, directed=True, edges="links", source="from", target="to")
         _check_loaded(path, g.graph, [n["id"] for n in data["nodes"]])

@@ -394,8 +394,8 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
                                            "continue with resume=this trajectory")
     elif code == 0:
         status, message = Status.T1_REACHED, f"reached t1={t1:g}; |grad L| = {gnorm[-1]:.3g}"
-    elif (code == 1 and mask.get("non_finite")) or (code in (2, 3) and _first_non_finite(ys, loss, gnorm)):
-        # Before max_steps and failure: a run stuck on a non-finite state says so.
+    elif (code == 1 and mask.get("non_finite")) or (code in (1, 2, 3) and _first_non_finite(ys, loss, gnorm)):
+        # Before divergence, max_steps and failure: a run that ends on a non-finite state says so.
         status, message = Status.NON_FINITE, (f"{_first_non_finite(ys, loss, gnorm) or 'grad L'} is "
                                               f"non-finite at t={ts_out[-1]:.6g} (L = {loss[-1]:.3g}, "
                                               f"|grad L| = {gnorm[-1]:.3g})")

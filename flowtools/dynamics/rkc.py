@@ -48,7 +48,12 @@ def lanczos_lambda_max(hvp, v0, m: int):
     reorthogonalisation). θ_max ≤ λ_max always (Cauchy interlacing); adding the Ritz residual ‖r‖ gives
     the usual practical upper estimate."""
     n = v0.shape[0]
-    v0 = v0 / jnp.linalg.norm(v0)
+    # A Ritz vector can be zero (a Krylov space that broke down with every eigenvalue ≤ 0, e.g. a
+    # concave direction in 2 parameters): restart from a fixed generic vector, not from 0/0 = NaN.
+    norm = jnp.linalg.norm(v0)
+    usable = jnp.isfinite(norm) & (norm > 0)
+    generic = jnp.cos(jnp.arange(n, dtype=v0.dtype) * 1.234567) + 0.1
+    v0 = jnp.where(usable, v0 / jnp.where(usable, norm, 1.0), generic / jnp.linalg.norm(generic))
     V = jnp.zeros((m + 1, n), v0.dtype).at[0].set(v0)
     T = jnp.zeros((m, m), v0.dtype)
 
