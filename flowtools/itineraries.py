@@ -562,6 +562,14 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
         # reached the set's loss, and is still moving onto it.
         message = (f"approaching a minimum set (|grad L| = {g_end:.3g}, loss gap {gap:.3g}, "
                    f"function distance {d_hist[-1]:.3g}, both decreasing)")
+    elif (spec.signature[1] and approaching
+          and gap <= 2 * g_end * np.linalg.norm(end - point) + 1e-13 * (1 + abs(loss_star))):
+        # A non-isolated minimum set (a kernel along it) is approached sublinearly, so ‖∇L‖ can stay
+        # above attractor_gtol for a long time; the refined point is on the set, no direction descends,
+        # and the run is still moving onto it: waiting would only confirm it.
+        message = (f"approaching a non-isolated minimum set (kernel of dimension {spec.signature[1]}) "
+                   f"sublinearly: |grad L| = {g_end:.3g}, loss gap {gap:.3g}, function distance "
+                   f"{d_hist[-1]:.3g}, both decreasing")
     else:
         return unfinished
     degenerate = bool(spec.signature[1] and spec.signature[1] > 0)
