@@ -14,7 +14,8 @@ run first enters that radius after the previous visit.
 The terminal state is "attractor" only when the run ends next to a critical set with no negative Hessian
 eigenvalue beyond tolerance and it is really approaching it (converged, or, for degenerate minima that
 are approached algebraically, loss and distance both still decreasing onto a refined critical point
-whose loss the run has essentially reached); "diverged" for diverged or non-finite runs; otherwise
+whose loss the run has essentially reached, or, for a non-isolated minimum set with a kernel along it,
+moving onto a refined point of the set however slowly); "diverged" for diverged or non-finite runs; otherwise
 "unfinished". A slow passage is never called an attractor. An unfinished run ends in an explicit
 "unfinished" visit at its last state, so its path keeps its edges in the saddle graph.
 
