@@ -14,7 +14,8 @@ run first enters that radius after the previous visit.
 The terminal state is "attractor" only when the run ends next to a critical set with no negative Hessian
 eigenvalue beyond tolerance and it is really approaching it (converged, or, for degenerate minima that
 are approached algebraically, loss and distance both still decreasing onto a refined critical point
-whose loss the run has essentially reached); "diverged" for diverged or non-finite runs; otherwise
+whose loss the run has essentially reached, or, for a non-isolated minimum set with a kernel along it,
+moving onto a refined point of the set however slowly); "diverged" for diverged or non-finite runs; otherwise
 "unfinished". A slow passage is never called an attractor. An unfinished run ends in an explicit
 "unfinished" visit at its last state, so its path keeps its edges in the saddle graph.
 
@@ -568,6 +569,14 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
         # reached the set's loss, and is still moving onto it.
         message = (f"approaching a minimum set (|grad L| = {g_end:.3g}, loss gap {gap:.3g}, "
                    f"function distance {d_hist[-1]:.3g}, both decreasing)")
+    elif (spec.signature[1] and approaching
+          and gap <= 2 * g_end * np.linalg.norm(end - point) + 1e-13 * (1 + abs(loss_star))):
+        # A non-isolated minimum set (a kernel along it) is approached sublinearly, so ‖∇L‖ can stay
+        # above attractor_gtol for a long time; the refined point is on the set, no direction descends,
+        # and the run is still moving onto it: waiting would only confirm it.
+        message = (f"approaching a non-isolated minimum set (kernel of dimension {spec.signature[1]}) "
+                   f"sublinearly: |grad L| = {g_end:.3g}, loss gap {gap:.3g}, function distance "
+                   f"{d_hist[-1]:.3g}, both decreasing")
     else:
         return unfinished
     degenerate = bool(spec.signature[1] and spec.signature[1] > 0)

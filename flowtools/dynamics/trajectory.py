@@ -118,9 +118,11 @@ class Trajectory:
             return None if a is None or b is None else np.concatenate([a, b[1:]])
 
         stats = dict(other.stats)
+        # Counts add up; the event step and the gradient floor (of the final state) are the second run's.
         for key, value in self.stats.items():
             if key in stats and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                    and isinstance(stats[key], (int, float)) and key != "event_step":
+                    and isinstance(stats[key], (int, float)) \
+                    and key not in ("event_step", "gradient_floor", "hessian_norm"):
                 stats[key] = stats[key] + value
         meta = dict(other.meta, segments=int(self.meta.get("segments", 1)) + int(other.meta.get("segments", 1)))
         return Trajectory(t=cat(self.t, other.t), theta=cat(self.theta, other.theta),
