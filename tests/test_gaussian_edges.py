@@ -271,3 +271,18 @@ def test_problem_population_loss_k6_relu_is_nonnegative():
     assert min(values) >= -1e-15 * L0 and min(values) > 0.0
     assert float(L(np.eye(k).ravel())) == 0.0
     assert np.all(np.isfinite(prob.hessian(np.eye(k).ravel())))
+
+
+@pytest.mark.parametrize("act", ["relu", "erf", "linear"])
+def test_output_biases_and_terms_match_quadrature(act):
+    # Output biases without hidden ones keep the paired form (plus the mean terms); population_terms uses
+    # the vector kernels. Both against the covariance path with quadrature forced.
+    S, T = ft.MLP((4, 3, 2), act, bias=(False, True)), ft.MLP((4, 2, 2), act, bias=(False, True))
+    ts, tt = S.init(1, scale=0.7), T.init(2, scale=0.7)
+    tol = 1e-12 if act != "erf" else 1e-11  # erf: the 2-D Gauss–Hermite rule, 200 nodes per axis
+    R = float(gaussian.population_risk(S, ts, T, tt))
+    Rq = float(gaussian.population_risk(S, ts, T, tt, method="quadrature", n_nodes=200))
+    assert abs(R - Rq) <= tol * Rq
+    terms = gaussian.population_terms(S, ts, T, tt)
+    terms_q = gaussian.population_terms(S, ts, T, tt, method="quadrature", n_nodes=200)
+    np.testing.assert_allclose(np.array(terms), np.array(terms_q), rtol=tol, atol=0)
