@@ -106,8 +106,8 @@ def _erf_terms(w, a, b):
 
 def _linear_terms(w, a, b):
     delta = a - b
-    return _dot(w, a), _dot(w, delta), jnp.broadcast_to(a, jnp.broadcast_shapes(w.shape, a.shape)), \
-        jnp.broadcast_to(delta, jnp.broadcast_shapes(w.shape, delta.shape))
+    shape = jnp.broadcast_shapes(w.shape, a.shape, b.shape)
+    return _dot(w, a), _dot(w, delta), jnp.broadcast_to(a, shape), jnp.broadcast_to(delta, shape)
 
 
 _TERMS = {"relu": _relu_terms, "erf": _erf_terms, "linear": _linear_terms}
@@ -195,16 +195,19 @@ def _paired_parts(kind, X, A, Y, B, need_teacher=True):
     return value, (gX, gA, gY, gB)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _paired_gradient(kind, X, A, Y, B):
-    return _paired_parts(kind, X, A, Y, B)[1]
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _paired_gradient(kind, with_teacher, X, A, Y, B):
+    """(∂R/∂X, ∂R/∂A), and (∂R/∂Y, ∂R/∂B) when `with_teacher`, in the paired form."""
+    grads = _paired_parts(kind, X, A, Y, B, need_teacher=with_teacher)[1]
+    return grads if with_teacher else grads[:2]
 
 
 @_paired_gradient.defjvp
-def _paired_gradient_jvp(kind, primals, tangents):
+def _paired_gradient_jvp(kind, with_teacher, primals, tangents):
     # The Hessian needs no cancellation-free form: the plain sums give it to round-off in absolute terms.
-    hvp = jax.jvp(jax.grad(functools.partial(_plain_risk, kind), argnums=(0, 1, 2, 3)), primals, tangents)[1]
-    return _paired_gradient(kind, *primals), hvp
+    argnums = (0, 1, 2, 3) if with_teacher else (0, 1)
+    hvp = jax.jvp(jax.grad(functools.partial(_plain_risk, kind), argnums=argnums), primals, tangents)[1]
+    return _paired_gradient(kind, with_teacher, *primals), hvp
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -217,27 +220,13 @@ def _paired_value_jvp(kind, primals, tangents):
     live = [not isinstance(t, SymbolicZero) for t in tangents]
     if not any(live):
         return out, jnp.zeros_like(out)
-    if live[2] or live[3]:
-        grads = _paired_gradient(kind, *primals)
-    else:
-        # Only the student moves (the usual case): the teacher's half of the gradient is not formed.
-        grads = _student_gradient(kind, *primals) + (None, None)
-    dot = sum(jnp.vdot(g, t) for g, t, on in zip(grads, tangents, live) if on)
-    return out, dot
+    # Usually only the student moves: then the teacher's half of the gradient is not formed.
+    with_teacher = live[2] or live[3]
+    grads = _paired_gradient(kind, with_teacher, *primals)
+    return out, sum(jnp.vdot(g, t) for g, t, on in zip(grads, tangents, live) if on)
 
 
 _paired_value.defjvp(_paired_value_jvp, symbolic_zeros=True)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _student_gradient(kind, X, A, Y, B):
-    return _paired_parts(kind, X, A, Y, B, need_teacher=False)[1][:2]
-
-
-@_student_gradient.defjvp
-def _student_gradient_jvp(kind, primals, tangents):
-    hvp = jax.jvp(jax.grad(functools.partial(_plain_risk, kind), argnums=(0, 1)), primals, tangents)[1]
-    return _student_gradient(kind, *primals), hvp
 
 
 def _pairing(X, Y):
