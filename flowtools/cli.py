@@ -64,7 +64,8 @@ def read_config(path) -> tuple[str, list[dict], str | None]:
         where = "[[points]]"
     both = sorted({k for c in varied for k in c} & set(fixed))
     if both:
-        raise ValueError(f"{os.fspath(path)}: {', '.join(repr(k) for k in both)} in both [fixed] and {where}; "
+        names = ", ".join(repr(k) for k in both)
+        raise ValueError(f"{os.fspath(path)}: {names} in both [fixed] and {where}; "
                          f"a key is either fixed or varied, so keep it in one of them.")
     return cfg["task"], [dict(fixed, **c) for c in varied], cfg.get("store")
 
@@ -145,8 +146,8 @@ def _sweep(ns) -> int:
     records = os.fspath(pathlib.Path(result.store) / "points")
     n_failed = sum(1 for i, _ in result.failed)
     if n_failed or result.errors:
-        print(f"{n_failed} failed (a worker died on the point, or none was left), {len(result.errors)} errors "
-              f"(the task raised); the records, with the cause in 'error', are in {records}/. Rerun only "
+        print(f"{n_failed} failed (a worker died on the point, or none was left), "
+              f"{len(result.errors)} errors (the task raised); the records, with the cause in 'error', are in {records}/. Rerun only "
               "those points with --retry-failed.", file=sys.stderr)
         for i, msg in (result.failed + result.errors)[:5]:
             print(f"  point {i}: {msg.splitlines()[-1] if msg else ''}", file=sys.stderr)
@@ -189,7 +190,8 @@ def main(argv=None) -> int:
     p.add_argument("--retry-failed", action="store_true",
                    help="resume, and run again only the points that failed or errored")
     p.add_argument("--retries", type=int, default=1,
-                   help="runs again of a point whose worker died, before it is recorded as failed (default 1)")
+                   help="runs again of a point whose worker died, before it is recorded as failed "
+                   "(default 1)")
     c = sub.add_parser("check", help="list the damaged point records of a sweep store")
     c.add_argument("store", help="the store directory")
     c.add_argument("--quarantine", action="store_true",

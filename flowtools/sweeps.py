@@ -549,7 +549,7 @@ def check_configurations(task, configurations) -> list[dict]:
             where = f"point {points[0]}" if len(points) == 1 else f"{len(points)} points, e.g. {points[0]}"
             parts.append(f"{msg} [{where}]")
         raise ConfigError(f"task {name!r} rejects the configuration: " + "; ".join(parts) + ". Fix the keys "
-                          "named (docs/sweeps.md lists each task's parameters); no point has run.")
+                          f"named ({model.__name__} declares the task's parameters); no point has run.")
     return configs
 
 
@@ -643,8 +643,8 @@ class _Store:
                 damaged[index] = (path, reason)
                 if warn:
                     warnings.warn(f"{os.fspath(path)}: damaged point record ({reason}); the point counts as "
-                                  "not finished (a resume runs it again; `flowtools check STORE --quarantine` "
-                                  "moves the file aside).", DamagedRecordWarning, stacklevel=3)
+                                  "not finished (a resume runs it again; `flowtools check STORE "
+                                  "--quarantine` moves the file aside).", DamagedRecordWarning, stacklevel=3)
         return records, damaged
 
     @contextlib.contextmanager
@@ -1353,10 +1353,11 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
                     record, ran_on = fut.result()
                 except Exception as exc:  # noqa: BLE001 — KilledWorker and the like: recorded as failed
                     if type(exc).__name__ == "KilledWorker":
+                        runs = getattr(exc, "allowed_failures", retries) + 1
+                        last = getattr(getattr(exc, "last_worker", None), "address", "?")
                         cause = (f"KilledWorker: the worker running this point died each time it ran "
-                                 f"({getattr(exc, 'allowed_failures', retries) + 1} run(s); the last on "
-                                 f"{getattr(getattr(exc, 'last_worker', None), 'address', '?')}): a crash inside the task (os._exit, a "
-                                 "segfault) or the process killed from outside (out of memory)")
+                                 f"({runs} run(s); the last on {last}): a crash inside the task (os._exit, "
+                                 "a segfault) or the process killed from outside (out of memory)")
                     else:
                         cause = f"{type(exc).__name__}: {exc}"
                     record, ran_on = _failed_record(configs[i], cause), None
