@@ -425,9 +425,6 @@ class ConfigError(ValueError):
     """A configuration that does not fit its task's declared parameters (raised before any point runs)."""
 
 
-_Positive = pydantic.Field(gt=0)
-
-
 class ProblemParameters(pydantic.BaseModel):
     """The keys every built-in task reads: the problem (`make_problem`) and θ0 (`initial_theta`).
 
@@ -450,7 +447,7 @@ class ProblemParameters(pydantic.BaseModel):
     width: int = pydantic.Field(2, ge=1)
     bias: bool = False
     loss: Literal[LOSSES] | None = None
-    n_nodes: int | None = pydantic.Field(None, ge=2)
+    n_nodes: int | None = pydantic.Field(None, ge=1)
     init_scale: float = pydantic.Field(0.1, gt=0)
     init_scheme: Literal["normal", "he", "glorot"] = "normal"
 
