@@ -163,14 +163,13 @@ def _wait(condition, what, proc, timeout=HANG):
         time.sleep(0.05)
 
 
-def test_cluster_started_apart_workers_leave_and_join(tmp_path, env):
+def test_cluster_started_apart_workers_leave_and_join(tmp_path, env, serial_env):
     """MUST SHOW: on a scheduler and workers started apart from the sweep (127.0.0.1), worker A is killed
     mid-sweep, C joins, then B (the last of the first two) is killed: no point is lost, and the records
     equal those of a serial run (timings aside). Before the fix, points bound to a dead worker's address
     waited forever."""
     configs = S.grid(seed=range(16), sleep=0.3, scale=1.5)
-    serial = drive(dict(task=SLOW_TASK, configs=configs, store=str(tmp_path / "serial"), workers=0), env)
-    assert serial["n_run"] == len(configs)
+    assert S.sweep(SLOW_TASK, configs, tmp_path / "serial", workers=0).n_run == len(configs)
     worker_env = dict(env, **S.worker_environment())
     sched_file = tmp_path / "scheduler.json"
     store = tmp_path / "cluster"
