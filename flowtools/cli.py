@@ -64,7 +64,8 @@ def read_config(path) -> tuple[str, list[dict], str | None]:
         where = "[[points]]"
     both = sorted({k for c in varied for k in c} & set(fixed))
     if both:
-        raise ValueError(f"{os.fspath(path)}: {', '.join(repr(k) for k in both)} in both [fixed] and {where}; "
+        names = ", ".join(repr(k) for k in both)
+        raise ValueError(f"{os.fspath(path)}: {names} in both [fixed] and {where}; "
                          f"a key is either fixed or varied, so keep it in one of them.")
     return cfg["task"], [dict(fixed, **c) for c in varied], cfg.get("store")
 
@@ -143,11 +144,10 @@ def _sweep(ns) -> int:
         print("status:", ", ".join(f"{k} {v}" for k, v in counts.most_common()))
     print(f"open with: flowtools.sweeps.open_results({os.fspath(result.store)!r})")
     records = os.fspath(pathlib.Path(result.store) / "points")
-    n_failed = sum(1 for i, _ in result.failed)
-    if n_failed or result.errors:
-        print(f"{n_failed} failed (a worker died on the point, or none was left), {len(result.errors)} errors "
-              f"(the task raised); the records, with the cause in 'error', are in {records}/. Rerun only "
-              "those points with --retry-failed.", file=sys.stderr)
+    if result.failed or result.errors:
+        print(f"{len(result.failed)} failed (a worker died on the point, or none was left), "
+              f"{len(result.errors)} errors (the task raised); the records, with the cause in 'error', "
+              f"are in {records}/. Rerun only those points with --retry-failed.", file=sys.stderr)
         for i, msg in (result.failed + result.errors)[:5]:
             print(f"  point {i}: {msg.splitlines()[-1] if msg else ''}", file=sys.stderr)
         return EXIT_POINTS_FAILED

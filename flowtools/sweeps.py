@@ -442,9 +442,6 @@ class ConfigError(ValueError):
     """A configuration that does not fit its task's declared parameters (raised before any point runs)."""
 
 
-_Positive = pydantic.Field(gt=0)
-
-
 class ProblemParameters(pydantic.BaseModel):
     """The keys every built-in task reads: the problem (`make_problem`) and θ0 (`initial_theta`).
 
@@ -468,7 +465,7 @@ class ProblemParameters(pydantic.BaseModel):
     width: int = pydantic.Field(2, ge=1)
     bias: bool = False
     loss: Literal[LOSSES] | None = None
-    n_nodes: int | None = pydantic.Field(None, ge=2)
+    n_nodes: int | None = pydantic.Field(None, ge=1)
     init_scale: float = pydantic.Field(0.1, gt=0)
     init_scheme: Literal["normal", "he", "lecun", "glorot"] = "normal"
 
@@ -567,7 +564,7 @@ def check_configurations(task, configurations) -> list[dict]:
             where = f"point {points[0]}" if len(points) == 1 else f"{len(points)} points, e.g. {points[0]}"
             parts.append(f"{msg} [{where}]")
         raise ConfigError(f"task {name!r} rejects the configuration: " + "; ".join(parts) + ". Fix the keys "
-                          "named (docs/sweeps.md lists each task's parameters); no point has run.")
+                          f"named ({model.__name__} declares the task's parameters); no point has run.")
     return configs
 
 
@@ -661,8 +658,8 @@ class _Store:
                 damaged[index] = (path, reason)
                 if warn:
                     warnings.warn(f"{os.fspath(path)}: damaged point record ({reason}); the point counts as "
-                                  "not finished (a resume runs it again; `flowtools check STORE --quarantine` "
-                                  "moves the file aside).", DamagedRecordWarning, stacklevel=3)
+                                  "not finished (a resume runs it again; `flowtools check STORE "
+                                  "--quarantine` moves the file aside).", DamagedRecordWarning, stacklevel=3)
         return records, damaged
 
     @contextlib.contextmanager
@@ -1371,10 +1368,11 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
                     record, ran_on = fut.result()
                 except Exception as exc:  # noqa: BLE001 — KilledWorker and the like: recorded as failed
                     if type(exc).__name__ == "KilledWorker":
+                        runs = getattr(exc, "allowed_failures", retries) + 1
+                        last = getattr(getattr(exc, "last_worker", None), "address", "?")
                         cause = (f"KilledWorker: the worker running this point died each time it ran "
-                                 f"({getattr(exc, 'allowed_failures', retries) + 1} run(s); the last on "
-                                 f"{getattr(getattr(exc, 'last_worker', None), 'address', '?')}): a crash inside the task (os._exit, a "
-                                 "segfault) or the process killed from outside (out of memory)")
+                                 f"({runs} run(s); the last on {last}): a crash inside the task (os._exit, "
+                                 "a segfault) or the process killed from outside (out of memory)")
                     else:
                         cause = f"{type(exc).__name__}: {exc}"
                     record, ran_on = _failed_record(configs[i], cause), None

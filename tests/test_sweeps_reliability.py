@@ -77,7 +77,8 @@ def killed_sweeps(tmp_path_factory, env):
     def get(workers):
         if workers not in runs:
             store = tmp_path_factory.mktemp(f"kill{workers}") / "faulty"
-            runs[workers] = drive(dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=workers), env), store
+            spec = dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=workers)
+            runs[workers] = drive(spec, env), store
         return runs[workers]
 
     return get
@@ -111,8 +112,9 @@ def test_worker_deaths_cost_their_restarts_and_no_more(killed_sweeps, env, tmp_p
                          store=str(tmp_path / "healthy"), workers=workers), env)
     assert healthy["failed"] == [] and healthy["n_run"] == len(POINTS)
     start = healthy["timings"]["cluster"] + healthy["timings"]["workers"]
-    print(f"workers={workers}: healthy sweep {healthy['wall']:.1f} s (cluster and worker start {start:.1f} s), "
-          f"with a worker-killing point {faulty['wall']:.1f} s: ratio {faulty['wall'] / healthy['wall']:.2f}")
+    print(f"workers={workers}: healthy sweep {healthy['wall']:.1f} s (cluster and worker start "
+          f"{start:.1f} s), with a worker-killing point {faulty['wall']:.1f} s: "
+          f"ratio {faulty['wall'] / healthy['wall']:.2f}")
     assert faulty["wall"] - healthy["wall"] < 2 * 2 * start
 
 
@@ -138,8 +140,8 @@ def test_resume_and_retry_of_a_store_with_a_failed_point(killed_sweeps, env, tmp
 
 
 def _start(args, env, log):
-    return subprocess.Popen([sys.executable, "-m", "dask", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", "dask", *args], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _stop(proc):
@@ -161,14 +163,13 @@ def _wait(condition, what, proc, timeout=HANG):
         time.sleep(0.05)
 
 
-def test_cluster_started_apart_workers_leave_and_join(tmp_path, env):
+def test_cluster_started_apart_workers_leave_and_join(tmp_path, env, serial_env):
     """MUST SHOW: on a scheduler and workers started apart from the sweep (127.0.0.1), worker A is killed
     mid-sweep, C joins, then B (the last of the first two) is killed: no point is lost, and the records
     equal those of a serial run (timings aside). Before the fix, points bound to a dead worker's address
     waited forever."""
     configs = S.grid(seed=range(16), sleep=0.3, scale=1.5)
-    serial = drive(dict(task=SLOW_TASK, configs=configs, store=str(tmp_path / "serial"), workers=0), env)
-    assert serial["n_run"] == len(configs)
+    assert S.sweep(SLOW_TASK, configs, tmp_path / "serial", workers=0).n_run == len(configs)
     worker_env = dict(env, **S.worker_environment())
     sched_file = tmp_path / "scheduler.json"
     store = tmp_path / "cluster"
@@ -177,7 +178,7 @@ def test_cluster_started_apart_workers_leave_and_join(tmp_path, env):
     try:
         procs["scheduler"] = _start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                      "--scheduler-file", str(sched_file)], env, log)
-        _wait(lambda: sched_file.exists() and sched_file.stat().st_size > 0, "scheduler file", procs["scheduler"])
+        _wait(lambda: sched_file.exists() and sched_file.stat().st_size, "scheduler file", procs["scheduler"])
         worker = ["worker", "--scheduler-file", str(sched_file), "--nthreads", "1", "--no-dashboard",
                   "--host", "127.0.0.1"]
         for name in ("A", "B"):
@@ -224,7 +225,7 @@ def test_a_scheduler_without_workers_ends_the_sweep_after_worker_timeout(tmp_pat
     scheduler = _start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                         "--scheduler-file", str(sched_file)], env, log)
     try:
-        _wait(lambda: sched_file.exists() and sched_file.stat().st_size > 0, "scheduler file", scheduler)
+        _wait(lambda: sched_file.exists() and sched_file.stat().st_size, "scheduler file", scheduler)
         address = json.loads(sched_file.read_text())["address"]
         t0 = time.perf_counter()
         r = S.sweep(SLOW_TASK, S.grid(seed=range(3)), tmp_path / "s", scheduler=address, worker_timeout=2.0)
@@ -296,7 +297,8 @@ def test_python_api_checks_configurations_against_the_task(tmp_path, serial_env)
     task.parameters = Declared
     with pytest.raises(S.ConfigError, match="depth = 0"):
         S.sweep(task, [dict(seed=0, depth=0)], tmp_path / "own", workers=0)
-    assert S.check_configurations(SLOW_TASK, [dict(seed=0, anything="goes")]) == [dict(seed=0, anything="goes")]
+    loose = [dict(seed=0, anything="goes")]
+    assert S.check_configurations(SLOW_TASK, loose) == loose
 
 
 # ------------------------------------------------------------------------- exit codes, retries
@@ -325,7 +327,8 @@ def test_exit_code_counts_and_retry_failed(tmp_path, capsys, serial_env, monkeyp
     r = S.sweep(f"{DRIVER}:flaky_task", S.grid(seed=[0, 1, 2]), tmp_path / "api", workers=0)
     assert [i for i, _ in r.errors] == [2] and r.failed == []
     monkeypatch.delenv("FLOWTOOLS_TEST_BROKEN_SEED")
-    r = S.sweep(f"{DRIVER}:flaky_task", S.grid(seed=[0, 1, 2]), tmp_path / "api", workers=0, retry_failed=True)
+    r = S.sweep(f"{DRIVER}:flaky_task", S.grid(seed=[0, 1, 2]), tmp_path / "api", workers=0,
+                retry_failed=True)
     assert (r.n_run, r.n_skipped, r.errors) == (1, 2, [])
 
 
