@@ -15,6 +15,7 @@ from .critical import (
 )
 from .higher_order import HigherOrderTest, higher_order_test
 from .manifolds import ManifoldBranch, UnstableManifold, match_target, unstable_manifold
+from .paths import TransitionPath, align_minimum, transition_path
 from .slow import SlowPoint, resolve_trajectory, slow_points
 from .spectrum import (
     DEFAULT_RTOL_ZERO,
@@ -48,4 +49,5 @@ __all__ = [
     "Reduction", "canonical_form", "reduce_network", "function_distance", "function_distances",
     "function_fingerprint", "fingerprint_distance", "output_distance", "neuron_symmetries", "probe_inputs",
     "symmetrize_neurons", "resolve_trajectory",
+    "TransitionPath", "transition_path", "align_minimum",
 ]
