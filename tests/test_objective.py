@@ -19,7 +19,8 @@ def mb_numpy(x, y):
 def mb_grad_numpy(z):
     dx, dy = z[0] - P["x0"], z[1] - P["y0"]
     e = P["A"] * np.exp(P["a"] * dx * dx + P["b"] * dx * dy + P["c"] * dy * dy)
-    return np.array([np.sum(e * (2 * P["a"] * dx + P["b"] * dy)), np.sum(e * (P["b"] * dx + 2 * P["c"] * dy))])
+    return np.array([np.sum(e * (2 * P["a"] * dx + P["b"] * dy)),
+                     np.sum(e * (P["b"] * dx + 2 * P["c"] * dy))])
 
 
 def mb_hess_numpy(z, h=1e-6):

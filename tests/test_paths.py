@@ -6,7 +6,7 @@ import pytest
 from scipy.optimize import root
 
 import flowtools as ft
-from flowtools.landscape import align_minimum, neuron_symmetries, transition_path
+from flowtools.landscape import align_minimum, lowest_mode, neuron_symmetries, saddle_search, transition_path
 from flowtools.objective import MULLER_BROWN, muller_brown
 
 P = {k: np.asarray(v) for k, v in MULLER_BROWN.items()}
@@ -15,7 +15,8 @@ P = {k: np.asarray(v) for k, v in MULLER_BROWN.items()}
 def mb_grad_numpy(z):
     dx, dy = z[0] - P["x0"], z[1] - P["y0"]
     e = P["A"] * np.exp(P["a"] * dx * dx + P["b"] * dx * dy + P["c"] * dy * dy)
-    return np.array([np.sum(e * (2 * P["a"] * dx + P["b"] * dy)), np.sum(e * (P["b"] * dx + 2 * P["c"] * dy))])
+    return np.array([np.sum(e * (2 * P["a"] * dx + P["b"] * dy)),
+                     np.sum(e * (P["b"] * dx + 2 * P["c"] * dy))])
 
 
 def mb_energy_numpy(z):
@@ -50,7 +51,8 @@ def test_muller_brown_band_finds_the_saddle(mb, ends, saddle):
     assert path.barriers[0] == pytest.approx(e_s - mb_energy_numpy(a), abs=1e-8)
     assert path.barriers[1] == pytest.approx(e_s - mb_energy_numpy(b), abs=1e-8)
     # Descent from the saddle along ± its unstable direction reaches both ends.
-    ends_reached = sorted(min(range(2), key=lambda i: np.linalg.norm(r.theta - (a, b)[i])) for r in path.reached)
+    ends_reached = sorted(min(range(2), key=lambda i: np.linalg.norm(r.theta - (a, b)[i]))
+                          for r in path.reached)
     assert ends_reached == [0, 1]
     assert all(min(np.linalg.norm(r.theta - a), np.linalg.norm(r.theta - b)) < 1e-8 for r in path.reached)
     assert path.energies.shape == (16,) and path.images.shape == (16, 2)
@@ -144,3 +146,50 @@ def test_bad_input(mb):
         transition_path(muller_brown, MIN_A, MIN_C)
     path = transition_path(mb, MIN_A, MIN_C, max_iter=5)
     assert path.status == "max_iter" and "did not converge" in path.message
+
+
+# ------------------------------------------------------------------------- single-ended: the dimer
+def test_lowest_mode_matches_dense(minimal_mse):
+    rng = np.random.default_rng(3)
+    theta = rng.standard_normal(4)
+    lam, V = lowest_mode(minimal_mse, theta, n_modes=2)
+    w, U = np.linalg.eigh(minimal_mse.hessian(theta))
+    np.testing.assert_allclose(lam, w[:2], rtol=1e-8, atol=1e-10)
+    for i in range(2):
+        assert abs(abs(V[:, i] @ U[:, i]) - 1.0) < 1e-8
+
+
+@pytest.mark.parametrize("minimum, saddles, options", [
+    (MIN_C, [SADDLE_AC, SADDLE_CB], dict(n_random=4)),
+    (MIN_B, [SADDLE_CB], dict(n_random=4)),
+    # From A its softest mode leads past AC; one of the seeded random starts 0.2 away reaches it.
+    (MIN_A, [SADDLE_AC], dict(n_random=8, displacement=0.2)),
+])
+def test_saddle_search_muller_brown(mb, minimum, saddles, options):
+    search = saddle_search(mb, minimum, max_iter=150, **options)
+    assert search.status == "converged"
+    for s in search.saddles:
+        assert s.morse_index == 1 and s.grad_norm <= 1e-10
+    for known in saddles:
+        assert min(np.linalg.norm(s.theta - known) for s in search.saddles) <= 1e-8
+        assert any(abs(s.loss - mb_energy_numpy(known)) <= 1e-8 for s in search.saddles)
+
+
+def test_saddle_search_flagship(flagship):
+    problem, a = flagship
+    search = saddle_search(problem, a, n_modes=2, max_iter=150)
+    assert search.saddles, search.message
+    assert all(s.morse_index == 1 and s.grad_norm <= 1e-10 for s in search.saddles)
+    # The saddle lies on the boundary of a's basin: one branch of its unstable manifold returns to a.
+    manifold = ft.unstable_manifold(problem, search.saddles[0])
+    assert any(t.kind == "minimum" and ft.function_distance(problem, t.theta, a) < 1e-8
+               for t in manifold.targets)
+
+
+def test_saddle_search_bad_input(mb):
+    with pytest.raises(ValueError, match="not a minimum"):
+        saddle_search(mb, SADDLE_AC)
+    with pytest.raises(ValueError, match="start direction"):
+        saddle_search(mb, MIN_C, n_modes=0)
+    with pytest.raises(ValueError, match="theta_min"):
+        saddle_search(mb, [0.0])

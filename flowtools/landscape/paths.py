@@ -14,8 +14,8 @@ Climbing starts once the plain band has settled (max‖F‖ below `climb_after` 
 
 The band is relaxed by projected-velocity dynamics ("quick-min", Jónsson, Mills & Jacobsen 1998) with
 the adaptive step of FIRE (Bitzek, Koskinen, Gähler, Moseler & Gumbsch, Phys. Rev. Lett. 97, 170201,
-2006), inside one jitted `lax.while_loop`; the band force is vmapped over the images. The climbing image is then refined
-with `find_critical_point` to a critical point, whose Hessian index is checked, and gradient flow along
+2006), inside one jitted `lax.while_loop`; the band force is vmapped over the images. The climbing
+image is then refined with `find_critical_point` to a critical point, whose Hessian index is checked, and gradient flow along
 ± its unstable eigenvector (`unstable_manifold`) says which minima it connects.
 
 For an `MLP`, the second minimum is first moved to its image under hidden-neuron permutations (and sign
@@ -172,7 +172,8 @@ def _relax(problem, band, spring, ftol, climb_tol, max_iter, dt_max, max_step, c
         uphill = P <= 0
         v = jnp.where(uphill, 0.0, P * f_hat)
         grow = (~uphill) & (s["n_pos"] > n_min)
-        dt = jnp.where(uphill, s["dt"] * f_dec, jnp.where(grow, jnp.minimum(s["dt"] * f_inc, dt_max), s["dt"]))
+        dt = jnp.where(uphill, s["dt"] * f_dec,
+                       jnp.where(grow, jnp.minimum(s["dt"] * f_inc, dt_max), s["dt"]))
         n_pos = jnp.where(uphill, 0, s["n_pos"] + 1)
         v = v + dt * F
         dx = dt * v
@@ -341,8 +342,8 @@ def transition_path(problem: Problem, theta_a, theta_b, *, n_images: int = 16, s
     f0 = float(jnp.max(jnp.linalg.norm(F0, axis=1)))
     ftol = 1e-4 * max(f0, 1e-300) if ftol is None else _checks.positive("ftol", ftol)
     climb_tol = max(climb_after * f0, ftol)  # climbing always starts before the band can converge
-    # The relaxation is a damped dynamics: stable while dt·ω < 2 for the stiffest mode, ω² the largest curvature
-    # of the energy (at the ends) or of the spring chain (4k).
+    # The relaxation is a damped dynamics: stable while dt·ω < 2 for the stiffest mode, ω² the largest
+    # curvature of the energy (at the ends) or of the spring chain (4k).
     stiff = max(float(_curvature(problem, jnp.asarray(a))), float(_curvature(problem, jnp.asarray(b))), 4 * k)
     dt_max = 1.0 / np.sqrt(stiff)
     f64 = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
@@ -381,11 +382,12 @@ def transition_path(problem: Problem, theta_a, theta_b, *, n_images: int = 16, s
                       saddle)
     manifold = unstable_manifold(problem, saddle, **(descent_options or {}))
     reached = [manifold.targets[br.target] for br in manifold.branches]
-    hit = [[function_distance(problem, r.theta, e.theta) <= connect_tol for e in (start, end)] for r in reached]
+    hit = [[function_distance(problem, r.theta, e.theta) <= connect_tol for e in (start, end)]
+           for r in reached]
     connects = len(reached) == 2 and ((hit[0][0] and hit[1][1]) or (hit[0][1] and hit[1][0]))
     desc = ", ".join(f"{br.label} → {r.kind} L = {r.loss:.10g}" for br, r in zip(manifold.branches, reached))
     if not connects:
-        return result("not_connected", f"{band_msg}; index-1 saddle at L = {saddle.loss:.10g}, but its descent "
-                      f"does not reach both ends ({desc})", saddle, manifold, reached)
+        return result("not_connected", f"{band_msg}; index-1 saddle at L = {saddle.loss:.10g}, but its "
+                      f"descent does not reach both ends ({desc})", saddle, manifold, reached)
     return result("converged", f"{band_msg}; index-1 saddle at L = {saddle.loss:.10g}; descent: {desc}",
                   saddle, manifold, reached, True)
