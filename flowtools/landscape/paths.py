@@ -15,8 +15,8 @@ Climbing starts once the plain band has settled (max‖F‖ below `climb_after` 
 The band is relaxed by projected-velocity dynamics ("quick-min", Jónsson, Mills & Jacobsen 1998) with
 the adaptive step of FIRE (Bitzek, Koskinen, Gähler, Moseler & Gumbsch, Phys. Rev. Lett. 97, 170201,
 2006), inside one jitted `lax.while_loop`; the band force is vmapped over the images. The climbing
-image is then refined with `find_critical_point` to a critical point, whose Hessian index is checked, and gradient flow along
-± its unstable eigenvector (`unstable_manifold`) says which minima it connects.
+image is then refined with `find_critical_point` to a critical point, whose Hessian index is checked,
+and gradient flow along ± its unstable eigenvector (`unstable_manifold`) says which minima it connects.
 
 For an `MLP`, the second minimum is first moved to its image under hidden-neuron permutations (and sign
 flips for odd σ) closest to the first (`align_minimum`), so that the band is not needlessly long.
@@ -35,7 +35,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .. import _checks
 from ..problem import Problem
-from .critical import CriticalPoint, find_critical_point
+from .critical import CriticalPoint, critical_point_at, find_critical_point
 from .manifolds import UnstableManifold, unstable_manifold
 from .symmetry import _flatten, _flip, _layers, _permute, function_distance
 
@@ -264,7 +264,6 @@ def _end_point(problem, theta, gtol, name):
     cp = find_critical_point(problem, theta, gtol=gtol)
     if cp.success:
         return cp, ""
-    from .critical import critical_point_at
     return critical_point_at(problem, theta, success=False, status=cp.status, message=cp.message), \
         f"; {name} did not refine to a critical point ({cp.message})"
 
@@ -317,7 +316,6 @@ def transition_path(problem: Problem, theta_a, theta_b, *, n_images: int = 16, s
         end, nb = _end_point(problem, theta_b, gtol, "theta_b")
         notes += na + nb
     else:
-        from .critical import critical_point_at
         start, end = critical_point_at(problem, theta_a), critical_point_at(problem, theta_b)
     a = np.asarray(start.theta)
     b = align_minimum(problem, a, end.theta) if align else np.asarray(end.theta)
