@@ -193,3 +193,53 @@ def test_saddle_search_bad_input(mb):
         saddle_search(mb, MIN_C, n_modes=0)
     with pytest.raises(ValueError, match="theta_min"):
         saddle_search(mb, [0.0])
+
+
+def _neb_force_numpy(problem, R, k, climb):
+    """The climbing-image band force written out from Henkelman & Jónsson (2000), one image at a time."""
+    E = np.array([problem.loss(r) for r in R])
+    G = np.array([problem.grad(r) for r in R])
+    top = 1 + int(np.argmax(E[1:-1]))
+    out = []
+    for i in range(1, len(R) - 1):
+        tp, tm = R[i + 1] - R[i], R[i] - R[i - 1]
+        if E[i + 1] > E[i] > E[i - 1]:
+            tau = tp
+        elif E[i + 1] < E[i] < E[i - 1]:
+            tau = tm
+        else:
+            hi = max(abs(E[i + 1] - E[i]), abs(E[i - 1] - E[i]))
+            lo = min(abs(E[i + 1] - E[i]), abs(E[i - 1] - E[i]))
+            tau = tp * hi + tm * lo if E[i + 1] > E[i - 1] else tp * lo + tm * hi
+        tau = tau / np.linalg.norm(tau)
+        g = G[i]
+        if climb and i == top:
+            out.append(-g + 2 * (g @ tau) * tau)
+        else:
+            out.append(-(g - (g @ tau) * tau) + k * (np.linalg.norm(tp) - np.linalg.norm(tm)) * tau)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("climb", [False, True])
+def test_band_force_matches_the_formula(minimal_mse, climb):
+    from flowtools.landscape.paths import band_force
+
+    rng = np.random.default_rng(4)
+    R = np.linspace(0, 1, 7)[:, None] * rng.standard_normal(4) + 0.3 * rng.standard_normal((7, 4))
+    F, E, top = band_force(minimal_mse, R, 0.7, climb)
+    expected = _neb_force_numpy(minimal_mse, R, 0.7, climb)
+    np.testing.assert_allclose(np.asarray(F), expected, rtol=1e-10, atol=1e-13)
+    assert int(top) == 1 + int(np.argmax(np.asarray(E)[1:-1]))
+
+
+def test_result_is_json(mb, tmp_path):
+    from flowtools.io import read_json, write_json
+
+    path = transition_path(mb, MIN_C, MIN_B)
+    write_json(tmp_path / "path.json", path.to_dict())
+    back = read_json(tmp_path / "path.json")
+    assert back["status"] == "converged" and len(back["images"]) == 16
+    assert back["saddle"]["signature"] == [1, 0, 1]
+    search = saddle_search(mb, MIN_B, max_iter=100)
+    write_json(tmp_path / "search.json", search.to_dict())
+    assert read_json(tmp_path / "search.json")["status"] == search.status
