@@ -108,3 +108,17 @@ def test_bad_input():
         ft.Problem.from_loss(muller_brown, 0)
     with pytest.raises(ValueError, match="loss='mse'"):
         ft.Problem.from_loss(muller_brown, 2).with_loss("half_mse")
+
+
+def test_itinerary_on_an_objective(mb, stationary_points):
+    """A flow started next to a saddle visits it, then ends at a minimum. A plain objective has no targets,
+    so the itinerary's default visit radius (0.1·RMS of y) is 0: pass one in θ units."""
+    saddles = [z for z, i in stationary_points if i == 1]
+    minima = [z for z, i in stationary_points if i == 0]
+    s = min(saddles, key=lambda z: z[0])  # the saddle between A and C
+    traj = ft.gradient_flow(mb, s + 1e-4, np.inf, gtol=1e-9)
+    it = ft.itinerary(mb, traj, visit_radius=0.05)
+    kinds = [v.kind for v in it.visits]
+    assert kinds == ["saddle", "minimum"]
+    assert np.linalg.norm(it.visits[0].theta - s) < 1e-8
+    assert min(np.linalg.norm(it.visits[1].theta - z) for z in minima) < 1e-8
