@@ -66,6 +66,7 @@ from .landscape import (  # noqa: E402
     slow_points,
     unstable_manifold,
 )
+from .landscape import SaddleSearch, TransitionPath, saddle_search, transition_path  # noqa: E402
 from .models import MLP, FunctionModel  # noqa: E402
 from .problem import LOSS_CONVENTIONS, LOSSES, DataSource, FiniteData, Problem  # noqa: E402
 from . import gaussian  # noqa: E402
@@ -108,4 +109,5 @@ __all__ = [
     "itinerary", "Itinerary", "Visit", "add_to_graph", "refinement_share", "SaddleGraph",
     "split_neuron", "inner_hessian", "predict_split", "SplitPrediction",
     "enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
+    "transition_path", "TransitionPath", "saddle_search", "SaddleSearch",
 ]

@@ -306,6 +306,22 @@ class Problem(eqx.Module):
         d_out = data.d_out if d_out is None else d_out
         return cls(FunctionModel(fn, n, d_in, d_out, name), data, loss, **kwargs)
 
+    @classmethod
+    def from_loss(cls, fn: Callable, n_params: int, **kwargs) -> "Problem":
+        """A Problem whose loss is a plain energy: L(θ) = fn(θ), fn a twice-differentiable jax.numpy
+        function of a flat θ of length `n_params` returning a scalar.
+
+        Flows, critical points, spectra, itineraries and transition paths then work on any energy.
+        The problem's "function" (fingerprints, `function_distance`) is θ itself, so function-space
+        distances are Euclidean distances in θ (`flowtools.objective`). Other keywords
+        (`weight_decay`, `frozen`, `frozen_at`) go to `Problem`.
+        """
+        from .objective import Objective, check_energy, objective_model
+
+        n = _checks.positive_int("n_params", n_params)
+        check_energy(fn, n)
+        return cls(objective_model(n), Objective(fn, n), "mse", **kwargs)
+
     def _replace(self, **changes) -> "Problem":
         kw = dict(model=self.model, data=self.data if isinstance(self.source, FiniteData) else self.source,
                   loss=self.loss_convention, population=self.meta.population,

@@ -16,6 +16,8 @@ from .critical import (
 from .higher_order import HigherOrderTest, higher_order_test
 from .input_symmetry import InputSymmetry, canonical_input, orbit_fingerprint
 from .manifolds import ManifoldBranch, UnstableManifold, match_target, unstable_manifold
+from .paths import TransitionPath, align_minimum, transition_path
+from .dimer import SaddleSearch, lowest_mode, saddle_search
 from .slow import SlowPoint, resolve_trajectory, slow_points
 from .spectrum import (
     DEFAULT_RTOL_ZERO,
@@ -49,4 +51,5 @@ __all__ = [
     "Reduction", "canonical_form", "reduce_network", "function_distance", "function_distances",
     "function_fingerprint", "fingerprint_distance", "output_distance", "neuron_symmetries", "probe_inputs",
     "symmetrize_neurons", "resolve_trajectory", "InputSymmetry", "canonical_input", "orbit_fingerprint",
+    "TransitionPath", "transition_path", "align_minimum", "SaddleSearch", "saddle_search", "lowest_mode",
 ]
