@@ -61,7 +61,8 @@ class SaddleGraph:
         for refined critical sets (radius 0) the same function — a `function_distance` between
         fingerprints of at most fingerprint_tol · (1 + d(f, 0)) — whatever the signatures (a connected
         critical set has one function, while its zero count, and on a plateau manifold its n_neg, vary
-        along it); or, for an unrefined slow region or an "unfinished" end (which carry the visit radius
+        along it), except that a point with n_neg = 0 and one with n_neg > 0 stay apart (the junction of
+        a split line, a higher-order saddle, is not part of the line's saddle segment); or, for an unrefined slow region or an "unfinished" end (which carry the visit radius
         of their itinerary), the same n_neg = signature[0] and the same function or a distance within
         that radius on the first `n_train` inputs of the fingerprint (the training inputs, where the
         radius is measured), so the same passage seen by different runs is one node. An "unfinished" end is not a critical point: its n_neg is not
@@ -390,10 +391,12 @@ def match_distance(a: dict, b: dict, d_out: int, n_train: int = 0, tol: float = 
     d = float(fingerprint_distance(fa, fb, d_out))
     same_function = d <= tol * (1.0 + float(fingerprint_distance(fa, np.zeros_like(fa), d_out)))
     radius = max(float(a.get("radius", 0.0)), float(b.get("radius", 0.0)))
-    if same_function and radius == 0:
-        return d  # two critical sets with one function are one set, whatever the signature at each point
     sa, sb = a.get("signature"), b.get("signature")
     n_a, n_b = (None if s is None or s[0] is None else int(s[0]) for s in (sa, sb))
+    if same_function and radius == 0:
+        # One function, one critical set, although n_neg varies along a plateau manifold; but a point
+        # without unstable direction (the junction of a split line) is not part of a saddle segment.
+        return d if n_a is None or n_b is None or (n_a == 0) == (n_b == 0) else None
     if n_a != n_b and _group(a.get("kind")) != "unfinished":
         return None
     if same_function:
