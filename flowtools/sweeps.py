@@ -717,7 +717,7 @@ def _read_record(path) -> tuple[dict | None, str | None]:
         rec = io.read_json(path)
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"unreadable: {exc}"
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, io.FileFormatError) as exc:
         return None, f"not valid JSON: {exc}"
     reason = _record_problem(rec)
     return (None, reason) if reason else (rec, None)
@@ -816,7 +816,7 @@ def _sweep_spec(store, name: str) -> dict:
                                 "folder passed to flowtools.sweep as its store.")
     try:
         spec = io.read_json(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, io.FileFormatError) as exc:
         raise ValueError(f"{os.fspath(path)} cannot be read ({exc}); it describes the sweep, so restore it "
                          "from the sweep's configuration.") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("configurations"), list) or "task" not in spec:
