@@ -41,6 +41,9 @@ class Teacher:
     #: The teacher network and its θ when built by `from_network` (the exact R of depth-2 nets uses them).
     model: MLP | None = dataclasses.field(default=None, compare=False)
     theta: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+    #: Check a callable on probe inputs (`_probe_teacher`); False for teachers built at import time, whose
+    #: probe would start XLA before a sweep worker sets its thread flags.
+    probe: dataclasses.InitVar[bool] = True
 
     @classmethod
     def from_network(cls, model: MLP, theta, name: str | None = None) -> "Teacher":
@@ -48,12 +51,12 @@ class Teacher:
         return cls(lambda x: model.apply(theta, x), model.d_in, model.d_out, name or repr(model), model,
                    np.asarray(theta))
 
-    def __post_init__(self):
+    def __post_init__(self, probe: bool = True):
         if not callable(self.fn):
             raise TypeError(f"teacher fn must be a callable x -> y, got {type(self.fn).__name__}.")
         object.__setattr__(self, "d_in", _checks.positive_int("d_in", self.d_in))
         object.__setattr__(self, "d_out", _checks.positive_int("d_out", self.d_out))
-        if self.model is None:  # a network's outputs have the right shape by construction
+        if self.model is None and probe:  # a network's outputs have the right shape by construction
             _probe_teacher(self.fn, self.d_in, self.name, self.d_out)
 
     def __call__(self, x):

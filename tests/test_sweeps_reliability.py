@@ -401,3 +401,15 @@ def test_check_quarantine_moves_damaged_records_aside(tmp_path, serial_env, caps
     assert list(S.open_results(store)["finished"].values) == [True, False, False, False, True]
     assert cli.main(["check", str(tmp_path / "nowhere")]) == cli.EXIT_USAGE
     assert "not a sweep store" in capsys.readouterr().err
+
+
+def test_importing_flowtools_does_not_start_xla():
+    """A worker sets XLA's thread flags after importing flowtools (`configure_worker`); anything that runs
+    a JAX computation at import (a probe of a built-in teacher, say) would start XLA with the defaults and
+    break bit-identical results between a serial and a distributed sweep."""
+    code = ("import flowtools, flowtools.sweeps as S, flowtools.datasets, flowtools.problems; "
+            "print(S._xla_started())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parents[1])))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -15,7 +15,7 @@ MALEKNIA_SATO_PATH = Path(__file__).with_name("maleknia_sato_data.dat")
 DIGITS_PATH = Path(__file__).with_name("digits.csv.gz")
 
 #: The teacher of the minimal model, T(x) = 2 tanh(x) (Maleknia & Sato, Sec. 2).
-TWO_TANH = Teacher(lambda x: 2.0 * jnp.tanh(x), d_in=1, d_out=1, name="2 tanh(x)")
+TWO_TANH = Teacher(lambda x: 2.0 * jnp.tanh(x), d_in=1, d_out=1, name="2 tanh(x)", probe=False)
 
 _DIGITS_SCALES = ("unit", "standard", "raw")
 
