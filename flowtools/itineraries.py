@@ -150,6 +150,19 @@ class Itinerary:
         seq = " → ".join(f"{v.kind}{tuple(v.signature)}" for v in self.visits)
         return f"Itinerary({self.method}: {seq} ⇒ {self.terminal})"
 
+    def _repr_html_(self):  # notebooks
+        from .view import itinerary_html
+
+        return itinerary_html(self)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython: a long itinerary prints its ends
+        if len(self.visits) <= 6:
+            printer.text(repr(self))
+            return
+        part = lambda vs: " → ".join(f"{v.kind}{tuple(v.signature)}" for v in vs)  # noqa: E731
+        printer.text(f"Itinerary({self.method}: {part(self.visits[:3])} → … {len(self.visits) - 5} more → "
+                     f"{part(self.visits[-2:])} ⇒ {self.terminal})")
+
 
 def _loss_label(problem) -> str:
     """What the run's loss is, in words: "population loss" (Gaussian inputs, the expectation),
