@@ -424,7 +424,7 @@ def page(groups, *, title: str = "saddle graph") -> str:
 
     from bokeh.embed import file_html
     from bokeh.layouts import column, row
-    from bokeh.models import (Arrow, BasicTicker, BoxSelectTool, Button, ColumnDataSource, CustomJS, Div, HoverTool, Select,
+    from bokeh.models import (Arrow, BasicTicker, BoxSelectTool, Legend, Button, ColumnDataSource, CustomJS, Div, HoverTool, Select,
                               Span, TapTool, TextInput, VeeHead)
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
@@ -472,10 +472,19 @@ def page(groups, *, title: str = "saddle graph") -> str:
     if floor is not None and note:
         fig.add_layout(Span(location=floor, dimension="width", line_dash="dotted", line_color="#999999"))
     r_nodes = fig.scatter("x", "y", source=nodes, size="size", fill_color="colour", line_color="rim",
-                          line_width=1.5, legend_field="index_class", name="node_glyphs",
-                          selection_line_color="black", selection_line_width=3, nonselection_fill_alpha=0.35)
-    fig.legend.title = "Morse index"
-    fig.legend.location = "top_right"
+                          line_width=1.5, name="node_glyphs",
+                          selection_line_color="black", selection_line_width=3,
+                          # unselected nodes keep their colours (the default fades them, and the legend with them)
+                          nonselection_fill_alpha=1.0, nonselection_line_alpha=1.0)
+    # The legend is drawn from empty renderers of one colour each: a legend of the node renderer itself
+    # loses its swatches while a node is selected (Bokeh 3.9).
+    items = []
+    for _, (colour, label) in sorted(classes.items(), key=lambda kv: (kv[0] < 0, kv[0])):
+        if label not in [lab for lab, _ in items]:
+            items.append((label, [fig.scatter(x=[math.nan], y=[math.nan], size=10, fill_color=colour,
+                                              line_color="#333333")]))
+    legend = Legend(items=items, title="Morse index", label_text_font_size="9pt")
+    fig.add_layout(legend, "right")  # beside the plot, where it hides no node
     fig.legend.label_text_font_size = "9pt"
     hover_div = Div(name="hover", text="Hover over a node for its data; click it for its runs and spectrum.",
                     width=760)
@@ -500,7 +509,7 @@ def page(groups, *, title: str = "saddle graph") -> str:
     curves = ColumnDataSource(dict(xs=[], ys=[], name=[]), name="curves")
     dwell = ColumnDataSource(dict(x0=[], x1=[], y=[], name=[]), name="dwell")
     fruns = figure(name="runs_plot", width=420, height=260, x_axis_type="log", y_axis_type=scale,
-                   title="Runs through the selected node: L at each visit (thick: time at the node)",
+                   title="Runs through the node: L at each visit (thick: at the node)",
                    x_axis_label="t (t ≤ 0 drawn at the first positive time / 10)", y_axis_label="L",
                    tools="pan,wheel_zoom,reset", visible=False)
     fruns.multi_line("xs", "ys", source=curves, line_color="#0072B2", line_alpha=0.6)
