@@ -205,7 +205,8 @@ def main(argv=None) -> int:
     m.add_argument("store", help="The store of the full sweep.")
     v = sub.add_parser("view", help="Write an interactive page (one HTML file that works offline) to explore "
                        "a saddle graph, a sweep store or a study's results.")
-    v.add_argument("path", help="A saddle-graph JSON or GraphML file, a sweep store, or a study's results folder.")
+    v.add_argument("path", help="A saddle-graph JSON or GraphML file, a sweep store, or a study's results "
+                   "folder.")
     v.add_argument("--out", default=None, help="The HTML file to write (default: PATH.html beside a file, "
                    "PATH/view.html for a folder).")
     v.add_argument("--open", action="store_true", help="Open the page in the default web browser.")

@@ -634,9 +634,8 @@ def add_to_graph(graph: SaddleGraph, itin: Itinerary, run: str) -> list[str]:
                                 d_out=d_out, n_train=int(itin.stats.get("n_train", 0)))
         nodes.append(v.node)
     if itin.stats.get("loss_label"):  # what the loss axis of a drawing is called; "mixed" if runs disagree
-        old = graph.graph.graph.get("loss_label")
-        graph.graph.graph["loss_label"] = itin.stats["loss_label"] if old in (None, itin.stats["loss_label"]) \
-            else "loss (mixed)"
+        old, new = graph.graph.graph.get("loss_label"), itin.stats["loss_label"]
+        graph.graph.graph["loss_label"] = new if old in (None, new) else "loss (mixed)"
     if itin.terminal == "attractor":
         graph.graph.nodes[nodes[-1]]["attractor"] = True
         graph.graph.nodes[nodes[-1]]["degenerate"] = bool(itin.degenerate)

@@ -81,7 +81,8 @@ def _index_colours(index):
         if top <= 10:
             edges = np.arange(4, top + 2)
         else:
-            edges = ticker.MaxNLocator(nbins=6, integer=True, steps=[1, 2, 2.5, 5, 10]).tick_values(4, top + 1)
+            locator = ticker.MaxNLocator(nbins=6, integer=True, steps=[1, 2, 2.5, 5, 10])
+            edges = locator.tick_values(4, top + 1)
             edges = np.unique(np.concatenate([[4], edges[(edges > 4) & (edges <= top)], [top + 1]]))
         bounds += list(edges[1:] - 0.5)
         ticks += list(edges[:-1])
@@ -170,8 +171,9 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = T
                       loss_name: str | None = None, table: bool = True):
     """Disconnectivity-style drawing of a `SaddleGraph`, readable at any size.
 
-    - y = the loss, named by `loss_name` or the graph's metadata (`loss_label`): log scale when the losses span more than a decade, else linear with an offset
-      (so nodes of nearly equal loss get distinct ticks); exact zeros sit on a marked floor.
+    - y = the loss, named by `loss_name` or the graph's metadata (`loss_label`): log scale when the
+      losses span more than a decade, else linear with an offset (so nodes of nearly equal loss get
+      distinct ticks); exact zeros sit on a marked floor.
     - x = Morse index order (high index on the left, attractors on the right), ties spread by loss.
     - colour = Morse index: indices 0–3 in four distinct hues (`INDEX_COLOURS`), higher ones in blues,
       one per index up to 10, else integer bins.

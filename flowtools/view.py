@@ -82,8 +82,9 @@ def svg_curve(x, y, *, logx: bool = True, logy: bool = True, width: int = 260, h
 
 
 def _block(title: str, *parts: str) -> str:
-    return (f'<div class="flowtools-view"><div style="font-weight:bold;font-family:sans-serif;font-size:13px">'
-            f'{html.escape(title)}</div>' + "".join(parts) + "</div>")
+    head = "font-weight:bold;font-family:sans-serif;font-size:13px"
+    return (f'<div class="flowtools-view"><div style="{head}">{html.escape(title)}</div>' + "".join(parts)
+            + "</div>")
 
 
 # ---------------------------------------------------------------------------- notebook views
@@ -138,7 +139,8 @@ def spectrum_html(sp, *, n_show: int = 8) -> str:
     """A `Spectrum` as HTML: the signature and how it was computed, and the extreme eigenvalues."""
     rows = [("signature (n_neg, n_zero, n_pos)", tuple(sp.signature)), ("method", sp.method),
             ("complete", sp.complete), ("λ_min", sp.min_eigenvalue), ("λ_max", sp.max_eigenvalue),
-            ("zero tolerance", sp.tol_zero), ("parameters", sp.n_params), ("Hessian-vector products", sp.matvecs)]
+            ("zero tolerance", sp.tol_zero), ("parameters", sp.n_params),
+            ("Hessian-vector products", sp.matvecs)]
     if sp.message:
         rows.append(("message", sp.message))
     lam = np.asarray(sp.eigenvalues, dtype=float)
@@ -222,7 +224,7 @@ def _is_graph_file(f) -> bool:
             data = json.load(fh)
     except (OSError, ValueError, UnicodeDecodeError):
         return False
-    return isinstance(data, dict) and isinstance(data.get("nodes"), list) and isinstance(data.get("links"), list)
+    return isinstance(data, dict) and all(isinstance(data.get(k), list) for k in ("nodes", "links"))
 
 
 def _basins(graph):
@@ -392,7 +394,8 @@ def _node_columns(group, y_of, classes) -> tuple[dict, dict]:
         x1=[pos[v][0] for _, v, _ in edges], y1=[pos[v][1] for _, v, _ in edges],
         count=[int(e.get("count", 0)) for _, _, e in edges],
         width=[0.8 + 7.0 * min(int(e.get("count", 0)) / n_runs, 1.0) for _, _, e in edges],
-        colour=["#7b3294" if "unstable_manifold" in str(e.get("source", "")) else "#777777" for _, _, e in edges],
+        colour=["#7b3294" if "unstable_manifold" in str(e.get("source", "")) else "#777777"
+                for _, _, e in edges],
         json=[json.dumps(io.to_jsonable({"from": u, "to": v, **e})) for u, v, e in edges],
     )
     return cols, ecols
@@ -424,8 +427,8 @@ def page(groups, *, title: str = "saddle graph") -> str:
 
     from bokeh.embed import file_html
     from bokeh.layouts import column, row
-    from bokeh.models import (Arrow, BasicTicker, BoxSelectTool, Legend, Button, ColumnDataSource, CustomJS, Div, HoverTool, Select,
-                              Span, TapTool, TextInput, VeeHead)
+    from bokeh.models import (Arrow, BasicTicker, BoxSelectTool, Button, ColumnDataSource, CustomJS, Div,
+                              HoverTool, Legend, Select, Span, TapTool, TextInput, VeeHead)
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
 
@@ -453,9 +456,8 @@ def page(groups, *, title: str = "saddle graph") -> str:
         node_data.append(ColumnDataSource(n, name=f"nodes {gr['name']}"))
         edge_data.append(ColumnDataSource(e))
         runs = gr["runs"] or []
-        run_data.append(ColumnDataSource(dict(name=[r["name"] for r in runs], nodes=[r["nodes"] for r in runs],
-                                              t_in=[r["t_in"] for r in runs], t_out=[r["t_out"] for r in runs],
-                                              loss=[r["loss"] for r in runs])))
+        run_data.append(ColumnDataSource({k: [r[k] for r in runs]
+                                          for k in ("name", "nodes", "t_in", "t_out", "loss")}))
     nodes = ColumnDataSource(dict(node_data[0].data), name="nodes")
     edges = ColumnDataSource(dict(edge_data[0].data), name="edges")
     first = groups[0]["graph"]
@@ -466,7 +468,8 @@ def page(groups, *, title: str = "saddle graph") -> str:
                  y_axis_label=ylabel)
     fig.x_range.flipped = True
     fig.xaxis.ticker = BasicTicker(min_interval=1)
-    fig.segment("x0", "y0", "x1", "y1", source=edges, line_width="width", line_color="colour", line_alpha=0.55)
+    fig.segment("x0", "y0", "x1", "y1", source=edges, line_width="width", line_color="colour",
+                line_alpha=0.55)
     fig.add_layout(Arrow(end=VeeHead(size=7, fill_color="#555555", line_color="#555555"), x_start="x0",
                          y_start="y0", x_end="x1", y_end="y1", source=edges, line_alpha=0.0))
     if floor is not None and note:
@@ -474,7 +477,7 @@ def page(groups, *, title: str = "saddle graph") -> str:
     r_nodes = fig.scatter("x", "y", source=nodes, size="size", fill_color="colour", line_color="rim",
                           line_width=1.5, name="node_glyphs",
                           selection_line_color="black", selection_line_width=3,
-                          # unselected nodes keep their colours (the default fades them, and the legend with them)
+                          # unselected nodes keep their colours (the default fades them)
                           nonselection_fill_alpha=1.0, nonselection_line_alpha=1.0)
     # The legend is drawn from empty renderers of one colour each: a legend of the node renderer itself
     # loses its swatches while a node is selected (Bokeh 3.9).
@@ -490,7 +493,8 @@ def page(groups, *, title: str = "saddle graph") -> str:
                     width=760)
     hover = HoverTool(renderers=[r_nodes], tooltips=[
         ("node", "@id"), ("kind", "@kind"), ("signature", "@signature"), ("L", "@loss_text"),
-        ("‖∇L‖", "@grad_norm"), ("visits", "@visits"), ("reduces to", "@reduces_to"), ("attractor", "@attractor")])
+        ("‖∇L‖", "@grad_norm"), ("visits", "@visits"), ("reduces to", "@reduces_to"),
+        ("attractor", "@attractor")])
     hover.callback = CustomJS(args=dict(nodes=nodes, out=hover_div), code="""
         const ix = cb_data.index.indices;
         if (ix.length == 0) return;
@@ -543,7 +547,8 @@ def page(groups, *, title: str = "saddle graph") -> str:
         if (!q) return;
         const k = nodes.data.id.indexOf(q);
         if (k < 0) {
-            details.text = `<b>No node ${q.replace(/[&<>"]/g, c => '&#' + c.charCodeAt(0) + ';')} in this group.</b>`;
+            const shown = q.replace(/[&<>"]/g, c => '&#' + c.charCodeAt(0) + ';');
+            details.text = `<b>No node ${shown} in this group.</b>`;
             return;
         }
         nodes.selected.indices = [k];

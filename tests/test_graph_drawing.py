@@ -136,7 +136,8 @@ def _index_graph(n_nodes=48, seed=1):
         index.append(idx)
     g.graph.nodes[ids[0]]["attractor"] = True
     for r in range(6):
-        seq = sorted(rng.choice(ids[1:], size=4, replace=False), key=lambda n: -g.graph.nodes[n]["morse_index"])
+        seq = sorted(rng.choice(ids[1:], size=4, replace=False),
+                     key=lambda n: -g.graph.nodes[n]["morse_index"])
         g.add_itinerary(seq + [ids[0]], [(float(k), k + 1.0) for k in range(5)], method="gradient_flow",
                         run=f"run{r}")
     return g, ids, np.array(index)
@@ -169,7 +170,8 @@ def test_loss_axis_named_for_the_loss_and_empty_graph_keeps_title():
     assert g.draw(labels=False).get_ylabel().startswith("population loss L")
     from flowtools.plotting import draw_saddle_graph
 
-    assert draw_saddle_graph(g, labels=False, loss_name="cross-entropy").get_ylabel().startswith("cross-entropy")
+    ax = draw_saddle_graph(g, labels=False, loss_name="cross-entropy")
+    assert ax.get_ylabel().startswith("cross-entropy")
     ax = SaddleGraph().draw(title="width 7, tanh")
     assert ax.get_title() == "width 7, tanh" and "empty" in ax.texts[0].get_text()
     assert SaddleGraph().draw().get_title().startswith("saddle graph: 0 nodes")

@@ -75,7 +75,8 @@ def _node_xy(drv, node) -> tuple[float, float]:
     """Viewport coordinates of a node's marker."""
     return tuple(drv.execute_script("""
         const m = Bokeh.documents[0].get_model_by_name('graph');
-        const all = []; const walk = v => { all.push(v); for (const c of (v.children ? v.children() : [])) walk(c); };
+        const all = [];
+        const walk = v => { all.push(v); for (const c of (v.children ? v.children() : [])) walk(c); };
         for (const r of Bokeh.index.roots) walk(r);
         const v = all.find(x => x.model === m), d = Bokeh.documents[0].get_model_by_name('nodes').data;
         const k = d.id.indexOf(arguments[0]), r = v.el.getBoundingClientRect();
@@ -135,7 +136,8 @@ def synthetic_graph(n_nodes=12, n_runs=6, seed=0) -> SaddleGraph:
         g.graph.nodes[n]["attractor"] = True
     g.graph.graph["loss_label"] = "training loss"
     for r in range(n_runs):
-        seq = sorted(rng.choice(ids[2:], size=3, replace=False), key=lambda n: -g.graph.nodes[n]["morse_index"])
+        seq = sorted(rng.choice(ids[2:], size=3, replace=False),
+                     key=lambda n: -g.graph.nodes[n]["morse_index"])
         g.add_itinerary(seq + [ids[r % 2]], [(float(k), k + 0.5) for k in range(4)], method="gradient_flow",
                         run=f"seed{r}")
     return g
@@ -217,7 +219,8 @@ def test_sweep_store_page_groups_basins_and_run_curves(browser, tmp_path):
     options = browser.execute_script(_MODEL + ".options", "group")
     assert options[0].startswith("all points (2 runs)") and any(o.startswith("width = 2") for o in options)
     # one group: the node count shown is that of the group's own points
-    browser.execute_script(_MODEL + ".value = arguments[1]", "group", [o for o in options if "width = 2" in o][0])
+    width2 = [o for o in options if "width = 2" in o][0]
+    browser.execute_script(_MODEL + ".value = arguments[1]", "group", width2)
     time.sleep(0.3)
     seq = [n for n in S.open_results(tmp_path / "store")["visit_node"].values[1] if str(n)]
     assert f"{len(set(seq))} nodes" in browser.execute_script(_MODEL + ".text", "counts")

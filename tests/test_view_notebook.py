@@ -61,12 +61,14 @@ def test_saddle_graph_html_lists_nodes_edges_and_counts():
 
 
 def _visit(kind, sig, t_in, t_out, loss, node):
-    return Visit(kind=kind, t_in=t_in, t_out=t_out, loss=loss, gen_error=None, signature=sig, theta=np.zeros(3),
-                 grad_norm=1e-10, reduces_to="", fingerprint=np.zeros(2), eigenvalues=np.zeros(3), node=node)
+    return Visit(kind=kind, t_in=t_in, t_out=t_out, loss=loss, gen_error=None, signature=sig,
+                 theta=np.zeros(3), grad_norm=1e-10, reduces_to="", fingerprint=np.zeros(2),
+                 eigenvalues=np.zeros(3), node=node)
 
 
 def test_itinerary_html_has_one_row_per_visit_and_how_it_ended():
-    vs = [_visit("saddle", (1, 0, 2), 0.0, 12.5, 0.25, "n1"), _visit("minimum", (0, 0, 3), 40.0, 40.0, 1e-9, "n0")]
+    vs = [_visit("saddle", (1, 0, 2), 0.0, 12.5, 0.25, "n1"),
+          _visit("minimum", (0, 0, 3), 40.0, 40.0, 1e-9, "n0")]
     it = Itinerary(vs, "attractor", "gradient_flow", "converged: |grad L| <= gtol")
     root = _parse(it._repr_html_())
     cells = _cells(root)
@@ -93,7 +95,7 @@ def test_trajectory_html_holds_status_final_values_and_an_inline_loss_curve():
     line = [e for e in svgs[0].iter() if e.tag.endswith("polyline")][0]
     points = np.array([p.split(",") for p in line.get("points").split()], dtype=float)
     assert len(points) == 40 and np.all(np.diff(points[:, 0]) > 0)  # one vertex per saved state, in t order
-    assert points[-1, 1] > points[0, 1]  # the loss falls: the curve ends lower on the page (SVG y points down)
+    assert points[-1, 1] > points[0, 1]  # the loss falls: the curve ends lower (SVG y points down)
     assert _pretty(tr) == repr(tr)
 
 
