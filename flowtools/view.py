@@ -201,7 +201,10 @@ def load_groups(path) -> tuple[list[dict], str]:
     if p.is_file():
         g = SaddleGraph.from_graphml(p) if p.suffix.lower() == ".graphml" else SaddleGraph.from_json(p)
         return [_graph_group(p.stem, g)], "graph"
-    files = sorted(f for f in p.rglob("*.json") if _is_graph_file(f))
+    # A sweep store inside the folder contributes its merged graph.json, not its point records.
+    stores = [d.parent for d in p.rglob("sweep.json")]
+    inside = lambda f: any(s in f.parents and f != s / "graph.json" for s in stores)  # noqa: E731
+    files = sorted(f for f in p.rglob("*.json") if not inside(f) and _is_graph_file(f))
     json_stems = {f.with_suffix("") for f in files}
     files += sorted(f for f in p.rglob("*.graphml") if f.with_suffix("") not in json_stems)
     if not files:
@@ -498,9 +501,11 @@ def page(groups, *, title: str = "saddle graph") -> str:
     hover.callback = CustomJS(args=dict(nodes=nodes, out=hover_div), code="""
         const ix = cb_data.index.indices;
         if (ix.length == 0) return;
+        const esc = s => String(s).replace(/[&<>"]/g, c => '&#' + c.charCodeAt(0) + ';');
         const d = nodes.data, k = ix[0];
-        out.text = `node ${d.id[k]}: ${d.kind[k]}, signature ${d.signature[k]}, L = ${d.loss_text[k]}, ` +
-                   `‖∇L‖ = ${d.grad_norm[k]}, visits ${d.visits[k]}, reduces to ${d.reduces_to[k]}`;
+        out.text = `node ${esc(d.id[k])}: ${esc(d.kind[k])}, signature ${esc(d.signature[k])}, ` +
+                   `L = ${esc(d.loss_text[k])}, ‖∇L‖ = ${esc(d.grad_norm[k])}, visits ${d.visits[k]}, ` +
+                   `reduces to ${esc(d.reduces_to[k])}`;
     """)
     fig.add_tools(hover, TapTool(renderers=[r_nodes]), BoxSelectTool(renderers=[r_nodes]))
 

@@ -188,3 +188,21 @@ def test_itinerary_names_the_loss_of_its_problem():
     labels = (x[:, :1] > 0).astype(float)
     ce = ft.Problem(ft.MLP((2, 3, 2), "tanh"), ft.Dataset(x, labels), "cross_entropy")
     assert _loss_label(ce) == "cross-entropy (training)"
+
+
+def test_add_to_graph_records_the_loss_and_says_when_runs_disagree():
+    from flowtools.itineraries import Itinerary, Visit, add_to_graph
+
+    def run(label, seed):
+        fp = np.random.default_rng(seed).standard_normal(4)
+        v = Visit(kind="minimum", t_in=0.0, t_out=1.0, loss=1e-3, gen_error=None, signature=(0, 0, 3),
+                  theta=np.zeros(3), grad_norm=1e-12, reduces_to="", fingerprint=fp, eigenvalues=np.ones(3))
+        return Itinerary([v], "attractor", "gradient_flow", "", stats=dict(loss_label=label))
+
+    g = SaddleGraph()
+    add_to_graph(g, run("population loss", 0), "a")
+    add_to_graph(g, run("population loss", 1), "b")
+    assert g.graph.graph["loss_label"] == "population loss"
+    assert g.draw(labels=False).get_ylabel().startswith("population loss L")
+    add_to_graph(g, run("training loss", 2), "c")
+    assert g.graph.graph["loss_label"] == "loss (mixed)"

@@ -54,9 +54,15 @@ def test_results_folder_gives_one_group_per_graph_file(tmp_path):
     (tmp_path / "sub").mkdir()
     _graph(1, n=5).to_graphml(tmp_path / "sub" / "graph.graphml")
     (tmp_path / "summary.json").write_text(json.dumps(dict(nodes=[], links=[])))  # a summary is not a graph
+    store = tmp_path / "store"  # a sweep store inside: its merged graph.json, not its point records
+    (store / "points").mkdir(parents=True)
+    (store / "sweep.json").write_text(json.dumps(dict(task="flow_itinerary", configurations=[])))
+    _graph(2, n=4).to_json(store / "graph.json")
+    _graph(3, n=6).to_json(store / "points" / "0.json")
     groups, kind = load_groups(tmp_path)
     assert kind == "folder"
-    assert [(gr["name"], len(gr["graph"])) for gr in groups] == [("saddle_graph_a", 8), ("sub/graph", 5)]
+    assert [(gr["name"], len(gr["graph"])) for gr in groups] == [("saddle_graph_a", 8), ("store/graph", 4),
+                                                                 ("sub/graph", 5)]
     assert groups[0]["basins"].basins[0].label == "n0"
 
 
