@@ -106,10 +106,11 @@ def _box_distance(b, p) -> float:
     return float(np.hypot(dx, dy))
 
 
-def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
+def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7, leaders: bool = True):
     """Greedy label placement in display space: each label (in `order`, most important first) takes
     the first of 16 offsets around its marker where it overlaps no marker, no placed label and stays in
-    the axes; labels with no free spot are left out. Returns the indices left out."""
+    the axes; labels with no free spot are left out. `leaders=False`: only spots nearer to the label's
+    own marker than to any other, no far spots with leader lines. Returns the indices left out."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     box = ax.get_window_extent(renderer)
@@ -136,7 +137,7 @@ def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
         # First pass: only spots nearer to the label's own marker than to any other; second pass: far
         # spots that are not, with a leader line to the marker.
         spot = None
-        for strict in (True, False):
+        for strict in (True, False) if leaders else (True,):
             for dx, dy in candidates:
                 cand = (px + dx, py + dy, px + dx + w, py + dy + h)
                 inside = cand[0] >= box.x0 and cand[2] <= box.x1 and cand[1] >= box.y0 and cand[3] <= box.y1
@@ -255,7 +256,9 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = T
             texts.append(text)
         priority = np.lexsort((-visits, ~attractor))
         marker_px = np.sqrt(sizes) / 2 * ax.figure.dpi / 72.0
-        omitted = _place_labels(ax, np.column_stack([x, y]), texts, priority, marker_px)
+        # Above 60 nodes, far spots with leader lines make a tangle: those labels go to the table.
+        omitted = _place_labels(ax, np.column_stack([x, y]), texts, priority, marker_px,
+                                leaders=len(nodes) <= 60)
     if omitted and table:
         _omitted_table(ax, [nodes[i] for i in omitted], g)
     where = "listed below" if table else "see summary()"
