@@ -284,7 +284,8 @@ def _store_groups(store) -> list[dict]:
             sub = _subgraph(merged, [runs[i] for i in points])
         else:
             sub = merged if not where else SaddleGraph()
-        basins = _basins(sweeps.merged_graph(store, **where) if where else merged)
+        # From the group's own graph, so that the basins carry the page's node ids.
+        basins = _basins(sub if runs else sweeps.merged_graph(store, **where) if where else merged)
         groups.append(dict(name=f"{name} ({len(points)} runs)", graph=sub,
                            runs=[runs[i] for i in points] if runs else None, basins=basins))
     return groups

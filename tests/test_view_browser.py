@@ -224,6 +224,14 @@ def test_sweep_store_page_groups_basins_and_run_curves(browser, tmp_path):
     time.sleep(0.3)
     seq = [n for n in S.open_results(tmp_path / "store")["visit_node"].values[1] if str(n)]
     assert f"{len(set(seq))} nodes" in browser.execute_script(_MODEL + ".text", "counts")
+    cell = '<td style="padding:1px 6px;text-align:left">{}</td>'
+    for i, width in enumerate((1, 2)):  # each group's basin, named by the page's node ids
+        group = [o for o in options if f"width = {width}" in o][0]
+        browser.execute_script(_MODEL + ".value = arguments[1]", "group", group)
+        time.sleep(0.2)
+        end = [n for n in S.open_results(tmp_path / "store")["visit_node"].values[i] if str(n)][-1]
+        basins = browser.execute_script(_MODEL + ".text", "basins")
+        assert "over 1 runs" in basins and cell.format(end) in basins
     # click the group's first visited node: its run's losses at each visit are drawn
     _pointer(browser, *_node_xy(browser, seq[0]), click=True)
     time.sleep(0.3)
