@@ -1,5 +1,5 @@
 """The `flowtools` command: `flowtools sweep CONFIG.toml …`, `flowtools merge SOURCE STORE`,
-`flowtools check STORE` and `flowtools studies [NAME [ARGS…]]`.
+`flowtools check STORE`, `flowtools view PATH [--open]` and `flowtools studies [NAME [ARGS…]]`.
 
 `flowtools sweep` exits 0 when every point returned, 1 when a point failed (its worker died) or
 errored (its task raised), and 2 for a configuration or store it refuses before running anything.
@@ -179,7 +179,8 @@ def _check(ns) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="flowtools", description=(
         "Run a sweep described by a TOML file, check a sweep store for damaged records, merge the finished "
-        "points of one sweep store into another, or list and run the studies."))
+        "points of one sweep store into another, or list and run the studies. Explore a saddle graph, a "
+        "sweep store or a study's results in a browser with flowtools view."))
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sweep", help="Run a sweep described by a TOML file.")
     p.add_argument("config", help="The sweep's TOML file.")
@@ -202,6 +203,14 @@ def main(argv=None) -> int:
                        "includes their configurations (flowtools.sweeps.merge_stores).")
     m.add_argument("source", help="The store to copy from, e.g. part of a grid run on another machine.")
     m.add_argument("store", help="The store of the full sweep.")
+    v = sub.add_parser("view", help="Write an interactive page (one HTML file that works offline) to explore "
+                       "a saddle graph, a sweep store or a study's results.")
+    v.add_argument("path", help="A saddle-graph JSON or GraphML file, a sweep store, or a study's results "
+                   "folder.")
+    v.add_argument("--out", default=None, help="The HTML file to write (default: PATH.html beside a file, "
+                   "PATH/view.html for a folder).")
+    v.add_argument("--open", action="store_true", help="Open the page in the default web browser.")
+    v.add_argument("--title", default=None, help="The page's title (default: what PATH is, and its name).")
     s = sub.add_parser("studies", help="List the studies, or run one: flowtools studies NAME [--quick …].")
     s.add_argument("name", nargs="?", help="The study to run; without it, the studies are listed.")
     s.add_argument("args", nargs=argparse.REMAINDER, help="Arguments passed to the study, e.g. --quick.")
@@ -214,6 +223,15 @@ def main(argv=None) -> int:
         return _sweep(ns)
     if ns.command == "check":
         return _check(ns)
+    if ns.command == "view":
+        from .view import view
+
+        try:
+            out = view(ns.path, ns.out, open_browser=ns.open, title=ns.title)
+        except (FileNotFoundError, ValueError) as exc:
+            return _usage_error("view", exc)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); open it in a browser (it works offline)")
+        return EXIT_OK
     if ns.command == "merge":
         from . import sweeps
 

@@ -311,6 +311,14 @@ class SaddleGraph:
         return (f"SaddleGraph({self.graph.number_of_nodes()} nodes, {self.graph.number_of_edges()} edges, "
                 f"{self.n_trajectories} trajectories)")
 
+    def _repr_html_(self):  # notebooks
+        from .view import graph_html
+
+        return graph_html(self)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython
+        printer.text(repr(self))
+
 
 class GraphSummary(dict):
     """A `SaddleGraph`'s nodes and edges as a plain dict (`n_trajectories`, `nodes`, `edges`; JSON-ready,

@@ -150,6 +150,32 @@ class Itinerary:
         seq = " → ".join(f"{v.kind}{tuple(v.signature)}" for v in self.visits)
         return f"Itinerary({self.method}: {seq} ⇒ {self.terminal})"
 
+    def _repr_html_(self):  # notebooks
+        from .view import itinerary_html
+
+        return itinerary_html(self)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython: a long itinerary prints its ends
+        if len(self.visits) <= 6:
+            printer.text(repr(self))
+            return
+        part = lambda vs: " → ".join(f"{v.kind}{tuple(v.signature)}" for v in vs)  # noqa: E731
+        printer.text(f"Itinerary({self.method}: {part(self.visits[:3])} → … {len(self.visits) - 5} more → "
+                     f"{part(self.visits[-2:])} ⇒ {self.terminal})")
+
+
+def _loss_label(problem) -> str:
+    """What the run's loss is, in words: "population loss" (Gaussian inputs, the expectation),
+    "objective" (a plain function of θ), "cross-entropy (training)" or "training loss"."""
+    from .objective import Objective
+    from .population import GaussianInputs
+
+    if isinstance(problem.source, GaussianInputs):
+        return "population loss"
+    if isinstance(problem.source, Objective):
+        return "objective"
+    return "cross-entropy (training)" if problem.loss_family == "cross_entropy" else "training loss"
+
 
 def _train_part(problem, fp) -> np.ndarray:
     """The training-input outputs of a fingerprint, shape (n, d_out)."""
@@ -370,7 +396,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             v.fingerprint = orbit_fingerprint(problem, v.theta)
     stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements,
                  budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
-                 states=int(len(thetas)), d_out=d_out, n_train=n_train)
+                 states=int(len(thetas)), d_out=d_out, n_train=n_train, loss_label=_loss_label(problem))
     itin = Itinerary(visits, terminal, trajectory.method, message, degenerate, stats)
     if exhausted:
         itin.message += f"; the time limit of {time_limit:g} s ran out: later passages are unrefined"
@@ -607,6 +633,9 @@ def add_to_graph(graph: SaddleGraph, itin: Itinerary, run: str) -> list[str]:
                                 grad_norm=v.grad_norm, eigenvalues=v.eigenvalues, radius=v.radius,
                                 d_out=d_out, n_train=int(itin.stats.get("n_train", 0)))
         nodes.append(v.node)
+    if itin.stats.get("loss_label"):  # what the loss axis of a drawing is called; "mixed" if runs disagree
+        old, new = graph.graph.graph.get("loss_label"), itin.stats["loss_label"]
+        graph.graph.graph["loss_label"] = new if old in (None, new) else "loss (mixed)"
     if itin.terminal == "attractor":
         graph.graph.nodes[nodes[-1]]["attractor"] = True
         graph.graph.nodes[nodes[-1]]["degenerate"] = bool(itin.degenerate)

@@ -62,23 +62,42 @@ def _loss_axis(loss):
     return "log", np.where(below, floor, loss), floor, note
 
 
+#: Colours of Morse indices 0–3 (minimum, index-1, -2, -3 saddles): four hues that read apart, also in grey
+#: and for red–green colour blindness (Okabe–Ito); higher indices take shades of blue, one per index up to
+#: 10, else integer bins.
+INDEX_COLOURS = ("#009E73", "#E69F00", "#D55E00", "#CC79A7")
+
+
 def _index_colours(index):
-    """(cmap, norm, ticks): one colour per Morse index up to 10 distinct values, else ≤ 10 integer bins."""
+    """(cmap, norm, ticks): indices 0–3 in `INDEX_COLOURS`; above 3 one blue per index up to 10, else
+    ≤ 7 integer bins."""
     from matplotlib import colors, ticker
 
     top = max(int(index.max()), 1)
-    if top <= 10:
-        bounds = np.arange(-0.5, top + 1.0)
-        ticks = np.arange(top + 1)
-    else:
-        edges = ticker.MaxNLocator(nbins=8, integer=True, steps=[1, 2, 2.5, 5, 10]).tick_values(0, top + 1)
-        edges = edges[(edges >= 0)]
-        if edges[-1] <= top:
-            edges = np.append(edges, top + 1)
-        bounds = edges - 0.5
-        ticks = edges[:-1]
-    cmap = plt.get_cmap("viridis_r", len(bounds) - 1)
-    return cmap, colors.BoundaryNorm(bounds, cmap.N), ticks
+    low = min(top, 3)
+    bounds = list(np.arange(-0.5, low + 1.0))
+    ticks = list(np.arange(low + 1))
+    if top > 3:
+        if top <= 10:
+            edges = np.arange(4, top + 2)
+        else:
+            locator = ticker.MaxNLocator(nbins=6, integer=True, steps=[1, 2, 2.5, 5, 10])
+            edges = locator.tick_values(4, top + 1)
+            edges = np.unique(np.concatenate([[4], edges[(edges > 4) & (edges <= top)], [top + 1]]))
+        bounds += list(edges[1:] - 0.5)
+        ticks += list(edges[:-1])
+    n_high = len(bounds) - 1 - (low + 1)
+    high = [plt.get_cmap("Blues")(v) for v in np.linspace(0.45, 0.95, n_high)] if n_high else []
+    cmap = colors.ListedColormap(list(INDEX_COLOURS[:low + 1]) + high)
+    return cmap, colors.BoundaryNorm(bounds, cmap.N), np.array(ticks)
+
+
+def loss_label(sg, loss_name: str | None = None) -> str:
+    """The name of the loss on a saddle graph's axis: `loss_name` if given, else the graph's
+    `loss_label` metadata (set by `add_to_graph`: "training loss", "population loss", "cross-entropy
+    (training)", "objective"), else "loss"."""
+    name = loss_name or sg.graph.graph.get("loss_label") or "loss"
+    return str(name)
 
 
 def _box_distance(b, p) -> float:
@@ -87,10 +106,11 @@ def _box_distance(b, p) -> float:
     return float(np.hypot(dx, dy))
 
 
-def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
+def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7, leaders: bool = True):
     """Greedy label placement in display space: each label (in `order`, most important first) takes
     the first of 16 offsets around its marker where it overlaps no marker, no placed label and stays in
-    the axes; labels with no free spot are left out. Returns the number left out."""
+    the axes; labels with no free spot are left out. `leaders=False`: only spots nearer to the label's
+    own marker than to any other, no far spots with leader lines. Returns the indices left out."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     box = ax.get_window_extent(renderer)
@@ -102,7 +122,7 @@ def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
         return not (a[2] + pad <= b[0] or b[2] + pad <= a[0] or a[3] + pad <= b[1] or b[3] + pad <= a[1])
 
     dpi_scale = fig.dpi / 72.0
-    omitted = 0
+    omitted = []
     for i in order:
         t = ax.annotate(texts[i], xy[i], textcoords="offset points", xytext=(0, 0), fontsize=fontsize,
                         ha="left", va="bottom", zorder=4)
@@ -117,7 +137,7 @@ def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
         # First pass: only spots nearer to the label's own marker than to any other; second pass: far
         # spots that are not, with a leader line to the marker.
         spot = None
-        for strict in (True, False):
+        for strict in (True, False) if leaders else (True,):
             for dx, dy in candidates:
                 cand = (px + dx, py + dy, px + dx + w, py + dy + h)
                 inside = cand[0] >= box.x0 and cand[2] <= box.x1 and cand[1] >= box.y0 and cand[3] <= box.y1
@@ -135,7 +155,7 @@ def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
                 break
         t.remove()
         if spot is None:
-            omitted += 1
+            omitted.append(i)
             continue
         dx, dy, far, cand = spot
         leader = None
@@ -148,17 +168,22 @@ def _place_labels(ax, xy, texts, order, marker_px, *, fontsize=7):
     return omitted
 
 
-def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = True):
+def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = True,
+                      loss_name: str | None = None, table: bool = True):
     """Disconnectivity-style drawing of a `SaddleGraph`, readable at any size.
 
-    - y = training loss: log scale when the losses span more than a decade, else linear with an offset
-      (so nodes of nearly equal loss get distinct ticks); exact zeros sit on a marked floor.
+    - y = the loss, named by `loss_name` or the graph's metadata (`loss_label`): log scale when the
+      losses span more than a decade, else linear with an offset (so nodes of nearly equal loss get
+      distinct ticks); exact zeros sit on a marked floor.
     - x = Morse index order (high index on the left, attractors on the right), ties spread by loss.
-    - colour = Morse index: one colour per index up to 10, else ≤ 10 integer bins.
+    - colour = Morse index: indices 0–3 in four distinct hues (`INDEX_COLOURS`), higher ones in blues,
+      one per index up to 10, else integer bins.
     - marker area ∝ √visits, edge width ∝ fraction of trajectories, dashed = unstable manifold.
     - labels (`labels=True`): node id, kind and `reduces_to`, placed so that they overlap neither each
       other nor the markers and stay on the canvas; attractors and frequently visited nodes first. Labels
-      with no free spot are left out (the title says how many; `sg.summary()` lists every node).
+      with no free spot are left out of the plot and listed in a table below it (`table=True`; the
+      title says how many; `sg.summary()` lists every node).
+    - an empty graph keeps its title and says it is empty.
     """
     g = sg.graph
     nodes = list(g.nodes)
@@ -166,7 +191,9 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = T
         width = float(np.clip(5.5 + 0.12 * len(nodes), 7.5, 16.0))
         _, ax = plt.subplots(figsize=(width, 5.5))
     if not nodes:
-        ax.text(0.5, 0.5, "empty graph", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "empty graph (no nodes)", ha="center", transform=ax.transAxes)
+        ax.set_title(title or f"saddle graph: 0 nodes, {sg.n_trajectories} trajectories", fontsize=9)
+        ax.set_ylabel(loss_label(sg, loss_name))
         return ax
     loss = np.array([float(g.nodes[n].get("loss", np.nan)) for n in nodes])
     index = np.array([int(g.nodes[n].get("morse_index", -1)) for n in nodes])
@@ -209,7 +236,7 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = T
     ax.set_xlim(-0.6, len(nodes) - 0.4)
     ax.set_xticks([])
     ax.set_xlabel("nodes by Morse index (high → low), then loss")
-    ylabel = "training loss L" + note
+    ylabel = loss_label(sg, loss_name) + " L" + note
     if scale == "linear" and np.nanmax(y) > np.nanmin(y) and (np.nanmax(y) - np.nanmin(y)) < 1e-3 * abs(np.nanmean(y)):
         ylabel += f"\nall within {np.nanmax(y) - np.nanmin(y):.2g} of each other"
     elif scale == "linear" and np.nanmax(y) == np.nanmin(y):
@@ -218,7 +245,7 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = T
     ax.set_ylabel(ylabel)
     cb = plt.colorbar(sc, ax=ax, ticks=ticks, spacing="proportional")
     cb.set_label("Morse index (unstable directions)" + ("" if len(ticks) == index.max() + 1 else ", binned"))
-    omitted = 0
+    omitted = []
     if labels:
         texts = []
         for n in nodes:
@@ -229,8 +256,37 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = T
             texts.append(text)
         priority = np.lexsort((-visits, ~attractor))
         marker_px = np.sqrt(sizes) / 2 * ax.figure.dpi / 72.0
-        omitted = _place_labels(ax, np.column_stack([x, y]), texts, priority, marker_px)
-    extra = f"; {omitted} label{'s' if omitted > 1 else ''} left out (see summary())" if omitted else ""
+        # Above 60 nodes, far spots with leader lines make a tangle: those labels go to the table.
+        omitted = _place_labels(ax, np.column_stack([x, y]), texts, priority, marker_px,
+                                leaders=len(nodes) <= 60)
+    if omitted and table:
+        _omitted_table(ax, [nodes[i] for i in omitted], g)
+    where = "listed below" if table else "see summary()"
+    extra = f"; {len(omitted)} label{'s' if len(omitted) > 1 else ''} {where}" if omitted else ""
     ax.set_title((title or f"saddle graph: {g.number_of_nodes()} nodes, {sg.n_trajectories} trajectories "
                            "(dashed: unstable manifold; red rim: attractor)") + extra, fontsize=9)
     return ax
+
+
+def _omitted_table(ax, nodes, g, *, rows: int = 40, fontsize: float = 6.0):
+    """The nodes whose labels found no free spot, as a monospaced table below the axes (in columns of
+    `rows` rows), so that every node of the drawing can be read off."""
+    lines = []
+    for n in sorted(nodes, key=lambda n: (-int(g.nodes[n].get("morse_index", -1)), str(n))):
+        a = g.nodes[n]
+        sig = a.get("signature")
+        sig = "-" if sig is None else "(" + ",".join("?" if v is None else str(v) for v in sig) + ")"
+        kind = str(a.get("kind", "")).replace("degenerate_", "deg. ")
+        lines.append(f"{str(n):<6.6} {kind:<16.16} {sig:<14.14} L={float(a.get('loss', np.nan)):<11.6g}"
+                     f" v={int(a.get('visits', 0))}")
+    header = f"{'node':<6} {'kind':<16} {'signature':<14} {'L':<13} visits"
+    cols = [lines[i:i + rows] for i in range(0, len(lines), rows)]
+    fig = ax.figure
+    pos = ax.get_position()
+    y = pos.y0 - 0.09
+    fig.text(pos.x0, y + 0.03, f"Nodes without a label in the plot ({len(lines)}):", fontsize=fontsize + 1,
+             va="top", ha="left")
+    for j, col in enumerate(cols):
+        # a monospaced character is about 0.6 em wide: columns of 64 characters side by side
+        fig.text(pos.x0 + j * 64 * 0.6 * fontsize / 72.0 / fig.get_figwidth(), y, "\n".join([header] + col),
+                 family="monospace", fontsize=fontsize, va="top", ha="left")

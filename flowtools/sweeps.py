@@ -1009,6 +1009,14 @@ class SweepResult:
                 f"{len(self.failed)} failed, {len(self.errors)} errors, {self.wall_time:.1f} s; "
                 f"store={os.fspath(self.store)!r})")
 
+    def _repr_html_(self):  # notebooks
+        from .view import sweep_result_html
+
+        return sweep_result_html(self)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython
+        printer.text(repr(self))
+
 
 def _progress(total, enable):
     from tqdm.auto import tqdm

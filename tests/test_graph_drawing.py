@@ -121,3 +121,88 @@ def test_colour_scale_is_per_index_or_binned(max_index):
         assert len(ticks) == max_index + 1
     else:
         assert len(ticks) <= 11 and "binned" in cbar_ax.get_ylabel()
+
+
+def _index_graph(n_nodes=48, seed=1):
+    """A synthetic graph of `n_nodes` nodes with Morse indices 0–3 and a few above, over three decades."""
+    rng = np.random.default_rng(seed)
+    g = SaddleGraph()
+    ids, index = [], []
+    for i in range(n_nodes):
+        idx = i % 4 if i < 60 else 4 + i % 5
+        ids.append(g.add_node(fingerprint=rng.standard_normal(6), signature=(idx, 0, 20 - idx),
+                              kind="minimum" if idx == 0 else "saddle", loss=10.0 ** (-3 + 3 * rng.random()),
+                              theta=rng.standard_normal(20), grad_norm=1e-12))
+        index.append(idx)
+    g.graph.nodes[ids[0]]["attractor"] = True
+    for r in range(6):
+        seq = sorted(rng.choice(ids[1:], size=4, replace=False),
+                     key=lambda n: -g.graph.nodes[n]["morse_index"])
+        g.add_itinerary(seq + [ids[0]], [(float(k), k + 1.0) for k in range(5)], method="gradient_flow",
+                        run=f"run{r}")
+    return g, ids, np.array(index)
+
+
+def test_indices_0_to_3_get_distinct_colours_and_labels_never_overlap():
+    g, ids, index = _index_graph(n_nodes=120)
+    ax = g.draw()
+    fig = ax.figure
+    fig.canvas.draw()
+    colours = ax.collections[-1].get_facecolors()
+    by_index = {int(i): tuple(np.round(colours[k], 3)) for k, i in enumerate(index)}
+    assert len({by_index[i] for i in range(4)}) == 4  # index-1 and index-3 saddles no longer share a colour
+    assert by_index[0] != by_index[5] and by_index[3] != by_index[4]
+    boxes = _check_readable(ax)  # every drawn label on the canvas, no two overlapping
+    assert 20 <= len(boxes) < len(ids)  # 120 nodes: many labels fit, not all …
+    tables = [t.get_text() for t in fig.texts if "node" in t.get_text() and "signature" in t.get_text()]
+    listed = {line.split()[0] for t in tables for line in t.splitlines()[1:]}
+    drawn = {t.get_text().split(":")[0] for t in ax.texts if t.get_text()}
+    assert drawn | listed == set(ids) and not drawn & listed  # … and the rest are in the table below
+    assert "listed below" in ax.get_title()
+    cbar = [a for a in fig.axes if a is not ax][0]
+    assert [t.get_text() for t in cbar.get_yticklabels()][:4] == ["0", "1", "2", "3"]
+
+
+def test_loss_axis_named_for_the_loss_and_empty_graph_keeps_title():
+    g, _, _ = _index_graph(n_nodes=8)
+    assert g.draw(labels=False).get_ylabel().startswith("loss L")  # unknown: not claimed to be training
+    g.graph.graph["loss_label"] = "population loss"
+    assert g.draw(labels=False).get_ylabel().startswith("population loss L")
+    from flowtools.plotting import draw_saddle_graph
+
+    ax = draw_saddle_graph(g, labels=False, loss_name="cross-entropy")
+    assert ax.get_ylabel().startswith("cross-entropy")
+    ax = SaddleGraph().draw(title="width 7, tanh")
+    assert ax.get_title() == "width 7, tanh" and "empty" in ax.texts[0].get_text()
+    assert SaddleGraph().draw().get_title().startswith("saddle graph: 0 nodes")
+
+
+def test_itinerary_names_the_loss_of_its_problem():
+    from flowtools.itineraries import _loss_label
+    from flowtools.problems import safran_shamir
+
+    data = ft.datasets.maleknia_sato()
+    assert _loss_label(ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")) == "training loss"
+    assert _loss_label(safran_shamir(2)) == "population loss"
+    x = np.random.default_rng(0).standard_normal((12, 2))
+    labels = (x[:, :1] > 0).astype(float)
+    ce = ft.Problem(ft.MLP((2, 3, 2), "tanh"), ft.Dataset(x, labels), "cross_entropy")
+    assert _loss_label(ce) == "cross-entropy (training)"
+
+
+def test_add_to_graph_records_the_loss_and_says_when_runs_disagree():
+    from flowtools.itineraries import Itinerary, Visit, add_to_graph
+
+    def run(label, seed):
+        fp = np.random.default_rng(seed).standard_normal(4)
+        v = Visit(kind="minimum", t_in=0.0, t_out=1.0, loss=1e-3, gen_error=None, signature=(0, 0, 3),
+                  theta=np.zeros(3), grad_norm=1e-12, reduces_to="", fingerprint=fp, eigenvalues=np.ones(3))
+        return Itinerary([v], "attractor", "gradient_flow", "", stats=dict(loss_label=label))
+
+    g = SaddleGraph()
+    add_to_graph(g, run("population loss", 0), "a")
+    add_to_graph(g, run("population loss", 1), "b")
+    assert g.graph.graph["loss_label"] == "population loss"
+    assert g.draw(labels=False).get_ylabel().startswith("population loss L")
+    add_to_graph(g, run("training loss", 2), "c")
+    assert g.graph.graph["loss_label"] == "loss (mixed)"

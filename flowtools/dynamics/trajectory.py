@@ -97,6 +97,14 @@ class Trajectory:
         return (f"Trajectory({self.method}, status={self.status.value!r}, t_end={self.final_time:.6g}, "
                 f"L={self.final_loss:.6g}, |grad|={self.final_grad_norm:.3g}, saved={len(self)})")
 
+    def _repr_html_(self):  # notebooks
+        from ..view import trajectory_html
+
+        return trajectory_html(self)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython
+        printer.text(repr(self))
+
     def summary(self) -> str:
         """One line: method, status, final time, loss and gradient norm, and the message."""
         return f"{self.method:<17s} {self.status.value:<11s} t={self.final_time:<11.5g} " \

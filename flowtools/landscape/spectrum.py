@@ -153,6 +153,14 @@ class Spectrum:
         return (f"Spectrum({self.method}, signature={self.signature}, λ_min={self.min_eigenvalue:.6g}, "
                 f"λ_max={self.max_eigenvalue:.6g}, complete={self.complete})")
 
+    def _repr_html_(self):  # notebooks
+        from ..view import spectrum_html
+
+        return spectrum_html(self)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython
+        printer.text(repr(self))
+
 
 def signature(eigenvalues, rtol_zero: float = DEFAULT_RTOL_ZERO) -> tuple[int, int, int]:
     """(n_neg, n_zero, n_pos) of a full list of eigenvalues, zero meaning |λ| ≤ rtol_zero · max|λ|."""

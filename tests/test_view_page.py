@@ -1,0 +1,105 @@
+"""`flowtools view` without a browser: what it reads (a graph file, a results folder), the page it
+writes (self-contained: no script or style fetched from elsewhere), and the errors it gives."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from flowtools import cli
+from flowtools.graph import SaddleGraph
+from flowtools.view import _index_classes, load_groups, view
+
+
+def _graph(seed=0, n=8):
+    rng = np.random.default_rng(seed)
+    g = SaddleGraph()
+    ids = [g.add_node(fingerprint=rng.standard_normal(4), signature=(i % 5, 0, 6 - i % 5),
+                      kind="minimum" if i % 5 == 0 else "saddle", loss=10.0 ** -(i % 5), theta=np.zeros(6),
+                      eigenvalues=np.arange(6) - i % 5 + 0.5) for i in range(n)]
+    g.add_itinerary([ids[3], ids[1], ids[0]], [(0, 1), (2, 3), (4, 5)], method="gradient_flow", run="seed0")
+    g.graph.nodes[ids[0]]["attractor"] = True
+    return g
+
+
+def test_page_is_self_contained_and_holds_every_node(tmp_path):
+    g = _graph()
+    g.to_json(tmp_path / "g.json")
+    out = view(tmp_path / "g.json")
+    text = out.read_text()
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", text)  # no CDN: every script is inline
+    assert "Bokeh" in text and 1e6 < out.stat().st_size <= 10e6
+    data = json.loads(re.search(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>', text,
+                                re.S).group(1))
+    ids = set()
+
+    def walk(o):
+        if isinstance(o, dict):
+            attrs = o.get("attributes")
+            if isinstance(attrs, dict) and attrs.get("name") == "nodes" and "data" in attrs:
+                ids.update(dict(attrs["data"]["entries"])["id"])  # the node source the plot draws
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(data)
+    assert ids == set(g.graph.nodes)
+
+
+def test_results_folder_gives_one_group_per_graph_file(tmp_path):
+    _graph(0).to_json(tmp_path / "saddle_graph_a.json")
+    (tmp_path / "sub").mkdir()
+    _graph(1, n=5).to_graphml(tmp_path / "sub" / "graph.graphml")
+    (tmp_path / "summary.json").write_text(json.dumps(dict(nodes=[], links=[])))  # a summary is not a graph
+    store = tmp_path / "store"  # a sweep store inside: its merged graph.json, not its point records
+    (store / "points").mkdir(parents=True)
+    (store / "sweep.json").write_text(json.dumps(dict(task="flow_itinerary", configurations=[])))
+    _graph(2, n=4).to_json(store / "graph.json")
+    _graph(3, n=6).to_json(store / "points" / "0.json")
+    groups, kind = load_groups(tmp_path)
+    assert kind == "folder"
+    assert [(gr["name"], len(gr["graph"])) for gr in groups] == [("saddle_graph_a", 8), ("store/graph", 4),
+                                                                 ("sub/graph", 5)]
+    assert groups[0]["basins"].basins[0].label == "n0"
+
+
+def test_index_classes_tell_0_to_3_apart():
+    classes = _index_classes([0, 1, 2, 3, 4, 7, 37, 40, -1])
+    assert len({classes[i][0] for i in (0, 1, 2, 3)}) == 4
+    assert classes[0][1] == "0: minima" and classes[-1][1] == "unknown index"
+    assert classes[37][1].startswith("index ") and "–" in classes[37][1]  # binned above 10 indices
+    assert classes[37][0] not in {classes[i][0] for i in (0, 1, 2, 3)}
+
+
+def test_cli_view_writes_the_page_and_refuses_bad_paths(tmp_path, capsys):
+    _graph().to_json(tmp_path / "g.json")
+    assert cli.main(["view", str(tmp_path / "g.json"), "--out", str(tmp_path / "page.html")]) == 0
+    assert "page.html" in capsys.readouterr().out and (tmp_path / "page.html").exists()
+    assert cli.main(["view", str(tmp_path / "missing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{not json")
+    assert cli.main(["view", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["view", str(tmp_path / "empty")]) == 2
+    assert "holds no saddle graph" in capsys.readouterr().err
+
+
+def test_view_open_uses_the_web_browser(tmp_path, monkeypatch):
+    opened = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    _graph().to_json(tmp_path / "g.json")
+    out = view(tmp_path / "g.json", open_browser=True)
+    assert opened == [out.resolve().as_uri()]
+
+
+@pytest.mark.parametrize("bad", ["nodes", "links"])
+def test_a_file_that_is_not_a_graph_names_the_field(tmp_path, bad):
+    data = dict(nodes=[], links=[])
+    data[bad] = "x"
+    (tmp_path / "g.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=bad):
+        view(tmp_path / "g.json")
