@@ -29,3 +29,24 @@ def minimal_half(minimal_model, published_data):
 
 #: The published initial condition (w1, w2, v1, v2) of Maleknia & Sato's reference run.
 PUBLISHED_THETA0 = np.array([-0.13, 0.13, 0.16, -0.15])
+
+
+def run_study(path, argv, tmp_path_factory, name: str):
+    """Import a study script as a module and run its `main(argv + ["--out", DIR])` with the progress bars
+    off and XLA_FLAGS restored afterwards (a serial sweep configures this process). Returns
+    (DIR, summary, module)."""
+    import importlib.util
+    import os
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    mp.setenv("FLOWTOOLS_PROGRESS", "0")
+    spec = importlib.util.spec_from_file_location(f"{name}_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path_factory.mktemp(name)
+    try:
+        summary = module.main([*argv, "--out", str(out)])
+    finally:
+        mp.undo()
+    return out, summary, module

@@ -1,9 +1,7 @@
 """The ReLU spurious-minima study (studies/relu_spurious.py) in its --quick form: files, the store, every
 run classified, and the library's verdicts equal to an independent numpy classification run for run."""
 
-import importlib.util
 import json
-import os
 import pathlib
 
 import numpy as np
@@ -12,23 +10,14 @@ import pytest
 import flowtools as ft
 from flowtools import sweeps
 
+from conftest import run_study
+
 STUDY = pathlib.Path(__file__).resolve().parents[1] / "studies" / "relu_spurious.py"
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # the serial sweep configures this process
-    mp.setenv("FLOWTOOLS_PROGRESS", "0")
-    spec = importlib.util.spec_from_file_location("relu_spurious_study", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path_factory.mktemp("relu_spurious")
-    try:
-        summary = module.main(["--quick", "--out", str(out)])
-    finally:
-        mp.undo()
-    return out, summary, module
+    return run_study(STUDY, ["--quick"], tmp_path_factory, "relu_spurious")
 
 
 def test_outputs_are_written_and_every_run_is_classified(quick_run):

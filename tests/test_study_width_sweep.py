@@ -1,9 +1,7 @@
 """The width study (studies/width_sweep.py) in its --quick form: files, the store, and the headline numbers
 (global-minimum fractions with Wilson intervals, attractors, plateaus) are consistent."""
 
-import importlib.util
 import json
-import os
 import pathlib
 
 import numpy as np
@@ -11,23 +9,14 @@ import pytest
 
 from flowtools import escape, sweeps
 
+from conftest import run_study
+
 STUDY = pathlib.Path(__file__).resolve().parents[1] / "studies" / "width_sweep.py"
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # the serial sweep configures this process
-    mp.setenv("FLOWTOOLS_PROGRESS", "0")
-    spec = importlib.util.spec_from_file_location("width_sweep_study", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path_factory.mktemp("width_sweep")
-    try:
-        summary = module.main(["--quick", "--out", str(out)])
-    finally:
-        mp.undo()
-    return out, summary, module
+    return run_study(STUDY, ["--quick"], tmp_path_factory, "width_sweep")
 
 
 def test_outputs_are_written(quick_run):
