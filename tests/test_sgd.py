@@ -100,8 +100,8 @@ def test_sgd_checkpoints_resume_into_the_final_result(minimal_half, tmp_path, mo
 
 @pytest.mark.parametrize("batched", [False, True], ids=["one_by_one", "batched"])
 def test_sgd_ensemble_members_are_single_runs(minimal_half, batched):
-    """Member i is sgd(θ0_i, seed=s + i). Bit for bit on this problem, batched too: vmap keeps each
-    member's arithmetic (the same gather, matrix products and sums, one member per batch row)."""
+    """Member i is sgd(θ0_i, seed=s + i), bit for bit on this 4-parameter problem, batched too: with one
+    hidden layer of width 2 the vmapped products sum in the same order as single ones."""
     thetas = np.vstack([PUBLISHED_THETA0, PUBLISHED_THETA0, [0.4, -0.9, 1.1, 0.3]])
     kw = dict(lr=0.05, steps=3000, batch_size=10, n_records=30)
     members = ft.run_ensemble("sgd", minimal_half, thetas, batched=batched, seed=7, **kw)
@@ -114,6 +114,25 @@ def test_sgd_ensemble_members_are_single_runs(minimal_half, batched):
     # A sequence gives each member its seed.
     again = ft.run_ensemble("sgd", minimal_half, thetas[:2], batched=batched, seed=[8, 7], **kw)
     assert_identical(again[0], singles[1])
+
+
+def test_sgd_ensemble_on_a_wider_net_agrees_to_round_off():
+    """On a 141-parameter net vmapped matrix products may sum in another order than single ones:
+    batched members agree with single runs to round-off; one by one they are the single runs exactly."""
+    teacher = ft.MLP((5, 4, 1), "erf", bias=True)
+    data = ft.teacher_dataset((teacher, teacher.init(0)), n=200, noise=0.1, seed=1)
+    student = ft.MLP((5, 20, 1), "erf")
+    problem = ft.Problem(student, data)
+    thetas = np.stack([student.init(s) for s in range(2)])
+    kw = dict(lr=0.05, steps=1000, batch_size=16, n_records=10)
+    singles = [ft.sgd(problem, th, seed=i, **kw) for i, th in enumerate(thetas)]
+    for member, single in zip(ft.run_ensemble("sgd", problem, thetas, seed=0, **kw), singles):
+        assert_identical(member, single)
+    for member, single in zip(ft.run_ensemble("sgd", problem, thetas, batched=True, seed=0, **kw), singles):
+        np.testing.assert_array_equal(member.step, single.step)
+        np.testing.assert_allclose(member.theta, single.theta, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(member.loss, single.loss, rtol=1e-12)
+        assert single.final_loss < 0.5 * single.loss[0]
 
 
 def test_batched_sgd_ensemble_freezes_a_diverging_member(minimal_half):
