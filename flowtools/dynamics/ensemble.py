@@ -73,7 +73,7 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool = False
 
 def _member_seeds(seed, n: int) -> list[int]:
     """One seed per member: s, s + 1, …, s + n − 1 from an integer s, or a sequence of n seeds."""
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+    if isinstance(seed, (str, bytes)) or np.ndim(seed) == 0:
         seed = _checks.positive_int("seed", seed, minimum=0)
         return list(range(seed, seed + n))
     seeds = list(np.atleast_1d(np.asarray(seed, dtype=object)))
