@@ -166,16 +166,16 @@ def test_docs_promise_only_what_exists(check):
 
 def test_checks_catch_false_promises():
     page = (
-        "::: flowtools.dynamics.sgd\n\n| argument | meaning |\n| --- | --- |\n| `lr` | step |\n"
+        "::: flowtools.escape_time\n\n| argument | meaning |\n| --- | --- |\n| `radius` | ball |\n"
         "| `time_limit` | budget |\n\n"
-        "Run `ft.sgd(problem, theta0, lr, steps, checkpoint=path)` or `gradient_flow(p, t1=1.0)`.\n\n"
+        "Run `ft.escape_time(traj, center, 0.1, checkpoint=path)` or `gradient_flow(p, t1=1.0)`.\n\n"
         "| method | `time_limit`, `checkpoint`, `progress` | `resume=` continues |\n| --- | --- | --- |\n"
-        "| `gradient_descent`, `sgd` | yes | at the step |\n| `gradient_flow` | yes | yes |\n\n"
-        "```python\nft.run_ensemble(\"sgd\", problem, thetas)\nft.run_ensemble(\"gradient_flow\", p, t)\n```\n"
+        "| `gradient_descent`, `escape_time` | yes | at the step |\n| `gradient_flow` | yes | yes |\n\n"
+        "```python\nft.run_ensemble(\"adam\", problem, thetas)\nft.run_ensemble(\"sgd\", p, t)\n```\n"
     )
     assert [e.split(": ", 1)[1] for e in argument_table_errors(page)] == [
-        "`time_limit` is in the argument table of flowtools.dynamics.sgd, which has no such parameter"]
+        "`time_limit` is in the argument table of flowtools.escape_time, which has no such parameter"]
     assert len(inline_call_errors(page)) == 1 and "checkpoint=" in inline_call_errors(page)[0]
     cap = capability_table_errors(page)
-    assert len(cap) == 3 and all("sgd" in e for e in cap)   # sgd has progress, not the others
-    assert len(ensemble_method_errors(page)) == 1 and "'sgd'" in ensemble_method_errors(page)[0]
+    assert len(cap) == 4 and all("escape_time" in e for e in cap)   # time_limit, checkpoint, progress, resume
+    assert len(ensemble_method_errors(page)) == 1 and "'adam'" in ensemble_method_errors(page)[0]

@@ -131,22 +131,32 @@ def _i64(v):
     return jnp.asarray(v, dtype=jnp.int64)
 
 
-def _previous_run(resume, method):
-    """The `Trajectory` to continue (`resume` is one, or the path of a saved one)."""
+def _previous_run(resume, method, problem, same=None):
+    """The `Trajectory` to continue (`resume` is one, or the path of a saved one), checked against
+    this call: the method, the problem's size and the settings in `same` (name → value) must match."""
     previous = resume if isinstance(resume, Trajectory) else Trajectory.load(resume)
     if previous.method != method or previous.step is None:
         raise ValueError(f"resume must be a {method} Trajectory, got a {previous.method} run.")
+    if previous.theta.shape[1] != problem.n_params:
+        raise ValueError(f"resume is a run with {previous.theta.shape[1]} parameters; this problem has "
+                         f"{problem.n_params}: resume a run of this problem.")
+    for name, value in (same or {}).items():
+        if previous.meta.get(name) != value:
+            raise ValueError(f"{name}={value!r} differs from the resumed run's {name}="
+                             f"{previous.meta.get(name)!r}; pass {name}={previous.meta.get(name)!r} to "
+                             "continue it.")
     return previous
 
 
 def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps, chunk_size,
          progress, batch_size, seed, method, time_limit=None, checkpoint=None, checkpoint_every=60.0,
-         resume=None):
+         resume=None, record_gtol=None):
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
     previous, k0 = None, 0
     if resume is not None:
-        previous = _previous_run(resume, method)
+        same = None if batch_size is None else dict(batch_size=batch_size, seed=seed)
+        previous = _previous_run(resume, method, problem, same)
         if previous.status not in (Status.TIME_LIMIT, Status.RUNNING):
             return previous  # it ended for good: nothing to continue
         theta0, k0 = previous.final_theta, int(previous.step[-1])
@@ -233,8 +243,25 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
                   wall - compile_time, compile_time, method)
     if previous is not None:
         traj = previous.join(traj)
+    if record_gtol is not None:
+        traj = _stop_at_recorded_gtol(traj, record_gtol)
     if checkpoint is not None:
         traj.save(checkpoint)
+    return traj
+
+
+def _stop_at_recorded_gtol(traj: Trajectory, gtol: float) -> Trajectory:
+    """SGD's `gtol`: a run that ran all its steps ends at its first record with full ‖∇L‖ ≤ gtol."""
+    hits = np.nonzero(traj.grad_norm <= gtol)[0]
+    if hits.size and traj.status == Status.T1_REACHED:
+        i = int(hits[0]) + 1
+        for name in ("t", "theta", "loss", "grad_norm", "gen_error", "step", "test_loss", "test_accuracy"):
+            arr = getattr(traj, name)
+            if arr is not None:
+                setattr(traj, name, arr[:i])
+        traj.status = Status.CONVERGED
+        traj.message = f"full |grad L| <= gtol={gtol:g} at recorded step {int(traj.step[-1])}"
+    traj.meta["gtol"] = gtol
     return traj
 
 
@@ -333,32 +360,34 @@ def gradient_descent(problem: Problem, theta0, lr: float, steps: int, *, gtol: f
 
 def sgd(problem: Problem, theta0, lr: float, steps: int, *, batch_size: int = 1, seed: int = 0,
         gtol: float | None = None, max_norm: float = 1e6, n_records: int = 200, record_steps=None,
-        chunk_size: int = 65536, progress: bool | None = None) -> Trajectory:
+        chunk_size: int = 65536, progress: bool | None = None, time_limit: float | None = None,
+        checkpoint=None, checkpoint_every: float = 60.0, resume=None) -> Trajectory:
     """Online (`batch_size=1`) or mini-batch stochastic gradient descent.
 
     Each step draws `batch_size` samples with replacement using a key derived from `seed` and the
     step number, so a run is reproducible and independent of chunking. The loss on the batch uses
     the problem's convention. `gtol` is checked on the full gradient at the recorded steps only.
     Recorded L, ‖∇L‖ and R are full-batch values.
+
+    `time_limit`, `checkpoint`, `checkpoint_every` and `resume` are those of `gradient_descent`. The
+    batch of step k is re-derived from (`seed`, k), so a resumed run draws the batches the
+    uninterrupted run draws and has its iterates bit for bit; `resume` needs the same `seed` and
+    `batch_size` as the run it continues.
+
+    **Raises:** `ValueError` if `batch_size` is below 1 or above the number of samples, if `seed` is
+    negative, or if `resume` is a run of another method, problem size, `seed` or `batch_size`; plus the
+    errors of `gradient_descent`.
     """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
     batch_size = _checks.positive_int("batch_size", batch_size)
     if batch_size > problem.x.shape[0]:
         raise ValueError(f"batch_size={batch_size} exceeds the number of samples {problem.x.shape[0]}.")
     seed = _checks.positive_int("seed", seed, minimum=0)
-    traj = _run(problem, theta0, lr, steps, gtol=None, max_norm=max_norm, n_records=n_records,
-                record_steps=record_steps, chunk_size=chunk_size, progress=progress,
-                batch_size=batch_size, seed=seed, method="sgd")
     if gtol is not None:
         gtol = _checks.positive("gtol", gtol)
-        hits = np.nonzero(traj.grad_norm <= gtol)[0]
-        if hits.size and traj.status == Status.T1_REACHED:
-            i = int(hits[0]) + 1
-            for name in ("t", "theta", "loss", "grad_norm", "gen_error", "step", "test_loss",
-                         "test_accuracy"):
-                arr = getattr(traj, name)
-                if arr is not None:
-                    setattr(traj, name, arr[:i])
-            traj.status = Status.CONVERGED
-            traj.message = f"full |grad L| <= gtol={gtol:g} at recorded step {int(traj.step[-1])}"
-        traj.meta["gtol"] = gtol
-    return traj
+    return _run(problem, theta0, lr, steps, gtol=None, max_norm=max_norm, n_records=n_records,
+                record_steps=record_steps, chunk_size=chunk_size, progress=progress,
+                batch_size=batch_size, seed=seed, method="sgd", time_limit=time_limit,
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                record_gtol=gtol)

@@ -23,17 +23,19 @@ from .trajectory import Trajectory
 
 __all__ = ["run_ensemble"]
 
-_METHODS = ("gradient_flow", "gradient_descent")
+_METHODS = ("gradient_flow", "gradient_descent", "sgd")
 
 
 def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool = False,
                  progress: bool | None = None, **options) -> list[Trajectory]:
-    """Run `method` ("gradient_flow" or "gradient_descent") from each row of `thetas`.
+    """Run `method` ("gradient_flow", "gradient_descent" or "sgd") from each row of `thetas`.
 
     **Arguments:**
 
-    - `method`: which dynamics; `options` are passed to `gradient_flow` or `gradient_descent`
-      (for GD, `lr` and `steps` are required).
+    - `method`: which dynamics; `options` are passed to `gradient_flow`, `gradient_descent` or `sgd`
+      (for GD and SGD, `lr` and `steps` are required). For SGD, `seed` is one integer s (member i
+      uses seed s + i) or a sequence of one seed per member; member i is then the run
+      `sgd(problem, thetas[i], seed=its seed, ...)`.
     - `thetas`: initial conditions, shape (batch, n_params).
     - `batched`: vmap all members through one kernel instead of running them one by one.
     - `progress`: show a progress bar over members (None: when there are more than 8).
@@ -46,20 +48,39 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool = False
     thetas = _checks.theta_batch("thetas", thetas, problem.n_params)
     if progress is None:
         progress = len(thetas) > 8
+    per_member = [{} for _ in thetas]
+    if method == "sgd":
+        options = dict(options)
+        for i, seed in enumerate(_member_seeds(options.pop("seed", 0), len(thetas))):
+            per_member[i]["seed"] = seed
     if not batched:
-        run = flow.gradient_flow if method == "gradient_flow" else descent.gradient_descent
+        run = {"gradient_flow": flow.gradient_flow, "gradient_descent": descent.gradient_descent,
+               "sgd": descent.sgd}[method]
         out = []
         bar = progress_bar(len(thetas), f"ensemble ({method})", progress, threshold=0)
         try:
-            for th in thetas:
-                out.append(run(problem, th, progress=False, **options))
+            for th, own in zip(thetas, per_member):
+                out.append(run(problem, th, progress=False, **own, **options))
                 bar.update(1)
         finally:
             bar.close()
         return out
     if method == "gradient_flow":
         return _batched_flow(problem, thetas, options)
-    return _batched_descent(problem, thetas, options, progress)
+    seeds = [own["seed"] for own in per_member] if method == "sgd" else None
+    return _batched_descent(problem, thetas, options, progress, method, seeds)
+
+
+def _member_seeds(seed, n: int) -> list[int]:
+    """One seed per member: s, s + 1, …, s + n − 1 from an integer s, or a sequence of n seeds."""
+    if isinstance(seed, (str, bytes)) or np.ndim(seed) == 0:
+        seed = _checks.positive_int("seed", seed, minimum=0)
+        return list(range(seed, seed + n))
+    seeds = list(np.atleast_1d(np.asarray(seed, dtype=object)))
+    if len(seeds) != n:
+        raise ValueError(f"seed must be one integer or a sequence of one seed per member ({n}), got "
+                         f"{len(seeds)} seed(s).")
+    return [_checks.positive_int(f"seed[{i}]", s, minimum=0) for i, s in enumerate(seeds)]
 
 
 _COMPILED_FLOWS: dict = {}
@@ -71,8 +92,9 @@ def _batched_solve(batch, rest, **kw):
 
 
 @eqx.filter_jit
-def _batched_chunk(problem, theta, lr, n, k, gtol_sq, max_norm, key):
-    return jax.vmap(lambda th: descent._chunk(problem, th, lr, n, k, gtol_sq, max_norm, key, None))(theta)
+def _batched_chunk(problem, theta, lr, n, k, gtol_sq, max_norm, keys, batch_size):
+    return jax.vmap(lambda th, key: descent._chunk(problem, th, lr, n, k, gtol_sq, max_norm, key, batch_size)
+                    )(theta, keys)
 
 
 def _batched_flow(problem, thetas, options) -> list[Trajectory]:
@@ -98,13 +120,14 @@ def _batched_flow(problem, thetas, options) -> list[Trajectory]:
             for i in range(len(thetas))]
 
 
-def _batched_descent(problem, thetas, options, progress) -> list[Trajectory]:
-    """Vmapped GD chunks for the whole batch; a member whose chunk reports a stop condition is finished
-    by a single replay, exactly as `gradient_descent` would, and frozen afterwards."""
+def _batched_descent(problem, thetas, options, progress, method, seeds) -> list[Trajectory]:
+    """Vmapped GD or SGD chunks for the whole batch (SGD: each member with its own key); a member whose
+    chunk reports a stop condition is finished by a single replay, exactly as `gradient_descent` or
+    `sgd` would, and frozen afterwards."""
     opts = dict(options)
     for name in ("lr", "steps"):
         if name not in opts:
-            raise TypeError(f"run_ensemble('gradient_descent', …) needs {name}=…")
+            raise TypeError(f"run_ensemble('{method}', …) needs {name}=…")
     lr = _checks.positive("lr", opts.pop("lr"))
     steps = _checks.positive_int("steps", opts.pop("steps"), minimum=0)
     gtol = opts.pop("gtol", None)
@@ -113,16 +136,22 @@ def _batched_descent(problem, thetas, options, progress) -> list[Trajectory]:
     chunk_size = _checks.positive_int("chunk_size", opts.pop("chunk_size", 65536))
     n_records = opts.pop("n_records", 200)
     record_steps = opts.pop("record_steps", None)
+    batch_size = None
+    if method == "sgd":
+        batch_size = _checks.positive_int("batch_size", opts.pop("batch_size", 1))
+        if batch_size > problem.x.shape[0]:
+            raise ValueError(f"batch_size={batch_size} exceeds the number of samples {problem.x.shape[0]}.")
     if opts:
-        raise TypeError(f"unexpected option(s) for gradient_descent: {sorted(opts)}.")
+        raise TypeError(f"unexpected option(s) for {method}: {sorted(opts)}.")
     schedule = descent.make_schedule(steps, n_records, record_steps)
 
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
-    lr_j, gtol_sq, max_norm_j = f(lr), f(gtol * gtol), f(max_norm)
-    key = jax.random.PRNGKey(0)
+    # SGD's gtol is tested on the recorded states afterwards, as in `sgd`; GD's inside the loop.
+    lr_j, gtol_sq, max_norm_j = f(lr), f(0.0 if method == "sgd" else gtol * gtol), f(max_norm)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in (seeds or [0] * len(thetas))])
 
     def chunk(theta, problem, n, k):
-        return _batched_chunk(problem, theta, lr_j, n, k, gtol_sq, max_norm_j, key)
+        return _batched_chunk(problem, theta, lr_j, n, k, gtol_sq, max_norm_j, keys, batch_size)
 
     B = len(thetas)
     theta = jnp.asarray(thetas)
@@ -133,7 +162,7 @@ def _batched_descent(problem, thetas, options, progress) -> list[Trajectory]:
     jax.block_until_ready(chunk(theta, problem, descent._i64(0), descent._i64(0)))
     compile_time = time.perf_counter() - t_start
     k = 0
-    bar = progress_bar(steps, "ensemble (gradient_descent)", progress, threshold=0)
+    bar = progress_bar(steps, f"ensemble ({method})", progress, threshold=0)
     try:
         for target in schedule[1:]:
             while k < target and not done.all():
@@ -141,7 +170,7 @@ def _batched_descent(problem, thetas, options, progress) -> list[Trajectory]:
                 new, hit = chunk(theta, problem, descent._i64(n), descent._i64(k))
                 for i in np.nonzero(np.asarray(hit) & ~done)[0]:
                     j, th, code = descent._replay(problem, theta[i], lr_j, descent._i64(n),
-                                                  descent._i64(k), gtol_sq, max_norm_j, key, None)
+                                                  descent._i64(k), gtol_sq, max_norm_j, keys[i], batch_size)
                     j, code = int(j), int(code)
                     results[i]["replayed"] += j + 1
                     if code != descent._OK:
@@ -165,6 +194,14 @@ def _batched_descent(problem, thetas, options, progress) -> list[Trajectory]:
         bar.close()
     wall = time.perf_counter() - t_start - compile_time
     settings = dict(lr=lr, steps=steps, gtol=gtol, max_norm=max_norm)
-    return [descent.finish(problem, r["steps"], r["thetas"], r["code"], r["event"], r["replayed"],
-                           settings, wall / B, compile_time / B, method="gradient_descent")
-            for r in results]
+    if method == "sgd":
+        settings.update(gtol=0.0, batch_size=batch_size)
+    out = []
+    for i, r in enumerate(results):
+        own = settings if seeds is None else dict(settings, seed=seeds[i])
+        traj = descent.finish(problem, r["steps"], r["thetas"], r["code"], r["event"], r["replayed"], own,
+                              wall / B, compile_time / B, method=method)
+        if method == "sgd" and gtol > 0:
+            traj = descent._stop_at_recorded_gtol(traj, gtol)
+        out.append(traj)
+    return out
