@@ -507,8 +507,9 @@ def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: fl
     **Arguments:**
 
     - `source`: a list of `Itinerary` objects (their last visit when `terminal == "attractor"`), or a
-      `SaddleGraph` (its minimum nodes: with terminal minima, a minimum node's `visits` is the number
-      of runs that ended there; `n_trajectories` is the number of runs).
+      `SaddleGraph` (its attractor nodes: `ends`, kept by `add_to_graph` and summed by `merge`, is the
+      number of runs that ended at a node, whatever passed through it; `n_trajectories` is the number of
+      runs).
     - `d_out`: the network's output dimension (to read the fingerprints).
     - `tol`: two attractors are one up to symmetry when they are one critical set under the node rule
       (`flowtools.graph.match_distance`, the rule of the saddle graph): a function distance (on the
@@ -525,9 +526,12 @@ def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: fl
     if hasattr(source, "graph") and hasattr(source, "n_trajectories"):
         n_runs = int(source.n_trajectories)
         for node, a in source.graph.nodes(data=True):
-            if a.get("kind") in _ATTRACTOR_KINDS and int(a.get("visits", 0)) > 0:
+            # `ends`: the runs that ended at the node; graphs written before it was kept have only
+            # `visits`, which also counts runs that passed through a minimum node.
+            count = int(a["ends"]) if "ends" in a else int(a.get("visits", 0))
+            if a.get("kind") in _ATTRACTOR_KINDS and count > 0:
                 items.append((str(node), a["kind"], float(a["loss"]), tuple(a.get("signature") or ()),
-                              np.asarray(a["fingerprint"], float), int(a["visits"])))
+                              np.asarray(a["fingerprint"], float), count))
     else:
         runs = list(source)
         if not all(hasattr(r, "visits") and hasattr(r, "terminal") for r in runs):

@@ -189,7 +189,10 @@ class SaddleGraph:
                     radius=a.get("radius", 0.0), d_out=a.get("d_out", 1), n_train=a.get("n_train", 0),
                     signatures=a.get("signatures"))
                 extra = {k: v for k, v in a.items() if k in ("attractor", "degenerate", "basin_fraction")}
-                out.graph.nodes[mapping[node]].update(extra)
+                target = out.graph.nodes[mapping[node]]
+                target.update(extra)
+                if "ends" in a:
+                    target["ends"] = int(target.get("ends", 0)) + int(a["ends"])
             out.graph.graph["n_trajectories"] = out.n_trajectories + g.n_trajectories
             for u, v, e in g.graph.edges(data=True):
                 uu, vv = mapping[u], mapping[v]

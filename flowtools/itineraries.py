@@ -637,8 +637,10 @@ def add_to_graph(graph: SaddleGraph, itin: Itinerary, run: str) -> list[str]:
         old, new = graph.graph.graph.get("loss_label"), itin.stats["loss_label"]
         graph.graph.graph["loss_label"] = new if old in (None, new) else "loss (mixed)"
     if itin.terminal == "attractor":
-        graph.graph.nodes[nodes[-1]]["attractor"] = True
-        graph.graph.nodes[nodes[-1]]["degenerate"] = bool(itin.degenerate)
+        end = graph.graph.nodes[nodes[-1]]
+        end["attractor"] = True
+        end["degenerate"] = bool(itin.degenerate)
+        end["ends"] = int(end.get("ends", 0)) + 1  # runs that end here (visits also counts passages)
     graph.add_itinerary(nodes, [(v.t_in, v.t_out) for v in itin.visits], method=itin.method, run=run)
     return nodes
 

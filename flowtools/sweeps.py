@@ -776,6 +776,12 @@ def _graph_from(data):
     for _, _, a in g.graph.edges(data=True):
         if a.get("median_transit_time") is None:
             a["median_transit_time"] = float("nan")
+    if g.n_trajectories == 1:
+        # A point's graph holds one run: its attractor node is where that run ended (records written
+        # before nodes kept `ends`).
+        for _, a in g.graph.nodes(data=True):
+            if a.get("attractor") and "ends" not in a:
+                a["ends"] = 1
     return g
 
 

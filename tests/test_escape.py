@@ -334,6 +334,36 @@ def test_basin_fractions_from_a_graph_merges_nodes_of_one_function():
     assert set(bf.basins[0].members) == {m1, m2} and bf.n_unattracted == 0
 
 
+def _itin(nodes_kinds, terminal="attractor"):
+    """An Itinerary of hand-made visits (fingerprint, signature, kind, loss) for add_to_graph."""
+    from flowtools.itineraries import Itinerary, Visit
+
+    visits = [Visit(kind=kind, t_in=float(i), t_out=i + 0.5, loss=loss, gen_error=None, signature=sig,
+                    theta=np.zeros(1), grad_norm=0.0, reduces_to="", fingerprint=np.asarray(fp, float),
+                    eigenvalues=np.zeros(1)) for i, (fp, sig, kind, loss) in enumerate(nodes_kinds)]
+    return Itinerary(visits, terminal, "gradient_flow", "", stats=dict(d_out=1, n_train=0))
+
+
+def test_basin_fractions_from_a_graph_counts_runs_that_end_not_runs_that_pass(tmp_path):
+    # Run 0 passes through a (degenerate) minimum on its way to the global one; runs 1 and 2 end at that
+    # minimum. Its node is visited by 3 runs, but only 2 end there: the graph keeps `ends`, also across
+    # `merge` and a JSON round trip.
+    saddle = (np.zeros(3), (1, 0, 2), "saddle", 1.0)
+    local = (np.array([1.0, 2.0, 3.0]), (0, 1, 2), "degenerate_minimum", 0.5)
+    best = (np.array([2.0, 2.0, 2.0]), (0, 0, 3), "minimum", 0.0)
+    g1, g2 = ft.SaddleGraph(), ft.SaddleGraph()
+    ft.add_to_graph(g1, _itin([saddle, local, best]), "r0")
+    ft.add_to_graph(g1, _itin([saddle, local]), "r1")
+    ft.add_to_graph(g2, _itin([saddle, local]), "r2")
+    merged = g1.merge(g2)
+    merged.to_json(tmp_path / "g.json")
+    for g in (merged, ft.SaddleGraph.from_json(tmp_path / "g.json")):
+        bf = E.basin_fractions(g)
+        assert bf.n_runs == 3 and bf.n_unattracted == 0
+        assert sorted((b.loss, b.count) for b in bf.basins) == [(0.0, 1), (0.5, 2)]
+    assert sum(a.get("visits", 0) for _, a in merged.graph.nodes(data=True) if a["loss"] == 0.5) == 3
+
+
 def test_function_metric_is_the_package_function_distance():
     """One definition: sqrt(mean_k ‖f(x_k; a) − f(x_k; b)‖²), the squared error summed over outputs."""
     from flowtools.landscape import function_distance
