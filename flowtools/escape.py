@@ -525,10 +525,11 @@ def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: fl
     items = []  # (member id, kind, loss, signature, fingerprint, count)
     if hasattr(source, "graph") and hasattr(source, "n_trajectories"):
         n_runs = int(source.n_trajectories)
+        has_ends = any("ends" in a for _, a in source.graph.nodes(data=True))
         for node, a in source.graph.nodes(data=True):
             # `ends`: the runs that ended at the node; graphs written before it was kept have only
             # `visits`, which also counts runs that passed through a minimum node.
-            count = int(a["ends"]) if "ends" in a else int(a.get("visits", 0))
+            count = int(a.get("ends", 0)) if has_ends else int(a.get("visits", 0))
             if a.get("kind") in _ATTRACTOR_KINDS and count > 0:
                 items.append((str(node), a["kind"], float(a["loss"]), tuple(a.get("signature") or ()),
                               np.asarray(a["fingerprint"], float), count))

@@ -346,12 +346,14 @@ def _itin(nodes_kinds, terminal="attractor"):
 
 def test_basin_fractions_from_a_graph_counts_runs_that_end_not_runs_that_pass(tmp_path):
     # Run 0 passes through a (degenerate) minimum on its way to the global one; runs 1 and 2 end at that
-    # minimum. Its node is visited by 3 runs, but only 2 end there: the graph keeps `ends`, also across
-    # `merge` and a JSON round trip.
+    # minimum. Its node is visited by 3 runs, but only 2 end there; run 3 passes through a minimum where
+    # no run ends. The graph keeps `ends`, also across `merge` and a JSON round trip.
     saddle = (np.zeros(3), (1, 0, 2), "saddle", 1.0)
     local = (np.array([1.0, 2.0, 3.0]), (0, 1, 2), "degenerate_minimum", 0.5)
     best = (np.array([2.0, 2.0, 2.0]), (0, 0, 3), "minimum", 0.0)
+    passed = (np.array([5.0, 5.0, 5.0]), (0, 0, 3), "minimum", 0.25)  # passed through, never an end
     g1, g2 = ft.SaddleGraph(), ft.SaddleGraph()
+    ft.add_to_graph(g1, _itin([saddle, passed, best]), "r3")
     ft.add_to_graph(g1, _itin([saddle, local, best]), "r0")
     ft.add_to_graph(g1, _itin([saddle, local]), "r1")
     ft.add_to_graph(g2, _itin([saddle, local]), "r2")
@@ -359,8 +361,8 @@ def test_basin_fractions_from_a_graph_counts_runs_that_end_not_runs_that_pass(tm
     merged.to_json(tmp_path / "g.json")
     for g in (merged, ft.SaddleGraph.from_json(tmp_path / "g.json")):
         bf = E.basin_fractions(g)
-        assert bf.n_runs == 3 and bf.n_unattracted == 0
-        assert sorted((b.loss, b.count) for b in bf.basins) == [(0.0, 1), (0.5, 2)]
+        assert bf.n_runs == 4 and bf.n_unattracted == 0
+        assert sorted((b.loss, b.count) for b in bf.basins) == [(0.0, 2), (0.5, 2)]
     assert sum(a.get("visits", 0) for _, a in merged.graph.nodes(data=True) if a["loss"] == 0.5) == 3
 
 
