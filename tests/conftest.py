@@ -50,3 +50,33 @@ def run_study(path, argv, tmp_path_factory, name: str):
     finally:
         mp.undo()
     return out, summary, module
+
+
+@pytest.fixture
+def restore_cache():
+    """JAX's compilation-cache settings and flowtools' cache state, restored after the test."""
+    from flowtools import _cache
+
+    before = (jax.config.jax_enable_compilation_cache, jax.config.jax_compilation_cache_dir,
+              jax.config.jax_compilation_cache_max_size)
+    yield
+    jax.config.update("jax_enable_compilation_cache", before[0])
+    jax.config.update("jax_compilation_cache_dir", before[1])
+    jax.config.update("jax_compilation_cache_max_size", before[2])
+    _cache._READ_ONLY.clear()
+    _cache._reset()
+
+
+def record_saves(monkeypatch) -> list:
+    """A list that receives a copy of every Trajectory saved from now on (checkpoints included)."""
+    import copy
+
+    written = []
+    save = ft.Trajectory.save
+
+    def record(self, path):
+        written.append(copy.deepcopy(self))
+        save(self, path)
+
+    monkeypatch.setattr(ft.Trajectory, "save", record)
+    return written

@@ -12,15 +12,6 @@ import flowtools as ft
 from flowtools import _cache
 
 
-@pytest.fixture
-def restore_cache():
-    before = (jax.config.jax_enable_compilation_cache, jax.config.jax_compilation_cache_dir,
-              jax.config.jax_compilation_cache_max_size)
-    yield
-    jax.config.update("jax_enable_compilation_cache", before[0])
-    jax.config.update("jax_compilation_cache_dir", before[1])
-    jax.config.update("jax_compilation_cache_max_size", before[2])
-    _cache._reset()
 
 
 def test_default_directory_follows_the_environment(monkeypatch, tmp_path):

@@ -1,12 +1,12 @@
 """Long runs: wall-time budgets, checkpoints, resuming from a saved Trajectory and joining segments;
 and the default save grid of a flow without a final time."""
 
-import copy
 
 import numpy as np
 import pytest
 
 import flowtools as ft
+from conftest import record_saves
 from conftest import PUBLISHED_THETA0
 from flowtools.dynamics import stiff
 
@@ -71,16 +71,7 @@ def test_gd_killed_by_its_budget_resumes_exactly(minimal_mse, tmp_path):
 
 
 def _record_saves(monkeypatch) -> list:
-    """A list that receives a copy of every Trajectory saved from now on (checkpoints included)."""
-    written = []
-    save = ft.Trajectory.save
-
-    def record(self, path):
-        written.append(copy.deepcopy(self))
-        save(self, path)
-
-    monkeypatch.setattr(ft.Trajectory, "save", record)
-    return written
+    return record_saves(monkeypatch)
 
 
 def test_checkpoints_are_resumable(minimal_mse, tmp_path, monkeypatch):

@@ -246,16 +246,6 @@ def test_io_readers(tmp_path):
 
 
 # ------------------------------------------------------------------------------ caches heal, quietly
-@pytest.fixture
-def restore_cache():
-    before = (jax.config.jax_enable_compilation_cache, jax.config.jax_compilation_cache_dir,
-              jax.config.jax_compilation_cache_max_size)
-    yield
-    jax.config.update("jax_enable_compilation_cache", before[0])
-    jax.config.update("jax_compilation_cache_dir", before[1])
-    jax.config.update("jax_compilation_cache_max_size", before[2])
-    _cache._READ_ONLY.clear()
-    _cache._reset()
 
 
 def _kernels(tag):

@@ -1,12 +1,12 @@
 """SGD on a par with GD: wall-time budgets, checkpoints and resuming bit for bit, ensembles of seeded
 members, and clear errors for bad input."""
 
-import copy
 
 import numpy as np
 import pytest
 
 import flowtools as ft
+from conftest import record_saves
 from conftest import PUBLISHED_THETA0
 
 # Records every 2 000 steps: the budgeted run's first chunk (1 024 steps) ends between two records.
@@ -76,14 +76,7 @@ def test_sgd_gtol_after_resume_is_that_of_the_uninterrupted_run(minimal_half, fu
 def test_sgd_checkpoints_resume_into_the_final_result(minimal_half, tmp_path, monkeypatch):
     """Every checkpoint ("running") written during a run resumes into the run's exact result, and the
     file on disk holds the final result."""
-    written = []
-    save = ft.Trajectory.save
-
-    def record(self, path):
-        written.append(copy.deepcopy(self))
-        save(self, path)
-
-    monkeypatch.setattr(ft.Trajectory, "save", record)
+    written = record_saves(monkeypatch)
     path = tmp_path / "ck.npz"
     kw = dict(KW, steps=5_000, record_steps=None, n_records=10)
     final = ft.sgd(minimal_half, PUBLISHED_THETA0, **kw, checkpoint=path, checkpoint_every=1e-9,
