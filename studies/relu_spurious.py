@@ -149,8 +149,7 @@ def analyse(store, configs, check_limit: int | None = None) -> list[dict]:
                 rows.append(dict(point=int(i), library=lib, independent=ind["kind"], loss=ind["loss"],
                                  grad_norm=ind["grad_norm"], min_eigenvalue=ind["min_eigenvalue"]))
             n_checked = len(rows)
-            n_spur = sum(r["library"] == "spurious" for r in rows) if check_limit else \
-                sum(b.count for b in spurious)
+            n_spur = sum(b.count for b in spurious)  # every run, whatever --check-limit checks
             saddle_nodes = [(nd, a) for nd, a in graph.graph.nodes(data=True)
                             if a.get("signature") and a["signature"][0] and a["signature"][0] > 0
                             and a.get("kind") != "slow_region"]
