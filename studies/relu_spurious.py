@@ -232,7 +232,7 @@ def main(argv=None) -> dict:
         result = dict(n_run=0, n_skipped=int(sweeps.open_results(out / "store")["finished"].sum()), failed=[])
     else:
         r = sweeps.sweep("flow_itinerary", configs, out / "store", workers=workers, scheduler=args.scheduler,
-                         progress=not args.quick)
+                         progress=not args.quick, resume=True)
         result = dict(n_run=r.n_run, n_skipped=r.n_skipped, failed=list(r.failed))
     sweep_s = time.perf_counter() - t0
     groups = analyse(out / "store", configs, args.check_limit)

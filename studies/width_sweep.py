@@ -49,21 +49,26 @@ FIXED = dict(problem="teacher_student", d_in=4, n=200, noise=0.0, teacher_seed=0
 # The population loss (exact Gaussian expectations): a soft committee of k = 4 neurons in d = 10.
 FIXED_POPULATION = dict(problem="teacher_student", data="population", d_in=10, teacher_seed=0, data_seed=0,
                         loss="half_mse", init_scale=0.1, t1=1e6, gtol=1e-9, solver="bdf")
+# The papers' setting (Safran & Shamir 2018; Şimšek et al. 2021): an orthonormal teacher v_j = e_j and
+# standard initialization w ~ N(0, I/d) (LeCun), far from the origin saddle.
+FIXED_PAPERS = dict(FIXED_POPULATION, teacher="orthonormal", init_scheme="lecun", init_scale=1.0)
 FULL = dict(teacher_width=4, activations=["erf", "softplus", "tanh"], seeds=64, extra_width=3)
+# ReLU is closed-form and exact at aligned neurons (flowtools.gaussian), so the papers' setting includes it.
+FULL_PAPERS = dict(teacher_width=4, activations=["erf", "relu", "softplus", "tanh"], seeds=64, extra_width=3)
 FULL_FINITE = dict(teacher_width=2, activations=["tanh", "erf", "softplus"], seeds=64, extra_width=3)
 QUICK = dict(teacher_width=1, activations=["tanh"], seeds=3, extra_width=1)
 GLOBAL_TOL = 1e-8  # × mean(y²): attractor losses this close to the best are the global minimum
 ZERO_TOL = 1e-12  # × mean(y²): a loss this small is 0 (the exact population loss rounds at ~1e-16)
 
 
-def configurations(settings, seed0: int = 0, data: str = "finite") -> list[dict]:
+def configurations(settings, seed0: int = 0, data: str = "finite", papers: bool = False) -> list[dict]:
     k = settings["teacher_width"]
-    fixed = FIXED_POPULATION if data == "population" else FIXED
+    fixed = FIXED_PAPERS if papers else FIXED_POPULATION if data == "population" else FIXED
     return sweeps.grid(activation=settings["activations"], width=list(range(1, k + settings["extra_width"] + 1)),
                        seed=range(seed0, seed0 + settings["seeds"]), teacher_width=k, **fixed)
 
 
-def check_store(store, configs, data: str, seed0: int = 0) -> None:
+def check_store(store, configs, data: str, seed0: int = 0, papers: bool = False) -> None:
     """Refuse (SystemExit) a store whose sweep is not `configs`: `--no-run` analyses a store under the
     settings its options describe, so a store written with other options would be labelled with settings
     it was not run with."""
@@ -78,9 +83,10 @@ def check_store(store, configs, data: str, seed0: int = 0) -> None:
     if key(stored) == key(configs):
         return
     hint = ""
-    for flags, settings, d in (("--quick", QUICK, "finite"), ("--data finite", FULL_FINITE, "finite"),
-                               ("--data population", FULL, "population")):
-        if key(stored) == key(configurations(settings, seed0, d)):
+    for flags, settings, d, pp in (("--quick", QUICK, "finite", False), ("--data finite", FULL_FINITE, "finite", False),
+                                   ("--data population", FULL, "population", False),
+                                   ("--papers", FULL_PAPERS, "population", True)):
+        if key(stored) == key(configurations(settings, seed0, d, pp)):
             hint = f" It matches the options {flags}: rerun with them."
     first = stored[0] if stored else {}
     raise SystemExit(
@@ -206,12 +212,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--activations", nargs="+", default=None, metavar="NAME",
                     help="only these of the setting's activations (a store holds one grid: give this "
                     "part its own --out)")
+    ap.add_argument("--papers", action="store_true", help="the papers' setting: population loss, an "
+                    "orthonormal teacher (v_j = e_j) and standard initialization w ~ N(0, I/d)")
     ap.add_argument("--no-run", action="store_true", help="analyse the store as it is (e.g. while a sweep "
                     "is still running on it) without running points")
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out)
     data = args.data or ("finite" if args.quick else "population")
-    settings = dict(QUICK if args.quick else FULL if data == "population" else FULL_FINITE)
+    if args.papers and data != "population":
+        ap.error("--papers is a population-loss setting: drop --data finite (and --quick), or drop --papers")
+    settings = dict(QUICK if args.quick else FULL_PAPERS if args.papers else FULL if data == "population"
+                    else FULL_FINITE)
     if args.seeds is not None:
         settings["seeds"] = ft._checks.positive_int("seeds", args.seeds)
     if args.activations is not None:
@@ -219,10 +230,10 @@ def main(argv=None) -> dict:
             ft._checks.choice("activations", a, settings["activations"])
         settings["activations"] = [a for a in settings["activations"] if a in args.activations]
     workers = args.workers if args.workers is not None else (0 if args.quick else None)
-    configs = configurations(settings, args.seed, data)
+    configs = configurations(settings, args.seed, data, args.papers)
     t0 = time.perf_counter()
     if args.no_run:
-        check_store(out / "store", configs, data, args.seed)
+        check_store(out / "store", configs, data, args.seed, args.papers)
         ds = sweeps.open_results(out / "store")
         result = dict(n_run=0, n_skipped=int(ds["finished"].sum()), failed=[])
         graph = sweeps.merged_graph(out / "store")  # from the records, current even after a killed driver
@@ -233,7 +244,9 @@ def main(argv=None) -> dict:
     sweep_s = time.perf_counter() - t0
     groups = analyse(out / "store", configs)
     draw(groups, settings["teacher_width"], out)
-    summary = dict(study="width_sweep", schema=SCHEMA, quick=args.quick, settings=dict(settings, **(FIXED_POPULATION if data == "population" else FIXED)),
+    fixed = FIXED_PAPERS if args.papers else FIXED_POPULATION if data == "population" else FIXED
+    summary = dict(study="width_sweep", schema=SCHEMA, quick=args.quick, settings=dict(settings, **fixed),
+                   papers=args.papers,
                    seed=args.seed, data=data, n_points=len(configs),
                    n_finished=sum(g["n_runs"] for g in groups), **result, sweep_s=sweep_s,
                    total_s=time.perf_counter() - t0, version=ft.__version__, groups=groups,

@@ -76,3 +76,21 @@ def test_no_run_refuses_a_store_of_other_settings(quick_run):
     again = module.main(["--no-run", "--quick", "--out", str(out)])
     assert (again["data"], again["n_points"], again["n_run"]) == ("finite", 6, 0)
     assert again["settings"] == summary["settings"] and again["groups"] == summary["groups"]
+
+
+def test_papers_setting_is_the_published_one():
+    """`--papers`: the population loss with an orthonormal teacher v_j = e_j and standard (LeCun)
+    initialization, ReLU among the activations; it refuses the finite-data setting."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("width_sweep_papers", STUDY)
+    ws = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ws)
+    configs = ws.configurations(ws.FULL_PAPERS, 0, "population", papers=True)
+    assert {c["teacher"] for c in configs} == {"orthonormal"}
+    assert {(c["init_scheme"], c["init_scale"], c["data"]) for c in configs} == {("lecun", 1.0, "population")}
+    assert "relu" in {c["activation"] for c in configs}
+    _, theta_t = sweeps._teacher_student(next(c for c in configs if c["activation"] == "relu"))
+    np.testing.assert_array_equal(theta_t[:40].reshape(4, 10), np.eye(4, 10))
+    with pytest.raises(SystemExit):
+        ws.main(["--papers", "--quick"])
