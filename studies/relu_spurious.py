@@ -58,35 +58,27 @@ def configurations(settings, seed0: int = 0) -> list[dict]:
 
 
 # ------------------------------------------------------------------- an independent implementation of F
-def _kernel_and_grad(a, b):
-    """K(a, b) = E[relu(a·x) relu(b·x)] = ‖a‖‖b‖(sin θ + (π − θ) cos θ)/(2π) and ∂K/∂a, with
-    θ = 2 atan2(‖â − b̂‖, ‖â + b̂‖) (accurate at every angle)."""
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        return 0.0, np.zeros_like(a)
-    ua, ub = a / na, b / nb
-    th = 2.0 * math.atan2(np.linalg.norm(ua - ub), np.linalg.norm(ua + ub))
-    k = na * nb * (math.sin(th) + (math.pi - th) * math.cos(th)) / (2 * math.pi)
-    g = ((math.pi - th) * b + nb * math.sin(th) * ua) / (2 * math.pi)
-    return k, g
+def _kernels_and_grads(A, B):
+    """K(a, b) = E[relu(a·x) relu(b·x)] = ‖a‖‖b‖(sin θ + (π − θ) cos θ)/(2π) for every row pair of A and B,
+    and ∂K/∂a, with θ = 2 atan2(‖â − b̂‖, ‖â + b̂‖) (accurate at every angle). A zero row gives K = 0."""
+    na, nb = np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)
+    ua = A / np.where(na > 0, na, 1.0)[:, None]
+    ub = B / np.where(nb > 0, nb, 1.0)[:, None]
+    th = 2.0 * np.arctan2(np.linalg.norm(ua[:, None] - ub[None], axis=2),
+                          np.linalg.norm(ua[:, None] + ub[None], axis=2))
+    live = (na[:, None] > 0) & (nb[None, :] > 0)
+    K = np.where(live, na[:, None] * nb[None, :] * (np.sin(th) + (np.pi - th) * np.cos(th)) / (2 * np.pi), 0.0)
+    G = ((np.pi - th)[:, :, None] * B[None] + (nb[None, :] * np.sin(th))[:, :, None] * ua[:, None]) / (2 * np.pi)
+    return K, np.where(live[:, :, None], G, 0.0)
 
 
 def independent_loss_grad(W, V):
     """F(W) = ½ Σ_ij [K(w_i, w_j) − 2 K(w_i, v_j) + K(v_i, v_j)] and ∇F, in plain numpy."""
-    f, G = 0.0, np.zeros_like(W)
-    for i, w in enumerate(W):
-        for u in W:
-            k, g = _kernel_and_grad(w, u)
-            f += 0.5 * k
-            G[i] += g  # ∂/∂w_i of ½ Σ_pq K(w_p, w_q) = Σ_q ∂₁K(w_i, w_q)
-        for u in V:
-            k, g = _kernel_and_grad(w, u)
-            f -= k
-            G[i] -= g
-    for v in V:
-        for u in V:
-            f += 0.5 * _kernel_and_grad(v, u)[0]
-    return f, G
+    kww, gww = _kernels_and_grads(W, W)
+    kwv, gwv = _kernels_and_grads(W, V)
+    kvv, _ = _kernels_and_grads(V, V)
+    # ∂/∂w_i of ½ Σ_pq K(w_p, w_q) = Σ_q ∂₁K(w_i, w_q)
+    return 0.5 * kww.sum() - kwv.sum() + 0.5 * kvv.sum(), gww.sum(axis=1) - gwv.sum(axis=1)
 
 
 def independent_class(W, V, f0: float, h: float = 1e-6) -> dict:
