@@ -1,0 +1,123 @@
+"""Sharpness along GD runs and the edge of stability (flowtools.dynamics.sharpness).
+
+The settled sharpness of GD at the edge of stability is checked against 2/η (Cohen et al. 2021) on the
+minimal model and on a tanh 1-20-1 net fitting sin 2x; λ_max itself against numpy's dense eigvalsh."""
+
+import numpy as np
+import pytest
+
+import flowtools as ft
+from flowtools.dynamics.sharpness import SharpnessSeries, catapults, edge_of_stability, sharpness
+
+from conftest import PUBLISHED_THETA0
+
+
+@pytest.fixture(scope="module")
+def sine_net():
+    """tanh 1-20-1 (61 parameters, biases) on y = sin 2x at 40 points of [−2, 2]; Glorot init, seed 0."""
+    x = np.linspace(-2, 2, 40)
+    problem = ft.Problem(ft.MLP((1, 20, 1), "tanh", bias=True), ft.Dataset(x, np.sin(2 * x), name="sin 2x"),
+                         "mse")
+    return problem, np.asarray(problem.model.init(0, "glorot"))
+
+
+def test_sharpness_matches_dense_eigenvalues(minimal_mse, sine_net):
+    problem, theta0 = sine_net
+    rng = np.random.default_rng(0)
+    thetas = theta0 + 0.3 * rng.standard_normal((3, problem.n_params))
+    dense = [np.linalg.eigvalsh(problem.hessian(th))[-1] for th in thetas]
+    np.testing.assert_allclose(sharpness(problem, thetas), dense, rtol=1e-9)
+    assert sharpness(minimal_mse, PUBLISHED_THETA0) == pytest.approx(
+        np.linalg.eigvalsh(minimal_mse.hessian(PUBLISHED_THETA0))[-1], rel=1e-12)
+    with pytest.raises(ValueError, match="theta must have 4 entries"):
+        sharpness(minimal_mse, np.zeros(3))
+
+
+@pytest.mark.parametrize("lr", [0.77, 1.12])
+def test_minimal_model_settles_at_two_over_lr(minimal_mse, lr):
+    gd = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, lr, 20_000, max_norm=1e4, sharpness_every=50)
+    assert gd.status == ft.Status.T1_REACHED  # the status stays honest
+    eos = gd.stats["edge_of_stability"]
+    assert eos["settled"] and abs(eos["settled_ratio"] - 1) <= 0.02
+    assert eos["two_over_lr"] == pytest.approx(2 / lr)
+    assert "edge of stability" in gd.message and gd.message.startswith("ran all 20000 steps")
+    series = gd.sharpness
+    # pairs of consecutive iterates every 50 steps, t = kη
+    assert list(series.step[:4]) == [0, 1, 50, 51] and np.allclose(series.t, series.step * lr)
+    assert np.all(series.residual < 1e-8)
+    # both phases of the period-2 oscillation are seen: one above 2/η, one below
+    tail = series.lambda_max[-20:]
+    assert tail.max() > 2 / lr > tail.min()
+    # progressive sharpening: reached 2/η after a start below it (η = 0.77) or started above it
+    start = series.lambda_max[0]
+    if start < 0.97 * 2 / lr:
+        assert eos["t_reaches_two_over_lr"] > 0
+    else:
+        assert eos["t_reaches_two_over_lr"] == 0
+
+
+def test_stable_run_is_not_at_the_edge(minimal_mse):
+    gd = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 0.5, 20_000, sharpness_every=100)
+    eos = gd.stats["edge_of_stability"]
+    lam_star = np.linalg.eigvalsh(minimal_mse.hessian(gd.final_theta))[-1]  # 3.44 < 2/η = 4
+    assert not eos["settled"] and eos["settled_ratio"] < 0.9
+    assert eos["sharpness_final"] == pytest.approx(lam_star, rel=1e-9)
+    assert eos["t_reaches_two_over_lr"] is None and "edge of stability" not in gd.message
+
+
+@pytest.mark.parametrize("lr", [0.19, 0.288])
+def test_tanh_sine_net_settles_at_two_over_lr(sine_net, lr):
+    problem, theta0 = sine_net
+    gd = ft.gradient_descent(problem, theta0, lr, 20_000, max_norm=1e4, sharpness_every=100)
+    eos = gd.stats["edge_of_stability"]
+    assert gd.status == ft.Status.T1_REACHED
+    assert eos["settled"] and abs(eos["settled_ratio"] - 1) <= 0.02, eos
+    # the stored Ritz values are λ_max: dense eigenvalues at the last sampled state agree
+    last = gd.theta[-1]
+    assert gd.sharpness.step[-1] == gd.step[-1]
+    assert gd.sharpness.lambda_max[-1] == pytest.approx(np.linalg.eigvalsh(problem.hessian(last))[-1], rel=1e-9)
+
+
+def test_sharpness_series_survives_save_and_resume(minimal_mse, tmp_path):
+    full = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 1.0, 3_000, sharpness_every=30)
+    part = ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 1.0, 3_000, sharpness_every=30, time_limit=1e-9)
+    assert part.status == ft.Status.TIME_LIMIT and part.sharpness.step[-1] < 3_000
+    part.save(tmp_path / "part")
+    loaded = ft.Trajectory.load(tmp_path / "part")
+    np.testing.assert_array_equal(loaded.sharpness.lambda_max, part.sharpness.lambda_max)
+    assert loaded.sharpness.lr == 1.0
+    done = ft.gradient_descent(minimal_mse, None, 1.0, 3_000, sharpness_every=30, resume=loaded)
+    np.testing.assert_array_equal(done.sharpness.step, full.sharpness.step)
+    np.testing.assert_allclose(done.sharpness.lambda_max, full.sharpness.lambda_max, rtol=1e-10)
+    assert done.stats["edge_of_stability"]["settled"] == full.stats["edge_of_stability"]["settled"]
+
+
+def test_sharpness_every_is_checked(minimal_mse):
+    with pytest.raises(ValueError, match="sharpness_every"):
+        ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 0.1, 10, sharpness_every=0)
+    with pytest.raises(ValueError, match="lanczos_steps"):
+        ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 0.1, 10, sharpness_every=5, lanczos_steps=1)
+
+
+def _series(loss, lam, lr=0.5):
+    step = np.arange(len(loss))
+    return SharpnessSeries(step=step, t=step * lr, lambda_max=np.asarray(lam, float),
+                           residual=np.zeros(len(loss)), loss=np.asarray(loss, float), lr=lr)
+
+
+def test_catapult_needs_a_loss_spike_and_a_sharpness_drop():
+    # loss decreasing, sharpening past 2/η = 4, spike ×50, back down flatter: one catapult
+    loss = [1.0, 0.5, 0.3, 0.2, 3.0, 10.0, 2.0, 0.15, 0.1, 0.08]
+    lam = [2.0, 3.0, 4.0, 4.5, 4.6, 4.0, 3.0, 2.5, 2.5, 2.5]
+    events = catapults(_series(loss, lam))
+    assert len(events) == 1
+    e = events[0]
+    assert (e["t_start"], e["t_peak"], e["t_end"]) == (2.0, 2.5, 3.5)
+    assert e["loss_before"] == 0.2 and e["loss_peak"] == 10.0
+    assert e["sharpness_before"] == 4.6 and e["sharpness_after"] == 2.5
+    # the same spike without a drop in sharpness is not a catapult
+    assert catapults(_series(loss, [4.5] * len(loss))) == []
+    # a wiggle below the spike factor is not one either
+    assert catapults(_series([1.0, 0.5, 0.9, 0.4, 0.3], [4, 4, 2, 2, 2])) == []
+    diag = edge_of_stability(_series(loss, lam))
+    assert len(diag["catapults"]) == 1 and diag["t_reaches_two_over_lr"] == 1.0
