@@ -121,3 +121,16 @@ def test_catapult_needs_a_loss_spike_and_a_sharpness_drop():
     assert catapults(_series([1.0, 0.5, 0.9, 0.4, 0.3], [4, 4, 2, 2, 2])) == []
     diag = edge_of_stability(_series(loss, lam))
     assert len(diag["catapults"]) == 1 and diag["t_reaches_two_over_lr"] == 1.0
+
+
+def test_plot_sharpness(minimal_mse, tmp_path):
+    from flowtools.plotting import plot_sharpness, save_figure
+
+    runs = [ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, lr, 2_000, sharpness_every=20) for lr in (0.5, 1.0)]
+    ax = plot_sharpness(runs)
+    lines = [ln for ln in ax.get_lines()]
+    assert sorted(ln.get_ydata()[0] for ln in lines if len(ln.get_ydata()) == 2) == [2.0, 4.0]  # the 2/η lines
+    save_figure(ax.figure, tmp_path / "sharpness.png")
+    assert (tmp_path / "sharpness.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="sharpness_every"):
+        plot_sharpness([ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 0.5, 10)])
