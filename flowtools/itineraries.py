@@ -329,7 +329,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     bar = _progress(len(sps), progress)
     try:
         for sp in sps:
-            idx = index_of.get(int(sp.index))
+            # A run's start is judged at its first state (slow_points skips t = 0; at large η one GD
+            # step already leaves the set the run starts near).
+            idx = 0 if sp.at_start else index_of.get(int(sp.index))
             if idx is None:
                 continue
             budget = remaining()
@@ -483,7 +485,7 @@ def _refine_passage(ctx, theta, sp) -> dict:
     if point is not None:
         fp = function_fingerprint(problem, point)
         ts = ctx["ts"]
-        during = (ts >= sp.t_start) & (ts <= sp.t_end)
+        during = (ts >= (ts[0] if sp.at_start else sp.t_start)) & (ts <= sp.t_end)
         d = ctx["distances"](fp)
         if during.any() and float(np.min(d[during])) <= rho:
             if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):

@@ -134,3 +134,24 @@ def test_plot_sharpness(minimal_mse, tmp_path):
     assert (tmp_path / "sharpness.png").stat().st_size > 0
     with pytest.raises(ValueError, match="sharpness_every"):
         plot_sharpness([ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 0.5, 10)])
+
+
+def test_catapult_of_a_wide_linear_net():
+    """Lewkowycz et al. (2020): a wide two-layer linear net with 2/λ0 < η < 4/λ0 catapults — the loss
+    spikes, and the run lands where λ_max < 2/η; below 2/λ0 it does not."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4))
+    y = x @ rng.standard_normal(4)[:, None] / 2
+    problem = ft.Problem(ft.MLP((4, 200, 1), "linear", bias=False), ft.Dataset(x, y), "half_mse")
+    theta0 = np.asarray(problem.model.init(0, "lecun"))
+    lam0 = sharpness(problem, theta0)
+    calm = ft.gradient_descent(problem, theta0, 1.5 / lam0, 400, sharpness_every=1)
+    assert calm.stats["edge_of_stability"]["catapults"] == []
+    lr = 3.0 / lam0
+    gd = ft.gradient_descent(problem, theta0, lr, 400, sharpness_every=1)
+    assert gd.status == ft.Status.T1_REACHED and gd.final_loss < 1e-20
+    events = gd.stats["edge_of_stability"]["catapults"]
+    assert len(events) == 1 and "1 catapult(s)" in gd.message
+    e = events[0]
+    assert e["loss_peak"] > 100 * e["loss_before"]
+    assert e["sharpness_after"] < 2 / lr < lam0 <= e["sharpness_before"]
