@@ -155,3 +155,15 @@ def test_catapult_of_a_wide_linear_net():
     e = events[0]
     assert e["loss_peak"] > 100 * e["loss_before"]
     assert e["sharpness_after"] < 2 / lr < lam0 <= e["sharpness_before"]
+
+
+def test_sgd_tracks_the_full_batch_sharpness(sine_net):
+    problem, theta0 = sine_net
+    runs = [ft.sgd(problem, theta0, 0.1, 2_000, batch_size=8, seed=3, sharpness_every=100) for _ in range(2)]
+    a = runs[0].sharpness
+    np.testing.assert_array_equal(a.lambda_max, runs[1].sharpness.lambda_max)  # seeded: the same run
+    # the recorded value is the full-batch λ_max at that iterate
+    at = ft.sgd(problem, theta0, 0.1, 1_000, batch_size=8, seed=3).final_theta
+    assert a.lambda_max[list(a.step).index(1000)] == pytest.approx(
+        np.linalg.eigvalsh(problem.hessian(at))[-1], rel=1e-9)
+    assert runs[0].stats["edge_of_stability"]["two_over_lr"] == pytest.approx(20.0)
