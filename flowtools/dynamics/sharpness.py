@@ -37,9 +37,9 @@ LANCZOS_STEPS = 20
 
 @eqx.filter_jit
 def _ritz(problem, theta, v0, m):
-    """(largest Ritz value, its residual, Ritz vector, L(θ)) after m Lanczos steps from v0."""
+    """([largest Ritz value, its residual, L(θ)], Ritz vector) after m Lanczos steps from v0."""
     lam, residual, x = lanczos_ritz_max(lambda v: problem.hvp_fn(theta, v), v0, m)
-    return lam, residual, x, problem.loss_fn(theta)
+    return jnp.stack([lam, residual, problem.loss_fn(theta)]), x
 
 
 def _start_vector(n: int) -> jnp.ndarray:
@@ -55,9 +55,9 @@ class _Lanczos:
         self.v = _start_vector(problem.n_params)
 
     def __call__(self, theta):
-        lam, residual, x, loss = _ritz(self.problem, jnp.asarray(theta, dtype=jnp.float64), self.v, self.m)
-        self.v = x
-        return float(lam), float(residual), float(loss)
+        values, self.v = _ritz(self.problem, jnp.asarray(theta, dtype=jnp.float64), self.v, self.m)
+        lam, residual, loss = np.asarray(values).tolist()  # one transfer
+        return lam, residual, loss
 
 
 def sharpness(problem, theta, *, lanczos_steps: int = LANCZOS_STEPS) -> np.ndarray:
