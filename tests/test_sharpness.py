@@ -92,6 +92,15 @@ def test_sharpness_series_survives_save_and_resume(minimal_mse, tmp_path):
     assert done.stats["edge_of_stability"]["settled"] == full.stats["edge_of_stability"]["settled"]
 
 
+def test_ensembles_track_sharpness_member_by_member(minimal_mse):
+    runs = ft.run_ensemble("gradient_descent", minimal_mse, np.stack([PUBLISHED_THETA0] * 2), lr=1.0,
+                           steps=2_000, sharpness_every=50)
+    np.testing.assert_array_equal(runs[0].sharpness.lambda_max, runs[1].sharpness.lambda_max)
+    with pytest.raises(TypeError, match="batched=False"):
+        ft.run_ensemble("gradient_descent", minimal_mse, np.stack([PUBLISHED_THETA0] * 2), batched=True,
+                        lr=1.0, steps=2_000, sharpness_every=50)
+
+
 def test_sharpness_every_is_checked(minimal_mse):
     with pytest.raises(ValueError, match="sharpness_every"):
         ft.gradient_descent(minimal_mse, PUBLISHED_THETA0, 0.1, 10, sharpness_every=0)
