@@ -176,12 +176,12 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
     if k0 > steps:
         raise ValueError(f"resume is at step {k0}, beyond steps={steps}.")
     schedule = np.concatenate([[k0], schedule[schedule > k0]])
-    tracker = None if sharpness_every is None else _sharpness.Tracker(problem, lr, sharpness_every,
-                                                                      lanczos_steps)
+    key = jax.random.PRNGKey(0 if seed is None else seed)
+    tracker = None if sharpness_every is None else _sharpness.Tracker(
+        problem, lr, sharpness_every, lanczos_steps, direction=_direction, key=key, batch_size=batch_size)
     sampled = set() if tracker is None else set(tracker.steps(k0, steps).tolist())
     recorded_set = set(schedule.tolist())
     targets = np.union1d(schedule[1:], np.array(sorted(sampled - {k0}), dtype=np.int64))
-    key = jax.random.PRNGKey(0 if seed is None else seed)
     # Every number passed to the jitted kernels is an array: eqx.filter_jit treats Python scalars as
     # static and would recompile for each new value.
     gtol_sq = jnp.asarray(gtol * gtol)
@@ -205,7 +205,7 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
     bar.update(k0)
     try:
         if k0 in sampled:
-            tracker.sample(theta, k0)
+            tracker.sample(theta, k0, steps)
         for target in targets:
             while k < target and event_step is None and code == _OK:
                 n = int(min(chunk, target - k))
@@ -239,7 +239,7 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
             if event_step is not None or code != _OK:
                 break
             if k in sampled:
-                tracker.sample(theta, k)
+                tracker.sample(theta, k, steps)
             if k in recorded_set:
                 recorded_steps.append(k)
                 recorded.append(np.asarray(theta))

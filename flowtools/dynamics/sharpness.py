@@ -35,11 +35,22 @@ __all__ = ["SharpnessSeries", "sharpness", "edge_of_stability", "catapults"]
 LANCZOS_STEPS = 20
 
 
-@eqx.filter_jit
-def _ritz(problem, theta, v0, m):
+def _ritz_values(problem, theta, v0, m):
     """([largest Ritz value, its residual, L(θ)], Ritz vector) after m Lanczos steps from v0."""
     lam, residual, x = lanczos_ritz_max(lambda v: problem.hvp_fn(theta, v), v0, m)
     return jnp.stack([lam, residual, problem.loss_fn(theta)]), x
+
+
+_ritz = eqx.filter_jit(_ritz_values)
+
+
+@eqx.filter_jit
+def _ritz_pair(problem, theta, v0, m, direction, lr, k, key, batch_size):
+    """The values of `_ritz_values` at θ_k and at the next iterate θ_k − η·direction(θ_k, k), in one call."""
+    first, x = _ritz_values(problem, theta, v0, m)
+    following = theta - lr * direction(problem, theta, k, key, batch_size)
+    second, y = _ritz_values(problem, following, x, m)
+    return jnp.stack([first, second]), y
 
 
 def _start_vector(n: int) -> jnp.ndarray:
@@ -115,24 +126,38 @@ class SharpnessSeries:
 
 
 class Tracker:
-    """Collects λ_max every `every` steps at pairs of iterates (steps jk, jk + 1) during a GD/SGD run."""
+    """Collects λ_max every `every` steps at pairs of iterates (steps jk, jk + 1) during a GD/SGD run.
 
-    def __init__(self, problem, lr: float, every: int, lanczos_steps: int = LANCZOS_STEPS):
+    `direction(problem, θ, k, key, batch_size)` is the run's update direction at step k (a module-level
+    function, so that the compiled pair kernel is shared): the iterate jk + 1 is recomputed from θ_jk
+    inside the same call as both estimates, one call per pair."""
+
+    def __init__(self, problem, lr: float, every: int, lanczos_steps: int = LANCZOS_STEPS, *,
+                 direction, key, batch_size):
         self.every = _checks.positive_int("sharpness_every", every)
         self.lr = lr
         self.lanczos = _Lanczos(problem, lanczos_steps)
+        self.direction, self.key, self.batch_size = direction, key, batch_size
         self.rows: list[tuple] = []
 
     def steps(self, k0: int, steps: int) -> np.ndarray:
-        """The sampled steps in [k0, steps] (a resumed run samples k0 again if it is one of them: the
-        interrupted run may have stopped before sampling it; `SharpnessSeries.join` keeps one)."""
+        """The first steps jk of the sampled pairs in [k0, steps] (a resumed run samples k0 again if it is
+        one of them: the interrupted run may have stopped before sampling it; `SharpnessSeries.join`
+        keeps one)."""
         base = np.arange(0, steps + 1, self.every, dtype=np.int64)
-        out = np.union1d(base, base + 1)
-        return out[(out >= k0) & (out <= steps)]
+        return base[base >= k0]
 
-    def sample(self, theta, k: int) -> None:
-        lam, residual, loss = self.lanczos(theta)
-        self.rows.append((int(k), lam, residual, loss))
+    def sample(self, theta, k: int, steps: int) -> None:
+        """Sample the pair (k, k + 1), or k alone when it is the run's last step."""
+        lz = self.lanczos
+        theta = jnp.asarray(theta, dtype=jnp.float64)
+        if k + 1 > steps:
+            self.rows.append((int(k), *lz(theta)))
+            return
+        values, lz.v = _ritz_pair(lz.problem, theta, lz.v, lz.m, self.direction, jnp.asarray(self.lr),
+                                  jnp.asarray(k, dtype=jnp.int64), self.key, self.batch_size)
+        for j, (lam, residual, loss) in enumerate(np.asarray(values).tolist()):
+            self.rows.append((int(k) + j, lam, residual, loss))
 
     def series(self) -> SharpnessSeries:
         a = np.array(self.rows, dtype=np.float64).reshape(-1, 4)
