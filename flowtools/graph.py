@@ -439,6 +439,8 @@ def _group(kind) -> str:
     # split line (a higher-order saddle) ends the line's minimum segment without being part of it.
     if kind in ("unfinished", "diverged"):
         return kind
+    if str(kind).endswith(" orbit"):  # a periodic orbit of the GD map is not a critical set
+        return "orbit"
     return "minimum" if kind in ("minimum", "degenerate_minimum") else "set"
 
 

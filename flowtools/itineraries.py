@@ -329,7 +329,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     bar = _progress(len(sps), progress)
     try:
         for sp in sps:
-            idx = index_of.get(int(sp.index))
+            # A run's start is judged at its first state (slow_points skips t = 0; at large η one GD
+            # step already leaves the set the run starts near).
+            idx = 0 if sp.at_start else index_of.get(int(sp.index))
             if idx is None:
                 continue
             budget = remaining()
@@ -397,6 +399,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements,
                  budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
                  states=int(len(thetas)), d_out=d_out, n_train=n_train, loss_label=_loss_label(problem))
+    if "periodic_orbit" in ctx:
+        stats["periodic_orbit"] = ctx["periodic_orbit"]
     itin = Itinerary(visits, terminal, trajectory.method, message, degenerate, stats)
     if exhausted:
         itin.message += f"; the time limit of {time_limit:g} s ran out: later passages are unrefined"
@@ -481,7 +485,7 @@ def _refine_passage(ctx, theta, sp) -> dict:
     if point is not None:
         fp = function_fingerprint(problem, point)
         ts = ctx["ts"]
-        during = (ts >= sp.t_start) & (ts <= sp.t_end)
+        during = (ts >= (ts[0] if sp.at_start else sp.t_start)) & (ts <= sp.t_end)
         d = ctx["distances"](fp)
         if during.any() and float(np.min(d[during])) <= rho:
             if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
@@ -533,6 +537,9 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     """Judge the end of a run that did not diverge: (terminal, message, visit info or None, degenerate)."""
     problem, rho, rtol_zero, distances = ctx["problem"], ctx["rho"], ctx["rtol_zero"], ctx["distances"]
     end = thetas[-1]
+    periodic = _periodic_terminal(ctx, trajectory, end, attractor_gtol)
+    if periodic is not None:
+        return periodic
     finite = np.all(np.isfinite(trajectory.theta), axis=1)
     g_end = float(trajectory.grad_norm[finite][-1])
     point, status, cp = _refine(ctx, end)
@@ -607,6 +614,40 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
         return unfinished
     degenerate = bool(spec.signature[1] and spec.signature[1] > 0)
     return "attractor", message, info, degenerate
+
+
+def _periodic_terminal(ctx, trajectory, end, attractor_gtol):
+    """GD that ends on a stable periodic orbit of its map (`periodic_orbit`, recognised from the last
+    state): ("attractor", message, visit info, False), the orbit in ctx["periodic_orbit"]; else None.
+    The visit stands for the orbit: its lowest-loss point (the same whatever phase the run ends in), the
+    loss averaged over a period, the multipliers' moduli as eigenvalues and their signature."""
+    problem = ctx["problem"]
+    lr = trajectory.meta.get("lr")
+    if trajectory.method != "gradient_descent" or lr is None or problem.grad_norm(end) <= attractor_gtol:
+        return None  # not the GD map, or next to a fixed point: the critical-point rules judge it
+    from .dynamics.periodic import periodic_orbit
+
+    orbit = periodic_orbit(problem, end, lr)
+    if orbit is None or not orbit.stable:
+        return None
+    i = orbit.representative
+    point = orbit.points[i]
+    fp = function_fingerprint(problem, point)
+    if float(ctx["distances"](fp)[-1]) > ctx["rho"] and float(ctx["distances"](
+            function_fingerprint(problem, orbit.points[0]))[-1]) > ctx["rho"]:
+        return None
+    ctx["periodic_orbit"] = orbit.to_dict()
+    info = dict(kind=orbit.kind, loss=orbit.mean_loss,
+                gen_error=float(np.mean([problem.gen_error(x) for x in orbit.points]))
+                if problem.has_population else None,
+                signature=orbit.signature, morse_complete=True, theta=np.asarray(point),
+                grad_norm=float(orbit.grad_norms[i]), reduces_to=_reduces_to(problem, point), fingerprint=fp,
+                eigenvalues=orbit.multipliers, status="converged", radius=0.0, reason="")
+    message = (f"on a stable {orbit.kind} of the GD map (largest multiplier |μ| = {orbit.spectral_radius:.4g}, "
+               f"{orbit.distance:.3g} from it in θ): losses {', '.join(f'{x:.6g}' for x in orbit.losses)}, "
+               f"sharpness {', '.join(f'{x:.5g}' for x in orbit.sharpness)} (mean "
+               f"{np.mean(orbit.sharpness):.5g}; 2/η = {orbit.two_over_lr:.5g})")
+    return "attractor", message, info, False
 
 
 def _same_set(a: Visit, b: Visit, d_out: int, n_train: int) -> bool:

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from . import io  # noqa: E402
 
-__all__ = ["save_figure", "plot_learning_curves", "draw_saddle_graph"]
+__all__ = ["save_figure", "plot_learning_curves", "plot_sharpness", "draw_saddle_graph"]
 
 
 def save_figure(fig, path, *, dpi: int = 130) -> None:
@@ -41,6 +41,31 @@ def plot_learning_curves(trajectories, labels=None, ax=None, *, gen_error: bool 
                       label=f"{lab}: generalization R")
     ax.set_xlabel("t  (GD: t = kη)")
     ax.set_ylabel("error")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_sharpness(trajectories, labels=None, ax=None):
+    """λ_max(H) against t for GD/SGD runs tracked with `sharpness_every`, each with its 2/η line
+    (dotted, same colour) and its catapults (crosses at their peaks); log-scaled t."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.4))
+    labels = labels or [f"η = {tr.meta.get('lr'):.3g}" for tr in trajectories]
+    for i, (tr, lab) in enumerate(zip(trajectories, labels)):
+        series = tr.sharpness
+        if series is None:
+            raise ValueError(f"trajectory {i} ({lab}) has no sharpness series: run it with "
+                             "sharpness_every=k.")
+        color, m = f"C{i % 10}", series.t > 0
+        ax.plot(series.t[m], series.lambda_max[m], color=color, lw=1.0, label=lab)
+        ax.axhline(series.two_over_lr, color=color, ls=":", lw=1.0)
+        for event in (tr.stats.get("edge_of_stability") or {}).get("catapults", []):
+            k = int(np.argmin(np.abs(series.t - event["t_peak"])))
+            ax.plot(series.t[k], series.lambda_max[k], "x", color=color, ms=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("t = kη")
+    ax.set_ylabel("λ_max(H)  (dotted: 2/η)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7)
     return ax

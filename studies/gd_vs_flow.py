@@ -7,7 +7,8 @@ compared with the gradient flow at matched times t = kη:
 1. the deviation max_{t ≤ T} ‖θ_GD(t) − θ_flow(t)‖ over η, and its fitted order (expected 1);
 2. the same against the modified-equation flow dθ/dt = −∇(L + (η/4)‖∇L‖²) (expected 2);
 3. whether GD's itinerary has the flow's node sequence, and where they part;
-4. the sharpness λ_max(H) along the GD path against 2/η (edge of stability);
+4. the sharpness λ_max(H) along the GD path against 2/η (`gradient_descent(sharpness_every=…)`: the
+   settled sharpness, the edge-of-stability flag, catapults; a GD run ending on a period-2 orbit);
 5. the η at which GD stops converging to the flow's attractor, against 2/λ_max there.
 
 Outputs in results/gd_vs_flow/: deviation.png, sharpness.png, summary.json. `--quick` for the tests.
@@ -19,7 +20,6 @@ import argparse
 import pathlib
 import time
 
-import jax
 import matplotlib
 
 matplotlib.use("Agg")
@@ -29,6 +29,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 import flowtools as ft  # noqa: E402
 from flowtools.dynamics.modified import modified_equation_problem  # noqa: E402
+from flowtools.dynamics.sharpness import sharpness  # noqa: E402
 from flowtools.escape import fit_power_law  # noqa: E402
 from flowtools.graph import SaddleGraph  # noqa: E402
 from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
@@ -63,11 +64,6 @@ def matched_deviation(problem, theta0, eta, T, n_points=50, rtol=1e-11, atol=1e-
         raise RuntimeError("flow and GD saved different numbers of states")
     return (float(np.max(np.linalg.norm(gd.theta - gf.theta, axis=1))),
             float(np.max(np.linalg.norm(gd.theta - mf.theta, axis=1))))
-
-
-def sharpness(problem, thetas):
-    hess = jax.jit(jax.vmap(problem.hessian_fn))
-    return np.linalg.eigvalsh(np.asarray(hess(np.asarray(thetas))))[:, -1]
 
 
 def _labels(it, nodes):
@@ -114,10 +110,12 @@ def study_case(name, case, cfg, rng_seed, bar):
     for eta in sweep:
         horizon = cfg["itinerary_T"] or case["itinerary_T"]
         steps = int(min(round(horizon / eta), cfg["max_gd_steps"]))
-        gd = ft.gradient_descent(problem, theta0, eta, steps, gtol=1e-10, max_norm=1e4)
+        gd = ft.gradient_descent(problem, theta0, eta, steps, gtol=1e-10, max_norm=1e4,
+                                 sharpness_every=max(1, steps // cfg["sharpness_samples"]))
         it = itinerary(problem, gd)
         nodes = add_to_graph(graph, it, run=f"gd eta={eta:.4g}")
-        lam_path = sharpness(problem, gd.theta)
+        lam_path = gd.sharpness.lambda_max
+        eos = gd.stats["edge_of_stability"]
         labels = _labels(it, nodes)
         same = labels == flow_labels
         part = next((i for i, (a, b) in enumerate(zip(labels, flow_labels)) if a != b),
@@ -130,8 +128,12 @@ def study_case(name, case, cfg, rng_seed, bar):
                          same_node_sequence=bool(same), parts_at_visit=None if same else int(part),
                          reaches_flow_attractor=bool(converged_to_flow), final_loss=gd.final_loss,
                          final_grad_norm=gd.final_grad_norm, sharpness_max=float(np.max(lam_path)),
-                         sharpness_final=float(lam_path[-1]), two_over_lr=float(2 / eta),
-                         t=gd.t, sharpness_path=lam_path))
+                         sharpness_final=sharpness(problem, gd.final_theta), two_over_lr=float(2 / eta),
+                         attractor_kind=it.kinds[-1] if it.terminal == "attractor" else None,
+                         edge_of_stability=eos["settled"], settled_sharpness=eos["settled_sharpness"],
+                         t_reaches_two_over_lr=eos["t_reaches_two_over_lr"], catapults=eos["catapults"],
+                         periodic_orbit=it.stats.get("periodic_orbit"),
+                         t=gd.sharpness.t, sharpness_path=lam_path))
         bar.update(1)
     out["sweep"] = rows
     out["flow"]["sequence"] = flow_labels
@@ -151,6 +153,7 @@ def settings(quick: bool, seed: int) -> dict:
                 order_etas=[0.08, 0.04, 0.02, 0.01] if quick else [0.08, 0.04, 0.02, 0.01, 0.005, 0.0025],
                 n_sweep=2 if quick else 10, sweep_min_factor=0.3 if quick else 0.003, sweep_max_factor=1.3,
                 max_gd_steps=50_000 if quick else 4_000_000, n_boot=200 if quick else 2000,
+                sharpness_samples=500 if quick else 2000,
                 order_T=5.0 if quick else None, itinerary_T=2e3 if quick else None)
 
 
@@ -205,11 +208,14 @@ def main(argv=None) -> dict:
         print(f"  order GD→flow: {o['order_flow']:.3f}  95% CI [{o['order_flow_ci'][0]:.3f}, {o['order_flow_ci'][1]:.3f}]")
         print(f"  order GD→modified flow: {o['order_modified']:.3f}  95% CI "
               f"[{o['order_modified_ci'][0]:.3f}, {o['order_modified_ci'][1]:.3f}]")
-        print(f"  {'η':>9s} {'ηλ_max':>7s} {'status':<11s} {'terminal':<11s} same-seq  flow-attractor  λ_max(end)  2/η")
+        print(f"  {'η':>9s} {'ηλ_max':>7s} {'status':<11s} {'terminal':<11s} same-seq  flow-attractor  λ_max(end)  2/η"
+              "  settled λ_max (edge of stability)")
         for row in r["sweep"]:
             print(f"  {row['lr']:9.4g} {row['lr_times_lambda_max']:7.3f} {row['status']:<11s} {row['terminal']:<11s} "
                   f"{str(row['same_node_sequence']):<9s} {str(row['reaches_flow_attractor']) + (' (capped)' if row['capped'] else ''):<15s} "
-                  f"{row['sharpness_final']:10.4g} {row['two_over_lr']:8.4g}")
+                  f"{row['sharpness_final']:10.4g} {row['two_over_lr']:8.4g}  {row['settled_sharpness']:.5g}"
+                  + (" (edge of stability)" if row["edge_of_stability"] else "")
+                  + (f" → {row['attractor_kind']}" if row["attractor_kind"] else ""))
         print(f"  GD reaches the flow's attractor up to η = {r['largest_lr_reaching_flow_attractor']} and stops at "
               f"η = {r['lr_gd_stops_reaching_flow_attractor']} (2/λ_max = {r['flow']['edge_of_stability_lr']:.4g})")
     print(f"\nwrote {out}/ in {time.perf_counter() - t0:.1f} s")

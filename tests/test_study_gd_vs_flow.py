@@ -23,6 +23,10 @@ def test_quick_study(tmp_path):
         assert rows[-1]["lr"] > case["flow"]["edge_of_stability_lr"]  # the sweep goes past 2/λ_max
         for r in rows:
             assert r["terminal"] in ("attractor", "diverged", "unfinished")
-            if r["terminal"] == "attractor" and not r["capped"]:
-                # GD can only settle where the sharpness is below 2/η
+            if r["terminal"] == "attractor" and not r["capped"] and r["attractor_kind"].endswith("minimum"):
+                # GD can only converge where the sharpness is below 2/η
                 assert r["sharpness_final"] <= r["two_over_lr"] * (1 + 1e-6)
+            if r["periodic_orbit"] is not None:
+                # a period-2 orbit straddles 2/η
+                orbit = r["periodic_orbit"]
+                assert abs(orbit["mean_sharpness"] / orbit["two_over_lr"] - 1) <= 0.02

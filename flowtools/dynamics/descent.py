@@ -19,6 +19,7 @@ from jax import lax
 
 from .. import _checks
 from ..problem import Problem, held_out_metrics
+from . import sharpness as _sharpness
 from .progress import progress_bar
 from .trajectory import Status, Trajectory, evaluate_states, first_non_finite as _first_non_finite
 
@@ -150,7 +151,7 @@ def _previous_run(resume, method, problem, same=None):
 
 def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps, chunk_size,
          progress, batch_size, seed, method, time_limit=None, checkpoint=None, checkpoint_every=60.0,
-         resume=None, record_gtol=None):
+         resume=None, record_gtol=None, sharpness_every=None, lanczos_steps=_sharpness.LANCZOS_STEPS):
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
     previous, k0 = None, 0
@@ -176,6 +177,11 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
         raise ValueError(f"resume is at step {k0}, beyond steps={steps}.")
     schedule = np.concatenate([[k0], schedule[schedule > k0]])
     key = jax.random.PRNGKey(0 if seed is None else seed)
+    tracker = None if sharpness_every is None else _sharpness.Tracker(
+        problem, lr, sharpness_every, lanczos_steps, direction=_direction, key=key, batch_size=batch_size)
+    sampled = set() if tracker is None else set(tracker.steps(k0, steps).tolist())
+    recorded_set = set(schedule.tolist())
+    targets = np.union1d(schedule[1:], np.array(sorted(sampled - {k0}), dtype=np.int64))
     # Every number passed to the jitted kernels is an array: eqx.filter_jit treats Python scalars as
     # static and would recompile for each new value.
     gtol_sq = jnp.asarray(gtol * gtol)
@@ -198,7 +204,9 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
     bar = progress_bar(total=steps, desc=method, enable=progress)
     bar.update(k0)
     try:
-        for target in schedule[1:]:
+        if k0 in sampled:
+            tracker.sample(theta, k0, steps)
+        for target in targets:
             while k < target and event_step is None and code == _OK:
                 n = int(min(chunk, target - k))
                 t_chunk = time.perf_counter()
@@ -223,14 +231,18 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
                         part = finish(problem, recorded_steps + [k], recorded + [np.asarray(theta)],
                                       _RUNNING, None, n_replayed, settings, now - t_start - compile_time,
                                       compile_time, method)
-                        (part if previous is None else previous.join(part)).save(checkpoint)
+                        part.sharpness = None if tracker is None else tracker.series()
+                        _diagnose(part if previous is None else previous.join(part)).save(checkpoint)
                         last_checkpoint = time.perf_counter()
                     rate = n / max(time.perf_counter() - t_chunk, 1e-6)
                     chunk = int(min(chunk_size, max(rate * _CHUNK_S, 64)))
             if event_step is not None or code != _OK:
                 break
-            recorded_steps.append(k)
-            recorded.append(np.asarray(theta))
+            if k in sampled:
+                tracker.sample(theta, k, steps)
+            if k in recorded_set:
+                recorded_steps.append(k)
+                recorded.append(np.asarray(theta))
         if recorded_steps[-1] != k:  # stopped between records (an event or the budget)
             recorded_steps.append(k)
             recorded.append(np.asarray(theta))
@@ -241,12 +253,32 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
 
     traj = finish(problem, recorded_steps, recorded, code, event_step, n_replayed, settings,
                   wall - compile_time, compile_time, method)
+    traj.sharpness = None if tracker is None else tracker.series()
     if previous is not None:
         traj = previous.join(traj)
     if record_gtol is not None:
         traj = _stop_at_recorded_gtol(traj, record_gtol)
+    traj = _diagnose(traj)
     if checkpoint is not None:
         traj.save(checkpoint)
+    return traj
+
+
+def _diagnose(traj: Trajectory) -> Trajectory:
+    """A run with a sharpness series gets its edge-of-stability diagnosis in `stats` and, when there is
+    something to say, in its message; its status is unchanged."""
+    series = traj.sharpness
+    if series is None:
+        return traj
+    keep = series.step <= traj.step[-1]  # SGD's gtol may end the run at an earlier record
+    traj.sharpness = series = _sharpness.SharpnessSeries(*(getattr(series, f)[keep] for f in series.FIELDS),
+                                                         lr=series.lr)
+    if len(series) == 0:
+        return traj
+    diagnosis = _sharpness.edge_of_stability(series)
+    traj.stats["edge_of_stability"] = diagnosis
+    words = _sharpness.message(diagnosis)
+    traj.message += "; " + words if words else ""
     return traj
 
 
@@ -325,7 +357,8 @@ def gradient_descent(problem: Problem, theta0, lr: float, steps: int, *, gtol: f
                      max_norm: float = 1e6, n_records: int = 200, record_steps=None,
                      chunk_size: int = 65536, progress: bool | None = None,
                      time_limit: float | None = None, checkpoint=None, checkpoint_every: float = 60.0,
-                     resume=None) -> Trajectory:
+                     resume=None, sharpness_every: int | None = None,
+                     lanczos_steps: int = _sharpness.LANCZOS_STEPS) -> Trajectory:
     """Full-batch gradient descent θ_{k+1} = θ_k − η ∇L(θ_k).
 
     **Arguments:**
@@ -347,21 +380,30 @@ def gradient_descent(problem: Problem, theta0, lr: float, steps: int, *, gtol: f
       last iterate with the same arguments otherwise (theta0 may be None). The map is deterministic,
       so the joined result has exactly the iterates of an uninterrupted run, plus the state at the
       interruption.
+    - `sharpness_every`: track the sharpness λ_max(H) every k steps, at steps jk and jk + 1 (both
+      phases of a period-2 oscillation), by `lanczos_steps` Hessian-vector products warm-started from
+      the last estimate (`flowtools.dynamics.sharpness`). None (default): not tracked.
 
     **Returns:** a `Trajectory` with t = kη, its `step` array, and a status: "converged",
     "t1_reached" (all steps run), "diverged", "non_finite" or "time_limit", with the step at which it
-    happened in `stats["event_step"]`.
+    happened in `stats["event_step"]`. With `sharpness_every`, `trajectory.sharpness` holds the series
+    (with the 2/η line, `two_over_lr`) and `stats["edge_of_stability"]` its diagnosis
+    (`sharpness.edge_of_stability`: the settled sharpness against 2/η, when progressive sharpening
+    reached 2/η, catapult events); a run that settles at 2/η says so in its message, and its status
+    stays what it is ("t1_reached" for a run that ran all its steps).
     """
     return _run(problem, theta0, lr, steps, gtol=gtol, max_norm=max_norm, n_records=n_records,
                 record_steps=record_steps, chunk_size=chunk_size, progress=progress,
                 batch_size=None, seed=None, method="gradient_descent", time_limit=time_limit,
-                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                sharpness_every=sharpness_every, lanczos_steps=lanczos_steps)
 
 
 def sgd(problem: Problem, theta0, lr: float, steps: int, *, batch_size: int = 1, seed: int = 0,
         gtol: float | None = None, max_norm: float = 1e6, n_records: int = 200, record_steps=None,
         chunk_size: int = 65536, progress: bool | None = None, time_limit: float | None = None,
-        checkpoint=None, checkpoint_every: float = 60.0, resume=None) -> Trajectory:
+        checkpoint=None, checkpoint_every: float = 60.0, resume=None, sharpness_every: int | None = None,
+        lanczos_steps: int = _sharpness.LANCZOS_STEPS) -> Trajectory:
     """Online (`batch_size=1`) or mini-batch stochastic gradient descent.
 
     Each step draws `batch_size` samples with replacement using a key derived from `seed` and the
@@ -372,7 +414,8 @@ def sgd(problem: Problem, theta0, lr: float, steps: int, *, batch_size: int = 1,
     `time_limit`, `checkpoint`, `checkpoint_every` and `resume` are those of `gradient_descent`. The
     batch of step k is re-derived from (`seed`, k), so a resumed run draws the batches the
     uninterrupted run draws and has its iterates bit for bit; `resume` needs the same `seed` and
-    `batch_size` as the run it continues.
+    `batch_size` as the run it continues. `sharpness_every` and `lanczos_steps` are those of
+    `gradient_descent`; the sharpness is the full-batch loss's.
 
     **Raises:** `ValueError` if `batch_size` is below 1 or above the number of samples, if `seed` is
     negative, or if `resume` is a run of another method, problem size, `seed` or `batch_size`; plus the
@@ -390,4 +433,4 @@ def sgd(problem: Problem, theta0, lr: float, steps: int, *, batch_size: int = 1,
                 record_steps=record_steps, chunk_size=chunk_size, progress=progress,
                 batch_size=batch_size, seed=seed, method="sgd", time_limit=time_limit,
                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                record_gtol=gtol)
+                record_gtol=gtol, sharpness_every=sharpness_every, lanczos_steps=lanczos_steps)

@@ -141,6 +141,9 @@ def _batched_descent(problem, thetas, options, progress, method, seeds) -> list[
         batch_size = _checks.positive_int("batch_size", opts.pop("batch_size", 1))
         if batch_size > problem.x.shape[0]:
             raise ValueError(f"batch_size={batch_size} exceeds the number of samples {problem.x.shape[0]}.")
+    if "sharpness_every" in opts or "lanczos_steps" in opts:
+        raise TypeError("batched ensembles do not track the sharpness: pass batched=False to run each "
+                        "member with sharpness_every.")
     if opts:
         raise TypeError(f"unexpected option(s) for {method}: {sorted(opts)}.")
     schedule = descent.make_schedule(steps, n_records, record_steps)

@@ -38,7 +38,7 @@ from jax import lax
 from .bdf import _initial_step
 from .stiff import FlowSolver, event_code, finish, outputs, rms, save_between, save_step, start_event
 
-__all__ = ["RKC", "lanczos_lambda_max"]
+__all__ = ["RKC", "lanczos_lambda_max", "lanczos_ritz_max"]
 
 _EPS = 2.0 / 13.0  # the RKC code's damping
 
@@ -47,6 +47,14 @@ def lanczos_lambda_max(hvp, v0, m: int):
     """(θ_max + ‖r‖, Ritz vector): m Lanczos steps on the symmetric operator `hvp` from v0 (full
     reorthogonalisation). θ_max ≤ λ_max always (Cauchy interlacing); adding the Ritz residual ‖r‖ gives
     the usual practical upper estimate."""
+    theta, residual, x = lanczos_ritz_max(hvp, v0, m)
+    return theta + residual, x
+
+
+def lanczos_ritz_max(hvp, v0, m: int):
+    """(θ_max, ‖r‖, Ritz vector) of m Lanczos steps on `hvp` from v0: the largest Ritz value, a lower
+    bound of λ_max, and its residual norm ‖H x − θ_max x‖, which bounds the gap |λ − θ_max| to the
+    nearest eigenvalue λ."""
     n = v0.shape[0]
     # A Ritz vector can be zero (a Krylov space that broke down with every eigenvalue ≤ 0, e.g. a
     # concave direction in 2 parameters): restart from a fixed generic vector, not from 0/0 = NaN.
@@ -77,7 +85,7 @@ def lanczos_lambda_max(hvp, v0, m: int):
     V, T, beta = lax.fori_loop(0, m, body, (V, T, jnp.asarray(0.0, v0.dtype)))
     theta, Y = jnp.linalg.eigh(T)
     x = Y[:, -1] @ V[:m]
-    return theta[-1] + jnp.abs(beta * Y[-1, -1]), x
+    return theta[-1], jnp.abs(beta * Y[-1, -1]), x
 
 
 def _stages_for(h, rho, s_max):

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import io
+from .sharpness import SharpnessSeries
 
 __all__ = ["Trajectory", "Status"]
 
@@ -52,6 +53,8 @@ class Trajectory:
     - `solver_state`: for an unfinished flow whose solver can continue exactly ("bdf", "rkc"), the
       solver's state at the last saved point (arrays by name), which `gradient_flow(resume=…)`
       restores; else None.
+    - `sharpness`: λ_max(H) sampled along a GD/SGD run (`gradient_descent(sharpness_every=k)`), a
+      `SharpnessSeries` with its own steps and times, or None (not tracked).
     """
 
     t: np.ndarray
@@ -68,6 +71,7 @@ class Trajectory:
     test_loss: np.ndarray | None = None
     test_accuracy: np.ndarray | None = None
     solver_state: dict | None = None
+    sharpness: SharpnessSeries | None = None
 
     # ------------------------------------------------------------- access
     @property
@@ -139,7 +143,10 @@ class Trajectory:
                           message=other.message, stats=stats, method=other.method, meta=meta,
                           step=cat(self.step, other.step), test_loss=cat(self.test_loss, other.test_loss),
                           test_accuracy=cat(self.test_accuracy, other.test_accuracy),
-                          solver_state=other.solver_state)
+                          solver_state=other.solver_state,
+                          sharpness=(self.sharpness.join(other.sharpness)
+                                     if self.sharpness is not None and other.sharpness is not None
+                                     else other.sharpness))
 
     # ------------------------------------------------------------ saving
     def save(self, path) -> None:
@@ -160,6 +167,8 @@ class Trajectory:
                 arrays[name] = getattr(self, name)
         for name, value in (self.solver_state or {}).items():
             arrays[_SOLVER_STATE + name] = value
+        for name, value in (self.sharpness.arrays() if self.sharpness is not None else {}).items():
+            arrays[_SHARPNESS + name] = value
         io.write_npz(path, **arrays)
         meta = dict(status=self.status.value, message=self.message, stats=self.stats,
                     method=self.method, meta=self.meta, format="flowtools.Trajectory/1")
@@ -187,6 +196,9 @@ class Trajectory:
             test_loss=arrays.get("test_loss"), test_accuracy=arrays.get("test_accuracy"),
             solver_state={k[len(_SOLVER_STATE):]: v for k, v in arrays.items()
                           if k.startswith(_SOLVER_STATE)} or None,
+            sharpness=(SharpnessSeries.from_arrays({k[len(_SHARPNESS):]: v for k, v in arrays.items()
+                                                    if k.startswith(_SHARPNESS)}, meta["meta"].get("lr"))
+                       if _SHARPNESS + "step" in arrays else None),
         )
 
 
@@ -222,6 +234,7 @@ def _check_saved(path, json_path, arrays, meta) -> None:
 
 
 _SOLVER_STATE = "solver_state."  # prefix of the solver-state arrays in a saved .npz
+_SHARPNESS = "sharpness."  # prefix of the sharpness series in a saved .npz
 
 
 def first_non_finite(theta, loss, grad_norm) -> str | None:
