@@ -199,7 +199,37 @@ def _visit_from_point(problem, theta, kind, spectrum, fp, gnorm, status="converg
                 grad_norm=float(gnorm), reduces_to=_reduces_to(problem, theta),
                 fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues), status=status,
                 radius=float(radius),
-                reason=spectrum.message if spectrum.method in ("finite_difference", "failed") else "")
+                reason=spectrum.message if spectrum.method in ("finite_difference", "failed")
+                or _FLOOR_NOTE in spectrum.message else "")
+
+
+_FLOOR_NOTE = "L is at its lower bound"
+
+
+def _at_loss_floor(problem, theta, spectrum, kind):
+    """(spectrum, kind) at a refined point, corrected where the loss is at its lower bound.
+
+    A point where L equals its lower bound (0 for the built-in losses, `Problem.loss_lower_bound`) to
+    round-off (100·ε·|L(0)|) is a global minimum: no direction descends from it. Negative Hessian
+    eigenvalues there mean that L is not twice differentiable at the point (a ReLU neuron at w = 0: its
+    kernel terms are homogeneous of degree 1 in w, so the Hessian depends on the direction of approach);
+    they are counted as zero directions, and the spectrum's message says so."""
+    n_neg = spectrum.signature[0]
+    bound = problem.loss_lower_bound
+    if not n_neg or bound is None:
+        return spectrum, kind
+    eps = np.finfo(float).eps
+    if problem.loss(theta) - bound > 100 * eps * max(abs(problem.loss(np.zeros_like(np.asarray(theta)))), 1e-300):
+        return spectrum, kind
+    n_zero = spectrum.signature[1]
+    signature = (0, None if n_zero is None else n_zero + n_neg, spectrum.signature[2])
+    note = (f"{_FLOOR_NOTE} {bound:g} to round-off, so no direction descends: the {n_neg} negative "
+            f"Hessian eigenvalue(s) (smallest {float(np.min(spectrum.eigenvalues)):.3g}) show that L is not "
+            "twice differentiable here (e.g. a ReLU neuron at w = 0); counted as zero directions")
+    vectors = spectrum.unstable_vectors
+    spectrum = dataclasses.replace(spectrum, signature=signature, unstable_vectors=None if vectors is None else vectors[:, :0],
+                                   message="; ".join(m for m in (spectrum.message, note) if m))
+    return spectrum, "degenerate_minimum"
 
 
 def _kind(problem, theta, spectrum) -> str:
@@ -493,6 +523,7 @@ def _refine_passage(ctx, theta, sp) -> dict:
             else:
                 spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
                 kind = _kind(problem, point, spec)
+            spec, kind = _at_loss_floor(problem, point, spec, kind)
             return _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
     return _slow_region(problem, theta, ctx["spec_opts"], rho, status="skipped" if status == "skipped" else
                         "unrefined", known=_guess_spectrum(cp, theta))
@@ -559,6 +590,7 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     else:
         spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
         kind = _kind(problem, point, spec)
+    spec, kind = _at_loss_floor(problem, point, spec, kind)
     fp = function_fingerprint(problem, point)
     info = _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
     d_hist = distances(fp)

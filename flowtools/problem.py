@@ -361,6 +361,15 @@ class Problem(eqx.Module):
         entries of `at` (a full θ). Replaces any earlier frozen set."""
         return self._replace(frozen=frozen, frozen_at=at)
 
+    @property
+    def loss_lower_bound(self) -> float | None:
+        """A lower bound of L attained by a perfect fit: 0 for the built-in losses on finite data or on the
+        Gaussian population (squared errors, cross-entropy, weight decay are all ≥ 0); None for an energy
+        of your own (`from_loss`) or a data source with its own loss, where nothing bounds L."""
+        from .population import GaussianInputs
+
+        return 0.0 if isinstance(self.source, (FiniteData, GaussianInputs)) else None
+
     # ------------------------------------------------------------ data views
     @property
     def x(self):

@@ -433,3 +433,30 @@ def test_overparameterized_student_ends_at_a_nonisolated_minimum():
         assert lam[0] > -1e-5 * lam[-1]  # no descending direction
         assert np.sum(np.abs(lam) < 1e-5 * lam[-1]) >= 1  # a kernel along the set
         assert it.attractor.signature[0] == 0 and it.attractor.signature[1] >= 1
+
+
+@pytest.mark.parametrize("k, seed", [(3, 0), (3, 2)])
+def test_end_at_the_loss_floor_with_a_near_zero_relu_neuron_is_an_attractor(k, seed):
+    """Safran–Shamir at n = k + 1, ending at the teacher plus a ReLU neuron of norm 1e-15: F is 0 to
+    round-off (its lower bound), so the end is a global minimum. The loss is not twice differentiable at
+    w = 0 (the neuron's kernel terms are homogeneous of degree 1), and the refined point's numerical
+    Hessian has a negative eigenvalue; the itinerary must not call the end a saddle or "unfinished"."""
+    import flowtools as ft
+    from flowtools.itineraries import _at_loss_floor
+    from flowtools.landscape.spectrum import hessian_spectrum
+
+    p = ft.problems.safran_shamir(k, k + 1)
+    assert p.loss_lower_bound == 0.0
+    theta = np.concatenate([1e-15 * np.random.default_rng(seed).standard_normal(k), np.eye(k).ravel()])
+    itin = ft.itinerary(p, ft.gradient_flow(p, theta, 10.0))
+    assert itin.terminal == "attractor"
+    end = itin.visits[-1]
+    assert end.kind == "degenerate_minimum" and end.signature[0] == 0 and end.loss <= 1e-28
+    assert "not twice differentiable" in end.reason  # the correction is reported, not silent
+    assert all(v.signature[0] == 0 for v in itin.visits if v.loss <= 1e-28)
+    # The rule touches only points at the floor: a point off it keeps its negative eigenvalues.
+    off = np.concatenate([np.zeros(k), np.eye(k).ravel()]) + 0.05 * np.random.default_rng(1).standard_normal(k * k + k)
+    spec = hessian_spectrum(p, off)
+    assert _at_loss_floor(p, off, spec, "saddle") == (spec, "saddle")
+    # An energy of one's own has no known lower bound: nothing is corrected.
+    assert ft.Problem.from_loss(lambda th: -(th ** 2).sum(), 2).loss_lower_bound is None
