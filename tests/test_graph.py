@@ -106,6 +106,22 @@ def test_merge_adds_counts_and_matches_nodes():
     assert m.graph.edges[md, mc]["fraction"] == pytest.approx(1 / 3)
 
 
+def test_merge_keeps_graph_metadata():
+    g, *_ = _example()
+    h = SaddleGraph()
+    h.add_node(fingerprint=[5.0, 5.0, 5.0], signature=(0, 0, 4), kind="minimum", loss=0.5, theta=[9, 9, 9, 9])
+    g.graph.graph.update(loss_label="population loss", study="width", k=8)
+    h.graph.graph.update(loss_label="population loss", study="width", k=10, seed=3)
+    m = g.merge(h)
+    meta = m.graph.graph
+    assert (meta["loss_label"], meta["study"], meta["seed"]) == ("population loss", "width", 3)
+    assert "k" not in meta  # the graphs disagree: neither value is kept
+    assert meta["n_trajectories"] == g.n_trajectories and meta["fingerprint_tol"] == g.fingerprint_tol
+    h.graph.graph["loss_label"] = "training loss"
+    assert g.merge(h).graph.graph["loss_label"] == "loss (mixed)"
+    assert SaddleGraph().merge(g).graph.graph["loss_label"] == "population loss"
+
+
 def test_draw_writes_png(tmp_path):
     from flowtools.plotting import save_figure
 
