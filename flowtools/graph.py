@@ -178,20 +178,20 @@ class SaddleGraph:
     # ------------------------------------------------------------ combining
     def merge(self, other: "SaddleGraph") -> "SaddleGraph":
         """A new graph holding both graphs' nodes (matched by fingerprint and signature) and edges, and
-        their metadata (`graph.graph`): values both graphs agree on, or that one of them alone has; a
-        `loss_label` they disagree on becomes "loss (mixed)"."""
+        their metadata (`graph.graph`): a value both graphs agree on, or that of the one graph that has
+        nodes; a value they disagree on, or that one of two graphs with nodes lacks, is dropped, except
+        `loss_label`, which becomes "loss (mixed)" when both give it and they differ (as `add_to_graph`
+        does)."""
         out = SaddleGraph(min(self.fingerprint_tol, other.fingerprint_tol))
-        for g in (self, other):
-            for key, value in g.graph.graph.items():
-                if key in ("fingerprint_tol", "n_trajectories"):
-                    continue
-                if key not in out.graph.graph:
-                    out.graph.graph[key] = value
-                elif out.graph.graph[key] != value:
-                    if key == "loss_label":
-                        out.graph.graph[key] = "loss (mixed)"
-                    else:
-                        out.graph.graph.pop(key)
+        fixed = ("fingerprint_tol", "n_trajectories")
+        metas = [{k: v for k, v in g.graph.graph.items() if k not in fixed} for g in (self, other) if len(g)]
+        metas = metas or [{k: v for k, v in g.graph.graph.items() if k not in fixed} for g in (self, other)]
+        for key in dict.fromkeys(k for m in metas for k in m):
+            values = [m[key] for m in metas if key in m]
+            if key == "loss_label":
+                out.graph.graph[key] = values[0] if all(v == values[0] for v in values) else "loss (mixed)"
+            elif len(values) == len(metas) and all(v == values[0] for v in values):
+                out.graph.graph[key] = values[0]
         for g in (self, other):
             mapping = {}
             for node, a in g.graph.nodes(data=True):
