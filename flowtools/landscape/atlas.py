@@ -105,7 +105,7 @@ class Atlas:
         return np.asarray(self.nx.nodes[self._node(node)]["theta"], dtype=np.float64)
 
     def connections(self, ts: str) -> list[str]:
-        """The minima a transition state connects."""
+        """The minima a transition state connects (one, for a degenerate rearrangement)."""
         return [v for _, v, e in self.nx.out_edges(self._node(ts), data=True)
                 if TRANSITION_PATH in e.get("source", "").split("+")]
 
@@ -140,9 +140,10 @@ class Atlas:
 
     def add_path(self, path: TransitionPath) -> str | None:
         """Add what a `transition_path` found: its index-1 saddle and the two minima its descent reached
-        (which need not be the band's ends), joined by `transition_path` edges with their barriers.
-        Returns the transition state's node id, or None when the band gave no verified transition state
-        (no index-1 saddle, or a descent branch that did not end at a minimum)."""
+        (which need not be the band's ends), joined by `transition_path` edges with their barriers; when
+        both are one minimum up to symmetry, one edge. Returns the transition state's node id, or None
+        when the band gave no verified transition state (no index-1 saddle, or a descent branch that did
+        not end at a minimum)."""
         if not isinstance(path, TransitionPath):
             raise TypeError(f"path must be a TransitionPath, got {type(path).__name__}.")
         s = path.saddle
@@ -151,10 +152,10 @@ class Atlas:
         if any(not r.success or r.kind not in _MINIMUM_KINDS for r in path.reached):
             return None
         minima = [self._add(r) for r in path.reached]
-        if minima[0] == minima[1]:
-            return None  # both branches fall into one minimum (up to symmetry): no connection between two
         ts = self._add(s)
-        for m in minima:
+        # Both branches may fall into one minimum up to symmetry (a degenerate rearrangement, e.g. a
+        # neuron's sign flip through the point where it is dead): one edge, and no join in the tree.
+        for m in dict.fromkeys(minima):
             self.graph.add_transition(ts, m, origin=TRANSITION_PATH, count=0)
             e = self.nx.edges[ts, m]
             e["barrier"] = float(s.loss - self.loss(m))
