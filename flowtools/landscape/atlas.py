@@ -94,9 +94,10 @@ class Atlas:
         return sorted(nodes, key=lambda n: self.nx.nodes[n]["loss"])
 
     def transition_states(self) -> list[str]:
-        """Node ids of the transition states: index-1 saddles with verified connections to two minima."""
-        return sorted({u for u, _, e in self.nx.edges(data=True) if e.get("source", "").split("+").count(
-            TRANSITION_PATH)}, key=lambda n: self.nx.nodes[n]["loss"])
+        """Node ids of the transition states (index-1 saddles whose descent was followed into minima),
+        lowest loss first."""
+        return sorted({u for u, _, e in self.nx.edges(data=True) if TRANSITION_PATH in e.get("source", "").split("+")},
+                      key=lambda n: self.nx.nodes[n]["loss"])
 
     def loss(self, node: str) -> float:
         return float(self.nx.nodes[self._node(node)]["loss"])
