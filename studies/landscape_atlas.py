@@ -140,8 +140,8 @@ def main(argv=None) -> dict:
         drawn.append((f"ReLU k = n = {k}", atlas))
         atlas.to_json(out / f"atlas_{row['name']}.json")
     draw(drawn, out)
-    summary = dict(schema=SCHEMA, settings=dict(ks=settings["ks"], seeds=seeds), seed0=args.seed, wall_s=time.perf_counter() - t0,
-                   landscapes=landscapes)
+    summary = dict(schema=SCHEMA, settings=dict(ks=settings["ks"], seeds=seeds), seed0=args.seed,
+                   wall_s=time.perf_counter() - t0, landscapes=landscapes)
     ft.io.write_json(out / "summary.json", summary)
     for row in landscapes:
         if "connect" in row:
@@ -149,7 +149,8 @@ def main(argv=None) -> dict:
         if "sign_flip" in row:
             print(f"{row['name']} sign flip: {row['sign_flip']['message']}")
         for sp in row.get("spurious", []):
-            print(f"{row['name']}: spurious F = {sp['loss']:.7g} ({sp['runs']} of {row['seeds']} runs): {sp['message']}")
+            print(f"{row['name']}: spurious F = {sp['loss']:.7g} ({sp['runs']} of {row['seeds']} runs): "
+                  f"{sp['message']}")
     print(f"wall {summary['wall_s']:.1f} s")
     return summary
 

@@ -96,8 +96,8 @@ class Atlas:
     def transition_states(self) -> list[str]:
         """Node ids of the transition states (index-1 saddles whose descent was followed into minima),
         lowest loss first."""
-        return sorted({u for u, _, e in self.nx.edges(data=True) if TRANSITION_PATH in e.get("source", "").split("+")},
-                      key=lambda n: self.nx.nodes[n]["loss"])
+        ts = {u for u, _, e in self.nx.edges(data=True) if TRANSITION_PATH in e.get("source", "").split("+")}
+        return sorted(ts, key=lambda n: self.nx.nodes[n]["loss"])
 
     def loss(self, node: str) -> float:
         return float(self.nx.nodes[self._node(node)]["loss"])
@@ -261,8 +261,8 @@ class Atlas:
                                  f"{a} and {b} are not connected after {len(attempts)} band(s) ({tried})")
         bar = self.barrier(a, b)
         return ConnectResult(a, b, True, bar, ts, nodes, attempts, "connected",
-                             f"{a} and {b} are connected through {len(nodes) - 1} transition state(s); the lowest "
-                             f"pass is {ts} at L = {self.loss(ts):.10g} (barriers {bar[0]:.6g} from {a}, "
+                             f"{a} and {b} are connected through {len(nodes) - 1} transition state(s); "
+                             f"the lowest pass is {ts} at L = {self.loss(ts):.10g} (barriers {bar[0]:.6g} from {a}, "
                              f"{bar[1]:.6g} from {b}); {len(attempts)} band(s) run")
 
     # ---------------------------------------------------------------------------------- the tree

@@ -235,10 +235,10 @@ def _certify(problem, theta, radius, d, n, b, V, a, c, iv, t0):
         worst = max(worst, max(abs(lo), abs(hi)) / radius)
         inside = inside and lo > -radius and hi < radius
     if not inside:
-        return result(False, None, worst, f"refused: the Krawczyk image is not inside the box of radius {radius:g} "
-                      f"(max |K − θ| / radius = {worst:.3g}; max |∂F/∂θ| at θ ≤ {gmax:.3g})")
+        return result(False, None, worst, "refused: the Krawczyk image is not inside the box of radius "
+                      f"{radius:g} (max |K − θ| / radius = {worst:.3g}; max |∂F/∂θ| at θ ≤ {gmax:.3g})")
     index = 0 if _cholesky_positive(iv, HX) else None
     what = "a strict minimum (every Hessian in the box positive definite)" if index == 0 else \
         "its Morse index not proven (the interval Cholesky test failed)"
-    return result(True, index, worst, f"certified: exactly one critical point within {radius:g} of θ (max |K − θ| / "
-                  f"radius = {worst:.3g}), {what}; F ∈ [{loss[0]:.12g}, {loss[1]:.12g}]")
+    return result(True, index, worst, f"certified: exactly one critical point within {radius:g} of θ "
+                  f"(max |K − θ| / radius = {worst:.3g}), {what}; F ∈ [{loss[0]:.12g}, {loss[1]:.12g}]")
