@@ -67,6 +67,7 @@ from .landscape import (  # noqa: E402
     unstable_manifold,
 )
 from .landscape import SaddleSearch, TransitionPath, saddle_search, transition_path  # noqa: E402
+from .landscape import Atlas, disconnectivity_tree  # noqa: E402
 from .models import MLP, FunctionModel  # noqa: E402
 from .problem import LOSS_CONVENTIONS, LOSSES, DataSource, FiniteData, Problem  # noqa: E402
 from . import gaussian  # noqa: E402
@@ -110,4 +111,5 @@ __all__ = [
     "split_neuron", "inner_hessian", "predict_split", "SplitPrediction",
     "enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
     "transition_path", "TransitionPath", "saddle_search", "SaddleSearch",
+    "Atlas", "disconnectivity_tree",
 ]

@@ -177,8 +177,21 @@ class SaddleGraph:
 
     # ------------------------------------------------------------ combining
     def merge(self, other: "SaddleGraph") -> "SaddleGraph":
-        """A new graph holding both graphs' nodes (matched by fingerprint and signature) and edges."""
+        """A new graph holding both graphs' nodes (matched by fingerprint and signature) and edges, and
+        their metadata (`graph.graph`): a value both graphs agree on, or that of the one graph that has
+        nodes; a value they disagree on, or that one of two graphs with nodes lacks, is dropped, except
+        `loss_label`, which becomes "loss (mixed)" when both give it and they differ (as `add_to_graph`
+        does)."""
         out = SaddleGraph(min(self.fingerprint_tol, other.fingerprint_tol))
+        fixed = ("fingerprint_tol", "n_trajectories")
+        metas = [{k: v for k, v in g.graph.graph.items() if k not in fixed} for g in (self, other) if len(g)]
+        metas = metas or [{k: v for k, v in g.graph.graph.items() if k not in fixed} for g in (self, other)]
+        for key in dict.fromkeys(k for m in metas for k in m):
+            values = [m[key] for m in metas if key in m]
+            if key == "loss_label":
+                out.graph.graph[key] = values[0] if all(v == values[0] for v in values) else "loss (mixed)"
+            elif len(values) == len(metas) and all(v == values[0] for v in values):
+                out.graph.graph[key] = values[0]
         for g in (self, other):
             mapping = {}
             for node, a in g.graph.nodes(data=True):
@@ -204,9 +217,11 @@ class SaddleGraph:
                 f["source"] = "+".join(sorted(set(filter(None, (f["source"] + "+" + e["source"]).split("+")))))
                 f["methods"] = sorted(set(f["methods"]) | set(e["methods"]))
                 f["runs"] = sorted(set(f["runs"]) | set(e["runs"]))
-                for key in ("manifold_fraction", "manifold_time"):
+                for key in ("manifold_fraction", "manifold_time", "kind"):
                     if key in e:
                         f[key] = e[key]
+                if "barrier" in e:  # a transition state's connection: keep the lower barrier seen
+                    f["barrier"] = min(float(e["barrier"]), float(f.get("barrier", np.inf)))
         for _, _, e in out.graph.edges(data=True):
             out._refresh_edge(e)
         return out
@@ -298,14 +313,14 @@ class SaddleGraph:
                       methods=e["methods"]) for u, v, e in self.graph.edges(data=True)]
         return GraphSummary(n_trajectories=self.n_trajectories, nodes=nodes, edges=edges)
 
-    def draw(self, ax=None, *, title: str | None = None, labels: bool = True):
-        """A disconnectivity-style drawing (`flowtools.plotting.draw_saddle_graph`): y = training loss
-        (log when it spans decades, else linear with an offset), colour = Morse index (binned above 10
-        indices), size = visits, edge width = frequency, labels = id, kind and `reduces_to`, placed
-        without overlaps. Returns the axes."""
+    def draw(self, ax=None, *, title: str | None = None, labels: bool = True, loss_name: str | None = None):
+        """A disconnectivity-style drawing (`flowtools.plotting.draw_saddle_graph`): y = the loss, named by
+        `loss_name` or the graph's `loss_label` (log when it spans decades, else linear with an offset),
+        colour = Morse index (binned above 10 indices), size = visits, edge width = frequency, labels =
+        id, kind and `reduces_to`, placed without overlaps. Returns the axes."""
         from .plotting import draw_saddle_graph
 
-        return draw_saddle_graph(self, ax=ax, title=title, labels=labels)
+        return draw_saddle_graph(self, ax=ax, title=title, labels=labels, loss_name=loss_name)
 
     def __len__(self):
         return self.graph.number_of_nodes()

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from . import io  # noqa: E402
 
-__all__ = ["save_figure", "plot_learning_curves", "plot_sharpness", "draw_saddle_graph"]
+__all__ = ["save_figure", "plot_learning_curves", "plot_sharpness", "draw_saddle_graph", "draw_disconnectivity"]
 
 
 def save_figure(fig, path, *, dpi: int = 130) -> None:
@@ -315,3 +315,78 @@ def _omitted_table(ax, nodes, g, *, rows: int = 40, fontsize: float = 6.0):
         # a monospaced character is about 0.6 em wide: columns of 64 characters side by side
         fig.text(pos.x0 + j * 64 * 0.6 * fontsize / 72.0 / fig.get_figwidth(), y, "\n".join([header] + col),
                  family="monospace", fontsize=fontsize, va="top", ha="left")
+
+
+def _tree_order(tree, node, loss):
+    """Leaves below `node` left to right: at each join the branch holding the lower minimum first."""
+    kids = sorted(tree.successors(node), key=lambda c: min(loss[m] for m in tree.nodes[c]["minima"]))
+    if not kids:
+        return [node]
+    return [leaf for c in kids for leaf in _tree_order(tree, c, loss)]
+
+
+def draw_disconnectivity(atlas, ax=None, *, title: str | None = None, labels: bool = True,
+                         loss_name: str | None = None):
+    """The disconnectivity graph of an `Atlas` (Becker & Karplus 1997; Wales, Miller & Walsh 1998).
+
+    Each minimum is a branch ending at its loss (y); branches join at the loss of the transition state
+    that first connects their groups (`disconnectivity_tree`), the lower minimum's branch to the left.
+    Groups that no known transition state connects rise to the top of the plot as separate trees (the
+    title counts them). y is linear: barriers are differences of losses. The axis is named by
+    `loss_name` or the atlas graph's `loss_label`. Returns the axes; `ax.disconnectivity` holds the
+    drawn coordinates (`x` of every tree node, the `tree`).
+    """
+    import networkx as nx
+
+    from .landscape.atlas import disconnectivity_tree
+
+    tree = disconnectivity_tree(atlas)
+    loss = {n: float(a["loss"]) for n, a in tree.nodes(data=True)}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(float(np.clip(3.0 + 0.35 * len(atlas.minima()), 5.0, 14.0)), 4.5))
+    ax.set_ylabel(loss_label(atlas.graph, loss_name))
+    if not tree.number_of_nodes():
+        ax.text(0.5, 0.5, "empty atlas (no minima)", ha="center", transform=ax.transAxes)
+        ax.set_title(title or "disconnectivity graph: 0 minima", fontsize=9)
+        return ax
+    roots = tree.graph["roots"]
+    x, order = {}, []
+    for r in roots:
+        order += _tree_order(tree, r, loss)
+    for i, leaf in enumerate(order):
+        x[leaf] = float(i)
+    for n in reversed(list(nx.topological_sort(tree))):
+        kids = list(tree.successors(n))
+        if kids:
+            x[n] = float(np.mean([x[c] for c in kids]))
+    values = np.array(list(loss.values()))
+    span = float(values.max() - values.min()) or max(abs(float(values.max())), 1.0)
+    top = float(values.max()) + 0.08 * span
+    for n in tree.nodes:
+        for c in tree.successors(n):
+            ax.plot([x[c], x[n]], [loss[c], loss[n]], color="0.15", lw=1.2, solid_capstyle="round")
+    for r in roots:
+        ax.plot([x[r], x[r]], [loss[r], top], color="0.15", lw=1.2)
+    leaves = [n for n in tree.nodes if tree.nodes[n]["minimum"]]
+    joins = [n for n in tree.nodes if not tree.nodes[n]["minimum"]]
+    ax.scatter([x[n] for n in leaves], [loss[n] for n in leaves], s=22, color=INDEX_COLOURS[0], zorder=3,
+               label="minimum")
+    if joins:
+        ax.scatter([x[n] for n in joins], [loss[n] for n in joins], s=22, color=INDEX_COLOURS[1], marker="s",
+                   zorder=3, label="transition state")
+    if labels:
+        for n in leaves:
+            ax.annotate(n, (x[n], loss[n]), xytext=(0, -4), textcoords="offset points", ha="center", va="top",
+                        fontsize=7)
+        for n in joins:
+            ax.annotate(tree.nodes[n]["ts"], (x[n], loss[n]), xytext=(4, 2), textcoords="offset points",
+                        fontsize=6, color="0.35")
+    ax.set_xticks([])
+    ax.set_xlim(-0.7, len(order) - 0.3)
+    ax.set_ylim(float(values.min()) - 0.08 * span, top)
+    ax.legend(fontsize=7, loc="best", frameon=False)
+    n_groups = len(roots)
+    apart = f"; {n_groups} groups not connected" if n_groups > 1 else ""
+    ax.set_title(title or f"disconnectivity graph: {len(leaves)} minima, {len(joins)} joins{apart}", fontsize=9)
+    ax.disconnectivity = dict(x=x, tree=tree)
+    return ax

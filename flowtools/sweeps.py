@@ -45,7 +45,7 @@ import traceback
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pydantic
@@ -61,7 +61,7 @@ __all__ = [
     "configure_worker", "worker_environment", "pin_to_cpu", "TIMING_OUTCOMES", "SCHEMA",
     "check_configurations", "ConfigError", "check_store", "DamagedRecordWarning", "FAILED", "ERROR",
     "ProblemParameters", "FlowItineraryParameters", "GDItineraryParameters", "CriticalPointsParameters",
-    "EscapeParameters",
+    "EscapeParameters", "read_store", "StoreContents",
 ]
 
 SCHEMA = "flowtools.sweep/1"
@@ -808,6 +808,29 @@ def merged_graph(store, **where):
         if all(rec["config"].get(k) == v for k, v in where.items()) and rec.get("graph"):
             graphs.append(_graph_from(rec["graph"]))
     return _merge_all(graphs)
+
+
+class StoreContents(NamedTuple):
+    """What `read_store` returns: the sweep's `configurations`, the finished points' `records` by point
+    index, the results `dataset` built from them and the SaddleGraph `graph` merged over them."""
+
+    configurations: list
+    records: dict
+    dataset: object
+    graph: object
+
+
+def read_store(store) -> StoreContents:
+    """A sweep store read from its point records in one pass (a `StoreContents`); damaged records are
+    skipped with a `DamagedRecordWarning`, as by `open_results`.
+
+    **Raises:** `FileNotFoundError` when `store` is not a sweep store, `ValueError` when its sweep.json
+    cannot be read."""
+    spec = _sweep_spec(store, "store")
+    configs = spec["configurations"]
+    records, _ = _Store(store).read()
+    ds, graph = _build(configs, records, _attrs(spec["task"], configs))
+    return StoreContents(configs, records, ds, graph)
 
 
 def _attrs(task_name: str, configs) -> dict:

@@ -250,13 +250,7 @@ def _store_groups(store) -> list[dict]:
     from . import sweeps
     from .graph import SaddleGraph
 
-    spec = sweeps._sweep_spec(store, "store")
-    configs = spec["configurations"]
-    records, _ = sweeps._Store(store).read()
-    ds, merged = sweeps._build(configs, records, sweeps._attrs(spec["task"], configs))
-    labels = {(r.get("graph") or {}).get("graph", {}).get("loss_label") for r in records.values()} - {None}
-    if labels:  # merging keeps no graph metadata: name the loss from the points' own graphs
-        merged.graph.graph["loss_label"] = labels.pop() if len(labels) == 1 else "loss (mixed)"
+    configs, records, ds, merged = sweeps.read_store(store)
     finished = sorted(records)
     varying = [k for k in dict.fromkeys(k for c in configs for k in c)
                if k != "seed" and len({repr(c.get(k)) for c in configs}) > 1]

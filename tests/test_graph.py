@@ -106,6 +106,30 @@ def test_merge_adds_counts_and_matches_nodes():
     assert m.graph.edges[md, mc]["fraction"] == pytest.approx(1 / 3)
 
 
+def test_merge_keeps_graph_metadata():
+    g, *_ = _example()
+    h = SaddleGraph()
+    h.add_node(fingerprint=[5.0, 5.0, 5.0], signature=(0, 0, 4), kind="minimum", loss=0.5, theta=[9, 9, 9, 9])
+    g.graph.graph.update(loss_label="population loss", study="width", k=8)
+    h.graph.graph.update(loss_label="population loss", study="width", k=10, seed=3)
+    m = g.merge(h)
+    meta = m.graph.graph
+    assert (meta["loss_label"], meta["study"]) == ("population loss", "width")
+    assert "k" not in meta and "seed" not in meta  # they disagree, or one graph does not say: not kept
+    # Merged in a tree (as sweeps merge points), a dropped value does not come back from a third graph.
+    third = SaddleGraph()
+    third.add_node(fingerprint=[7.0, 7.0, 7.0], signature=(0, 0, 4), kind="minimum", loss=0.1, theta=[1, 1, 1, 1])
+    third.graph.graph.update(loss_label="population loss", study="width", k=12)
+    assert "k" not in m.merge(third).graph.graph and m.merge(third).graph.graph["study"] == "width"
+    assert meta["n_trajectories"] == g.n_trajectories and meta["fingerprint_tol"] == g.fingerprint_tol
+    h.graph.graph["loss_label"] = "training loss"
+    assert g.merge(h).graph.graph["loss_label"] == "loss (mixed)"
+    empty = SaddleGraph()
+    empty.graph.graph["k"] = 3
+    assert SaddleGraph().merge(g).graph.graph["loss_label"] == "population loss"
+    assert empty.merge(g).graph.graph["k"] == 8  # an empty graph has no say
+
+
 def test_draw_writes_png(tmp_path):
     from flowtools.plotting import save_figure
 

@@ -172,6 +172,7 @@ def test_loss_axis_named_for_the_loss_and_empty_graph_keeps_title():
 
     ax = draw_saddle_graph(g, labels=False, loss_name="cross-entropy")
     assert ax.get_ylabel().startswith("cross-entropy")
+    assert g.draw(labels=False, loss_name="test loss").get_ylabel().startswith("test loss L")
     ax = SaddleGraph().draw(title="width 7, tanh")
     assert ax.get_title() == "width 7, tanh" and "empty" in ax.texts[0].get_text()
     assert SaddleGraph().draw().get_title().startswith("saddle graph: 0 nodes")

@@ -243,3 +243,15 @@ def test_result_is_json(mb, tmp_path):
     search = saddle_search(mb, MIN_B, max_iter=100)
     write_json(tmp_path / "search.json", search.to_dict())
     assert read_json(tmp_path / "search.json")["status"] == search.status
+
+
+def test_align_minimum_with_frozen_output_weights():
+    """Safran–Shamir nets freeze every output weight at 1: permuting hidden neurons (rows of W) is still a
+    symmetry, and the alignment undoes it; with unequal frozen weights it is not, and θ is returned."""
+    problem = ft.problems.safran_shamir(3)
+    rng = np.random.default_rng(4)
+    theta = rng.standard_normal(problem.n_params)
+    image = theta.reshape(3, 3)[[2, 0, 1]].ravel()
+    np.testing.assert_allclose(align_minimum(problem, theta, image), theta, atol=1e-14)
+    uneven = problem.freeze("W2", np.concatenate([np.zeros(9), [1.0, 2.0, 3.0]]))
+    assert np.array_equal(align_minimum(uneven, theta, image), image)

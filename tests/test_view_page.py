@@ -103,3 +103,30 @@ def test_a_file_that_is_not_a_graph_names_the_field(tmp_path, bad):
     (tmp_path / "g.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match=bad):
         view(tmp_path / "g.json")
+
+
+def test_view_reads_stores_only_through_public_sweeps_functions():
+    import inspect
+
+    import flowtools.view
+
+    assert not re.search(r"sweeps\._\w", inspect.getsource(flowtools.view))
+
+
+@pytest.mark.slow
+def test_store_groups_read_through_the_public_reader(tmp_path):
+    """`load_groups` reads a sweep store with `flowtools.sweeps.read_store`; the merged graph keeps the
+    loss label of its points."""
+    import flowtools.sweeps as S
+
+    configs = S.grid(seed=[0], width=[1, 2], activation="tanh", d_in=2, n=30, t1=1e4)
+    S.sweep("flow_itinerary", configs, tmp_path / "store", workers=0, progress=False)
+    contents = S.read_store(tmp_path / "store")
+    assert contents.configurations == configs and sorted(contents.records) == [0, 1]
+    assert contents.graph.n_trajectories == 2 and contents.graph.graph.graph["loss_label"] == "training loss"
+    assert int(contents.dataset["finished"].sum()) == 2
+    groups, _ = load_groups(tmp_path / "store")
+    assert groups[0]["graph"].graph.graph["loss_label"] == "training loss"
+    assert len(groups[0]["graph"]) == len(S.merged_graph(tmp_path / "store"))
+    with pytest.raises(FileNotFoundError, match="not a sweep store"):
+        S.read_store(tmp_path)

@@ -18,6 +18,8 @@ from .input_symmetry import InputSymmetry, canonical_input, orbit_fingerprint
 from .manifolds import ManifoldBranch, UnstableManifold, match_target, unstable_manifold
 from .paths import TransitionPath, align_minimum, transition_path
 from .dimer import SaddleSearch, lowest_mode, saddle_search
+from .atlas import Atlas, ConnectResult, disconnectivity_tree
+from .certify import Certificate, certify_relu_critical_point
 from .slow import SlowPoint, resolve_trajectory, slow_points
 from .spectrum import (
     DEFAULT_RTOL_ZERO,
@@ -52,4 +54,5 @@ __all__ = [
     "function_fingerprint", "fingerprint_distance", "output_distance", "neuron_symmetries", "probe_inputs",
     "symmetrize_neurons", "resolve_trajectory", "InputSymmetry", "canonical_input", "orbit_fingerprint",
     "TransitionPath", "transition_path", "align_minimum", "SaddleSearch", "saddle_search", "lowest_mode",
+    "Atlas", "ConnectResult", "disconnectivity_tree", "Certificate", "certify_relu_critical_point",
 ]

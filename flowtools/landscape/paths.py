@@ -49,18 +49,29 @@ _CODE_NAMES = {_CONVERGED: "converged", _MAX_ITER: "max_iter", _NON_FINITE: "non
 # --------------------------------------------------------------------------------------- alignment
 def align_minimum(problem: Problem, theta_ref, theta) -> np.ndarray:
     """The image of `theta` under hidden-neuron permutations (and sign flips, for odd σ) closest to
-    `theta_ref`; `theta` itself for a model that is not an `MLP` or with frozen parameters.
+    `theta_ref`; `theta` itself for a model that is not an `MLP`.
 
     Layer by layer from the input, neurons are matched by the linear assignment problem
     (`scipy.optimize.linear_sum_assignment`) on squared distances between their (incoming weights, bias,
     outgoing weights); for odd σ each pair is compared up to the sign flip that leaves the function
-    unchanged. The network function is the same before and after.
+    unchanged. The network function is the same before and after. With frozen parameters the matching
+    runs on the full θ and is kept only when it leaves every frozen entry as it was (e.g. output weights
+    all frozen at 1, as in `flowtools.problems.safran_shamir`); otherwise `theta` is returned.
     """
     theta = _checks.theta_vector("theta", theta, problem.n_params)
     theta_ref = _checks.theta_vector("theta_ref", theta_ref, problem.n_params)
-    if not problem.is_mlp or problem.free is not None:
+    if not problem.is_mlp:
         return theta
-    model = problem.model
+    if problem.free is not None:
+        full = _align_full(problem.model, problem.full_theta(theta_ref), problem.full_theta(theta))
+        mask = problem.frozen_mask
+        if np.array_equal(full[mask], np.asarray(problem.frozen_base)[mask]):
+            return problem.free_theta(full)
+        return theta
+    return _align_full(problem.model, theta_ref, theta)
+
+
+def _align_full(model, theta_ref, theta) -> np.ndarray:
     odd = bool(model.activation.odd)
     ref, out = _layers(model, theta_ref), _layers(model, theta)
 
