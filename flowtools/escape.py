@@ -387,22 +387,52 @@ def plateau_length(trajectory, *, method: str = "drop", fraction: float = 0.5, t
                    f"t in [{tt[a]:.6g}, {tt[b]:.6g}]", length)
 
 
-def plateaus(trajectory, *, threshold: float = 0.05, min_decades: float = 0.1,
+def _log_loss_noise(s, x, smooth: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x̄, σ): a running median of x = log L over ±`smooth` decades of t (s = log10 t), and the local
+    noise level of x, 1.4826 × the running median of |x − x̄| over ±4·`smooth` decades (a robust standard
+    deviation, estimated from the run itself). σ = 0 and x̄ = x when `smooth` is 0."""
+    from .landscape.slow import _running_median
+
+    if smooth <= 0:
+        return x.copy(), np.zeros_like(x)
+    xs = _running_median(s, x, smooth)
+    return xs, 1.4826 * _running_median(s, np.abs(x - xs), 4 * smooth)
+
+
+def plateaus(trajectory, *, threshold: float = 0.05, band: float = 0.05, min_decades: float = 0.1,
+             smooth: float | None = None, noise_factor: float = 3.0,
              include_unfinished: bool = False) -> list[Plateau]:
     """Every plateau of a learning curve, in time order (saddle-to-saddle runs have several).
 
-    A plateau is a maximal run of consecutive saved intervals (t > 0, L > 0) on which the loss is flat in
-    log-log coordinates, s_k = −Δlog L / Δlog t < `threshold`, that lasts at least `min_decades` decades of
-    t (log10 t_exit − log10 t_entry) and is followed by a drop; the rule is the one of
-    `plateau_length(method="slope")`, applied to every run instead of the longest. A flat run that reaches
-    the last saved state is a converged tail or an unfinished plateau: it is returned (status
-    "no_drop", `t_end` nan, `lower_bound` its length so far) only with `include_unfinished`.
+    A plateau is a maximal stretch of saved states (t > 0, L > 0) over which log L stays within a band:
+    it starts at a state where the curve is flat in log-log coordinates (−Δlog L̄/Δlog t < `threshold`
+    to the next state) and extends while max log L̄ − min log L̄ over the stretch is at most
+    max(`band`, `noise_factor` · σ), σ the local noise level of log L at its start; it must last at
+    least `min_decades` decades of t and be followed by a drop out of the band. Stretches are taken
+    greedily from the earliest start; one whose median level lies within the band of the previous
+    plateau's, with the two spanning at most twice the band, continues it (a noisy run may leave the band briefly without leaving the saddle). L̄ is L itself for gradient flow and GD, and for SGD a running
+    median over ±`smooth` decades of t with σ the robust spread of log L about it (estimated from the
+    run), so that one noisy plateau is one plateau, not a string of fragments.
 
-    **Returns:** a list of `Plateau` (method "slope"): `loss_plateau` is the loss at entry, `loss_exit`
-    the loss at exit, `t_start` / `t_end` entry and exit, `length` = exit − entry.
+    A relative slope alone (the rule of `plateau_length(method="slope")`) cuts a plateau short at late
+    times, where the saddle's slow drift of L is steep in log t: the band keeps it whole. A flat stretch
+    that reaches the last saved state is a converged tail, a noise ball or an unfinished plateau: it is
+    returned (status "no_drop", `t_end` nan, `lower_bound` its length so far) only with
+    `include_unfinished`.
+
+    **Arguments:** `threshold` (> 0), `band` (> 0, in log L: 0.05 is a 5 % change), `min_decades` (≥ 0),
+    `smooth` (decades; None: 0 for deterministic runs, 0.05 for SGD), `noise_factor` (≥ 0).
+
+    **Returns:** a list of `Plateau` (method "level"): `loss_plateau` is the median loss over the
+    plateau, `loss_exit` the loss at exit, `t_start` / `t_end` entry and exit, `length` = exit − entry.
     """
     threshold = _checks.positive("threshold", threshold)
+    band = _checks.positive("band", band)
     min_decades = _checks.nonnegative("min_decades", min_decades)
+    noise_factor = _checks.nonnegative("noise_factor", noise_factor)
+    if smooth is None:
+        smooth = 0.05 if getattr(trajectory, "method", None) == "sgd" else 0.0
+    smooth = _checks.nonnegative("smooth", smooth)
     t = _checks.finite_array("trajectory.t", getattr(trajectory, "t", None), ndim=1)
     loss = _checks.finite_array("trajectory.loss", getattr(trajectory, "loss", None), ndim=1)
     if loss.size != t.size:
@@ -411,25 +441,40 @@ def plateaus(trajectory, *, threshold: float = 0.05, min_decades: float = 0.1,
     tt, ll = t[keep], loss[keep]
     if tt.size < 2:
         raise ValueError("plateaus needs at least 2 saved states with t > 0 and loss > 0.")
-    s = -np.diff(np.log(ll)) / np.diff(np.log(tt))
-    out, start = [], None
-    for k, f in enumerate(np.append(s < threshold, False)):
-        if f and start is None:
-            start = k
-        elif not f and start is not None:
-            a, b = start, k
-            start = None
-            if np.log10(tt[b] / tt[a]) < min_decades:
-                continue
-            length = float(tt[b] - tt[a])
-            if b < tt.size - 1:
-                out.append(Plateau(length, float(tt[a]), float(tt[b]), float(ll[a]), math.nan, "slope",
-                                   "ended", f"flat (-dlogL/dlogt < {threshold:g}) at L ≈ {ll[a]:.6g} for t in "
-                                   f"[{tt[a]:.6g}, {tt[b]:.6g}], then a drop", length, float(ll[b])))
-            elif include_unfinished:
-                out.append(Plateau(math.nan, float(tt[a]), math.nan, float(ll[a]), math.nan, "slope",
-                                   "no_drop", f"flat from t={tt[a]:.6g} to the last saved state: a converged "
-                                   "tail or an unfinished plateau", length, float(ll[b])))
+    s = np.log10(tt)
+    x, sigma = _log_loss_noise(s, np.log(ll), smooth)
+    slope = -np.diff(x) / np.diff(np.log(tt))
+    m, out, a = tt.size, [], 0
+    while a < m - 1:
+        if slope[a] >= threshold:
+            a += 1
+            continue
+        width = max(band, noise_factor * float(sigma[a]))
+        lo = hi = x[a]
+        b = a
+        while b + 1 < m and max(hi, x[b + 1]) - min(lo, x[b + 1]) <= width:
+            b += 1
+            lo, hi = min(lo, x[b]), max(hi, x[b])
+        if s[b] - s[a] < min_decades:
+            a += 1
+            continue
+        if out and out[-1].status == "ended":  # a noise-driven gap within one level: rejoin
+            a0 = int(np.searchsorted(tt, out[-1].t_start))
+            if abs(np.median(x[a:b + 1]) - np.log(out[-1].loss_plateau)) <= width and \
+                    np.ptp(x[a0:b + 1]) <= 2 * width:
+                out.pop()
+                a = a0
+        level = float(np.median(ll[a:b + 1]))
+        length = float(tt[b] - tt[a])
+        if b < m - 1:
+            out.append(Plateau(length, float(tt[a]), float(tt[b]), level, math.nan, "level", "ended",
+                               f"L within a factor e^{width:.3g} of {level:.6g} for t in [{tt[a]:.6g}, "
+                               f"{tt[b]:.6g}], then a drop", length, float(ll[b])))
+        elif include_unfinished:
+            out.append(Plateau(math.nan, float(tt[a]), math.nan, level, math.nan, "level", "no_drop",
+                               f"flat from t={tt[a]:.6g} to the last saved state: a converged tail, a noise "
+                               "ball or an unfinished plateau", length, float(ll[b])))
+        a = b + 1
     return out
 
 
