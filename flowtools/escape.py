@@ -43,6 +43,7 @@ jax.config.update("jax_enable_x64", True)
 
 __all__ = [
     "EscapeTime", "escape_time", "distances", "linearized_escape_time",
+    "EscapeDistribution", "escape_time_distribution",
     "Plateau", "plateau_length", "plateaus",
     "Basin", "BasinFractions", "basin_fractions", "wilson_interval",
     "ScalingFit", "fit_power_law", "fit_log_law",
@@ -106,6 +107,7 @@ class EscapeTime:
     - `metric`, `radius`, `interpolation`: the settings used (`interpolation` is "event" when
       `escape_flow` located t_out by root finding on its event).
     - `d0`: the distance at t_0.
+    - `exit`: the exit rule used ("first", "hysteresis" or "last"; see `escape_time`).
     """
 
     time: float
@@ -119,6 +121,7 @@ class EscapeTime:
     radius: float
     interpolation: str
     d0: float
+    exit: str = "first"
 
     @property
     def escaped(self) -> bool:
@@ -147,7 +150,7 @@ def _crossing(t_a, t_b, d_a, d_b, level, interpolation):
 
 def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
                 problem: Problem | None = None, interpolation: str = "log", refine: str = "auto",
-                coarse: float = 0.01) -> EscapeTime:
+                coarse: float = 0.01, exit: str = "auto", exit_radius: float | None = None) -> EscapeTime:
     """The time a trajectory spends between entering and leaving the ball of `radius` around `center`.
 
     **Arguments:**
@@ -163,6 +166,12 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
       (a gradient-flow trajectory and `problem` given), else interpolates and warns when the bracket is
       coarse; "solve" requires the re-solve; "none" only interpolates (and warns when coarse).
     - `coarse`: a bracket wider than `coarse` × the escape time is coarse.
+    - `exit`: which exit ends the stay. "first": the first exit after t_in. "hysteresis": the last
+      crossing of `radius` before the run first goes beyond `exit_radius` (default 2 × `radius`), so a
+      noisy run that wanders back and forth across the radius makes one stay. "last": the last crossing
+      of `radius` after which the run never returns. "auto" (default): "first" for gradient flow and GD
+      (deterministic: a run that leaves a saddle's ball does not wander back across it), "hysteresis"
+      for SGD and for trajectories of unknown method that are not gradient flow or GD.
 
     Re-solving: the flow is integrated again from the saved state before the crossing over the bracket
     (the same solver and tolerances, 64 equally spaced saves), the crossing is bracketed on that grid,
@@ -178,6 +187,14 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
     the lower bound t_last − t_in; one that never enters gets "never_entered". Nothing is silent.
     """
     radius = _checks.positive("radius", radius)
+    exit = _checks.choice("exit", exit, ["auto", "first", "hysteresis", "last"])
+    method = getattr(trajectory, "method", None)
+    if exit == "auto":
+        exit = "first" if method in ("gradient_flow", "gradient_descent") else "hysteresis"
+    if exit_radius is None:
+        exit_radius = 2.0 * radius
+    elif _checks.positive("exit_radius", exit_radius) < radius:
+        raise ValueError(f"exit_radius={exit_radius:g} is below radius={radius:g}; pass exit_radius ≥ radius.")
     interpolation = _checks.choice("interpolation", interpolation, ["log", "linear"])
     metric = _checks.choice("metric", metric, _METRICS)
     refine = _checks.choice("refine", refine, ["auto", "solve", "none"])
@@ -203,8 +220,8 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
         t, theta = t[:k], theta[:k]
     d = distances(theta, center, metric=metric, problem=problem)
     inside = d <= radius
-    common = dict(metric=metric, radius=radius, interpolation="resolved" if resolve else interpolation,
-                  d0=float(d[0]))
+    common = dict(metric=metric, radius=radius, exit=exit,
+                  interpolation="resolved" if resolve else interpolation, d0=float(d[0]))
     brackets = []
 
     def cross(i):  # the crossing between saves i − 1 and i
@@ -235,16 +252,93 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
                           f"still inside at the last saved state t={t[-1]:.6g} (distance {d[-1]:.4g} ≤ "
                           f"{radius:g}); escape time ≥ {lb:.6g}. Run longer.{note}", started, lb, **common)
     i_out = i_in + int(outs[0])
+    if exit != "first":
+        beyond = np.flatnonzero(d[i_in:] > exit_radius) if exit == "hysteresis" else np.array([], int)
+        stop = i_in + int(beyond[0]) if beyond.size else d.size  # the stay ends before this state
+        back = i_in + np.flatnonzero(inside[i_in:stop])
+        if stop == d.size and inside[-1]:  # inside at the end: it never left
+            i_out = d.size
+        else:
+            i_out = int(back[-1]) + 1 if back.size else i_out
+        if i_out >= d.size:
+            lb = float(t[-1] - t_in)
+            return EscapeTime(nan, t_in, nan, "never_left",
+                              f"inside at the last saved state t={t[-1]:.6g} (distance {d[-1]:.4g}) or never "
+                              f"beyond exit_radius={exit_radius:g} after entering; escape time ≥ {lb:.6g}. "
+                              f"Run longer.{note}", started, lb, **common)
     t_out = cross(i_out)
     tau = t_out - t_in
     if not resolve and brackets and max(brackets) > coarse * tau:
+        advice = ("Pass problem= with the gradient-flow trajectory to re-solve the bracket, save more "
+                  "densely, or use escape_flow." if is_flow else
+                  "Record more steps (record_steps= or a larger n_records)." if method in ("gradient_descent", "sgd")
+                  else "Save more densely.")
         warnings.warn(f"escape_time: a crossing lies between saved states {max(brackets):.4g} apart, more "
                       f"than {coarse:g} of the escape time {tau:.4g}; the interpolated time may be off by "
-                      "a few percent. Pass problem= with a gradient-flow trajectory to re-solve the "
-                      "bracket, save more densely, or use escape_flow.", UserWarning, stacklevel=2)
+                      f"a few percent. {advice}", UserWarning, stacklevel=2)
     return EscapeTime(tau, t_in, t_out, "escaped",
                       f"{'started inside' if started else f'entered at t={t_in:.6g}'}, left at "
-                      f"t={t_out:.6g}{note}", started, tau, **common)
+                      f"t={t_out:.6g} ({exit} exit){note}", started, tau, **common)
+
+
+@dataclasses.dataclass(frozen=True)
+class EscapeDistribution:
+    """Escape times of an ensemble (e.g. SGD runs over seeds) from one ball.
+
+    **Fields:** `times` (the escaped runs' times, sorted), `median`, `quantiles` ({q: time} over the
+    escaped runs), `n` (runs), `n_escaped`, `n_never_left` (censored: still inside at their end; their
+    lower bounds are `lower_bounds`), `n_never_entered`, `message`. With censored runs the median and
+    quantiles of the escaped runs understate the ensemble's.
+    """
+
+    times: np.ndarray
+    median: float
+    quantiles: dict
+    n: int
+    n_escaped: int
+    n_never_left: int
+    n_never_entered: int
+    lower_bounds: np.ndarray
+    message: str
+
+    def as_dict(self) -> dict:
+        return dict(times=self.times.tolist(), median=self.median,
+                    quantiles={str(q): v for q, v in self.quantiles.items()}, n=self.n,
+                    n_escaped=self.n_escaped, n_never_left=self.n_never_left,
+                    n_never_entered=self.n_never_entered, lower_bounds=self.lower_bounds.tolist(),
+                    message=self.message)
+
+
+def escape_time_distribution(escapes, quantiles=(0.1, 0.25, 0.75, 0.9)) -> EscapeDistribution:
+    """The distribution of escape times over an ensemble: `escapes` is a sequence of `EscapeTime` (one
+    per run, e.g. per SGD seed, all from `escape_time` with the same ball and exit rule).
+
+    **Returns:** an `EscapeDistribution` (median and `quantiles` of the escaped runs; nan when none
+    escaped). **Raises:** `TypeError` for an entry that is not an `EscapeTime`, `ValueError` for an empty
+    sequence or a quantile outside [0, 1].
+    """
+    escapes = list(escapes)
+    if not escapes:
+        raise ValueError("escapes is empty; pass one EscapeTime per run.")
+    for i, e in enumerate(escapes):
+        if not isinstance(e, EscapeTime):
+            raise TypeError(f"escapes[{i}] is a {type(e).__name__}, not an EscapeTime (from escape_time).")
+    qs = tuple(float(q) for q in quantiles)
+    if any(not 0.0 <= q <= 1.0 for q in qs):
+        raise ValueError(f"quantiles must lie in [0, 1], got {qs}.")
+    times = np.sort(np.array([e.time for e in escapes if e.escaped], dtype=float))
+    bounds = np.array([e.lower_bound for e in escapes if e.status == "never_left"], dtype=float)
+    n_entered_not = sum(e.status == "never_entered" for e in escapes)
+    med = float(np.median(times)) if times.size else math.nan
+    qd = {q: (float(np.quantile(times, q)) if times.size else math.nan) for q in qs}
+    msg = f"{times.size} of {len(escapes)} runs escaped; median {med:.4g}"
+    if bounds.size:
+        msg += (f"; {bounds.size} still inside at their end (escape time ≥ {bounds.min():.4g}): the "
+                "median understates the ensemble's")
+    if n_entered_not:
+        msg += f"; {n_entered_not} never entered the ball"
+    return EscapeDistribution(times, med, qd, len(escapes), int(times.size), int(bounds.size),
+                              int(n_entered_not), bounds, msg)
 
 
 def _resolved_crossing(problem, meta, t_a, t_b, d_a, d_b, theta_a, center, radius, metric, interpolation,
@@ -543,7 +637,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return (0.0 if k == 0 else max(0.0, mid - half)), (1.0 if k == n else min(1.0, mid + half))
 
 
-_ATTRACTOR_KINDS = ("minimum", "degenerate_minimum")
+_ATTRACTOR_KINDS = ("minimum", "degenerate_minimum", "noise_ball")
 
 
 def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: float = 0.95) -> BasinFractions:

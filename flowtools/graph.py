@@ -439,7 +439,7 @@ def _group(kind) -> str:
     # split line (a higher-order saddle) ends the line's minimum segment without being part of it.
     if kind in ("unfinished", "diverged"):
         return kind
-    return "minimum" if kind in ("minimum", "degenerate_minimum") else "set"
+    return "minimum" if kind in ("minimum", "degenerate_minimum", "noise_ball") else "set"
 
 
 def _label(a) -> str:
