@@ -150,7 +150,8 @@ def _crossing(t_a, t_b, d_a, d_b, level, interpolation):
 
 def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
                 problem: Problem | None = None, interpolation: str = "log", refine: str = "auto",
-                coarse: float = 0.01, exit: str = "auto", exit_radius: float | None = None) -> EscapeTime:
+                coarse: float = 0.01, exit: str = "auto", exit_radius: float | None = None,
+                drift: bool | None = None) -> EscapeTime:
     """The time a trajectory spends between entering and leaving the ball of `radius` around `center`.
 
     **Arguments:**
@@ -172,6 +173,10 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
       of `radius` after which the run never returns. "auto" (default): "first" for gradient flow and GD
       (deterministic: a run that leaves a saddle's ball does not wander back across it), "hysteresis"
       for SGD and for trajectories of unknown method that are not gradient flow or GD.
+    - `drift`: measure distances from the run's drift, the running mean of its states (or, for
+      metric "function", of its training outputs) over ±0.1 decades of t, the rule of noisy itineraries
+      (`flowtools.itineraries.NOISE_WINDOW`), so that single noisy states do not cross the radius.
+      None (default): True for SGD, False otherwise.
 
     Re-solving: the flow is integrated again from the saved state before the crossing over the bracket
     (the same solver and tolerances, 64 equally spaced saves), the crossing is bracketed on that grid,
@@ -218,7 +223,19 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
         k = int(np.argmin(good))
         note = f" (states from t={t[k]:.6g} on are non-finite and were ignored)"
         t, theta = t[:k], theta[:k]
-    d = distances(theta, center, metric=metric, problem=problem)
+    if drift is None:
+        drift = method == "sgd"
+    if drift:
+        from .itineraries import _drift
+        from .problem import training_outputs
+
+        if metric == "function":
+            c = _center_theta(center, problem.n_params)
+            d = output_distance(_drift(t, training_outputs(problem, theta)), training_outputs(problem, c[None]))
+        else:
+            d = distances(_drift(t, theta[:, :, None])[:, :, 0], center)
+    else:
+        d = distances(theta, center, metric=metric, problem=problem)
     inside = d <= radius
     common = dict(metric=metric, radius=radius, exit=exit,
                   interpolation="resolved" if resolve else interpolation, d0=float(d[0]))
