@@ -199,7 +199,8 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
     if exit_radius is None:
         exit_radius = 2.0 * radius
     elif _checks.positive("exit_radius", exit_radius) < radius:
-        raise ValueError(f"exit_radius={exit_radius:g} is below radius={radius:g}; pass exit_radius ≥ radius.")
+        raise ValueError(f"exit_radius={exit_radius:g} is below radius={radius:g}; pass exit_radius ≥ "
+                         "radius.")
     interpolation = _checks.choice("interpolation", interpolation, ["log", "linear"])
     metric = _checks.choice("metric", metric, _METRICS)
     refine = _checks.choice("refine", refine, ["auto", "solve", "none"])
@@ -226,14 +227,17 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
     if drift is None:
         drift = method == "sgd"
     if drift:
-        from .itineraries import _drift
+        from .itineraries import drift as running_drift
         from .problem import training_outputs
 
         if metric == "function":
+            if not isinstance(problem, Problem):
+                raise ValueError("metric='function' needs problem=<the flowtools.Problem> for its inputs.")
             c = _center_theta(center, problem.n_params)
-            d = output_distance(_drift(t, training_outputs(problem, theta)), training_outputs(problem, c[None]))
+            d = output_distance(running_drift(t, training_outputs(problem, theta)),
+                                training_outputs(problem, c[None]))
         else:
-            d = distances(_drift(t, theta[:, :, None])[:, :, 0], center)
+            d = distances(running_drift(t, theta), center)
     else:
         d = distances(theta, center, metric=metric, problem=problem)
     inside = d <= radius
@@ -286,10 +290,13 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
     t_out = cross(i_out)
     tau = t_out - t_in
     if not resolve and brackets and max(brackets) > coarse * tau:
-        advice = ("Pass problem= with the gradient-flow trajectory to re-solve the bracket, save more "
-                  "densely, or use escape_flow." if is_flow else
-                  "Record more steps (record_steps= or a larger n_records)." if method in ("gradient_descent", "sgd")
-                  else "Save more densely.")
+        if is_flow:
+            advice = ("Pass problem= with the gradient-flow trajectory to re-solve the bracket, save more "
+                      "densely, or use escape_flow.")
+        elif method in ("gradient_descent", "sgd"):
+            advice = "Record more steps (record_steps= or a larger n_records)."
+        else:
+            advice = "Save more densely."
         warnings.warn(f"escape_time: a crossing lies between saved states {max(brackets):.4g} apart, more "
                       f"than {coarse:g} of the escape time {tau:.4g}; the interpolated time may be off by "
                       f"a few percent. {advice}", UserWarning, stacklevel=2)
@@ -521,7 +528,8 @@ def plateaus(trajectory, *, threshold: float = 0.05, band: float = 0.05, min_dec
     max(`band`, `noise_factor` · σ), σ the local noise level of log L at its start; it must last at
     least `min_decades` decades of t and be followed by a drop out of the band. Stretches are taken
     greedily from the earliest start; one whose median level lies within the band of the previous
-    plateau's, with the two spanning at most twice the band, continues it (a noisy run may leave the band briefly without leaving the saddle). L̄ is L itself for gradient flow and GD, and for SGD a running
+    plateau's, the two spanning at most twice the band, continues it (a noisy run may leave the band
+    briefly without leaving the saddle). L̄ is L itself for gradient flow and GD, and for SGD a running
     median over ±`smooth` decades of t with σ the robust spread of log L about it (estimated from the
     run), so that one noisy plateau is one plateau, not a string of fragments.
 

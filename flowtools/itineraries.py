@@ -50,7 +50,7 @@ from .landscape.symmetry import fingerprint_distance, function_fingerprint, outp
 from .problem import Problem, training_outputs
 
 __all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share", "auto_time_limits",
-           "function_noise_scale"]
+           "function_noise_scale", "drift"]
 
 TERMINALS = ("attractor", "diverged", "unfinished")
 NOISE_WINDOW = 0.1  # decades of t: the running mean that separates an SGD run's drift from its noise
@@ -239,7 +239,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
               resolve: bool = True, near_gtol: float = 1e-8, time_limit: float | str | None = "auto",
               progress: bool | None = None, smooth: float | None = None,
               spectrum_options: dict | None = None, exit_radius: float | None = None) -> Itinerary:
-    """Segment a trajectory (gradient flow or GD) into visits of critical sets and a terminal state.
+    """Segment a trajectory (gradient flow, GD or SGD) into visits of critical sets and a terminal state.
 
     **Arguments:**
 
@@ -279,14 +279,15 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     - `exit_radius`: the radius at which a visit ends (hysteresis: a visit begins where the run comes
       within `visit_radius` and lasts until it first moves beyond `exit_radius`, its window closing at
       the last state within `visit_radius` before that). Default: `visit_radius` for gradient flow and
-      GD, whose windows are exactly those of today's rule; 2·ρ for SGD.
+      GD (no hysteresis), 2·ρ for SGD.
 
     **Noisy runs (SGD).** Mini-batch noise puts a floor under the full-batch ‖∇L‖ that can lie above a
     plateau's own ‖∇L‖, so gradient dips miss slow passages. For SGD the passages are also found from
     the loss: each plateau of `flowtools.plateaus` (a band in log L wider than the run's own noise) is
-    refined from the iterate average over it, and kept when the run came within ρ of the refined
-    critical set during the plateau. Distances to critical sets are taken from the run's drift, the
-    running mean of its outputs over ±0.05 decades of t (`NOISE_WINDOW`); what it leaves, the run's
+    refined from the iterate average over it, and kept when the run's drift came within `exit_radius`
+    of the refined critical set during the plateau (else it is a slow region); unrefined dips of ‖∇L‖
+    are not passages of a noisy run. Distances to critical sets are taken from the run's drift, the
+    running mean of its outputs over ±0.1 decades of t (`NOISE_WINDOW`, `drift`); what it leaves, the run's
     noise scale in function space, is `stats["noise_scale"]` (`function_noise_scale`). Visits use
     hysteresis (`exit_radius`), and an unrefined slow region
     within the exit radius of a refined visit is that visit's noise, not a passage. A run that ends
@@ -341,10 +342,10 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     noisy = trajectory.method == "sgd"
     noise = function_noise_scale(ts, outputs) if noisy else 0.0
     if noisy:  # distances from the run's drift: its noise does not carry it in and out of a radius
-        raw, drift = outputs, _drift(ts, outputs)
+        raw, smooth_outputs = outputs, drift(ts, outputs)
 
         def distances(fp, raw_states=False):
-            return output_distance(raw if raw_states else drift, _train_part(problem, fp)[None])
+            return output_distance(raw if raw_states else smooth_outputs, _train_part(problem, fp)[None])
 
         ctx["distances"] = distances
     if exit_radius is not None:
@@ -382,13 +383,16 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                 n_refinements += 1
             # The first state is a candidate only as a critical set: a run that does not start near
             # one has no visit there.
-            if not (sp.at_start and info["status"] not in ("converged", "near_critical")):
+            # A noisy run's unrefined dip is its noise, not a passage (see `_plateau_passages`).
+            if not (sp.at_start and info["status"] not in ("converged", "near_critical")) and \
+                    not (noisy and info["kind"] == "slow_region"):
                 candidates.append((idx, info))
             bar.update(1)
     finally:
         bar.close()
     if noisy:
-        candidates = sorted(candidates + _plateau_passages(ctx, traj, thetas, finite), key=lambda c: c[0])
+        found = _plateau_passages(dict(ctx, rho=rho_out), traj, thetas)
+        candidates = sorted(candidates + found, key=lambda c: c[0])
 
     # ------------------------------------------------------------ terminal
     status = trajectory.status
@@ -547,8 +551,9 @@ def _refine_passage(ctx, theta, sp) -> dict:
 def _windows(candidates, distances, ts, rho, rho_out=None) -> list[Visit]:
     """Each candidate's window: the contiguous stretch of states around its slow point within `rho_out`
     of it (default `rho`), from the first to the last of its states within `rho` (hysteresis: the run
-    enters at `rho` and leaves at `rho_out`); consecutive windows are split where the run becomes nearer
-    (in function space) to the next candidate than to the previous one."""
+    enters at `rho` and leaves at `rho_out`; the whole stretch when none is within `rho`); consecutive
+    windows are split where the run becomes nearer (in function space) to the next candidate than to
+    the previous one."""
     m = len(ts)
     rho_out = rho if rho_out is None else rho_out
     spans = []
@@ -561,7 +566,8 @@ def _windows(candidates, distances, ts, rho, rho_out=None) -> list[Visit]:
             while hi + 1 < m and d[hi + 1] <= rho_out:
                 hi += 1
             near = lo + np.flatnonzero(d[lo:hi + 1] <= rho)
-            lo, hi = (int(near[0]), int(near[-1])) if near.size else (idx, idx)
+            if near.size:  # else (a noisy run's passage that came within rho_out only): that stretch
+                lo, hi = int(near[0]), int(near[-1])
         spans.append([lo, hi, d])
     for j in range(1, len(candidates)):
         (ia, _), (ib, _) = candidates[j - 1], candidates[j]
@@ -583,11 +589,12 @@ def _windows(candidates, distances, ts, rho, rho_out=None) -> list[Visit]:
     return out
 
 
-def _drift(ts, outputs, window: float = NOISE_WINDOW) -> np.ndarray:
-    """The running mean of a run's outputs (shape (m, n, d_out)) over ±`window` decades of t (states at
-    t ≤ 0 are kept as they are): the run's drift in function space, its noise averaged out."""
+def drift(ts, values, window: float = NOISE_WINDOW) -> np.ndarray:
+    """The running mean of a run's saved values (its outputs, shape (m, n, d_out), or its states, shape
+    (m, n_params)) over ±`window` decades of t, states at t ≤ 0 kept as they are: the run's drift, its
+    noise averaged out."""
     ts = np.asarray(ts, dtype=float)
-    outputs = np.asarray(outputs, dtype=float)
+    outputs = np.asarray(values, dtype=float)
     out = outputs.copy()
     pos = np.flatnonzero(ts > 0)
     if pos.size:
@@ -595,7 +602,7 @@ def _drift(ts, outputs, window: float = NOISE_WINDOW) -> np.ndarray:
         lo = np.searchsorted(s, s - window, side="left")
         hi = np.searchsorted(s, s + window, side="right")
         csum = np.concatenate([np.zeros((1,) + outputs.shape[1:]), np.cumsum(outputs[pos], axis=0)])
-        out[pos] = (csum[hi] - csum[lo]) / (hi - lo)[:, None, None]
+        out[pos] = (csum[hi] - csum[lo]) / (hi - lo).reshape((-1,) + (1,) * (outputs.ndim - 1))
     return out
 
 
@@ -607,13 +614,15 @@ def function_noise_scale(ts, outputs, window: float = NOISE_WINDOW) -> float:
     pos = np.flatnonzero(np.asarray(ts) > 0)
     if pos.size < 3:
         return 0.0
-    return float(np.median(output_distance(np.asarray(outputs)[pos], _drift(ts, outputs, window)[pos])))
+    return float(np.median(output_distance(np.asarray(outputs)[pos], drift(ts, outputs, window)[pos])))
 
 
-def _plateau_passages(ctx, traj, thetas, finite) -> list:
+def _plateau_passages(ctx, traj, thetas) -> list:
     """Slow passages of a noisy run found from its loss (`plateaus`, whose band is at least the run's
-    own noise): each plateau is refined from the iterate average over it, and kept as a visit candidate
-    (at its state nearest the refined set) when it refines to a critical set the run came within ρ of."""
+    own noise): each plateau is refined from the iterate average over it and is a visit candidate, at its
+    state nearest the refined set, of that set when the run's drift came within ρ of it during the
+    plateau, else a slow region at the iterate average. A noisy run's unrefined dips of ‖∇L‖ are not
+    passages: the full-batch ‖∇L‖ of its states has a noise floor that can lie above a plateau's own."""
     from .escape import plateaus
 
     ts, out = ctx["ts"], []
@@ -623,8 +632,6 @@ def _plateau_passages(ctx, traj, thetas, finite) -> list:
             continue
         guess = np.mean(thetas[span], axis=0)
         info = _refine_passage(ctx, guess, SimpleNamespace(t_start=p.t_start, t_end=p.t_end))
-        if info["kind"] == "slow_region":
-            continue
         d = ctx["distances"](info["fingerprint"])
         out.append((int(span[np.argmin(d[span])]), info))
     return out
@@ -794,7 +801,8 @@ def add_to_graph(graph: SaddleGraph, itin: Itinerary, run: str) -> list[str]:
         end["degenerate"] = bool(itin.degenerate)
         end["ends"] = int(end.get("ends", 0)) + 1  # runs that end here (visits also counts passages)
         if itin.visits[-1].kind == "noise_ball":  # the largest noise ball measured around this minimum
-            end["noise_ball_radius"] = max(float(end.get("noise_ball_radius", 0.0)), itin.visits[-1].ball_radius)
+            end["noise_ball_radius"] = max(float(end.get("noise_ball_radius", 0.0)),
+                                           itin.visits[-1].ball_radius)
     graph.add_itinerary(nodes, [(v.t_in, v.t_out) for v in itin.visits], method=itin.method, run=run)
     return nodes
 

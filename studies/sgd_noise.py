@@ -8,9 +8,14 @@ and learning rates η, on clean labels and with label noise 0.3, and reports:
 
 - the itineraries and the merged saddle graph of flow + GD + SGD on clean data (one node per critical set);
 - the share of noisy-label SGD runs that record the plateau saddle;
-- escape times from the plateau saddle's ball (function distance, radius = the itinerary's visit radius,
-  exit with hysteresis at twice the radius) over seeds against b, with the flow's for reference;
-- the radius of the noise ball around the minimum against η/b.
+- escape times from the plateau saddle's ball (function distance from the run's drift, radius = the
+  flow itinerary's visit radius, exit with hysteresis at twice the radius) over seeds against b, with
+  the flow's and GD's;
+- the radius of the noise ball around the minimum against η/b, with the linear-noise prediction: near
+  a minimum with Hessian H, SGD's iterates have the stationary covariance C of
+  C = (I − ηH) C (I − ηH) + (η²/b) Σ (Σ the covariance of the per-sample gradients at the minimum, b
+  samples drawn with replacement), so the RMS function distance is r = (tr G C)^{1/2}, G = mean_k ∇f_k ∇f_kᵀ
+  the Gauss–Newton matrix; to first order in η, tr HC = η tr Σ / (2b), so r ∝ (η/b)^{1/2}.
 
 `python studies/sgd_noise.py [--quick] [--out DIR]`; writes DIR/summary.json, DIR/graph.json,
 DIR/graph.graphml and DIR/sgd_noise.png.
@@ -24,9 +29,13 @@ import pathlib
 import time
 import warnings
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
 import flowtools as ft
+from flowtools.graph import match_distance
 from flowtools.problems import orthonormal_teacher
 
 FULL = dict(batches=[4, 16, 32, 128], seeds=6, noisy_batches=[16, 32, 128], noisy_lrs=[0.25, 0.5],
@@ -34,11 +43,11 @@ FULL = dict(batches=[4, 16, 32, 128], seeds=6, noisy_batches=[16, 32, 128], nois
 QUICK = dict(batches=[16, 128], seeds=3, noisy_batches=[32], noisy_lrs=[0.5], noisy_seeds=3, t_end=400.0)
 LR = 0.5  # of GD and of the clean-data SGD runs
 LABEL_NOISE = 0.3
+N_RECORDS = 300
 
 
 def make_problem(noise: float) -> ft.Problem:
-    teacher = orthonormal_teacher(10, 2, "erf")
-    data = ft.teacher_dataset(teacher, 2000, noise=noise, seed=0)
+    data = ft.teacher_dataset(orthonormal_teacher(10, 2, "erf"), 2000, noise=noise, seed=0)
     return ft.Problem(ft.MLP((10, 2, 1), "erf", bias=False), data, "half_mse")
 
 
@@ -46,25 +55,37 @@ def initial_theta(problem: ft.Problem) -> np.ndarray:
     return np.asarray(problem.model.init(1, "normal", scale=1e-3))
 
 
-def run(problem, theta0, method, lr, batch, seed, t_end):
+def run(problem, theta0, method, t_end, lr=LR, batch=None, seed=0):
     if method == "flow":
         return ft.gradient_flow(problem, theta0, t_end, gtol=1e-8)
     steps = int(round(t_end / lr))
     if method == "gd":
-        return ft.gradient_descent(problem, theta0, lr, steps, n_records=300)
-    return ft.sgd(problem, theta0, lr, steps, batch_size=batch, seed=seed, n_records=300)
+        return ft.gradient_descent(problem, theta0, lr, steps, n_records=N_RECORDS)
+    return ft.sgd(problem, theta0, lr, steps, batch_size=batch, seed=seed, n_records=N_RECORDS)
 
 
 def plateau_saddle(itin):
     """The flow's plateau saddle: its visited saddle with the lowest loss."""
-    saddles = [v for v in itin.visits if v.refined and v.signature[0] and v.signature[0] > 0]
-    return min(saddles, key=lambda v: v.loss)
+    return min((v for v in itin.visits if v.refined and v.signature[0]), key=lambda v: v.loss)
 
 
-def records_saddle(itin, saddle, d_out=1, n_train=2000) -> bool:
-    from flowtools.graph import match_distance
+def records(itin, visit) -> bool:
+    """Whether the itinerary visits `visit`'s critical set (the node rule)."""
+    n_train = int(itin.stats["n_train"])
+    return any(match_distance(vars(v), vars(visit), 1, n_train) is not None for v in itin.visits)
 
-    return any(match_distance(vars(v), vars(saddle), d_out, n_train) is not None for v in itin.visits)
+
+def predicted_ball_radius(problem, theta, lr, batch) -> float:
+    """(tr G C)^{1/2} with C from the discrete Lyapunov equation above, at the minimum θ."""
+    n = problem.x.shape[0]
+    grads = np.asarray(jax.vmap(jax.grad(problem.batch_loss_fn), in_axes=(None, 0))(
+        jnp.asarray(theta), jnp.arange(n)[:, None]))
+    sigma = np.cov(grads.T, bias=True)
+    jac = np.asarray(jax.jacfwd(lambda th: problem.apply_fn(th, problem.x)[:, 0])(jnp.asarray(theta)))
+    gauss_newton = jac.T @ jac / n
+    a = np.eye(len(theta)) - lr * problem.hessian(theta)
+    cov = scipy.linalg.solve_discrete_lyapunov(a, lr * lr * sigma / batch)
+    return float(np.sqrt(np.trace(gauss_newton @ cov)))
 
 
 def main(argv=None):
@@ -77,104 +98,125 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     wall0 = time.perf_counter()
-    log = (lambda *a: None) if args.no_progress else (lambda *a: print(f"[{time.perf_counter() - wall0:6.1f} s]", *a, flush=True))
-    t_end = cfg["t_end"]
 
-    # ------------------------------------------------ clean data: flow, GD, SGD; graph; escape times
-    problem = make_problem(0.0)
-    theta0 = initial_theta(problem)
-    graph = ft.SaddleGraph()
-    runs, escapes = [], {}
-    flow = run(problem, theta0, "flow", None, None, None, t_end)
-    flow_itin = ft.itinerary(problem, flow)
-    ft.add_to_graph(graph, flow_itin, "flow")
-    saddle = plateau_saddle(flow_itin)
-    rho = flow_itin.stats["visit_radius"]
-    ball = dict(metric="function", problem=problem, radius=rho, exit="hysteresis", exit_radius=2 * rho)
+    def log(*a):
+        if not args.no_progress:
+            print(f"[{time.perf_counter() - wall0:6.1f} s]", *a, flush=True)
 
-    def record(label, method, lr, batch, seed, traj, itin, noise):
-        with warnings.catch_warnings():  # the saves are 1–2 steps apart here; the bracket note is moot
-            warnings.simplefilter("ignore", UserWarning)
-            esc = ft.escape_time(traj, saddle.theta, refine="none", **ball) if noise == 0 else None
-        row = dict(run=label, method=method, lr=lr, batch=batch, seed=seed, label_noise=noise,
-                   status=str(traj.status), terminal=itin.terminal, message=itin.message,
+    t_end, runs = cfg["t_end"], []
+
+    def record(label, problem, traj, saddle, ball=None, **row):
+        itin = ft.itinerary(problem, traj)
+        row.update(run=label, status=str(traj.status.value), terminal=itin.terminal, message=itin.message,
                    itinerary=[dict(kind=v.kind, signature=list(v.signature), t_in=v.t_in, t_out=v.t_out,
                                    loss=v.loss, ball_radius=v.ball_radius) for v in itin.visits],
                    slow_regions=sum(v.kind == "slow_region" for v in itin.visits),
-                   records_plateau_saddle=records_saddle(itin, saddle_of[noise]),
-                   noise_scale=itin.stats["noise_scale"], wall_s=itin.stats["wall_time"])
-        if esc is not None:
-            row["escape"] = dict(time=esc.time, t_in=esc.t_in, t_out=esc.t_out, status=esc.status)
+                   records_plateau_saddle=records(itin, saddle), noise_scale=itin.stats["noise_scale"],
+                   itinerary_s=itin.stats["wall_time"])
+        if ball is not None:
+            with warnings.catch_warnings():  # saves 1–2 steps apart: the coarse-bracket note is moot
+                warnings.simplefilter("ignore", UserWarning)
+                esc = ft.escape_time(traj, saddle.theta, refine="none", **ball)
+            row["escape"] = dict(time=esc.time, t_in=esc.t_in, t_out=esc.t_out, status=esc.status,
+                                 exit=esc.exit)
+            row["_escape"] = esc
         runs.append(row)
         log(label, itin)
-        return esc
+        return itin
 
-    saddle_of = {0.0: saddle}
-    escapes["flow"] = [record("flow", "gradient_flow", None, None, None, flow, flow_itin, 0.0)]
-    gd = run(problem, theta0, "gd", LR, None, None, t_end)
-    gd_itin = ft.itinerary(problem, gd)
-    ft.add_to_graph(graph, gd_itin, "gd")
-    escapes["gd"] = [record("gd", "gradient_descent", LR, problem.x.shape[0], None, gd, gd_itin, 0.0)]
+    # ------------------------------------------------ clean labels: flow, GD, SGD; graph; escape times
+    problem = make_problem(0.0)
+    theta0 = initial_theta(problem)
+    flow = run(problem, theta0, "flow", t_end)
+    flow_itin = ft.itinerary(problem, flow)
+    saddle = plateau_saddle(flow_itin)
+    rho = flow_itin.stats["visit_radius"]
+    ball = dict(metric="function", problem=problem, radius=rho, exit="hysteresis", exit_radius=2 * rho)
+    graph = ft.SaddleGraph()
+    groups = {"flow": [], "gd": []}
+    ft.add_to_graph(graph, record("flow", problem, flow, saddle, ball, method="gradient_flow",
+                                  label_noise=0.0, group="flow"), "flow")
+    ft.add_to_graph(graph, record("gd", problem, run(problem, theta0, "gd", t_end), saddle, ball,
+                                  method="gradient_descent", lr=LR, label_noise=0.0, group="gd"), "gd")
     for b in cfg["batches"]:
-        escapes[b] = []
         for seed in range(cfg["seeds"]):
-            tr = run(problem, theta0, "sgd", LR, b, seed, t_end)
-            it = ft.itinerary(problem, tr)
-            ft.add_to_graph(graph, it, f"sgd b={b} seed={seed}")
-            escapes[b].append(record(f"sgd b={b} seed={seed}", "sgd", LR, b, seed, tr, it, 0.0))
+            label = f"sgd b={b} seed={seed}"
+            it = record(label, problem, run(problem, theta0, "sgd", t_end, LR, b, seed), saddle, ball,
+                        method="sgd", lr=LR, batch=b, seed=seed, label_noise=0.0, group=b)
+            ft.add_to_graph(graph, it, label)
     graph.to_json(out / "graph.json")
     graph.to_graphml(out / "graph.graphml")
     nodes = [dict(node=n, kind=a["kind"], loss=a["loss"], signature=a["signature"], visits=a.get("visits"))
              for n, a in graph.graph.nodes(data=True)]
+    for r in runs:
+        groups.setdefault(r["group"], []).append(r.pop("_escape"))
     escape_table = []
-    for key, es in escapes.items():
+    for key, es in groups.items():
         dist = ft.escape_time_distribution(es)
-        escape_table.append(dict(runs=str(key), batch=None if isinstance(key, str) else key, median=dist.median,
-                                 q25=dist.quantiles[0.25], q75=dist.quantiles[0.75], n=dist.n,
-                                 n_escaped=dist.n_escaped, message=dist.message))
-    flow_plateau = [p.as_dict() for p in ft.plateaus(flow)]
+        escape_table.append(dict(runs=str(key), batch=key if isinstance(key, int) else None,
+                                 median=dist.median, q25=dist.quantiles[0.25], q75=dist.quantiles[0.75],
+                                 n=dist.n,
+                                 n_escaped=dist.n_escaped, n_never_entered=dist.n_never_entered,
+                                 message=dist.message))
+    clean_sgd = [r for r in runs if r["method"] == "sgd"]
+    wide = [r for r in clean_sgd if r["batch"] >= 16]
 
     # ------------------------------------------------ label noise 0.3: plateau saddle, noise balls
     noisy = make_problem(LABEL_NOISE)
-    flow_n = ft.itinerary(noisy, run(noisy, theta0, "flow", None, None, None, t_end))
-    saddle_of[LABEL_NOISE] = plateau_saddle(flow_n)
+    flow_n = ft.itinerary(noisy, run(noisy, theta0, "flow", t_end))
+    saddle_n, minimum_n = plateau_saddle(flow_n), flow_n.attractor
+    predicted = {}
     noisy_rows = []
     for lr in cfg["noisy_lrs"]:
         for b in cfg["noisy_batches"]:
+            predicted[(lr, b)] = predicted_ball_radius(noisy, minimum_n.theta, lr, b)
             for seed in range(cfg["noisy_seeds"]):
-                tr = run(noisy, theta0, "sgd", lr, b, seed, t_end)
-                it = ft.itinerary(noisy, tr)
-                record(f"noisy sgd lr={lr} b={b} seed={seed}", "sgd", lr, b, seed, tr, it, LABEL_NOISE)
+                it = record(f"noisy sgd lr={lr} b={b} seed={seed}", noisy,
+                            run(noisy, theta0, "sgd", t_end, lr, b, seed), saddle_n, method="sgd", lr=lr,
+                            batch=b, seed=seed, label_noise=LABEL_NOISE, group="noisy")
                 end = it.visits[-1]
                 noisy_rows.append(dict(lr=lr, batch=b, seed=seed, lr_over_b=lr / b,
                                        records_plateau_saddle=runs[-1]["records_plateau_saddle"],
-                                       terminal=it.terminal, end_kind=end.kind, ball_radius=end.ball_radius))
+                                       terminal=it.terminal, end_kind=end.kind, ball_radius=end.ball_radius,
+                                       predicted_radius=predicted[(lr, b)]))
     recorded = sum(r["records_plateau_saddle"] for r in noisy_rows)
     balls = [r for r in noisy_rows if r["end_kind"] == "noise_ball"]
     radius_fit = None
     if len({r["lr_over_b"] for r in balls}) >= 2:
-        fit = ft.fit_power_law([r["lr_over_b"] for r in balls], [r["ball_radius"] for r in balls], n_boot=200)
-        radius_fit = dict(exponent=fit.exponent, ci=list(fit.ci))
+        fit = ft.fit_power_law([r["lr_over_b"] for r in balls], [r["ball_radius"] for r in balls],
+                               n_boot=200)
+        radius_fit = dict(exponent=fit.exponent, ci=list(fit.ci), r2=fit.r2, predicted_exponent=0.5)
+    radius_table = [dict(lr=lr, batch=b, lr_over_b=lr / b, predicted=p,
+                         measured_median=float(np.median([r["ball_radius"] for r in balls
+                                                          if (r["lr"], r["batch"]) == (lr, b)] or [np.nan])))
+                    for (lr, b), p in predicted.items()]
 
-    clean_sgd = [r for r in runs if r["method"] == "sgd" and r["label_noise"] == 0]
     summary = dict(
-        schema="flowtools.sgd_noise/1", quick=bool(args.quick), settings=dict(cfg, lr=LR, label_noise=LABEL_NOISE),
-        escape_time_definition=("function-space ball of radius = the flow itinerary's visit radius around the "
-                                "flow's plateau saddle; entry at the radius, exit with hysteresis: the last "
-                                "crossing of the radius before the run first goes beyond twice it"),
+        schema="flowtools.sgd_noise/1", quick=bool(args.quick),
+        settings=dict(cfg, lr=LR, label_noise=LABEL_NOISE, n_records=N_RECORDS),
+        escape_time_definition=(
+            "function distance from the run's drift (running mean of its outputs over ±0.1 decades of t; "
+            "the states themselves for flow and GD) to the flow's plateau saddle; ball radius = the flow "
+            "itinerary's visit radius; entry at the radius, exit with hysteresis: the last crossing of the "
+            "radius before the run first goes beyond twice it"),
         plateau_saddle=dict(loss=saddle.loss, signature=list(saddle.signature), visit_radius=rho),
-        graph=dict(nodes=nodes, n_nodes=len(nodes), slow_regions=sum(n["kind"] == "slow_region" for n in nodes)),
+        graph=dict(nodes=nodes, n_nodes=len(nodes),
+                   slow_regions=sum(n["kind"] == "slow_region" for n in nodes)),
         clean_sgd=dict(runs=len(clean_sgd), slow_region_visits=sum(r["slow_regions"] for r in clean_sgd),
-                       record_plateau_saddle=sum(r["records_plateau_saddle"] for r in clean_sgd)),
-        escape=escape_table, flow_plateaus=flow_plateau,
+                       record_plateau_saddle=sum(r["records_plateau_saddle"] for r in clean_sgd),
+                       runs_b16_up=len(wide), slow_region_visits_b16_up=sum(r["slow_regions"] for r in wide)),
+        escape=escape_table, flow_plateaus=[p.as_dict() for p in ft.plateaus(flow)],
         label_noise=dict(runs=len(noisy_rows), record_plateau_saddle=recorded,
                          share=recorded / len(noisy_rows) if noisy_rows else None,
-                         noise_balls=len(balls), table=noisy_rows, radius_vs_lr_over_b=radius_fit),
+                         plateau_saddle=dict(loss=saddle_n.loss, signature=list(saddle_n.signature)),
+                         noise_balls=len(balls), table=noisy_rows, radius_vs_lr_over_b=radius_fit,
+                         radius_table=radius_table),
         runs=runs, figures=["sgd_noise.png"], timing=dict(total_s=time.perf_counter() - wall0))
     plot(summary, out / "sgd_noise.png")
     summary["timing"]["total_s"] = time.perf_counter() - wall0
     ft.io.write_json(out / "summary.json", summary)
-    log("done", summary["label_noise"]["share"], summary["graph"]["n_nodes"])
+    log("done: label-noise runs recording the plateau saddle", f"{recorded}/{len(noisy_rows)};",
+        "graph nodes", len(nodes))
     return summary
 
 
@@ -185,20 +227,24 @@ def plot(summary, path):
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    rows = [r for r in summary["escape"] if r["batch"] is not None]
+    rows = [r for r in summary["escape"] if r["batch"] is not None and r["n_escaped"]]
     b = np.array([r["batch"] for r in rows], float)
     med = np.array([r["median"] for r in rows])
-    ax1.errorbar(b, med, yerr=[med - np.array([r["q25"] for r in rows]), np.array([r["q75"] for r in rows]) - med],
-                 fmt="o", label="SGD: median, quartiles")
+    err = [med - np.array([r["q25"] for r in rows]), np.array([r["q75"] for r in rows]) - med]
+    ax1.errorbar(b, med, yerr=err, fmt="o", label="SGD: median, quartiles")
     for r, style in zip([r for r in summary["escape"] if r["batch"] is None], ["--", ":"]):
         ax1.axhline(r["median"], ls=style, color="k", label=r["runs"])
     ax1.set(xscale="log", xlabel="batch size b", ylabel="escape time from the plateau saddle",
             title="escape time against batch size (η = 0.5)")
     ax1.legend()
-    balls = [r for r in summary["label_noise"]["table"] if r["end_kind"] == "noise_ball"]
-    ax2.loglog([r["lr_over_b"] for r in balls], [r["ball_radius"] for r in balls], "o")
+    ln = summary["label_noise"]
+    balls = [r for r in ln["table"] if r["end_kind"] == "noise_ball"]
+    ax2.loglog([r["lr_over_b"] for r in balls], [r["ball_radius"] for r in balls], "o", label="measured")
+    pred = sorted((r["lr_over_b"], r["predicted"]) for r in ln["radius_table"])
+    ax2.loglog([p[0] for p in pred], [p[1] for p in pred], "k--", label="linear-noise prediction")
     ax2.set(xlabel="η / b", ylabel="noise-ball radius (RMS function distance)",
             title=f"noise balls, label noise {summary['settings']['label_noise']}")
+    ax2.legend()
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=110)
