@@ -225,6 +225,7 @@ def plot(summary, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     rows = [r for r in summary["escape"] if r["batch"] is not None and r["n_escaped"]]
@@ -236,12 +237,21 @@ def plot(summary, path):
         ax1.axhline(r["median"], ls=style, color="k", label=r["runs"])
     ax1.set(xscale="log", xlabel="batch size b", ylabel="escape time from the plateau saddle",
             title="escape time against batch size (η = 0.5)")
+    ax1.set_xticks(b, [str(int(v)) for v in b])
+    ax1.minorticks_off()
+    never = [r["runs"] for r in summary["escape"] if r["batch"] is not None and not r["n_escaped"]]
+    if never:
+        ax1.text(0.02, 0.02, f"b = {', '.join(never)}: no run entered the ball", transform=ax1.transAxes)
     ax1.legend()
     ln = summary["label_noise"]
     balls = [r for r in ln["table"] if r["end_kind"] == "noise_ball"]
     ax2.loglog([r["lr_over_b"] for r in balls], [r["ball_radius"] for r in balls], "o", label="measured")
     pred = sorted((r["lr_over_b"], r["predicted"]) for r in ln["radius_table"])
     ax2.loglog([p[0] for p in pred], [p[1] for p in pred], "k--", label="linear-noise prediction")
+    ax2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax2.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax2.set_xticks([p[0] for p in pred], [f"{p[0]:.3g}" for p in pred])
+    ax2.set_yticks([0.03, 0.05, 0.1, 0.15], ["0.03", "0.05", "0.1", "0.15"])
     ax2.set(xlabel="η / b", ylabel="noise-ball radius (RMS function distance)",
             title=f"noise balls, label noise {summary['settings']['label_noise']}")
     ax2.legend()
