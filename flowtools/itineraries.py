@@ -385,13 +385,18 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             # one has no visit there.
             # A noisy run's unrefined dip is its noise, not a passage (see `_plateau_passages`).
             if not (sp.at_start and info["status"] not in ("converged", "near_critical")) and \
-                    not (noisy and info["kind"] == "slow_region"):
+                    not (noisy and info["kind"] == "slow_region" and info["status"] == "unrefined"):
                 candidates.append((idx, info))
             bar.update(1)
     finally:
         bar.close()
-    if noisy:
-        found = _plateau_passages(dict(ctx, rho=rho_out), traj, thetas)
+    if noisy and remaining() is not None and remaining() <= 0:
+        exhausted = True  # the loss's plateaus are not refined
+    elif noisy:
+        o = dict(opts)
+        if remaining() is not None:
+            o["time_limit"] = min(o.get("time_limit") or np.inf, remaining())
+        found = _plateau_passages(dict(ctx, rho=rho_out, opts=o), traj, thetas)
         candidates = sorted(candidates + found, key=lambda c: c[0])
 
     # ------------------------------------------------------------ terminal
