@@ -97,3 +97,6 @@ def test_sgd_itinerary_records_the_plateau_saddle_and_ends_in_a_noise_ball(scena
     assert len(end) == 1 and end[0]["noise_ball_radius"] == pytest.approx(ball)
     with pytest.raises(ValueError, match="exit_radius"):
         ft.itinerary(problem, tr, visit_radius=0.1, exit_radius=0.05)
+    short = ft.itinerary(problem, tr, time_limit=1e-3)  # a spent budget is said, and the end still judged
+    assert short.stats["budget_exhausted"] and "time limit" in short.message
+    assert short.terminal == "attractor" and short.visits[-1].kind == "noise_ball"
