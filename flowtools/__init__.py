@@ -38,6 +38,7 @@ from .escape import (  # noqa: E402
     BasinFractions,
     basin_fractions,
     plateaus,
+    EscapeDistribution,
     EscapeRun,
     EscapeTime,
     Plateau,
@@ -46,6 +47,7 @@ from .escape import (  # noqa: E402
     bottleneck_layers,
     bottleneck_saddle,
     escape_flow,
+    escape_time_distribution,
 )
 from .graph import SaddleGraph  # noqa: E402
 from .itineraries import Itinerary, Visit, add_to_graph, itinerary, refinement_share  # noqa: E402
@@ -101,6 +103,7 @@ __all__ = [
     "escape_time", "linearized_escape_time", "plateau_length", "fit_power_law", "fit_log_law",
     "EscapeTime", "escape_flow", "EscapeRun", "Plateau", "ScalingFit",
     "plateaus", "basin_fractions", "BasinFractions", "Basin",
+    "escape_time_distribution", "EscapeDistribution",
     "bottleneck_layers", "bottleneck_init", "bottleneck_saddle",
     "activation_class", "phi_sigma", "norm_imbalance_rate",
     "ActivationClass", "norm_imbalance", "ImbalanceRate", "imbalance_residual", "ImbalanceCheck",

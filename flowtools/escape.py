@@ -43,6 +43,7 @@ jax.config.update("jax_enable_x64", True)
 
 __all__ = [
     "EscapeTime", "escape_time", "distances", "linearized_escape_time",
+    "EscapeDistribution", "escape_time_distribution",
     "Plateau", "plateau_length", "plateaus",
     "Basin", "BasinFractions", "basin_fractions", "wilson_interval",
     "ScalingFit", "fit_power_law", "fit_log_law",
@@ -106,6 +107,7 @@ class EscapeTime:
     - `metric`, `radius`, `interpolation`: the settings used (`interpolation` is "event" when
       `escape_flow` located t_out by root finding on its event).
     - `d0`: the distance at t_0.
+    - `exit`: the exit rule used ("first", "hysteresis" or "last"; see `escape_time`).
     """
 
     time: float
@@ -119,6 +121,7 @@ class EscapeTime:
     radius: float
     interpolation: str
     d0: float
+    exit: str = "first"
 
     @property
     def escaped(self) -> bool:
@@ -147,7 +150,8 @@ def _crossing(t_a, t_b, d_a, d_b, level, interpolation):
 
 def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
                 problem: Problem | None = None, interpolation: str = "log", refine: str = "auto",
-                coarse: float = 0.01) -> EscapeTime:
+                coarse: float = 0.01, exit: str = "auto", exit_radius: float | None = None,
+                drift: bool | None = None) -> EscapeTime:
     """The time a trajectory spends between entering and leaving the ball of `radius` around `center`.
 
     **Arguments:**
@@ -163,6 +167,16 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
       (a gradient-flow trajectory and `problem` given), else interpolates and warns when the bracket is
       coarse; "solve" requires the re-solve; "none" only interpolates (and warns when coarse).
     - `coarse`: a bracket wider than `coarse` × the escape time is coarse.
+    - `exit`: which exit ends the stay. "first": the first exit after t_in. "hysteresis": the last
+      crossing of `radius` before the run first goes beyond `exit_radius` (default 2 × `radius`), so a
+      noisy run that wanders back and forth across the radius makes one stay. "last": the last crossing
+      of `radius` after which the run never returns. "auto" (default): "first" for gradient flow and GD
+      (deterministic: a run that leaves a saddle's ball does not wander back across it), "hysteresis"
+      for SGD and for trajectories of unknown method that are not gradient flow or GD.
+    - `drift`: measure distances from the run's drift, the running mean of its states (or, for
+      metric "function", of its training outputs) over ±0.1 decades of t, the rule of noisy itineraries
+      (`flowtools.itineraries.NOISE_WINDOW`), so that single noisy states do not cross the radius.
+      None (default): True for SGD, False otherwise.
 
     Re-solving: the flow is integrated again from the saved state before the crossing over the bracket
     (the same solver and tolerances, 64 equally spaced saves), the crossing is bracketed on that grid,
@@ -178,6 +192,15 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
     the lower bound t_last − t_in; one that never enters gets "never_entered". Nothing is silent.
     """
     radius = _checks.positive("radius", radius)
+    exit = _checks.choice("exit", exit, ["auto", "first", "hysteresis", "last"])
+    method = getattr(trajectory, "method", None)
+    if exit == "auto":
+        exit = "first" if method in ("gradient_flow", "gradient_descent") else "hysteresis"
+    if exit_radius is None:
+        exit_radius = 2.0 * radius
+    elif _checks.positive("exit_radius", exit_radius) < radius:
+        raise ValueError(f"exit_radius={exit_radius:g} is below radius={radius:g}; pass exit_radius ≥ "
+                         "radius.")
     interpolation = _checks.choice("interpolation", interpolation, ["log", "linear"])
     metric = _checks.choice("metric", metric, _METRICS)
     refine = _checks.choice("refine", refine, ["auto", "solve", "none"])
@@ -201,10 +224,25 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
         k = int(np.argmin(good))
         note = f" (states from t={t[k]:.6g} on are non-finite and were ignored)"
         t, theta = t[:k], theta[:k]
-    d = distances(theta, center, metric=metric, problem=problem)
+    if drift is None:
+        drift = method == "sgd"
+    if drift:
+        from .itineraries import drift as running_drift
+        from .problem import training_outputs
+
+        if metric == "function":
+            if not isinstance(problem, Problem):
+                raise ValueError("metric='function' needs problem=<the flowtools.Problem> for its inputs.")
+            c = _center_theta(center, problem.n_params)
+            d = output_distance(running_drift(t, training_outputs(problem, theta)),
+                                training_outputs(problem, c[None]))
+        else:
+            d = distances(running_drift(t, theta), center)
+    else:
+        d = distances(theta, center, metric=metric, problem=problem)
     inside = d <= radius
-    common = dict(metric=metric, radius=radius, interpolation="resolved" if resolve else interpolation,
-                  d0=float(d[0]))
+    common = dict(metric=metric, radius=radius, exit=exit,
+                  interpolation="resolved" if resolve else interpolation, d0=float(d[0]))
     brackets = []
 
     def cross(i):  # the crossing between saves i − 1 and i
@@ -235,16 +273,96 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
                           f"still inside at the last saved state t={t[-1]:.6g} (distance {d[-1]:.4g} ≤ "
                           f"{radius:g}); escape time ≥ {lb:.6g}. Run longer.{note}", started, lb, **common)
     i_out = i_in + int(outs[0])
+    if exit != "first":
+        beyond = np.flatnonzero(d[i_in:] > exit_radius) if exit == "hysteresis" else np.array([], int)
+        stop = i_in + int(beyond[0]) if beyond.size else d.size  # the stay ends before this state
+        back = i_in + np.flatnonzero(inside[i_in:stop])
+        if stop == d.size and inside[-1]:  # inside at the end: it never left
+            i_out = d.size
+        else:
+            i_out = int(back[-1]) + 1 if back.size else i_out
+        if i_out >= d.size:
+            lb = float(t[-1] - t_in)
+            return EscapeTime(nan, t_in, nan, "never_left",
+                              f"inside at the last saved state t={t[-1]:.6g} (distance {d[-1]:.4g}) or never "
+                              f"beyond exit_radius={exit_radius:g} after entering; escape time ≥ {lb:.6g}. "
+                              f"Run longer.{note}", started, lb, **common)
     t_out = cross(i_out)
     tau = t_out - t_in
     if not resolve and brackets and max(brackets) > coarse * tau:
+        if is_flow:
+            advice = ("Pass problem= with the gradient-flow trajectory to re-solve the bracket, save more "
+                      "densely, or use escape_flow.")
+        elif method in ("gradient_descent", "sgd"):
+            advice = "Record more steps (record_steps= or a larger n_records)."
+        else:
+            advice = "Save more densely."
         warnings.warn(f"escape_time: a crossing lies between saved states {max(brackets):.4g} apart, more "
                       f"than {coarse:g} of the escape time {tau:.4g}; the interpolated time may be off by "
-                      "a few percent. Pass problem= with a gradient-flow trajectory to re-solve the "
-                      "bracket, save more densely, or use escape_flow.", UserWarning, stacklevel=2)
+                      f"a few percent. {advice}", UserWarning, stacklevel=2)
     return EscapeTime(tau, t_in, t_out, "escaped",
                       f"{'started inside' if started else f'entered at t={t_in:.6g}'}, left at "
-                      f"t={t_out:.6g}{note}", started, tau, **common)
+                      f"t={t_out:.6g} ({exit} exit){note}", started, tau, **common)
+
+
+@dataclasses.dataclass(frozen=True)
+class EscapeDistribution:
+    """Escape times of an ensemble (e.g. SGD runs over seeds) from one ball.
+
+    **Fields:** `times` (the escaped runs' times, sorted), `median`, `quantiles` ({q: time} over the
+    escaped runs), `n` (runs), `n_escaped`, `n_never_left` (censored: still inside at their end; their
+    lower bounds are `lower_bounds`), `n_never_entered`, `message`. With censored runs the median and
+    quantiles of the escaped runs understate the ensemble's.
+    """
+
+    times: np.ndarray
+    median: float
+    quantiles: dict
+    n: int
+    n_escaped: int
+    n_never_left: int
+    n_never_entered: int
+    lower_bounds: np.ndarray
+    message: str
+
+    def as_dict(self) -> dict:
+        return dict(times=self.times.tolist(), median=self.median,
+                    quantiles={str(q): v for q, v in self.quantiles.items()}, n=self.n,
+                    n_escaped=self.n_escaped, n_never_left=self.n_never_left,
+                    n_never_entered=self.n_never_entered, lower_bounds=self.lower_bounds.tolist(),
+                    message=self.message)
+
+
+def escape_time_distribution(escapes, quantiles=(0.1, 0.25, 0.75, 0.9)) -> EscapeDistribution:
+    """The distribution of escape times over an ensemble: `escapes` is a sequence of `EscapeTime` (one
+    per run, e.g. per SGD seed, all from `escape_time` with the same ball and exit rule).
+
+    **Returns:** an `EscapeDistribution` (median and `quantiles` of the escaped runs; nan when none
+    escaped). **Raises:** `TypeError` for an entry that is not an `EscapeTime`, `ValueError` for an empty
+    sequence or a quantile outside [0, 1].
+    """
+    escapes = list(escapes)
+    if not escapes:
+        raise ValueError("escapes is empty; pass one EscapeTime per run.")
+    for i, e in enumerate(escapes):
+        if not isinstance(e, EscapeTime):
+            raise TypeError(f"escapes[{i}] is a {type(e).__name__}, not an EscapeTime (from escape_time).")
+    qs = tuple(float(q) for q in quantiles)
+    if any(not 0.0 <= q <= 1.0 for q in qs):
+        raise ValueError(f"quantiles must lie in [0, 1], got {qs}.")
+    times = np.sort(np.array([e.time for e in escapes if e.escaped], dtype=float))
+    bounds = np.array([e.lower_bound for e in escapes if e.status == "never_left"], dtype=float)
+    n_entered_not = sum(e.status == "never_entered" for e in escapes)
+    med = float(np.median(times)) if times.size else math.nan
+    qd = {q: (float(np.quantile(times, q)) if times.size else math.nan) for q in qs}
+    msg = f"{times.size} of {len(escapes)} runs escaped; median {med:.4g}"
+    if bounds.size:
+        msg += (f"; {bounds.size} still inside at their end (escape time ≥ {bounds.min():.4g}): the "
+                "median understates the ensemble's")
+    if n_entered_not:
+        msg += f"; {n_entered_not} never entered the ball"
+    return EscapeDistribution(times, med, qd, len(escapes), int(times.size), int(bounds.size),
+                              int(n_entered_not), bounds, msg)
 
 
 def _resolved_crossing(problem, meta, t_a, t_b, d_a, d_b, theta_a, center, radius, metric, interpolation,
@@ -387,22 +505,53 @@ def plateau_length(trajectory, *, method: str = "drop", fraction: float = 0.5, t
                    f"t in [{tt[a]:.6g}, {tt[b]:.6g}]", length)
 
 
-def plateaus(trajectory, *, threshold: float = 0.05, min_decades: float = 0.1,
+def _log_loss_noise(s, x, smooth: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x̄, σ): a running median of x = log L over ±`smooth` decades of t (s = log10 t), and the local
+    noise level of x, 1.4826 × the running median of |x − x̄| over ±4·`smooth` decades (a robust standard
+    deviation, estimated from the run itself). σ = 0 and x̄ = x when `smooth` is 0."""
+    from .landscape.slow import _running_median
+
+    if smooth <= 0:
+        return x.copy(), np.zeros_like(x)
+    xs = _running_median(s, x, smooth)
+    return xs, 1.4826 * _running_median(s, np.abs(x - xs), 4 * smooth)
+
+
+def plateaus(trajectory, *, threshold: float = 0.05, band: float = 0.05, min_decades: float = 0.1,
+             smooth: float | None = None, noise_factor: float = 3.0,
              include_unfinished: bool = False) -> list[Plateau]:
     """Every plateau of a learning curve, in time order (saddle-to-saddle runs have several).
 
-    A plateau is a maximal run of consecutive saved intervals (t > 0, L > 0) on which the loss is flat in
-    log-log coordinates, s_k = −Δlog L / Δlog t < `threshold`, that lasts at least `min_decades` decades of
-    t (log10 t_exit − log10 t_entry) and is followed by a drop; the rule is the one of
-    `plateau_length(method="slope")`, applied to every run instead of the longest. A flat run that reaches
-    the last saved state is a converged tail or an unfinished plateau: it is returned (status
-    "no_drop", `t_end` nan, `lower_bound` its length so far) only with `include_unfinished`.
+    A plateau is a maximal stretch of saved states (t > 0, L > 0) over which log L stays within a band:
+    it starts at a state where the curve is flat in log-log coordinates (−Δlog L̄/Δlog t < `threshold`
+    to the next state) and extends while max log L̄ − min log L̄ over the stretch is at most
+    max(`band`, `noise_factor` · σ), σ the local noise level of log L at its start; it must last at
+    least `min_decades` decades of t and be followed by a drop out of the band. Stretches are taken
+    greedily from the earliest start; one whose median level lies within the band of the previous
+    plateau's, the two spanning at most twice the band, continues it (a noisy run may leave the band
+    briefly without leaving the saddle). L̄ is L itself for gradient flow and GD, and for SGD a running
+    median over ±`smooth` decades of t with σ the robust spread of log L about it (estimated from the
+    run), so that one noisy plateau is one plateau, not a string of fragments.
 
-    **Returns:** a list of `Plateau` (method "slope"): `loss_plateau` is the loss at entry, `loss_exit`
-    the loss at exit, `t_start` / `t_end` entry and exit, `length` = exit − entry.
+    A relative slope alone (the rule of `plateau_length(method="slope")`) cuts a plateau short at late
+    times, where the saddle's slow drift of L is steep in log t: the band keeps it whole. A flat stretch
+    that reaches the last saved state is a converged tail, a noise ball or an unfinished plateau: it is
+    returned (status "no_drop", `t_end` nan, `lower_bound` its length so far) only with
+    `include_unfinished`.
+
+    **Arguments:** `threshold` (> 0), `band` (> 0, in log L: 0.05 is a 5 % change), `min_decades` (≥ 0),
+    `smooth` (decades; None: 0 for deterministic runs, 0.05 for SGD), `noise_factor` (≥ 0).
+
+    **Returns:** a list of `Plateau` (method "level"): `loss_plateau` is the median loss over the
+    plateau, `loss_exit` the loss at exit, `t_start` / `t_end` entry and exit, `length` = exit − entry.
     """
     threshold = _checks.positive("threshold", threshold)
+    band = _checks.positive("band", band)
     min_decades = _checks.nonnegative("min_decades", min_decades)
+    noise_factor = _checks.nonnegative("noise_factor", noise_factor)
+    if smooth is None:
+        smooth = 0.05 if getattr(trajectory, "method", None) == "sgd" else 0.0
+    smooth = _checks.nonnegative("smooth", smooth)
     t = _checks.finite_array("trajectory.t", getattr(trajectory, "t", None), ndim=1)
     loss = _checks.finite_array("trajectory.loss", getattr(trajectory, "loss", None), ndim=1)
     if loss.size != t.size:
@@ -411,25 +560,40 @@ def plateaus(trajectory, *, threshold: float = 0.05, min_decades: float = 0.1,
     tt, ll = t[keep], loss[keep]
     if tt.size < 2:
         raise ValueError("plateaus needs at least 2 saved states with t > 0 and loss > 0.")
-    s = -np.diff(np.log(ll)) / np.diff(np.log(tt))
-    out, start = [], None
-    for k, f in enumerate(np.append(s < threshold, False)):
-        if f and start is None:
-            start = k
-        elif not f and start is not None:
-            a, b = start, k
-            start = None
-            if np.log10(tt[b] / tt[a]) < min_decades:
-                continue
-            length = float(tt[b] - tt[a])
-            if b < tt.size - 1:
-                out.append(Plateau(length, float(tt[a]), float(tt[b]), float(ll[a]), math.nan, "slope",
-                                   "ended", f"flat (-dlogL/dlogt < {threshold:g}) at L ≈ {ll[a]:.6g} for t in "
-                                   f"[{tt[a]:.6g}, {tt[b]:.6g}], then a drop", length, float(ll[b])))
-            elif include_unfinished:
-                out.append(Plateau(math.nan, float(tt[a]), math.nan, float(ll[a]), math.nan, "slope",
-                                   "no_drop", f"flat from t={tt[a]:.6g} to the last saved state: a converged "
-                                   "tail or an unfinished plateau", length, float(ll[b])))
+    s = np.log10(tt)
+    x, sigma = _log_loss_noise(s, np.log(ll), smooth)
+    slope = -np.diff(x) / np.diff(np.log(tt))
+    m, out, a = tt.size, [], 0
+    while a < m - 1:
+        if slope[a] >= threshold:
+            a += 1
+            continue
+        width = max(band, noise_factor * float(sigma[a]))
+        lo = hi = x[a]
+        b = a
+        while b + 1 < m and max(hi, x[b + 1]) - min(lo, x[b + 1]) <= width:
+            b += 1
+            lo, hi = min(lo, x[b]), max(hi, x[b])
+        if s[b] - s[a] < min_decades:
+            a += 1
+            continue
+        if out and out[-1].status == "ended":  # a noise-driven gap within one level: rejoin
+            a0 = int(np.searchsorted(tt, out[-1].t_start))
+            if abs(np.median(x[a:b + 1]) - np.log(out[-1].loss_plateau)) <= width and \
+                    np.ptp(x[a0:b + 1]) <= 2 * width:
+                out.pop()
+                a = a0
+        level = float(np.median(ll[a:b + 1]))
+        length = float(tt[b] - tt[a])
+        if b < m - 1:
+            out.append(Plateau(length, float(tt[a]), float(tt[b]), level, math.nan, "level", "ended",
+                               f"L within a factor e^{width:.3g} of {level:.6g} for t in [{tt[a]:.6g}, "
+                               f"{tt[b]:.6g}], then a drop", length, float(ll[b])))
+        elif include_unfinished:
+            out.append(Plateau(math.nan, float(tt[a]), math.nan, level, math.nan, "level", "no_drop",
+                               f"flat from t={tt[a]:.6g} to the last saved state: a converged tail, a noise "
+                               "ball or an unfinished plateau", length, float(ll[b])))
+        a = b + 1
     return out
 
 
@@ -498,7 +662,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return (0.0 if k == 0 else max(0.0, mid - half)), (1.0 if k == n else min(1.0, mid + half))
 
 
-_ATTRACTOR_KINDS = ("minimum", "degenerate_minimum")
+_ATTRACTOR_KINDS = ("minimum", "degenerate_minimum", "noise_ball")
 
 
 def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: float = 0.95) -> BasinFractions:

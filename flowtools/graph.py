@@ -456,7 +456,7 @@ def _group(kind) -> str:
         return kind
     if str(kind).endswith(" orbit"):  # a periodic orbit of the GD map is not a critical set
         return "orbit"
-    return "minimum" if kind in ("minimum", "degenerate_minimum") else "set"
+    return "minimum" if kind in ("minimum", "degenerate_minimum", "noise_ball") else "set"
 
 
 def _label(a) -> str:

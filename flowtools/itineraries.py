@@ -32,6 +32,7 @@ import dataclasses
 import inspect
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -48,9 +49,11 @@ from .landscape.slow import resolve_trajectory
 from .landscape.symmetry import fingerprint_distance, function_fingerprint, output_distance, reduce_network
 from .problem import Problem, training_outputs
 
-__all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share", "auto_time_limits"]
+__all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share", "auto_time_limits",
+           "function_noise_scale", "drift"]
 
 TERMINALS = ("attractor", "diverged", "unfinished")
+NOISE_WINDOW = 0.1  # decades of t: the running mean that separates an SGD run's drift from its noise
 
 
 @dataclasses.dataclass
@@ -61,7 +64,9 @@ class Visit:
     refinement iterate, ‖∇L‖ ≤ `near_gtol`), "flow" (the flow itself continued onto the set),
     "unrefined" (a slow region: every refinement failed), "skipped" (the itinerary's or the
     refinement's time budget ran out before the refinement succeeded), or
-    "terminal" (the explicit end of an unfinished run). `morse_complete` is False when the Morse
+    "terminal" (the explicit end of an unfinished run). `ball_radius`: for an attractor of kind
+    "noise_ball", the measured radius of the ball (RMS function distance of the run's last states from
+    the minimum); 0 otherwise. `morse_complete` is False when the Morse
     index signature[0] is only a lower bound (an incomplete Lanczos count). `t` is the time of the slow point; `radius`
     the function-space radius within which other passages count as the same one (0 for refined
     critical sets, whose identity is exact). `reason` is empty unless the Hessian spectrum could not be
@@ -86,6 +91,7 @@ class Visit:
     radius: float = 0.0
     morse_complete: bool = True
     reason: str = ""
+    ball_radius: float = 0.0
 
     @property
     def dwell(self) -> float:
@@ -95,7 +101,7 @@ class Visit:
         return dict(node=self.node, kind=self.kind, t_in=self.t_in, t_out=self.t_out, dwell=self.dwell,
                     loss=self.loss, gen_error=self.gen_error, signature=list(self.signature),
                     grad_norm=self.grad_norm, reduces_to=self.reduces_to, status=self.status,
-                    reason=self.reason, theta=self.theta.tolist())
+                    reason=self.reason, ball_radius=self.ball_radius, theta=self.theta.tolist())
 
     @property
     def refined(self) -> bool:
@@ -262,8 +268,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
               attractor_gtol: float = 1e-5, approach_window: int = 8, min_depth: float = 0.05,
               resolve: bool = True, near_gtol: float = 1e-8, time_limit: float | str | None = "auto",
               progress: bool | None = None, smooth: float | None = None,
-              spectrum_options: dict | None = None) -> Itinerary:
-    """Segment a trajectory (gradient flow or GD) into visits of critical sets and a terminal state.
+              spectrum_options: dict | None = None, exit_radius: float | None = None) -> Itinerary:
+    """Segment a trajectory (gradient flow, GD or SGD) into visits of critical sets and a terminal state.
 
     **Arguments:**
 
@@ -300,6 +306,23 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     - `smooth`: the running-median half-width of `slow_points`, in decades of t. Default: 0 for
       gradient flow and GD (deterministic, and resolved: a median over several GD steps at large η
       would flatten real dips), 0.05 for SGD.
+    - `exit_radius`: the radius at which a visit ends (hysteresis: a visit begins where the run comes
+      within `visit_radius` and lasts until it first moves beyond `exit_radius`, its window closing at
+      the last state within `visit_radius` before that). Default: `visit_radius` for gradient flow and
+      GD (no hysteresis), 2·ρ for SGD.
+
+    **Noisy runs (SGD).** Mini-batch noise puts a floor under the full-batch ‖∇L‖ that can lie above a
+    plateau's own ‖∇L‖, so gradient dips miss slow passages. For SGD the passages are also found from
+    the loss: each plateau of `flowtools.plateaus` (a band in log L wider than the run's own noise) is
+    refined from the iterate average over it, and kept when the run's drift came within `exit_radius`
+    of the refined critical set during the plateau (else it is a slow region); unrefined dips of ‖∇L‖
+    are not passages of a noisy run. Distances to critical sets are taken from the run's drift, the
+    running mean of its outputs over ±0.1 decades of t (`NOISE_WINDOW`, `drift`); what it leaves, the run's
+    noise scale in function space, is `stats["noise_scale"]` (`function_noise_scale`). Visits use
+    hysteresis (`exit_radius`), and an unrefined slow region
+    within the exit radius of a refined visit is that visit's noise, not a passage. A run that ends
+    hovering around a minimum is an attractor of kind "noise_ball" (`Visit.ball_radius`: the RMS
+    function distance of its last states from the minimum) instead of "unfinished".
     """
     if not isinstance(trajectory, Trajectory):
         raise TypeError(f"trajectory must be a flowtools.Trajectory, got {type(trajectory).__name__}.")
@@ -346,6 +369,22 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     ctx = dict(problem=problem, opts=opts, refine_radius=refine_radius, rtol_zero=rtol_zero, rho=rho,
                spec_opts=spec_opts,
                near_gtol=near_gtol, distances=distances, ts=ts)
+    noisy = trajectory.method == "sgd"
+    noise = function_noise_scale(ts, outputs) if noisy else 0.0
+    if noisy:  # distances from the run's drift: its noise does not carry it in and out of a radius
+        raw, smooth_outputs = outputs, drift(ts, outputs)
+
+        def distances(fp, raw_states=False):
+            return output_distance(raw if raw_states else smooth_outputs, _train_part(problem, fp)[None])
+
+        ctx["distances"] = distances
+    if exit_radius is not None:
+        rho_out = _checks.positive("exit_radius", exit_radius)
+        if rho_out < rho:
+            raise ValueError(f"exit_radius={rho_out:g} is below visit_radius={rho:g}; a visit must end at "
+                             "a radius at least as large as the one it begins at.")
+    else:
+        rho_out = 2 * rho if noisy else rho
 
     # ----------------------------------------------------------- passages
     if smooth is None:
@@ -376,11 +415,21 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                 n_refinements += 1
             # The first state is a candidate only as a critical set: a run that does not start near
             # one has no visit there.
-            if not (sp.at_start and info["status"] not in ("converged", "near_critical")):
+            # A noisy run's unrefined dip is its noise, not a passage (see `_plateau_passages`).
+            if not (sp.at_start and info["status"] not in ("converged", "near_critical")) and \
+                    not (noisy and info["kind"] == "slow_region" and info["status"] == "unrefined"):
                 candidates.append((idx, info))
             bar.update(1)
     finally:
         bar.close()
+    if noisy and remaining() is not None and remaining() <= 0:
+        exhausted = True  # the loss's plateaus are not refined
+    elif noisy:
+        o = dict(opts)
+        if remaining() is not None:
+            o["time_limit"] = min(o.get("time_limit") or np.inf, remaining())
+        found = _plateau_passages(dict(ctx, rho=rho_out, opts=o), traj, thetas)
+        candidates = sorted(candidates + found, key=lambda c: c[0])
 
     # ------------------------------------------------------------ terminal
     status = trajectory.status
@@ -399,7 +448,14 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             candidates.append((len(thetas) - 1, end_info))
 
     # ------------------------------------------------------------- windows
-    visits = _windows(candidates, distances, ts, rho)
+    if noisy and terminal == "unfinished":
+        ball = _noise_ball(ctx, thetas, rho_out, approach_window)
+        if ball is not None:
+            terminal, message, end_info, degenerate = ball
+            candidates.append((len(thetas) - 1, end_info))
+    visits = _windows(candidates, distances, ts, rho, rho_out)
+    if noisy:
+        visits = _without_noise(visits, distances, ts, rho_out)
     merged: list[Visit] = []
     for v in visits:
         if merged and _same_set(merged[-1], v, d_out, n_train):
@@ -407,6 +463,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         else:
             merged.append(v)
     visits = merged
+    if terminal == "attractor" and end_info["kind"] == "noise_ball":  # merged with a visit of its minimum
+        visits[-1] = dataclasses.replace(visits[-1], kind="noise_ball", ball_radius=end_info["ball_radius"])
     if terminal == "attractor":
         # A slow region without unstable directions, right before the attractor and within
         # `visit_radius` of it in function space, is the slow (algebraic) approach to a degenerate
@@ -426,7 +484,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         # canonical representative's function, so points of one orbit of the full group are one set.
         for v in visits:
             v.fingerprint = orbit_fingerprint(problem, v.theta)
-    stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements,
+    stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements, noise_scale=noise,
+                 visit_radius=rho, exit_radius=rho_out,
                  budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
                  states=int(len(thetas)), d_out=d_out, n_train=n_train, loss_label=_loss_label(problem))
     if "periodic_orbit" in ctx:
@@ -529,20 +588,26 @@ def _refine_passage(ctx, theta, sp) -> dict:
                         "unrefined", known=_guess_spectrum(cp, theta))
 
 
-def _windows(candidates, distances, ts, rho) -> list[Visit]:
-    """Each candidate's window: the contiguous stretch of states around its slow point within `rho` of
-    it, beginning where the run first entered that radius; consecutive windows are split where the
-    run becomes nearer (in function space) to the next candidate than to the previous one."""
+def _windows(candidates, distances, ts, rho, rho_out=None) -> list[Visit]:
+    """Each candidate's window: the contiguous stretch of states around its slow point within `rho_out`
+    of it (default `rho`), from the first to the last of its states within `rho` (hysteresis: the run
+    enters at `rho` and leaves at `rho_out`; the whole stretch when none is within `rho`); consecutive
+    windows are split where the run becomes nearer (in function space) to the next candidate than to
+    the previous one."""
     m = len(ts)
+    rho_out = rho if rho_out is None else rho_out
     spans = []
     for idx, info in candidates:
         d = distances(info["fingerprint"])
         lo = hi = idx
-        if d[idx] <= rho:
-            while lo > 0 and d[lo - 1] <= rho:
+        if d[idx] <= rho_out:
+            while lo > 0 and d[lo - 1] <= rho_out:
                 lo -= 1
-            while hi + 1 < m and d[hi + 1] <= rho:
+            while hi + 1 < m and d[hi + 1] <= rho_out:
                 hi += 1
+            near = lo + np.flatnonzero(d[lo:hi + 1] <= rho)
+            if near.size:  # else (a noisy run's passage that came within rho_out only): that stretch
+                lo, hi = int(near[0]), int(near[-1])
         spans.append([lo, hi, d])
     for j in range(1, len(candidates)):
         (ia, _), (ib, _) = candidates[j - 1], candidates[j]
@@ -562,6 +627,105 @@ def _windows(candidates, distances, ts, rho) -> list[Visit]:
         lo, hi = min(lo, idx), max(hi, idx) if hi >= idx else idx
         out.append(Visit(t_in=float(ts[lo]), t_out=float(ts[hi]), t=float(ts[idx]), **info))
     return out
+
+
+def drift(ts, values, window: float = NOISE_WINDOW) -> np.ndarray:
+    """The running mean of a run's saved values (its outputs, shape (m, n, d_out), or its states, shape
+    (m, n_params)) over ±`window` decades of t, states at t ≤ 0 kept as they are: the run's drift, its
+    noise averaged out."""
+    ts = np.asarray(ts, dtype=float)
+    outputs = np.asarray(values, dtype=float)
+    out = outputs.copy()
+    pos = np.flatnonzero(ts > 0)
+    if pos.size:
+        s = np.log10(ts[pos])
+        lo = np.searchsorted(s, s - window, side="left")
+        hi = np.searchsorted(s, s + window, side="right")
+        csum = np.concatenate([np.zeros((1,) + outputs.shape[1:]), np.cumsum(outputs[pos], axis=0)])
+        out[pos] = (csum[hi] - csum[lo]) / (hi - lo).reshape((-1,) + (1,) * (outputs.ndim - 1))
+    return out
+
+
+def function_noise_scale(ts, outputs, window: float = NOISE_WINDOW) -> float:
+    """The noise scale of a run in function space, estimated from the run itself: the median over its
+    saved states (t > 0) of the `output_distance` between a state's training outputs (shape
+    (m, n, d_out)) and their running mean over ±`window` decades of t. The mean follows the drift; what
+    is left is the noise (SGD); for a deterministic run saved densely enough to be smooth it is near 0."""
+    pos = np.flatnonzero(np.asarray(ts) > 0)
+    if pos.size < 3:
+        return 0.0
+    return float(np.median(output_distance(np.asarray(outputs)[pos], drift(ts, outputs, window)[pos])))
+
+
+def _plateau_passages(ctx, traj, thetas) -> list:
+    """Slow passages of a noisy run found from its loss (`plateaus`, whose band is at least the run's
+    own noise): each plateau is refined from the iterate average over it and is a visit candidate, at its
+    state nearest the refined set, of that set when the run's drift came within ρ of it during the
+    plateau, else a slow region at the iterate average. A noisy run's unrefined dips of ‖∇L‖ are not
+    passages: the full-batch ‖∇L‖ of its states has a noise floor that can lie above a plateau's own."""
+    from .escape import plateaus
+
+    ts, out = ctx["ts"], []
+    for p in plateaus(traj):
+        span = np.flatnonzero((ts >= p.t_start) & (ts <= p.t_end))
+        if span.size == 0:
+            continue
+        guess = np.mean(thetas[span], axis=0)
+        info = _refine_passage(ctx, guess, SimpleNamespace(t_start=p.t_start, t_end=p.t_end))
+        d = ctx["distances"](info["fingerprint"])
+        out.append((int(span[np.argmin(d[span])]), info))
+    return out
+
+
+def _noise_ball(ctx, thetas, rho_out, approach_window):
+    """A noisy run's end hovering around a minimum: (terminal, message, visit info, degenerate) of an
+    attractor of kind "noise_ball", or None. The iterate average over the last tenth of the run (at
+    least `approach_window` states) is refined; the end is a noise ball when that is a minimum, every
+    one of those states lies within `rho_out` of it, and they are not closing in on it (the RMS distance
+    of the later half of them is at least half that of the earlier half: a run still converging is
+    judged as today)."""
+    problem, ts = ctx["problem"], ctx["ts"]
+    tail = np.flatnonzero(ts >= ts[0] + 0.9 * (ts[-1] - ts[0]))
+    if tail.size < approach_window:
+        tail = np.arange(max(len(ts) - approach_window, 0), len(ts))
+    if tail.size < 4:
+        return None
+    point, status, cp = _refine(ctx, np.mean(thetas[tail], axis=0))
+    if point is None:
+        return None
+    if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
+        spec, kind = cp.spectrum, cp.kind
+    else:
+        spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
+        kind = _kind(problem, point, spec)
+    if kind not in ("minimum", "degenerate_minimum"):
+        return None
+    fp = function_fingerprint(problem, point)
+    d = ctx["distances"](fp, raw_states=True)[tail]
+    half = d.size // 2
+    rms = lambda v: float(np.sqrt(np.mean(v * v)))  # noqa: E731
+    if np.max(ctx["distances"](fp)[tail]) > rho_out or rms(d[half:]) < 0.5 * rms(d[:half]):
+        return None
+    info = _visit_from_point(problem, point, "noise_ball", spec, fp, problem.grad_norm(point), status=status)
+    info["ball_radius"] = rms(d)
+    message = (f"hovering in a noise ball around a {kind} (RMS function distance {info['ball_radius']:.3g} "
+               f"over the last {tail.size} states, at most {np.max(d):.3g}; loss at the minimum "
+               f"{info['loss']:.6g})")
+    return "attractor", message, info, bool(spec.signature[1])
+
+
+def _without_noise(visits, distances, ts, rho_out) -> list[Visit]:
+    """A noisy run's visits without the unrefined slow regions that lie within `rho_out` of a refined
+    visit in the itinerary: those are the run's noise around that set, not passages of their own."""
+    refined = [v for v in visits if v.refined or v.kind == "noise_ball"]
+    keep = []
+    for v in visits:
+        if v.kind == "slow_region" and not v.refined:
+            i = int(np.clip(np.searchsorted(ts, v.t), 0, len(ts) - 1))
+            if any(distances(w.fingerprint)[i] <= rho_out for w in refined):
+                continue
+        keep.append(v)
+    return keep
 
 
 def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
@@ -714,6 +878,9 @@ def add_to_graph(graph: SaddleGraph, itin: Itinerary, run: str) -> list[str]:
         end["attractor"] = True
         end["degenerate"] = bool(itin.degenerate)
         end["ends"] = int(end.get("ends", 0)) + 1  # runs that end here (visits also counts passages)
+        if itin.visits[-1].kind == "noise_ball":  # the largest noise ball measured around this minimum
+            end["noise_ball_radius"] = max(float(end.get("noise_ball_radius", 0.0)),
+                                           itin.visits[-1].ball_radius)
     graph.add_itinerary(nodes, [(v.t_in, v.t_out) for v in itin.visits], method=itin.method, run=run)
     return nodes
 
