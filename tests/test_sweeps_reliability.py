@@ -102,11 +102,10 @@ def test_a_point_that_kills_its_worker_fails_and_the_sweep_ends(killed_sweeps, w
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_worker_deaths_cost_their_restarts_and_no_more(killed_sweeps, env, tmp_path, workers):
-    """The same sweep without the killing point, timed against it. Each death costs at most a worker
-    restart (a process that imports flowtools and JAX, as the cluster's start does): the faulty sweep
-    takes at most (retries + 1) such starts longer (the bound asserted, with a factor 2 for a loaded
-    machine). The target of at most twice the healthy time is printed, not asserted: with points this
-    short the restarts dominate."""
+    """MUST SHOW: the sweep with a worker-killing point ends within twice the time of the same sweep
+    without it. Each death costs a worker restart; a restarted local worker is a fork of a process that
+    has already imported flowtools and JAX (`sweeps._start_forkserver`), so the restart no longer
+    imports them again while the points wait (before: 1 worker 2.19×, 2 workers 1.40×)."""
     faulty, _ = killed_sweeps(workers)
     healthy = drive(dict(task=FATAL_TASK, configs=[dict(c, kill=-1) for c in POINTS],
                          store=str(tmp_path / "healthy"), workers=workers), env)
@@ -115,7 +114,26 @@ def test_worker_deaths_cost_their_restarts_and_no_more(killed_sweeps, env, tmp_p
     print(f"workers={workers}: healthy sweep {healthy['wall']:.1f} s (cluster and worker start "
           f"{start:.1f} s), with a worker-killing point {faulty['wall']:.1f} s: "
           f"ratio {faulty['wall'] / healthy['wall']:.2f}")
-    assert faulty["wall"] - healthy["wall"] < 2 * 2 * start
+    assert faulty["wall"] <= 2 * healthy["wall"]
+
+
+def test_local_workers_start_as_forks_of_a_preloaded_process(env):
+    """The local cluster's workers are forked from a server that has imported JAX and flowtools but not
+    started XLA (so each worker still reads its own one-thread XLA flags), and starting that server
+    leaves the driver's environment as it was."""
+    code = ("import concurrent.futures as cf, json, multiprocessing as mp, os\n"
+            "import flowtools.sweeps as S, _sweep_driver as D\n"
+            "before = dict(os.environ)\n"
+            "assert S._start_forkserver()\n"
+            "with cf.ProcessPoolExecutor(1, mp_context=mp.get_context('forkserver')) as ex:\n"
+            "    facts = ex.submit(D.worker_facts).result()\n"
+            "print(json.dumps(dict(facts, env_kept=dict(os.environ) == before)))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, PYTHONPATH=os.pathsep.join(
+        [str(HERE.parent), str(HERE)])), cwd=str(HERE), capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-3000:]
+    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert facts["jax_imported"] and not facts["xla_started"] and facts["env_kept"], facts
+    assert S.XLA_SINGLE_THREAD in facts["xla_flags"]
 
 
 def test_resume_and_retry_of_a_store_with_a_failed_point(killed_sweeps, env, tmp_path, serial_env):
