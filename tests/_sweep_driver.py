@@ -56,6 +56,7 @@ def main(argv):
     r = S.sweep(spec["task"], spec["configs"], spec["store"], workers=spec.get("workers"),
                 scheduler=spec.get("scheduler"), resume=spec.get("resume", False),
                 retry_failed=spec.get("retry_failed", False), retries=spec.get("retries", 1),
+                worker_timeout=spec.get("worker_timeout", 120.0),
                 write_every=spec.get("write_every", 1.0), progress=False)
     print(json.dumps(dict(n_run=r.n_run, n_skipped=r.n_skipped, failed=r.failed, errors=r.errors,
                           wall=time.perf_counter() - t0, timings=r.timings)))

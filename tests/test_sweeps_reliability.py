@@ -50,7 +50,8 @@ def drive(spec, env, timeout=HANG) -> dict:
     proc = subprocess.run([sys.executable, str(DRIVER), json.dumps(spec)], env=env, cwd=str(HERE),
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]), process=time.perf_counter() - t0)
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]), process=time.perf_counter() - t0,
+                stderr=proc.stderr)
 
 
 def assert_values(store, configs, skip=()):
@@ -134,6 +135,43 @@ def test_local_workers_start_as_forks_of_a_preloaded_process(env):
     facts = json.loads(out.stdout.strip().splitlines()[-1])
     assert facts["jax_imported"] and not facts["xla_started"] and facts["env_kept"], facts
     assert S.XLA_SINGLE_THREAD in facts["xla_flags"]
+
+
+def failing_starts(env, tmp_path, fail_at):
+    """`env` with a worker preload that makes the worker starts `fail_at` fail (tests/_die_on_start.py)."""
+    return dict(env, DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(HERE / "_die_on_start.py")]),
+                FLOWTOOLS_TEST_STARTS=str(tmp_path / "starts"), FLOWTOOLS_TEST_FAIL_AT=fail_at)
+
+
+def test_a_local_worker_dask_gives_up_on_is_replaced(env, tmp_path):
+    """MUST SHOW: with one local worker, the point KILLED ends it and its new process fails while it
+    starts, so Dask's nanny gives up on it (closes). The sweep starts another worker, with a warning
+    naming the cause, and finishes: KILLED failed after its two runs, every other point recorded. Before,
+    the cluster stayed without a worker and the sweep ended after worker_timeout with points unfinished
+    (3 run, 5 listed as not finished)."""
+    store = tmp_path / "store"
+    out = drive(dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=1, worker_timeout=60),
+                failing_starts(env, tmp_path, "2"))
+    assert "local worker 0 is gone and Dask will not start it again: its nanny gave up" in out["stderr"]
+    assert "starts worker 1 instead (1 of at most 2 replacements)" in out["stderr"]
+    assert [i for i, _ in out["failed"]] == [KILLED] and "KilledWorker" in out["failed"][0][1]
+    assert out["n_run"] == len(POINTS) - 1
+    assert_values(store, POINTS, skip={KILLED})
+    assert len((tmp_path / "starts").read_text().split()) >= 3  # the first, the one that failed, its replacement
+
+
+def test_a_sweep_ends_when_replaced_workers_keep_failing(env, tmp_path):
+    """Every worker start after the first fails: the sweep replaces the lost worker a bounded number of
+    times (retries + 1 per worker), says so, and ends after worker_timeout with the points not run
+    listed as unfinished (a resume runs them). Before, this sweep never ended (stopped after 150 s with
+    worker_timeout=5): the driver waited for the result of a point that had died with its worker."""
+    store = tmp_path / "store"
+    out = drive(dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=1, worker_timeout=5),
+                failing_starts(env, tmp_path, "2-"), timeout=HANG)
+    assert "lost and not replaced: the sweep has replaced 2 already (at most 2)" in out["stderr"]
+    assert out["n_run"] + len(out["failed"]) == len(POINTS) and out["n_run"] < len(POINTS)
+    unfinished = [i for i, why in out["failed"] if "no live worker for 5 s" in why]
+    assert unfinished and all(not S._Store(store).record_path(i).exists() for i in unfinished)
 
 
 def test_resume_and_retry_of_a_store_with_a_failed_point(killed_sweeps, env, tmp_path, serial_env):
