@@ -897,8 +897,8 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     **Returns:** an `EscapeRun`. Its trajectory has status "t1_reached" with a message saying it stopped
     on leaving the ball, or the usual "t1_reached" (at t_max, never left), "max_steps", "diverged",
     "non_finite" (at t0, before the first step, where L or ∇L is not finite at θ0; the message names
-    the first non-finite quantity), "failed"; `meta["stopped_on_exit"]` records which. Its `gen_error` is None (not
-    evaluated, to keep runs cheap). `stats` has the step counts, wall time and compile time.
+    the first non-finite quantity), "failed"; `meta["stopped_on_exit"]` records which. Its `gen_error`
+    is None (not evaluated, to keep runs cheap). `stats` has the step counts, wall time and compile time.
 
     **Raises:** `ValueError` if θ0 starts outside the ball.
     """

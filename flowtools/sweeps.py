@@ -1347,6 +1347,7 @@ class _LocalWorkers:
         self.cluster, self.n, self.limit = cluster, n, limit
         self.replaced = 0
         self.starting: set = set()  # names requested and not yet among the cluster's workers
+        self.replacing: set = set()  # names being replaced (until the cluster's loop has done it)
         self.gave_up = False
 
     def lost(self) -> list[tuple]:
@@ -1356,6 +1357,8 @@ class _LocalWorkers:
         spec, workers = list(self.cluster.worker_spec), dict(self.cluster.workers)
         out = []
         for name in spec:
+            if name in self.replacing:
+                continue
             nanny = workers.get(name)
             if nanny is None:
                 if name not in self.starting:
@@ -1374,9 +1377,10 @@ class _LocalWorkers:
         if room <= 0:
             if not self.gave_up:
                 self.gave_up = True
-                warnings.warn(f"local worker(s) {[name for name, _ in lost]} lost and not replaced: the sweep "
-                              f"has replaced {self.replaced} already (at most {self.limit}); it ends after "
-                              "worker_timeout without workers", RuntimeWarning, stacklevel=2)
+                names = [name for name, _ in lost]
+                warnings.warn(f"local worker(s) {names} lost and not replaced: the sweep has replaced "
+                              f"{self.replaced} already (at most {self.limit}); it ends after worker_timeout "
+                              "without workers", RuntimeWarning, stacklevel=2)
             return
         taken = set(self.cluster.worker_spec)
         pairs = []
@@ -1387,9 +1391,10 @@ class _LocalWorkers:
             taken.add(new)
             self.replaced += 1
             self.starting.add(new)
+            self.replacing.add(name)
             pairs.append((name, new))
-            warnings.warn(f"local worker {name!r} is gone and Dask will not start it again: {cause}. The sweep "
-                          f"starts worker {new!r} instead ({self.replaced} of at most {self.limit} "
+            warnings.warn(f"local worker {name!r} is gone and Dask will not start it again: {cause}. The "
+                          f"sweep starts worker {new!r} instead ({self.replaced} of at most {self.limit} "
                           "replacements)", RuntimeWarning, stacklevel=2)
         self.cluster.loop.add_callback(self._replace, pairs)
 

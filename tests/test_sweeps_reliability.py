@@ -157,7 +157,7 @@ def test_a_local_worker_dask_gives_up_on_is_replaced(env, tmp_path):
     assert [i for i, _ in out["failed"]] == [KILLED] and "KilledWorker" in out["failed"][0][1]
     assert out["n_run"] == len(POINTS) - 1
     assert_values(store, POINTS, skip={KILLED})
-    assert len((tmp_path / "starts").read_text().split()) >= 3  # the first, the one that failed, its replacement
+    assert len((tmp_path / "starts").read_text().split()) >= 3  # the first, the failed one, its replacement
 
 
 def test_a_sweep_ends_when_replaced_workers_keep_failing(env, tmp_path):
