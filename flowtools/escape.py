@@ -33,7 +33,8 @@ import optimistix as optx
 
 from . import _checks
 from .dynamics.flow import SOLVERS
-from .dynamics.trajectory import Status, Trajectory
+from .dynamics.stiff import start_event
+from .dynamics.trajectory import Status, Trajectory, first_non_finite
 from .graph import match_distance
 from .landscape.symmetry import function_distances, output_distance
 from .models import MLP
@@ -1001,14 +1002,31 @@ def _solve_escape(problem, theta0, ref, radius, t1, ts, rtol, atol, pcoeff, icoe
     # optimistix's bisection stops when the bracket is below atol + rtol·t *and* |cond| < atol, so atol
     # (on a relative distance) must exceed the change of cond across one float spacing of t.
     event = diffrax.Event(cond, root_finder=optx.Bisection(rtol=1e-13, atol=1e-7), direction=True)
-    sol = diffrax.diffeqsolve(term, solver, jnp.zeros_like(t1), t1, None, theta0, args=problem,
-                              saveat=diffrax.SaveAt(t0=True, ts=ts, t1=True),
-                              stepsize_controller=controller, event=event, max_steps=max_steps,
-                              throw=False)
-    R = diffrax.RESULTS
-    code = jnp.select([sol.result == R.successful, sol.result == R.event_occurred,
-                       sol.result == R.max_steps_reached], [0, 1, 2], 3)
-    ys = sol.ys
+    steps = ("num_steps", "num_accepted_steps", "num_rejected_steps")
+
+    def solve(_):
+        sol = diffrax.diffeqsolve(term, solver, jnp.zeros_like(t1), t1, None, theta0, args=problem,
+                                  saveat=diffrax.SaveAt(t0=True, ts=ts, t1=True),
+                                  stepsize_controller=controller, event=event, max_steps=max_steps,
+                                  throw=False)
+        R = diffrax.RESULTS
+        code = jnp.select([sol.result == R.successful, sol.result == R.event_occurred,
+                           sol.result == R.max_steps_reached], [0, 1, 2], 3)
+        counts = {k: jnp.asarray(sol.stats[k], jnp.int64) for k in steps}
+        return sol.ts, sol.ys, code.astype(jnp.int64), counts
+
+    def stop_at_start(_):  # sol's layout: slot 0 is t0, then the save times, the last slot the end
+        n = ts.shape[0] + 2
+        t_out = jnp.full((n,), jnp.inf, dtype=t1.dtype).at[0].set(0.0).at[-1].set(0.0)
+        y_out = jnp.full((n, theta0.shape[0]), jnp.inf, dtype=theta0.dtype)
+        y_out = y_out.at[0].set(theta0).at[-1].set(theta0)
+        return t_out, y_out, jnp.asarray(1, jnp.int64), {k: jnp.asarray(0, jnp.int64) for k in steps}
+
+    # As gradient_flow's solvers do (`stiff.start_event`): where L or ∇L is not finite at θ0 the run ends
+    # at t0 before its first step (code 1, the quantity named afterwards), instead of rejecting every
+    # attempt until max_steps.
+    bad_start = start_event(problem, theta0, -problem.grad_fn(theta0)) > 0
+    ts_out, ys, code, stats = jax.lax.cond(bad_start, stop_at_start, solve, None)
     safe = jnp.where(jnp.isfinite(ys), ys, 0.0)  # unused save slots hold inf
 
     def evaluate(th):
@@ -1016,7 +1034,7 @@ def _solve_escape(problem, theta0, ref, radius, t1, ts, rtol, atol, pcoeff, icoe
         return v, jnp.linalg.norm(g)
 
     loss, gnorm = jax.vmap(evaluate)(safe)
-    return sol.ts, ys, loss, gnorm, code, sol.stats
+    return ts_out, ys, loss, gnorm, code, stats
 
 
 _COMPILED: dict = {}
@@ -1042,8 +1060,9 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
 
     **Returns:** an `EscapeRun`. Its trajectory has status "t1_reached" with a message saying it stopped
     on leaving the ball, or the usual "t1_reached" (at t_max, never left), "max_steps", "diverged",
-    "non_finite", "failed"; `meta["stopped_on_exit"]` records which. Its `gen_error` is None (not
-    evaluated, to keep runs cheap). `stats` has the step counts, wall time and compile time.
+    "non_finite" (at t0, before the first step, where L or ∇L is not finite at θ0; the message names
+    the first non-finite quantity), "failed"; `meta["stopped_on_exit"]` records which. Its `gen_error`
+    is None (not evaluated, to keep runs cheap). `stats` has the step counts, wall time and compile time.
 
     **Raises:** `ValueError` if θ0 starts outside the ball.
     """
@@ -1061,7 +1080,7 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     max_steps = _checks.positive_int("max_steps", max_steps)
     solver_key = _checks.choice("solver", solver, SOLVERS)
     d0 = float(distances(theta0, c, metric=metric, problem=problem)[0])
-    if d0 > radius:
+    if d0 > radius and np.isfinite(d0):  # non-finite outputs at θ0: the run ends non_finite at t0
         raise ValueError(f"theta0 is outside the ball ({metric} distance {d0:.4g} > radius {radius:g}); "
                          "escape_flow measures escapes from a ball the flow starts in.")
     ref = c if metric == "parameter" else np.asarray(problem.apply_fn(jnp.asarray(c), problem.x))
@@ -1095,11 +1114,14 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     code = int(code)
     t_end = float(ts_out[-1])
     y_end = ys[-1]
-    non_finite = code == 1 and not np.all(np.isfinite(y_end))
+    # Before divergence, max_steps and failure, as in gradient_flow: a run that ends on a non-finite state
+    # (θ, L or ∇L; at t0 when the start event fired) says so.
+    bad = first_non_finite(ys, loss, gnorm) if code in (1, 2, 3) else None
+    non_finite = bad is not None
     diverged = code == 1 and not non_finite and np.linalg.norm(y_end) >= max_norm * (1 - 1e-9)
     stopped = code == 1 and not (non_finite or diverged)
     root_note = ""
-    if code == 3 and np.all(np.isfinite(y_end)):
+    if code == 3 and not non_finite:
         # The exit was bracketed but the bisection missed its tolerance (cond changes by more than its
         # atol across one float spacing of t): accept the bracket end if it lies on the sphere.
         d_end = float(distances(y_end, c, metric=metric, problem=problem)[0])
@@ -1107,7 +1129,8 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
             stopped = True
             root_note = f"; exit bracketed to |d/radius − 1| = {abs(d_end / radius - 1):.1e}"
     if non_finite:
-        status, message = Status.NON_FINITE, f"the state became non-finite at t={t_end:.6g}"
+        status, message = Status.NON_FINITE, (f"{bad} is non-finite at t={t_end:.6g} (L = {loss[-1]:.3g}, "
+                                              f"|grad L| = {gnorm[-1]:.3g})")
     elif diverged:
         status, message = Status.DIVERGED, f"|theta| exceeded max_norm={max_norm:g} at t={t_end:.6g}"
     elif stopped:

@@ -40,6 +40,7 @@ import os
 import pathlib
 import re
 import shutil
+import sys
 import time
 import traceback
 import uuid
@@ -220,6 +221,42 @@ def worker_environment() -> dict:
         flags = (flags + " " + XLA_SINGLE_THREAD).strip()
     return {"XLA_FLAGS": flags, "JAX_ENABLE_X64": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1", "FLOWTOOLS_PROGRESS": "0"}
+
+
+#: What the local cluster's fork server imports once; its workers start as forks of it.
+_FORKSERVER_PRELOAD = ("distributed", "flowtools", "flowtools.sweeps")
+
+
+def _start_forkserver() -> bool:
+    """Start the process from which the local cluster forks its workers, with `_FORKSERVER_PRELOAD`
+    imported and `worker_environment()` set. Returns False where the platform has no fork server.
+
+    A spawned worker imports JAX and flowtools afresh (≈ 3 s on 2 cores), and a worker that a point
+    kills is restarted the same way while the points wait. A fork of this process starts in a fraction
+    of that. Forking is safe because importing flowtools starts neither XLA (its backend, and its
+    thread pools, start on the first computation: `test_importing_flowtools_does_not_start_xla`) nor
+    any thread (OpenBLAS gets one thread here), so each worker still reads its own XLA flags. The server
+    ends with this process. One that is already running (from an earlier sweep) is reused."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(_FORKSERVER_PRELOAD))
+    # The server inherits this process's environment when it starts; set the workers' for that moment.
+    env = dict(worker_environment(), PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    saved = {k: os.environ.get(k) for k in [*env, "MALLOC_TRIM_THRESHOLD_"]}
+    try:
+        os.environ.update(env)
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # see `_run_dask`
+        forkserver.ensure_running()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return True
 
 
 # ------------------------------------------------------------------------------ built-in tasks
@@ -1318,6 +1355,80 @@ class _Dispatcher:
         return sorted([(w, n) for w, n in slots if n > 0], key=lambda x: -x[1])
 
 
+class _LocalWorkers:
+    """Keeps a local cluster at its number of workers.
+
+    Dask's nanny restarts a worker process that dies, but it gives up on one whose new process fails
+    while starting (the nanny closes; seen under heavy load, when a worker died again while its nanny
+    was still starting it). The cluster then stays a worker short, and with one worker a sweep has none
+    left. `check`, called from the driver's loop, replaces each worker whose nanny has closed (or that
+    the cluster has dropped) by a new one, with a warning naming the cause, at most `limit` times in
+    all; beyond that, `worker_timeout` ends the sweep. Replacements get new names, congruent to the old
+    ones modulo the number of workers, so that each still binds to a CPU of its own (`pin_to_cpu`)."""
+
+    def __init__(self, cluster, n: int, limit: int):
+        self.cluster, self.n, self.limit = cluster, n, limit
+        self.replaced = 0
+        self.starting: set = set()  # names requested and not yet among the cluster's workers
+        self.replacing: set = set()  # names being replaced (until the cluster's loop has done it)
+        self.gave_up = False
+
+    def lost(self) -> list[tuple]:
+        """(name, cause) of each worker the cluster should have and has not, nor is starting."""
+        from distributed.core import Status
+
+        spec, workers = list(self.cluster.worker_spec), dict(self.cluster.workers)
+        out = []
+        for name in spec:
+            if name in self.replacing:
+                continue
+            nanny = workers.get(name)
+            if nanny is None:
+                if name not in self.starting:
+                    out.append((name, "the cluster dropped it after it was lost"))
+                continue
+            self.starting.discard(name)
+            if nanny.status in (Status.closing, Status.closed, Status.failed):
+                out.append((name, f"its nanny gave up restarting it (nanny {nanny.status.name})"))
+        return out
+
+    def check(self) -> None:
+        lost = self.lost()
+        if not lost:
+            return
+        room = self.limit - self.replaced
+        if room <= 0:
+            if not self.gave_up:
+                self.gave_up = True
+                names = [name for name, _ in lost]
+                warnings.warn(f"local worker(s) {names} lost and not replaced: the sweep has replaced "
+                              f"{self.replaced} already (at most {self.limit}); it ends after worker_timeout "
+                              "without workers", RuntimeWarning, stacklevel=2)
+            return
+        taken = set(self.cluster.worker_spec)
+        pairs = []
+        for name, cause in lost[:room]:
+            new = name + self.n if isinstance(name, int) else f"{name}-r"
+            while new in taken:
+                new = new + self.n if isinstance(new, int) else f"{new}-r"
+            taken.add(new)
+            self.replaced += 1
+            self.starting.add(new)
+            self.replacing.add(name)
+            pairs.append((name, new))
+            warnings.warn(f"local worker {name!r} is gone and Dask will not start it again: {cause}. The "
+                          f"sweep starts worker {new!r} instead ({self.replaced} of at most {self.limit} "
+                          "replacements)", RuntimeWarning, stacklevel=2)
+        self.cluster.loop.add_callback(self._replace, pairs)
+
+    def _replace(self, pairs) -> None:  # on the cluster's event loop
+        for old, new in pairs:
+            self.cluster.worker_spec.pop(old, None)
+            self.cluster.workers.pop(old, None)  # closed already: nothing to retire
+            self.cluster.worker_spec[new] = self.cluster.new_spec
+        self.cluster.scale(len(self.cluster.worker_spec))  # starts the workers named in the spec and missing
+
+
 def _run_on_worker(task, config) -> tuple[dict, str | None]:
     """`run_point` on a Dask worker: the record, and the address of the worker that ran it."""
     from distributed import get_worker
@@ -1328,6 +1439,10 @@ def _run_on_worker(task, config) -> tuple[dict, str | None]:
     except ValueError:  # not on a worker
         address = None
     return record, address
+
+
+#: Seconds to fetch a finished point's record from its worker before taking the worker for dead.
+_GATHER_TIMEOUT = 5.0
 
 
 def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, client, group_by=None,
@@ -1361,10 +1476,14 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
                 "distributed.scheduler.worker-saturation": 1.0,
                 "distributed.scheduler.allowed-failures": retries,
                 "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}))
+            if _start_forkserver():  # workers, and restarts after a point killed one, start as forks
+                config.enter_context(dask.config.set({
+                    "distributed.worker.multiprocessing-method": "forkserver"}))
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    env=worker_environment(), dashboard_address=None,
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
+    keeper = _LocalWorkers(cluster, n, n * (retries + 1)) if cluster is not None else None
     timings["cluster"] = time.perf_counter() - t
     try:
         t = time.perf_counter()
@@ -1399,10 +1518,13 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
             except TimeoutError:
                 done = ()
             for fut in done:
-                i, worker = futures.pop(fut)
-                dispatch.done(worker)
+                i, worker = futures[fut]
                 try:
-                    record, ran_on = fut.result()
+                    record, ran_on = fut.result(timeout=_GATHER_TIMEOUT)
+                except TimeoutError:
+                    # Done, but its result was on a worker that died before handing it over: the scheduler
+                    # runs the point again. Wait for it as for any other (worker_timeout bounds the wait).
+                    continue
                 except Exception as exc:  # noqa: BLE001 — KilledWorker and the like: recorded as failed
                     if type(exc).__name__ == "KilledWorker":
                         runs = getattr(exc, "allowed_failures", retries) + 1
@@ -1413,12 +1535,16 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
                     else:
                         cause = f"{type(exc).__name__}: {exc}"
                     record, ran_on = _failed_record(configs[i], cause), None
+                del futures[fut]
+                dispatch.done(worker)
                 if ran_on is not None:
                     dispatch.ran(i, ran_on)
                 submit()  # keep the workers busy while this record is written
                 finish(i, record)
                 fut.release()
                 bar.update()
+            if keeper is not None:
+                keeper.check()
             if client.nthreads():
                 no_worker_since = None
                 if not done:

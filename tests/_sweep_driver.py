@@ -33,6 +33,16 @@ def flaky_task(config):
     return slow_task(config)
 
 
+def worker_facts():
+    """What a freshly started worker process holds before it runs anything: whether JAX is already
+    imported, whether XLA has started, and its XLA flags."""
+    jax_imported = "jax" in sys.modules
+    import flowtools.sweeps as S
+
+    return dict(jax_imported=jax_imported, xla_started=S._xla_started(),
+                xla_flags=os.environ.get("XLA_FLAGS", ""))
+
+
 def expected(config):
     x = float(np.random.default_rng(config["seed"]).standard_normal())
     return dict(x=x, x2=x * x * config.get("scale", 1.0), label=f"s{config['seed']}")
@@ -46,6 +56,7 @@ def main(argv):
     r = S.sweep(spec["task"], spec["configs"], spec["store"], workers=spec.get("workers"),
                 scheduler=spec.get("scheduler"), resume=spec.get("resume", False),
                 retry_failed=spec.get("retry_failed", False), retries=spec.get("retries", 1),
+                worker_timeout=spec.get("worker_timeout", 120.0),
                 write_every=spec.get("write_every", 1.0), progress=False)
     print(json.dumps(dict(n_run=r.n_run, n_skipped=r.n_skipped, failed=r.failed, errors=r.errors,
                           wall=time.perf_counter() - t0, timings=r.timings)))

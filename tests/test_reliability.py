@@ -67,6 +67,25 @@ def test_gradient_descent_names_a_non_finite_start(nan_problem):
     assert "non-finite at the starting point" in tr.message and "smaller lr" not in tr.message
 
 
+def _two_faults(theta, x):  # ∇L infinite where θ0 = 0 (L finite); L NaN where θ1 < 0
+    return x * (jnp.sqrt(jnp.abs(theta[:1])) + jnp.sqrt(theta[1:2])) + 0.0 * theta[2:].sum()
+
+
+@pytest.mark.parametrize("theta0, first", [([0.0, 0.1, 0.2, 0.3], "grad L"),
+                                           ([0.1, -1.0, 0.2, 0.3], "L")])
+def test_escape_flow_names_a_non_finite_start(published_data, theta0, first):
+    """escape_flow checks its start as gradient_flow does: `non_finite` before the first step, naming
+    the first non-finite quantity. It used to reject every attempt and report `max_steps` after 10⁶
+    steps (≈ 60 s of solving on the minimal model's data with a NaN loss)."""
+    p = ft.Problem.from_function(_two_faults, 4, published_data, "mse")
+    run = ft.escape_flow(p, np.array(theta0), np.zeros(4), 2.0, metric="parameter")
+    tr = run.trajectory
+    assert tr.status == ft.Status.NON_FINITE, tr.message
+    assert tr.message.startswith(f"{first} is non-finite at t=0 (") and tr.stats["steps"] == 0
+    assert tr.stats["wall_time"] < 1.0 and not run.escape.escaped
+    np.testing.assert_array_equal(tr.theta, [theta0])
+
+
 def _to_the_edge(theta, x):  # f = −x√(2 − θ0): the flow reaches θ0 = 2, where ∇L blows up, in finite time
     return -x * jnp.sqrt(2.0 - theta[0]) + 0.0 * theta[1]
 

@@ -105,7 +105,9 @@ def test_kill_worker_and_driver_then_resume(tmp_path, env):
     try:
         _wait_for_records(store, 2, proc)
         children = _descendants(proc.pid)
-        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        # Local workers are forks of the fork server (spawned ones, where there is none, run spawn_main).
+        servers = {c.pid for c in children if "forkserver import main" in " ".join(c.cmdline())}
+        workers = [c for c in children if c.ppid() in servers or "spawn_main" in " ".join(c.cmdline())]
         assert len(workers) == 2, [c.cmdline() for c in children]
         os.kill(workers[0].pid, signal.SIGKILL)  # a worker with a point in flight (every point sleeps)
         k_before = _wait_for_records(store, 7, proc)

@@ -50,7 +50,8 @@ def drive(spec, env, timeout=HANG) -> dict:
     proc = subprocess.run([sys.executable, str(DRIVER), json.dumps(spec)], env=env, cwd=str(HERE),
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]), process=time.perf_counter() - t0)
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]), process=time.perf_counter() - t0,
+                stderr=proc.stderr)
 
 
 def assert_values(store, configs, skip=()):
@@ -102,11 +103,10 @@ def test_a_point_that_kills_its_worker_fails_and_the_sweep_ends(killed_sweeps, w
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_worker_deaths_cost_their_restarts_and_no_more(killed_sweeps, env, tmp_path, workers):
-    """The same sweep without the killing point, timed against it. Each death costs at most a worker
-    restart (a process that imports flowtools and JAX, as the cluster's start does): the faulty sweep
-    takes at most (retries + 1) such starts longer (the bound asserted, with a factor 2 for a loaded
-    machine). The target of at most twice the healthy time is printed, not asserted: with points this
-    short the restarts dominate."""
+    """MUST SHOW: the sweep with a worker-killing point ends within twice the time of the same sweep
+    without it. Each death costs a worker restart; a restarted local worker is a fork of a process that
+    has already imported flowtools and JAX (`sweeps._start_forkserver`), so the restart no longer
+    imports them again while the points wait (before: 1 worker 2.19×, 2 workers 1.40×)."""
     faulty, _ = killed_sweeps(workers)
     healthy = drive(dict(task=FATAL_TASK, configs=[dict(c, kill=-1) for c in POINTS],
                          store=str(tmp_path / "healthy"), workers=workers), env)
@@ -115,7 +115,63 @@ def test_worker_deaths_cost_their_restarts_and_no_more(killed_sweeps, env, tmp_p
     print(f"workers={workers}: healthy sweep {healthy['wall']:.1f} s (cluster and worker start "
           f"{start:.1f} s), with a worker-killing point {faulty['wall']:.1f} s: "
           f"ratio {faulty['wall'] / healthy['wall']:.2f}")
-    assert faulty["wall"] - healthy["wall"] < 2 * 2 * start
+    assert faulty["wall"] <= 2 * healthy["wall"]
+
+
+def test_local_workers_start_as_forks_of_a_preloaded_process(env):
+    """The local cluster's workers are forked from a server that has imported JAX and flowtools but not
+    started XLA (so each worker still reads its own one-thread XLA flags), and starting that server
+    leaves the driver's environment as it was."""
+    code = ("import concurrent.futures as cf, json, multiprocessing as mp, os\n"
+            "import flowtools.sweeps as S, _sweep_driver as D\n"
+            "before = dict(os.environ)\n"
+            "assert S._start_forkserver()\n"
+            "with cf.ProcessPoolExecutor(1, mp_context=mp.get_context('forkserver')) as ex:\n"
+            "    facts = ex.submit(D.worker_facts).result()\n"
+            "print(json.dumps(dict(facts, env_kept=dict(os.environ) == before)))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, PYTHONPATH=os.pathsep.join(
+        [str(HERE.parent), str(HERE)])), cwd=str(HERE), capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-3000:]
+    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert facts["jax_imported"] and not facts["xla_started"] and facts["env_kept"], facts
+    assert S.XLA_SINGLE_THREAD in facts["xla_flags"]
+
+
+def failing_starts(env, tmp_path, fail_at):
+    """`env` with a worker preload that makes the worker starts `fail_at` fail (tests/_die_on_start.py)."""
+    return dict(env, DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(HERE / "_die_on_start.py")]),
+                FLOWTOOLS_TEST_STARTS=str(tmp_path / "starts"), FLOWTOOLS_TEST_FAIL_AT=fail_at)
+
+
+def test_a_local_worker_dask_gives_up_on_is_replaced(env, tmp_path):
+    """MUST SHOW: with one local worker, the point KILLED ends it and its new process fails while it
+    starts, so Dask's nanny gives up on it (closes). The sweep starts another worker, with a warning
+    naming the cause, and finishes: KILLED failed after its two runs, every other point recorded. Before,
+    the cluster stayed without a worker and the sweep ended after worker_timeout with points unfinished
+    (3 run, 5 listed as not finished)."""
+    store = tmp_path / "store"
+    out = drive(dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=1, worker_timeout=60),
+                failing_starts(env, tmp_path, "2"))
+    assert "local worker 0 is gone and Dask will not start it again: its nanny gave up" in out["stderr"]
+    assert "starts worker 1 instead (1 of at most 2 replacements)" in out["stderr"]
+    assert [i for i, _ in out["failed"]] == [KILLED] and "KilledWorker" in out["failed"][0][1]
+    assert out["n_run"] == len(POINTS) - 1
+    assert_values(store, POINTS, skip={KILLED})
+    assert len((tmp_path / "starts").read_text().split()) >= 3  # the first, the failed one, its replacement
+
+
+def test_a_sweep_ends_when_replaced_workers_keep_failing(env, tmp_path):
+    """Every worker start after the first fails: the sweep replaces the lost worker a bounded number of
+    times (retries + 1 per worker), says so, and ends after worker_timeout with the points not run
+    listed as unfinished (a resume runs them). Before, this sweep never ended (stopped after 150 s with
+    worker_timeout=5): the driver waited for the result of a point that had died with its worker."""
+    store = tmp_path / "store"
+    out = drive(dict(task=FATAL_TASK, configs=POINTS, store=str(store), workers=1, worker_timeout=5),
+                failing_starts(env, tmp_path, "2-"), timeout=HANG)
+    assert "lost and not replaced: the sweep has replaced 2 already (at most 2)" in out["stderr"]
+    assert out["n_run"] + len(out["failed"]) == len(POINTS) and out["n_run"] < len(POINTS)
+    unfinished = [i for i, why in out["failed"] if "no live worker for 5 s" in why]
+    assert unfinished and all(not S._Store(store).record_path(i).exists() for i in unfinished)
 
 
 def test_resume_and_retry_of_a_store_with_a_failed_point(killed_sweeps, env, tmp_path, serial_env):
