@@ -671,7 +671,7 @@ def _plateau_passages(ctx, traj, thetas) -> list:
         if span.size == 0:
             continue
         guess = np.mean(thetas[span], axis=0)
-        info = _refine_passage(ctx, guess, SimpleNamespace(t_start=p.t_start, t_end=p.t_end))
+        info = _refine_passage(ctx, guess, SimpleNamespace(t_start=p.t_start, t_end=p.t_end, at_start=False))
         d = ctx["distances"](info["fingerprint"])
         out.append((int(span[np.argmin(d[span])]), info))
     return out
