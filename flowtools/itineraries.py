@@ -238,6 +238,18 @@ def _at_loss_floor(problem, theta, spectrum, kind):
     return spectrum, "degenerate_minimum"
 
 
+def _classified(ctx, point, status, cp) -> tuple:
+    """(spectrum, kind) of a refined point: the refinement's own when it converged with reusable
+    options, else computed; corrected at the loss floor (`_at_loss_floor`)."""
+    problem = ctx["problem"]
+    if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
+        spec, kind = cp.spectrum, cp.kind  # the refinement already classified this point
+    else:
+        spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
+        kind = _kind(problem, point, spec)
+    return _at_loss_floor(problem, point, spec, kind)
+
+
 def _kind(problem, theta, spectrum) -> str:
     """The kind of a refined critical point: the one call into the landscape's classification (from
     the signature alone when the higher-order test cannot be evaluated at θ)."""
@@ -577,12 +589,7 @@ def _refine_passage(ctx, theta, sp) -> dict:
         during = (ts >= (ts[0] if sp.at_start else sp.t_start)) & (ts <= sp.t_end)
         d = ctx["distances"](fp)
         if during.any() and float(np.min(d[during])) <= rho:
-            if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
-                spec, kind = cp.spectrum, cp.kind  # the refinement already classified this point
-            else:
-                spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
-                kind = _kind(problem, point, spec)
-            spec, kind = _at_loss_floor(problem, point, spec, kind)
+            spec, kind = _classified(ctx, point, status, cp)
             return _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
     return _slow_region(problem, theta, ctx["spec_opts"], rho, status="skipped" if status == "skipped" else
                         "unrefined", known=_guess_spectrum(cp, theta))
@@ -693,11 +700,7 @@ def _noise_ball(ctx, thetas, rho_out, approach_window):
     point, status, cp = _refine(ctx, np.mean(thetas[tail], axis=0))
     if point is None:
         return None
-    if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
-        spec, kind = cp.spectrum, cp.kind
-    else:
-        spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
-        kind = _kind(problem, point, spec)
+    spec, kind = _classified(ctx, point, status, cp)
     if kind not in ("minimum", "degenerate_minimum"):
         return None
     fp = function_fingerprint(problem, point)
@@ -749,12 +752,7 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
             point, status = cont.final_theta, "flow"
     if point is None:
         return unfinished
-    if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
-        spec, kind = cp.spectrum, cp.kind
-    else:
-        spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
-        kind = _kind(problem, point, spec)
-    spec, kind = _at_loss_floor(problem, point, spec, kind)
+    spec, kind = _classified(ctx, point, status, cp)
     fp = function_fingerprint(problem, point)
     info = _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
     d_hist = distances(fp)
