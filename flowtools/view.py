@@ -556,9 +556,8 @@ def page(groups, *, title: str = "saddle graph") -> str:
         }
         nodes.selected.indices = [k];
     """))
-    download.js_on_event("button_click", CustomJS(args=dict(nodes=nodes, edges=edges, select=select,
-                                                            graph_attrs=graph_attrs, node_json=list(shared)),
-                                                  code="""
+    download.js_on_event("button_click", CustomJS(args=dict(
+        nodes=nodes, edges=edges, select=select, graph_attrs=graph_attrs, node_json=list(shared)), code="""
         const d = nodes.data, e = edges.data;
         const g = select.options.indexOf(select.value);
         let pick = nodes.selected.indices;

@@ -274,9 +274,9 @@ def _check_page(drv, page, group) -> dict:
     if group["runs"]:
         through = {v: [r["name"] for r in group["runs"] if v in r["nodes"]] for v in graph.graph.nodes}
     else:
-        through = {v: sorted({r for e in (*graph.graph.in_edges(v, data=True),
-                                          *graph.graph.out_edges(v, data=True)) for r in e[2].get("runs", [])})
-                   for v in graph.graph.nodes}
+        g = graph.graph
+        through = {v: sorted({r for e in (*g.in_edges(v, data=True), *g.out_edges(v, data=True))
+                              for r in e[2].get("runs", [])}) for v in g.nodes}
     node = max(graph.graph.nodes, key=lambda v: (bool(through[v]), graph.graph.nodes[v].get("visits", 0)))
     sig = "(" + ", ".join(str(s) for s in graph.graph.nodes[node]["signature"]) + ")"
     _pointer(drv, *_node_xy(drv, node))

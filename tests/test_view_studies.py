@@ -15,7 +15,8 @@ STUDIES = pathlib.Path(__file__).resolve().parents[1] / "studies"
 
 #: study → the arguments of its tests' --quick run
 ARGV = {
-    "fukumizu_amari": ["--quick"], "landscape_atlas": ["--quick"], "minimal_model": ["--quick", "--seed", "0"],
+    "fukumizu_amari": ["--quick"], "landscape_atlas": ["--quick"],
+    "minimal_model": ["--quick", "--seed", "0"],
     "relu_spurious": ["--quick"], "saddle_escape": ["--quick", "--no-progress"], "sgd_noise": ["--quick"],
     "soft_committee": ["--quick"], "width_sweep": ["--quick"],
 }
@@ -23,7 +24,8 @@ ARGV = {
 NO_GRAPH_FILE = {"deep_linear": ["--quick"], "digits": ["--quick"], "gd_vs_flow": ["--quick"],
                  "neuron_splitting": ["--quick"]}
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.skipif(bool(_reason), reason=_reason or "ok")]
+pytestmark = [pytest.mark.slow, pytest.mark.browser,
+              pytest.mark.skipif(bool(_reason), reason=_reason or "ok")]
 
 
 def test_every_study_is_listed():
