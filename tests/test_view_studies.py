@@ -17,12 +17,12 @@ STUDIES = pathlib.Path(__file__).resolve().parents[1] / "studies"
 ARGV = {
     "fukumizu_amari": ["--quick"], "landscape_atlas": ["--quick"],
     "minimal_model": ["--quick", "--seed", "0"],
-    "relu_spurious": ["--quick"], "saddle_escape": ["--quick", "--no-progress"], "sgd_noise": ["--quick"],
+    "relu_spurious": ["--quick"], "sgd_noise": ["--quick"],
     "soft_committee": ["--quick"], "width_sweep": ["--quick"],
 }
-#: studies that draw their graphs as figures only (no node-link JSON, GraphML or sweep store)
+#: studies whose results hold no saddle-graph file (no node-link JSON, GraphML or sweep store)
 NO_GRAPH_FILE = {"deep_linear": ["--quick"], "digits": ["--quick"], "gd_vs_flow": ["--quick"],
-                 "neuron_splitting": ["--quick"]}
+                 "neuron_splitting": ["--quick"], "saddle_escape": ["--quick", "--no-progress"]}
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(bool(_reason), reason=_reason or "ok")]
