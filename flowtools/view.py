@@ -337,8 +337,10 @@ def _index_classes(indices):
     return out
 
 
-def _node_columns(group, y_of, classes) -> tuple[dict, dict]:
-    """The node and edge columns of one group for the page (positions, colours, texts, JSON)."""
+def _node_columns(group, y_of, classes, shared: dict) -> tuple[dict, dict]:
+    """The node and edge columns of one group for the page (positions, colours, texts, JSON). A node's
+    JSON without its visits (the part that groups share, θ included) goes once into `shared` (text →
+    number); the column `json` holds that number and `has_visits` whether the node records visits."""
     import json
 
     from . import io
@@ -365,7 +367,7 @@ def _node_columns(group, y_of, classes) -> tuple[dict, dict]:
             for n in r["nodes"]:
                 if n in runs_of:
                     runs_of[n].add(r["name"])
-    skip = ("fingerprint",)
+    skip = ("fingerprint", "visits")
     cols = dict(
         id=[str(n) for n in nodes], x=x.tolist(), y=[y_of(v) for v in loss], loss=loss,
         loss_text=[_text(v) for v in loss], index=index,
@@ -379,9 +381,10 @@ def _node_columns(group, y_of, classes) -> tuple[dict, dict]:
         size=(9 + 15 * np.sqrt(visits / max(int(visits.max(initial=0)), 1))).tolist(),
         eig=[[float(v) for v in g.nodes[n].get("eigenvalues") or []] for n in nodes],
         runs=[sorted(runs_of[n]) for n in nodes],
-        json=[json.dumps(io.to_jsonable(dict(id=n, **{k: v for k, v in g.nodes[n].items() if k not in skip}
-                                                     , fingerprint=g.nodes[n].get("fingerprint", []))))
-              for n in nodes],
+        json=[shared.setdefault(json.dumps(io.to_jsonable(dict(
+            id=n, **{k: v for k, v in g.nodes[n].items() if k not in skip},
+            fingerprint=g.nodes[n].get("fingerprint", [])))), len(shared)) for n in nodes],
+        has_visits=["visits" in g.nodes[n] for n in nodes],
     )
     pos = {n: (cols["x"][k], cols["y"][k]) for k, n in enumerate(nodes)}
     n_runs = max(group["graph"].n_trajectories, 1)
@@ -448,9 +451,9 @@ def page(groups, *, title: str = "saddle graph") -> str:
 
     classes = _index_classes([int(a.get("morse_index", -1)) for gr in groups
                               for _, a in gr["graph"].graph.nodes(data=True)])
-    node_data, edge_data, run_data = [], [], []
+    node_data, edge_data, run_data, shared = [], [], [], {}
     for gr in groups:
-        n, e = _node_columns(gr, y_of, classes)
+        n, e = _node_columns(gr, y_of, classes, shared)
         node_data.append(ColumnDataSource(n, name=f"nodes {gr['name']}"))
         edge_data.append(ColumnDataSource(e))
         runs = gr["runs"] or []
@@ -553,15 +556,17 @@ def page(groups, *, title: str = "saddle graph") -> str:
         }
         nodes.selected.indices = [k];
     """))
-    download.js_on_event("button_click", CustomJS(args=dict(nodes=nodes, edges=edges, select=select,
-                                                            graph_attrs=graph_attrs), code="""
+    download.js_on_event("button_click", CustomJS(args=dict(
+        nodes=nodes, edges=edges, select=select, graph_attrs=graph_attrs, node_json=list(shared)), code="""
         const d = nodes.data, e = edges.data;
         const g = select.options.indexOf(select.value);
         let pick = nodes.selected.indices;
         if (pick.length == 0) pick = d.id.map((_, k) => k);
         const ids = new Set(pick.map(k => d.id[k]));
         const out = {directed: true, multigraph: false, graph: JSON.parse(graph_attrs[g]),
-                     nodes: pick.map(k => JSON.parse(d.json[k])), links: []};
+                     nodes: pick.map(k => Object.assign(JSON.parse(node_json[d.json[k]]),
+                                                        d.has_visits[k] ? {visits: d.visits[k]} : {})),
+                     links: []};
         for (let j = 0; j < e.src.length; j++)
             if (ids.has(e.src[j]) && ids.has(e.dst[j])) out.links.push(JSON.parse(e.json[j]));
         const text = JSON.stringify(out);

@@ -256,3 +256,72 @@ def test_load_time_and_size_at_174_nodes(browser, tmp_path):
     assert f"{g.graph.number_of_nodes()} nodes" in _visible_text(browser)
     assert size <= 10e6
     assert load <= 3.0
+
+
+def _check_page(drv, page, group) -> dict:
+    """Open `page` and check what every page must do: no console errors, the node count of its first
+    group's graph shown, and, where it has nodes, a node's signature on hover and its runs on click.
+    Returns the load time and the node checked."""
+    graph = group["graph"]
+    load = _open(drv, page)
+    assert _errors(drv) == []
+    n = graph.graph.number_of_nodes()
+    assert f"{n} nodes" in drv.execute_script(_MODEL + ".text", "counts")
+    out = dict(load=load, node=None)
+    if not n:
+        return out
+    # the runs through each node: a store's runs by their visits, a graph file's by its edges
+    if group["runs"]:
+        through = {v: [r["name"] for r in group["runs"] if v in r["nodes"]] for v in graph.graph.nodes}
+    else:
+        g = graph.graph
+        through = {v: sorted({r for e in (*g.in_edges(v, data=True), *g.out_edges(v, data=True))
+                              for r in e[2].get("runs", [])}) for v in g.nodes}
+    node = max(graph.graph.nodes, key=lambda v: (bool(through[v]), graph.graph.nodes[v].get("visits", 0)))
+    sig = "(" + ", ".join(str(s) for s in graph.graph.nodes[node]["signature"]) + ")"
+    _pointer(drv, *_node_xy(drv, node))
+    time.sleep(0.3)
+    assert f"node {node}: {graph.graph.nodes[node]['kind']}, signature {sig}" in \
+        drv.execute_script(_MODEL + ".text", "hover")
+    _pointer(drv, *_node_xy(drv, node), click=True)
+    time.sleep(0.3)
+    text = _visible_text(drv)
+    if through[node]:
+        assert f"{len(through[node])} run(s) through it" in text
+        assert all(r in text for r in through[node][:40])  # the page lists 40, then a count
+    assert _errors(drv) == []
+    out["node"] = node
+    return out
+
+
+def test_width_study_store(browser, tmp_path):
+    """A real width-study store, named by FLOWTOOLS_VIEW_STORE (copied first: the page is written beside
+    it): size, load time, hover and click; the screenshot is docs/figures/view/width_study.png."""
+    src = os.environ.get("FLOWTOOLS_VIEW_STORE")
+    if not src:
+        pytest.skip("FLOWTOOLS_VIEW_STORE is not set (a width-study sweep store)")
+    import flowtools.sweeps as S
+
+    store = tmp_path / "store"
+    shutil.copytree(src, store)
+    t0 = time.perf_counter()
+    page = view(store)
+    write = time.perf_counter() - t0
+    group = _all_points(store)
+    graph = group["graph"]
+    res = _check_page(browser, page, group)
+    loads = [res["load"]] + [_open(browser, page) for _ in range(2)]
+    groups = browser.execute_script(_MODEL + ".options", "group")
+    size = page.stat().st_size
+    print(f"width-study store: {S.read_store(store)[3].graph.number_of_nodes()} merged nodes, "
+          f"{graph.graph.number_of_nodes()} shown, page {size / 1e6:.2f} MB, written in {write:.1f} s, "
+          f"loads in {min(loads):.2f}-{max(loads):.2f} s, {len(groups)} groups")
+    _check_page(browser, page, group)
+    _screenshot(browser, "width_study.png", tmp_path)
+    assert max(loads) <= 3.0
+
+
+def _all_points(store):
+    from flowtools.view import load_groups
+
+    return load_groups(store)[0][0]
