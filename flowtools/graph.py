@@ -176,12 +176,16 @@ class SaddleGraph:
         e["median_transit_time"] = float(np.median(e["transit_times"])) if e["transit_times"] else float("nan")
 
     # ------------------------------------------------------------ combining
-    def merge(self, other: "SaddleGraph") -> "SaddleGraph":
+    def merge(self, other: "SaddleGraph", *, return_ids: bool = False):
         """A new graph holding both graphs' nodes (matched by fingerprint and signature) and edges, and
         their metadata (`graph.graph`): a value both graphs agree on, or that of the one graph that has
         nodes; a value they disagree on, or that one of two graphs with nodes lacks, is dropped, except
         `loss_label`, which becomes "loss (mixed)" when both give it and they differ (as `add_to_graph`
-        does)."""
+        does).
+
+        With `return_ids=True`, returns (graph, ids_self, ids_other): each input node's id in the new
+        graph. A later `find_node` on the result may name another node: a node's representative (the
+        fingerprint of its smallest ‖∇L‖) moves as nodes merge, and the nearest match wins."""
         out = SaddleGraph(min(self.fingerprint_tol, other.fingerprint_tol))
         fixed = ("fingerprint_tol", "n_trajectories")
         metas = [{k: v for k, v in g.graph.graph.items() if k not in fixed} for g in (self, other) if len(g)]
@@ -192,8 +196,10 @@ class SaddleGraph:
                 out.graph.graph[key] = values[0] if all(v == values[0] for v in values) else "loss (mixed)"
             elif len(values) == len(metas) and all(v == values[0] for v in values):
                 out.graph.graph[key] = values[0]
+        ids = []
         for g in (self, other):
             mapping = {}
+            ids.append(mapping)
             for node, a in g.graph.nodes(data=True):
                 mapping[node] = out.add_node(
                     fingerprint=a["fingerprint"], signature=a["signature"], kind=a["kind"], loss=a["loss"],
@@ -224,7 +230,7 @@ class SaddleGraph:
                     f["barrier"] = min(float(e["barrier"]), float(f.get("barrier", np.inf)))
         for _, _, e in out.graph.edges(data=True):
             out._refresh_edge(e)
-        return out
+        return (out, *ids) if return_ids else out
 
     # ---------------------------------------------------------------- files
     def to_json(self, path) -> None:

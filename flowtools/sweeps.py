@@ -822,18 +822,32 @@ def _graph_from(data):
     return g
 
 
-def _merge_all(graphs):
+def _merge_all(graphs, *, return_ids: bool = False):
     """One SaddleGraph from many, merged pairwise in a balanced tree (in order, so the result does not
-    depend on which worker finished first)."""
+    depend on which worker finished first). With `return_ids=True`, also, for each input graph, the id
+    its nodes got in the result ({} for None), composed through the tree's merges."""
     from .graph import SaddleGraph
 
-    graphs = [g for g in graphs if g is not None]
-    if not graphs:
-        return SaddleGraph()
-    while len(graphs) > 1:
-        graphs = [graphs[i].merge(graphs[i + 1]) if i + 1 < len(graphs) else graphs[i]
-                  for i in range(0, len(graphs), 2)]
-    return graphs[0]
+    # each entry: a graph and, for each input graph it holds, (input position, its node → this graph's node)
+    level = [(g, [(k, {n: n for n in g.graph})]) for k, g in enumerate(graphs) if g is not None]
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level), 2):
+            if i + 1 == len(level):
+                nxt.append(level[i])
+                continue
+            (a, held_a), (b, held_b) = level[i], level[i + 1]
+            out, to_a, to_b = a.merge(b, return_ids=True)
+            nxt.append((out, [(k, {n: to[m] for n, m in ids.items()})
+                              for held, to in ((held_a, to_a), (held_b, to_b)) for k, ids in held]))
+        level = nxt
+    merged, held = level[0] if level else (SaddleGraph(), [])
+    if not return_ids:
+        return merged
+    ids = [{} for _ in graphs]
+    for k, m in held:
+        ids[k] = m
+    return merged, ids
 
 
 def merged_graph(store, **where):
@@ -927,8 +941,9 @@ def merge_stores(source, store) -> int:
     return len(new)
 
 
-def _dataset(configs: list[dict], records: dict[int, dict], attrs: dict, graph):
-    """The xarray Dataset of a sweep: every configuration, finished or not."""
+def _dataset(configs: list[dict], records: dict[int, dict], attrs: dict, node_ids: dict):
+    """The xarray Dataset of a sweep: every configuration, finished or not. `node_ids`: for each finished
+    point, its graph's node ids → those of the merged graph (from `_merge_all`)."""
     import xarray as xr
 
     n = len(configs)
@@ -945,17 +960,15 @@ def _dataset(configs: list[dict], records: dict[int, dict], attrs: dict, graph):
     data["version"] = ("point", _column([records[i]["version"] if i in records else None for i in range(n)]))
     data["error"] = ("point", _column([records[i].get("error", "") if i in records else None for i in range(n)]))
     # Visits along a second dimension, padded; node ids are those of the merged graph.
-    lookup = _node_lookup(graph)
     width = max((len(r.get("itinerary") or []) for r in records.values()), default=0)
     if width:
         cols = {name: [[None] * width for _ in range(n)] for name in ("node", "kind", "t_in", "t_out", "loss",
                                                                        "morse_index")}
         nodes_text = [None] * n
         for i, r in records.items():
-            g = _graph_from(r["graph"]) if r.get("graph") else None
             seq = []
             for j, v in enumerate(r.get("itinerary") or []):
-                node = lookup(g, v["node"]) if g is not None else ""
+                node = node_ids.get(i, {}).get(v["node"], "")
                 seq.append(node)
                 for name in cols:
                     cols[name][i][j] = node if name == "node" else v[name]
@@ -966,14 +979,6 @@ def _dataset(configs: list[dict], records: dict[int, dict], attrs: dict, graph):
         data["nodes"] = ("point", _column(nodes_text))
         coords["visit"] = np.arange(width)
     return xr.Dataset(data, coords=coords, attrs=attrs)
-
-
-def _node_lookup(merged):
-    def lookup(g, local):
-        a = g.graph.nodes[local]
-        node = merged.find_node(a["fingerprint"], a["signature"])
-        return node or ""
-    return lookup
 
 
 def _column(values):
@@ -1257,10 +1262,11 @@ def _now() -> str:
 
 def _build(configs, records, attrs):
     """(Dataset, merged SaddleGraph) of the finished `records`."""
-    graphs = [_graph_from(records[i]["graph"]) if records[i].get("graph") else None for i in sorted(records)]
-    graph = _merge_all(graphs)
+    points = sorted(records)
+    graphs = [_graph_from(records[i]["graph"]) if records[i].get("graph") else None for i in points]
+    graph, ids = _merge_all(graphs, return_ids=True)
     a = dict(attrs, n_finished=len(records), written=_now(), complete=len(records) == len(configs))
-    return _dataset(configs, records, a, graph), graph
+    return _dataset(configs, records, a, dict(zip(points, ids))), graph
 
 
 def _consolidate(st: _Store, configs, records, attrs):

@@ -106,6 +106,25 @@ def test_merge_adds_counts_and_matches_nodes():
     assert m.graph.edges[md, mc]["fraction"] == pytest.approx(1 / 3)
 
 
+def test_merge_returns_the_id_each_node_got():
+    """`merge(return_ids=True)` says where each input node went. A later `find_node` may not: a
+    higher-order saddle (n_neg = 0) of a minimum's function, looked up by signature alone, names the
+    minimum, a node the merge kept apart."""
+    g, h = SaddleGraph(), SaddleGraph()
+    m = g.add_node(fingerprint=[1.0, 2.0, 3.0], signature=(0, 0, 4), kind="minimum", loss=0.1, theta=[0, 0])
+    s = g.add_node(fingerprint=[5.0, 5.0, 5.0], signature=(1, 0, 3), kind="saddle", loss=0.5, theta=[1, 1])
+    j = h.add_node(fingerprint=[1.0, 2.0, 3.0], signature=(0, 1, 3), kind="higher_order_saddle", loss=0.1,
+                   theta=[0, 1])
+    s2 = h.add_node(fingerprint=[5.0, 5.0, 5.0 + 1e-9], signature=(1, 0, 3), kind="saddle", loss=0.5,
+                    theta=[1, 2])
+    out, ids_g, ids_h = g.merge(h, return_ids=True)
+    assert set(ids_g) == {m, s} and set(ids_h) == {j, s2}
+    assert len(out) == 3 and set(ids_g.values()) | set(ids_h.values()) == set(out.graph.nodes)
+    assert ids_h[s2] == ids_g[s] and ids_h[j] not in (ids_g[m], ids_g[s])
+    assert out.graph.nodes[ids_h[j]]["kind"] == "higher_order_saddle"
+    assert out.find_node([1.0, 2.0, 3.0], (0, 1, 3)) == ids_g[m]  # the lookup by signature alone
+    assert _canon(out) == _canon(g.merge(h))
+
 def test_merge_keeps_graph_metadata():
     g, *_ = _example()
     h = SaddleGraph()

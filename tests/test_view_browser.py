@@ -313,12 +313,16 @@ def test_width_study_store(browser, tmp_path):
     loads = [res["load"]] + [_open(browser, page) for _ in range(2)]
     groups = browser.execute_script(_MODEL + ".options", "group")
     size = page.stat().st_size
-    print(f"width-study store: {S.read_store(store)[3].graph.number_of_nodes()} merged nodes, "
+    merged = S.read_store(store).graph
+    print(f"width-study store: {merged.graph.number_of_nodes()} merged nodes, "
           f"{graph.graph.number_of_nodes()} shown, page {size / 1e6:.2f} MB, written in {write:.1f} s, "
           f"loads in {min(loads):.2f}-{max(loads):.2f} s, {len(groups)} groups")
     _check_page(browser, page, group)
     _screenshot(browser, "width_study.png", tmp_path)
     assert max(loads) <= 3.0
+    # the page's "all points" group is the store's merged graph (graph.json), node for node
+    assert sorted(graph.graph.nodes) == sorted(merged.graph.nodes) == sorted(
+        SaddleGraph.from_json(store / "graph.json").graph.nodes)
 
 
 def _all_points(store):

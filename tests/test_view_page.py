@@ -130,3 +130,78 @@ def test_store_groups_read_through_the_public_reader(tmp_path):
     assert len(groups[0]["graph"]) == len(S.merged_graph(tmp_path / "store"))
     with pytest.raises(FileNotFoundError, match="not a sweep store"):
         S.read_store(tmp_path)
+
+
+_BASE, _STEP = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def _split_point(config):
+    """A sweep task of one itinerary whose nodes trip a lookup by fingerprint in the merged graph: seed 0
+    a saddle at f, seed 1 the same saddle (within the tolerance of f) with a smaller ‖∇L‖, so that the
+    node's representative moves away from f, seed 2 another saddle nearer f than that representative,
+    seed 3 a higher-order saddle (n_neg = 0) of the minimum's function. Every run ends at the minimum."""
+    from flowtools.landscape.symmetry import fingerprint_distance
+
+    # the matching radius around f, in units of _STEP: tol · (1 + d(f, 0)) / d(_STEP, 0)
+    r = 1e-4 * (1 + fingerprint_distance(_BASE, 0 * _BASE, 1)) / fingerprint_distance(_STEP, 0 * _STEP, 1)
+    seed = config["seed"]
+    offset, grad = [(0.0, 1e-6), (0.8 * r, 1e-12), (-0.5 * r, 1e-6), (9.0, 1e-6)][seed]
+    g = SaddleGraph()
+    visits = [(g.add_node(fingerprint=_BASE + offset * _STEP, grad_norm=grad, signature=(1, 0, 3),
+                          kind="saddle", loss=0.5, theta=[seed, 0]), "saddle", 1)]
+    at_minimum = dict(fingerprint=_BASE + 20 * _STEP, loss=0.1, theta=[seed, 1])
+    if seed == 3:
+        junction = g.add_node(signature=(0, 1, 3), kind="higher_order_saddle", grad_norm=1e-9, **at_minimum)
+        visits.append((junction, "higher_order_saddle", 0))
+    end = g.add_node(signature=(0, 0, 4), kind="minimum", grad_norm=1e-10, **at_minimum)
+    visits.append((end, "minimum", 0))
+    g.graph.nodes[end]["attractor"] = True
+    times = [(2.0 * k, 2.0 * k + 1) for k in range(len(visits))]
+    g.add_itinerary([n for n, _, _ in visits], times, method="gradient_flow", run=f"seed{seed}")
+    loss = {n: g.graph.nodes[n]["loss"] for n in g.graph}
+    return dict(status="ok", graph=g, itinerary=[dict(node=n, kind=kind, t_in=a, t_out=b, loss=loss[n],
+                                                      morse_index=index)
+                                                 for (n, kind, index), (a, b) in zip(visits, times)])
+
+
+def _same_counts(page_graph, merged):
+    p, g = page_graph.graph, merged.graph
+    assert sorted(p.nodes) == sorted(g.nodes)
+    assert {n: p.nodes[n]["visits"] for n in p} == {n: g.nodes[n]["visits"] for n in g}
+    assert {e: p.edges[e]["count"] for e in p.edges} == {e: g.edges[e]["count"] for e in g.edges}
+
+
+def test_store_page_and_store_agree_on_every_node(tmp_path):
+    """The visits of a store's records carry the ids the merge gave their nodes, so the page's "all
+    points" group, built from the visits, holds every node of the store's graph.json with the same visits
+    and edge counts, and each visit names a node of its own kind."""
+    import flowtools.sweeps as S
+
+    S.sweep(_split_point, S.grid(seed=[0, 1, 2, 3]), tmp_path / "store", workers=0, progress=False)
+    merged = SaddleGraph.from_json(tmp_path / "store" / "graph.json")
+    assert len(merged) == 5  # two saddles near f, the far saddle, the higher-order saddle, the minimum
+    ds = S.open_results(tmp_path / "store")
+    seq = [[str(n) for n in row if str(n)] for row in ds["visit_node"].values]
+    kinds = [[str(k) for k in row if str(k)] for row in ds["visit_kind"].values]
+    assert [len(s) for s in seq] == [2, 2, 2, 3]  # no visit without its node
+    assert seq[0][0] == seq[1][0] != seq[2][0]  # seed 0 and 1 were merged; seed 2 was kept apart
+    assert all(merged.graph.nodes[n]["kind"] == k for s, ks in zip(seq, kinds) for n, k in zip(s, ks))
+    groups, _ = load_groups(tmp_path / "store")
+    assert groups[0]["name"].startswith("all points")
+    _same_counts(groups[0]["graph"], merged)
+    page = view(tmp_path / "store").read_text()
+    assert f"{len(merged)} nodes, {merged.graph.number_of_edges()} edges, 4 runs" in page
+
+
+@pytest.mark.slow
+def test_store_page_keeps_the_unfinished_ends_of_a_real_sweep(tmp_path):
+    """Flows stopped at t1 = 1 end in an "unfinished" node; each such visit names it, so the page holds
+    every node of the store's merged graph."""
+    import flowtools.sweeps as S
+
+    configs = S.grid(seed=[0], width=[1, 2], activation="tanh", d_in=2, n=30, t1=1.0)
+    res = S.sweep("flow_itinerary", configs, tmp_path / "store", workers=0, progress=False)
+    assert list(res.dataset["terminal"].values) == ["unfinished", "unfinished"]
+    groups, _ = load_groups(tmp_path / "store")
+    _same_counts(groups[0]["graph"], res.graph)
+    assert any(a["kind"] == "unfinished" for _, a in groups[0]["graph"].graph.nodes(data=True))
