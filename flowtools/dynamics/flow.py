@@ -32,7 +32,7 @@ import numpy as np
 from .. import _aot, _checks
 from ..problem import Problem, held_out_metrics
 from .bdf import BDF
-from .floor import FLOOR_FACTOR, gradient_floor
+from .floor import FLOOR_FACTOR, gradient_floor, kink_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
@@ -417,10 +417,21 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
         floor = gradient_floor(problem, ys[-1])
         stats_out.update(gradient_floor=floor["floor"], hessian_norm=floor["hessian_norm"])
         if gnorm[-1] <= FLOOR_FACTOR * floor["floor"]:
-            status, message = Status.CONVERGED, (
-                f"|grad L| = {gnorm[-1]:.3g} at t={ts_out[-1]:.6g} is at the attainable floor "
-                f"{floor['floor']:.3g} (gtol={gtol:g} lies below it): converged to the accuracy the "
-                f"problem allows ({status.value} otherwise)")
+            kink = kink_test(problem, ys[-1])
+            stats_out.update(kink=kink["kink"])
+            if kink["kink"]:
+                # A large "floor" can also mean that ∇L jumps at the end point: say which it is.
+                status, message = Status.CONVERGED, (
+                    f"the flow stopped at t={ts_out[-1]:.6g} at a point where L is not differentiable "
+                    f"(a kink, such as a ReLU neuron at w = 0: ∇L jumps by {kink['jumps'][-1]:.3g} across "
+                    f"steps of both {kink['deltas'][0]:g} and {kink['deltas'][-1]:g}); |grad L| = "
+                    f"{gnorm[-1]:.3g} is a one-sided gradient there, not a rounding floor "
+                    f"({status.value} otherwise)")
+            else:
+                status, message = Status.CONVERGED, (
+                    f"|grad L| = {gnorm[-1]:.3g} at t={ts_out[-1]:.6g} is at the attainable floor "
+                    f"{floor['floor']:.3g} (gtol={gtol:g} lies below it): converged to the accuracy the "
+                    f"problem allows ({status.value} otherwise)")
         else:
             message += f"; the attainable floor of |grad L| is {floor['floor']:.3g}"
     stats_out.update(
