@@ -744,8 +744,6 @@ def _kink_terminal(ctx, trajectory, end, g_end):
     computed one, not a Morse index), with the tests' numbers in the visit's reason. Otherwise None.
     """
     problem = ctx["problem"]
-    if trajectory.status != Status.CONVERGED:
-        return None
     kink = kink_test(problem, end)
     if not kink["kink"]:
         return None
@@ -755,10 +753,12 @@ def _kink_terminal(ctx, trajectory, end, g_end):
         f"{kink['deltas'][0]:g} and {kink['deltas'][-1]:g}; e.g. a ReLU neuron at w = 0), so the Hessian "
         f"signature is not a Morse index; L changes by ≥ {test['worst']:.3g} along {test['n_directions']} "
         f"sampled directions at radii {', '.join(f'{r:g}' for r in test['radii'])}")
-    if not test["minimum"]:
+    if not test["minimum"] or trajectory.status != Status.CONVERGED:
         ctx["end_reason"] = reason  # for the explicit "unfinished" end
-        return ("unfinished", f"the run stopped at a kink of L (|grad L| = {g_end:.3g}) from which a sampled "
-                f"direction descends (by {test['worst']:.3g}): not an attractor", None, False)
+        why = (f"from which a sampled direction descends (by {-test['worst']:.3g})" if not test["minimum"]
+               else f"and the flow ended {trajectory.status.value}")
+        return ("unfinished", f"the run stopped at a kink of L (|grad L| = {g_end:.3g}) {why}: not an "
+                "attractor", None, False)
     spec = spectrum_or_fallback(problem, end, **ctx["spec_opts"])
     info = _visit_from_point(problem, end, "degenerate_minimum", spec, function_fingerprint(problem, end),
                              g_end, status="kink")

@@ -110,3 +110,25 @@ def test_a_kink_with_a_descent_direction_is_not_an_attractor():
     assert not test["minimum"] and test["worst"] < 0
     itin = ft.itinerary(problem, traj)
     assert itin.terminal != "attractor"
+
+
+def test_a_stall_at_a_kink_while_other_neurons_still_move_is_not_converged():
+    """Two students, one dying: the flow's solver stalls when the first neuron reaches w = 0 while the
+    second is still far from any critical point. That is a stall, not convergence."""
+    cfg = dict(CFG, width=2)
+    problem, _ = sweeps.make_problem(cfg)
+    theta = np.zeros(problem.n_params)
+    theta[:3] = [0.05, -0.02, 0.03]     # neuron 1: small, negative output weight: it dies at once
+    theta[3:6] = [0.4, 0.3, -0.2]       # neuron 2: far from where it ends
+    theta[6:] = [-0.5, 0.6]
+    traj = ft.gradient_flow(problem, theta, 1e4, gtol=1e-9)
+    assert np.linalg.norm(traj.final_theta[:3]) < 1e-8 and traj.stats["kink"]
+    assert traj.status == ft.Status.FAILED and not traj.stats["kink_minimum"]
+    assert "still descends" in traj.message
+    # Independently: the second neuron is not at a critical point of its own (numpy finite differences
+    # of L in its coordinates, which are smooth there).
+    g2 = [(problem.loss(traj.final_theta + h) - problem.loss(traj.final_theta - h)) / 2e-6
+          for h in 1e-6 * np.eye(problem.n_params)[3:6]]
+    assert np.linalg.norm(g2) > 1e-3
+    itin = ft.itinerary(problem, traj)
+    assert itin.terminal == "unfinished" and "not differentiable" in itin.visits[-1].reason
