@@ -37,6 +37,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import _checks
+from .dynamics.floor import kink_test, sampled_minimum_test
 from .dynamics.flow import gradient_flow
 from .dynamics.progress import disabled as _progress_disabled
 from .dynamics.trajectory import Status, Trajectory
@@ -63,8 +64,9 @@ class Visit:
     `status` says how the point was obtained: "converged" (refined to gtol), "near_critical" (the best
     refinement iterate, ‖∇L‖ ≤ `near_gtol`), "flow" (the flow itself continued onto the set),
     "unrefined" (a slow region: every refinement failed), "skipped" (the itinerary's or the
-    refinement's time budget ran out before the refinement succeeded), or
-    "terminal" (the explicit end of an unfinished run). `ball_radius`: for an attractor of kind
+    refinement's time budget ran out before the refinement succeeded),
+    "terminal" (the explicit end of an unfinished run), or "kink" (the flow stopped where ∇L jumps, so
+    the flow's own end point is the critical point; see `reason`). `ball_radius`: for an attractor of kind
     "noise_ball", the measured radius of the ball (RMS function distance of the run's last states from
     the minimum); 0 otherwise. `morse_complete` is False when the Morse
     index signature[0] is only a lower bound (an incomplete Lanczos count). `t` is the time of the slow point; `radius`
@@ -105,7 +107,7 @@ class Visit:
 
     @property
     def refined(self) -> bool:
-        return self.status in ("converged", "near_critical", "flow")
+        return self.status in ("converged", "near_critical", "flow", "kink")
 
 
 @dataclasses.dataclass
@@ -490,6 +492,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         spec = _spectrum(problem, end, spec_opts, ctx.get("end_spectrum"))
         info = _visit_from_point(problem, end, "unfinished", spec, function_fingerprint(problem, end),
                                  problem.grad_norm(end), status="terminal", radius=rho)
+        info["reason"] = ctx.get("end_reason", info["reason"])
         visits.append(Visit(t_in=float(ts[-1]), t_out=float(ts[-1]), t=float(ts[-1]), **info))
     if problem.symmetry is not None:
         # A declared input symmetry: visits are identified (in the graph, in basin fractions) by their
@@ -731,6 +734,39 @@ def _without_noise(visits, distances, ts, rho_out) -> list[Visit]:
     return keep
 
 
+def _kink_terminal(ctx, trajectory, end, g_end):
+    """The end of a flow that stopped at a kink of L (`kink_test`), where no refinement can bring ∇L to 0.
+
+    A ReLU neuron that reaches w = 0 with a negative output weight is the common case: L rises linearly
+    in w from there, so the flow stops in finite time with a one-sided ‖∇L‖ > 0. Such a point is an
+    attractor when no sampled direction lowers L (`sampled_minimum_test`); it is recorded as a
+    degenerate minimum (its Hessian is not the second derivative of L, so the signature is the
+    computed one, not a Morse index), with the tests' numbers in the visit's reason. Otherwise None.
+    """
+    problem = ctx["problem"]
+    kink = kink_test(problem, end)
+    if not kink["kink"]:
+        return None
+    test = sampled_minimum_test(problem, end)
+    reason = (
+        f"L is not differentiable here (∇L jumps by {kink['jumps'][-1]:.3g} across steps of both "
+        f"{kink['deltas'][0]:g} and {kink['deltas'][-1]:g}; e.g. a ReLU neuron at w = 0), so the Hessian "
+        f"signature is not a Morse index; L changes by ≥ {test['worst']:.3g} along {test['n_directions']} "
+        f"sampled directions at radii {', '.join(f'{r:g}' for r in test['radii'])}")
+    if not test["minimum"] or trajectory.status != Status.CONVERGED:
+        ctx["end_reason"] = reason  # for the explicit "unfinished" end
+        why = (f"from which a sampled direction descends (by {-test['worst']:.3g})" if not test["minimum"]
+               else f"and the flow ended {trajectory.status.value}")
+        return ("unfinished", f"the run stopped at a kink of L (|grad L| = {g_end:.3g}) {why}: not an "
+                "attractor", None, False)
+    spec = spectrum_or_fallback(problem, end, **ctx["spec_opts"])
+    info = _visit_from_point(problem, end, "degenerate_minimum", spec, function_fingerprint(problem, end),
+                             g_end, status="kink")
+    info["reason"] = reason
+    return ("attractor", f"stopped at a kink of L where no sampled direction descends (one-sided |grad L| = "
+            f"{g_end:.3g}): a non-smooth minimum", info, True)
+
+
 def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
     """Judge the end of a run that did not diverge: (terminal, message, visit info or None, degenerate)."""
     problem, rho, rtol_zero, distances = ctx["problem"], ctx["rho"], ctx["rtol_zero"], ctx["distances"]
@@ -751,7 +787,7 @@ def _terminal(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_window):
         if cont.status == Status.CONVERGED:
             point, status = cont.final_theta, "flow"
     if point is None:
-        return unfinished
+        return _kink_terminal(ctx, trajectory, end, g_end) or unfinished
     spec, kind = _classified(ctx, point, status, cp)
     fp = function_fingerprint(problem, point)
     info = _visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["gradient_floor", "FLOOR_FACTOR"]
+__all__ = ["gradient_floor", "kink_test", "sampled_minimum_test", "FLOOR_FACTOR"]
 
 #: A run whose final ‖∇L‖ is within this factor of `gradient_floor` is at the floor: both parts of the
 #: estimate are orders of magnitude (the worst rounding of θ lines up with the top eigenvector only by
@@ -65,3 +65,71 @@ def gradient_floor(problem, theta, *, power_iterations: int = 12, perturbations:
     nan = float("nan")
     return dict(floor=max(rounding, spread) if ok else nan, rounding=rounding if ok else nan,
                 spread=spread if ok else nan, hessian_norm=h_norm if ok else nan, theta_norm=theta_norm)
+
+
+def kink_test(problem, theta, *, deltas=(1e-8, 1e-10), directions: int = 4, seed: int = 0) -> dict:
+    """Whether ∇L jumps at θ: a point where L is not differentiable (a kink).
+
+    For a C² loss, ‖∇L(θ + δu) − ∇L(θ − δu)‖ ≈ 2δ‖Hu‖ shrinks in proportion to δ; across a kink it stays
+    of the order of the one-sided gradients, whatever δ. A ReLU neuron at w = 0 is the common case: its
+    population-loss terms are homogeneous of degree 1 in w, so ∇L depends on the direction from which
+    w → 0. The test takes `directions` random unit directions u (seeded), steps δ·(1 + ‖θ‖) for each δ in
+    `deltas` (largest first), and calls θ a kink when the largest jump at the smallest δ is at least
+    half of that at the largest δ (a C² loss would have shrunk it by max(deltas)/min(deltas)) and well
+    above the rounding spread of ∇L.
+
+    **Returns:** dict(kink, jumps, deltas) with `jumps` the largest jump at each δ (NaN where ∇L is not
+    finite; then `kink` is False).
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    deltas = sorted((float(d) for d in deltas), reverse=True)
+    if len(deltas) < 2 or deltas[-1] <= 0:
+        raise ValueError(f"deltas must hold at least two positive step sizes, got {deltas}.")
+    scale = 1.0 + float(np.linalg.norm(theta))
+    us = rng.standard_normal((int(directions), theta.size))
+    us /= np.linalg.norm(us, axis=1, keepdims=True)
+    jumps = []
+    for d in deltas:
+        j = 0.0
+        for u in us:
+            step = d * scale * u.reshape(theta.shape)
+            diff = np.asarray(problem.grad(theta + step)) - np.asarray(problem.grad(theta - step))
+            j = max(j, float(np.linalg.norm(diff)))
+        jumps.append(j)
+    eps = np.finfo(np.float64).eps
+    g = float(np.linalg.norm(np.asarray(problem.grad(theta))))
+    finite = bool(np.all(np.isfinite(jumps)) and np.isfinite(g))
+    kink = finite and jumps[-1] >= 0.5 * jumps[0] and jumps[-1] > 1e6 * eps * (1.0 + g)
+    return dict(kink=bool(kink), jumps=jumps, deltas=deltas)
+
+
+def sampled_minimum_test(problem, theta, *, radii=(1e-6, 1e-4), directions: int = 64, seed: int = 0) -> dict:
+    """Whether L increases from θ along every sampled direction: a minimum test that needs no Hessian.
+
+    At a kink the Hessian says nothing; L itself does. Directions: `directions` random unit vectors
+    (seeded), ±∇L(θ)/‖∇L(θ)‖, and ± each coordinate axis when θ has at most 4·`directions` entries; steps
+    r·(1 + ‖θ‖) for r in `radii`. θ passes when no step lowers L by more than its rounding
+    (1e3·ε·(1 + |L(θ)|)). A sampled test, not a proof: a descent cone narrower than the sampling can be
+    missed, which is why the result says how many directions and radii it tried.
+
+    **Returns:** dict(minimum, worst, n_directions, radii) with `worst` the most negative change seen.
+    """
+    theta = np.asarray(theta, dtype=np.float64).ravel()
+    rng = np.random.default_rng(seed)
+    us = [u / np.linalg.norm(u) for u in rng.standard_normal((int(directions), theta.size))]
+    g = np.asarray(problem.grad(theta), dtype=np.float64).ravel()
+    if np.linalg.norm(g) > 0:
+        us += [g / np.linalg.norm(g), -g / np.linalg.norm(g)]
+    if theta.size <= 4 * int(directions):
+        eye = np.eye(theta.size)
+        us += list(eye) + list(-eye)
+    l0 = float(problem.loss(theta))
+    scale = 1.0 + float(np.linalg.norm(theta))
+    worst = np.inf
+    for r in radii:
+        for u in us:
+            worst = min(worst, float(problem.loss(theta + r * scale * u)) - l0)
+    tol = 1e3 * np.finfo(np.float64).eps * (1.0 + abs(l0))
+    return dict(minimum=bool(np.isfinite(worst) and worst >= -tol), worst=float(worst),
+                n_directions=len(us), radii=tuple(float(r) for r in radii))

@@ -32,7 +32,7 @@ import numpy as np
 from .. import _aot, _checks
 from ..problem import Problem, held_out_metrics
 from .bdf import BDF
-from .floor import FLOOR_FACTOR, gradient_floor
+from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
@@ -417,10 +417,30 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
         floor = gradient_floor(problem, ys[-1])
         stats_out.update(gradient_floor=floor["floor"], hessian_norm=floor["hessian_norm"])
         if gnorm[-1] <= FLOOR_FACTOR * floor["floor"]:
-            status, message = Status.CONVERGED, (
-                f"|grad L| = {gnorm[-1]:.3g} at t={ts_out[-1]:.6g} is at the attainable floor "
-                f"{floor['floor']:.3g} (gtol={gtol:g} lies below it): converged to the accuracy the "
-                f"problem allows ({status.value} otherwise)")
+            kink = kink_test(problem, ys[-1])
+            stats_out.update(kink=kink["kink"])
+            if kink["kink"]:
+                # A large "floor" can also mean that ∇L jumps at the end point: say which it is, and
+                # call the run converged only where no direction descends from the kink.
+                where = (f"at t={ts_out[-1]:.6g} at a point where L is not differentiable (a kink, such as "
+                         f"a ReLU neuron at w = 0: ∇L jumps by {kink['jumps'][-1]:.3g} across steps of both "
+                         f"{kink['deltas'][0]:g} and {kink['deltas'][-1]:g})")
+                test = sampled_minimum_test(problem, ys[-1])
+                stats_out.update(kink_minimum=test["minimum"])
+                if test["minimum"]:
+                    status, message = Status.CONVERGED, (
+                        f"the flow stopped {where}, and no sampled direction descends from it: |grad L| = "
+                        f"{gnorm[-1]:.3g} is a one-sided gradient there, not a rounding floor "
+                        f"({status.value} otherwise)")
+                else:
+                    message = (f"the solver stalled {where}, while L still descends from there (by "
+                               f"{-test['worst']:.3g} along a sampled direction): the flow cannot follow "
+                               f"a parameter pinned at a kink while the others move (a sliding motion)")
+            else:
+                status, message = Status.CONVERGED, (
+                    f"|grad L| = {gnorm[-1]:.3g} at t={ts_out[-1]:.6g} is at the attainable floor "
+                    f"{floor['floor']:.3g} (gtol={gtol:g} lies below it): converged to the accuracy the "
+                    f"problem allows ({status.value} otherwise)")
         else:
             message += f"; the attainable floor of |grad L| is {floor['floor']:.3g}"
     stats_out.update(
