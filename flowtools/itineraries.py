@@ -72,6 +72,7 @@ class Visit:
     critical sets, whose identity is exact). `reason` is empty unless the Hessian spectrum could not be
     computed as usual: then it says why, and whether the signature comes from a central-difference
     Hessian of ∇L or is unknown (signature (None, None, None), kind "unclassified"); the visit is kept.
+    At the loss floor it says that negative eigenvalues were counted as zero (`loss_floor_spectrum`).
     """
 
     kind: str
