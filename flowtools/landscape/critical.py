@@ -196,7 +196,7 @@ def _floor_negatives(problem, theta, signature, spectrum) -> int:
     """How many negative directions the loss-floor rule counts as zero at θ: those of `signature`, or (a
     spectrum corrected already) its eigenvalues below −tol_zero; 0 off the floor or without a lower bound."""
     n_neg = signature[0] or 0
-    if not n_neg and spectrum is not None and spectrum.eigenvalues.size:
+    if not n_neg and spectrum is not None and spectrum.eigenvalues is not None:
         n_neg = int(np.sum(np.asarray(spectrum.eigenvalues) < -spectrum.tol_zero))
     if not n_neg:
         return 0
@@ -214,7 +214,9 @@ def loss_floor_spectrum(problem: Problem, theta, spectrum: Spectrum) -> Spectrum
     it. Negative Hessian eigenvalues there show that L is not twice differentiable at θ (a ReLU neuron at
     w = 0: its Gaussian kernel terms are homogeneous of degree 1 in w, so the Hessian depends on the
     direction of approach); they are counted as zero directions, the unstable vectors are dropped, the
-    eigenvalues are kept as computed, and the message says so (it starts with `LOSS_FLOOR_NOTE`).
+    eigenvalues are kept as computed, and the message says so (a note that starts with `LOSS_FLOOR_NOTE`).
+    The case met in practice: a ReLU student at the teacher plus a neuron of norm ≈ 1e-15 (Safran & Shamir
+    2018, at n = k + 1).
 
     Off the floor, for a problem without a lower bound (`Problem.from_loss`), or without negative
     eigenvalues, `spectrum` itself is returned. `classify`, `classify_point`, `critical_point_at` and so
