@@ -42,8 +42,8 @@ from .dynamics.flow import gradient_flow
 from .dynamics.progress import disabled as _progress_disabled
 from .dynamics.trajectory import Status, Trajectory
 from .graph import SaddleGraph, match_distance
-from .landscape import classify, classify_point, find_critical_point, slow_points
-from .landscape.critical import MATRIX_FREE_MIN
+from .landscape import classify, classify_point, find_critical_point, loss_floor_spectrum, slow_points
+from .landscape.critical import LOSS_FLOOR_NOTE, MATRIX_FREE_MIN
 from .landscape.input_symmetry import orbit_fingerprint
 from .landscape.spectrum import spectrum_or_fallback
 from .landscape.slow import resolve_trajectory
@@ -74,6 +74,7 @@ class Visit:
     critical sets, whose identity is exact). `reason` is empty unless the Hessian spectrum could not be
     computed as usual: then it says why, and whether the signature comes from a central-difference
     Hessian of ∇L or is unknown (signature (None, None, None), kind "unclassified"); the visit is kept.
+    At the loss floor it says that negative eigenvalues were counted as zero (`loss_floor_spectrum`).
     """
 
     kind: str
@@ -208,48 +209,18 @@ def _visit_from_point(problem, theta, kind, spectrum, fp, gnorm, status="converg
                 fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues), status=status,
                 radius=float(radius),
                 reason=spectrum.message if spectrum.method in ("finite_difference", "failed")
-                or _FLOOR_NOTE in spectrum.message else "")
-
-
-_FLOOR_NOTE = "L is at its lower bound"
-
-
-def _at_loss_floor(problem, theta, spectrum, kind):
-    """(spectrum, kind) at a refined point, corrected where the loss is at its lower bound.
-
-    A point where L equals its lower bound (0 for the built-in losses, `Problem.loss_lower_bound`) to
-    round-off (100·ε·|L(0)|) is a global minimum: no direction descends from it. Negative Hessian
-    eigenvalues there mean that L is not twice differentiable at the point (a ReLU neuron at w = 0: its
-    kernel terms are homogeneous of degree 1 in w, so the Hessian depends on the direction of approach);
-    they are counted as zero directions, and the spectrum's message says so."""
-    n_neg = spectrum.signature[0]
-    bound = problem.loss_lower_bound
-    if not n_neg or bound is None:
-        return spectrum, kind
-    eps = np.finfo(float).eps
-    if problem.loss(theta) - bound > 100 * eps * max(abs(problem.loss(np.zeros_like(np.asarray(theta)))), 1e-300):
-        return spectrum, kind
-    n_zero = spectrum.signature[1]
-    signature = (0, None if n_zero is None else n_zero + n_neg, spectrum.signature[2])
-    note = (f"{_FLOOR_NOTE} {bound:g} to round-off, so no direction descends: the {n_neg} negative "
-            f"Hessian eigenvalue(s) (smallest {float(np.min(spectrum.eigenvalues)):.3g}) show that L is not "
-            "twice differentiable here (e.g. a ReLU neuron at w = 0); counted as zero directions")
-    vectors = spectrum.unstable_vectors
-    spectrum = dataclasses.replace(spectrum, signature=signature, unstable_vectors=None if vectors is None else vectors[:, :0],
-                                   message="; ".join(m for m in (spectrum.message, note) if m))
-    return spectrum, "degenerate_minimum"
+                or LOSS_FLOOR_NOTE in spectrum.message else "")
 
 
 def _classified(ctx, point, status, cp) -> tuple:
     """(spectrum, kind) of a refined point: the refinement's own when it converged with reusable
-    options, else computed; corrected at the loss floor (`_at_loss_floor`)."""
+    options, else computed; at the loss floor as the landscape's classification has it
+    (`loss_floor_spectrum`)."""
     problem = ctx["problem"]
     if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
-        spec, kind = cp.spectrum, cp.kind  # the refinement already classified this point
-    else:
-        spec = spectrum_or_fallback(problem, point, **ctx["spec_opts"])
-        kind = _kind(problem, point, spec)
-    return _at_loss_floor(problem, point, spec, kind)
+        return cp.spectrum, cp.kind  # the refinement already classified this point
+    spec = loss_floor_spectrum(problem, point, spectrum_or_fallback(problem, point, **ctx["spec_opts"]))
+    return spec, _kind(problem, point, spec)
 
 
 def _kind(problem, theta, spectrum) -> str:

@@ -442,7 +442,7 @@ def test_end_at_the_loss_floor_with_a_near_zero_relu_neuron_is_an_attractor(k, s
     w = 0 (the neuron's kernel terms are homogeneous of degree 1), and the refined point's numerical
     Hessian has a negative eigenvalue; the itinerary must not call the end a saddle or "unfinished"."""
     import flowtools as ft
-    from flowtools.itineraries import _at_loss_floor
+    from flowtools.landscape import loss_floor_spectrum
     from flowtools.landscape.spectrum import hessian_spectrum
 
     p = ft.problems.safran_shamir(k, k + 1)
@@ -457,6 +457,7 @@ def test_end_at_the_loss_floor_with_a_near_zero_relu_neuron_is_an_attractor(k, s
     # The rule touches only points at the floor: a point off it keeps its negative eigenvalues.
     off = np.concatenate([np.zeros(k), np.eye(k).ravel()]) + 0.05 * np.random.default_rng(1).standard_normal(k * k + k)
     spec = hessian_spectrum(p, off)
-    assert _at_loss_floor(p, off, spec, "saddle") == (spec, "saddle")
+    assert loss_floor_spectrum(p, off, spec) is spec
+    assert ft.landscape.classify_point(p, off, spec)[0] == "saddle"
     # An energy of one's own has no known lower bound: nothing is corrected.
     assert ft.Problem.from_loss(lambda th: -(th ** 2).sum(), 2).loss_lower_bound is None

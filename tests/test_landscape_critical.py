@@ -219,3 +219,74 @@ def test_matrix_free_above_a_lowered_threshold_finds_the_dense_point(monkeypatch
     cut = find_critical_point(p, np.asarray(p.model.init(5)), dense_max=1, gtol=1e-300, time_limit=1e-6,
                               fallback=False)
     assert not cut.success and cut.status in ("time_limit", "max_iter", "stalled")
+
+
+# End points of the gradient flow in `test_end_at_the_loss_floor_with_a_near_zero_relu_neuron_is_an_attractor`
+# (tests/test_itinerary.py, k = 3, seeds 0 and 2): W = [w_0; I], row-major, with a neuron w_0 of norm
+# ≈ 3e-16 and the teacher rows perturbed by ≈ 1e-16. Their numerical Hessians have one negative eigenvalue
+# (−0.067 and −0.116 when recorded).
+_FLOOR_POINTS = [
+    [1.31356667e-16, -5.47886050e-17, 3.04307055e-16, 1.0, 7.18020944e-18, -6.43809284e-17,
+     1.09902217e-17, 1.0, -1.52148354e-17, -3.58141368e-17, 5.34442521e-17, 1.0],
+    [9.80558770e-17, -1.34455985e-16, -5.36241001e-17, 1.0, 1.30249078e-16, 1.06729594e-16,
+     1.30802600e-17, 1.0, -2.23994986e-17, 6.52291646e-18, 2.69912809e-19, 1.0],
+]
+
+
+def test_a_point_at_the_loss_floor_is_a_minimum_for_every_entry_point():
+    """Safran–Shamir at n = k + 1 = 4 (ReLU, population loss, second layer frozen): the teacher plus a
+    neuron of norm ≈ 1e-16 has F ≈ 1e-32, its lower bound 0 to round-off, so it is a global minimum.
+    F is not twice differentiable there (the small neuron's kernel terms are homogeneous of degree 1 in
+    w) and the numerical Hessian has a negative eigenvalue. `find_critical_point`, `find_critical_points`
+    and `critical_point_at` (the sweep task `critical_points` calls `find_critical_points`) must all
+    call the point a degenerate minimum, not a saddle, and say why."""
+    from flowtools.landscape import classify_point, hessian_spectrum, loss_floor_spectrum
+    from flowtools.landscape.critical import LOSS_FLOOR_NOTE
+
+    k = 3
+    p = ft.problems.safran_shamir(k, k + 1)
+    teacher = np.concatenate([np.zeros(k), np.eye(k).ravel()])
+    guesses = np.array(_FLOOR_POINTS)
+    raw = [hessian_spectrum(p, g) for g in guesses]
+    assert all(s.signature[0] == 1 for s in raw)  # what the Hessian alone says: a saddle
+    cps = [find_critical_point(p, g) for g in guesses] + find_critical_points(p, guesses)
+    cps += [critical_point_at(p, g) for g in guesses]
+    for cp in cps:
+        assert cp.success and cp.kind == "degenerate_minimum", cp
+        assert cp.signature[0] == 0 and sum(cp.signature) == p.n_params
+        assert cp.loss <= 1e-28 and np.linalg.norm(cp.theta - teacher) < 1e-15  # the teacher, to round-off
+        assert cp.spectrum.unstable_vectors.shape == (p.n_params, 0)
+        assert LOSS_FLOOR_NOTE in cp.message and "not twice differentiable" in cp.message
+        assert LOSS_FLOOR_NOTE in cp.spectrum.message
+        assert np.min(cp.eigenvalues) < -1e-3  # the eigenvalues stay as computed
+        d = json.loads(json.dumps(cp.to_dict()))
+        assert d["kind"] == "degenerate_minimum" and d["signature"][0] == 0
+        assert LOSS_FLOOR_NOTE in d["message"]
+        # The "unstable" eigenvector of the raw Hessian does not descend: F rises along it both ways,
+        # quadratically with different one-sided curvatures (0.3 and 0.0065 at the first point), the kink.
+        v = hessian_spectrum(p, cp.theta).unstable_vectors[:, 0]
+        assert all(p.loss(cp.theta + r * v) > 1e-3 * r * r for r in (-1e-3, 1e-3))
+    # classify / classify_point with the point agree; the rule is idempotent.
+    assert classify(raw[0].signature, problem=p, theta=guesses[0]) == "degenerate_minimum"
+    assert classify(raw[0].signature) == "saddle"  # a signature alone knows nothing of the floor
+    fixed = loss_floor_spectrum(p, guesses[0], raw[0])
+    assert fixed.signature == (0, raw[0].signature[1] + 1, raw[0].signature[2])
+    assert loss_floor_spectrum(p, guesses[0], fixed) is fixed
+    assert classify_point(p, guesses[0], fixed) == ("degenerate_minimum", None)
+    # Off the floor (F > 0) negative eigenvalues stay.
+    off = teacher + 0.05 * np.random.default_rng(1).standard_normal(p.n_params)
+    spec = hessian_spectrum(p, off)
+    assert spec.signature[0] > 0 and p.loss(off) > 1e-6
+    assert loss_floor_spectrum(p, off, spec) is spec
+    assert classify_point(p, off, spec)[0] in ("saddle", "degenerate_saddle")
+
+
+def test_an_energy_without_a_lower_bound_is_never_corrected():
+    """`from_loss` energies have no known lower bound: L = −‖θ‖² at its maximum θ = 0 has L = L(0) and
+    stays a saddle (2, 0, 0) with its negative eigenvalues."""
+    p = ft.Problem.from_loss(lambda th: -(th ** 2).sum(), 2)
+    assert p.loss_lower_bound is None
+    cp = find_critical_point(p, np.array([1e-3, -2e-3]))
+    assert cp.success and cp.kind == "saddle" and cp.signature == (2, 0, 0)
+    np.testing.assert_allclose(cp.eigenvalues, [-2.0, -2.0], rtol=1e-12)
+    assert "lower bound" not in cp.message

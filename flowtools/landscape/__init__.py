@@ -12,6 +12,7 @@ from .critical import (
     critical_point_at,
     find_critical_point,
     find_critical_points,
+    loss_floor_spectrum,
 )
 from .higher_order import HigherOrderTest, higher_order_test
 from .input_symmetry import InputSymmetry, canonical_input, orbit_fingerprint
@@ -47,7 +48,7 @@ __all__ = [
     "SlowPoint", "slow_points",
     "UnstableManifold", "ManifoldBranch", "unstable_manifold", "match_target",
     "CriticalPoint", "find_critical_point", "find_critical_points", "critical_point_at", "classify",
-    "classify_point", "KINDS", "HigherOrderTest", "higher_order_test",
+    "classify_point", "loss_floor_spectrum", "KINDS", "HigherOrderTest", "higher_order_test",
     "Spectrum", "hessian_spectrum", "morse_index", "signature", "estimate_negative_count",
     "DEFAULT_RTOL_ZERO",
     "Reduction", "canonical_form", "reduce_network", "function_distance", "function_distances",

@@ -45,7 +45,7 @@ from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_from_hvps, hessian_sp
 from .symmetry import reduce_network, symmetrize_neurons
 
 __all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "classify_point",
-           "KINDS", "critical_point_at", "MATRIX_FREE_MIN"]
+           "KINDS", "critical_point_at", "MATRIX_FREE_MIN", "loss_floor_spectrum", "LOSS_FLOOR_NOTE"]
 
 KINDS = ("minimum", "saddle", "degenerate_minimum", "degenerate_saddle", "higher_order_saddle", "slow_region",
          "unclassified")
@@ -72,7 +72,9 @@ class CriticalPoint:
 
     - `theta`, `loss`, `gen_error` (None without a teacher), `grad_norm` (independently re-evaluated).
     - `eigenvalues`: all Hessian eigenvalues ("dense"), or the computed extreme ones ("lanczos").
-    - `signature`: (n_neg, n_zero, n_pos); `kind`: one of `KINDS` (see `classify`).
+    - `signature`: (n_neg, n_zero, n_pos); `kind`: one of `KINDS` (see `classify`). At the loss floor
+      negative eigenvalues count as zero directions (`loss_floor_spectrum`; `message` says so), while
+      `eigenvalues` stay as computed.
     - `reduces_to`: the widths of the smallest network with the same function, e.g. "1-1-1" ("" for a
       model that is not an `MLP`).
     - `success`, `status` ("converged", "max_iter", "left_radius", "stalled", "non_finite"), `message`.
@@ -149,6 +151,9 @@ def classify(signature, success: bool = True, *, problem: Problem | None = None,
     "higher_order_saddle". Without them such a point stays "degenerate_minimum" (second order only).
     With an unknown n_zero (a Lanczos signature) the point is called nondegenerate; with an unknown
     n_neg (a spectrum that could not be computed, `spectrum_or_fallback`) it is "unclassified".
+    With `problem` and `theta`, a point where L is at its lower bound to round-off is a global minimum
+    whatever its numerical Hessian says: negative eigenvalues there make it a "degenerate_minimum"
+    (`loss_floor_spectrum` gives the signature that goes with it).
     """
     return _classify(signature, success, problem, theta, spectrum, options)[0]
 
@@ -157,7 +162,7 @@ def classify_point(problem: Problem, theta, spectrum: Spectrum | None = None, *,
                    options: dict | None = None) -> tuple[str, HigherOrderTest | None]:
     """`classify` a point from its problem, θ and (dense) spectrum; also returns the higher-order test
     record (None when the signature decided). The escape directions of a "higher_order_saddle" are
-    `test.escape_directions`."""
+    `test.escape_directions`. At the loss floor the kind follows `loss_floor_spectrum`."""
     if spectrum is None:
         spectrum = hessian_spectrum(problem, theta, rtol_zero=DEFAULT_RTOL_ZERO)
     return _classify(spectrum.signature, success, problem, theta, spectrum, options)
@@ -169,6 +174,8 @@ def _classify(signature, success, problem, theta, spectrum, options):
     n_neg, n_zero = signature[0], signature[1]
     if n_neg is None:  # the spectrum could not be computed (`spectrum_or_fallback`)
         return "unclassified", None
+    if problem is not None and theta is not None and _floor_negatives(problem, theta, signature, spectrum):
+        return "degenerate_minimum", None  # a global minimum; its negative eigenvalues are not descent
     degenerate = bool(n_zero)
     if n_neg:
         return ("degenerate_saddle" if degenerate else "saddle"), None
@@ -178,6 +185,60 @@ def _classify(signature, success, problem, theta, spectrum, options):
         return "degenerate_minimum", None
     test = higher_order_test(problem, theta, spectrum, **(options or {}))
     return ("higher_order_saddle" if test.saddle else "degenerate_minimum"), test
+
+
+#: The start of the note that a spectrum's and a `CriticalPoint`'s message carry where the loss-floor rule
+#: (`loss_floor_spectrum`) counted negative eigenvalues as zero directions.
+LOSS_FLOOR_NOTE = "L is at its lower bound"
+
+
+def _floor_negatives(problem, theta, signature, spectrum) -> int:
+    """How many negative directions the loss-floor rule counts as zero at θ: those of `signature`, or (a
+    spectrum corrected already) its eigenvalues below −tol_zero; 0 off the floor or without a lower bound."""
+    n_neg = signature[0] or 0
+    if not n_neg and spectrum is not None and spectrum.eigenvalues is not None:
+        n_neg = int(np.sum(np.asarray(spectrum.eigenvalues) < -spectrum.tol_zero))
+    if not n_neg:
+        return 0
+    bound = problem.loss_lower_bound
+    if bound is None:
+        return 0
+    theta = np.asarray(theta, dtype=np.float64)
+    scale = max(abs(float(problem.loss(np.zeros_like(theta)))), 1e-300)
+    return n_neg if float(problem.loss(theta)) - bound <= 100 * np.finfo(np.float64).eps * scale else 0
+
+
+def loss_floor_spectrum(problem: Problem, theta, spectrum: Spectrum) -> Spectrum:
+    """`spectrum` at θ with the loss-floor rule applied: where L(θ) equals `problem.loss_lower_bound` (0 for
+    the built-in losses) to round-off, 100·ε·|L(0)|, θ is a global minimum and no direction descends from
+    it. Negative Hessian eigenvalues there show that L is not twice differentiable at θ (a ReLU neuron at
+    w = 0: its Gaussian kernel terms are homogeneous of degree 1 in w, so the Hessian depends on the
+    direction of approach); they are counted as zero directions, the unstable vectors are dropped, the
+    eigenvalues are kept as computed, and the message says so (a note that starts with `LOSS_FLOOR_NOTE`).
+    The case met in practice: a ReLU student at the teacher plus a neuron of norm ≈ 1e-15 (Safran & Shamir
+    2018, at n = k + 1).
+
+    Off the floor, for a problem without a lower bound (`Problem.from_loss`), or without negative
+    eigenvalues, `spectrum` itself is returned. `classify`, `classify_point`, `critical_point_at` and so
+    `find_critical_point(s)` apply the rule; a corrected point's kind is "degenerate_minimum".
+    """
+    n_neg = spectrum.signature[0]
+    if not n_neg or not _floor_negatives(problem, theta, spectrum.signature, spectrum):
+        return spectrum
+    n_zero = spectrum.signature[1]
+    signature = (0, None if n_zero is None else n_zero + n_neg, spectrum.signature[2])
+    vectors = spectrum.unstable_vectors
+    return dataclasses.replace(spectrum, signature=signature,
+                               unstable_vectors=None if vectors is None else vectors[:, :0],
+                               message="; ".join(m for m in (spectrum.message, _floor_note(problem, spectrum))
+                                                 if m))
+
+
+def _floor_note(problem, spectrum) -> str:
+    return (f"{LOSS_FLOOR_NOTE} {problem.loss_lower_bound:g} to round-off, so no direction descends: the "
+            f"{spectrum.signature[0]} negative Hessian eigenvalue(s) (smallest "
+            f"{float(np.min(spectrum.eigenvalues)):.3g}) show that L is not twice differentiable here "
+            "(e.g. a ReLU neuron at w = 0); counted as zero directions")
 
 
 # ------------------------------------------------------------------------------- dense LM (jitted)
@@ -412,7 +473,8 @@ def critical_point_at(problem: Problem, theta, *, success: bool = True, status: 
     """Build the `CriticalPoint` record of θ (L, ‖∇L‖, R, spectrum, kind, reduction) without solving.
 
     A converged point with a positive semidefinite singular Hessian gets the higher-order test
-    (`higher_order_test`, options `higher_order_options`); a failed one is a slow region.
+    (`higher_order_test`, options `higher_order_options`); a failed one is a slow region. At the loss
+    floor the spectrum and signature are those of `loss_floor_spectrum`, and the message says so.
     """
     theta = np.asarray(theta, dtype=np.float64)
     opts = dict(rtol_zero=DEFAULT_RTOL_ZERO)
@@ -420,6 +482,11 @@ def critical_point_at(problem: Problem, theta, *, success: bool = True, status: 
         opts["vectors"] = False  # a slow region's record needs its signature, not eigenvectors
     opts.update(spectrum_options or {})
     spec = spectrum_or_fallback(problem, theta, **opts)
+    if success:  # a slow region's record describes its guess as computed
+        floor = loss_floor_spectrum(problem, theta, spec)
+        if floor is not spec:
+            message = "; ".join(m for m in (message, _floor_note(problem, spec)) if m)
+            spec = floor
     loss, g = problem.value_and_grad(theta)
     gen = problem.gen_error(theta) if problem.has_population else None
     # Reductions are neuron operations: a model that is not an MLP records "".
