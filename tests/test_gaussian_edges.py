@@ -347,6 +347,14 @@ def test_redundant_minima_with_trainable_output_weights(act):
         g_ref = np.concatenate([gW_ref.ravel(), gA_ref.ravel()])
         assert abs(r - float(r_ref)) <= 1e-14 * eps + 1e-14 * float(r_ref), (eps, r, float(r_ref))
         assert np.linalg.norm(g - g_ref) <= 1e-10 * np.linalg.norm(g_ref), (eps, np.linalg.norm(g - g_ref))
+        if eps >= 1e-6:
+            # And a central difference of R along (D, E), with h ≪ ε so that it sees the point's own slope
+            # (below ε = 1e-6 the step h·D is not representable next to W's O(1) entries).
+            h = 1e-3 * eps
+            Wp, Ap, Wm, Am = W + h * D, A + h * E, W - h * D, A - h * E
+            fd = float(R(Wp, Ap, V, B)) - float(R(Wm, Am, V, B))
+            slope = np.sum(gW * (Wp - Wm)) + np.sum(gA * (Ap - Am))
+            assert abs(fd - slope) <= 1e-5 * abs(slope), (eps, fd, slope)
 
 
 @pytest.mark.parametrize("act", ["relu", "erf", "linear"])
