@@ -15,18 +15,35 @@ g(w, u) = ∂K/∂w (so ∂K/∂u = g(u, w)):
   g = (4/π) (u − 2(w·u) w/(1 + 2‖w‖²)) / √D.
 - linear: K = w·u, g = u.
 
-u⊥ is taken from the difference u ∓ w (the sign of u·w), which float64 holds exactly when u is near ±w
-(Sterbenz), so the perpendicular part of a nearly aligned pair keeps its relative accuracy.
+u⊥ is taken from the difference u ∓ w (the sign of u·w) where that is shorter than u, which float64 holds
+exactly when u is near ±w (Sterbenz), so the perpendicular part of a nearly aligned pair keeps its relative
+accuracy; a short u next to a long w is taken as it is.
 
-The population risk of f_s = Σ_p α_p σ(x_p·x) against f_t = Σ_p β_p σ(y_p·x) is R = ‖Σ_p e_p‖² with
-e_p = α_p φ(x_p) − β_p φ(y_p) = δ_p φ(x_p) + β_p (φ(x_p) − φ(y_p)), δ = α − β, once student and teacher
-neurons are paired (p ↔ nearest teacher neuron). Then every term is a difference
-dK(w; a, b) = K(w, a) − K(w, b) or dg(w; a, b) = g(w, a) − g(w, b) over a pair a ≈ b, and these have
-closed forms in Δ = a − b (exact in float64) without cancellation: for ReLU
-dK = ‖w‖ (Δq + (π − θ_a) Δp − Δθ p_b)/2π, dg = ((π − θ_a) Δ − Δθ b + Δq ŵ)/2π, with Δp = Δ·ŵ,
-Δq = Δ⊥·(a⊥ + b⊥)/(q_a + q_b), Δθ = atan2(Δq p_b − Δp q_b, p_a p_b + q_a q_b); for erf the same with
-D_b − D_a = −2(1 + 2‖w‖²) Δ·(a + b) + 4(w·Δ)(w·(a + b)). So R and ∇R keep their relative accuracy as
-W → V, and R is exactly 0 at W = V. Second derivatives come from the plain sums of K with M and N.
+The population risk of f_s = Σ_p α_p σ(x_p·x) against f_t = Σ_t β_t σ(y_t·x) is R = ‖r‖² with
+r = Σ_p α_p φ(x_p) − Σ_t β_t φ(y_t) (φ the feature map of K). Its global minima are rarely the teacher
+alone: odd units (erf, linear) may flip, (x, α) ↦ (−x, −α); positively homogeneous units (ReLU, linear)
+may rescale, (x, α) ↦ (cx, α/c), c > 0; and extra student units may duplicate a teacher unit with the
+output weight split (α₁ + α₂ = β), or carry α = 0, or x = 0. So each student unit first takes the sign
+that brings it nearest a teacher unit (odd units), and then an anchor λ_p y_t(p): erf the nearest of y_t
+and 0 (λ = 1, or λ = 0 for no teacher unit); ReLU and linear the projection onto the teacher unit of the
+smallest angle, λ = 1 + (x − y)·y/‖y‖² (exactly 1 at x = y), or 0 where no angle is acute. With
+φ(λy) = λφ(y),
+
+  r = Σ_p α_p D_p + Σ_t δ_t φ(y_t),   D_p = φ(x_p) − φ(λ_p y_t(p)),   δ_t = Σ_{p → t} λ_p α_p − β_t,
+
+an identity for every choice of anchors; a close choice makes every D_p and δ_t small near a minimum. So
+R = Σ (α_p·α_q) dK(x_p; x_q, a_q) + Σ ((δ_t − β_t)·α_q) dK(y_t; x_q, a_q) + Σ (δ_t·δ_u) K(y_t, y_u),
+with a_q = λ_q y_t(q) and dK(w; a, b) = K(w, a) − K(w, b), and ∇R likewise through
+dg(w; a, b) = g(w, a) − g(w, b). These differences have closed forms in Δ = a − b without
+cancellation: for ReLU dK = ‖w‖ (Δq + (π − θ_a) Δp − Δθ p_b)/2π, dg = ((π − θ_a) Δ − Δθ b + Δq ŵ)/2π,
+with Δp = Δ·ŵ, Δq = Δ⊥·(a⊥ + b⊥)/(q_a + q_b), Δθ = atan2(Δq p_b − Δp q_b, p_a p_b + q_a q_b); for erf
+the same with D_b − D_a = −2(1 + 2‖w‖²) Δ·(a + b) + 4(w·Δ)(w·(a + b)). Δ = x − λy and δ are formed with
+error-free products and sums (Dekker 1971; Knuth 1969), and R's terms are summed pairwise with their
+rounding errors carried (a plain sum of terms ~100× R erred by 7e-16 at a k = 8 spurious ReLU minimum,
+F = 0.0215). So R and ∇R keep their relative accuracy as the
+student approaches any of these minima, and R is exactly 0 at the teacher, its permutations, sign
+flips, split duplicates and zero-weight units. Second derivatives come from the plain sums of K with M
+and N.
 """
 
 from __future__ import annotations
@@ -61,17 +78,20 @@ def _unit(x):
 
 
 def _perp(u, w, wh):
-    """The part of u orthogonal to w, from u ∓ w (exact when u is near ±w; exactly 0 for u = 0)."""
-    sign = jnp.sign(_dot(u, w))
+    """The part of u orthogonal to w, from u ∓ w where that is shorter than u (exact when u is near ±w),
+    from u itself otherwise (a short u next to a long w keeps its relative accuracy; exactly 0 for u = 0)."""
+    uw = _dot(u, w)
+    sign = jnp.where(2.0 * jnp.abs(uw) > _dot(w, w), jnp.sign(uw), 0.0)
     r = u - sign[..., None] * w
     return r - _dot(r, wh)[..., None] * wh
 
 
 # ------------------------------------------------------------------ kernel values, gradients, differences
-def _relu_terms(w, a, b):
-    """K(w, a), dK(w; a, b), g(w, a), dg(w; a, b) for the ReLU arc-cosine kernel (broadcast over pairs)."""
+def _relu_terms(w, a, b, delta=None):
+    """K(w, a), dK(w; a, b), g(w, a), dg(w; a, b) for the ReLU arc-cosine kernel (broadcast over pairs);
+    `delta` is a − b when the caller holds it more accurately than the rounded b does."""
     nw, wh = _unit(w)
-    delta = a - b
+    delta = a - b if delta is None else delta
     pa, pb, dp = _dot(a, wh), _dot(b, wh), _dot(delta, wh)
     a_perp, b_perp = _perp(a, w, wh), _perp(b, w, wh)
     qa, qb = _norm(a_perp), _norm(b_perp)
@@ -87,9 +107,9 @@ def _relu_terms(w, a, b):
     return k, dk, g, dg
 
 
-def _erf_terms(w, a, b):
+def _erf_terms(w, a, b, delta=None):
     """The same for erf units (vectors already scaled by α)."""
-    delta = a - b
+    delta = a - b if delta is None else delta
     nw2 = 1.0 + 2.0 * _dot(w, w)
     wa, wb, wd = _dot(w, a), _dot(w, b), _dot(w, delta)
     sa = jnp.sqrt(nw2 * (1.0 + 2.0 * _dot(a, a)) - 4.0 * wa * wa)
@@ -104,8 +124,8 @@ def _erf_terms(w, a, b):
     return k, dk, g, dg
 
 
-def _linear_terms(w, a, b):
-    delta = a - b
+def _linear_terms(w, a, b, delta=None):
+    delta = a - b if delta is None else delta
     shape = jnp.broadcast_shapes(w.shape, a.shape, b.shape)
     return _dot(w, a), _dot(w, delta), jnp.broadcast_to(a, shape), jnp.broadcast_to(delta, shape)
 
@@ -177,47 +197,98 @@ def _plain_risk(kind, X, A, Y, B):
             + jnp.sum((B @ B.T) * K(Y, Y)))
 
 
-# ------------------------------------------------------------------ the paired risk
-def _paired_parts(kind, X, A, Y, B, need_teacher=True):
-    """R and its gradient in the paired form (module docstring); row p of X is paired with row p of Y."""
-    terms = _TERMS[kind]
-    delta = A - B
-    kxx, dkx, gxx, dgx = terms(X[:, None, :], X[None, :, :], Y[None, :, :])
-    kyy, dky, gyy, dgy = terms(Y[:, None, :], Y[None, :, :], X[None, :, :])  # dky = dK(y_p; y_q, x_q)
-    value = (jnp.sum((delta @ delta.T) * kxx) + 2.0 * jnp.sum((delta @ B.T) * dkx)
-             + jnp.sum((B @ B.T) * (dkx + dky)))
-    gX = 2.0 * (jnp.einsum("pq,pqd->pd", A @ delta.T, gxx) + jnp.einsum("pq,pqd->pd", A @ B.T, dgx))
-    gA = 2.0 * (kxx @ delta + dkx @ B)
+# ------------------------------------------------------------------ the anchored risk
+def _two_sum(a, b):
+    """a + b = s + e exactly (Knuth 1969)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _two_product(a, b):
+    """a·b = p + e exactly (Dekker 1971, Veltkamp's splitting)."""
+    p = a * b
+    split = lambda x: (x * 134217729.0) - ((x * 134217729.0) - x)  # noqa: E731  (2^27 + 1)
+    ah, bh = split(a), split(b)
+    al, bl = a - ah, b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _accurate_sum(terms):
+    """Σ terms, pairwise with every rounding error carried (Knuth's two-sum at each level): the error is
+    that of the terms themselves, not of partial sums many times larger than R near a minimum of R."""
+    x = jnp.concatenate([t.ravel() for t in terms])
+    n = 1 << max(int(x.shape[0]) - 1, 0).bit_length()
+    x = jnp.pad(x, (0, n - x.shape[0]))
+    e = jnp.zeros_like(x)
+    while x.shape[0] > 1:
+        x, err = _two_sum(x[0::2], x[1::2])
+        e = e[0::2] + e[1::2] + err
+    return x[0] + e[0]
+
+
+def _cluster_offsets(P, A, lam, B):
+    """δ_t = Σ_{p → t} λ_p α_p − β_t, compensated: split units (α_p summing to β_t) and rescaled ReLU units
+    (λ_p α_p = β_t) leave δ at round-off of its own size, as the gradient's relative accuracy needs."""
+    h, l = _two_product(lam[:, None], A)
+
+    def step(carry, x):
+        s, e = carry
+        p, hp, lp = x
+        s, err = _two_sum(s, p[:, None] * hp[None, :])
+        return (s, e + err + p[:, None] * lp[None, :]), None
+
+    (s, e), _ = jax.lax.scan(step, (-B, jnp.zeros_like(B)), (P, h, l))
+    return s + e
+
+
+def _anchored_parts(kind, X, A, Y, B, P, lam, need_teacher=True):
+    """R and its gradient in the anchored form (module docstring). Student neuron p has the anchor
+    λ_p y_t(p) (row p of the 0/1 matrix P picks t(p); a zero row anchors it at 0)."""
+    m = X.shape[0]
+    anchor, low = _two_product(lam[:, None], P @ Y)  # λ_p y_t = anchor + low exactly (P @ Y is exact)
+    delta = (X - anchor) - low  # x_p − anchor is exact near the anchor (Sterbenz)
+    rows = jnp.concatenate([X, Y])
+    k, dk, g, dg = _TERMS[kind](rows[:, None, :], rows[None, :, :], jnp.concatenate([anchor, Y])[None, :, :],
+                                jnp.concatenate([delta, jnp.zeros_like(Y)])[None, :, :])
+    dkx, kxy, dky, kyy = dk[:m, :m], k[:m, m:], dk[m:, :m], k[m:, m:]
+    dc = _cluster_offsets(P, A, lam, B)
+    value = _accurate_sum([(A @ A.T) * dkx, ((dc - B) @ A.T) * dky, (dc @ dc.T) * kyy])
+    gX = 2.0 * (jnp.einsum("pq,pqd->pd", A @ A.T, dg[:m, :m]) + jnp.einsum("pt,ptd->pd", A @ dc.T, g[:m, m:]))
+    gA = 2.0 * (dkx @ A + kxy @ dc)
     if not need_teacher:
         return value, (gX, gA, None, None)
-    gY = 2.0 * (jnp.einsum("pq,pqd->pd", -(B @ delta.T), gyy) + jnp.einsum("pq,pqd->pd", B @ A.T, dgy))
-    gB = 2.0 * (-(kyy @ delta) + dky @ A)
+    gY = -2.0 * (jnp.einsum("tq,tqd->td", B @ A.T, dg[m:, :m])
+                 + jnp.einsum("tu,tud->td", B @ dc.T, g[m:, m:]))
+    gB = -2.0 * (dky @ A + kyy @ dc)
     return value, (gX, gA, gY, gB)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
-def _paired_gradient(kind, with_teacher, X, A, Y, B):
-    """(∂R/∂X, ∂R/∂A), and (∂R/∂Y, ∂R/∂B) when `with_teacher`, in the paired form."""
-    grads = _paired_parts(kind, X, A, Y, B, need_teacher=with_teacher)[1]
+def _paired_gradient(kind, with_teacher, X, A, Y, B, P, lam):
+    """(∂R/∂X, ∂R/∂A), and (∂R/∂Y, ∂R/∂B) when `with_teacher`, in the anchored form."""
+    grads = _anchored_parts(kind, X, A, Y, B, P, lam, need_teacher=with_teacher)[1]
     return grads if with_teacher else grads[:2]
 
 
 @_paired_gradient.defjvp
 def _paired_gradient_jvp(kind, with_teacher, primals, tangents):
     # The Hessian needs no cancellation-free form: the plain sums give it to round-off in absolute terms.
+    # The anchors (P, μ) are constants: R does not depend on them.
     argnums = (0, 1, 2, 3) if with_teacher else (0, 1)
-    hvp = jax.jvp(jax.grad(functools.partial(_plain_risk, kind), argnums=argnums), primals, tangents)[1]
+    plain_grad = jax.grad(functools.partial(_plain_risk, kind), argnums=argnums)
+    hvp = jax.jvp(plain_grad, primals[:4], tangents[:4])[1]
     return _paired_gradient(kind, with_teacher, *primals), hvp
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _paired_value(kind, X, A, Y, B):
-    return _paired_parts(kind, X, A, Y, B, need_teacher=False)[0]
+def _paired_value(kind, X, A, Y, B, P, lam):
+    return _anchored_parts(kind, X, A, Y, B, P, lam, need_teacher=False)[0]
 
 
 def _paired_value_jvp(kind, primals, tangents):
     out = _paired_value(kind, *primals)
-    live = [not isinstance(t, SymbolicZero) for t in tangents]
+    live = [not isinstance(t, SymbolicZero) for t in tangents[:4]]
     if not any(live):
         return out, jnp.zeros_like(out)
     # Usually only the student moves: then the teacher's half of the gradient is not formed.
@@ -229,30 +300,46 @@ def _paired_value_jvp(kind, primals, tangents):
 _paired_value.defjvp(_paired_value_jvp, symbolic_zeros=True)
 
 
-def _pairing(X, Y):
-    """Row order of Y that pairs each row of X with its nearest row of Y when that is a bijection
-    (the identity otherwise: every pairing is exact, a close one is also accurate)."""
-    d2 = jnp.sum((X[:, None, :] - Y[None, :, :]) ** 2, axis=-1)
-    nearest = jnp.argmin(d2, axis=1)
-    n = X.shape[0]
-    bijective = jnp.all(jnp.sort(nearest) == jnp.arange(n))
-    return jnp.where(bijective, nearest, jnp.arange(n))
+def _anchors(kind, X, Y):
+    """Signs s, one-hot rows P and scales λ of the anchors λ_p y_t(p) of the student neurons.
+
+    Odd units (erf, linear) take x_p ↦ s_p x_p, α_p ↦ s_p α_p with s_p = sign(x_p·y_t): the same function.
+    erf anchors x_p at the nearest of y_t and 0; positively homogeneous units (ReLU, linear) at the
+    projection λ_p y_t onto the teacher neuron of the smallest angle, or at 0 when no angle is acute.
+    Every choice is an identity; a close anchor is also accurate.
+    """
+    xy = X @ Y.T
+    yy = jnp.sum(Y * Y, axis=1)
+    live = yy > 0
+    if kind == "erf":
+        score = 2.0 * jnp.abs(xy) - yy  # ‖x‖² − ‖x − s y‖²
+    else:
+        score = (jnp.abs(xy) if kind == "linear" else xy) / jnp.sqrt(jnp.where(live, yy, 1.0))
+    score = jnp.where(live, score, -jnp.inf)
+    t = jnp.argmax(score, axis=1)
+    on = jnp.take_along_axis(score, t[:, None], axis=1)[:, 0] > 0
+    sign = jnp.where(on & (kind != "relu"), jnp.sign(jnp.take_along_axis(xy, t[:, None], axis=1)[:, 0]), 1.0)
+    P = jnp.where(on[:, None], jax.nn.one_hot(t, Y.shape[0], dtype=X.dtype), 0.0)
+    if kind == "erf":
+        return sign, P, jnp.ones(X.shape[0], X.dtype)
+    yt = P @ Y
+    # λ = 1 + (x − y)·y/‖y‖²: exactly 1 at x = y_t; a float, so λ y_t and λ α split exactly (Dekker).
+    lam = 1.0 + _safe_div(_dot(sign[:, None] * X - yt, yt), _dot(yt, yt))
+    return sign, P, (jnp.maximum(lam, 0.0) if kind == "relu" else lam)  # relu(λz) = λ relu(z) needs λ ≥ 0
 
 
 def paired_risk(kind: str, Xs, As, Xt, At):
-    """R = E ‖Σ_j As_j σ(Xs_j·x) − Σ_t At_t σ(Xt_t·x)‖², x ~ N(0, I), in the paired form.
+    """R = E ‖Σ_j As_j σ(Xs_j·x) − Σ_t At_t σ(Xt_t·x)‖², x ~ N(0, I), in the anchored form.
 
     `Xs` (ks, d), `As` (ks, d_out) are the student's input and output weights (erf vectors scaled by
-    α), `Xt`, `At` the teacher's. R and ∇R keep their relative accuracy as the student approaches the
-    teacher (R = 0 exactly at Xs = Xt, As = At, up to a permutation of neurons); Hessian-vector products
-    come from the plain sums and are finite where R is C².
+    α), `Xt`, `At` the teacher's. R and ∇R keep their relative accuracy as the student approaches a
+    global minimum: the teacher up to a permutation, sign flips of odd units and rescaling of ReLU
+    units, with extra neurons that duplicate a teacher neuron (output weights split), have zero output
+    weights or zero input weights. R = 0 exactly at the teacher and at its permutations, sign flips,
+    duplicates and zero-weight extensions. Hessian-vector products come from the plain sums and are
+    finite where R is C².
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
-    ks, kt = Xs.shape[0], Xt.shape[0]
-    n = max(ks, kt)
-    # Zero rows (zero input and output weights) are neurons that contribute nothing: K(w, 0) = 0.
-    pad = lambda M, k: jnp.pad(M, ((0, n - k), (0, 0)))  # noqa: E731
-    X, A, Y, B = pad(Xs, ks), pad(As, ks), pad(Xt, kt), pad(At, kt)
-    order = _pairing(jax.lax.stop_gradient(X), jax.lax.stop_gradient(Y))
-    return _paired_value(kind, X, A, Y[order], B[order])
+    sign, P, lam = jax.lax.stop_gradient(_anchors(kind, Xs, Xt))
+    return _paired_value(kind, sign[:, None] * Xs, sign[:, None] * As, Xt, At, P, lam)

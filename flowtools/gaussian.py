@@ -27,9 +27,10 @@ there although the loss is C² (κ(θ) = sin θ + (π − θ) cos θ = π − π
   `population_risk` and `population_terms` work with the weight vectors (`flowtools._closed_kernels`):
   angles from atan2(‖u⊥‖, u·ŵ) with u⊥ taken from the difference u ∓ w, exact in float64 near ±w;
   Hessians from the closed-form limits of E[H(w·x)H(u·x)xxᵀ] and E[δ(w·x)relu(u·x)xxᵀ].
-- `population_risk` pairs each student neuron with its nearest teacher neuron and writes R and ∇R
-  through K(w, a) − K(w, b) and ∂K(w, a)/∂w − ∂K(w, b)/∂w in closed form in Δ = a − b, so nothing
-  O(1) cancels to O(‖Δ‖). Measured against mpmath at 50 digits in Safran & Shamir's setting (V = I,
+- `population_risk` anchors each student neuron at a teacher neuron (after a sign flip for odd units,
+  at a rescaled one for ReLU, or at 0) and writes R and ∇R through K(w, a) − K(w, b) and
+  ∂K(w, a)/∂w − ∂K(w, b)/∂w in closed form in Δ = a − b, so nothing O(1) cancels to O(‖Δ‖), also at
+  redundant global minima (split, flipped, rescaled or zero units; `flowtools._closed_kernels`). Measured against mpmath at 50 digits in Safran & Shamir's setting (V = I,
   W = I + εD, second layer frozen at 1, k = 3, 6, 10; tests/test_gaussian_edges.py): ∇R to 1e-16–3e-16
   relative for ε from 1e-12 to 1e-2 (the sums of pair terms: 1e-4 at ε = 1e-12, 8e-2 at ε = 1e-8);
   R = 0 exactly at W = V and at its permutations, and R ≥ 0 on the grid; R itself is a sum of O(ε)
@@ -62,6 +63,7 @@ import numpy as np
 import scipy.special
 
 from . import _checks, _closed_kernels
+from ._closed_kernels import _two_product
 from .activations import ACTIVATIONS, Activation, get_activation
 from .models import MLP
 
@@ -204,15 +206,6 @@ def _price_mean(act: Activation, order: int, n: int):
 def _erf_pair(alpha_a, alpha_b, c11, c12, c22):
     s = 2.0 * alpha_a * alpha_b * c12 / jnp.sqrt((1.0 + 2.0 * alpha_a**2 * c11) * (1.0 + 2.0 * alpha_b**2 * c22))
     return (2.0 / jnp.pi) * jnp.arcsin(s)
-
-
-def _two_product(a, b):
-    """a·b = p + e exactly (Dekker 1971, Veltkamp's splitting)."""
-    p = a * b
-    split = lambda x: (x * 134217729.0) - ((x * 134217729.0) - x)  # noqa: E731  (2^27 + 1)
-    ah, bh = split(a), split(b)
-    al, bl = a - ah, b - bh
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
 def _det(c11, c12, c22):
@@ -500,8 +493,8 @@ def _risk(student, teacher, n_nodes, method, theta_s, theta_t):
         ss, st, tt = population_terms(student, theta_s, teacher, theta_t, n_nodes=n_nodes, method=method)
         return ss - 2.0 * st + tt
     kind, alpha_s, alpha_t = closed
-    # The paired form: cancellation-free differences between each student neuron and its teacher
-    # neuron, so R and ∇R keep their relative accuracy down to W = V, where R = 0 exactly.
+    # The anchored form: cancellation-free differences between each student neuron and its anchor on a
+    # teacher neuron, so R and ∇R keep their relative accuracy down to a global minimum, where R = 0.
     risk = _closed_kernels.paired_risk(kind, alpha_s * Ws, Vs.T, alpha_t * Wt, Vt.T)
     if cs is None and ct is None:
         return risk
