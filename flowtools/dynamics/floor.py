@@ -78,8 +78,9 @@ def kink_test(problem, theta, *, deltas=(1e-8, 1e-10), directions: int = 4, seed
     half of that at the largest δ (a C² loss would have shrunk it by max(deltas)/min(deltas)) and well
     above the rounding spread of ∇L.
 
-    **Returns:** dict(kink, jumps, deltas) with `jumps` the largest jump at each δ (NaN where ∇L is not
-    finite; then `kink` is False).
+    **Returns:** dict(kink, jumps, deltas, coordinates) with `jumps` the largest jump at each δ (NaN
+    where ∇L is not finite; then `kink` is False) and `coordinates` the indices of θ whose gradient
+    entry jumps at the smallest δ by at least 1 % of the largest entry's jump (empty without a kink).
     """
     theta = np.asarray(theta, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -91,17 +92,19 @@ def kink_test(problem, theta, *, deltas=(1e-8, 1e-10), directions: int = 4, seed
     us /= np.linalg.norm(us, axis=1, keepdims=True)
     jumps = []
     for d in deltas:
-        j = 0.0
+        j, entries = 0.0, np.zeros(theta.size)
         for u in us:
             step = d * scale * u.reshape(theta.shape)
             diff = np.asarray(problem.grad(theta + step)) - np.asarray(problem.grad(theta - step))
             j = max(j, float(np.linalg.norm(diff)))
+            entries = np.maximum(entries, np.abs(diff).ravel())
         jumps.append(j)
     eps = np.finfo(np.float64).eps
     g = float(np.linalg.norm(np.asarray(problem.grad(theta))))
     finite = bool(np.all(np.isfinite(jumps)) and np.isfinite(g))
     kink = finite and jumps[-1] >= 0.5 * jumps[0] and jumps[-1] > 1e6 * eps * (1.0 + g)
-    return dict(kink=bool(kink), jumps=jumps, deltas=deltas)
+    coordinates = np.flatnonzero(entries >= 1e-2 * entries.max()) if kink else np.zeros(0, dtype=int)
+    return dict(kink=bool(kink), jumps=jumps, deltas=deltas, coordinates=coordinates)
 
 
 def sampled_minimum_test(problem, theta, *, radii=(1e-6, 1e-4), directions: int = 64, seed: int = 0) -> dict:

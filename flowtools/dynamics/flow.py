@@ -20,6 +20,7 @@ controller and "ros34pw2"'s; BDF has its own step-size rules.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -300,9 +301,62 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
         t_run = time.perf_counter()
         out = jax.block_until_ready(compiled(*args, **kw))
         wall = time.perf_counter() - t_run
-        return _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time))
-    return _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoint,
-                           checkpoint_every, progress)
+        traj = _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time))
+    else:
+        traj = _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoint,
+                               checkpoint_every, progress)
+    if time_limit is not None or checkpoint is not None:
+        return traj  # a budgeted or checkpointed run is continued with resume=, not here
+
+    def rerun(pinned, theta, t_start):
+        return gradient_flow(pinned, theta, t1, gtol=gtol, solver=solver, rtol=rtol, atol=atol,
+                             t0=t_start, n_save=n_save, max_steps=max_steps, max_norm=max_norm,
+                             pcoeff=pcoeff, icoeff=icoeff, progress=progress)
+    return slide_past_kink(problem, traj, rerun)
+
+
+def slide_past_kink(problem: Problem, traj: Trajectory, rerun) -> Trajectory:
+    """Continue a flow whose solver stalled at a kink of L, with the parameters that jump pinned.
+
+    When a ReLU neuron reaches w = 0 while the rest of the network still moves, ∇L jumps across the
+    kink and an implicit solver's steps collapse (status "failed" or "max_steps"). The flow itself
+    goes on (a Filippov sliding motion): the pinned parameters stay at the kink as long as it is a
+    minimum along them, and the others follow −∇L. So the parameters whose gradient entries jump
+    (`kink_test`) are frozen at their values and `rerun(pinned_problem, free_state, t_end)` continues
+    from there; the result is joined to the run, with the pinned names and time in `stats["pinned"]`,
+    `stats["pinned_at"]`. At the end the kink must still be a minimum along every sampled direction
+    (`sampled_minimum_test` on the full problem); otherwise the status is "failed" and says so.
+    """
+    if traj.status not in (Status.FAILED, Status.MAX_STEPS) or not np.all(np.isfinite(traj.final_theta)):
+        return traj
+    end = traj.final_theta
+    kink = kink_test(problem, end)
+    idx = kink["coordinates"]
+    if not kink["kink"] or idx.size == 0 or idx.size >= problem.n_params:
+        return traj
+    mask = problem.frozen_mask.copy()
+    mask[np.flatnonzero(~mask)[idx]] = True
+    pinned = problem.freeze(mask, problem.full_theta(end))
+    keep = np.setdiff1d(np.arange(problem.n_params), idx)
+    cont = rerun(pinned, end[keep], traj.final_time)
+    thetas = np.repeat(end[None, :], len(cont.t), axis=0)
+    thetas[:, keep] = cont.theta
+    names = [problem.param_names[i] for i in idx]
+    note = (f"{len(idx)} parameter(s) ({', '.join(names[:6])}{', …' if len(names) > 6 else ''}) pinned at a "
+            f"kink of L from t={traj.final_time:.6g} on (∇L jumps there by {kink['jumps'][-1]:.3g}; "
+            "|grad L| after that is over the other parameters)")
+    status, message = cont.status, f"{cont.message}; {note}"
+    if status == Status.CONVERGED:
+        test = sampled_minimum_test(problem, thetas[-1])
+        if not test["minimum"]:
+            status = Status.FAILED
+            message = (f"{cont.message}, but L descends from the end along a sampled direction (by "
+                       f"{-test['worst']:.3g}): the pinned parameters would move again; {note}")
+    stats = dict(cont.stats, pinned=[str(n) for n in (cont.stats.get("pinned") or [])] + names,
+                 pinned_at=float(traj.final_time))
+    sliding = dataclasses.replace(cont, theta=thetas, status=status, message=message, stats=stats,
+                                  solver_state=None)
+    return traj.join(sliding)
 
 
 def _joined(previous, traj):
