@@ -1,5 +1,5 @@
 """Accuracy of the population loss's pair rule for steep units: E[σ(u)σ(v)] for tanh and softplus against
-independent references, over norms σ1, σ2 ∈ {0.5, 1, 2, 3, 5, 10} and correlations ρ ∈ {0, 0.5, 0.9, 0.999, 1, −1}.
+independent references, over norms σ1, σ2 ∈ {0.5, 1, 2, 3, 5, 10} and correlations ρ ∈ {0, 0.5, 0.9, 0.999, ±1}.
 
 References: mpmath at 30 digits (`mp.quad` with breakpoints at the steep point) where the pair is 1-D
 (ρ = ±1: E[σ(σ1 z)σ(±σ2 z)]; ρ = 0: E[σ(σ1 z)]·E[σ(σ2 z)]); nested adaptive Gauss–Kronrod (scipy's
@@ -125,7 +125,8 @@ def main(argv=None):
         for s in NORMS:
             keys = [k for k in err if k[0] == act and max(k[1], k[2]) == s]
             worst = max(keys, key=err.get)
-            print(f"  larger norm {s:>4}: {err[worst]:.1e}  (σ1 = {worst[1]}, σ2 = {worst[2]}, ρ = {worst[3]})")
+            where = f"σ1 = {worst[1]}, σ2 = {worst[2]}, ρ = {worst[3]}"
+            print(f"  larger norm {s:>4}: {err[worst]:.1e}  ({where})")
 
 
 if __name__ == "__main__":
