@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+import flowtools as ft
 from flowtools import gaussian
 
 ACTS = {"tanh": mp.tanh, "softplus": lambda x: mp.log1p(mp.exp(x)) if x < 0 else x + mp.log1p(mp.exp(-x))}
@@ -117,3 +118,14 @@ def test_price_hessian_of_the_graded_rule_matches_finite_differences():
     H_fd = np.stack([(np.asarray(grad(c + h * e)) - np.asarray(grad(c - h * e))) / (2 * h)
                      for e in np.eye(3)])
     np.testing.assert_allclose(H, H_fd, rtol=1e-6, atol=1e-9)
+
+
+def test_gaussian_inputs_choose_the_rule():
+    T = ft.MLP((3, 2, 1), "tanh", bias=False)
+    S = ft.MLP((3, 2, 1), "tanh", bias=False)
+    tt, ts = 3.0 * np.asarray(T.init(0)), np.asarray(S.init(1))
+    for method in ("auto", "gauss_hermite"):
+        source = ft.GaussianInputs((T, tt), method=method)
+        assert float(source.gen_error(S, ts)) == float(gaussian.population_risk(S, ts, T, tt, method=method))
+    with pytest.raises(ValueError, match="method="):
+        ft.GaussianInputs((T, tt), method="simpson")
