@@ -66,7 +66,8 @@ def pair_rule_graded_vs_gauss_hermite(quick: bool):
         thetas = [jax.numpy.asarray(S.init(k, scale=d**-0.5)) for k in range(5)]
         best, value = {}, {}
         for method in ("auto", "gauss_hermite"):
-            f = jax.jit(jax.value_and_grad(lambda th, m=method: gaussian.population_risk(S, th, T, tt, method=m)))
+            risk = lambda th, m=method: gaussian.population_risk(S, th, T, tt, method=m)  # noqa: E731
+            f = jax.jit(jax.value_and_grad(risk))
             jax.block_until_ready(f(thetas[0]))
             best[method] = np.inf
             for _ in range(2 if quick else 3):
