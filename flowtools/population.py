@@ -35,7 +35,10 @@ class GaussianInputs(DataSource):
       widths (d_in, k, d_out).
     - `n_probe`: size of the probe sample on which functions are compared (not used by L or R).
     - `seed`: seed of the probe sample.
-    - `n_nodes`: Gauss–Hermite nodes per axis for pairs without a closed form (`flowtools.gaussian`).
+    - `method`: "auto" (closed forms, else the graded Gauss–Legendre rule, accurate at every weight norm),
+      or "gauss_hermite" (the earlier n_nodes² rule: faster, off by 1e-5 at tanh weight norm 2).
+    - `n_nodes`: nodes per axis of `method="gauss_hermite"` and of the half-line rule for ReLU with
+      biases (`flowtools.gaussian`).
 
     Use it as the data of a `Problem`: `Problem(student, GaussianInputs((T, θ_T)))`, with a depth-2
     `MLP` student and loss "half_mse" (default) or "mse".
@@ -46,9 +49,11 @@ class GaussianInputs(DataSource):
     teacher_theta: jax.Array
     teacher_model: MLP = eqx.field(static=True)
     n_nodes: int = eqx.field(static=True)
+    method: str = eqx.field(static=True)
     has_gen_error = True
 
-    def __init__(self, teacher, *, n_probe: int = 256, seed: int = 0, n_nodes: int = gaussian.DEFAULT_NODES):
+    def __init__(self, teacher, *, n_probe: int = 256, seed: int = 0, n_nodes: int = gaussian.DEFAULT_NODES,
+                 method: str = "auto"):
         if isinstance(teacher, tuple) and len(teacher) == 2 and isinstance(teacher[0], MLP):
             teacher = as_teacher(teacher)
         if not isinstance(teacher, Teacher) or teacher.model is None:
@@ -60,6 +65,7 @@ class GaussianInputs(DataSource):
                              "teacher_dataset.")
         n_probe = _checks.positive_int("n_probe", n_probe)
         self.n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
+        self.method = _checks.choice("method", method, ["auto", "gauss_hermite"])
         rng = np.random.default_rng(_checks.positive_int("seed", seed, minimum=0))
         x = rng.standard_normal((n_probe, teacher.d_in))
         self.x = jnp.asarray(x)
@@ -77,7 +83,7 @@ class GaussianInputs(DataSource):
 
     def gen_error(self, model, theta):
         return gaussian.population_risk(model, theta, self.teacher_model, self.teacher_theta,
-                                        n_nodes=self.n_nodes)
+                                        n_nodes=self.n_nodes, method=self.method)
 
     def data_loss(self, model, theta, loss: str):
         return (0.5 if loss == "half_mse" else 1.0) * self.gen_error(model, theta)
