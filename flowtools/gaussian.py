@@ -42,14 +42,15 @@ there although the loss is C² (κ(θ) = sin θ + (π − θ) cos θ = π − π
 ReLU with biases: the inner expectation over v given u in closed form (the mean above), the outer one by
 Gauss–Legendre on the half-line u > 0 where the integrand is smooth (spectral convergence: 1e-15 at 32
 nodes). Everything else (tanh, sigmoid, softplus, gelu, silu, user callables, erf with biases) uses
-composite Gauss–Legendre in the Cholesky coordinates of the pair, on panels graded geometrically around
-the point where the unit turns (`flowtools._graded_rule`): its error does not grow with the weight norm,
-within 2e-15 of mpmath and nested adaptive quadrature for tanh and softplus pairs at norms 0.5–10 and
-correlations 0, 0.5, 0.9, 0.999, ±1 (tests/test_gaussian_graded.py, benchmarks/pair_rule_accuracy.py).
-The tensor-product Gauss–Hermite rule used before stays under `method="gauss_hermite"`; tanh is analytic
-only in the strip |Im z| < π/(2‖w‖), so its error grows with the norm: with 96 nodes per axis, 3e-11 of
+a tensor-product Gauss–Hermite rule of `n_nodes` (96) nodes per axis. It is fast but not exact for steep
+units: tanh is analytic only in the strip |Im z| < π/(2‖w‖), so its error grows with the norm, 3e-11 of
 √(E[σ(u)²]E[σ(v)²]) at norm 1, 1e-5 at 2, 6e-4 at 3, 1e-2 at 5, 5e-2 at 10 (softplus: 9e-14 at 2, 5e-10
-at 3, 9e-5 at 10). For smooth σ the derivatives with respect to means and covariances come from Price's
+at 3, 9e-5 at 10). `method="graded"` keeps the closed forms and replaces that rule by composite
+Gauss–Legendre in the Cholesky coordinates of the pair, on panels graded geometrically around the point
+where the unit turns (`flowtools._graded_rule`): its error does not grow with the weight norm, within
+2e-15 of mpmath and nested adaptive quadrature for tanh and softplus pairs at norms 0.5–10 and
+correlations 0, 0.5, 0.9, 0.999, ±1 (tests/test_gaussian_graded.py, benchmarks/pair_rule_accuracy.py),
+at 23–150× the cost and far more memory (300² nodes per pair). For smooth σ the derivatives with respect to means and covariances come from Price's
 theorem (Price 1958): ∂E[g]/∂a = E[σ'…], ∂E[g]/∂C₁₂ = E[σ₁'σ₂'], ∂E[g]/∂C₁₁ = ½E[σ₁''σ₂], each by the
 same rule, so gradients and Hessians stay exact and finite where the Cholesky factor is singular (a student
 unit equal to a teacher unit, zero weights). Without a closed form, ReLU pairs go through the half-line
@@ -77,7 +78,7 @@ __all__ = ["pair_expectation", "mean_expectation", "population_risk", "populatio
 
 #: Nodes per axis of `method="gauss_hermite"` (and of the half-line rule for ReLU with biases).
 DEFAULT_NODES = 96
-_METHODS = ["auto", "quadrature", "gauss_hermite"]
+_METHODS = ["auto", "graded", "quadrature", "gauss_hermite"]
 
 _ERF_SCALE = {"erf": 1.0, "scaled_erf": 1.0 / np.sqrt(2.0)}
 
@@ -313,11 +314,12 @@ def pair_expectation(act_a, act_b, mean_a, mean_b, c_aa, c_ab, c_bb, *, n_nodes:
     """E[σ_a(u) σ_b(v)] for (u, v) Gaussian with means (mean_a, mean_b) and covariance
     [[c_aa, c_ab], [c_ab, c_bb]]; vectorised over broadcast arrays, traceable and differentiable.
 
-    `method="auto"` uses a closed form where one exists (see the module docstring) and the graded rule
-    (`flowtools._graded_rule`, within 1e-13 of mpmath for norms up to 32) otherwise; `"quadrature"` forces
-    the graded rule; `"gauss_hermite"` forces the earlier tensor-product Gauss–Hermite rule with `n_nodes`
-    per axis, accurate only for small norms (96 nodes, E[tanh(sz)²]: 1e-11 at s = 1, 6e-6 at s = 2,
-    4e-4 at s = 3, 4e-2 at s = 10).
+    `method="auto"` uses a closed form where one exists (see the module docstring) and the
+    tensor-product Gauss–Hermite rule with `n_nodes` per axis otherwise, accurate only for small norms
+    (96 nodes, E[tanh(sz)²]: 1e-11 at s = 1, 6e-6 at s = 2, 4e-4 at s = 3, 4e-2 at s = 10);
+    `"graded"` the closed forms and otherwise the graded rule (`flowtools._graded_rule`, within 1e-13 of
+    mpmath for norms up to 32, 23–150× slower); `"quadrature"` forces the graded rule everywhere (for
+    checks); `"gauss_hermite"` forces the Gauss–Hermite rule everywhere.
     """
     act_a, act_b = get_activation(act_a), get_activation(act_b)
     method = _checks.choice("method", method, _METHODS)
@@ -337,7 +339,7 @@ def _pair(act_a, act_b, a, b, c11, c12, c22, n, method, has_bias):
     ka, kb = _kind(act_a), _kind(act_b)
     if has_bias is None:
         has_bias = not (_is_zero(a) and _is_zero(b))
-    if method == "auto":
+    if method in ("auto", "graded"):
         if ka == kb == "linear":
             return c12 + a * b
         if not has_bias and ka == kb == "erf":
@@ -346,7 +348,7 @@ def _pair(act_a, act_b, a, b, c11, c12, c22, n, method, has_bias):
             return _relu_pair(c11, c12, c22)
     if ka == kb == "relu":
         return _relu_pair_bias(a, b, c11, c12, c22, n)
-    rule = n if method == "gauss_hermite" else None
+    rule = None if method in ("quadrature", "graded") else n
     if act_a.smooth and act_b.smooth:
         return _price_pair(act_a, act_b, 0, 0, rule, has_bias)(a, b, c11, c12, c22)
     return _rule_pair(act_a.fn, act_b.fn, rule, a, b, c11, c12, c22, has_bias)
@@ -360,7 +362,7 @@ def _is_zero(x):
 
 
 def mean_expectation(act, mean, var, *, n_nodes: int = DEFAULT_NODES, method: str = "auto"):
-    """E[σ(u)] for u ~ N(mean, var); closed forms for erf-type, ReLU and linear units, the graded rule
+    """E[σ(u)] for u ~ N(mean, var); closed forms for erf-type, ReLU and linear units, a quadrature rule
     otherwise (`method` as in `pair_expectation`)."""
     act = get_activation(act)
     method = _checks.choice("method", method, _METHODS)
@@ -376,7 +378,7 @@ def _jit_mean(act, n, method, a, c):
 
 def _mean(act, a, c, n, method):
     kind = _kind(act)
-    if method == "auto":
+    if method in ("auto", "graded"):
         if kind == "erf":
             alpha = _erf_alpha(act)
             return jax.scipy.special.erf(alpha * a / jnp.sqrt(1.0 + 2.0 * alpha**2 * c))
@@ -386,7 +388,7 @@ def _mean(act, a, c, n, method):
             return a
     if kind == "relu":
         return _relu_mean_quadrature(a, c, n)
-    rule = n if method == "gauss_hermite" else None
+    rule = None if method in ("quadrature", "graded") else n
     if act.smooth:
         return _price_mean(act, 0, rule)(a, c)
     return _rule_mean(act.fn, rule, a, c)
@@ -394,7 +396,7 @@ def _mean(act, a, c, n, method):
 
 def _second_moment(act, a, c, n, method, has_bias):
     """E[σ(u)²], u ~ N(a, c): the diagonal terms (the ReLU kernel is not differentiable at ρ = 1)."""
-    if method == "auto" and _kind(act) == "relu":
+    if method in ("auto", "graded") and _kind(act) == "relu":
         if not has_bias:
             return 0.5 * c
         # E[relu(a + s z)²] = (a² + s²) Φ(a/s) + a s φ(a/s)
@@ -403,10 +405,10 @@ def _second_moment(act, a, c, n, method, has_bias):
         ss = jnp.where(ok, s, 1.0)
         val = (a * a + c) * jax.scipy.stats.norm.cdf(a / ss) + a * ss * jax.scipy.stats.norm.pdf(a / ss)
         return jnp.where(ok, val, jax.nn.relu(a) ** 2)
-    if method == "auto" or act.smooth or _kind(act) == "relu":
+    if method in ("auto", "graded") or act.smooth or _kind(act) == "relu":
         return _pair(act, act, a, a, c, c, c, n, method, has_bias)
     sq = Activation(f"{act.name}^2", lambda z: act.fn(z) ** 2, smooth=False)
-    return _rule_mean(sq.fn, n if method == "gauss_hermite" else None, a, c)
+    return _rule_mean(sq.fn, None if method in ("quadrature", "graded") else n, a, c)
 
 
 # ------------------------------------------------------------------ population risk
@@ -497,11 +499,10 @@ def population_risk(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
     """R = E_{x ~ N(0, I_d)} ‖f_s(x; θ_s) − f_t(x; θ_t)‖² for depth-2 MLPs, exact in any d.
 
     Reduced to 2-D Gaussian expectations over pairs of pre-activations (student–student,
-    student–teacher, teacher–teacher): closed forms for erf-type, ReLU and linear units, the graded
-    Gauss–Legendre rule otherwise (module docstring). Traceable and differentiable in both θ's;
-    `method="quadrature"` forces the rule everywhere (for checks); `method="gauss_hermite"` uses the
-    earlier Gauss–Hermite rule with `n_nodes` per axis, faster but off by 1e-5 at weight norm 2 and 5e-2
-    at 10 for tanh (module docstring).
+    student–teacher, teacher–teacher): closed forms for erf-type, ReLU and linear units, the
+    Gauss–Hermite rule with `n_nodes` per axis otherwise (off by 1e-5 at weight norm 2 and 5e-2 at 10 for
+    tanh; module docstring). Traceable and differentiable in both θ's; `method` as in
+    `pair_expectation`: "graded" for the accurate rule where no closed form exists.
     """
     _depth2("student", student)
     _depth2("teacher", teacher)

@@ -338,8 +338,8 @@ def make_problem(config: Mapping):
     `teacher="orthonormal"` the neurons are e_1 … e_k),
     `n` = 200 samples (`data_seed` 0, `noise` 0), a student MLP (d_in, `width`, 1) without biases,
     `loss` "half_mse". With `data="population"` the loss is the population loss over x ~ N(0, I)
-    (`flowtools.GaussianInputs`; exact 2-D Gaussian integrals; `n_nodes` nodes per axis of the half-line
-    rule for ReLU with biases) instead of `n` samples. `problem="safran_shamir"`:
+    (`flowtools.GaussianInputs`; exact 2-D Gaussian integrals; `n_nodes` Gauss–Hermite nodes per axis for
+    activations without a closed form) instead of `n` samples. `problem="safran_shamir"`:
     `flowtools.problems.safran_shamir(teacher_width, width)` (ReLU, population loss, second layer frozen,
     input permutations declared). `problem="maleknia_sato"`: the published 1-D data set and a
     (1, width, 1) net.
