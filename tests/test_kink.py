@@ -98,6 +98,12 @@ def test_kink_test_tells_smooth_points_from_kinks(dead_run):
     assert not kink_test(smooth, np.zeros(2))["kink"]
     with pytest.raises(ValueError, match="deltas"):
         kink_test(smooth, np.zeros(2), deltas=(1e-8,))
+    with pytest.raises(ValueError, match="directions"):
+        kink_test(smooth, np.zeros(2), directions=0)
+    with pytest.raises(ValueError, match="radii"):
+        sampled_minimum_test(smooth, np.zeros(2), radii=(1e-6, -1e-4))
+    with pytest.raises(ValueError, match="directions"):
+        sampled_minimum_test(smooth, np.zeros(2), directions=0)
 
 
 def test_a_kink_with_a_descent_direction_is_not_a_minimum():
@@ -153,3 +159,18 @@ def test_sliding_along_a_kink_of_an_energy():
     assert abs(traj.final_theta[0]) < 1e-6 and traj.final_theta[1] == pytest.approx(1.0, abs=1e-9)
     i = np.searchsorted(traj.t, 3.0)
     assert traj.theta[i, 1] == pytest.approx(1 - np.exp(-2 * traj.t[i]), abs=1e-6)
+
+
+def test_a_relu_unit_crossing_a_data_point_is_not_pinned():
+    """On finite data a ReLU unit's hyperplane crossing a sample is a kink the flow goes through, not one
+    that holds it: L descends along the jumping parameters, so the flow must not pin them (it would
+    change the dynamics); the run ends `failed` at the kink and says so."""
+    cfg = dict(problem="teacher_student", activation="relu", teacher_width=2, width=3, d_in=4, n=200,
+               noise=0.0, teacher_seed=0, data_seed=0, loss="half_mse", init_scheme="lecun", init_scale=1.0)
+    problem, _ = sweeps.make_problem(cfg)
+    traj = ft.gradient_flow(problem, sweeps.initial_theta(problem, dict(cfg, seed=5)), 1e5, gtol=1e-9)
+    assert "pinned" not in traj.stats and traj.status == ft.Status.FAILED
+    kink = kink_test(problem, traj.final_theta)
+    assert kink["kink"]
+    along = sampled_minimum_test(problem, traj.final_theta, coordinates=kink["coordinates"])
+    assert not along["minimum"] and along["worst"] < 0

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _checks
+from .trajectory import evaluate_states
+
 __all__ = ["gradient_floor", "kink_test", "sampled_minimum_test", "FLOOR_FACTOR"]
 
 #: A run whose final ‖∇L‖ is within this factor of `gradient_floor` is at the floor: both parts of the
@@ -83,12 +86,13 @@ def kink_test(problem, theta, *, deltas=(1e-8, 1e-10), directions: int = 4, seed
     entry jumps at the smallest δ by at least 1 % of the largest entry's jump (empty without a kink).
     """
     theta = np.asarray(theta, dtype=np.float64)
+    directions = _checks.positive_int("directions", directions)
     rng = np.random.default_rng(seed)
     deltas = sorted((float(d) for d in deltas), reverse=True)
     if len(deltas) < 2 or deltas[-1] <= 0:
         raise ValueError(f"deltas must hold at least two positive step sizes, got {deltas}.")
     scale = 1.0 + float(np.linalg.norm(theta))
-    us = rng.standard_normal((int(directions), theta.size))
+    us = rng.standard_normal((directions, theta.size))
     us /= np.linalg.norm(us, axis=1, keepdims=True)
     jumps = []
     for d in deltas:
@@ -107,32 +111,39 @@ def kink_test(problem, theta, *, deltas=(1e-8, 1e-10), directions: int = 4, seed
     return dict(kink=bool(kink), jumps=jumps, deltas=deltas, coordinates=coordinates)
 
 
-def sampled_minimum_test(problem, theta, *, radii=(1e-6, 1e-4), directions: int = 64, seed: int = 0) -> dict:
+def sampled_minimum_test(problem, theta, *, radii=(1e-6, 1e-4), directions: int = 64, seed: int = 0,
+                         coordinates=None) -> dict:
     """Whether L increases from θ along every sampled direction: a minimum test that needs no Hessian.
 
     At a kink the Hessian says nothing; L itself does. Directions: `directions` random unit vectors
     (seeded), ±∇L(θ)/‖∇L(θ)‖, and ± each coordinate axis when θ has at most 4·`directions` entries; steps
     r·(1 + ‖θ‖) for r in `radii`. θ passes when no step lowers L by more than its rounding
     (1e3·ε·(1 + |L(θ)|)). A sampled test, not a proof: a descent cone narrower than the sampling can be
-    missed, which is why the result says how many directions and radii it tried.
+    missed, which is why the result says how many directions and radii it tried. `coordinates` (indices
+    of θ) restricts every direction to those coordinates: whether θ is a minimum along them alone.
 
     **Returns:** dict(minimum, worst, n_directions, radii) with `worst` the most negative change seen.
     """
     theta = np.asarray(theta, dtype=np.float64).ravel()
+    directions = _checks.positive_int("directions", directions)
+    radii = tuple(_checks.positive("radii", r) for r in radii)
     rng = np.random.default_rng(seed)
-    us = [u / np.linalg.norm(u) for u in rng.standard_normal((int(directions), theta.size))]
-    g = np.asarray(problem.grad(theta), dtype=np.float64).ravel()
+    mask = np.ones(theta.size, dtype=bool)
+    if coordinates is not None:
+        mask[:] = False
+        mask[np.asarray(coordinates, dtype=int)] = True
+    us = [u * mask / np.linalg.norm(u * mask) for u in rng.standard_normal((directions, theta.size))]
+    g = np.asarray(problem.grad(theta), dtype=np.float64).ravel() * mask
     if np.linalg.norm(g) > 0:
         us += [g / np.linalg.norm(g), -g / np.linalg.norm(g)]
-    if theta.size <= 4 * int(directions):
-        eye = np.eye(theta.size)
+    if mask.sum() <= 4 * directions:
+        eye = np.eye(theta.size)[mask]
         us += list(eye) + list(-eye)
-    l0 = float(problem.loss(theta))
     scale = 1.0 + float(np.linalg.norm(theta))
-    worst = np.inf
-    for r in radii:
-        for u in us:
-            worst = min(worst, float(problem.loss(theta + r * scale * u)) - l0)
+    steps = np.concatenate([r * scale * np.asarray(us) for r in radii])
+    # θ and every step through the package's batched, jitted state evaluator (one kernel for all rows).
+    losses = evaluate_states(problem, np.vstack([theta, theta + steps]))[0]
+    l0, worst = float(losses[0]), float(np.min(losses[1:] - losses[0]))
     tol = 1e3 * np.finfo(np.float64).eps * (1.0 + abs(l0))
-    return dict(minimum=bool(np.isfinite(worst) and worst >= -tol), worst=float(worst),
-                n_directions=len(us), radii=tuple(float(r) for r in radii))
+    return dict(minimum=bool(np.isfinite(worst) and worst >= -tol), worst=worst,
+                n_directions=len(us), radii=radii)

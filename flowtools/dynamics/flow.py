@@ -322,7 +322,7 @@ def slide_past_kink(problem: Problem, traj: Trajectory, rerun) -> Trajectory:
     kink and an implicit solver's steps collapse (status "failed" or "max_steps"). The flow itself
     goes on (a Filippov sliding motion): the pinned parameters stay at the kink as long as it is a
     minimum along them, and the others follow −∇L. So the parameters whose gradient entries jump
-    (`kink_test`) are frozen at their values and `rerun(pinned_problem, free_state, t_end)` continues
+    (`kink_test`), when no sampled direction along them lowers L, are frozen at their values and `rerun(pinned_problem, free_state, t_end)` continues
     from there; the result is joined to the run, with the pinned names and time in `stats["pinned"]`,
     `stats["pinned_at"]`. At the end the kink must still be a minimum along every sampled direction
     (`sampled_minimum_test` on the full problem); otherwise the status is "failed" and says so.
@@ -333,6 +333,11 @@ def slide_past_kink(problem: Problem, traj: Trajectory, rerun) -> Trajectory:
     kink = kink_test(problem, end)
     idx = kink["coordinates"]
     if not kink["kink"] or idx.size == 0 or idx.size >= problem.n_params:
+        return traj
+    # Sliding needs the kink to hold the pinned parameters: L must rise along them from here (a dead
+    # ReLU neuron). Where it descends along them (a unit whose hyperplane crosses a data point), the
+    # flow crosses the kink instead, and pinning would change the dynamics.
+    if not sampled_minimum_test(problem, end, coordinates=idx)["minimum"]:
         return traj
     mask = problem.frozen_mask.copy()
     mask[np.flatnonzero(~mask)[idx]] = True
@@ -488,8 +493,8 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
                         f"({status.value} otherwise)")
                 else:
                     message = (f"the solver stalled {where}, while L still descends from there (by "
-                               f"{-test['worst']:.3g} along a sampled direction): the flow cannot follow "
-                               f"a parameter pinned at a kink while the others move (a sliding motion)")
+                               f"{-test['worst']:.3g} along a sampled direction): the implicit solver cannot "
+                               "step across the kink or along it")
             else:
                 status, message = Status.CONVERGED, (
                     f"|grad L| = {gnorm[-1]:.3g} at t={ts_out[-1]:.6g} is at the attainable floor "
