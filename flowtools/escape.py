@@ -35,7 +35,7 @@ from . import _checks
 from .dynamics.flow import SOLVERS
 from .dynamics.stiff import start_event
 from .dynamics.trajectory import Status, Trajectory, first_non_finite
-from .graph import match_distance
+from .graph import SAME_SET_TOL, match_distance
 from .landscape.symmetry import function_distances, output_distance
 from .models import MLP
 from .problem import Problem
@@ -666,7 +666,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 _ATTRACTOR_KINDS = ("minimum", "degenerate_minimum", "noise_ball")
 
 
-def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: float = 0.95) -> BasinFractions:
+def basin_fractions(source, *, d_out: int = 1, tol: float = SAME_SET_TOL, confidence: float = 0.95) -> BasinFractions:
     """The fractions of runs that end at each attractor, attractors identified up to symmetry.
 
     **Arguments:**
@@ -676,8 +676,8 @@ def basin_fractions(source, *, d_out: int = 1, tol: float = 1e-4, confidence: fl
       number of runs that ended at a node, whatever passed through it; `n_trajectories` is the number of
       runs).
     - `d_out`: the network's output dimension (to read the fingerprints).
-    - `tol`: two attractors are one up to symmetry when they are one critical set under the node rule
-      (`flowtools.graph.match_distance`, the rule of the saddle graph): a function distance (on the
+    - `tol`: two attractors are one up to symmetry when they are one critical set under the same-set rule
+      (`flowtools.graph.match_distance`, default `SAME_SET_TOL`): a function distance (on the
       fingerprints, the training and probe inputs) of at most tol · (1 + d(f, 0)). Only the function
       is compared, not the Morse signature: the zero count of a degenerate minimum varies along its
       critical set, its function does not.

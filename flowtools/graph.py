@@ -28,6 +28,10 @@ from .landscape.symmetry import fingerprint_distance
 
 __all__ = ["SaddleGraph", "GraphSummary"]
 
+# The same-set tolerance: two refined points are one function when their fingerprints lie within
+# SAME_SET_TOL · (1 + d(f, 0)) of each other (`match_distance`).
+SAME_SET_TOL = 1e-4
+
 _LIST_ATTRS = ("theta", "fingerprint", "signature", "signatures", "signature_range", "transit_times", "eigenvalues",
                "methods", "runs")
 
@@ -37,11 +41,12 @@ class SaddleGraph:
 
     **Arguments:**
 
-    - `fingerprint_tol`: two nodes with the same signature are the same critical set when the RMS
-      difference of their fingerprints is at most `fingerprint_tol` times (1 + RMS of the fingerprint).
+    - `fingerprint_tol`: the tolerance of the same-set rule (`match_distance`, default `SAME_SET_TOL`):
+      two refined points are one function when the function distance of their fingerprints is at most
+      `fingerprint_tol` · (1 + d(f, 0)), d the per-sample `output_distance` (`output_scale`).
     """
 
-    def __init__(self, fingerprint_tol: float = 1e-4):
+    def __init__(self, fingerprint_tol: float = SAME_SET_TOL):
         if not fingerprint_tol > 0:
             raise ValueError(f"fingerprint_tol must be positive, got {fingerprint_tol!r}.")
         self.fingerprint_tol = float(fingerprint_tol)
@@ -411,10 +416,20 @@ def _rows(header, rows, max_rows, what):
     return out
 
 
-def match_distance(a: dict, b: dict, d_out: int, n_train: int = 0, tol: float = 1e-4) -> float | None:
+def match_distance(a: dict, b: dict, d_out: int, n_train: int = 0, tol: float = SAME_SET_TOL) -> float | None:
     """The function distance between two visits or nodes (dicts with fingerprint, signature, kind,
-    radius) when they are the same critical set under the node rule (`SaddleGraph.find_node`), else None.
-    The one rule for "the same critical set": the graph, itineraries and `basin_fractions` use it."""
+    radius) when they are the same critical set, else None.
+
+    The one rule for "the same critical set", used by the saddle graph (`SaddleGraph.find_node`), the
+    merging of an itinerary's visits, `basin_fractions`, the sweeps' `critical_points` task and the
+    studies. Two points are one set when they are in the same group (minima; saddles and slow regions;
+    unfinished and diverged ends apart) and their functions agree: the function distance of their
+    fingerprints (`fingerprint_distance`, per sample, in the units of y) is at most tol · (1 + d(f, 0)),
+    d(f, 0) the fingerprint's own `output_scale`. The Morse signature is not compared beyond n_neg = 0
+    against n_neg > 0: a connected critical set has one function while its zero count, and on a plateau
+    manifold its n_neg, vary along it. Unrefined slow regions and unfinished ends (radius > 0) also
+    match within their radius on the training inputs, when their n_neg agree.
+    """
     if _group(a.get("kind")) != _group(b.get("kind")):
         return None
     fa, fb = np.asarray(a["fingerprint"], dtype=float), np.asarray(b["fingerprint"], dtype=float)

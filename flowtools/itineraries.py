@@ -47,7 +47,8 @@ from .landscape.critical import LOSS_FLOOR_NOTE, MATRIX_FREE_MIN
 from .landscape.input_symmetry import orbit_fingerprint
 from .landscape.spectrum import spectrum_or_fallback
 from .landscape.slow import resolve_trajectory
-from .landscape.symmetry import fingerprint_distance, function_fingerprint, output_distance, reduce_network
+from .landscape.symmetry import (fingerprint_distance, function_fingerprint, output_distance, output_scale,
+                                 reduces_to)
 from .problem import Problem, training_outputs
 
 __all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share", "auto_time_limits",
@@ -192,20 +193,12 @@ def _train_part(problem, fp) -> np.ndarray:
     return np.asarray(fp)[: n * d_out].reshape(n, d_out)
 
 
-def _reduces_to(problem, theta) -> str:
-    """The widths θ reduces to, or "" when it does not reduce (always "" for a model that is not an MLP)."""
-    if not problem.is_mlp:
-        return ""
-    red = reduce_network(*problem.mlp_theta(theta))
-    return red.reduces_to if red.reducible else ""
-
-
 def _visit_from_point(problem, theta, kind, spectrum, fp, gnorm, status="converged", radius=0.0) -> dict:
     return dict(kind=kind, loss=problem.loss(theta),
                 gen_error=problem.gen_error(theta) if problem.has_population else None,
                 signature=tuple(None if s is None else int(s) for s in spectrum.signature),
                 morse_complete=bool(spectrum.complete), theta=np.asarray(theta),
-                grad_norm=float(gnorm), reduces_to=_reduces_to(problem, theta),
+                grad_norm=float(gnorm), reduces_to=reduces_to(problem, theta),
                 fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues), status=status,
                 radius=float(radius),
                 reason=spectrum.message if spectrum.method in ("finite_difference", "failed")
@@ -315,7 +308,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         raise ValueError(f"trajectory has {trajectory.theta.shape[1]} parameters but the problem's model "
                          f"has {problem.n_params}.")
     wall0 = time.perf_counter()
-    y_rms = float(np.sqrt(np.mean(np.sum(np.asarray(problem.y) ** 2, axis=1))))  # d(y, 0)
+    y_rms = output_scale(problem.y)
     rho = _checks.positive("visit_radius", visit_radius) if visit_radius is not None else 0.1 * max(y_rms, 1e-12)
     refine_radius = _checks.positive("refine_radius", refine_radius)
     attractor_gtol = _checks.positive("attractor_gtol", attractor_gtol)
@@ -443,7 +436,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         visits = _without_noise(visits, distances, ts, rho_out)
     merged: list[Visit] = []
     for v in visits:
-        if merged and _same_set(merged[-1], v, d_out, n_train):
+        if merged and match_distance(vars(merged[-1]), vars(v), d_out, n_train) is not None:  # one set
             merged[-1] = _merge(merged[-1], v)
         else:
             merged.append(v)
@@ -842,18 +835,13 @@ def _periodic_terminal(ctx, trajectory, end, attractor_gtol):
                 gen_error=float(np.mean([problem.gen_error(x) for x in orbit.points]))
                 if problem.has_population else None,
                 signature=orbit.signature, morse_complete=True, theta=np.asarray(point),
-                grad_norm=float(orbit.grad_norms[i]), reduces_to=_reduces_to(problem, point), fingerprint=fp,
+                grad_norm=float(orbit.grad_norms[i]), reduces_to=reduces_to(problem, point), fingerprint=fp,
                 eigenvalues=orbit.multipliers, status="converged", radius=0.0, reason="")
     message = (f"on a stable {orbit.kind} of the GD map (largest multiplier |μ| = {orbit.spectral_radius:.4g}, "
                f"{orbit.distance:.3g} from it in θ): losses {', '.join(f'{x:.6g}' for x in orbit.losses)}, "
                f"sharpness {', '.join(f'{x:.5g}' for x in orbit.sharpness)} (mean "
                f"{np.mean(orbit.sharpness):.5g}; 2/η = {orbit.two_over_lr:.5g})")
     return "attractor", message, info, False
-
-
-def _same_set(a: Visit, b: Visit, d_out: int, n_train: int) -> bool:
-    """The node rule (`flowtools.graph.match_distance`) between two consecutive visits."""
-    return match_distance(vars(a), vars(b), d_out, n_train) is not None
 
 
 def _merge(a: Visit, b: Visit) -> Visit:

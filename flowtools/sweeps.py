@@ -435,7 +435,8 @@ def critical_points(config: Mapping) -> dict:
     for c in found:
         fp = ft.function_fingerprint(problem, c.theta)
         graph.add_node(fingerprint=fp, signature=c.signature, kind=c.kind, loss=c.loss, theta=c.theta,
-                       reduces_to=c.reduces_to, grad_norm=c.grad_norm, eigenvalues=c.eigenvalues, visits=1)
+                       reduces_to=c.reduces_to, grad_norm=c.grad_norm, eigenvalues=c.eigenvalues, visits=1,
+                       d_out=problem.model.d_out, n_train=int(np.asarray(problem.x).shape[0]))
     kinds = [c.kind for c in found]
     return dict(
         status="converged" if found else "failed", n_guesses=n, n_found=len(found), n_distinct=len(graph),
@@ -449,12 +450,14 @@ def critical_points(config: Mapping) -> dict:
 def escape(config: Mapping) -> dict:
     """Escape time from the origin saddle θ = 0: the flow from `initial_theta` (small `init_scale`)
     until the network output leaves the function-space ball of radius `radius_fraction` (0.5) · RMS(y)
+    (`output_scale`, per sample)
     around f = 0 (`flowtools.escape.escape_flow`, stopping at the exit)."""
     from . import escape as E
+    from .landscape.symmetry import output_scale
 
     problem, _ = make_problem(config)
     theta0 = initial_theta(problem, config)
-    y_rms = float(np.sqrt(np.mean(np.asarray(problem.y) ** 2)))
+    y_rms = output_scale(problem.y)
     run = E.escape_flow(problem, theta0, np.zeros(problem.n_params), float(config.get("radius_fraction", 0.5))
                         * y_rms, metric="function", t_max=float(config.get("t_max", 1e12)),
                         solver=config.get("solver", "tsit5"))

@@ -65,6 +65,7 @@ from flowtools.landscape import (  # noqa: E402
     hessian_spectrum,
     unstable_manifold,
 )
+from flowtools.landscape.symmetry import output_scale  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
 RTOL_ZERO = 1e-7
@@ -222,7 +223,7 @@ def run_escape(wide, theta0, center, rho, t_scale, cfg):
 def plateau_experiments(narrow, wide, cp, H_in, cfg):
     w_star, v_star = (float(t) for t in cp.theta)
     h = H_in / v_star
-    y_rms = float(np.sqrt(np.mean(np.asarray(wide.y) ** 2)))
+    y_rms = output_scale(wide.y)
     rho = cfg["radius"] * y_rms
     out = dict(radius=rho, radius_rel=cfg["radius"], h=h, prefactor_predicted=math.pi * v_star / H_in)
     jobs = []

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 import flowtools as ft  # noqa: E402
 from flowtools import io, splitting  # noqa: E402
+from flowtools.graph import match_distance  # noqa: E402
 from flowtools.landscape import find_critical_points, function_fingerprint  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
@@ -115,7 +116,7 @@ def near_threshold(ev: np.ndarray, factor: float, rtol: float = RTOL_ZERO) -> bo
 
 # ----------------------------------------------------------------------------- narrow points
 def narrow_critical_points(problem, cfg, rng) -> list:
-    """Critical points of the narrow net, deduplicated by function fingerprint and Morse signature.
+    """Critical points of the narrow net, one per critical set (`flowtools.graph.match_distance`).
 
     Guesses: the saved states of a batched GD ensemble from random initializations (they pass near the
     saddles on the way and end near minima) plus plain random points; each is refined by the vmapped
@@ -133,10 +134,11 @@ def narrow_critical_points(problem, cfg, rng) -> list:
                                              max_iter=cfg["newton_max_iter"])
              if c.success and np.all(np.isfinite(c.theta))]
     points, prints = [], []
+    d_out, n_train = problem.model.d_out, int(np.asarray(problem.x).shape[0])
     for cp in sorted(found, key=lambda c: (c.loss, c.grad_norm)):
         fp = function_fingerprint(problem, cp.theta)
-        dup = any(tuple(cp.signature) == tuple(p.signature)
-                  and np.sqrt(np.mean((fp - q) ** 2)) <= 1e-6 * (1 + np.sqrt(np.mean(fp**2)))
+        dup = any(match_distance(dict(fingerprint=fp, signature=cp.signature, kind=cp.kind),
+                                 dict(fingerprint=q, signature=p.signature, kind=p.kind), d_out, n_train) is not None
                   for p, q in zip(points, prints))
         if not dup:
             points.append(cp)

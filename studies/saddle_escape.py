@@ -44,6 +44,7 @@ from tqdm.auto import tqdm  # noqa: E402
 import flowtools as ft  # noqa: E402
 from flowtools import escape as E  # noqa: E402
 from flowtools import universality as U  # noqa: E402
+from flowtools.landscape.symmetry import output_scale  # noqa: E402
 
 SCHEMA = "flowtools.saddle_escape/1"
 
@@ -90,10 +91,6 @@ def make_problem(task, data, L, activation, bias=False):
     return ft.Problem(ft.MLP(widths, activation, bias=bias), data, task["loss"])
 
 
-def rms(y):
-    return float(np.sqrt(np.mean(np.sum(np.asarray(y) ** 2, axis=-1))))
-
-
 # ------------------------------------------------------------------------------------- runs
 _BASE: dict = {}
 
@@ -115,7 +112,7 @@ def measure(problem, r, eps, seed, task, save_ts=None):
     model = problem.model
     theta0 = initial_point(model, seed, eps, r)
     center = E.bottleneck_saddle(model, theta0, r)
-    radius = task["radius_fraction"] * rms(problem.y)
+    radius = task["radius_fraction"] * output_scale(problem.y)
     run = E.escape_flow(problem, theta0, center, radius, metric="function", t_max=task["t_max"],
                         solver=task["solver"], rtol=task["rtol"], atol=task["atol"],
                         n_save=task["n_save"], t_first=task["t_first"], save_ts=save_ts,

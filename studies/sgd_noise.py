@@ -71,8 +71,8 @@ def plateau_saddle(itin):
 
 def records(itin, visit) -> bool:
     """Whether the itinerary visits `visit`'s critical set (the node rule)."""
-    n_train = int(itin.stats["n_train"])
-    return any(match_distance(vars(v), vars(visit), 1, n_train) is not None for v in itin.visits)
+    d_out, n_train = int(itin.stats.get("d_out", 1)), int(itin.stats["n_train"])
+    return any(match_distance(vars(v), vars(visit), d_out, n_train) is not None for v in itin.visits)
 
 
 def predicted_ball_radius(problem, theta, lr, batch) -> float:

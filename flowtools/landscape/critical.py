@@ -42,7 +42,7 @@ from .. import _checks
 from ..problem import Problem
 from .higher_order import HigherOrderTest, higher_order_test
 from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_from_hvps, hessian_spectrum, spectrum_or_fallback
-from .symmetry import reduce_network, symmetrize_neurons
+from .symmetry import reduces_to, symmetrize_neurons
 
 __all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "classify_point",
            "KINDS", "critical_point_at", "MATRIX_FREE_MIN", "loss_floor_spectrum", "LOSS_FLOOR_NOTE"]
@@ -489,17 +489,14 @@ def critical_point_at(problem: Problem, theta, *, success: bool = True, status: 
             spec = floor
     loss, g = problem.value_and_grad(theta)
     gen = problem.gen_error(theta) if problem.has_population else None
-    # Reductions are neuron operations: a model that is not an MLP records "".
-    reduces_to = ""
-    if problem.is_mlp:
-        reduces_to = reduce_network(*problem.mlp_theta(theta), atol=reduce_atol).reduces_to
+    reduced = reduces_to(problem, theta, atol=reduce_atol)
     dist = 0.0 if guess is None else float(np.linalg.norm(theta - guess))
     kind, test = _classify(spec.signature, success, problem, theta, spec, higher_order_options)
     if kind == "higher_order_saddle":
         message = f"{message}; {test.message}" if message else test.message
     return CriticalPoint(theta=theta, loss=loss, gen_error=gen, grad_norm=float(np.linalg.norm(g)),
                          eigenvalues=spec.eigenvalues, signature=spec.signature,
-                         kind=kind, reduces_to=reduces_to, success=success,
+                         kind=kind, reduces_to=reduced, success=success,
                          status=status, message=message, iterations=iterations, distance=dist,
                          guess=None if guess is None else np.asarray(guess), spectrum=spec,
                          wall_time=wall_time,

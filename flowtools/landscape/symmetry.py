@@ -29,8 +29,8 @@ from .. import _checks
 from ..models import MLP
 from ..problem import Problem
 
-__all__ = ["canonical_form", "Reduction", "reduce_network", "function_fingerprint", "function_distance",
-           "function_distances", "output_distance", "fingerprint_distance", "probe_inputs",
+__all__ = ["canonical_form", "Reduction", "reduce_network", "reduces_to", "function_fingerprint", "function_distance",
+           "function_distances", "output_distance", "output_scale", "fingerprint_distance", "probe_inputs",
            "symmetrize_neurons",
            "neuron_symmetries"]
 
@@ -368,6 +368,18 @@ def reduce_network(model, theta, *, atol: float = 1e-6) -> Reduction:
     return Reduction(model, widths, _flatten(layers), ops, inverse)
 
 
+def reduces_to(problem: Problem, theta, *, atol: float = 1e-6) -> str:
+    """The widths of the smallest network computing θ's function, e.g. "1-1-1" (`reduce_network`).
+
+    An irreducible θ gives its own widths ("1-2-1"), so that a record always names the network it
+    stands for; a model that is not an `MLP` gives "" (reductions are neuron operations). The one
+    definition behind `CriticalPoint.reduces_to`, `Visit.reduces_to` and the saddle-graph nodes.
+    """
+    if not problem.is_mlp:
+        return ""
+    return reduce_network(*problem.mlp_theta(theta), atol=atol).reduces_to
+
+
 def _undo_removal(l, pos, incoming, outgoing):
     def undo(layers):
         _insert(layers, l, pos, incoming, outgoing)
@@ -430,6 +442,20 @@ def output_distance(fa, fb):
     """
     diff = fa - fb
     return ((diff * diff).sum(axis=-1).mean(axis=-1)) ** 0.5
+
+
+def output_scale(y) -> float:
+    """The RMS of targets y of shape (N, d_out) (or (N,)) in the function-space metric: d(y, 0) =
+    sqrt( (1/N) Σ_k ‖y_k‖² ), per sample, summed over the outputs (`output_distance` to zero).
+
+    Per sample, not per element: every radius and tolerance built from it (an escape ball, an itinerary's
+    visit radius, the same-set tolerance) is compared with `output_distance`, which sums over the
+    outputs; a per-element RMS would be √d_out smaller.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    return float(output_distance(y, np.zeros_like(y)))
 
 
 def fingerprint_distance(fp_a, fp_b, d_out: int):

@@ -1,0 +1,130 @@
+"""One definition of each shared concept: `reduces_to`, the same-set rule, the RMS of y, and
+`find_critical_points` as the map of `find_critical_point`."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+import flowtools as ft
+from flowtools import escape, graph, itineraries, sweeps
+from flowtools.landscape import critical
+from flowtools.landscape.symmetry import output_distance, output_scale, reduce_network, reduces_to
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIG = dict(problem="teacher_student", activation="tanh", width=2, teacher_width=2, n=40, seed=3,
+              init_scale=0.1, t1=1e4)
+
+
+# ------------------------------------------------------------------------------------ reduces_to
+def test_reduces_to_names_the_widths_of_an_irreducible_point():
+    problem, _ = sweeps.make_problem(CONFIG)
+    theta = problem.model.init(0, "normal", scale=1.0)
+    assert not reduce_network(problem.model, theta).reducible
+    assert reduces_to(problem, theta) == "4-2-1"
+    dead = np.array(theta)
+    dead[problem.model.layout[1].W[0]:problem.model.layout[1].W[1]] = 0.0  # both outgoing weights zero
+    assert reduces_to(problem, dead) == "4-0-1"
+
+
+def test_graph_nodes_get_one_reduces_to_from_a_sweep_and_from_an_itinerary():
+    """A sweep's `critical_points` task (CriticalPoint.reduces_to) and `add_to_graph` (Visit.reduces_to)
+    record the same value for a point, the widths also when it does not reduce."""
+    problem, _ = sweeps.make_problem(CONFIG)
+    flow = sweeps.flow_itinerary(CONFIG)["graph"].graph
+    cps = sweeps.critical_points(dict(CONFIG, n_guesses=4))["graph"].graph
+    for g in (flow, cps):
+        for _, a in g.nodes(data=True):
+            theta = problem.free_theta(np.asarray(a["theta"]))
+            assert a["reduces_to"] == critical.critical_point_at(problem, theta).reduces_to != ""
+    assert "4-2-1" in {a["reduces_to"] for _, a in flow.nodes(data=True)}  # the attractor fits the teacher
+
+
+# ---------------------------------------------------------------------------------- RMS of y
+def test_output_scale_is_the_per_sample_rms():
+    y = np.random.default_rng(0).standard_normal((7, 3))
+    assert output_scale(y) == pytest.approx(np.sqrt(np.mean(np.sum(y**2, axis=1))), rel=1e-14)
+    assert output_scale(y) == pytest.approx(float(output_distance(y, 0 * y)), rel=1e-14)
+    assert output_scale(y[:, 0]) == pytest.approx(np.sqrt(np.mean(y[:, 0] ** 2)), rel=1e-14)
+
+
+def test_the_sweep_escape_radius_uses_the_per_sample_rms(monkeypatch):
+    """With d_out = 2 the escape ball of the sweeps' `escape` task is 0.5·d(y, 0), as in the itineraries
+    and the saddle-escape study (a per-element RMS would be √2 smaller)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((30, 3))
+    problem = ft.Problem(ft.MLP((3, 2, 2), "tanh", bias=False), ft.Dataset(x, np.tanh(x[:, :2]) * [1.0, 3.0]),
+                         "half_mse")
+    seen = {}
+
+    def fake_flow(problem, theta0, center, radius, **kw):
+        seen["radius"] = radius
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(sweeps, "make_problem", lambda config: (problem, None))
+    monkeypatch.setattr(escape, "escape_flow", fake_flow)
+    with pytest.raises(RuntimeError, match="stop"):
+        sweeps.escape(dict(seed=0, radius_fraction=0.5))
+    y = np.asarray(problem.y)
+    assert seen["radius"] == pytest.approx(0.5 * np.sqrt(np.mean(np.sum(y**2, axis=1))), rel=1e-14)
+
+
+def test_no_other_rms_of_y():
+    pattern = re.compile(r"np\.mean\((np\.sum\()?np\.asarray\(\w+\.y\)\s*\*\*\s*2")
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "flowtools").rglob("*.py"))
+            + sorted((ROOT / "studies").glob("*.py"))
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)
+            and "problem.y) ** 2))  # the probe targets" not in line]
+    assert hits == []
+
+
+# --------------------------------------------------------------------------- the same-set rule
+def test_one_same_set_tolerance():
+    import inspect
+
+    assert inspect.signature(graph.match_distance).parameters["tol"].default == graph.SAME_SET_TOL
+    assert inspect.signature(escape.basin_fractions).parameters["tol"].default == graph.SAME_SET_TOL
+    assert graph.SaddleGraph().fingerprint_tol == graph.SAME_SET_TOL
+
+
+def test_no_private_same_set_rules():
+    """Fingerprints are compared only by `match_distance` (and the visit-radius test of an itinerary's
+    final approach); no module or study keeps a rule of its own."""
+    own_rule = re.compile(r"np\.sqrt\(np\.mean\(\(fp|_same_set\(|fingerprint_distance\(")
+    allowed = {"flowtools/landscape/symmetry.py", "flowtools/graph.py"}
+    hits = []
+    for p in sorted((ROOT / "flowtools").rglob("*.py")) + sorted((ROOT / "studies").glob("*.py")):
+        rel = str(p.relative_to(ROOT))
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            if own_rule.search(line) and rel not in allowed and "import" not in line \
+                    and "<= rho" not in line:
+                hits.append(f"{rel}:{i}: {line.strip()}")
+    assert hits == []
+
+
+def test_every_user_goes_through_the_one_rule(monkeypatch):
+    calls = []
+    real = graph.match_distance
+
+    def counted(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    for module in (graph, itineraries, escape):
+        monkeypatch.setattr(module, "match_distance", counted)
+    out = sweeps.critical_points(dict(CONFIG, n_guesses=4))
+    n = len(calls)
+    assert out["n_found"] < 2 or n > 0
+    itin = ft.itinerary(*_flow())
+    assert len(calls) > n
+    n = len(calls)
+    escape.basin_fractions([itin, itin])
+    assert len(calls) > n
+
+
+def _flow():
+    problem, _ = sweeps.make_problem(CONFIG)
+    return problem, ft.gradient_flow(problem, sweeps.initial_theta(problem, CONFIG), 1e4, gtol=1e-9)
