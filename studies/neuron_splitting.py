@@ -13,8 +13,8 @@ This study checks the prediction against the full Hessian of the wide net, for
   3-neuron teacher of the same σ, n = 64 Gaussian inputs, no noise, half_mse);
 - narrow students with 1 and 2 hidden neurons, whose critical points (minima and saddles of every index)
   are found by `find_critical_points` from many guesses (the saved states of a seeded GD ensemble, which
-  pass near saddles and end near minima, plus random points) and deduplicated by function fingerprint
-  and Morse signature;
+  pass near saddles and end near minima, plus random points) and kept one per critical set (the
+  same-set rule, `flowtools.graph.match_distance`);
 - every neuron of every narrow point (dead ones included) split into 2 and 3 copies on coefficient grids
   that include negative coefficients and coefficients > 1.
 

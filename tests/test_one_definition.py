@@ -128,3 +128,30 @@ def test_every_user_goes_through_the_one_rule(monkeypatch):
 def _flow():
     problem, _ = sweeps.make_problem(CONFIG)
     return problem, ft.gradient_flow(problem, sweeps.initial_theta(problem, CONFIG), 1e4, gtol=1e-9)
+
+
+# ------------------------------------------------------------------ find_critical_points
+def test_find_critical_points_is_the_map_of_find_critical_point():
+    """With a budget (max_iter=10) under which the first dense attempt fails for every guess, and a
+    fallback rescues one, the batched solve gives what one solve per guess gives."""
+    problem, _ = sweeps.make_problem(CONFIG)
+    guesses = 1.5 * np.random.default_rng(0).standard_normal((6, problem.n_params))
+    many = ft.find_critical_points(problem, guesses, max_iter=10)
+    rescued = 0
+    for g, a in zip(guesses, many):
+        b = ft.find_critical_point(problem, g, max_iter=10)
+        assert (a.status, a.signature, a.kind, a.success) == (b.status, b.signature, b.kind, b.success)
+        np.testing.assert_allclose(a.theta, b.theta, rtol=0, atol=1e-12 * (1 + np.linalg.norm(b.theta)))
+        assert [d["status"] for d in a.attempts] == [d["status"] for d in b.attempts]
+        rescued += a.success and len(a.attempts) > 1
+    assert rescued >= 1  # a guess whose first attempt failed and a fallback converged
+    assert sum(not c.success for c in many) >= 1  # and failures keep their status
+
+
+def test_find_critical_points_takes_the_arguments_of_find_critical_point():
+    import inspect
+
+    one = inspect.signature(ft.find_critical_point).parameters
+    many = inspect.signature(ft.find_critical_points).parameters
+    assert list(one)[2:] == list(many)[2:]
+    assert all(one[k].default == many[k].default for k in list(one)[2:])

@@ -621,13 +621,28 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     theta_guess = _checks.theta_vector("theta_guess", theta_guess, problem.n_params)
     gtol, max_iter, method, radius = _settings(problem, theta_guess, radius, gtol, max_iter, method,
                                                dense_max)
-    radius = _default_radius(theta_guess) if radius is None else radius
-    delta0 = initial_trust if initial_trust is not None else 0.1 * (1.0 + float(np.linalg.norm(theta_guess)))
-    delta0 = min(_checks.positive("initial_trust", delta0), radius)
+    radius, delta0 = _start(theta_guess, radius, initial_trust)
     lm_scale = _checks.positive("lm_scale", lm_scale)
     if time_limit is not None:
         time_limit = _checks.positive("time_limit", time_limit)
-    t0 = time.perf_counter()
+    return _solve(problem, theta_guess, radius, gtol, max_iter, method, dense_max, delta0, rcond, lm_scale,
+                  cg_iter, fallback, time_limit, spectrum_options, reduce_atol, higher_order_options, newton)
+
+
+def _start(theta_guess, radius, initial_trust):
+    """The default radius (1 + ‖guess‖) and first trust radius (0.1·(1 + ‖guess‖), at most the radius)."""
+    radius = _default_radius(theta_guess) if radius is None else radius
+    delta0 = initial_trust if initial_trust is not None else 0.1 * (1.0 + float(np.linalg.norm(theta_guess)))
+    return radius, min(_checks.positive("initial_trust", delta0), radius)
+
+
+def _solve(problem, theta_guess, radius, gtol, max_iter, method, dense_max, delta0, rcond, lm_scale, cg_iter,
+           fallback, time_limit, spectrum_options, reduce_atol, higher_order_options, newton, first=None,
+           first_wall=0.0):
+    """`find_critical_point` after argument checks. `first`: the result (θ, ‖∇L‖, iterations, code) of
+    the first dense Levenberg–Marquardt attempt when it was already computed (`find_critical_points`
+    solves them for all guesses in one vmapped call), `first_wall` its share of wall time."""
+    t0 = time.perf_counter() - first_wall
     deadline = None if time_limit is None else t0 + time_limit
     g_guess = float(np.linalg.norm(problem.grad(theta_guess)))
     best, best_g = theta_guess, g_guess
@@ -649,8 +664,11 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
         start, scale, d0 = plans.pop(0)
         mu0 = d0 if method == "dense" else 0.0
         chunk = 1 if method == "matrix_free" else max(1, min(25, 25_000 // problem.n_params))
-        theta, gnorm, it, code, timed_out = _lm(problem, start, theta_guess, radius, gtol, max_iter, mu0,
-                                                 rcond, scale, method, cg_iter, deadline, chunk)
+        if first is not None:
+            (theta, gnorm, it, code), timed_out, first = first, False, None
+        else:
+            theta, gnorm, it, code, timed_out = _lm(problem, start, theta_guess, radius, gtol, max_iter, mu0,
+                                                     rcond, scale, method, cg_iter, deadline, chunk)
         total_it += it
         attempts.append(dict(lm_scale=scale, iterations=it, status=_CODE_NAMES.get(code, "failed"),
                              grad_norm=gnorm))
@@ -686,27 +704,38 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
 
 
 def find_critical_points(problem: Problem, guesses, *, radius: float | None = None, gtol: float = 1e-12,
-                         max_iter: int = 200, initial_trust: float | None = None, rcond: float = 1e-12,
-                         lm_scale: float = 1.0, spectrum_options: dict | None = None,
-                         reduce_atol: float = 1e-6,
-                         higher_order_options: dict | None = None) -> list[CriticalPoint]:
-    """`find_critical_point` from each row of `guesses`, the dense solves vmapped into one jitted call.
+                         max_iter: int = 200, method: str = "auto", dense_max: int = MATRIX_FREE_MIN,
+                         initial_trust: float | None = None, rcond: float = 1e-12, lm_scale: float = 1.0,
+                         cg_iter: int = 200, fallback: bool = True, time_limit: float | None = None,
+                         spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
+                         higher_order_options: dict | None = None, newton: bool = True) -> list[CriticalPoint]:
+    """`find_critical_point` from each row of `guesses`, with the same arguments: element i is
+    `find_critical_point(problem, guesses[i], ...)` (fallbacks, budget, Newton–MINRES and statuses
+    included). Each guess keeps its own default radius (1 + ‖guess‖) and first trust radius unless given.
 
-    Each guess keeps its own default radius (1 + ‖guess‖) and first trust radius unless given.
+    On the dense path without a `time_limit`, the first Levenberg–Marquardt attempt of every guess runs in
+    one vmapped, jitted call; only the guesses it leaves unsolved go on to the fallbacks one by one.
+    `time_limit` applies to each guess.
     """
     guesses = _checks.theta_batch("guesses", guesses, problem.n_params)
-    gtol, max_iter, _, _ = _settings(problem, guesses[0], radius, gtol, max_iter, "dense", 10**9)
-    norms = np.linalg.norm(guesses, axis=1)
-    radii = np.full(len(guesses), radius) if radius is not None else 1.0 + norms
-    delta0 = np.full(len(guesses), initial_trust) if initial_trust is not None else 0.1 * (1.0 + norms)
-    delta0 = np.minimum(delta0, radii)
+    kw = dict(radius=radius, gtol=gtol, max_iter=max_iter, method=method, dense_max=dense_max,
+              initial_trust=initial_trust, rcond=rcond, lm_scale=lm_scale, cg_iter=cg_iter, fallback=fallback,
+              time_limit=time_limit, spectrum_options=spectrum_options, reduce_atol=reduce_atol,
+              higher_order_options=higher_order_options, newton=newton)
+    gtol, max_iter, method, radius = _settings(problem, guesses[0], radius, gtol, max_iter, method, dense_max)
+    if method != "dense" or time_limit is not None:
+        return [find_critical_point(problem, g, **kw) for g in guesses]
+    lm_scale = _checks.positive("lm_scale", lm_scale)
+    starts = [_start(g, radius, initial_trust) for g in guesses]
+    radii, delta0 = (np.array(v, dtype=np.float64) for v in zip(*starts))
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
     t0 = time.perf_counter()
-    theta, gnorm, it, code = jax.block_until_ready(_solve_dense_batch(
+    out = jax.block_until_ready(_solve_dense_batch(
         problem, jnp.asarray(guesses), f(radii), f(gtol), jnp.asarray(max_iter), f(delta0), f(rcond),
         f(lm_scale)))
     wall = (time.perf_counter() - t0) / len(guesses)
-    theta, gnorm, it, code = (np.asarray(x) for x in (theta, gnorm, it, code))
-    return [_finish(problem, guesses[i], theta[i], float(gnorm[i]), int(it[i]), int(code[i]), float(radii[i]),
-                    gtol, spectrum_options, reduce_atol, wall, higher_order_options)
+    theta, gnorm, it, code = (np.asarray(x) for x in out)
+    return [_solve(problem, guesses[i], float(radii[i]), gtol, max_iter, method, dense_max, float(delta0[i]),
+                   rcond, lm_scale, cg_iter, fallback, None, spectrum_options, reduce_atol, higher_order_options,
+                   newton, first=(theta[i], float(gnorm[i]), int(it[i]), int(code[i])), first_wall=wall)
             for i in range(len(guesses))]
