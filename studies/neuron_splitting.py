@@ -14,7 +14,7 @@ This study checks the prediction against the full Hessian of the wide net, for
 - narrow students with 1 and 2 hidden neurons, whose critical points (minima and saddles of every index)
   are found by `find_critical_points` from many guesses (the saved states of a seeded GD ensemble, which
   pass near saddles and end near minima, plus random points) and kept one per critical set (the
-  same-set rule, `flowtools.graph.match_distance`);
+  same-set rule, `flowtools.graph.match_distance`, tolerance 1e-6) and Morse signature;
 - every neuron of every narrow point (dead ones included) split into 2 and 3 copies on coefficient grids
   that include negative coefficients and coefficients > 1.
 
@@ -55,6 +55,7 @@ from flowtools.landscape import find_critical_points, function_fingerprint  # no
 from flowtools.plotting import save_figure  # noqa: E402
 
 RTOL_ZERO = 1e-7  # zero eigenvalue: |μ| ≤ RTOL_ZERO · max|μ| (landscape.DEFAULT_RTOL_ZERO)
+SAME_TOL = 1e-6  # the same-set rule's tolerance for deduplicating narrow points
 BAND = dict(coefficient=0.02, inner=1e-6, eigenvalue_factor=10.0, dead_atol=1e-10, alive_atol=1e-4)
 ACTIVATIONS = ("tanh", "erf", "softplus", "gelu")
 
@@ -116,7 +117,8 @@ def near_threshold(ev: np.ndarray, factor: float, rtol: float = RTOL_ZERO) -> bo
 
 # ----------------------------------------------------------------------------- narrow points
 def narrow_critical_points(problem, cfg, rng) -> list:
-    """Critical points of the narrow net, one per critical set (`flowtools.graph.match_distance`).
+    """Critical points of the narrow net, one per critical set (`flowtools.graph.match_distance`, with
+    tolerance SAME_TOL) and Morse signature.
 
     Guesses: the saved states of a batched GD ensemble from random initializations (they pass near the
     saddles on the way and end near minima) plus plain random points; each is refined by the vmapped
@@ -130,15 +132,20 @@ def narrow_critical_points(problem, cfg, rng) -> list:
         guesses += [tr.theta[1:] for tr in runs]
     guesses = np.concatenate(guesses)
     guesses = guesses[np.all(np.isfinite(guesses), axis=1) & (np.linalg.norm(guesses, axis=1) < 50)]
+    # First attempts only (fallback=False): the documented numbers come from these point sets.
     found = [c for c in find_critical_points(problem, guesses, radius=cfg["newton_radius"],
-                                             max_iter=cfg["newton_max_iter"])
+                                             max_iter=cfg["newton_max_iter"], fallback=False)
              if c.success and np.all(np.isfinite(c.theta))]
     points, prints = [], []
     d_out, n_train = problem.model.d_out, int(np.asarray(problem.x).shape[0])
     for cp in sorted(found, key=lambda c: (c.loss, c.grad_norm)):
         fp = function_fingerprint(problem, cp.theta)
-        dup = any(match_distance(dict(fingerprint=fp, signature=cp.signature, kind=cp.kind),
-                                 dict(fingerprint=q, signature=p.signature, kind=p.kind), d_out, n_train) is not None
+        # One point per critical set and signature (every signature seen is split), to a tolerance
+        # SAME_TOL stricter than the graph's.
+        dup = any(tuple(cp.signature) == tuple(p.signature)
+                  and match_distance(dict(fingerprint=fp, signature=cp.signature, kind=cp.kind),
+                                     dict(fingerprint=q, signature=p.signature, kind=p.kind), d_out, n_train,
+                                     SAME_TOL) is not None
                   for p, q in zip(points, prints))
         if not dup:
             points.append(cp)
