@@ -271,13 +271,7 @@ def _teacher_student(cfg) -> tuple:
     if kind != "random":
         raise ValueError(f"teacher={kind!r} is unknown; use 'random' (unit-norm neurons in random directions) "
                          "or 'orthonormal' (v_j = e_j).")
-    teacher = ft.MLP((d_in, k, 1), activation, bias=False)
-    rng = np.random.default_rng(int(cfg.get("teacher_seed", 0)))
-    # A soft committee: unit-norm input weights, output weights 1 (Saad & Solla 1995).
-    w = rng.standard_normal((k, d_in))
-    w /= np.linalg.norm(w, axis=1, keepdims=True)
-    theta_t = np.concatenate([w.ravel(), np.ones(k)])
-    return teacher, theta_t
+    return ft.problems.random_teacher(d_in, k, activation, seed=int(cfg.get("teacher_seed", 0)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -287,8 +281,8 @@ def _problem(key: tuple):
     cfg = dict(key)
     kind = cfg.get("problem", "teacher_student")
     if kind == "maleknia_sato":
-        model = ft.MLP((1, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"), bias=False)
-        return ft.Problem(model, ft.datasets.maleknia_sato(), cfg.get("loss", "mse")), None
+        return ft.problems.minimal_model(width=int(cfg.get("width", 2)), activation=cfg.get("activation", "tanh"),
+                                         loss=cfg.get("loss", "mse")), None
     if kind == "safran_shamir":
         problem = ft.problems.safran_shamir(int(cfg.get("teacher_width", 6)), int(cfg.get("width", 6)),
                                             activation=cfg.get("activation", "relu"),
