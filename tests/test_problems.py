@@ -165,3 +165,15 @@ def test_saddle_graph_is_the_itinerary_and_add_to_graph_loop():
         ft.saddle_graph(p, runs["r0"])
     with pytest.raises(TypeError, match="Trajectory"):
         ft.saddle_graph(p, {"a": np.zeros(4)})
+
+
+@pytest.mark.parametrize("data", ["finite", "population"])
+def test_sweeps_build_the_zoo_teacher_student(data):
+    cfg = dict(problem="teacher_student", data=data, d_in=3, teacher_width=2, width=3, n=30, noise=0.1,
+               data_seed=2, teacher_seed=1, activation="erf")
+    swept, _ = ft.sweeps.make_problem(cfg)
+    zoo = P.teacher_student(3, 2, 3, data=data, n=30, noise=0.1, data_seed=2, teacher_seed=1, activation="erf")
+    theta = np.random.default_rng(0).standard_normal(zoo.n_params)
+    assert swept.n_params == zoo.n_params
+    assert swept.loss(theta) == zoo.loss(theta)
+    np.testing.assert_array_equal(swept.grad(theta), zoo.grad(theta))
