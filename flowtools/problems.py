@@ -18,7 +18,7 @@
   committee teacher of Saad & Solla 1995).
 - `teacher_student`: a depth-2 student learning a depth-2 teacher (random or orthonormal) from n
   seeded samples or from the population (x ~ N(0, I_d)), optionally with the second layer frozen at 1.
-- `soft_committee`: Saad & Solla (PRL 74, 1995): K scaled-erf neurons, second layer frozen at 1, an
+- `soft_committee`: Saad & Solla (Phys. Rev. E 52, 4225, 1995): K scaled-erf neurons, second layer frozen at 1, an
   orthonormal teacher of K neurons in d dimensions, population or n samples.
 - `deep_linear`: a linear network of equal widths on whitened data with prescribed singular values
   (Saxe, McClelland & Ganguli 2014; `flowtools.deep_linear`).
@@ -100,7 +100,7 @@ def _second_layer_at_one(model: MLP, k: int) -> np.ndarray:
 # ------------------------------------------------------------------------------- the minimal model
 def minimal_model(*, noiseless: bool = False, loss: str = "mse", width: int = 2,
                   activation: str = "tanh") -> Problem:
-    """The minimal model of Maleknia & Sato (arXiv 2604.02393, Sec. 2): f(x; θ) = Σ_i v_i tanh(w_i x)
+    """The minimal model of Maleknia & Sato (arXiv 2604.02393): f(x; θ) = Σ_i v_i tanh(w_i x)
     without biases (θ = (w1, w2, v1, v2) for width 2) on their published data set: n = 100, x ~ N(0, 1),
     y = 2 tanh(x) + ξ with ξ ~ N(0, τ²), τ = 0.2.
 
@@ -230,8 +230,8 @@ def soft_committee_teacher(K: int, d: int, *, seed: int = 0) -> tuple[MLP, np.nd
 
 def soft_committee(K: int = 2, d: int = 100, *, seed: int = 0, n: int | None = None,
                    data_seed: int | None = None) -> Problem:
-    """The soft committee machine of Saad & Solla ("On-line learning in soft committee machines", PRL 74,
-    1995, Eq. (1)): a student f(x) = Σ_i g(w_i·x) of K neurons, g(u) = erf(u/√2), the second layer frozen
+    """The soft committee machine of Saad & Solla ("On-line learning in soft committee machines", Phys. Rev.
+    E 52, 4225, 1995): a student f(x) = Σ_i g(w_i·x) of K neurons, g(u) = erf(u/√2), the second layer frozen
     at 1, learning a teacher of K orthonormal vectors (`soft_committee_teacher`, seeded by `seed`) with
     x ~ N(0, I_d) under the half mean squared error.
 
@@ -258,10 +258,10 @@ def deep_linear(depth: int = 2, singular_values=(3.0, 2.0, 1.0), *, n: int | Non
                 seed: int = 0) -> Problem:
     """A linear network W_depth ⋯ W_1 of equal widths without biases on whitened data (Σ_xx = I) whose
     input–output correlation Σ_yx is diagonal with `singular_values` (Saxe, McClelland & Ganguli, ICLR
-    2014, Eq. (2)–(3); `flowtools.deep_linear.whitened_dataset`), under the half mean squared error.
+    2014, arXiv 1312.6120; `flowtools.deep_linear.whitened_dataset`), under the half mean squared error.
 
     `n` samples (default: the width), `seed` their orthogonal design. Gradient flow from a small balanced
-    start learns the modes one after another (`flowtools.deep_linear.mode_time`).
+    start learns the modes one after another (their Eqs. 8–12; `flowtools.deep_linear.mode_time`).
     """
     from .deep_linear import whitened_dataset
 

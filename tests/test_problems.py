@@ -93,7 +93,7 @@ def test_teacher_student_frozen_second_layer_and_finite_data():
 
 def test_soft_committee_matches_the_saad_solla_closed_form():
     """For g(u) = erf(u/√2) and orthonormal teacher vectors, E g(w*_n·x) g(w*_m·x) = (2/π) arcsin(δ_nm/2),
-    so at W = 0 the population loss is ½ K/3 (Saad & Solla 1995, Eq. (5) with Q = 0)."""
+    so at W = 0 the population loss is ½ K/3 (Saad & Solla 1995: the arcsine formula with Q = R = 0)."""
     K, d = 3, 8
     p = P.soft_committee(K, d, seed=5)
     assert p.n_params == K * d
