@@ -126,7 +126,7 @@ def fukumizu_amari_target(x):
     return 2.0 * jnp.tanh(x) - jnp.tanh(4.0 * x)
 
 
-def fukumizu_amari(*, n: int = 100, input_std: float = 1.0, seed: int = 0, width: int = 2,
+def fukumizu_amari(*, n: int = 100, input_std: float = 2.0, seed: int = 0, width: int = 2,
                    loss: str = "half_mse") -> Problem:
     """The 1-input tanh student of the minimal model, f(x) = Σ_i v_i tanh(w_i x), on the target
     T(x) = 2 tanh(x) − tanh(4x) of Fukumizu & Amari ("Local minima and plateaus in hierarchical
@@ -134,7 +134,9 @@ def fukumizu_amari(*, n: int = 100, input_std: float = 1.0, seed: int = 0, width
 
     **Arguments:**
 
-    - `n`, `input_std`, `seed`: n seeded inputs x ~ N(0, input_std²).
+    - `n`, `input_std`, `seed`: n seeded inputs x ~ N(0, input_std²). The default s = 2 is where the
+      one-neuron net has a finite optimum on this target; at s = 1 its best fit is the linear limit
+      w → 0, v → ∞ (`studies/fukumizu_amari.py`).
     - `width`: student neurons (1 gives the narrow net whose critical points, duplicated, give the lines
       of critical points of the 2-neuron net; Fukumizu & Amari 2000, Sec. 3).
     - `loss`: "half_mse" (default) or "mse".
