@@ -46,7 +46,7 @@ from jax import lax
 import flowtools as ft
 from flowtools.dynamics.stiff import hessian_fn
 
-PUBLISHED_THETA0 = np.array([-0.13, 0.13, 0.16, -0.15])
+PUBLISHED_THETA0 = ft.problems.MINIMAL_MODEL_THETA0.copy()
 LR = 0.01
 GTOL = 1e-10
 RTOL, ATOL = 1e-8, 1e-10
@@ -65,7 +65,7 @@ def _median_time(fn, repeats):
 
 
 def _published_problem():
-    return ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
+    return ft.problems.minimal_model(loss="mse")
 
 
 # ----------------------------------------------------------------------------------------- GD
@@ -323,7 +323,7 @@ def bench_gradient_evaluations(quick):
 #: the 18-parameter net of the compile entries: a deep linear net 1-3-3-2 without biases, fitting a
 #: linear teacher
 _COLD_NETS = {
-    "4p": "problem = ft.Problem(ft.MLP((1, 2, 1), 'tanh', bias=False), ft.datasets.maleknia_sato(), 'mse');"
+    "4p": "problem = ft.problems.minimal_model(loss='mse');"
           "theta0 = np.array([-0.13, 0.13, 0.16, -0.15]); kw = dict(t1=2000.0)",
     "18p": "rng = np.random.default_rng(0); x = rng.standard_normal((50, 1));"
            "problem = ft.Problem(ft.MLP((1, 3, 3, 2), 'linear', bias=False), ft.Dataset(x, x @ [[1.0, -0.5]]));"

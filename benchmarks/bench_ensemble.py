@@ -18,7 +18,7 @@ THETA0_STD = 0.5
 
 
 def _problem():
-    return ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
+    return ft.problems.minimal_model(loss="mse")
 
 
 def _members(B, seed=0):

@@ -179,7 +179,7 @@ def _guesses_near(theta, n, scale, seed):
 
 
 def _cases(quick, full=False):
-    mm = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato())
+    mm = ft.problems.minimal_model(loss="half_mse")
     planted, th_planted, *_ = planted_saddle(3, 64, 2, 2, 0)
     ts = _teacher_student(2, 4)
     n = 8 if quick else 64 if full else 16

@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 NETS = {
-    "4p": "problem = ft.Problem(ft.MLP((1, 2, 1), 'tanh', bias=False), ft.datasets.maleknia_sato(), 'mse');"
+    "4p": "problem = ft.problems.minimal_model(loss='mse');"
           "theta0 = np.array([-0.13, 0.13, 0.16, -0.15]); kw0 = dict(t1=2000.0)",
     "18p": "rng = np.random.default_rng(0); x = rng.standard_normal((50, 1));"
            "problem = ft.Problem(ft.MLP((1, 3, 3, 2), 'linear', bias=False), ft.Dataset(x, x @ [[1.0, -0.5]]));"

@@ -50,7 +50,7 @@ from .escape import (  # noqa: E402
     escape_time_distribution,
 )
 from .graph import SaddleGraph  # noqa: E402
-from .itineraries import Itinerary, Visit, add_to_graph, itinerary, refinement_share  # noqa: E402
+from .itineraries import Itinerary, Visit, add_to_graph, itinerary, refinement_share, saddle_graph  # noqa: E402
 from .landscape import (  # noqa: E402
     CriticalPoint,
     Reduction,
@@ -110,7 +110,7 @@ __all__ = [
     "slow_points", "find_critical_point", "find_critical_points", "CriticalPoint", "hessian_spectrum",
     "Spectrum", "morse_index", "canonical_form", "reduce_network", "function_distance",
     "function_fingerprint", "unstable_manifold", "UnstableManifold", "SlowPoint", "Reduction",
-    "itinerary", "Itinerary", "Visit", "add_to_graph", "refinement_share", "SaddleGraph",
+    "itinerary", "Itinerary", "Visit", "add_to_graph", "refinement_share", "saddle_graph", "SaddleGraph",
     "split_neuron", "inner_hessian", "predict_split", "SplitPrediction",
     "enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
     "transition_path", "TransitionPath", "saddle_search", "SaddleSearch",

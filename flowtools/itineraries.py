@@ -51,7 +51,7 @@ from .landscape.symmetry import (fingerprint_distance, function_fingerprint, out
                                  reduces_to)
 from .problem import Problem, training_outputs
 
-__all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share", "auto_time_limits",
+__all__ = ["Visit", "Itinerary", "itinerary", "add_to_graph", "refinement_share", "saddle_graph", "auto_time_limits",
            "function_noise_scale", "drift"]
 
 TERMINALS = ("attractor", "diverged", "unfinished")
@@ -887,3 +887,42 @@ def refinement_share(itineraries) -> dict:
     refined = sum(r for r, _ in per_run)
     total = sum(n for _, n in per_run)
     return dict(passages=total, refined=refined, share=refined / total if total else 1.0, per_run=per_run)
+
+
+def saddle_graph(problem: Problem, runs, *, graph: SaddleGraph | None = None, progress: bool | str = False,
+                 **itinerary_options) -> tuple[SaddleGraph, dict[str, Itinerary]]:
+    """The saddle graph of several runs on one problem: the `itinerary` of each trajectory, merged with
+    `add_to_graph` (nodes are critical sets matched by network function and Morse signature).
+
+    **Arguments:**
+
+    - `problem`: the `Problem` every run solved.
+    - `runs`: a mapping run name → `Trajectory`, or a sequence of trajectories (named "0", "1", …).
+    - `graph`: add to this `SaddleGraph` (default: a new one).
+    - `progress`: a bar over the runs; a string names it.
+    - `itinerary_options`: passed to `itinerary` for every run (e.g. `visit_radius`, `min_depth`).
+
+    **Returns:** (graph, {run name: Itinerary}) in the order of `runs`; each visit's `node` is set.
+    """
+    from collections.abc import Mapping
+
+    if isinstance(runs, Trajectory):
+        raise TypeError("runs must be a mapping name → Trajectory or a sequence of trajectories; wrap a single "
+                        "run as [trajectory] or {'name': trajectory}.")
+    items = list(runs.items()) if isinstance(runs, Mapping) else [(str(i), tr) for i, tr in enumerate(runs)]
+    for name, tr in items:
+        if not isinstance(tr, Trajectory):
+            raise TypeError(f"runs[{name!r}] is a {type(tr).__name__}, not a Trajectory; pass the trajectories "
+                            "that gradient_flow, gradient_descent or run_ensemble return.")
+    graph = SaddleGraph() if graph is None else graph
+    if not isinstance(graph, SaddleGraph):
+        raise TypeError(f"graph must be a SaddleGraph or None, got {type(graph).__name__}.")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(items, desc=progress if isinstance(progress, str) else "itineraries", leave=False,
+               disable=_progress_disabled() or not progress)
+    itins = {}
+    for name, tr in bar:
+        itins[name] = itinerary(problem, tr, **itinerary_options)
+        add_to_graph(graph, itins[name], run=str(name))
+    return graph, itins

@@ -271,13 +271,7 @@ def _teacher_student(cfg) -> tuple:
     if kind != "random":
         raise ValueError(f"teacher={kind!r} is unknown; use 'random' (unit-norm neurons in random directions) "
                          "or 'orthonormal' (v_j = e_j).")
-    teacher = ft.MLP((d_in, k, 1), activation, bias=False)
-    rng = np.random.default_rng(int(cfg.get("teacher_seed", 0)))
-    # A soft committee: unit-norm input weights, output weights 1 (Saad & Solla 1995).
-    w = rng.standard_normal((k, d_in))
-    w /= np.linalg.norm(w, axis=1, keepdims=True)
-    theta_t = np.concatenate([w.ravel(), np.ones(k)])
-    return teacher, theta_t
+    return ft.problems.random_teacher(d_in, k, activation, seed=int(cfg.get("teacher_seed", 0)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -287,8 +281,8 @@ def _problem(key: tuple):
     cfg = dict(key)
     kind = cfg.get("problem", "teacher_student")
     if kind == "maleknia_sato":
-        model = ft.MLP((1, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"), bias=False)
-        return ft.Problem(model, ft.datasets.maleknia_sato(), cfg.get("loss", "mse")), None
+        return ft.problems.minimal_model(width=int(cfg.get("width", 2)), activation=cfg.get("activation", "tanh"),
+                                         loss=cfg.get("loss", "mse")), None
     if kind == "safran_shamir":
         problem = ft.problems.safran_shamir(int(cfg.get("teacher_width", 6)), int(cfg.get("width", 6)),
                                             activation=cfg.get("activation", "relu"),
@@ -299,23 +293,21 @@ def _problem(key: tuple):
                          "'maleknia_sato', or pass your own task function.")
     teacher, theta_t = _teacher_student(cfg)
     data_kind = cfg.get("data", "finite")
-    if data_kind == "population":
-        model = ft.MLP((teacher.d_in, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"),
-                       bias=bool(cfg.get("bias", False)))
-        nodes = {} if cfg.get("n_nodes") is None else dict(n_nodes=int(cfg["n_nodes"]))
-        source = ft.GaussianInputs((teacher, theta_t), seed=int(cfg.get("data_seed", 0)), **nodes)
-        problem = ft.Problem(model, source, cfg.get("loss", "half_mse"))
-        return problem, problem.gen_error
-    if data_kind != "finite":
+    if data_kind not in ("finite", "population"):
         raise ValueError(f"data={data_kind!r} is unknown; use 'finite' (n samples) or 'population'.")
-    data = ft.teacher_dataset((teacher, theta_t), int(cfg.get("n", 200)), noise=float(cfg.get("noise", 0.0)),
-                              seed=int(cfg.get("data_seed", 0)))
-    model = ft.MLP((teacher.d_in, int(cfg.get("width", 2)), 1), cfg.get("activation", "tanh"),
-                   bias=bool(cfg.get("bias", False)))
-    loss = cfg.get("loss", "half_mse")
+    activation = cfg.get("activation", "tanh")
+    problem = ft.problems.teacher_student(
+        teacher.d_in, teacher.widths[1], int(cfg.get("width", 2)), teacher=cfg.get("teacher", "random"),
+        activation=activation, teacher_activation=cfg.get("teacher_activation", activation), data=data_kind,
+        n=int(cfg.get("n", 200)), noise=float(cfg.get("noise", 0.0)), teacher_seed=int(cfg.get("teacher_seed", 0)),
+        data_seed=int(cfg.get("data_seed", 0)), loss=cfg.get("loss", "half_mse"), bias=bool(cfg.get("bias", False)),
+        n_nodes=cfg.get("n_nodes"))
+    if data_kind == "population":
+        return problem, problem.gen_error
+    model, data = problem.model, problem.data
     # The flow sees the data only (no population error at every saved state); R is evaluated at the end,
     # exactly (2-D Gaussian integrals, flowtools.gaussian) for these depth-2 nets.
-    train = ft.Problem(model, ft.Dataset(data.x, data.y, name=data.name), loss)
+    train = ft.Problem(model, ft.Dataset(data.x, data.y, name=data.name), problem.loss_convention)
     from .gaussian import population_risk
 
     def gen_error(theta):

@@ -40,8 +40,8 @@ SIGMA = (3.0, 2.0, 1.0)
 
 
 def make_problem(depth: int):
-    model = ft.MLP((3,) * (depth + 1), "linear", bias=False)
-    return ft.Problem(model, DL.whitened_dataset(np.diag(SIGMA))), model
+    problem = ft.problems.deep_linear(depth, SIGMA)
+    return problem, problem.model
 
 
 def learning_times(depth, eps, n_save):

@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import flowtools as ft  # noqa: E402
-from flowtools.datasets import labels_of, load_digits  # noqa: E402
+from flowtools.datasets import labels_of  # noqa: E402
 from flowtools.graph import SaddleGraph  # noqa: E402
 from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
 from flowtools.landscape.spectrum import ZeroToleranceWarning, constant_features  # noqa: E402
@@ -62,9 +62,9 @@ def train_accuracy(problem, theta) -> float:
 
 def run(cfg: dict) -> dict:
     timings, out = {}, {}
-    train, test = load_digits(n_train=cfg["n_train"], n_test=cfg["n_test"], seed=cfg["seed"])
-    model = ft.MLP([64, cfg["hidden"], 10], activation="tanh")
-    problem = ft.Problem(model, train, loss=cfg["loss"], test_data=test)
+    problem = ft.problems.digits(cfg["hidden"], n_train=cfg["n_train"], n_test=cfg["n_test"], seed=cfg["seed"],
+                                 loss=cfg["loss"])
+    model, train, test = problem.model, problem.data, problem.test_data
     init = lambda s: np.asarray(model.init(s, "glorot", scale=cfg["init_scale"]))  # noqa: E731
     theta0 = init(cfg["seed"])
     T = cfg["T"]

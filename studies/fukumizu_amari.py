@@ -56,7 +56,6 @@ from tqdm.auto import tqdm  # noqa: E402
 import flowtools as ft  # noqa: E402
 from flowtools import escape, io, splitting  # noqa: E402
 from flowtools.graph import SaddleGraph  # noqa: E402
-from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
 from flowtools.landscape import (  # noqa: E402
     classify,
     critical_point_at,
@@ -70,10 +69,6 @@ from flowtools.plotting import save_figure  # noqa: E402
 
 RTOL_ZERO = 1e-7
 TARGET_NAME = "2 tanh(x) - tanh(4x)"
-
-
-def target(x):
-    return 2.0 * jnp.tanh(x) - jnp.tanh(4.0 * x)
 
 
 def settings(quick: bool, seed: int, input_std: float) -> dict:
@@ -101,16 +96,9 @@ def settings(quick: bool, seed: int, input_std: float) -> dict:
 # ------------------------------------------------------------------------------------------ problems
 def fa_problems(cfg, input_std=None, seed=None):
     """(narrow 1-1-1 problem, wide 1-2-1 problem) on n seeded inputs x ~ N(0, s²), y = T(x)."""
-    s = cfg["input_std"] if input_std is None else input_std
-    rng = np.random.default_rng(cfg["seed"] if seed is None else seed)
-    teacher = ft.Teacher(target, 1, 1, TARGET_NAME)
-    x = s * rng.standard_normal((cfg["n"], 1))
-    data = ft.Dataset(x, np.asarray(teacher(x)), teacher, 0.0, f"FA target, x ~ N(0, {s:g}²), n={cfg['n']}")
-    base = ft.GaussianPopulation.build(1)
-    population = ft.GaussianPopulation(base.x * s, base.weights, base.method)  # R under N(0, s²)
-    narrow = ft.Problem(ft.MLP((1, 1, 1), "tanh", bias=False), data, cfg["loss"], population)
-    wide = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, cfg["loss"], population)
-    return narrow, wide
+    kw = dict(n=cfg["n"], input_std=cfg["input_std"] if input_std is None else input_std,
+              seed=cfg["seed"] if seed is None else seed, loss=cfg["loss"])
+    return ft.problems.fukumizu_amari(width=1, **kw), ft.problems.fukumizu_amari(width=2, **kw)
 
 
 def profile(problem, ws):
@@ -333,13 +321,11 @@ def build_graph(narrow, wide, cp, line, cfg, rng):
     thetas0 = cfg["init_std"] * rng.standard_normal((cfg["n_ensemble"], 4))
     trajs = ft.run_ensemble("gradient_flow", wide, thetas0, t1=cfg["ensemble_t1"], gtol=cfg["ensemble_gtol"],
                             progress=True)
-    itins = []
-    for i, tr in enumerate(tqdm(trajs, desc="itineraries", leave=False)):
-        it = itinerary(wide, tr)
-        add_to_graph(graph, it, run=f"ensemble[{i}]")
-        itins.append(dict(run=i, nodes=it.nodes, kinds=it.kinds, terminal=it.terminal,
-                          final_loss=tr.final_loss, status=tr.status.value, t_end=tr.final_time,
-                          visits=it.to_list()))
+    _, by_run = ft.saddle_graph(wide, {f"ensemble[{i}]": tr for i, tr in enumerate(trajs)}, graph=graph,
+                                progress="itineraries")
+    itins = [dict(run=i, nodes=it.nodes, kinds=it.kinds, terminal=it.terminal, final_loss=tr.final_loss,
+                  status=tr.status.value, t_end=tr.final_time, visits=it.to_list())
+             for i, (tr, it) in enumerate(zip(trajs, by_run.values()))]
 
     for seg, node in line_nodes.items():  # a better-refined visit may have replaced the label
         data = graph.graph.nodes[node]

@@ -38,14 +38,14 @@ from flowtools.plotting import save_figure  # noqa: E402
 
 def make_cases(seed: int) -> dict:
     """The two problems, their initial conditions and horizons."""
-    minimal = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
+    minimal = ft.problems.minimal_model(loss="mse")
     teacher = ft.MLP((2, 4, 1), "tanh", bias=False)
     t_theta = teacher.init(seed, "normal", scale=1.0)
     data = ft.teacher_dataset((teacher, t_theta), 200, noise=0.0, seed=seed)
     student = ft.MLP((2, 8, 1), "tanh", bias=False)
     ts = ft.Problem(student, data, "mse")
     return {
-        "minimal_model": dict(problem=minimal, theta0=np.array([-0.13, 0.13, 0.16, -0.15]),
+        "minimal_model": dict(problem=minimal, theta0=ft.problems.MINIMAL_MODEL_THETA0.copy(),
                               order_T=20.0, itinerary_T=2e4),
         "tanh_2_8_1": dict(problem=ts, theta0=np.asarray(student.init(seed + 1, "normal", scale=0.1)),
                            order_T=20.0, itinerary_T=2e4),

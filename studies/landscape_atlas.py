@@ -56,7 +56,7 @@ def muller_brown_atlas() -> tuple[ft.Atlas, dict]:
 
 
 def flagship_atlas() -> tuple[ft.Atlas, dict]:
-    problem = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
+    problem = ft.problems.minimal_model(loss="mse")
     atlas = ft.Atlas(problem)
     glob = atlas.add_minimum([0.55, 2.15, 1.61, 0.67])
     line = atlas.add_minimum([1.004, 1.004, -0.62, 2.59])

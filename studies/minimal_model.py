@@ -28,7 +28,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
@@ -36,11 +35,9 @@ import _minimal_model_checks as checks  # noqa: E402
 
 import flowtools as ft  # noqa: E402
 from flowtools import landscape  # noqa: E402
-from flowtools.graph import SaddleGraph  # noqa: E402
-from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
 from flowtools.plotting import plot_learning_curves, save_figure  # noqa: E402
 
-THETA0 = np.array([-0.13, 0.13, 0.16, -0.15])  # published initial condition (w1, w2, v1, v2)
+THETA0 = ft.problems.MINIMAL_MODEL_THETA0.copy()  # published initial condition (w1, w2, v1, v2)
 LR = 0.01
 STEPS = 2_000_000
 LOSS = "mse"
@@ -160,10 +157,9 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
     timings = {}
 
-    noisy = ft.datasets.maleknia_sato()
-    clean = noisy.noiseless()
-    problems = {"tau0.2": ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), noisy, LOSS),
-                "tau0": ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), clean, LOSS)}
+    problems = {"tau0.2": ft.problems.minimal_model(loss=LOSS),
+                "tau0": ft.problems.minimal_model(noiseless=True, loss=LOSS)}
+    noisy = problems["tau0.2"].data
     names = problems["tau0.2"].model.param_names
 
     # 1. published runs ------------------------------------------------------------------
@@ -175,12 +171,10 @@ def main(argv=None) -> dict:
 
     # 2. itineraries and the graph -------------------------------------------------------
     t = time.perf_counter()
-    graphs = {key: SaddleGraph() for key in problems}
-    itins = {}
-    for name, tr in runs.items():
-        key = name.split("/")[0]
-        itins[name] = itinerary(problems[key], tr)
-        add_to_graph(graphs[key], itins[name], run=name)
+    graphs, itins = {}, {}
+    for key, prob in problems.items():
+        graphs[key], per_key = ft.saddle_graph(prob, {n: tr for n, tr in runs.items() if n.split("/")[0] == key})
+        itins.update(per_key)
     timings["itineraries_s"] = time.perf_counter() - t
 
     # 3. ensemble (τ = 0.2) ----------------------------------------------------------------
@@ -189,11 +183,9 @@ def main(argv=None) -> dict:
     thetas0 = cfg["ensemble_init_std"] * rng.standard_normal((cfg["n_ensemble"], 4))
     ens = ft.run_ensemble("gradient_flow", prob, thetas0, t1=cfg["ensemble_t1"], gtol=cfg["ensemble_gtol"],
                           rtol=cfg["rtol"], atol=cfg["atol"], max_steps=200_000, progress=True)
-    ens_itins = []
-    for i, tr in enumerate(tqdm(ens, desc="ensemble itineraries", leave=False)):
-        it = itinerary(prob, tr)
-        add_to_graph(graphs["tau0.2"], it, run=f"ensemble/{i}")
-        ens_itins.append(it)
+    _, by_run = ft.saddle_graph(prob, {f"ensemble/{i}": tr for i, tr in enumerate(ens)}, graph=graphs["tau0.2"],
+                                progress="ensemble itineraries")
+    ens_itins = list(by_run.values())
     timings["ensemble_s"] = time.perf_counter() - t
 
     # 4. unstable manifolds of every saddle ----------------------------------------------

@@ -39,8 +39,6 @@ import numpy as np  # noqa: E402
 
 import flowtools as ft  # noqa: E402
 from flowtools import io  # noqa: E402
-from flowtools.graph import SaddleGraph  # noqa: E402
-from flowtools.itineraries import add_to_graph, itinerary  # noqa: E402
 from flowtools.landscape import find_critical_point, hessian_spectrum  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
@@ -61,18 +59,8 @@ def settings(quick: bool, seed: int) -> dict:
 # ----------------------------------------------------------------------------------------- the setup
 def committee(K: int, d: int, seed: int):
     """(model, teacher θ, orthonormal teacher vectors (K, d)) with the second layer at 1."""
-    rng = np.random.default_rng(seed)
-    Wt = np.linalg.qr(rng.standard_normal((d, K)))[0].T
-    model = ft.MLP((d, K, 1), "scaled_erf", bias=False)
-    theta_t = np.asarray(model.flatten([(Wt, None), (np.ones((1, K)), None)]))
-    return model, theta_t, Wt
-
-
-def population_problem(model, theta_t, K):
-    """The population loss with the student's second layer frozen at 1: the state is W (K·d)."""
-    base = np.zeros(model.n_params)
-    base[-K:] = 1.0
-    return ft.Problem(model, ft.GaussianInputs((model, theta_t)), frozen="W2", frozen_at=base)
+    model, theta_t = ft.problems.soft_committee_teacher(K, d, seed=seed)
+    return model, theta_t, theta_t[:K * d].reshape(K, d)
 
 
 def overlaps(W, Wt):
@@ -200,13 +188,10 @@ def escape_fit(rows, mu):
 
 # ----------------------------------------------------------------------------------------- the graph
 def build_graph(problem, runs, pred, cfg):
-    graph = SaddleGraph()
-    itins = []
-    for i, r in enumerate(runs):
-        it = itinerary(problem, r["trajectory"])
-        add_to_graph(graph, it, run=f"scale={r['scale']:g},seed={r['seed']}")
-        itins.append(dict(run=i, scale=r["scale"], nodes=it.nodes, kinds=it.kinds, terminal=it.terminal,
-                          visits=it.to_list()))
+    graph, by_run = ft.saddle_graph(problem, {f"scale={r['scale']:g},seed={r['seed']}": r["trajectory"]
+                                              for r in runs})
+    itins = [dict(run=i, scale=r["scale"], nodes=it.nodes, kinds=it.kinds, terminal=it.terminal,
+                  visits=it.to_list()) for i, (r, it) in enumerate(zip(runs, by_run.values()))]
     # The plateau node: the visited node whose R is the predicted plateau error.
     plateau_nodes = sorted({n for n, a in graph.graph.nodes(data=True)
                             if a.get("gen_error") is not None and abs(a["gen_error"] - pred["R"]) < 1e-3 * pred["R"]})
@@ -216,11 +201,8 @@ def build_graph(problem, runs, pred, cfg):
 # ------------------------------------------------------------------------------------- finite data
 def finite_data(model, theta_t, Wt, K, plateau_theta, theta0, cfg, t_exit_pop):
     rows = []
-    base = np.zeros(model.n_params)
-    base[-K:] = 1.0
     for n in cfg["finite_n"]:
-        data = ft.teacher_dataset((model, theta_t), n, seed=cfg["seed"] + 1)
-        p = ft.Problem(model, data, frozen="W2", frozen_at=base)
+        p = ft.problems.soft_committee(K, model.d_in, seed=cfg["seed"], n=n, data_seed=cfg["seed"] + 1)
         cp = find_critical_point(p, plateau_theta)
         row = dict(n=n, success=bool(cp.success), kind=cp.kind, signature=list(cp.signature),
                    morse_index=int(cp.signature[0]), grad_norm=float(cp.grad_norm),
@@ -313,7 +295,7 @@ def main(argv=None) -> dict:
     timings, by_K = {}, {}
     for K in cfg["Ks"]:
         model, theta_t, Wt = committee(K, cfg["d"], cfg["seed"])
-        problem = population_problem(model, theta_t, K)
+        problem = ft.problems.soft_committee(K, cfg["d"], seed=cfg["seed"])  # the state is W (K·d)
         pred = plateau_prediction(K)
         t = time.perf_counter()
         check = check_plateau(problem, Wt, K, cfg)

@@ -18,17 +18,17 @@ def minimal_model():
 
 
 @pytest.fixture(scope="session")
-def minimal_mse(minimal_model, published_data):
-    return ft.Problem(minimal_model, published_data, "mse")
+def minimal_mse():
+    return ft.problems.minimal_model(loss="mse")
 
 
 @pytest.fixture(scope="session")
-def minimal_half(minimal_model, published_data):
-    return ft.Problem(minimal_model, published_data, "half_mse")
+def minimal_half():
+    return ft.problems.minimal_model(loss="half_mse")
 
 
 #: The published initial condition (w1, w2, v1, v2) of Maleknia & Sato's reference run.
-PUBLISHED_THETA0 = np.array([-0.13, 0.13, 0.16, -0.15])
+PUBLISHED_THETA0 = ft.problems.MINIMAL_MODEL_THETA0.copy()
 
 
 def run_study(path, argv, tmp_path_factory, name: str):

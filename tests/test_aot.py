@@ -160,8 +160,8 @@ def test_user_functions_and_a_disabled_cache_take_the_ordinary_path(cache_dir, p
 _SCRIPT = """
 import json, numpy as np, flowtools as ft
 from flowtools.dynamics import flow
-problem = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
-tr = ft.gradient_flow(problem, np.array([-0.13, 0.13, 0.16, -0.15]), t1=20.0)
+problem = ft.problems.minimal_model(loss="mse")
+tr = ft.gradient_flow(problem, ft.problems.MINIMAL_MODEL_THETA0, t1=20.0)
 print(json.dumps(dict(source=list(flow._COMPILED_FROM.values()), status=str(tr.status),
                       theta=[float(v).hex() for v in tr.final_theta], steps=tr.stats["steps"])))
 """

@@ -182,8 +182,7 @@ def test_itinerary_names_the_loss_of_its_problem():
     from flowtools.itineraries import _loss_label
     from flowtools.problems import safran_shamir
 
-    data = ft.datasets.maleknia_sato()
-    assert _loss_label(ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")) == "training loss"
+    assert _loss_label(ft.problems.minimal_model(loss="mse")) == "training loss"
     assert _loss_label(safran_shamir(2)) == "population loss"
     x = np.random.default_rng(0).standard_normal((12, 2))
     labels = (x[:, :1] > 0).astype(float)

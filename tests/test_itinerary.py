@@ -15,8 +15,8 @@ TEACHER_ON_M = np.array([1.0, 1.0, 1.0, 1.0])  # f = tanh(x) + tanh(x) = 2 tanh(
 def published():
     """The published runs (GD 2e6 steps at η = 0.01 on "mse", and the flow to t = 2e4), τ = 0.2 and 0."""
     out = {}
-    for name, data in [("noisy", ft.datasets.maleknia_sato()), ("clean", ft.datasets.maleknia_sato(noiseless=True))]:
-        p = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")
+    for name, noiseless in [("noisy", False), ("clean", True)]:
+        p = ft.problems.minimal_model(noiseless=noiseless, loss="mse")
         gd = ft.gradient_descent(p, THETA0, 0.01, 2_000_000)
         gf = ft.gradient_flow(p, THETA0, 2e4)
         out[name] = (p, gd, gf, itinerary(p, gd), itinerary(p, gf))
@@ -116,7 +116,7 @@ def test_bad_arguments(minimal_mse):
         itinerary(minimal_mse, "not a trajectory")
     with pytest.raises(ValueError, match="visit_radius"):
         itinerary(minimal_mse, tr, visit_radius=-1.0)
-    other = ft.Problem(ft.MLP((1, 3, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
+    other = ft.problems.minimal_model(width=3, loss="mse")
     with pytest.raises(ValueError, match="parameters"):
         itinerary(other, tr)
 
@@ -210,20 +210,14 @@ def test_unfinished_run_ends_in_an_unfinished_node(deep_linear):
 
 # -------------------------------------------- erf teacher–student, d = 10, n = 2000 (Saad & Solla 1995)
 def _soft_committee(k_student, n=2000, d=10):
-    teacher = ft.MLP((d, 2, 1), "erf", bias=False)
-    theta_t = np.concatenate([np.eye(d)[:2].ravel(), np.ones(2)])
-    data = ft.teacher_dataset((teacher, theta_t), n, seed=0)
-    return ft.Problem(ft.MLP((d, k_student, 1), "erf", bias=False), data)
+    return ft.problems.teacher_student(d, 2, k_student, teacher="orthonormal", activation="erf", n=n, data_seed=0)
 
 
 def _ensemble(problem, seeds):
-    g, its = SaddleGraph(), []
-    for s in seeds:
-        theta0 = np.asarray(problem.model.init(s, scale=1e-3))
-        it = itinerary(problem, ft.gradient_flow(problem, theta0, 1e5, gtol=1e-10))
-        add_to_graph(g, it, run=f"seed {s}")
-        its.append(it)
-    return g, its
+    runs = {f"seed {s}": ft.gradient_flow(problem, np.asarray(problem.model.init(s, scale=1e-3)), 1e5, gtol=1e-10)
+            for s in seeds}
+    g, its = ft.saddle_graph(problem, runs)
+    return g, list(its.values())
 
 
 def _check_two_hidden(problem, g, its):
@@ -399,13 +393,9 @@ def test_overparameterized_student_ends_at_a_nonisolated_minimum():
     minimum set with a kernel, and the run is an attractor. Checked with a numpy population loss:
     L ≈ 0, central-difference gradient ≈ 0, Hessian without negative and with zero eigenvalues."""
     k, d, m = 2, 2, 4
-    teacher = ft.MLP((d, k, 1), "erf", bias=False)
-    student = ft.MLP((d, m, 1), "erf", bias=False)
-    at = np.zeros(student.n_params)
-    at[m * d:] = 1.0
-    V = np.eye(k, d)
-    problem = ft.Problem(student, ft.GaussianInputs((teacher, np.concatenate([V.ravel(), np.ones(k)]))),
-                         frozen="W2", frozen_at=at)
+    problem = ft.problems.teacher_student(d, k, m, teacher="orthonormal", activation="erf", data="population",
+                                          frozen_second_layer=True)
+    V = np.eye(k, d)  # the orthonormal teacher's neurons, for the numpy check
     its, statuses = [], []
     for seed in range(3):
         theta0 = np.random.default_rng(seed).standard_normal(m * d) / np.sqrt(d)

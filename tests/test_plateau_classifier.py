@@ -46,16 +46,14 @@ def test_an_ensemble_of_runs_through_the_plateau_is_one_graph_of_two_nodes():
     model, problem = _digits()
     freq = np.asarray(problem.y).mean(0)
     entropy = -float(np.sum(freq * np.log(freq)))
-    graph = ft.SaddleGraph()
-    for seed in (0, 1):
-        flow = ft.gradient_flow(problem, np.asarray(model.init(seed, "glorot", scale=0.1)), 300.0,
-                                rtol=1e-5, atol=1e-7)
-        itin = ft.itinerary(problem, flow)
+    runs = {f"seed{seed}": ft.gradient_flow(problem, np.asarray(model.init(seed, "glorot", scale=0.1)), 300.0,
+                                            rtol=1e-5, atol=1e-7) for seed in (0, 1)}
+    graph, itins = ft.saddle_graph(problem, runs)
+    for itin in itins.values():
         assert itin.terminal == "unfinished"
         assert [v.status for v in itin.visits] == ["converged", "terminal"]
         plateau = itin.visits[0]
         assert abs(plateau.loss - entropy) < 1e-10 and plateau.signature[0] > 0
-        ft.add_to_graph(graph, itin, f"seed{seed}")
     assert graph.graph.number_of_nodes() == 2
     assert graph.graph.edges["n0", "n1"]["count"] == 2
 

@@ -406,10 +406,9 @@ def _minimal_by_hand(theta, x):
 
 
 def test_own_model_gd_critical_point_and_spectrum_equal_the_mlp():
-    data = ft.datasets.maleknia_sato()
-    own = ft.Problem.from_function(_minimal_by_hand, 4, data, "mse")
-    mlp = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")
-    theta0 = np.array([-0.13, 0.13, 0.16, -0.15])
+    mlp = ft.problems.minimal_model(loss="mse")
+    own = ft.Problem.from_function(_minimal_by_hand, 4, mlp.data, "mse")
+    theta0 = ft.problems.MINIMAL_MODEL_THETA0
     gd_own, gd_mlp = (ft.gradient_descent(p, theta0, 0.01, 300, n_records=10) for p in (own, mlp))
     np.testing.assert_allclose(gd_own.theta, gd_mlp.theta, rtol=1e-11, atol=1e-14)
     cp = ft.find_critical_point(own, 1e-3 * theta0)
@@ -426,10 +425,10 @@ def test_whole_pipeline_runs_on_an_own_model():
     from flowtools.graph import SaddleGraph
     from flowtools.itineraries import add_to_graph, itinerary
 
-    data = ft.datasets.maleknia_sato(noiseless=True)
+    mlp = ft.problems.minimal_model(noiseless=True, loss="mse")
+    data = mlp.data
     own = ft.Problem.from_function(_minimal_by_hand, 4, data, "mse")
-    mlp = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), data, "mse")
-    theta0 = np.array([-0.13, 0.13, 0.16, -0.15])
+    theta0 = ft.problems.MINIMAL_MODEL_THETA0
     gd_own, gd_mlp = (ft.gradient_descent(p, theta0, 0.01, 2000) for p in (own, mlp))
     np.testing.assert_allclose(gd_own.theta, gd_mlp.theta, rtol=1e-10, atol=1e-13)
     flow = ft.gradient_flow(own, theta0, 2e4)

@@ -9,7 +9,6 @@ inner Hessian H_in. Every test compares with the full Hessian of the wide net (a
 import itertools
 import math
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -30,9 +29,7 @@ def signature(H, rtol=RTOL_ZERO):
 @pytest.fixture(scope="module")
 def minimal_narrow():
     """The 1-1-1 optimum on the published data set (Maleknia & Sato): f = v tanh(w x), half_mse."""
-    data = ft.datasets.maleknia_sato()
-    model = ft.MLP((1, 1, 1), "tanh", bias=False)
-    problem = ft.Problem(model, data, "half_mse")
+    problem = ft.problems.minimal_model(width=1, loss="half_mse")
     cp = find_critical_point(problem, np.array([1.0, 2.0]))
     assert cp.success and cp.kind == "minimum", cp
     return problem, cp
@@ -41,10 +38,7 @@ def minimal_narrow():
 @pytest.fixture(scope="module")
 def fa_narrow():
     """The 1-1-1 optimum for the Fukumizu–Amari target 2 tanh(x) − tanh(4x) on x ~ N(0, 4): H_in > 0."""
-    teacher = ft.Teacher(lambda x: 2.0 * jnp.tanh(x) - jnp.tanh(4.0 * x), 1, 1, "fa")
-    x = 2.0 * np.random.default_rng(0).standard_normal((100, 1))
-    data = ft.Dataset(x, np.asarray(teacher(x)), teacher, 0.0, "fa")
-    problem = ft.Problem(ft.MLP((1, 1, 1), "tanh", bias=False), data)
+    problem = ft.problems.fukumizu_amari(n=100, input_std=2.0, seed=0, width=1)
     cp = find_critical_point(problem, np.array([0.46, 1.15]))
     assert cp.success and cp.kind == "minimum", cp
     return problem, cp

@@ -46,7 +46,7 @@ def test_flagship(quick_run):
     (ts,) = fl["transition_states"]
     assert ts["id"] == flip["transition_state"] and len(ts["connects"]) == 1
     assert ts["barriers"][0] == pytest.approx(flip["barrier"], abs=1e-12) and flip["barrier"] > 1e-3
-    problem = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
+    problem = ft.problems.minimal_model(loss="mse")
     back = ft.Atlas.from_json(problem, out / "atlas_flagship.json")
     theta = back.theta(ts["id"])
     assert abs(theta[0]) < 1e-8 and abs(theta[2]) < 1e-8  # neuron 1 dead

@@ -100,7 +100,7 @@ def test_trajectory_html_holds_status_final_values_and_an_inline_loss_curve():
 
 
 def test_spectrum_html_holds_signature_and_extreme_eigenvalues():
-    p = ft.Problem(ft.MLP((1, 2, 1), "tanh", bias=False), ft.datasets.maleknia_sato(), "mse")
+    p = ft.problems.minimal_model(loss="mse")
     sp = ft.hessian_spectrum(p, np.array([0.3, -0.2, 0.1, 0.4]), method="dense")
     cells = _cells(_parse(sp._repr_html_()))
     assert _text_sig(sp.signature) in cells
