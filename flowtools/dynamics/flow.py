@@ -37,7 +37,7 @@ from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
-from .progress import progress_bar
+from .progress import progress_bar, wanted
 from .results import RESULTS, event_result, from_diffrax
 from .trajectory import Status, Trajectory, build_trajectory, solution_states
 
@@ -215,7 +215,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
         args = args + (state, jnp.asarray(restored), jnp.asarray(max_steps, jnp.int64))
         kw = dict(solver=solver_obj, max_steps=None, progress=False, save_steps=save_steps)
     else:
-        kw = dict(solver=solver_obj, max_steps=max_steps, progress=bool(progress) and math.isfinite(t1))
+        kw = dict(solver=solver_obj, max_steps=max_steps, progress=wanted(progress) and math.isfinite(t1))
     settings = dict(solver=key, rtol=rtol, atol=atol, gtol=gtol, t1=t1, max_norm=max_norm,
                     pcoeff=pcoeff, icoeff=icoeff, max_steps=max_steps,
                     t0=t0 if grid_t0 is None else grid_t0, n_save=n_save, t_first=t_first,
