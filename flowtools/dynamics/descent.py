@@ -20,6 +20,7 @@ from jax import lax
 from .. import _checks
 from ..problem import Problem
 from . import sharpness as _sharpness
+from .driver import ChunkedDriver
 from .progress import progress_bar
 from .results import RESULTS, event_result, status_of
 from .trajectory import Status, Trajectory, build_trajectory, evaluate_states, first_non_finite
@@ -27,7 +28,7 @@ from .trajectory import Status, Trajectory, build_trajectory, evaluate_states, f
 __all__ = ["gradient_descent", "sgd", "record_schedule"]
 
 # With a wall-time budget or checkpoints, chunks start at _FIRST_CHUNK steps and then aim at _CHUNK_S
-# seconds each, so that the budget is honoured soon after it runs out.
+# seconds each (`driver.ChunkedDriver`), so that the budget is honoured soon after it runs out.
 _FIRST_CHUNK = 1024
 _CHUNK_S = 1.0
 
@@ -194,8 +195,16 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
     recorded_steps, recorded = [k0], [np.asarray(theta)]
     k, code, event_step, n_replayed = k0, RESULTS.successful, None, 0
     budgeted = time_limit is not None or checkpoint is not None
-    chunk = min(chunk_size, _FIRST_CHUNK) if budgeted else chunk_size
-    last_checkpoint = time.perf_counter()
+    driver = ChunkedDriver(time_limit=time_limit, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                           chunked=budgeted, first=_FIRST_CHUNK, smallest=64, largest=chunk_size,
+                           seconds=_CHUNK_S, started=t_start)
+
+    def running(elapsed):
+        part = finish(problem, recorded_steps + [k], recorded + [np.asarray(theta)], RESULTS.running, None,
+                      n_replayed, settings, elapsed - compile_time, compile_time, method)
+        part.sharpness = None if tracker is None else tracker.series()
+        return _diagnose(part if previous is None else previous.join(part))
+
     bar = progress_bar(total=steps, desc=method, enable=progress)
     bar.update(k0)
     try:
@@ -203,7 +212,7 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
             tracker.sample(theta, k0, steps)
         for target in targets:
             while k < target and event_step is None and bool(code == RESULTS.successful):
-                n = int(min(chunk, target - k))
+                n = int(min(driver.size, target - k))
                 t_chunk = time.perf_counter()
                 new, hit = _chunk(problem, theta, lr_j, _i64(n), _i64(k), gtol_sq, max_norm_j, key,
                                   batch_size)
@@ -218,19 +227,8 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
                         break
                 theta, k = new, k + n
                 bar.update(n)
-                if budgeted and k < steps:
-                    now = time.perf_counter()
-                    if time_limit is not None and now - t_start >= time_limit:
-                        code = RESULTS.time_limit
-                    elif checkpoint is not None and now - last_checkpoint >= checkpoint_every:
-                        part = finish(problem, recorded_steps + [k], recorded + [np.asarray(theta)],
-                                      RESULTS.running, None, n_replayed, settings, now - t_start - compile_time,
-                                      compile_time, method)
-                        part.sharpness = None if tracker is None else tracker.series()
-                        _diagnose(part if previous is None else previous.join(part)).save(checkpoint)
-                        last_checkpoint = time.perf_counter()
-                    rate = n / max(time.perf_counter() - t_chunk, 1e-6)
-                    chunk = int(min(chunk_size, max(rate * _CHUNK_S, 64)))
+                if budgeted and k < steps and driver.between(n, t_chunk, running) == Status.TIME_LIMIT:
+                    code = RESULTS.time_limit
             if event_step is not None or bool(code != RESULTS.successful):
                 break
             if k in sampled:

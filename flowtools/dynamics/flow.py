@@ -31,8 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _aot, _checks
-from ..problem import Problem, held_out_metrics
+from ..problem import Problem
 from .bdf import BDF
+from .driver import ChunkedDriver
 from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
@@ -387,11 +388,19 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
     bar = progress_bar(total=t1 - float(args[2]) if by_time else max_steps, desc="gradient_flow",
                        enable=bool(progress))
     bar.unit, bar.unit_scale = ("" if by_time else "step"), not by_time
-    t_start = last_checkpoint = time.perf_counter()
-    segment, done_steps, interrupted = _FIRST_SEGMENT, 0, None
+    driver = ChunkedDriver(time_limit=time_limit, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                           chunked=in_segments, first=_FIRST_SEGMENT, smallest=16, largest=1_000_000,
+                           seconds=_SEGMENT_S)
+    done_steps, interrupted = 0, None
+
+    def running(wall):
+        part = to_trajectory(problem, *out, settings, wall, compile_time, interrupted=Status.RUNNING)
+        part.solver_state = solver.carry(state)
+        return _joined(previous, part)
+
     try:
         while True:
-            limit = min(max_steps, done_steps + segment) if in_segments else max_steps
+            limit = min(max_steps, done_steps + driver.size) if in_segments else max_steps
             t_seg = time.perf_counter()
             out, state = jax.block_until_ready(compiled(
                 *head, state, jnp.asarray(resumed or done_steps > 0), jnp.asarray(limit, jnp.int64),
@@ -402,23 +411,12 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
             seg_steps, done_steps = steps - done_steps, steps
             if not (bool(out[2] == RESULTS.max_steps_reached) and steps < max_steps):
                 break  # finished: t1, an event, max_steps or a failure
-            now = time.perf_counter()
-            if time_limit is not None and now - t_start >= time_limit:
-                interrupted = Status.TIME_LIMIT
+            interrupted = driver.between(seg_steps, t_seg, running)
+            if interrupted is not None:
                 break
-            if checkpoint is not None and now - last_checkpoint >= checkpoint_every:
-                wall = now - t_start
-                running = to_trajectory(problem, *out, settings, wall, compile_time,
-                                        interrupted=Status.RUNNING)
-                running.solver_state = solver.carry(state)
-                _joined(previous, running).save(checkpoint)
-                last_checkpoint = time.perf_counter()
-            rate = seg_steps / max(now - t_seg, 1e-6)
-            budget = _SEGMENT_S if time_limit is None else min(_SEGMENT_S, 0.5 * (time_limit - (now - t_start)))
-            segment = int(min(max(rate * budget, 16), 1_000_000))
     finally:
         bar.close()
-    wall = time.perf_counter() - t_start
+    wall = driver.elapsed()
     traj = to_trajectory(problem, *out, settings, wall, compile_time, interrupted=interrupted)
     if traj.status in (Status.TIME_LIMIT, Status.MAX_STEPS):
         traj.solver_state = solver.carry(state)  # what `resume` needs to take the same steps
