@@ -43,6 +43,11 @@ def test_time_limit_checkpoints_and_chunk_sizes():
     d.started -= 1.0
     assert d.between(1000, time.perf_counter() - 1.0, saved.running) == Status.TIME_LIMIT
 
+    uncapped = ChunkedDriver(time_limit=0.4, checkpoint=None, checkpoint_every=60.0, chunked=True, first=8,
+                             smallest=1, largest=10**9, seconds=1.0, share=None, started=time.perf_counter())
+    assert uncapped.between(1000, time.perf_counter() - 1.0, saved.running) is None
+    assert 900 <= uncapped.size <= 1000
+
     unchunked = ChunkedDriver(time_limit=None, checkpoint=None, checkpoint_every=60.0, chunked=False,
                               first=64, smallest=16, largest=123, seconds=1.0)
     assert unchunked.size == 123

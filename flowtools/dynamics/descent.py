@@ -197,7 +197,7 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
     budgeted = time_limit is not None or checkpoint is not None
     driver = ChunkedDriver(time_limit=time_limit, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                            chunked=budgeted, first=_FIRST_CHUNK, smallest=64, largest=chunk_size,
-                           seconds=_CHUNK_S, started=t_start)
+                           seconds=_CHUNK_S, share=None, started=t_start)
 
     def running(elapsed):
         part = finish(problem, recorded_steps + [k], recorded + [np.asarray(theta)], RESULTS.running, None,

@@ -25,14 +25,16 @@ class ChunkedDriver:
     - `checkpoint`, `checkpoint_every`: where and how often (seconds) to write the run so far.
     - `chunked`: whether the run goes in short chunks at all (else one chunk of `largest` steps).
     - `first`, `smallest`, `largest`: the first chunk's size and the bounds of later ones.
-    - `seconds`: what later chunks aim at; with a budget, at most half of what is left of it.
+    - `seconds`: what later chunks aim at; with a budget and `share`, at most that share of what is
+      left of it (None: no cap; GD keeps its chunks long, as each chunk costs a Python round trip).
     - `started`: the `time.perf_counter()` the budget counts from (default: now).
     """
 
     def __init__(self, *, time_limit: float | None, checkpoint, checkpoint_every: float, chunked: bool,
-                 first: int, smallest: int, largest: int, seconds: float = 1.0, started: float | None = None):
+                 first: int, smallest: int, largest: int, seconds: float = 1.0, share: float | None = 0.5,
+                 started: float | None = None):
         self.time_limit, self.checkpoint, self.checkpoint_every = time_limit, checkpoint, checkpoint_every
-        self.smallest, self.largest, self.seconds = smallest, largest, seconds
+        self.smallest, self.largest, self.seconds, self.share = smallest, largest, seconds, share
         self.started = time.perf_counter() if started is None else started
         self.last_checkpoint = time.perf_counter()
         self.size = min(first, largest) if chunked else largest
@@ -53,6 +55,8 @@ class ChunkedDriver:
         if self.checkpoint is not None and now - self.last_checkpoint >= self.checkpoint_every:
             running(elapsed).save(self.checkpoint)
             self.last_checkpoint = time.perf_counter()
-        aim = self.seconds if self.time_limit is None else min(self.seconds, 0.5 * (self.time_limit - elapsed))
+        aim = self.seconds
+        if self.time_limit is not None and self.share is not None:
+            aim = min(aim, self.share * (self.time_limit - elapsed))
         self.size = int(min(max(rate * aim, self.smallest), self.largest))
         return None
