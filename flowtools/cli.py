@@ -34,6 +34,8 @@ import pathlib
 import sys
 import tomllib
 
+from .dynamics.progress import disabled as progress_disabled
+
 __all__ = ["main", "read_config", "studies_directory", "list_studies"]
 
 
@@ -132,7 +134,7 @@ def _sweep(ns) -> int:
     try:
         result = sweeps.sweep(task, configs, store, workers=workers, scheduler=ns.scheduler, resume=ns.resume,
                               retry_failed=ns.retry_failed, retries=ns.retries,
-                              progress=None if os.environ.get("FLOWTOOLS_PROGRESS") == "0" else True)
+                              progress=None if progress_disabled() else True)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         return _usage_error("sweep", exc)
     print(result)

@@ -33,8 +33,9 @@ import optimistix as optx
 
 from . import _checks
 from .dynamics.flow import SOLVERS
+from .dynamics.results import RESULTS, from_diffrax, result_name
 from .dynamics.stiff import start_event
-from .dynamics.trajectory import Status, Trajectory, first_non_finite
+from .dynamics.trajectory import Trajectory, build_trajectory, first_non_finite, solution_states
 from .graph import SAME_SET_TOL, match_distance
 from .landscape.symmetry import function_distances, output_distance
 from .models import MLP
@@ -1009,23 +1010,20 @@ def _solve_escape(problem, theta0, ref, radius, t1, ts, rtol, atol, pcoeff, icoe
                                   saveat=diffrax.SaveAt(t0=True, ts=ts, t1=True),
                                   stepsize_controller=controller, event=event, max_steps=max_steps,
                                   throw=False)
-        R = diffrax.RESULTS
-        code = jnp.select([sol.result == R.successful, sol.result == R.event_occurred,
-                           sol.result == R.max_steps_reached], [0, 1, 2], 3)
         counts = {k: jnp.asarray(sol.stats[k], jnp.int64) for k in steps}
-        return sol.ts, sol.ys, code.astype(jnp.int64), counts
+        return sol.ts, sol.ys, from_diffrax(sol.result, RESULTS.escaped), counts
 
     def stop_at_start(_):  # sol's layout: slot 0 is t0, then the save times, the last slot the end
         n = ts.shape[0] + 2
         t_out = jnp.full((n,), jnp.inf, dtype=t1.dtype).at[0].set(0.0).at[-1].set(0.0)
         y_out = jnp.full((n, theta0.shape[0]), jnp.inf, dtype=theta0.dtype)
         y_out = y_out.at[0].set(theta0).at[-1].set(theta0)
-        return t_out, y_out, jnp.asarray(1, jnp.int64), {k: jnp.asarray(0, jnp.int64) for k in steps}
+        return t_out, y_out, RESULTS.non_finite, {k: jnp.asarray(0, jnp.int64) for k in steps}
 
     # As gradient_flow's solvers do (`stiff.start_event`): where L or ∇L is not finite at θ0 the run ends
-    # at t0 before its first step (code 1, the quantity named afterwards), instead of rejecting every
-    # attempt until max_steps.
-    bad_start = start_event(problem, theta0, -problem.grad_fn(theta0)) > 0
+    # at t0 before its first step (the quantity named afterwards), instead of rejecting every attempt
+    # until max_steps.
+    bad_start = start_event(problem, theta0, -problem.grad_fn(theta0)) != RESULTS.successful
     ts_out, ys, code, stats = jax.lax.cond(bad_start, stop_at_start, solve, None)
     safe = jnp.where(jnp.isfinite(ys), ys, 0.0)  # unused save slots hold inf
 
@@ -1105,52 +1103,34 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     ts_out, ys, loss, gnorm, code, stats = jax.block_until_ready(_COMPILED[key](*args, **kw))
     wall = time.perf_counter() - t_run
 
-    ts_out, ys, loss, gnorm = (np.asarray(a) for a in (ts_out, ys, loss, gnorm))
-    keep = np.isfinite(ts_out)
-    ts_out, ys, loss, gnorm = ts_out[keep], ys[keep], loss[keep], gnorm[keep]
-    _, first = np.unique(ts_out, return_index=True)
-    first = np.sort(first)
-    ts_out, ys, loss, gnorm = ts_out[first], ys[first], loss[first], gnorm[first]
-    code = int(code)
+    ts_out, ys, loss, gnorm = solution_states(ts_out, ys, loss, gnorm)
+    name = result_name(code)
     t_end = float(ts_out[-1])
     y_end = ys[-1]
-    # Before divergence, max_steps and failure, as in gradient_flow: a run that ends on a non-finite state
-    # (θ, L or ∇L; at t0 when the start event fired) says so.
-    bad = first_non_finite(ys, loss, gnorm) if code in (1, 2, 3) else None
-    non_finite = bad is not None
-    diverged = code == 1 and not non_finite and np.linalg.norm(y_end) >= max_norm * (1 - 1e-9)
-    stopped = code == 1 and not (non_finite or diverged)
-    root_note = ""
-    if code == 3 and not non_finite:
+    # The one event stands for leaving the ball, ‖θ‖ > max_norm or a non-finite θ: which one is read off
+    # the final state (a non-finite one is named by `build_trajectory`, before divergence and failure).
+    finite = first_non_finite(ys, loss, gnorm) is None
+    if name == "escaped" and not finite:
+        name = "non_finite"
+    elif name == "escaped" and np.linalg.norm(y_end) >= max_norm * (1 - 1e-9):
+        name = "diverged"
+    note = ""
+    if name == "failed" and finite:
         # The exit was bracketed but the bisection missed its tolerance (cond changes by more than its
         # atol across one float spacing of t): accept the bracket end if it lies on the sphere.
         d_end = float(distances(y_end, c, metric=metric, problem=problem)[0])
         if abs(d_end / radius - 1) <= 1e-6:
-            stopped = True
-            root_note = f"; exit bracketed to |d/radius − 1| = {abs(d_end / radius - 1):.1e}"
-    if non_finite:
-        status, message = Status.NON_FINITE, (f"{bad} is non-finite at t={t_end:.6g} (L = {loss[-1]:.3g}, "
-                                              f"|grad L| = {gnorm[-1]:.3g})")
-    elif diverged:
-        status, message = Status.DIVERGED, f"|theta| exceeded max_norm={max_norm:g} at t={t_end:.6g}"
-    elif stopped:
-        status, message = Status.T1_REACHED, (f"stopped on leaving the ball ({metric} distance > "
-                                              f"{radius:g}) at t={t_end:.6g}{root_note}")
-    elif code == 0:
-        status, message = Status.T1_REACHED, f"reached t_max={t_max:g} without leaving the ball"
-    elif code == 2:
-        status, message = Status.MAX_STEPS, (f"max_steps={max_steps} reached at t={t_end:.6g} before "
-                                             "leaving the ball; raise max_steps or use an implicit solver")
-    else:
-        status, message = Status.FAILED, f"the solver failed at t={t_end:.6g} (diffrax result code)"
+            name, note = "escaped", f"; exit bracketed to |d/radius − 1| = {abs(d_end / radius - 1):.1e}"
+    stopped = name == "escaped" and finite
     stats = dict(steps=int(stats["num_steps"]), accepted_steps=int(stats["num_accepted_steps"]),
                  rejected_steps=int(stats["num_rejected_steps"]), wall_time=wall,
                  compile_time=compile_time)
     meta = dict(solver=solver_key, rtol=rtol, atol=atol, t1=t_max, max_norm=max_norm, pcoeff=pcoeff,
                 icoeff=icoeff, max_steps=max_steps, loss=problem.loss_convention, metric=metric,
                 radius=radius, stopped_on_exit=bool(stopped))
-    traj = Trajectory(t=ts_out, theta=ys, loss=loss, grad_norm=gnorm, gen_error=None, status=status,
-                      message=message, stats=stats, method="gradient_flow", meta=meta)
+    traj = build_trajectory(problem, ts_out, ys, name, method="gradient_flow", kind="escape", stats=stats,
+                            meta=meta, values=(loss, gnorm, None), held_out=False, t1=t_max,
+                            max_norm=max_norm, max_steps=max_steps, metric=metric, radius=radius, note=note)
     if stopped:
         tau = t_end - float(ts_out[0])
         esc = EscapeTime(tau, float(ts_out[0]), t_end, "escaped",

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import sys
 import time
 from types import SimpleNamespace
 
@@ -39,7 +38,7 @@ import numpy as np
 from . import _checks
 from .dynamics.floor import kink_test, sampled_minimum_test
 from .dynamics.flow import gradient_flow
-from .dynamics.progress import disabled as _progress_disabled
+from .dynamics.progress import progress_bar
 from .dynamics.trajectory import Status, Trajectory
 from .graph import SaddleGraph, match_distance
 from .landscape import classify, classify_point, find_critical_point, loss_floor_spectrum, slow_points
@@ -486,13 +485,8 @@ def auto_time_limits(n_params: int) -> tuple[float | None, float | None]:
 
 
 def _progress(total, enable):
-    from tqdm.auto import tqdm
-
-    if _progress_disabled():
-        enable = False
-    elif enable is None:
-        enable = total >= 4 and sys.stderr.isatty()
-    return tqdm(total=total, desc="itinerary", unit="passage", disable=not enable, leave=False)
+    # None: shown from 4 passages on, when stderr is a terminal
+    return progress_bar(total, "itinerary", enable, threshold=3, unit="passage")
 
 
 def _reusable(spec, spec_opts) -> bool:

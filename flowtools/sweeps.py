@@ -1085,17 +1085,10 @@ class SweepResult:
 
 
 def _progress(total, enable):
-    from tqdm.auto import tqdm
+    from .dynamics.progress import progress_bar
 
-    from .dynamics.progress import disabled
-
-    if disabled():
-        enable = False
-    elif enable is None:
-        import sys
-
-        enable = sys.stderr.isatty()
-    return tqdm(total=total, desc="sweep", disable=not enable, unit="point", dynamic_ncols=True)
+    # None: shown whenever stderr is a terminal; the bar stays on screen after the sweep
+    return progress_bar(total, "sweep", enable, threshold=-1, unit="point", leave=True)
 
 
 def sweep(task, configurations, store, *, workers: int | None = None, scheduler: str | None = None,

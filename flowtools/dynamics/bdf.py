@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .results import RESULTS
 from .stiff import (FlowSolver, event_code, finish, hessian_fn, outputs, rms, save_between, save_step,
                     start_event)
 
@@ -213,7 +214,7 @@ class _State(eqx.Module):
     save_index: jax.Array
     ts_out: jax.Array
     ys_out: jax.Array
-    event: jax.Array
+    event: RESULTS  # the stop test's result after the last accepted step (`successful`: none)
     failed: jax.Array
     stride: jax.Array         # save_steps: accepted steps between saves
     started: jax.Array        # a step has been attempted (the first Hessian is taken at y0 itself)
@@ -233,7 +234,7 @@ def blank_state(n: int, n_slots: int) -> _State:
                   fact=(f(n, n), jnp.zeros((n,), jnp.int32)), c_fact=f(), jac_current=b, need_jac=b,
                   krylov=b, mv_since=i(), n_steps=i(), n_accepted=i(), n_grad=i(), n_hess=i(), n_fact=i(),
                   n_mv=i(), n_newton_fail=i(), n_error_fail=i(), save_index=i(), ts_out=f(n_slots),
-                  ys_out=f(n_slots, n), event=i(), failed=b, stride=i(), started=b)
+                  ys_out=f(n_slots, n), event=RESULTS.successful, failed=b, stride=i(), started=b)
 
 
 class BDF(FlowSolver):
@@ -305,7 +306,7 @@ class BDF(FlowSolver):
     def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
               max_steps, progress, state_in=None, resume=False, step_limit=None, save_steps=False,
               return_state=False):
-        """Integrate dθ/dt = −∇L(θ); returns `flow._solve`'s (ts, ys, code, event mask, stats).
+        """Integrate dθ/dt = −∇L(θ); returns `flow._solve`'s (ts, ys, result, event mask, stats).
 
         `pcoeff` and `icoeff` are unused: BDF has its own step-size rules; `progress` too (`flow`
         shows progress between segments). A run can go in segments: with `return_state` the solver
@@ -353,7 +354,7 @@ class BDF(FlowSolver):
         limit = limit[0] if len(limit) == 1 else jnp.minimum(*limit)
 
         def cond(s):
-            return (s.t < t1) & (s.n_steps < limit) & (s.event == 0) & ~s.failed
+            return (s.t < t1) & (s.n_steps < limit) & (s.event == RESULTS.successful) & ~s.failed
 
         def body(s):
             order, D = s.order, s.D
@@ -445,7 +446,7 @@ class BDF(FlowSolver):
                                           retry_jac),
                        krylov=jnp.where(accept, krylov, krylov | retry_krylov), mv_since=mv_since,
                        save_index=index, ts_out=tso, ys_out=yso, stride=stride,
-                       event=jnp.where(accept, event_code(g_norm, Dn[0], gtol, max_norm), s.event),
+                       event=RESULTS.where(accept, event_code(g_norm, Dn[0], gtol, max_norm), s.event),
                        n_grad=n_grad + accept)
             return _State(H=H, fact=fact, c_fact=jnp.where(refactor, c, s.c_fact), started=jnp.asarray(True),
                           n_steps=s.n_steps + 1, n_accepted=s.n_accepted + accept,

@@ -18,21 +18,17 @@ import numpy as np
 from jax import lax
 
 from .. import _checks
-from ..problem import Problem, held_out_metrics
+from ..problem import Problem
 from . import sharpness as _sharpness
+from .driver import ChunkedDriver
 from .progress import progress_bar
-from .trajectory import Status, Trajectory, evaluate_states, first_non_finite as _first_non_finite
+from .results import RESULTS, event_result, status_of
+from .trajectory import Status, Trajectory, build_trajectory, evaluate_states, first_non_finite
 
 __all__ = ["gradient_descent", "sgd", "record_schedule"]
 
-# Codes returned by the step-by-step replay.
-_OK, _CONVERGED, _DIVERGED, _NON_FINITE = 0, 1, 2, 3
-# Codes of a run stopped between chunks (never returned by the replay).
-_TIME_LIMIT, _RUNNING = 4, 5
-_STATUS = {_OK: Status.T1_REACHED, _CONVERGED: Status.CONVERGED, _DIVERGED: Status.DIVERGED,
-           _NON_FINITE: Status.NON_FINITE, _TIME_LIMIT: Status.TIME_LIMIT, _RUNNING: Status.RUNNING}
 # With a wall-time budget or checkpoints, chunks start at _FIRST_CHUNK steps and then aim at _CHUNK_S
-# seconds each, so that the budget is honoured soon after it runs out.
+# seconds each (`driver.ChunkedDriver`), so that the budget is honoured soon after it runs out.
 _FIRST_CHUNK = 1024
 _CHUNK_S = 1.0
 
@@ -94,28 +90,28 @@ def _chunk(problem, theta, lr, n, k0, gtol_sq, max_norm, key, batch_size):
 
 @eqx.filter_jit
 def _replay(problem, theta, lr, n, k0, gtol_sq, max_norm, key, batch_size):
-    """Step one at a time from step k0 until a stop condition; returns (steps done, θ, code)."""
+    """Step one at a time from step k0 until a stop condition; returns (steps done, θ, result), the
+    result a `RESULTS` item (`successful`: none within n steps)."""
 
-    def code_at(th, g):
+    def result_at(th, g):
         gsq = jnp.sum(g * g)
-        code = jnp.where((batch_size is None) & (gsq <= gtol_sq), _CONVERGED, _OK)
-        code = jnp.where(jnp.linalg.norm(th) > max_norm, _DIVERGED, code)
-        return jnp.where(~jnp.isfinite(gsq) | ~jnp.all(jnp.isfinite(th)), _NON_FINITE, code)
+        return event_result((batch_size is None) & (gsq <= gtol_sq), jnp.linalg.norm(th) > max_norm,
+                            ~jnp.isfinite(gsq) | ~jnp.all(jnp.isfinite(th)))
 
     def cond(c):
-        i, _, code = c
-        return (i < n) & (code == _OK)
+        i, _, result = c
+        return (i < n) & (result == RESULTS.successful)
 
     def body(c):
         i, th, _ = c
         g = _direction(problem, th, k0 + i, key, batch_size)
-        code = code_at(th, g)
-        new = th - lr * g
+        result = result_at(th, g)
+        ok = result == RESULTS.successful
         # Keep θ_k (the last good iterate) when the step k has a stop condition.
-        th = jnp.where(code == _OK, new, th)
-        return jnp.where(code == _OK, i + 1, i), th, code
+        th = jnp.where(ok, th - lr * g, th)
+        return jnp.where(ok, i + 1, i), th, result
 
-    return lax.while_loop(cond, body, (jnp.asarray(0), theta, jnp.asarray(_OK)))
+    return lax.while_loop(cond, body, (jnp.asarray(0), theta, RESULTS.successful))
 
 
 def make_schedule(steps: int, n_records: int, record_steps=None) -> np.ndarray:
@@ -197,46 +193,43 @@ def _run(problem, theta0, lr, steps, *, gtol, max_norm, n_records, record_steps,
     settings = dict(lr=lr, steps=steps, gtol=gtol, max_norm=max_norm, batch_size=batch_size, seed=seed,
                     k0=k0)
     recorded_steps, recorded = [k0], [np.asarray(theta)]
-    k, code, event_step, n_replayed = k0, _OK, None, 0
+    k, code, event_step, n_replayed = k0, RESULTS.successful, None, 0
     budgeted = time_limit is not None or checkpoint is not None
-    chunk = min(chunk_size, _FIRST_CHUNK) if budgeted else chunk_size
-    last_checkpoint = time.perf_counter()
+    driver = ChunkedDriver(time_limit=time_limit, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                           chunked=budgeted, first=_FIRST_CHUNK, smallest=64, largest=chunk_size,
+                           seconds=_CHUNK_S, share=None, started=t_start)
+
+    def running(elapsed):
+        part = finish(problem, recorded_steps + [k], recorded + [np.asarray(theta)], RESULTS.running, None,
+                      n_replayed, settings, elapsed - compile_time, compile_time, method)
+        part.sharpness = None if tracker is None else tracker.series()
+        return _diagnose(part if previous is None else previous.join(part))
+
     bar = progress_bar(total=steps, desc=method, enable=progress)
     bar.update(k0)
     try:
         if k0 in sampled:
             tracker.sample(theta, k0, steps)
         for target in targets:
-            while k < target and event_step is None and code == _OK:
-                n = int(min(chunk, target - k))
+            while k < target and event_step is None and bool(code == RESULTS.successful):
+                n = int(min(driver.size, target - k))
                 t_chunk = time.perf_counter()
                 new, hit = _chunk(problem, theta, lr_j, _i64(n), _i64(k), gtol_sq, max_norm_j, key,
                                   batch_size)
                 if bool(hit):
                     i, th, c = _replay(problem, theta, lr_j, _i64(n), _i64(k), gtol_sq, max_norm_j,
                                        key, batch_size)
-                    i, c = int(i), int(c)
+                    i = int(i)
                     n_replayed += i + 1
-                    if c != _OK:
+                    if bool(c != RESULTS.successful):
                         k, theta, event_step, code = k + i, th, k + i, c
                         bar.update(i)
                         break
                 theta, k = new, k + n
                 bar.update(n)
-                if budgeted and k < steps:
-                    now = time.perf_counter()
-                    if time_limit is not None and now - t_start >= time_limit:
-                        code = _TIME_LIMIT
-                    elif checkpoint is not None and now - last_checkpoint >= checkpoint_every:
-                        part = finish(problem, recorded_steps + [k], recorded + [np.asarray(theta)],
-                                      _RUNNING, None, n_replayed, settings, now - t_start - compile_time,
-                                      compile_time, method)
-                        part.sharpness = None if tracker is None else tracker.series()
-                        _diagnose(part if previous is None else previous.join(part)).save(checkpoint)
-                        last_checkpoint = time.perf_counter()
-                    rate = n / max(time.perf_counter() - t_chunk, 1e-6)
-                    chunk = int(min(chunk_size, max(rate * _CHUNK_S, 64)))
-            if event_step is not None or code != _OK:
+                if budgeted and k < steps and driver.between(n, t_chunk, running) == Status.TIME_LIMIT:
+                    code = RESULTS.time_limit
+            if event_step is not None or bool(code != RESULTS.successful):
                 break
             if k in sampled:
                 tracker.sample(theta, k, steps)
@@ -299,7 +292,7 @@ def _stop_at_recorded_gtol(traj: Trajectory, gtol: float) -> Trajectory:
 
 def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, settings, wall,
            compile_time, method) -> Trajectory:
-    """Build the `Trajectory` of a GD/SGD run from its recorded states and stop code."""
+    """Build the `Trajectory` of a GD/SGD run from its recorded states and result (a `RESULTS` item)."""
     recorded_steps, recorded = list(recorded_steps), list(recorded)
     if len(recorded_steps) > 1 and recorded_steps[-1] == recorded_steps[-2]:
         # An event at the first step of a chunk that began on a recorded step: that state is already
@@ -307,7 +300,7 @@ def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, sett
         recorded_steps, recorded = recorded_steps[:-1], recorded[:-1]
     thetas = np.stack(recorded)
     lr, steps, gtol, max_norm = (settings[key] for key in ("lr", "steps", "gtol", "max_norm"))
-    status = _STATUS[code]
+    status = status_of(code)
     loss, gnorm, gen = evaluate_states(problem, thetas)
     if (status == Status.NON_FINITE and len(thetas) > 1
             and not (np.isfinite(loss[-1]) and np.isfinite(gnorm[-1]))):
@@ -327,30 +320,18 @@ def finish(problem, recorded_steps, recorded, code, event_step, n_replayed, sett
         loss, gnorm, gen = evaluate_states(problem, thetas)
     k = int(recorded_steps[-1])
     if status == Status.T1_REACHED and gtol > 0 and gnorm[-1] <= gtol:
-        status = Status.CONVERGED  # the last iterate itself satisfies the tolerance
-    message = {
-        Status.CONVERGED: f"|grad L| <= gtol={gtol:g} at step {k}",
-        Status.T1_REACHED: f"ran all {steps} steps; |grad L| = {gnorm[-1]:.3g}",
-        Status.DIVERGED: f"|theta| exceeded max_norm={max_norm:g} at step {event_step}",
-        Status.NON_FINITE: (f"{_first_non_finite(thetas, loss, gnorm)} is non-finite at the starting "
-                            f"point (step {k}, L = {loss[-1]:.3g}, |grad L| = {gnorm[-1]:.3g})"
-                            if k == event_step and _first_non_finite(thetas, loss, gnorm) else
-                            f"non-finite gradient or parameters at step {event_step}; the last iterate "
-                            f"with a finite gradient (step {k}) is kept (try a smaller lr)"),
-        Status.TIME_LIMIT: f"wall-time budget used up at step {k} of {steps}; continue with "
-                           "resume=this trajectory",
-        Status.RUNNING: f"checkpoint of a run in progress at step {k} of {steps}; continue with "
-                        "resume=this trajectory",
-    }[status]
+        code = RESULTS.converged  # the last iterate itself satisfies the tolerance
+    kind = ("map_start" if status == Status.NON_FINITE and k == event_step
+            and first_non_finite(thetas, loss, gnorm) else "map")
     steps_arr = np.asarray(recorded_steps, dtype=np.int64)
     k0 = int(settings.get("k0", 0))
     stats = dict(steps=k - k0, gradient_evaluations=int(k - k0 + n_replayed), replayed_steps=n_replayed,
                  event_step=event_step, wall_time=wall, compile_time=compile_time)
     meta = dict(lr=lr, loss=problem.loss_convention, gtol=gtol or None, max_norm=max_norm,
                 steps_requested=steps, batch_size=settings.get("batch_size"), seed=settings.get("seed"))
-    return Trajectory(t=steps_arr * lr, theta=thetas, loss=loss, grad_norm=gnorm, gen_error=gen,
-                      status=status, message=message, stats=stats, method=method, meta=meta,
-                      step=steps_arr, **held_out_metrics(problem, thetas))
+    return build_trajectory(problem, steps_arr * lr, thetas, code, method=method, kind=kind, stats=stats,
+                            meta=meta, step=steps_arr, values=(loss, gnorm, gen), check_finite=False,
+                            steps=steps, gtol=gtol, max_norm=max_norm, event_step=event_step, k=k)
 
 
 def gradient_descent(problem: Problem, theta0, lr: float, steps: int, *, gtol: float | None = None,

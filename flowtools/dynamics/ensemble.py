@@ -19,6 +19,7 @@ from .. import _checks
 from ..problem import Problem
 from . import descent, flow
 from .progress import progress_bar
+from .results import RESULTS
 from .trajectory import Trajectory
 
 __all__ = ["run_ensemble"]
@@ -112,10 +113,10 @@ def _batched_flow(problem, thetas, options) -> list[Trajectory]:
         _COMPILED_FLOWS[key] = _batched_solve.lower(batch, rest, **kw).compile()
         compile_time = time.perf_counter() - t
     t = time.perf_counter()
-    ts, ys, code, mask, stats = jax.block_until_ready(_COMPILED_FLOWS[key](batch, rest, **kw))
+    ts, ys, result, mask, stats = jax.block_until_ready(_COMPILED_FLOWS[key](batch, rest, **kw))
     wall = time.perf_counter() - t
     pick = lambda tree, i: jax.tree_util.tree_map(lambda a: a[i] if jnp.ndim(a) else a, tree)  # noqa: E731
-    return [flow.to_trajectory(problem, ts[i], ys[i], code[i], pick(mask, i), pick(stats, i),
+    return [flow.to_trajectory(problem, ts[i], ys[i], pick(result, i), pick(mask, i), pick(stats, i),
                                settings, wall / len(thetas), compile_time / len(thetas))
             for i in range(len(thetas))]
 
@@ -159,7 +160,8 @@ def _batched_descent(problem, thetas, options, progress, method, seeds) -> list[
     B = len(thetas)
     theta = jnp.asarray(thetas)
     done = np.zeros(B, bool)
-    results = [dict(steps=[0], thetas=[np.asarray(thetas[i])], k=0, event=None, code=0, replayed=0)
+    results = [dict(steps=[0], thetas=[np.asarray(thetas[i])], k=0, event=None, code=RESULTS.successful,
+                    replayed=0)
                for i in range(B)]
     t_start = time.perf_counter()
     jax.block_until_ready(chunk(theta, problem, descent._i64(0), descent._i64(0)))
@@ -174,9 +176,9 @@ def _batched_descent(problem, thetas, options, progress, method, seeds) -> list[
                 for i in np.nonzero(np.asarray(hit) & ~done)[0]:
                     j, th, code = descent._replay(problem, theta[i], lr_j, descent._i64(n),
                                                   descent._i64(k), gtol_sq, max_norm_j, keys[i], batch_size)
-                    j, code = int(j), int(code)
+                    j = int(j)
                     results[i]["replayed"] += j + 1
-                    if code != descent._OK:
+                    if bool(code != RESULTS.successful):
                         done[i] = True
                         r = results[i]
                         r.update(k=k + j, event=k + j, code=code)

@@ -31,15 +31,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _aot, _checks
-from ..problem import Problem, held_out_metrics
+from ..problem import Problem
 from .bdf import BDF
+from .driver import ChunkedDriver
 from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .stiff import FlowSolver
-from .progress import progress_bar
-from .trajectory import Status, Trajectory, evaluate_states
-from .trajectory import first_non_finite as _first_non_finite
+from .progress import progress_bar, wanted
+from .results import RESULTS, event_result, from_diffrax
+from .trajectory import Status, Trajectory, build_trajectory, solution_states
 
 __all__ = ["gradient_flow", "SOLVERS", "log_time_grid"]
 
@@ -111,11 +112,9 @@ def _solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, m
         saveat=diffrax.SaveAt(t0=True, ts=ts, t1=True), stepsize_controller=controller,
         event=event, max_steps=max_steps, throw=False, progress_meter=meter,
     )
-    R = diffrax.RESULTS
-    code = jnp.select(
-        [sol.result == R.successful, sol.result == R.event_occurred, sol.result == R.max_steps_reached],
-        [0, 1, 2], 3)
-    return sol.ts, sol.ys, code, sol.event_mask, sol.stats
+    mask = sol.event_mask
+    result = from_diffrax(sol.result, event_result(mask["converged"], mask["diverged"], mask["non_finite"]))
+    return sol.ts, sol.ys, result, mask, sol.stats
 
 
 _COMPILED: dict = {}
@@ -217,7 +216,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
         args = args + (state, jnp.asarray(restored), jnp.asarray(max_steps, jnp.int64))
         kw = dict(solver=solver_obj, max_steps=None, progress=False, save_steps=save_steps)
     else:
-        kw = dict(solver=solver_obj, max_steps=max_steps, progress=bool(progress) and math.isfinite(t1))
+        kw = dict(solver=solver_obj, max_steps=max_steps, progress=wanted(progress) and math.isfinite(t1))
     settings = dict(solver=key, rtol=rtol, atol=atol, gtol=gtol, t1=t1, max_norm=max_norm,
                     pcoeff=pcoeff, icoeff=icoeff, max_steps=max_steps,
                     t0=t0 if grid_t0 is None else grid_t0, n_save=n_save, t_first=t_first,
@@ -389,11 +388,19 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
     bar = progress_bar(total=t1 - float(args[2]) if by_time else max_steps, desc="gradient_flow",
                        enable=bool(progress))
     bar.unit, bar.unit_scale = ("" if by_time else "step"), not by_time
-    t_start = last_checkpoint = time.perf_counter()
-    segment, done_steps, interrupted = _FIRST_SEGMENT, 0, None
+    driver = ChunkedDriver(time_limit=time_limit, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                           chunked=in_segments, first=_FIRST_SEGMENT, smallest=16, largest=1_000_000,
+                           seconds=_SEGMENT_S)
+    done_steps, interrupted = 0, None
+
+    def running(wall):
+        part = to_trajectory(problem, *out, settings, wall, compile_time, interrupted=Status.RUNNING)
+        part.solver_state = solver.carry(state)
+        return _joined(previous, part)
+
     try:
         while True:
-            limit = min(max_steps, done_steps + segment) if in_segments else max_steps
+            limit = min(max_steps, done_steps + driver.size) if in_segments else max_steps
             t_seg = time.perf_counter()
             out, state = jax.block_until_ready(compiled(
                 *head, state, jnp.asarray(resumed or done_steps > 0), jnp.asarray(limit, jnp.int64),
@@ -402,25 +409,14 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
             bar.update(float(state.t) - float(args[2]) - bar.n if by_time else steps - done_steps)
             bar.set_postfix_str(f"t={float(state.t):.4g}", refresh=False)
             seg_steps, done_steps = steps - done_steps, steps
-            if not (int(out[2]) == 2 and steps < max_steps):
+            if not (bool(out[2] == RESULTS.max_steps_reached) and steps < max_steps):
                 break  # finished: t1, an event, max_steps or a failure
-            now = time.perf_counter()
-            if time_limit is not None and now - t_start >= time_limit:
-                interrupted = Status.TIME_LIMIT
+            interrupted = driver.between(seg_steps, t_seg, running)
+            if interrupted is not None:
                 break
-            if checkpoint is not None and now - last_checkpoint >= checkpoint_every:
-                wall = now - t_start
-                running = to_trajectory(problem, *out, settings, wall, compile_time,
-                                        interrupted=Status.RUNNING)
-                running.solver_state = solver.carry(state)
-                _joined(previous, running).save(checkpoint)
-                last_checkpoint = time.perf_counter()
-            rate = seg_steps / max(now - t_seg, 1e-6)
-            budget = _SEGMENT_S if time_limit is None else min(_SEGMENT_S, 0.5 * (time_limit - (now - t_start)))
-            segment = int(min(max(rate * budget, 16), 1_000_000))
     finally:
         bar.close()
-    wall = time.perf_counter() - t_start
+    wall = driver.elapsed()
     traj = to_trajectory(problem, *out, settings, wall, compile_time, interrupted=interrupted)
     if traj.status in (Status.TIME_LIMIT, Status.MAX_STEPS):
         traj.solver_state = solver.carry(state)  # what `resume` needs to take the same steps
@@ -430,44 +426,21 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
     return traj
 
 
-def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compile_time,
+def to_trajectory(problem, ts_out, ys, result, mask, stats, settings, wall, compile_time,
                   interrupted=None) -> Trajectory:
-    """Turn one solution (trimmed of unused save slots) into a `Trajectory` with a status;
-    `interrupted` (Status.TIME_LIMIT or Status.RUNNING) marks a run stopped between segments."""
+    """Turn one solution (trimmed of unused save slots) into a `Trajectory` with a status (`result`, a
+    `RESULTS` item; `mask` is unused, kept for the solve's layout); `interrupted` (Status.TIME_LIMIT
+    or Status.RUNNING) marks a run stopped between segments."""
+    del mask
     t1, gtol, max_norm, max_steps = (settings[k] for k in ("t1", "gtol", "max_norm", "max_steps"))
-    ts_out, ys = np.asarray(ts_out), np.asarray(ys)
-    keep = np.isfinite(ts_out)
-    ts_out, ys = ts_out[keep], ys[keep]
-    # SaveAt(ts) entries equal to the final time duplicate the t1 save.
-    _, first = np.unique(ts_out, return_index=True)
-    ts_out, ys = ts_out[np.sort(first)], ys[np.sort(first)]
-    code = int(code)
-    mask = {k: bool(v) for k, v in mask.items()} if mask is not None else {}
-    loss, gnorm, gen = evaluate_states(problem, ys)
-
-    if interrupted == Status.TIME_LIMIT:
-        status, message = Status.TIME_LIMIT, (f"wall-time budget used up at t={ts_out[-1]:.6g} after "
-                                              f"{wall:.3g} s; continue with resume=this trajectory")
-    elif interrupted == Status.RUNNING:
-        status, message = Status.RUNNING, (f"checkpoint of a run in progress at t={ts_out[-1]:.6g}; "
-                                           "continue with resume=this trajectory")
-    elif code == 0:
-        status, message = Status.T1_REACHED, f"reached t1={t1:g}; |grad L| = {gnorm[-1]:.3g}"
-    elif (code == 1 and mask.get("non_finite")) or (code in (1, 2, 3) and _first_non_finite(ys, loss, gnorm)):
-        # Before divergence, max_steps and failure: a run that ends on a non-finite state says so.
-        status, message = Status.NON_FINITE, (f"{_first_non_finite(ys, loss, gnorm) or 'grad L'} is "
-                                              f"non-finite at t={ts_out[-1]:.6g} (L = {loss[-1]:.3g}, "
-                                              f"|grad L| = {gnorm[-1]:.3g})")
-    elif code == 1 and mask.get("diverged"):
-        status, message = Status.DIVERGED, f"|theta| exceeded max_norm={max_norm:g} at t={ts_out[-1]:.6g}"
-    elif code == 1:
-        status, message = Status.CONVERGED, f"|grad L| <= gtol={gtol:g} at t={ts_out[-1]:.6g}"
-    elif code == 2:
-        status, message = Status.MAX_STEPS, (f"max_steps={max_steps} reached at t={ts_out[-1]:.6g} "
-                                             f"before t1={t1:g}; raise max_steps or loosen rtol/atol")
-    else:
-        status, message = Status.FAILED, (f"the solver failed at t={ts_out[-1]:.6g} (a diffrax error, or "
-                                          "the step size fell below rounding level)")
+    ts_out, ys = solution_states(ts_out, ys)
+    if interrupted is not None:
+        result = {Status.TIME_LIMIT: "time_limit", Status.RUNNING: "running"}[interrupted]
+    meta = dict(settings, t1=t1 if math.isfinite(t1) else None, loss=problem.loss_convention)
+    traj = build_trajectory(problem, ts_out, ys, result, method="gradient_flow", kind="flow", stats={},
+                            meta=meta, t1=t1, gtol=gtol, max_norm=max_norm, max_steps=max_steps, wall=wall)
+    loss, gnorm = traj.loss, traj.grad_norm
+    status, message = traj.status, traj.message
 
     stats_out = {}
     if (status in (Status.FAILED, Status.MAX_STEPS, Status.T1_REACHED) and gtol is not None
@@ -511,7 +484,5 @@ def to_trajectory(problem, ts_out, ys, code, mask, stats, settings, wall, compil
                 "newton_failures", "error_test_failures"):
         if key in stats:
             stats_out[key] = int(stats[key])
-    meta = dict(settings, t1=t1 if math.isfinite(t1) else None, loss=problem.loss_convention)
-    return Trajectory(t=ts_out, theta=ys, loss=loss, grad_norm=gnorm, gen_error=gen, status=status,
-                      message=message, stats=stats_out, method="gradient_flow", meta=meta,
-                      **held_out_metrics(problem, ys))
+    traj.status, traj.message, traj.stats = status, message, stats_out
+    return traj

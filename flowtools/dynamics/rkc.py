@@ -36,6 +36,7 @@ import numpy as np
 from jax import lax
 
 from .bdf import _initial_step
+from .results import RESULTS
 from .stiff import FlowSolver, event_code, finish, outputs, rms, save_between, save_step, start_event
 
 __all__ = ["RKC", "lanczos_lambda_max", "lanczos_ritz_max"]
@@ -162,7 +163,7 @@ class _State(eqx.Module):
     save_index: jax.Array
     ts_out: jax.Array
     ys_out: jax.Array
-    event: jax.Array
+    event: RESULTS  # the stop test's result after the last accepted step (`successful`: none)
     failed: jax.Array
     stride: jax.Array         # save_steps: accepted steps between saves
 
@@ -176,7 +177,7 @@ def _blank(n: int, n_slots: int) -> _State:
     f, i, b = (lambda *shape: jnp.zeros(shape)), (lambda: jnp.asarray(0, jnp.int64)), jnp.asarray(False)
     return _State(t=f(), y=f(n), fy=f(n), h=f(), h_old=f(), err_old=f(), rejected_last=b, pi=b, rho=f(),
                   rho_vec=f(n), rho_age=i(), n_steps=i(), n_accepted=i(), n_grad=i(), n_hvp=i(), n_rho=i(),
-                  max_stages_used=i(), save_index=i(), ts_out=f(n_slots), ys_out=f(n_slots, n), event=i(),
+                  max_stages_used=i(), save_index=i(), ts_out=f(n_slots), ys_out=f(n_slots, n), event=RESULTS.successful,
                   failed=b, stride=i())
 
 
@@ -236,7 +237,7 @@ class RKC(FlowSolver):
     def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
               max_steps, progress, state_in=None, resume=False, step_limit=None, save_steps=False,
               return_state=False):
-        """Integrate dθ/dt = −∇L(θ); returns `flow._solve`'s (ts, ys, code, event mask, stats).
+        """Integrate dθ/dt = −∇L(θ); returns `flow._solve`'s (ts, ys, result, event mask, stats).
 
         `pcoeff` and `icoeff` are unused (RKC has its own step-size rule), and `progress` too (`flow`
         shows progress between segments). A run can go in segments, as with `BDF.solve`: with
@@ -285,7 +286,7 @@ class RKC(FlowSolver):
         limit = limit[0] if len(limit) == 1 else jnp.minimum(*limit)
 
         def cond(s):
-            return (s.t < t1) & (s.n_steps < limit) & (s.event == 0) & ~s.failed
+            return (s.t < t1) & (s.n_steps < limit) & (s.event == RESULTS.successful) & ~s.failed
 
         def body(s):
             # A fresh λ_max when the old one is stale or the last attempt failed.

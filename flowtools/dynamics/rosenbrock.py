@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .results import RESULTS
 from .stiff import (FlowSolver, eigh_sym, event_code, finish, hessian_fn, outputs, rms, save_between,
                     start_event)
 
@@ -152,7 +153,7 @@ class RosenbrockW(FlowSolver):
 
     def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
               max_steps, progress):
-        """Integrate dθ/dt = −∇L(θ); returns `flow._solve`'s (ts, ys, code, event mask, stats)."""
+        """Integrate dθ/dt = −∇L(θ); returns `flow._solve`'s (ts, ys, result, event mask, stats)."""
         return _solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol,
                       max_norm, max_steps=max_steps, progress=progress)
 
@@ -199,7 +200,7 @@ class _State(eqx.Module):
     save_index: jax.Array
     ts_out: jax.Array
     ys_out: jax.Array
-    event: jax.Array     # 0 none, 1 converged, 2 diverged, 3 non-finite
+    event: RESULTS  # the stop test's result after the last accepted step (`successful`: none)
     meter: object
 
 
@@ -207,9 +208,9 @@ def _solve(solver, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff,
            max_steps, progress):
     """Integrate dθ/dt = −∇L(θ) from t0 to t1 (or an event). Traceable; mirrors `flow._solve`.
 
-    Returns (ts_out, ys_out, code, event_mask, stats) in the layout of `flow._solve`: ts_out/ys_out
-    hold t0, the save times reached and the final time (unused slots inf); code is 0 (t1 reached),
-    1 (event), 2 (max_steps) or 3 (failure); stats holds diffrax's step counters plus
+    Returns (ts_out, ys_out, result, event_mask, stats) in the layout of `flow._solve`: ts_out/ys_out
+    hold t0, the save times reached and the final time (unused slots inf); result is a `RESULTS`
+    item (`stiff.finish`); stats holds diffrax's step counters plus
     "gradient_evaluations" and "jacobian_evaluations" (Hessians).
     """
     tab = TABLEAUS[solver.tableau]
@@ -242,7 +243,7 @@ def _solve(solver, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff,
         event=start_event(problem, y0, f0), meter=meter.init())
 
     def cond(s):
-        return (s.t < t1) & (s.n_steps < max_steps) & (s.event == 0)
+        return (s.t < t1) & (s.n_steps < max_steps) & (s.event == RESULTS.successful)
 
     def body(s):
         stale = ~s.fresh

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from .results import RESULTS, event_result
+
 __all__ = ["FlowSolver", "hessian_fn", "eigh_sym", "rms", "outputs", "start_event"]
 
 
@@ -49,18 +51,20 @@ def rms(x):
 
 
 def event_code(g_norm, y, gtol, max_norm):
-    """0: none, 1: ‖∇L‖ ≤ gtol, 2: ‖θ‖ > max_norm, 3: ∇L not finite (checked after accepted steps)."""
-    return jnp.select([~jnp.isfinite(g_norm), g_norm <= gtol, jnp.linalg.norm(y) > max_norm],
-                      [3, 1, 2], 0)
+    """The stop tests after an accepted step, as a `RESULTS` item: `successful` (none yet),
+    `converged` (‖∇L‖ ≤ gtol), `diverged` (‖θ‖ > max_norm) or `non_finite` (∇L not finite)."""
+    finite = jnp.isfinite(g_norm)
+    return event_result(finite & (g_norm <= gtol), finite & (jnp.linalg.norm(y) > max_norm), ~finite)
 
 
 def start_event(problem, y0, f0):
-    """The event code at the initial state: 3 when θ0, L(θ0) or ∇L(θ0) is not finite, else 0.
+    """The event at the initial state: `RESULTS.non_finite` when θ0, L(θ0) or ∇L(θ0) is not finite,
+    else `RESULTS.successful` (no event).
 
     Without it a run that starts non-finite rejects every attempt (no step is ever accepted, so the
     check after accepted steps never runs) until max_steps."""
     finite = jnp.all(jnp.isfinite(y0)) & jnp.all(jnp.isfinite(f0)) & jnp.isfinite(problem.loss_fn(y0))
-    return jnp.where(finite, 0, 3).astype(jnp.int64)
+    return RESULTS.where(finite, RESULTS.successful, RESULTS.non_finite)
 
 
 def save_between(ts, index, t_old, t_new, interp, ts_out, ys_out):
@@ -89,14 +93,16 @@ def outputs(ts, t0, y0):
 
 
 def finish(ts_out, ys_out, t, y, t1, event, stats):
-    """The `flow._solve` result: (ts, ys, code, event mask, stats); code 0 t1 reached, 1 event,
-    2 max_steps, 3 failed (stats["failed"])."""
+    """The `flow._solve` result: (ts, ys, result, event mask, stats); `result` is the event's `RESULTS`
+    item, else `successful` at t1, `failed` (stats["failed"]) or `max_steps_reached`."""
     ts_out = ts_out.at[-1].set(t)
     ys_out = ys_out.at[-1].set(y)
     failed = stats.pop("failed")
-    code = jnp.where(event > 0, 1, jnp.where(t >= t1, 0, jnp.where(failed, 3, 2)))
-    mask = {"converged": event == 1, "diverged": event == 2, "non_finite": event == 3}
-    return ts_out, ys_out, code, mask, stats
+    ended = RESULTS.where(failed, RESULTS.failed, RESULTS.max_steps_reached)
+    ended = RESULTS.where(t >= t1, RESULTS.successful, ended)
+    result = RESULTS.where(event != RESULTS.successful, event, ended)
+    mask = {name: event == getattr(RESULTS, name) for name in ("converged", "diverged", "non_finite")}
+    return ts_out, ys_out, result, mask, stats
 
 
 class FlowSolver(eqx.Module):

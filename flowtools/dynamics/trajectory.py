@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
 
 import equinox as eqx
@@ -12,25 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import io
+from .results import STATUS, Status, message, result_name
 from .sharpness import SharpnessSeries
 
-__all__ = ["Trajectory", "Status"]
-
-
-class Status(str, enum.Enum):
-    """How a run ended. Every run ends with exactly one of these."""
-
-    CONVERGED = "converged"  # ‖∇L‖ ≤ gtol
-    T1_REACHED = "t1_reached"  # reached the final time t1 (GD: ran all requested steps)
-    MAX_STEPS = "max_steps"  # the solver's step budget ran out before t1
-    DIVERGED = "diverged"  # ‖θ‖ exceeded max_norm
-    NON_FINITE = "non_finite"  # θ, L or ∇L became NaN or Inf
-    FAILED = "failed"  # the solver reported another failure (see the message)
-    TIME_LIMIT = "time_limit"  # the wall-time budget ran out; continue with resume=
-    RUNNING = "running"  # a checkpoint written while the run was still going; continue with resume=
-
-    def __str__(self):
-        return self.value
+__all__ = ["Trajectory", "Status", "build_trajectory"]
 
 
 @dataclasses.dataclass
@@ -244,6 +228,61 @@ def first_non_finite(theta, loss, grad_norm) -> str | None:
         if not np.all(np.isfinite(value)):
             return name
     return None
+
+
+def solution_states(ts, ys, *more):
+    """A solve's saved (times, states, …) without its unused save slots (time inf) and repeated times
+    (a save time equal to the final time duplicates the final save)."""
+    ts = np.asarray(ts)
+    keep = np.isfinite(ts)
+    arrays = [np.asarray(a)[keep] for a in (ts, ys, *more)]
+    _, first = np.unique(arrays[0], return_index=True)
+    first = np.sort(first)
+    return tuple(a[first] for a in arrays)
+
+
+# Statuses that a non-finite final state overrides: a run that ends on NaN or Inf says so.
+_ENDED_EARLY = (Status.CONVERGED, Status.DIVERGED, Status.MAX_STEPS, Status.FAILED)
+
+
+def build_trajectory(problem, t, theta, result, *, method: str, kind: str, stats: dict, meta: dict,
+                     step=None, values=None, check_finite: bool = True, held_out: bool = True,
+                     **fields) -> Trajectory:
+    """The `Trajectory` of a run from its saved states and its result: the one place where a
+    `RESULTS` item becomes a `Status` and a message (`results.MESSAGES`).
+
+    **Arguments:**
+
+    - `t`, `theta`: the saved times and states (the last row is the final state); `step`: GD step
+      numbers (None for flows).
+    - `result`: a concrete `RESULTS` item, or a member name ("time_limit", "running", …).
+    - `method`: the `Trajectory.method`; `kind`: the message variant ("flow", "map", "map_start",
+      "escape").
+    - `stats`, `meta`: the counters and settings to store.
+    - `values`: (L, ‖∇L‖, R or None) at the states when already computed; else `evaluate_states`.
+    - `check_finite`: a run that ends converged, diverged, at max_steps or failed on a non-finite θ,
+      L or ∇L gets status "non_finite" (the solvers test ∇L only after accepted steps).
+    - `held_out`: evaluate the problem's test set at the states (`held_out_metrics`).
+    - `fields`: the message's values (t1, gtol, max_norm, steps, …); `at` ("t=…" or "step k"),
+      `loss`, `grad_norm` and `bad` (the first non-finite quantity) are filled in here.
+    """
+    t, theta = np.asarray(t), np.asarray(theta)
+    loss, gnorm, gen = evaluate_states(problem, theta) if values is None else values
+    name = result if isinstance(result, str) else result_name(result)
+    bad = first_non_finite(theta, loss, gnorm)
+    if check_finite and bad is not None and STATUS[name] in _ENDED_EARLY:
+        name = "non_finite"
+    at = f"t={float(t[-1]):.6g}" if step is None else f"step {int(step[-1])}"
+    words = message(name, kind, **dict(dict(at=at, loss=float(loss[-1]), grad_norm=float(gnorm[-1]),
+                                            bad=bad or "grad L"), **fields))
+    extra = {}
+    if held_out:
+        from ..problem import held_out_metrics
+
+        extra = held_out_metrics(problem, theta)
+    return Trajectory(t=t, theta=theta, loss=loss, grad_norm=gnorm, gen_error=gen, status=STATUS[name],
+                      message=words, stats=stats, method=method, meta=meta,
+                      step=None if step is None else np.asarray(step), **extra)
 
 
 def evaluate_states(problem, theta: np.ndarray, chunk: int | None = None):
