@@ -911,12 +911,12 @@ def saddle_graph(problem: Problem, runs, *, graph: SaddleGraph | None = None, pr
     graph = SaddleGraph() if graph is None else graph
     if not isinstance(graph, SaddleGraph):
         raise TypeError(f"graph must be a SaddleGraph or None, got {type(graph).__name__}.")
-    from tqdm.auto import tqdm
-
-    bar = tqdm(items, desc=progress if isinstance(progress, str) else "itineraries", leave=False,
-               disable=_progress_disabled() or not progress)
+    bar = progress_bar(len(items), progress if isinstance(progress, str) else "itineraries",
+                       bool(progress), unit="run")
     itins = {}
-    for name, tr in bar:
-        itins[name] = itinerary(problem, tr, **itinerary_options)
-        add_to_graph(graph, itins[name], run=str(name))
+    with bar:
+        for name, tr in items:
+            itins[name] = itinerary(problem, tr, **itinerary_options)
+            add_to_graph(graph, itins[name], run=str(name))
+            bar.update()
     return graph, itins
