@@ -790,7 +790,9 @@ def dense_hessian_fn(problem: "Problem", theta, *, batch: int | None = None):
     parameters), against `jax.jacfwd(grad)`: n = 13: 0.36 against 0.22 ms; n = 25: 1.2 against 2.7 ms;
     n = 202: 32 against 50 ms; n = 241 (2 000 samples): 0.27 against 0.77 s; n = 1 210: 0.34 against
     1.99 s. One vmap over all n unit vectors took 0.25 ms, 0.91 ms, 44 ms, 0.52 s and 2.45 s, and its
-    memory grows as n copies of the network's intermediates.
+    memory grows as n copies of the network's intermediates (`jax.hessian` took 5.3 GiB on the
+    1 210-parameter digits net with 1 497 images, where the width is small: one product at a time built
+    the Hessian in 11 s, batches of 16 in 32 s and of 64 in 29 s, at load ≈ 14).
     """
     n = theta.shape[0]
     width = state_vmap_width(problem) if batch is None else batch

@@ -59,6 +59,18 @@ def test_every_hessian_name_is_the_one_builder(problem, monkeypatch):
     assert calls == [None, None, problem.n_params, 8]
 
 
+def test_a_subclass_hessian_is_what_the_solvers_use():
+    class Analytic(ft.Problem):
+        def hessian_fn(self, theta):
+            return jnp.full((theta.shape[0],) * 2, 7.0)
+
+    rng = np.random.default_rng(0)
+    p = Analytic(ft.MLP((1, 2, 1), "tanh"), ft.Dataset(rng.standard_normal((5, 1)), rng.standard_normal((5, 1))))
+    theta = jnp.asarray(p.model.init(0))
+    for method in ("auto", "vmap", "map"):
+        assert np.all(np.asarray(stiff.hessian_fn(p, theta, method)) == 7.0)
+
+
 def test_the_builder_matches_finite_differences_of_the_gradient(problem):
     theta = np.asarray(problem.model.init(1))
     H = problem.hessian(theta)

@@ -12,11 +12,10 @@ Both run their whole loop inside one `lax.while_loop` (no Python per step) and r
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..problem import dense_hessian_fn
+from ..problem import Problem, dense_hessian_fn
 
 __all__ = ["FlowSolver", "hessian_fn", "eigh_sym", "rms", "outputs", "start_event"]
 
@@ -24,9 +23,12 @@ __all__ = ["FlowSolver", "hessian_fn", "eigh_sym", "rms", "outputs", "start_even
 def hessian_fn(problem, theta, method: str = "auto"):
     """The dense Hessian ∇²L(θ), traceable: `flowtools.problem.dense_hessian_fn`, its Hessian-vector
     products computed `state_vmap_width(problem)` at a time ("auto"), all at once ("vmap") or 8 at a
-    time ("map")."""
+    time ("map"). A Problem subclass that defines its own `hessian_fn` (an analytic Hessian) gets it
+    called instead, whatever the method."""
     if method not in ("auto", "vmap", "map"):
         raise ValueError(f"unknown Hessian method {method!r}; use 'auto', 'vmap' or 'map'.")
+    if getattr(type(problem), "hessian_fn", Problem.hessian_fn) is not Problem.hessian_fn:
+        return problem.hessian_fn(theta)
     batch = dict(auto=None, vmap=theta.shape[0], map=8)[method]
     return dense_hessian_fn(problem, theta, batch=batch)
 

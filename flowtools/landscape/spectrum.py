@@ -56,9 +56,7 @@ import time
 import warnings
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jax import lax
 import numpy as np
 from threadpoolctl import threadpool_limits
 
