@@ -16,7 +16,8 @@ jax.config.update("jax_enable_x64", True)
 
 from ._cache import compilation_cache_dir, disable_compilation_cache, enable_compilation_cache  # noqa: E402
 
-# Compiled kernels persist across processes (~/.cache/flowtools/jax; FLOWTOOLS_CACHE=0 switches it off).
+# Compiled kernels persist across processes (~/.cache/flowtools/jax). This installs flowtools' atomic
+# writes and healing reads into JAX's cache (_cache.py); FLOWTOOLS_CACHE=0 leaves JAX untouched.
 _cache._enable_on_import()
 
 from . import datasets, deep_linear, escape, io, sweeps, universality  # noqa: E402

@@ -25,6 +25,13 @@ The cache also heals and stays quiet:
 - a directory this process cannot write (a shared, pre-filled cache mounted read-only) is used read-only:
   entries are loaded, nothing is written, no lock file is taken, and one warning per process says so.
 
+What this changes in JAX, and the opt-out: the atomic writes, the size bound's eviction and the
+healing reads replace two functions of JAX's private cache modules (`jax._src.lru_cache.LRUCache.put`
+and `jax._src.compilation_cache.get_executable_and_time`). Only `enable_compilation_cache` installs
+them, and `import flowtools` calls it unless `FLOWTOOLS_CACHE=0` is set: with `FLOWTOOLS_CACHE=0` importing
+flowtools leaves JAX's cache and its code untouched, and a later explicit
+`enable_compilation_cache(path)` is what installs them. `jax_patches()` lists what is installed.
+
 Trust: an entry is compiled machine code, loaded and run as is, so the directory must be as trusted as
 the Python environment. `enable_compilation_cache` creates it private (mode 0o700); flowtools' own
 executable store (`_aot.py`) refuses a folder that another user owns or that group or others can write.
@@ -43,7 +50,7 @@ import warnings
 import jax
 
 __all__ = ["enable_compilation_cache", "disable_compilation_cache", "compilation_cache_dir",
-           "default_cache_dir", "default_cache_max_size"]
+           "default_cache_dir", "default_cache_max_size", "jax_patches"]
 
 #: The default bound on the cache directory: about a thousand flow kernels of 0.5–1 MB.
 DEFAULT_MAX_SIZE = 1 << 30
@@ -284,6 +291,21 @@ def _install_atomic_writes() -> bool:
     cls.put = put
     cls._flowtools_atomic = True
     return True
+
+
+def jax_patches() -> list[str]:
+    """The JAX functions this process runs in flowtools' versions ([] until `enable_compilation_cache`
+    runs, e.g. under `FLOWTOOLS_CACHE=0`)."""
+    out = []
+    try:
+        from jax._src import compilation_cache, lru_cache
+    except ImportError:  # pragma: no cover
+        return out
+    if getattr(getattr(lru_cache, "LRUCache", None), "_flowtools_atomic", False):
+        out.append("jax._src.lru_cache.LRUCache.put")
+    if getattr(getattr(compilation_cache, "get_executable_and_time", None), "_flowtools_healing", False):
+        out.append("jax._src.compilation_cache.get_executable_and_time")
+    return out
 
 
 def _reset():

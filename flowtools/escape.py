@@ -41,8 +41,6 @@ from .landscape.symmetry import function_distances, output_distance
 from .models import MLP
 from .problem import Problem
 
-jax.config.update("jax_enable_x64", True)
-
 __all__ = [
     "EscapeTime", "escape_time", "distances", "linearized_escape_time",
     "EscapeDistribution", "escape_time_distribution",

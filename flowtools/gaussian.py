@@ -71,8 +71,6 @@ from ._closed_kernels import _two_product
 from .activations import ACTIVATIONS, Activation, get_activation
 from .models import MLP
 
-jax.config.update("jax_enable_x64", True)
-
 __all__ = ["pair_expectation", "mean_expectation", "population_risk", "population_terms",
            "has_closed_form", "has_exact_risk", "DEFAULT_NODES"]
 

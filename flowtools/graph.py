@@ -26,7 +26,7 @@ import numpy as np
 from . import io
 from .landscape.symmetry import fingerprint_distance
 
-__all__ = ["SaddleGraph", "GraphSummary"]
+__all__ = ["SaddleGraph", "GraphSummary", "node_link_data", "node_link_graph"]
 
 # The same-set tolerance: two refined points are one function when their fingerprints lie within
 # SAME_SET_TOL · (1 + d(f, 0)) of each other (`match_distance`).
@@ -239,37 +239,18 @@ class SaddleGraph:
 
     # ---------------------------------------------------------------- files
     def to_json(self, path) -> None:
-        """Write node-link JSON (atomic)."""
-        # Endpoints under "from"/"to": the edge attribute "source" (itinerary / unstable_manifold) stays.
-        data = nx.node_link_data(self.graph, edges="links", source="from", target="to")
-        io.write_json(path, data)
+        """Write node-link JSON (atomic; `node_link_data`)."""
+        io.write_json(path, node_link_data(self))
 
     @classmethod
     def from_json(cls, path) -> "SaddleGraph":
-        """Read node-link JSON written by `to_json`.
+        """Read node-link JSON written by `to_json` (`node_link_graph`).
 
         **Raises:** `FileNotFoundError`; `flowtools.io.FileFormatError` (a ValueError naming the path
         and the field) for a truncated or garbage file, a node or link without a required attribute,
         or a link to a node the file does not list."""
         path = os.fspath(path)
-        data = io.read_json(path, required=("nodes", "links"))
-        for key in ("nodes", "links"):
-            if not isinstance(data[key], list):
-                raise io.FileFormatError(f"{path}: field {key!r} must be a list, "
-                                         f"got {type(data[key]).__name__}.")
-        for i, node in enumerate(data["nodes"]):
-            io.require_fields(path, node, ("id",), f"nodes[{i}]")
-        for i, link in enumerate(data["links"]):
-            io.require_fields(path, link, ("from", "to"), f"links[{i}]")
-        graph_attrs = data.get("graph", {})
-        if not isinstance(graph_attrs, dict):
-            raise io.FileFormatError(f"{path}: field 'graph' must be an object, "
-                                     f"got {type(graph_attrs).__name__}.")
-        g = cls(_loaded_tol(path, graph_attrs))
-        g.graph = nx.node_link_graph(data, directed=True, edges="links", source="from", target="to")
-        _check_loaded(path, g.graph, [n["id"] for n in data["nodes"]])
-        _restore_nan(g.graph)
-        return g
+        return node_link_graph(io.read_json(path, required=("nodes", "links")), path)
 
     def to_graphml(self, path) -> None:
         """Write GraphML (atomic); list attributes are stored as JSON strings."""
@@ -506,6 +487,47 @@ def _decode(a, path=None, where=""):
 
 
 # What `merge`, `summary` and `find_node` read from every node and edge of a loaded graph.
+#: The node-link layout: endpoints under "from"/"to", so the edge attribute "source" (itinerary /
+#: unstable_manifold) keeps its name.
+_NODE_LINK = dict(edges="links", source="from", target="to")
+
+
+def node_link_data(graph) -> dict:
+    """A saddle graph (a `SaddleGraph` or its networkx DiGraph) as a node-link dict (networkx's
+    `node_link_data` with links under "links" and endpoints under "from"/"to"); `node_link_graph`
+    reads it back. The one writer of the package's node-link graphs."""
+    g = graph.graph if isinstance(graph, SaddleGraph) else graph
+    return nx.node_link_data(g, **_NODE_LINK)
+
+
+def node_link_graph(data, path: str = "node-link data") -> SaddleGraph:
+    """The `SaddleGraph` a node-link dict (`node_link_data`) describes, checked as a file is: the one
+    reader of the package's node-link graphs. `path` names the source in error messages; JSON nulls in
+    the float fields come back as NaN.
+
+    **Raises:** `flowtools.io.FileFormatError` naming `path` and the field, for a missing or malformed
+    "nodes" or "links", a node or link without a required attribute, or a link to an unlisted node."""
+    path = os.fspath(path)
+    io.require_fields(path, data, ("nodes", "links"))
+    for key in ("nodes", "links"):
+        if not isinstance(data[key], list):
+            raise io.FileFormatError(f"{path}: field {key!r} must be a list, "
+                                     f"got {type(data[key]).__name__}.")
+    for i, node in enumerate(data["nodes"]):
+        io.require_fields(path, node, ("id",), f"nodes[{i}]")
+    for i, link in enumerate(data["links"]):
+        io.require_fields(path, link, ("from", "to"), f"links[{i}]")
+    graph_attrs = data.get("graph", {})
+    if not isinstance(graph_attrs, dict):
+        raise io.FileFormatError(f"{path}: field 'graph' must be an object, "
+                                 f"got {type(graph_attrs).__name__}.")
+    g = SaddleGraph(_loaded_tol(path, graph_attrs))
+    g.graph = nx.node_link_graph(data, directed=True, **_NODE_LINK)
+    _check_loaded(path, g.graph, [n["id"] for n in data["nodes"]])
+    _restore_nan(g.graph)
+    return g
+
+
 _NODE_FIELDS = ("kind", "fingerprint", "signature", "loss", "theta")
 _EDGE_FIELDS = ("count", "transit_times", "source", "methods")
 

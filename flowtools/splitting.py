@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
+from .landscape.spectrum import DEFAULT_RTOL_ZERO, signature
 from .models import MLP
 from .problem import Problem
 
@@ -220,7 +221,7 @@ class SplitPrediction:
     coupling_rank: int = 0
 
 
-def predict_split(problem: Problem, theta, neuron: int, coefficients, *, rtol_zero: float = 1e-9,
+def predict_split(problem: Problem, theta, neuron: int, coefficients, *, rtol_zero: float = DEFAULT_RTOL_ZERO,
                   narrow_eigenvalues=None, dead_atol: float = 1e-10) -> SplitPrediction:
     """Predict the type of the point obtained by splitting `neuron` of the stationary point θ of
     the narrow `problem` with `coefficients` (Σ λ_j = 1).
@@ -248,9 +249,9 @@ def predict_split(problem: Problem, theta, neuron: int, coefficients, *, rtol_ze
     # on the data, H_in is round-off (1e-12 of the Hessian) and its signs mean nothing; the curvature it
     # gives the split directions (λ_0 λ_1 μ) is then zero to the same tolerance as the Hessian's.
     scale = max(np.max(np.abs(mu)), ev_scale)
-    h_pos, h_neg = int(np.sum(mu > rtol_zero * scale)), int(np.sum(mu < -rtol_zero * scale))
+    h_neg, _, h_pos = signature(mu, rtol_zero, scale=scale)
     p, q = int(np.sum(lam > 0)), int(np.sum(lam < 0))
-    n_neg_narrow = int(np.sum(ev < -rtol_zero * ev_scale))
+    n_neg_narrow = signature(ev, rtol_zero, scale=ev_scale)[0]
     dead = bool(np.max(np.abs(v)) <= dead_atol)
     rank = 0
     if dead:

@@ -175,10 +175,11 @@ def configure_worker() -> dict:
     single = "xla_cpu_multi_thread_eigen=false" in flags or not started
     if not started and "xla_cpu_multi_thread_eigen" not in flags:
         os.environ["XLA_FLAGS"] = (flags + " " + XLA_SINGLE_THREAD).strip()
+    # float64 is already on: a fresh worker imports this module, and with it flowtools/__init__.py,
+    # which sets it. The variable carries it to processes this worker starts that import JAX alone.
     os.environ["JAX_ENABLE_X64"] = "1"
     import jax
 
-    jax.config.update("jax_enable_x64", True)
     from . import _cache
 
     # The persistent compilation cache: each worker (and each rerun) loads what another compiled.
@@ -653,9 +654,9 @@ def run_point(task, config: Mapping) -> dict:
     outcomes.setdefault("status", "ok")
     outcomes["wall_time"] = wall
     if graph is not None and not isinstance(graph, dict):
-        import networkx as nx
+        from .graph import node_link_data
 
-        graph = nx.node_link_data(graph.graph, edges="links", source="from", target="to")
+        graph = node_link_data(graph)
     return io.to_jsonable(dict(config=dict(config), seed=int(config["seed"]), version=flowtools.__version__,
                                outcomes=outcomes, error=error, itinerary=itin, graph=graph))
 
@@ -794,20 +795,10 @@ def check_store(store, *, quarantine: bool = False) -> list[tuple[pathlib.Path, 
     return out
 
 
-def _graph_from(data):
-    import networkx as nx
+def _graph_from(data, where: str = "a sweep record's graph"):
+    from .graph import node_link_graph
 
-    from .graph import SaddleGraph
-
-    g = SaddleGraph(float(data.get("graph", {}).get("fingerprint_tol", 1e-4)))
-    g.graph = nx.node_link_graph(data, directed=True, edges="links", source="from", target="to")
-    for _, a in g.graph.nodes(data=True):
-        for k in ("gen_error", "grad_norm", "loss"):
-            if a.get(k) is None:
-                a[k] = float("nan")
-    for _, _, a in g.graph.edges(data=True):
-        if a.get("median_transit_time") is None:
-            a["median_transit_time"] = float("nan")
+    g = node_link_graph(data, where)
     if g.n_trajectories == 1:
         # A point's graph holds one run: its attractor node is where that run ended (records written
         # before nodes kept `ends`).
@@ -852,7 +843,7 @@ def merged_graph(store, **where):
     graphs = []
     for index, rec in records.items():
         if all(rec["config"].get(k) == v for k, v in where.items()) and rec.get("graph"):
-            graphs.append(_graph_from(rec["graph"]))
+            graphs.append(_graph_from(rec["graph"], f"point {index}'s graph"))
     return _merge_all(graphs)
 
 
@@ -1251,7 +1242,8 @@ def _now() -> str:
 def _build(configs, records, attrs):
     """(Dataset, merged SaddleGraph) of the finished `records`."""
     points = sorted(records)
-    graphs = [_graph_from(records[i]["graph"]) if records[i].get("graph") else None for i in points]
+    graphs = [_graph_from(records[i]["graph"], f"point {i}'s graph") if records[i].get("graph") else None
+              for i in points]
     graph, ids = _merge_all(graphs, return_ids=True)
     a = dict(attrs, n_finished=len(records), written=_now(), complete=len(records) == len(configs))
     return _dataset(configs, records, a, dict(zip(points, ids))), graph

@@ -43,8 +43,6 @@ from .activations import Activation, get_activation
 from .models import MLP
 from .problem import Problem
 
-jax.config.update("jax_enable_x64", True)
-
 __all__ = [
     "ActivationClass", "ACTIVATION_CLASSES", "phi_sigma", "activation_class", "taylor_coefficients",
     "norm_imbalance", "ImbalanceRate", "norm_imbalance_rate", "ImbalanceCheck", "imbalance_residual",

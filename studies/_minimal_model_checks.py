@@ -40,15 +40,14 @@ def plateau_samples(rng, n: int, radius: float) -> np.ndarray:
     return radius * d * rng.uniform(0, 1, (n, 1)) ** 0.25
 
 
-def unstable_direction_counts(problem, thetas, rtol_zero: float = 1e-7, batch: int = 20000) -> np.ndarray:
+def unstable_direction_counts(problem, thetas, rtol_zero: float = ft.landscape.DEFAULT_RTOL_ZERO, batch: int = 20000) -> np.ndarray:
     """Number of negative Hessian eigenvalues (= positive eigenvalues of the flow's Jacobian −H) at
     each row of `thetas`."""
     hess = jax.jit(jax.vmap(problem.hessian_fn))
     out = []
     for i in range(0, len(thetas), batch):
         ev = np.linalg.eigvalsh(np.asarray(hess(jnp.asarray(thetas[i:i + batch]))))
-        tol = rtol_zero * np.max(np.abs(ev), axis=1, keepdims=True)
-        out.append(np.sum(ev < -tol, axis=1))
+        out.append(ft.landscape.signature(ev, rtol_zero)[0])
     return np.concatenate(out)
 
 

@@ -57,17 +57,19 @@ import flowtools as ft  # noqa: E402
 from flowtools import escape, io, splitting  # noqa: E402
 from flowtools.graph import SaddleGraph  # noqa: E402
 from flowtools.landscape import (  # noqa: E402
+    DEFAULT_RTOL_ZERO,
     classify,
     critical_point_at,
     find_critical_point,
     function_fingerprint,
     hessian_spectrum,
+    signature,
     unstable_manifold,
 )
 from flowtools.landscape.symmetry import output_scale  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
-RTOL_ZERO = 1e-7
+RTOL_ZERO = DEFAULT_RTOL_ZERO
 TARGET_NAME = "2 tanh(x) - tanh(4x)"
 
 
@@ -135,10 +137,6 @@ def eigenvalues(problem, thetas):
     H = np.asarray(_hessians(problem, jnp.asarray(thetas)))
     return np.linalg.eigvalsh(0.5 * (H + np.swapaxes(H, 1, 2)))
 
-
-def signature(ev, rtol=RTOL_ZERO):
-    tol = rtol * float(np.max(np.abs(ev)))
-    return (int(np.sum(ev < -tol)), int(np.sum(np.abs(ev) <= tol)), int(np.sum(ev > tol)))
 
 
 # ----------------------------------------------------------------------------------------- the line

@@ -51,10 +51,10 @@ from tqdm.auto import tqdm  # noqa: E402
 import flowtools as ft  # noqa: E402
 from flowtools import io, splitting  # noqa: E402
 from flowtools.graph import match_distance  # noqa: E402
-from flowtools.landscape import find_critical_points, function_fingerprint  # noqa: E402
+from flowtools.landscape import DEFAULT_RTOL_ZERO, find_critical_points, function_fingerprint, signature  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
-RTOL_ZERO = 1e-7  # zero eigenvalue: |μ| ≤ RTOL_ZERO · max|μ| (landscape.DEFAULT_RTOL_ZERO)
+RTOL_ZERO = DEFAULT_RTOL_ZERO  # zero eigenvalue: |μ| ≤ RTOL_ZERO · max|μ|
 SAME_TOL = 1e-6  # the same-set rule's tolerance for deduplicating narrow points
 BAND = dict(coefficient=0.02, inner=1e-6, eigenvalue_factor=10.0, dead_atol=1e-10, alive_atol=1e-4)
 ACTIVATIONS = ("tanh", "erf", "softplus", "gelu")
@@ -104,8 +104,8 @@ def hessian_eigenvalues(problem, thetas, *, grad_norms: bool = False):
 
 
 def count(ev: np.ndarray, rtol: float = RTOL_ZERO):
-    tol = rtol * float(np.max(np.abs(ev)))
-    return int(np.sum(ev < -tol)), int(np.sum(np.abs(ev) <= tol)), int(np.sum(ev > tol)), tol
+    """The signature (`landscape.signature`) and the zero tolerance it used."""
+    return (*signature(ev, rtol), rtol * float(np.max(np.abs(ev))))
 
 
 def near_threshold(ev: np.ndarray, factor: float, rtol: float = RTOL_ZERO) -> bool:

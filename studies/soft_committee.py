@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 import flowtools as ft  # noqa: E402
 from flowtools import io  # noqa: E402
-from flowtools.landscape import find_critical_point, hessian_spectrum  # noqa: E402
+from flowtools.landscape import find_critical_point, hessian_spectrum, signature  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
 
@@ -99,7 +99,7 @@ def check_plateau(problem, Wt, K, cfg) -> dict:
     ev_hand = np.linalg.eigvalsh(H_hand)
     H = problem.hessian(theta)
     tol = cfg["rtol_zero"] * np.abs(ev_hand).max()
-    sig_hand = (int(np.sum(ev_hand < -tol)), int(np.sum(np.abs(ev_hand) <= tol)), int(np.sum(ev_hand > tol)))
+    sig_hand = signature(ev_hand, cfg["rtol_zero"])
     neg = spec.eigenvalues[spec.eigenvalues < 0]
     ev_full, vec_full = np.linalg.eigh(0.5 * (H_hand + H_hand.T))
     unstable = vec_full[:, ev_full < -tol]

@@ -121,3 +121,30 @@ def test_size_bound_from_the_environment(monkeypatch, tmp_path):
                           "print(jax.config.jax_compilation_cache_max_size)"],
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(5 << 20)
+
+
+_PATCHES = ("import flowtools, json; from flowtools import _cache; "
+            "print(json.dumps([_cache.jax_patches(), flowtools.compilation_cache_dir()]))")
+
+
+def _patches_in_fresh_process(tmp_path, code, **env_vars):
+    env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(tmp_path / "jax"), **env_vars)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    import json
+
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_patches_jax_only_with_the_cache_on(tmp_path):
+    """The documented opt-out: FLOWTOOLS_CACHE=0 leaves JAX's cache code untouched on import; the
+    default (cache on) and an explicit enable_compilation_cache install both replacements."""
+    both = ["jax._src.lru_cache.LRUCache.put", "jax._src.compilation_cache.get_executable_and_time"]
+    patches, path = _patches_in_fresh_process(tmp_path, _PATCHES, FLOWTOOLS_CACHE="0")
+    assert patches == [] and path is None
+    patches, path = _patches_in_fresh_process(tmp_path, _PATCHES, FLOWTOOLS_CACHE="1")
+    assert patches == both and path == str(tmp_path / "jax")
+    explicit = _PATCHES.replace("import flowtools, json;", "import flowtools, json; "
+                                f"flowtools.enable_compilation_cache({str(tmp_path / 'later')!r});")
+    patches, path = _patches_in_fresh_process(tmp_path, explicit, FLOWTOOLS_CACHE="0")
+    assert patches == both and path == str(tmp_path / "later")

@@ -12,32 +12,26 @@ Both run their whole loop inside one `lax.while_loop` (no Python per step) and r
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..problem import Problem, dense_hessian_fn
 from .results import RESULTS, event_result
 
 __all__ = ["FlowSolver", "hessian_fn", "eigh_sym", "rms", "outputs", "start_event"]
 
 
 def hessian_fn(problem, theta, method: str = "auto"):
-    """The dense Hessian ∇²L(θ), traceable.
-
-    "vmap" is `problem.hessian_fn` (`jax.hessian`: forward-over-reverse in all directions at once);
-    "map" computes the Hessian-vector products of the unit vectors 8 at a time with `lax.map`, which
-    on CPU ran 2–5× faster for nets of 60–200 parameters (smaller intermediates). "auto" uses "vmap"
-    up to 16 parameters and "map" above.
-    """
-    n = theta.shape[0]
-    if method == "auto":
-        method = "vmap" if n <= 16 else "map"
-    if method == "vmap":
-        return problem.hessian_fn(theta)
-    if method != "map":
+    """The dense Hessian ∇²L(θ), traceable: `flowtools.problem.dense_hessian_fn`, its Hessian-vector
+    products computed `state_vmap_width(problem)` at a time ("auto"), all at once ("vmap") or 8 at a
+    time ("map"). A Problem subclass that defines its own `hessian_fn` (an analytic Hessian) gets it
+    called instead, whatever the method."""
+    if method not in ("auto", "vmap", "map"):
         raise ValueError(f"unknown Hessian method {method!r}; use 'auto', 'vmap' or 'map'.")
-    hvp = lambda v: jax.jvp(problem.grad_fn, (theta,), (v,))[1]  # noqa: E731
-    return lax.map(hvp, jnp.eye(n, dtype=theta.dtype), batch_size=min(8, n))
+    if getattr(type(problem), "hessian_fn", Problem.hessian_fn) is not Problem.hessian_fn:
+        return problem.hessian_fn(theta)
+    batch = dict(auto=None, vmap=theta.shape[0], map=8)[method]
+    return dense_hessian_fn(problem, theta, batch=batch)
 
 
 def eigh_sym(H):

@@ -56,14 +56,12 @@ import time
 import warnings
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jax import lax
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import _checks
-from ..problem import Problem
+from ..problem import Problem, dense_hessian_fn
 
 __all__ = ["Spectrum", "hessian_spectrum", "morse_index", "signature", "estimate_negative_count",
            "DEFAULT_RTOL_ZERO", "ZeroToleranceWarning", "constant_features", "spectrum_or_fallback"]
@@ -162,12 +160,24 @@ class Spectrum:
         printer.text(repr(self))
 
 
-def signature(eigenvalues, rtol_zero: float = DEFAULT_RTOL_ZERO) -> tuple[int, int, int]:
-    """(n_neg, n_zero, n_pos) of a full list of eigenvalues, zero meaning |λ| ≤ rtol_zero · max|λ|."""
+def signature(eigenvalues, rtol_zero: float = DEFAULT_RTOL_ZERO, *, scale=None):
+    """The Morse signature (n_neg, n_zero, n_pos) of a Hessian from its eigenvalues: the package's one
+    counter.
+
+    An eigenvalue is zero when |λ| ≤ rtol_zero · scale, `scale` being max|λ| of the eigenvalues given
+    (default), or the spectral scale when only part of the spectrum is known (Lanczos). For a stack of
+    spectra (the last axis holds each one's eigenvalues) each count is an int array over the leading
+    axes, each spectrum judged on its own scale.
+    """
     lam = np.asarray(eigenvalues, dtype=np.float64)
-    scale = float(np.max(np.abs(lam))) if lam.size else 0.0
-    tol = rtol_zero * scale
-    return int(np.sum(lam < -tol)), int(np.sum(np.abs(lam) <= tol)), int(np.sum(lam > tol))
+    if scale is None:
+        scale = np.max(np.abs(lam), axis=-1) if lam.shape[-1:] != (0,) else np.zeros(lam.shape[:-1])
+    tol = rtol_zero * np.asarray(scale, dtype=np.float64)[..., None]
+    n_neg, n_zero = np.sum(lam < -tol, axis=-1), np.sum(np.abs(lam) <= tol, axis=-1)
+    n_pos = np.sum(lam > tol, axis=-1)
+    if lam.ndim <= 1:
+        return int(n_neg), int(n_zero), int(n_pos)
+    return n_neg, n_zero, n_pos
 
 
 # ------------------------------------------------------------------------------------------ kernels
@@ -176,39 +186,13 @@ def _hvp(problem, theta, v):
     return problem.hvp_fn(theta, v)
 
 
-#: Problems with at most this many parameters get their Hessian from `jax.hessian` in one call.
-HESSIAN_BATCH = 16
-
-
-def hessian_from_hvps(problem, theta):
-    """The symmetrized Hessian from Hessian-vector products of the unit vectors (traceable).
-
-    The products are vmapped `state_vmap_width(problem)` at a time and mapped sequentially otherwise:
-    memory O(n²) plus that many copies of the network's intermediates. On the 1 210-parameter digits
-    net (1 497 images) one product at a time built the Hessian in 11 s, batches of 16 in 32 s and of 64
-    in 29 s, in the same run at load ≈ 14 (a vmapped forward-over-reverse product is slower per
-    vector on CPU); `jax.hessian` (all n at once) took 5.3 GiB."""
-    from ..problem import state_vmap_width
-
-    n = theta.shape[0]
-    if n <= HESSIAN_BATCH:
-        H = problem.hessian_fn(theta)
-    else:
-        hvp = lambda v: jax.jvp(problem.grad_fn, (theta,), (v,))[1]  # noqa: E731
-        H = lax.map(hvp, jnp.eye(n, dtype=theta.dtype), batch_size=min(state_vmap_width(problem), n))
-    return 0.5 * (H + H.T)
-
-
-@eqx.filter_jit
-def _hessian(problem, theta):
-    return hessian_from_hvps(problem, theta)
+#: The dense Hessian, traceable (the earlier name of `flowtools.problem.dense_hessian_fn`).
+hessian_from_hvps = dense_hessian_fn
 
 
 def dense_hessian(problem: Problem, theta) -> np.ndarray:
-    """The symmetrized dense Hessian ∇²L(θ) as a numpy array (built from Hessian-vector products,
-    `hessian_from_hvps`)."""
-    theta = jnp.asarray(_checks.theta_vector("theta", theta, problem.n_params))
-    return np.asarray(_hessian(problem, theta))
+    """The symmetrized dense Hessian ∇²L(θ) as a numpy array (`Problem.hessian`)."""
+    return problem.hessian(theta)
 
 
 def _matvec(problem, theta):
@@ -493,7 +477,7 @@ def _dense(problem, theta, n, rtol_zero, vectors):
     scale = float(np.max(np.abs(lam))) if n else 0.0
     tol = rtol_zero * scale
     neg, zero = lam < -tol, np.abs(lam) <= tol
-    sig = (int(neg.sum()), int(zero.sum()), int(n - neg.sum() - zero.sum()))
+    sig = signature(lam, rtol_zero, scale=scale)
     return lam, Q, sig, scale, tol, (Q[:, neg] if vectors else np.zeros((n, 0))), \
         (Q[:, zero] if vectors else None)
 
@@ -502,10 +486,8 @@ def _sensitivity(lam, sig, rtol_zero, scale, full):
     """Signatures at rtol_zero/10 and 10·rtol_zero when one differs from `sig` (n_neg only if not full)."""
     out = []
     for r in (rtol_zero / 10, rtol_zero * 10):
-        tol = r * scale
-        n_neg = int(np.sum(lam < -tol))
-        out.append((n_neg, int(np.sum(np.abs(lam) <= tol)), int(np.sum(lam > tol))) if full
-                   else (n_neg, None, None))
+        counts = signature(lam, r, scale=scale)
+        out.append(counts if full else (counts[0], None, None))
     if all(o[0] == sig[0] and (not full or o == tuple(sig)) for o in out):
         return None
     return tuple(out)
@@ -579,7 +561,7 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
     else:
         lam, tol = out["eigenvalues"], out["tol"]
         if out["all_resolved"]:
-            sig = (int(np.sum(lam < -tol)), int(np.sum(np.abs(lam) <= tol)), int(np.sum(lam > tol)))
+            sig = signature(lam, rtol_zero, scale=out["scale"])
         else:
             sig = (int(out["n_neg"]), None, None)
         msg = (f"Lanczos (Krylov–Schur, full reorthogonalization): {counter[0]} Hessian-vector products, "
@@ -647,7 +629,7 @@ def spectrum_or_fallback(problem: Problem, theta, **options) -> Spectrum:
             scale = float(np.max(np.abs(lam))) if n else 0.0
             tol = rtol_zero * scale
             neg, zero = lam < -tol, np.abs(lam) <= tol
-            sig = (int(neg.sum()), int(zero.sum()), int(n - neg.sum() - zero.sum()))
+            sig = signature(lam, rtol_zero, scale=scale)
             return Spectrum(lam, sig, tol, rtol_zero, scale, Q[:, neg], Q[:, zero], True, "finite_difference",
                             n, 0, time.perf_counter() - t0,
                             f"{reason}; spectrum of the central-difference Hessian of grad L (2n = {2 * n} "
