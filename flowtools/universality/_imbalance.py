@@ -38,10 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
-from .activations import Activation, get_activation
-from .models import MLP
-from .problem import Problem
+from .. import _checks
+from ..activations import Activation, get_activation
+from ..models import MLP
+from ..problem import Problem
 
 __all__ = [
     "ActivationClass", "ACTIVATION_CLASSES", "phi_sigma", "activation_class", "taylor_coefficients",

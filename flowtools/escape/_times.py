@@ -31,15 +31,15 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from . import _checks
-from .dynamics.flow import SOLVERS
-from .dynamics.results import RESULTS, from_diffrax, result_name
-from .dynamics.stiff import start_event
-from .dynamics.trajectory import Trajectory, build_trajectory, first_non_finite, solution_states
-from .graph import SAME_SET_TOL, match_distance
-from .landscape.symmetry import function_distances, output_distance
-from .models import MLP
-from .problem import Problem
+from .. import _checks
+from ..dynamics.flow import SOLVERS
+from ..dynamics.results import RESULTS, from_diffrax, result_name
+from ..dynamics.stiff import start_event
+from ..dynamics.trajectory import Trajectory, build_trajectory, first_non_finite, solution_states
+from ..graph import SAME_SET_TOL, match_distance
+from ..landscape.symmetry import function_distances, output_distance
+from ..models import MLP
+from ..problem import Problem
 
 __all__ = [
     "EscapeTime", "escape_time", "distances", "linearized_escape_time",
@@ -227,8 +227,8 @@ def escape_time(trajectory, center, radius: float, *, metric: str = "parameter",
     if drift is None:
         drift = method == "sgd"
     if drift:
-        from .itineraries import drift as running_drift
-        from .problem import training_outputs
+        from ..itineraries import drift as running_drift
+        from ..problem import training_outputs
 
         if metric == "function":
             if not isinstance(problem, Problem):
@@ -368,7 +368,7 @@ def escape_time_distribution(escapes, quantiles=(0.1, 0.25, 0.75, 0.9)) -> Escap
 def _resolved_crossing(problem, meta, t_a, t_b, d_a, d_b, theta_a, center, radius, metric, interpolation,
                        levels: int = 2, n_fine: int = 64):
     """The crossing time of d(θ(t), c) = radius in (t_a, t_b], from the flow re-solved from θ(t_a)."""
-    from .dynamics.flow import gradient_flow
+    from ..dynamics.flow import gradient_flow
 
     opts = {k: meta[k] for k in ("solver", "rtol", "atol") if k in meta}
     t_a, t_b, d_a, d_b = float(t_a), float(t_b), float(d_a), float(d_b)
@@ -509,7 +509,7 @@ def _log_loss_noise(s, x, smooth: float) -> tuple[np.ndarray, np.ndarray]:
     """(x̄, σ): a running median of x = log L over ±`smooth` decades of t (s = log10 t), and the local
     noise level of x, 1.4826 × the running median of |x − x̄| over ±4·`smooth` decades (a robust standard
     deviation, estimated from the run itself). σ = 0 and x̄ = x when `smooth` is 0."""
-    from .landscape.slow import _running_median
+    from ..landscape.slow import _running_median
 
     if smooth <= 0:
         return x.copy(), np.zeros_like(x)
