@@ -8,6 +8,7 @@ import flowtools as ft
 from flowtools import escape
 from flowtools.dynamics import descent, flow, stiff
 from flowtools.dynamics.results import MESSAGES, RESULTS, STATUS, Status, message, result_name, status_of
+from flowtools.escape import _flow
 
 
 def _quadratic():
@@ -72,9 +73,9 @@ def test_descent_replay_and_escape_report_results_items():
     assert result_name(result) == "diverged"
     gd = ft.gradient_descent(problem, np.zeros(2), 30.0, 100, max_norm=1e3)
     assert gd.status == Status.DIVERGED and gd.message.startswith("|theta| exceeded max_norm=1000 at step")
-    out = escape._solve_escape(problem, jnp.zeros(2), jnp.zeros(2), f(0.5), f(100.0), jnp.asarray([1.0, 10.0]),
-                               f(1e-8), f(1e-12), f(0.3), f(0.4), f(1e6), solver=flow.SOLVERS["tsit5"](),
-                               max_steps=10_000, metric="parameter")
+    out = _flow._solve_escape(problem, jnp.zeros(2), jnp.zeros(2), f(0.5), f(100.0), jnp.asarray([1.0, 10.0]),
+                              f(1e-8), f(1e-12), f(0.3), f(0.4), f(1e6), solver=flow.SOLVERS["tsit5"](),
+                              max_steps=10_000, metric="parameter")
     assert isinstance(out[4], RESULTS) and result_name(out[4]) == "escaped"
     run = escape.escape_flow(problem, np.zeros(2), np.zeros(2), 0.5, metric="parameter", t_max=100.0)
     assert run.trajectory.status == Status.T1_REACHED and run.trajectory.meta["stopped_on_exit"]

@@ -1,16 +1,21 @@
-"""flowtools.universality: re-exports."""
+"""Universality of saddle escape (papers/004), one concept per module: activation classes by φ_σ and its
+Taylor coefficients (`_activation_class`), and the norm-imbalance identity of gradient flow and its rate
+(`_imbalance`).
+"""
 
+from ._activation_class import (
+    ActivationClass as ActivationClass,
+    ACTIVATION_CLASSES as ACTIVATION_CLASSES,
+    phi_sigma as phi_sigma,
+    activation_class as activation_class,
+    taylor_coefficients as taylor_coefficients,
+)
 from ._imbalance import (
-    ActivationClass,
-    ACTIVATION_CLASSES,
-    phi_sigma,
-    activation_class,
-    taylor_coefficients,
-    norm_imbalance,
-    ImbalanceRate,
-    norm_imbalance_rate,
-    ImbalanceCheck,
-    imbalance_residual,
+    norm_imbalance as norm_imbalance,
+    ImbalanceRate as ImbalanceRate,
+    norm_imbalance_rate as norm_imbalance_rate,
+    ImbalanceCheck as ImbalanceCheck,
+    imbalance_residual as imbalance_residual,
 )
 
 __all__ = [
