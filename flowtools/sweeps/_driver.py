@@ -51,10 +51,10 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pydantic
 
-from . import _checks, io
-from .activations import ACTIVATIONS
-from .dynamics.flow import SOLVERS
-from .problem import LOSSES
+from .. import _checks, io
+from ..activations import ACTIVATIONS
+from ..dynamics.flow import SOLVERS
+from ..problem import LOSSES
 
 __all__ = [
     "sweep", "grid", "SweepResult", "open_results", "load_record", "merged_graph", "merge_stores", "TASKS",
@@ -180,7 +180,7 @@ def configure_worker() -> dict:
     os.environ["JAX_ENABLE_X64"] = "1"
     import jax
 
-    from . import _cache
+    from .. import _cache
 
     # The persistent compilation cache: each worker (and each rerun) loads what another compiled.
     off = os.environ.get("FLOWTOOLS_CACHE", "1").strip().lower() in ("0", "false", "no", "off")
@@ -309,7 +309,7 @@ def _problem(key: tuple):
     # The flow sees the data only (no population error at every saved state); R is evaluated at the end,
     # exactly (2-D Gaussian integrals, flowtools.gaussian) for these depth-2 nets.
     train = ft.Problem(model, ft.Dataset(data.x, data.y, name=data.name), problem.loss_convention)
-    from .gaussian import population_risk
+    from ..gaussian import population_risk
 
     def gen_error(theta):
         return float(population_risk(model, np.asarray(theta), teacher, theta_t))
@@ -445,8 +445,8 @@ def escape(config: Mapping) -> dict:
     until the network output leaves the function-space ball of radius `radius_fraction` (0.5) · RMS(y)
     (`output_scale`, per sample)
     around f = 0 (`flowtools.escape.escape_flow`, stopping at the exit)."""
-    from . import escape as E
-    from .landscape.symmetry import output_scale
+    from .. import escape as E
+    from ..landscape.symmetry import output_scale
 
     problem, _ = make_problem(config)
     theta0 = initial_theta(problem, config)
@@ -654,7 +654,7 @@ def run_point(task, config: Mapping) -> dict:
     outcomes.setdefault("status", "ok")
     outcomes["wall_time"] = wall
     if graph is not None and not isinstance(graph, dict):
-        from .graph import node_link_data
+        from ..graph import node_link_data
 
         graph = node_link_data(graph)
     return io.to_jsonable(dict(config=dict(config), seed=int(config["seed"]), version=flowtools.__version__,
@@ -796,7 +796,7 @@ def check_store(store, *, quarantine: bool = False) -> list[tuple[pathlib.Path, 
 
 
 def _graph_from(data, where: str = "a sweep record's graph"):
-    from .graph import node_link_graph
+    from ..graph import node_link_graph
 
     g = node_link_graph(data, where)
     if g.n_trajectories == 1:
@@ -812,7 +812,7 @@ def _merge_all(graphs, *, return_ids: bool = False):
     """One SaddleGraph from many, merged pairwise in a balanced tree (in order, so the result does not
     depend on which worker finished first). With `return_ids=True`, also, for each input graph, the id
     its nodes got in the result ({} for None), composed through the tree's merges."""
-    from .graph import SaddleGraph
+    from ..graph import SaddleGraph
 
     # each entry: a graph and, for each input graph it holds, (input position, its node → this graph's node)
     level = [(g, [(k, {n: n for n in g.graph})]) for k, g in enumerate(graphs) if g is not None]
@@ -1067,7 +1067,7 @@ class SweepResult:
                 f"store={os.fspath(self.store)!r})")
 
     def _repr_html_(self):  # notebooks
-        from .view import sweep_result_html
+        from ..view import sweep_result_html
 
         return sweep_result_html(self)
 
@@ -1076,7 +1076,7 @@ class SweepResult:
 
 
 def _progress(total, enable):
-    from .dynamics.progress import progress_bar
+    from ..dynamics.progress import progress_bar
 
     # None: shown whenever stderr is a terminal; the bar stays on screen after the sweep
     return progress_bar(total, "sweep", enable, threshold=-1, unit="point", leave=True)
