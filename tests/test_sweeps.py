@@ -14,6 +14,7 @@ import pytest
 
 import flowtools as ft
 import flowtools.sweeps as S
+from flowtools.sweeps import _driver, _results, _store
 from flowtools import cli
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -154,7 +155,7 @@ def test_resume_checks_and_lock(tmp_path, monkeypatch):
     assert (r.n_run, r.n_skipped) == (0, 4)
     with pytest.raises(ValueError, match="holds another sweep"):
         S.sweep(SLOW_TASK, configs, tmp_path / "s", workers=0, resume=True)
-    with S._Store(tmp_path / "s").lock():
+    with _store.Store(tmp_path / "s").lock():
         with pytest.raises(RuntimeError, match="another sweep is writing"):
             S.sweep(SLOW_TASK, configs[:4], tmp_path / "s", workers=0, resume=True)
     grid = S.open_results(tmp_path / "s", grid=True)
@@ -171,10 +172,10 @@ def test_open_results_reads_the_records_a_killed_driver_left(tmp_path, monkeypat
     configs = S.grid(seed=range(3), scale=[1.0])
     store = tmp_path / "k"
     S.sweep(SLOW_TASK, configs, store, workers=0)
-    st = S._Store(store)
+    st = _store.Store(store)
     records = {i: S.load_record(store, i) for i in range(3)}
     attrs = dict(schema=S.SCHEMA, task=SLOW_TASK, n_points=3)
-    S._consolidate(st, configs, {0: records[0]}, attrs)  # the zarr of an earlier moment
+    _results.consolidate(st, configs, {0: records[0]}, attrs)  # the zarr of an earlier moment
     ds = S.open_results(store)
     assert list(ds["finished"].values) == [True, True, True]
     assert list(ds["x2"].values) == [records[i]["outcomes"]["x2"] for i in range(3)]
@@ -192,7 +193,7 @@ def test_merge_stores_joins_a_part_of_the_grid_run_in_its_own_store(tmp_path, mo
     main, part = tmp_path / "main", tmp_path / "part"
     S.sweep(SLOW_TASK, configs, main, workers=0)
     for i in (1, 4, 5):  # points the main sweep has not run
-        S._Store(main).record_path(i).unlink()
+        _store.Store(main).record_path(i).unlink()
     S.sweep(SLOW_TASK, [configs[5], configs[1], configs[4], configs[0]], part, workers=0)  # other indices
     assert S.merge_stores(part, main) == 3
     ds = S.open_results(main)
@@ -271,11 +272,11 @@ def test_dispatcher_compiles_each_group_once_where_it_can():
     """Points go out by compile group: two workers start on different groups, a worker stays on its group
     while it has points, then helps with the largest group left; every point goes out exactly once."""
     configs = S.grid(width=[2, 3, 4], seed=range(5))
-    groups = S._compile_groups(configs, list(range(len(configs))), None)
+    groups = _driver._compile_groups(configs, list(range(len(configs))), None)
     assert [sorted(configs[i]["width"] for i in q) for q in groups.values()] == [[2] * 5, [3] * 5, [4] * 5]
-    assert len(S._compile_groups(configs, list(range(len(configs))), ("seed",))) == 5
-    assert len(S._compile_groups(configs, list(range(len(configs))), lambda c: c["width"] > 2)) == 2
-    d = S._Dispatcher(groups, depth=2)
+    assert len(_driver._compile_groups(configs, list(range(len(configs))), ("seed",))) == 5
+    assert len(_driver._compile_groups(configs, list(range(len(configs))), lambda c: c["width"] > 2)) == 2
+    d = _driver._Dispatcher(groups, depth=2)
     width = lambda i: configs[i]["width"]  # noqa: E731
     a, b = d.next_for("A"), d.next_for("B")
     assert width(a) != width(b)  # two groups compile in parallel
