@@ -323,3 +323,44 @@ print(cpu, sorted(os.sched_getaffinity(0)), seen["before"], seen["after"])
     assert out.stdout.split("\n")[0] == f"{expected} [{expected}] [{expected}] [{expected}]"
     with pytest.raises(ValueError, match="index must be an integer ≥ 0"):
         S.pin_to_cpu(-1)
+
+
+def test_the_task_escape_is_escape_times_under_both_names():
+    """The task "escape" is `escape_times`; `sweeps.escape` is the same function, and the module
+    `flowtools.escape` is not hidden by it."""
+    import flowtools.escape
+
+    from flowtools.sweeps import _tasks
+
+    assert S.TASKS["escape"] is S.escape_times is S.escape
+    assert S.escape_times.parameters is S.EscapeParameters
+    assert _tasks.resolve_task("escape") == (S.escape_times, "escape")
+    assert ft.escape is flowtools.escape and hasattr(ft.escape, "escape_flow")
+    with pytest.raises(S.ConfigError, match="did you mean 'radius_fraction'"):
+        S.check_configurations("escape", [dict(seed=0, radius_fractoin=0.5)])
+
+
+def test_the_sweeps_package_keeps_one_concept_per_module():
+    """Each private module of flowtools.sweeps says its concept in a docstring, stays under 500 lines and
+    imports no private name from another module (a shared helper has a public name); `__init__.py`
+    only re-exports."""
+    import ast
+
+    folder = pathlib.Path(S.__file__).parent
+    modules = sorted(folder.glob("_*.py"))
+    assert {m.stem for m in modules} >= {"__init__", "_grid", "_worker", "_tasks", "_parameters", "_store",
+                                         "_results", "_driver"}
+    for path in modules:
+        text = path.read_text()
+        tree = ast.parse(text)
+        assert ast.get_docstring(tree), f"{path.name} has no docstring"
+        assert text.count("\n") < 500, f"{path.name} has {text.count(chr(10))} lines"
+        private = [(node.module, a.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                   and node.level and node.module for a in node.names if a.name.startswith("_")]
+        assert not private, f"{path.name} imports private names {private}"
+        if path.name == "__init__.py":
+            assert all(isinstance(node, (ast.ImportFrom, ast.Assign)) or (isinstance(node, ast.Expr)
+                       and isinstance(node.value, ast.Constant)) for node in tree.body)
+            exported = {a.asname or a.name for node in tree.body if isinstance(node, ast.ImportFrom)
+                        for a in node.names}
+            assert set(S.__all__) == exported
