@@ -1,4 +1,5 @@
-"""Grids of configurations: the Cartesian product of axes, each point a dict of scalar labels with its seed."""
+"""Grids of configurations: the Cartesian product of axes; each point is a dict of scalar labels
+with its seed."""
 
 from __future__ import annotations
 
