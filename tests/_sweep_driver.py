@@ -37,9 +37,9 @@ def worker_facts():
     """What a freshly started worker process holds before it runs anything: whether JAX is already
     imported, whether XLA has started, and its XLA flags."""
     jax_imported = "jax" in sys.modules
-    import flowtools.sweeps as S
+    from flowtools.sweeps import _worker
 
-    return dict(jax_imported=jax_imported, xla_started=S._xla_started(),
+    return dict(jax_imported=jax_imported, xla_started=_worker._xla_started(),
                 xla_flags=os.environ.get("XLA_FLAGS", ""))
 
 

@@ -12,6 +12,7 @@ import pytest
 import flowtools as ft
 from flowtools import escape, graph, itineraries, sweeps
 from flowtools.escape import _basins
+from flowtools.sweeps import _tasks as sweep_tasks
 from flowtools.landscape import critical
 from flowtools.landscape.symmetry import output_distance, output_scale, reduce_network, reduces_to
 
@@ -65,7 +66,7 @@ def test_the_sweep_escape_radius_uses_the_per_sample_rms(monkeypatch):
         seen["radius"] = radius
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(sweeps, "make_problem", lambda config: (problem, None))
+    monkeypatch.setattr(sweep_tasks, "make_problem", lambda config: (problem, None))
     monkeypatch.setattr(escape, "escape_flow", fake_flow)
     with pytest.raises(RuntimeError, match="stop"):
         sweeps.escape(dict(seed=0, radius_fraction=0.5))

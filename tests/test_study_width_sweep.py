@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from flowtools import escape, sweeps
+from flowtools.sweeps import _tasks as sweep_tasks
 
 from conftest import run_study
 
@@ -90,7 +91,7 @@ def test_papers_setting_is_the_published_one():
     assert {c["teacher"] for c in configs} == {"orthonormal"}
     assert {(c["init_scheme"], c["init_scale"], c["data"]) for c in configs} == {("lecun", 1.0, "population")}
     assert "relu" in {c["activation"] for c in configs}
-    _, theta_t = sweeps._teacher_student(next(c for c in configs if c["activation"] == "relu"))
+    _, theta_t = sweep_tasks._teacher_student(next(c for c in configs if c["activation"] == "relu"))
     np.testing.assert_array_equal(theta_t[:40].reshape(4, 10), np.eye(4, 10))
     with pytest.raises(SystemExit):
         ws.main(["--papers", "--quick"])

@@ -14,6 +14,7 @@ import pytest
 
 import flowtools as ft
 import flowtools.sweeps as S
+from flowtools.sweeps import _driver, _results, _store
 from flowtools import cli
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -154,7 +155,7 @@ def test_resume_checks_and_lock(tmp_path, monkeypatch):
     assert (r.n_run, r.n_skipped) == (0, 4)
     with pytest.raises(ValueError, match="holds another sweep"):
         S.sweep(SLOW_TASK, configs, tmp_path / "s", workers=0, resume=True)
-    with S._Store(tmp_path / "s").lock():
+    with _store.Store(tmp_path / "s").lock():
         with pytest.raises(RuntimeError, match="another sweep is writing"):
             S.sweep(SLOW_TASK, configs[:4], tmp_path / "s", workers=0, resume=True)
     grid = S.open_results(tmp_path / "s", grid=True)
@@ -171,10 +172,10 @@ def test_open_results_reads_the_records_a_killed_driver_left(tmp_path, monkeypat
     configs = S.grid(seed=range(3), scale=[1.0])
     store = tmp_path / "k"
     S.sweep(SLOW_TASK, configs, store, workers=0)
-    st = S._Store(store)
+    st = _store.Store(store)
     records = {i: S.load_record(store, i) for i in range(3)}
     attrs = dict(schema=S.SCHEMA, task=SLOW_TASK, n_points=3)
-    S._consolidate(st, configs, {0: records[0]}, attrs)  # the zarr of an earlier moment
+    _results.consolidate(st, configs, {0: records[0]}, attrs)  # the zarr of an earlier moment
     ds = S.open_results(store)
     assert list(ds["finished"].values) == [True, True, True]
     assert list(ds["x2"].values) == [records[i]["outcomes"]["x2"] for i in range(3)]
@@ -192,7 +193,7 @@ def test_merge_stores_joins_a_part_of_the_grid_run_in_its_own_store(tmp_path, mo
     main, part = tmp_path / "main", tmp_path / "part"
     S.sweep(SLOW_TASK, configs, main, workers=0)
     for i in (1, 4, 5):  # points the main sweep has not run
-        S._Store(main).record_path(i).unlink()
+        _store.Store(main).record_path(i).unlink()
     S.sweep(SLOW_TASK, [configs[5], configs[1], configs[4], configs[0]], part, workers=0)  # other indices
     assert S.merge_stores(part, main) == 3
     ds = S.open_results(main)
@@ -271,11 +272,11 @@ def test_dispatcher_compiles_each_group_once_where_it_can():
     """Points go out by compile group: two workers start on different groups, a worker stays on its group
     while it has points, then helps with the largest group left; every point goes out exactly once."""
     configs = S.grid(width=[2, 3, 4], seed=range(5))
-    groups = S._compile_groups(configs, list(range(len(configs))), None)
+    groups = _driver._compile_groups(configs, list(range(len(configs))), None)
     assert [sorted(configs[i]["width"] for i in q) for q in groups.values()] == [[2] * 5, [3] * 5, [4] * 5]
-    assert len(S._compile_groups(configs, list(range(len(configs))), ("seed",))) == 5
-    assert len(S._compile_groups(configs, list(range(len(configs))), lambda c: c["width"] > 2)) == 2
-    d = S._Dispatcher(groups, depth=2)
+    assert len(_driver._compile_groups(configs, list(range(len(configs))), ("seed",))) == 5
+    assert len(_driver._compile_groups(configs, list(range(len(configs))), lambda c: c["width"] > 2)) == 2
+    d = _driver._Dispatcher(groups, depth=2)
     width = lambda i: configs[i]["width"]  # noqa: E731
     a, b = d.next_for("A"), d.next_for("B")
     assert width(a) != width(b)  # two groups compile in parallel
@@ -322,3 +323,44 @@ print(cpu, sorted(os.sched_getaffinity(0)), seen["before"], seen["after"])
     assert out.stdout.split("\n")[0] == f"{expected} [{expected}] [{expected}] [{expected}]"
     with pytest.raises(ValueError, match="index must be an integer ≥ 0"):
         S.pin_to_cpu(-1)
+
+
+def test_the_task_escape_is_escape_times_under_both_names():
+    """The task "escape" is `escape_times`; `sweeps.escape` is the same function, and the module
+    `flowtools.escape` is not hidden by it."""
+    import flowtools.escape
+
+    from flowtools.sweeps import _tasks
+
+    assert S.TASKS["escape"] is S.escape_times is S.escape
+    assert S.escape_times.parameters is S.EscapeParameters
+    assert _tasks.resolve_task("escape") == (S.escape_times, "escape")
+    assert ft.escape is flowtools.escape and hasattr(ft.escape, "escape_flow")
+    with pytest.raises(S.ConfigError, match="did you mean 'radius_fraction'"):
+        S.check_configurations("escape", [dict(seed=0, radius_fractoin=0.5)])
+
+
+def test_the_sweeps_package_keeps_one_concept_per_module():
+    """Each private module of flowtools.sweeps says its concept in a docstring, stays under 500 lines and
+    imports no private name from another module (a shared helper has a public name); `__init__.py`
+    only re-exports."""
+    import ast
+
+    folder = pathlib.Path(S.__file__).parent
+    modules = sorted(folder.glob("_*.py"))
+    assert {m.stem for m in modules} >= {"__init__", "_grid", "_worker", "_tasks", "_parameters", "_store",
+                                         "_results", "_driver"}
+    for path in modules:
+        text = path.read_text()
+        tree = ast.parse(text)
+        assert ast.get_docstring(tree), f"{path.name} has no docstring"
+        assert text.count("\n") < 500, f"{path.name} has {text.count(chr(10))} lines"
+        private = [(node.module, a.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                   and node.level and node.module for a in node.names if a.name.startswith("_")]
+        assert not private, f"{path.name} imports private names {private}"
+        if path.name == "__init__.py":
+            assert all(isinstance(node, (ast.ImportFrom, ast.Assign)) or (isinstance(node, ast.Expr)
+                       and isinstance(node.value, ast.Constant)) for node in tree.body)
+            exported = {a.asname or a.name for node in tree.body if isinstance(node, ast.ImportFrom)
+                        for a in node.names}
+            assert set(S.__all__) == exported

@@ -15,6 +15,7 @@ import time
 import pytest
 
 import flowtools.sweeps as S
+from flowtools.sweeps import _store
 from flowtools import cli
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -105,7 +106,7 @@ def test_a_point_that_kills_its_worker_fails_and_the_sweep_ends(killed_sweeps, w
 def test_worker_deaths_cost_their_restarts_and_no_more(killed_sweeps, env, tmp_path, workers):
     """MUST SHOW: the sweep with a worker-killing point ends within twice the time of the same sweep
     without it. Each death costs a worker restart; a restarted local worker is a fork of a process that
-    has already imported flowtools and JAX (`sweeps._start_forkserver`), so the restart no longer
+    has already imported flowtools and JAX (`sweeps._worker.start_forkserver`), so the restart no longer
     imports them again while the points wait (before: 1 worker 2.19×, 2 workers 1.40×)."""
     faulty, _ = killed_sweeps(workers)
     healthy = drive(dict(task=FATAL_TASK, configs=[dict(c, kill=-1) for c in POINTS],
@@ -123,9 +124,9 @@ def test_local_workers_start_as_forks_of_a_preloaded_process(env):
     started XLA (so each worker still reads its own one-thread XLA flags), and starting that server
     leaves the driver's environment as it was."""
     code = ("import concurrent.futures as cf, json, multiprocessing as mp, os\n"
-            "import flowtools.sweeps as S, _sweep_driver as D\n"
+            "import flowtools.sweeps._worker as W, _sweep_driver as D\n"
             "before = dict(os.environ)\n"
-            "assert S._start_forkserver()\n"
+            "assert W.start_forkserver()\n"
             "with cf.ProcessPoolExecutor(1, mp_context=mp.get_context('forkserver')) as ex:\n"
             "    facts = ex.submit(D.worker_facts).result()\n"
             "print(json.dumps(dict(facts, env_kept=dict(os.environ) == before)))\n")
@@ -171,7 +172,7 @@ def test_a_sweep_ends_when_replaced_workers_keep_failing(env, tmp_path):
     assert "lost and not replaced: the sweep has replaced 2 already (at most 2)" in out["stderr"]
     assert out["n_run"] + len(out["failed"]) == len(POINTS) and out["n_run"] < len(POINTS)
     unfinished = [i for i, why in out["failed"] if "no live worker for 5 s" in why]
-    assert unfinished and all(not S._Store(store).record_path(i).exists() for i in unfinished)
+    assert unfinished and all(not _store.Store(store).record_path(i).exists() for i in unfinished)
 
 
 def test_resume_and_retry_of_a_store_with_a_failed_point(killed_sweeps, env, tmp_path, serial_env):
@@ -369,14 +370,14 @@ def test_exit_code_counts_and_retry_failed(tmp_path, capsys, serial_env, monkeyp
     err = capsys.readouterr().err
     assert "0 failed" in err and "1 errors" in err and f"{store / 'points'}/" in err
     assert "point 1: RuntimeError: seed 1 is broken" in err
-    before = {i: S._Store(store).record_path(i).read_bytes() for i in (0, 2)}
+    before = {i: _store.Store(store).record_path(i).read_bytes() for i in (0, 2)}
     monkeypatch.delenv("FLOWTOOLS_TEST_BROKEN_SEED")
     assert cli.main(["sweep", str(toml), "--serial"]) == cli.EXIT_USAGE  # finished points, no --resume
     assert cli.main(["sweep", str(toml), "--serial", "--resume"]) == cli.EXIT_POINTS_FAILED  # still errored
     capsys.readouterr()
     assert cli.main(["sweep", str(toml), "--serial", "--retry-failed"]) == cli.EXIT_OK
     assert "1 run, 2 skipped, 0 failed, 0 errors" in capsys.readouterr().out
-    assert {i: S._Store(store).record_path(i).read_bytes() for i in (0, 2)} == before
+    assert {i: _store.Store(store).record_path(i).read_bytes() for i in (0, 2)} == before
     assert list(S.open_results(store)["status"].values) == ["ok"] * 3
     # The Python API: the same option.
     monkeypatch.setenv("FLOWTOOLS_TEST_BROKEN_SEED", "2")
@@ -391,7 +392,7 @@ def test_exit_code_counts_and_retry_failed(tmp_path, capsys, serial_env, monkeyp
 # -------------------------------------------------------------------------- damaged records
 def _damage(store):
     """Three kinds of damage: a truncated file, an empty object, a record without its status."""
-    st = S._Store(store)
+    st = _store.Store(store)
     text = st.record_path(1).read_text()
     st.record_path(1).write_text(text[: len(text) // 2])
     st.record_path(2).write_text("{}")
@@ -463,8 +464,8 @@ def test_importing_flowtools_does_not_start_xla():
     """A worker sets XLA's thread flags after importing flowtools (`configure_worker`); anything that runs
     a JAX computation at import (a probe of a built-in teacher, say) would start XLA with the defaults and
     break bit-identical results between a serial and a distributed sweep."""
-    code = ("import flowtools, flowtools.sweeps as S, flowtools.datasets, flowtools.problems; "
-            "print(S._xla_started())")
+    code = ("import flowtools, flowtools.sweeps._worker as W, flowtools.datasets, flowtools.problems; "
+            "print(W._xla_started())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parents[1])))
     assert out.returncode == 0, out.stderr[-2000:]
