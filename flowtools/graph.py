@@ -5,7 +5,7 @@ outputs on the training inputs and a probe set), not by raw parameters nor by th
 (which varies along a degenerate set, and on a plateau manifold even in its negative count): points with
 the same function are one node, whatever their signatures, and the node records every signature seen
 (`signatures`, `signature_range`). Minima and saddles stay apart, so a whole line of split critical
-points is one node per segment kind (DESIGN.md). Passages matched only within a visit radius (slow
+points is one node per segment kind (docs/itineraries.md). Passages matched only within a visit radius (slow
 regions, unfinished ends, which are not critical sets) must also share n_neg.
 Edges are the transitions seen in itineraries, with their count, the fraction of trajectories that made
 them and the median transit time; connections found on unstable manifolds are marked

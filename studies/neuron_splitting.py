@@ -1,4 +1,5 @@
-"""Study: neuron splitting and the inner Hessian (Li, Ding & Sun, arXiv 2606.04327; REFERENCES.md §2).
+"""Study: neuron splitting and the inner Hessian (Li, Ding & Sun, "A Geometric Characterization of
+the Stationary Plateau for Two-Layer Neural Networks", arXiv 2606.04327).
 
 Splitting hidden neuron r of a stationary point θ of a narrow two-layer net into m copies with output
 weights λ_j v_r (Σ λ_j = 1) gives a stationary point of the wide net. flowtools.splitting predicts its

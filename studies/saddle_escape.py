@@ -1,4 +1,7 @@
-"""Saddle escape in deep nonlinear networks (papers/004): escape time vs the bottleneck scale ε.
+"""Saddle escape in deep nonlinear networks: escape time vs the bottleneck scale ε.
+
+The law tested is τ★ = Θ(ε^{−(r−2)}) of "A Theory of Saddle Escape in Deep Nonlinear Networks" (preprint,
+2026), for He-normal initializations with r bottleneck layers rescaled by ε.
 
 Setting. Teacher–student regression with d_in = d_out = 4: x ~ N(0, I_4), y = A x with A = Q diag(2, 1,
 0.5, 0.25) Rᵀ (Q, R random orthogonal, seeded), n = 128, no noise, half-MSE loss. Student: MLP of depth

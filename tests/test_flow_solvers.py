@@ -180,3 +180,47 @@ def test_solver_settings_are_checked():
     with pytest.raises(ValueError, match="tableau"):
         rosenbrock.RosenbrockW(tableau="rodas9")
     assert "bdf" in ft.SOLVERS and "ros34pw2" in ft.SOLVERS
+
+
+# ----------------------------------------------------------------------------- the solver bases
+def test_solver_bases_decide_how_a_flow_runs(minimal_mse):
+    """The flow driver tells one-call solvers from segment-capable ones by their abstract base, not by
+    probing attributes; a solver that leaves a declared method out cannot be made."""
+    from flowtools.dynamics import flow, rkc
+    from flowtools.dynamics.stiff import AbstractFlowSolver, AbstractSegmentedSolver
+
+    assert issubclass(bdf.BDF, AbstractSegmentedSolver) and issubclass(rkc.RKC, AbstractSegmentedSolver)
+    assert issubclass(rosenbrock.RosenbrockW, AbstractFlowSolver)
+    assert not issubclass(rosenbrock.RosenbrockW, AbstractSegmentedSolver)
+    assert flow._segmented(bdf.BDF()) and not flow._segmented(rosenbrock.RosenbrockW())
+
+    class NoRestore(AbstractSegmentedSolver):
+        def blank_state(self, n, n_slots):
+            return None
+
+        def carry(self, state):
+            return {}
+
+        def solve(self, *args, **kw):
+            return None
+
+    with pytest.raises(TypeError, match="restore"):
+        NoRestore()
+
+    class OneCall(AbstractFlowSolver):
+        """RKC driven in one call, as a one-call solver is."""
+
+        inner: rkc.RKC = rkc.RKC()
+
+        def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
+                  max_steps, progress):
+            return self.inner.solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol,
+                                    max_norm, max_steps=max_steps, progress=progress)
+
+    assert not flow._segmented(OneCall())
+    save_ts = np.geomspace(1e-2, 50.0, 20)
+    one = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 50.0, solver=OneCall(), save_ts=save_ts)
+    seg = ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 50.0, solver=rkc.RKC(), save_ts=save_ts)
+    assert one.status == seg.status == ft.Status.T1_REACHED
+    assert one.stats["accepted_steps"] == seg.stats["accepted_steps"] > 0
+    np.testing.assert_allclose(one.theta, seg.theta, rtol=0, atol=1e-12)

@@ -1,4 +1,4 @@
-"""Critical points: the origin and the duplicated-neuron line of the minimal model (REFERENCES.md §1),
+"""Critical points: the origin and the duplicated-neuron line of the minimal model (docs/landscape.md),
 teacher–student sweeps (never a non-critical point reported as critical), records."""
 
 import json
@@ -53,7 +53,7 @@ def test_duplicated_line_sign_rule(minimal_half, one_neuron_optimum):
     d2sigma = jax.vmap(jax.grad(jax.grad(sigma)))
     e = p1.predict(cp1.theta, x).ravel() - y
     h = v_star * np.mean(e * np.asarray(d2sigma(jnp.asarray(w_star * x))) * x**2)
-    assert h < 0  # REFERENCES.md §1: on the published data set the segment (0, 1) is saddles
+    assert h < 0  # docs/landscape.md: on the published data set the segment (0, 1) is saddles
     for lam in [-1.0, -0.3, 0.1, 0.3, 0.5, 0.7, 0.9, 1.3, 2.0]:
         theta = np.array([w_star, w_star, lam * v_star, (1 - lam) * v_star])
         assert np.linalg.norm(minimal_half.grad(theta)) < 1e-12

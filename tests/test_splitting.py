@@ -134,7 +134,7 @@ def test_inner_hessian_matches_closed_form_for_tanh(minimal_narrow):
     H_in = sp.inner_hessian(problem, cp.theta, 0)
     assert H_in.shape == (1, 1)
     assert H_in[0, 0] == pytest.approx(expected, rel=1e-12)
-    # REFERENCES.md §1: h < 0 on the published data set.
+    # h < 0 on the published data set (docs/landscape.md).
     assert H_in[0, 0] < 0
     # The "mse" convention doubles the loss and so H_in.
     assert sp.inner_hessian(problem.with_loss("mse"), cp.theta, 0)[0, 0] == pytest.approx(2 * expected,

@@ -1,4 +1,5 @@
-"""φ_σ classes and the norm-imbalance identity (papers/004, Theorem 1; derivation in universality.py)."""
+"""φ_σ classes and the norm-imbalance identity ("A Theory of Saddle Escape in Deep Nonlinear
+Networks", 2026, Theorem 1; derivation in universality.py)."""
 
 import math
 

@@ -40,8 +40,8 @@ import numpy as np
 from jax import lax
 
 from .results import RESULTS
-from .stiff import (FlowSolver, event_code, finish, hessian_fn, outputs, rms, save_between, save_step,
-                    start_event)
+from .stiff import (AbstractSegmentedSolver, event_code, finish, hessian_fn, outputs, rms, save_between,
+                    save_step, start_event)
 
 __all__ = ["BDF"]
 
@@ -237,7 +237,7 @@ def blank_state(n: int, n_slots: int) -> _State:
                   ys_out=f(n_slots, n), event=RESULTS.successful, failed=b, stride=i(), started=b)
 
 
-class BDF(FlowSolver):
+class BDF(AbstractSegmentedSolver):
     """Variable-order BDF/NDF (scipy's algorithm) in one compiled loop, with Newton–Krylov corrections
     that let one Hessian serve many steps.
 
@@ -269,8 +269,6 @@ class BDF(FlowSolver):
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         if not (0 < self.krylov_rtol < 1) or not self.refresh_after > 0:
             raise ValueError("krylov_rtol must lie in (0, 1) and refresh_after be positive.")
-
-    supports_segments = True
 
     def blank_state(self, n: int, n_slots: int) -> _State:
         """A state of zeros for n parameters and n_slots output slots (a fresh run's `state_in`)."""

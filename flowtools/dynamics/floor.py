@@ -4,7 +4,7 @@ In floating point θ is known only to relative precision ε (machine epsilon), s
 computed gradient cannot fall below about ε·‖H‖₂·‖θ‖ (rounding θ moves ∇L by H·δθ); a loss whose
 evaluation loses digits (cancellation in a closed-form kernel, long sums) adds its own error on top. A
 gtol below this floor can never be met, and a run that sits at it has reached the minimum to the accuracy
-the problem allows (DESIGN.md, "Numerics at the edges").
+the problem allows (docs/getting-started.md, "Statuses").
 
 `gradient_floor` measures both parts at θ: ‖H‖₂ by power iteration on Hessian-vector products, and the
 spread of the computed ∇L over a few rounding-level perturbations of θ (seeded), which catches

@@ -37,7 +37,7 @@ from .driver import ChunkedDriver
 from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
-from .stiff import FlowSolver
+from .stiff import AbstractFlowSolver, AbstractSegmentedSolver
 from .progress import progress_bar, wanted
 from .results import RESULTS, event_result, from_diffrax
 from .trajectory import Status, Trajectory, build_trajectory, solution_states
@@ -80,7 +80,7 @@ def _vector_field(t, theta, problem):
 def _segmented(solver) -> bool:
     """Whether the solver can run in segments (resume from its own state): wall-time budgets,
     checkpoints, progress between segments, and saves at accepted steps."""
-    return isinstance(solver, FlowSolver) and getattr(solver, "supports_segments", False)
+    return isinstance(solver, AbstractSegmentedSolver)
 
 
 @eqx.filter_jit
@@ -92,7 +92,7 @@ def _solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, m
                             max_norm, max_steps=max_steps, progress=progress, state_in=state_in,
                             resume=resume, step_limit=step_limit, save_steps=save_steps,
                             return_state=return_state)
-    if isinstance(solver, FlowSolver):
+    if isinstance(solver, AbstractFlowSolver):
         return solver.solve(problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol,
                             max_norm, max_steps=max_steps, progress=progress)
     term = diffrax.ODETerm(_vector_field)
@@ -146,8 +146,8 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
     """Validate `gradient_flow`'s arguments; return the jitted solve's (args, static kwargs, settings).
 
     `grid_t0`: where the default log grid starts (a resumed run continues its original grid).
-    `carry`: (solver name, `FlowSolver.carry` dict) of the run being resumed; when the solver is the
-    same and can `restore` it, the solve continues that solver state instead of starting afresh."""
+    `carry`: (solver name, `AbstractSegmentedSolver.carry` dict) of the run being resumed; when the solver
+    is the same, it `restore`s that state and the solve continues it instead of starting afresh."""
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
     theta0 = jnp.asarray(_checks.theta_vector("theta0", theta0, problem.n_params))
@@ -171,11 +171,11 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
             solver = "rkc" if problem.n_params > AUTO_RKC_MIN_PARAMS else "bdf"
         key = _checks.choice("solver", solver, SOLVERS)
         solver_obj = SOLVERS[key]()
-    elif isinstance(solver, (diffrax.AbstractSolver, FlowSolver)):
+    elif isinstance(solver, (diffrax.AbstractSolver, AbstractFlowSolver)):
         solver_obj, key = solver, type(solver).__name__
     else:
         raise TypeError(f"solver must be a name in {sorted(SOLVERS)}, a diffrax solver or a flowtools "
-                        f"FlowSolver, got {solver!r}.")
+                        f"AbstractFlowSolver subclass, got {solver!r}.")
     if dt0 is None:
         dt0 = None if math.isfinite(t1) else 1e-2
     else:
@@ -209,8 +209,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
     if _segmented(solver_obj):
         # The step budget is a traced step_limit: runs with other budgets share one compilation.
         n_slots = ts.size + 2
-        restored = (carry is not None and carry[1] is not None and carry[0] == key
-                    and hasattr(solver_obj, "restore"))
+        restored = carry is not None and carry[1] is not None and carry[0] == key
         state = (solver_obj.restore(carry[1], n_slots, t0, theta0) if restored
                  else solver_obj.blank_state(problem.n_params, n_slots))
         args = args + (state, jnp.asarray(restored), jnp.asarray(max_steps, jnp.int64))
@@ -226,7 +225,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
 
 
 def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gtol: float | None = None,
-                  solver: str | diffrax.AbstractSolver | FlowSolver = "auto", rtol: float = 1e-8,
+                  solver: str | diffrax.AbstractSolver | AbstractFlowSolver = "auto", rtol: float = 1e-8,
                   atol: float = 1e-10, t0: float = 0.0, dt0: float | None = None, save_ts=None,
                   n_save: int = 200, t_first: float | None = None, max_steps: int = 200_000,
                   max_norm: float = 1e6, pcoeff: float = 0.3, icoeff: float = 0.4,

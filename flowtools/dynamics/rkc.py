@@ -37,7 +37,8 @@ from jax import lax
 
 from .bdf import _initial_step
 from .results import RESULTS
-from .stiff import FlowSolver, event_code, finish, outputs, rms, save_between, save_step, start_event
+from .stiff import (AbstractSegmentedSolver, event_code, finish, outputs, rms, save_between, save_step,
+                    start_event)
 
 __all__ = ["RKC", "lanczos_lambda_max", "lanczos_ritz_max"]
 
@@ -181,7 +182,7 @@ def _blank(n: int, n_slots: int) -> _State:
                   failed=b, stride=i())
 
 
-class RKC(FlowSolver):
+class RKC(AbstractSegmentedSolver):
     """Damped second-order Runge–Kutta–Chebyshev with adaptive steps and stage counts; no Hessian.
 
     **Arguments:**
@@ -204,8 +205,6 @@ class RKC(FlowSolver):
                 raise ValueError(f"{name} must be an int ≥ {minimum}, got {value!r}.")
         if not self.rho_safety >= 1:
             raise ValueError(f"rho_safety must be ≥ 1, got {self.rho_safety!r}.")
-
-    supports_segments = True
 
     def blank_state(self, n: int, n_slots: int) -> _State:
         """A state of zeros for n parameters and n_slots output slots (a fresh run's `state_in`)."""

@@ -50,7 +50,7 @@ import numpy as np
 from jax import lax
 
 from .results import RESULTS
-from .stiff import (FlowSolver, eigh_sym, event_code, finish, hessian_fn, outputs, rms, save_between,
+from .stiff import (AbstractFlowSolver, eigh_sym, event_code, finish, hessian_fn, outputs, rms, save_between,
                     start_event)
 
 __all__ = ["RosenbrockW", "ROS34PW2", "TABLEAUS", "rosenbrock_step"]
@@ -119,7 +119,7 @@ def rosenbrock_step(tab: _Tableau, f, y0, f0, h, Q, lam):
     return y0 + out[:, 0], out[:, 1]
 
 
-class RosenbrockW(FlowSolver):
+class RosenbrockW(AbstractFlowSolver):
     """Settings of the Rosenbrock-W gradient-flow integrator (pass as `gradient_flow(solver=...)`).
 
     **Arguments:**

@@ -6,10 +6,13 @@ a stiff solver's iteration matrix by one symmetric eigendecomposition H = Q Λ Q
 step size can change at every step without refactorising, and one Hessian can serve many steps.
 
 Both run their whole loop inside one `lax.while_loop` (no Python per step) and return what
-`flow._solve` returns, with exact counts of gradient and Hessian evaluations.
+`flow._solve` returns, with exact counts of gradient and Hessian evaluations. `AbstractFlowSolver` and
+`AbstractSegmentedSolver` declare what `flow._solve` and `flow._segmented_flow` call on a solver.
 """
 
 from __future__ import annotations
+
+import abc
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -18,7 +21,8 @@ from jax import lax
 from ..problem import Problem, dense_hessian_fn
 from .results import RESULTS, event_result
 
-__all__ = ["FlowSolver", "hessian_fn", "eigh_sym", "rms", "outputs", "start_event"]
+__all__ = ["AbstractFlowSolver", "AbstractSegmentedSolver", "FlowSolver", "hessian_fn", "eigh_sym", "rms",
+           "outputs", "start_event"]
 
 
 def hessian_fn(problem, theta, method: str = "auto"):
@@ -99,17 +103,48 @@ def finish(ts_out, ys_out, t, y, t1, event, stats):
     return ts_out, ys_out, result, mask, stats
 
 
-class FlowSolver(eqx.Module):
-    """Base class of flowtools' own gradient-flow integrators; `flow._solve` calls `solve`."""
+class AbstractFlowSolver(eqx.Module):
+    """Base of flowtools' own gradient-flow integrators: what `flow._solve` calls on them (as diffrax's
+    `AbstractSolver` declares what `diffeqsolve` calls). A subclass that runs only in one call, to t1 or
+    an event, implements `solve`; one that can stop and resume from its own state subclasses
+    `AbstractSegmentedSolver`."""
 
+    @abc.abstractmethod
     def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
               max_steps, progress):
-        raise NotImplementedError
+        """Integrate dθ/dt = −∇L(θ) from (t0, theta0); returns (ts, ys, result, event mask, stats) as
+        `flow._solve` does, with `result` a `RESULTS` item."""
 
-    def carry(self, state) -> dict | None:
-        """The part of a segment-capable solver's state that a later call needs to take the same steps
-        (`restore`), as numpy arrays; None: a resumed run restarts the solver (the default)."""
-        return None
+
+class AbstractSegmentedSolver(AbstractFlowSolver):
+    """Base of the integrators that run in segments, each resuming from the solver state the last one
+    returned: wall-time budgets, checkpoints, progress between segments and saves at accepted steps
+    (`flow._segmented_flow`), and runs resumed step for step from a checkpoint (`carry`, `restore`)."""
+
+    @abc.abstractmethod
+    def blank_state(self, n: int, n_slots: int):
+        """A state of zeros for n parameters and n_slots output slots (a fresh run's `state_in`)."""
+
+    @abc.abstractmethod
+    def carry(self, state) -> dict:
+        """The part of `state` that a later call needs to take the same steps (`restore`), as numpy
+        arrays."""
+
+    @abc.abstractmethod
+    def restore(self, carry: dict, n_slots: int, t0, y0):
+        """A state at (t0, y0) with the solver memory of `carry`, fresh counters and output buffers."""
+
+    @abc.abstractmethod
+    def solve(self, problem, theta0, t0, t1, dt0, ts, rtol, atol, pcoeff, icoeff, gtol, max_norm, *,
+              max_steps, progress, state_in=None, resume=False, step_limit=None, save_steps=False,
+              return_state=False):
+        """As `AbstractFlowSolver.solve`, from `state_in` (continued when `resume` is True), ending after
+        `step_limit` steps in all; with `return_state` the solver state is returned as well.
+        `save_steps`: save every stride-th accepted step (`save_step`) instead of interpolating at `ts`."""
+
+
+#: the earlier name of `AbstractFlowSolver`
+FlowSolver = AbstractFlowSolver
 
 
 def save_step(n_accepted, stride, index, t, y, ts_out, ys_out, active=True):
