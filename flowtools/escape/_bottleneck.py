@@ -1,6 +1,6 @@
-"""Bottleneck networks (papers/004): the r bottleneck layers of an MLP, the He-normal initialization with
-their weights scaled by ε, and the saddle reached by zeroing them (a critical set for r ≥ 2 when σ(0) = 0
-and those layers have no bias).
+"""Bottleneck networks ("A Theory of Saddle Escape in Deep Nonlinear Networks", 2026): the r bottleneck
+layers of an MLP, the He-normal initialization with their weights scaled by ε, and the saddle reached by
+zeroing them (a critical set for r ≥ 2 when σ(0) = 0 and those layers have no bias).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def bottleneck_layers(model: MLP, r: int, layers: Sequence[int] | None = None) -
 
 def bottleneck_init(model: MLP, key, eps: float, r: int, layers: Sequence[int] | None = None, *,
                     scheme: str = "he") -> jax.Array:
-    """He-normal θ (papers/004) with the r bottleneck layers' weights multiplied by ε.
+    """He-normal θ ("A Theory of Saddle Escape in Deep Nonlinear Networks", 2026)
+    with the r bottleneck layers' weights multiplied by ε.
 
     **Arguments:** `model`, `key` (int seed or jax key), `eps` > 0, `r` (number of bottleneck layers),
     `layers` (1-based; default: the last r, see `bottleneck_layers`), `scheme` (passed to `model.init`).

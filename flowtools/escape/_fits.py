@@ -1,6 +1,7 @@
 """Scaling-law fits with bootstrap confidence intervals: y = A x^p (`fit_power_law`) and y = a + b log x
-(`fit_log_law`). For the deep-network saddle at the origin with r bottleneck layers at scale ε, papers/004
-predicts the escape time τ = Θ(ε^{−(r−2)}) for r ≥ 3 and τ = Θ(log 1/ε) for r = 2.
+(`fit_log_law`). For the deep-network saddle at the origin with r bottleneck layers at scale ε, "A Theory of
+Saddle Escape in Deep Nonlinear Networks" (2026) predicts the escape time τ = Θ(ε^{−(r−2)}) for r ≥ 3 and τ
+= Θ(log 1/ε) for r = 2.
 """
 
 from __future__ import annotations

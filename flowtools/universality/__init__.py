@@ -1,6 +1,6 @@
-"""Universality of saddle escape (papers/004), one concept per module: activation classes by φ_σ and its
-Taylor coefficients (`_activation_class`), and the norm-imbalance identity of gradient flow and its rate
-(`_imbalance`).
+"""Universality of saddle escape ("A Theory of Saddle Escape in Deep Nonlinear Networks", 2026), one concept
+per module: activation classes by φ_σ and its Taylor coefficients (`_activation_class`), and the
+norm-imbalance identity of gradient flow and its rate (`_imbalance`).
 """
 
 from ._activation_class import (

@@ -1,5 +1,5 @@
-"""Universality classes of activations (papers/004): φ_σ(z) = z σ'(z) − σ(z) and the leading order of its
-Taylor series at 0.
+"""Universality classes of activations ("A Theory of Saddle Escape in Deep Nonlinear Networks", 2026):
+φ_σ(z) = z σ'(z) − σ(z) and the leading order of its Taylor series at 0.
 
 Near z = 0, φ_σ(z) = Σ_k (k − 1) s_k z^k where σ(z) = Σ_k s_k z^k, so φ_σ(0) = −σ(0), the linear term is
 always zero, the z² coefficient is σ''(0)/2 and the z³ coefficient σ'''(0)/3. The leading order sorts

@@ -1,6 +1,6 @@
 """The norm-imbalance identity of gradient flow and its rate.
 
-"A Theory of Saddle Escape in Deep Nonlinear Networks" (papers/004, Theorem 1) rests on one exact
+"A Theory of Saddle Escape in Deep Nonlinear Networks" (2026, Theorem 1) rests on one exact
 identity. For an MLP with hidden layers h_l = W_l a_{l−1} + b_l, a_l = σ(h_l), let g_l = ∂L/∂a_l (per
 sample, for the loss L *with* its 1/(2n) or 1/n factor) and φ_σ(z) = z σ'(z) − σ(z). Then along the
 gradient flow θ̇ = −∇L, for every hidden layer l,
