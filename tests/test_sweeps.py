@@ -364,3 +364,22 @@ def test_the_sweeps_package_keeps_one_concept_per_module():
             exported = {a.asname or a.name for node in tree.body if isinstance(node, ast.ImportFrom)
                         for a in node.names}
             assert set(S.__all__) == exported
+
+
+def test_a_built_in_task_is_recorded_by_its_name_however_it_is_passed(tmp_path, monkeypatch):
+    """A built-in task passed as a function is recorded under its `TASKS` name, so that a store made with
+    the function resumes with the name; a store that names the task as earlier releases did
+    ("flowtools.sweeps:<task>") resumes too, and another task is still refused."""
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
+    task = _sweep_driver.slow_task
+    monkeypatch.setitem(S.TASKS, "critical_points", task)  # a fast stand-in for the built-in function
+    configs = S.grid(scale=[1.0], seed=range(2))
+    S.sweep(task, configs, tmp_path / "s", workers=0)
+    spec = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert spec["task"] == "critical_points"
+    S.sweep("critical_points", configs, tmp_path / "s", workers=0, resume=True)
+    spec["task"] = "flowtools.sweeps:critical_points"
+    (tmp_path / "s" / "sweep.json").write_text(json.dumps(spec))
+    S.sweep(task, configs, tmp_path / "s", workers=0, resume=True)
+    with pytest.raises(ValueError, match="holds another sweep"):
+        S.sweep(SLOW_TASK, configs, tmp_path / "s", workers=0, resume=True)

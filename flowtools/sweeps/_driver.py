@@ -20,7 +20,7 @@ from ._grid import RESERVED, scalar
 from ._parameters import check_configurations
 from ._results import SweepResult, consolidate, dataset_attrs
 from ._store import SCHEMA, DamagedRecordWarning, Store, now, sweep_spec
-from ._tasks import resolve_task
+from ._tasks import canonical_task_name, resolve_task
 from ._worker import LocalWorkers, WorkerSetup, configure_worker, start_forkserver, worker_environment
 
 #: Outcomes that measure the machine, not the mathematics: they differ between runs of the same point.
@@ -146,7 +146,7 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
         done = st.finished()
         if meta_path.exists():
             old = sweep_spec(store, "store")
-            if (old.get("task"), old.get("configurations")) != (task_name, configs):
+            if (canonical_task_name(str(old.get("task"))), old.get("configurations")) != (task_name, configs):
                 raise ValueError(f"store={os.fspath(st.path)!r} holds another sweep (task {old.get('task')!r}, "
                                  f"{len(old.get('configurations', []))} configurations); use a new store.")
         if done and not resume:

@@ -230,9 +230,19 @@ TASKS: dict[str, Callable] = {
 }
 
 
+def canonical_task_name(name: str) -> str:
+    """The name a store records for `name`: a built-in task by its `TASKS` name, also when spelt as stores
+    written before the package split spell it ("flowtools.sweeps:flow_itinerary")."""
+    where, _, attr = name.rpartition(":")
+    return attr if where in ("flowtools.sweeps", "flowtools.sweeps._tasks") and attr in TASKS else name
+
+
 def resolve_task(task) -> tuple[Callable, str]:
     """(function, name) of `task`: a callable, a name in `TASKS`, "module:function" or "file.py:function"."""
     if callable(task):
+        for name, fn in TASKS.items():  # a built-in task is recorded by its name, wherever it is defined
+            if task is fn:
+                return task, name
         name = f"{getattr(task, '__module__', '?')}:{getattr(task, '__qualname__', repr(task))}"
         return task, name
     if not isinstance(task, str):
