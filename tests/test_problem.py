@@ -229,16 +229,16 @@ def test_with_data_and_with_loss_keep_every_setting():
 
 
 def test_new_data_and_weight_decay_of_the_same_shape_do_not_recompile():
-    from flowtools.problem import _jit_grad
+    from flowtools.problem._batch import jit_grad
 
     model = ft.MLP((2, 3, 3), "tanh")
     theta = np.asarray(model.init(0))
     a = ft.Problem(model, mixture(20, 0), "cross_entropy", weight_decay=0.1)
     a.grad(theta)
-    before = _jit_grad._cached._cache_size()
+    before = jit_grad._cached._cache_size()
     b = ft.Problem(model, mixture(20, 1), "cross_entropy", weight_decay=0.2)
     assert not np.allclose(b.grad(theta), a.grad(theta))
-    assert _jit_grad._cached._cache_size() == before
+    assert jit_grad._cached._cache_size() == before
 
 
 # ------------------------------------------------------------------------------ frozen parameters
