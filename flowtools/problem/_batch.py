@@ -7,12 +7,17 @@ memory is bounded by the chunk; `dense_hessian_fn` builds ∇²L(θ) from Hessia
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks
+
+if TYPE_CHECKING:
+    from ._problem import Problem
 
 
 #: Memory budget (bytes) of one call of a per-state kernel. vmapping the loss and gradient over states
