@@ -14,16 +14,16 @@ import jax
 import numpy as np
 
 import flowtools as ft
-from flowtools.problem import _jit_gen_error
+from flowtools.problem._batch import jit_gen_error
 
 
 def _per_call(p, thetas, repeat):
-    jax.block_until_ready(_jit_gen_error(p, thetas[0]))  # compile
+    jax.block_until_ready(jit_gen_error(p, thetas[0]))  # compile
     best = np.inf
     for _ in range(repeat):
         t = time.perf_counter()
         for th in thetas:
-            jax.block_until_ready(_jit_gen_error(p, th))
+            jax.block_until_ready(jit_gen_error(p, th))
         best = min(best, (time.perf_counter() - t) / len(thetas))
     return best
 

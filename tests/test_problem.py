@@ -229,16 +229,16 @@ def test_with_data_and_with_loss_keep_every_setting():
 
 
 def test_new_data_and_weight_decay_of_the_same_shape_do_not_recompile():
-    from flowtools.problem import _jit_grad
+    from flowtools.problem._batch import jit_grad
 
     model = ft.MLP((2, 3, 3), "tanh")
     theta = np.asarray(model.init(0))
     a = ft.Problem(model, mixture(20, 0), "cross_entropy", weight_decay=0.1)
     a.grad(theta)
-    before = _jit_grad._cached._cache_size()
+    before = jit_grad._cached._cache_size()
     b = ft.Problem(model, mixture(20, 1), "cross_entropy", weight_decay=0.2)
     assert not np.allclose(b.grad(theta), a.grad(theta))
-    assert _jit_grad._cached._cache_size() == before
+    assert jit_grad._cached._cache_size() == before
 
 
 # ------------------------------------------------------------------------------ frozen parameters
@@ -503,3 +503,43 @@ def test_squared_error_conventions_share_one_compilation():
     # Cross-entropy is another function: it compiles on its own, and its name is kept.
     assert ft.Problem(ft.MLP([2, 3, 2]), ft.Dataset(np.eye(2), np.array([[0.0], [1.0]])),
                       "cross_entropy").loss_convention == "cross_entropy"
+
+
+def test_the_package_keeps_every_import_path_and_imports_no_private_name():
+    import ast
+    import importlib.util
+    import pathlib
+
+    import flowtools.problem as m
+    from flowtools.problem import _batch, _losses, _problem, _sources
+
+    names = {"Problem": _problem, "LOSSES": _losses, "LOSS_CONVENTIONS": _losses, "sample_losses": _losses,
+             "DataSource": _sources, "FiniteData": _sources, "training_outputs": _batch,
+             "held_out_metrics": _batch, "map_states": _batch, "state_chunk": _batch,
+             "state_vmap_width": _batch, "dense_hessian_fn": _batch, "STATE_CHUNK_BYTES": _batch,
+             "STATE_VMAP_BYTES": _batch}
+    for name, module in names.items():
+        assert getattr(m, name) is getattr(module, name), name
+    assert set(m.__all__) <= set(names) and all(n in dir(m) for n in m.__all__)
+    assert ft.Problem is m.Problem and ft.DataSource is m.DataSource and ft.FiniteData is m.FiniteData
+    # `from .x import _y` between modules: a shared helper is public in the module of its concept.
+    root = pathlib.Path(m.__file__).resolve().parents[1]
+    def is_module(name):
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # the parent is a module, not a package
+            return False
+
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        package = ["flowtools", *path.parent.relative_to(root).parts]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + (node.module.split(".") if node.module else []))
+            if not module.startswith("flowtools.problem") and path.parent.name != "problem":
+                continue
+            bad += [f"{path.name}: {module}.{a.name}" for a in node.names if a.name.startswith("_")
+                    and not is_module(f"{module}.{a.name}")]  # a private module is fine
+    assert bad == []

@@ -118,7 +118,8 @@ def test_evaluate_states_chunked_equals_unchunked():
     """The per-state kernels run in fixed-size chunks (bounded memory): any chunk size gives the same
     values as one call over all states, to round-off, and as the scalar evaluations."""
     from flowtools.dynamics.trajectory import evaluate_states
-    from flowtools.problem import held_out_metrics, map_states, state_chunk, training_outputs, _jit_batch_outputs
+    from flowtools.problem import held_out_metrics, map_states, state_chunk, training_outputs
+    from flowtools.problem._batch import jit_batch_outputs
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((40, 5))
@@ -134,7 +135,7 @@ def test_evaluate_states_chunked_equals_unchunked():
     np.testing.assert_allclose(full[0], [problem.loss(t) for t in thetas], rtol=1e-12)
     np.testing.assert_allclose(full[1], [problem.grad_norm(t) for t in thetas], rtol=1e-10)
     out = training_outputs(problem, thetas)
-    np.testing.assert_allclose(map_states(_jit_batch_outputs, problem, thetas, chunk=3), out, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(map_states(jit_batch_outputs, problem, thetas, chunk=3), out, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(out[7], problem.predict(thetas[7], x), rtol=1e-12, atol=1e-14)
     held = held_out_metrics(problem, thetas)
     np.testing.assert_allclose(held["test_loss"], [problem.test_loss(t) for t in thetas], rtol=1e-12)

@@ -402,11 +402,11 @@ def _newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, dead
     CG on H² (the Levenberg–Marquardt loop) squares H's condition number; near a plateau's critical set,
     where H has a continuum of tiny eigenvalues, that stalls where MINRES converges quadratically.
     Returns (θ, ‖∇L‖, iterations, code, timed_out)."""
-    from ..problem import _jit_grad, _jit_hvp
+    from ..problem._batch import jit_grad, jit_hvp
 
     n = int(theta0.shape[0])
     x = np.array(theta0, dtype=float)
-    g = np.asarray(_jit_grad(problem, jnp.asarray(x)))
+    g = np.asarray(jit_grad(problem, jnp.asarray(x)))
     f = float(g @ g)
     delta, it = float(delta0), 0
     while True:
@@ -420,7 +420,7 @@ def _newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, dead
             return x, math.sqrt(f), it, _MAX_ITER, True
         xj = jnp.asarray(x)
         op = LinearOperator((n, n), dtype=float,
-                            matvec=lambda v: np.asarray(_jit_hvp(problem, xj, jnp.asarray(v.ravel()))))
+                            matvec=lambda v: np.asarray(jit_hvp(problem, xj, jnp.asarray(v.ravel()))))
         s, _ = minres(op, -g, maxiter=min(n, 500), **{_MINRES_TOL: min(0.1, f ** 0.25)})
         ns = float(np.linalg.norm(s))
         if not math.isfinite(ns) or ns == 0.0:
@@ -428,7 +428,7 @@ def _newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, dead
         if ns > delta:
             s *= delta / ns
         trial = x + s
-        g_new = np.asarray(_jit_grad(problem, jnp.asarray(trial)))
+        g_new = np.asarray(jit_grad(problem, jnp.asarray(trial)))
         f_new = float(g_new @ g_new)
         it += 1
         if math.isfinite(f_new) and f_new < f:

@@ -1,126 +1,29 @@
-"""Problem: a model, a data source and a loss, with L, ∇L, Hessians and R on a flat θ.
+"""The Problem: a model, a data source and a loss as the vector field −∇L on a flat θ, in float64.
 
-A `Problem` is the vector field −∇L. It is built from three parts and one option:
-
-- a **model**: an `MLP`, or a `FunctionModel` (any JAX function f(θ, x) of a flat θ, or an equinox
-  module raveled with `ravel_pytree`);
-- a **data source**: a finite `Dataset` (the expectation is the sample mean), or any `DataSource`
-  (e.g. Gaussian inputs with a teacher, the population loss);
-- a **loss** ℓ(f, y) averaged over the source, plus optional L2 weight decay (λ/2)‖θ‖²:
-
-  - "half_mse" (default): ℓ = ½‖f − y‖², so L = (1/2n) Σ_k ‖f(x_k; θ) − y_k‖² (Maleknia & Sato, Sec. 2)
-  - "mse":                ℓ = ‖f − y‖²
-  - "cross_entropy":      ℓ = −Σ_j y_j log softmax(f)_j, with integer labels (one column, values
-    0 … d_out − 1, stored one-hot) or one-hot / probability rows of width d_out;
-
-- optionally **frozen parameters**: a mask or named groups of θ held at given values. The Problem's
-  state is then the free coordinates only: every method (loss, grad, hessian, predict, …), flow, GD,
-  critical points and spectra act on θ_free, and Morse signatures are counted on the free subspace.
-  `full_theta(θ_free)` embeds a state into the model's full θ; `free_theta(θ_full)` projects back.
-
-GD with step η on "mse" equals GD with step 2η on "half_mse". Gradient-flow time t and GD step k are
-related by t = kη for the same convention. The two squared-error conventions differ only in a weight
-(½ or 1) that the problem carries as data, so problems that differ only in it share compiled code.
-An optional held-out `test_data` set is evaluated along runs (test loss, and accuracy for
-classification); it never enters L.
+L(θ) = E ℓ(f(x; θ), y) + (λ/2)‖θ‖² (Maleknia & Sato, Sec. 2 for ℓ = ½‖f − y‖²), with ∇L, Hessian-vector
+products, the dense Hessian and R(θ), on the free coordinates when parameters are frozen.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, gaussian
-from .data import Dataset, GaussianPopulation, Teacher
-from .models import MLP, FunctionModel
-
-__all__ = ["Problem", "LOSSES", "LOSS_CONVENTIONS", "DataSource", "FiniteData", "training_outputs",
-           "held_out_metrics"]
-
-LOSSES = ("half_mse", "mse", "cross_entropy")
-LOSS_CONVENTIONS = LOSSES  # the earlier name
-
-
-# ------------------------------------------------------------------------------------------ losses
-def sample_losses(outputs, y, loss: str):
-    """ℓ(f_k, y_k) for each row k: shape (n,). Traceable."""
-    if loss == "cross_entropy":
-        return -jnp.sum(y * jax.nn.log_softmax(outputs, axis=-1), axis=-1)
-    r = outputs - y
-    return (0.5 if loss == "half_mse" else 1.0) * jnp.sum(r * r, axis=-1)
+from .. import _checks, gaussian
+from ..data import Dataset, GaussianPopulation, Teacher
+from ..models import MLP, FunctionModel
+from . import _frozen
+from ._batch import (dense_hessian_fn, jit_apply, jit_gen_error, jit_grad, jit_hessian, jit_hvp, jit_loss,
+                     jit_test_accuracy, jit_test_loss, jit_value_and_grad)
+from ._losses import LOSSES, accuracy, sample_losses
+from ._sources import DataSource, FiniteData
 
 
-def _mean_loss(outputs, y, loss: str):
-    if loss == "cross_entropy":
-        return jnp.mean(sample_losses(outputs, y, loss))
-    # The same sum as before the loss was generalised: c Σ‖f − y‖², bit for bit.
-    r = outputs - y
-    c = 1.0 / (2 * y.shape[0]) if loss == "half_mse" else 1.0 / y.shape[0]
-    return c * jnp.sum(r * r)
-
-
-def _accuracy(outputs, y):
-    return jnp.mean((jnp.argmax(outputs, axis=-1) == jnp.argmax(y, axis=-1)).astype(jnp.float64))
-
-
-# ------------------------------------------------------------------------------------ data sources
-class DataSource(eqx.Module):
-    """Where the loss's expectation E_(x,y) ℓ(f(x; θ), y) is taken. Subclass it to add a source.
-
-    A source provides:
-
-    - `x`, `y`: inputs (n, d_in) and targets (n, d_out) on which the network's function is compared
-      (training inputs for a finite set; a fixed probe sample for a population source). Itineraries
-      use them to identify critical sets by their function.
-    - `data_loss(model, theta, loss)`: the expectation, traceable, on the model's full θ. `Problem`
-      calls it with loss "mse" (ℓ = ‖f − y‖²) for both squared-error conventions and applies the ½ of
-      "half_mse" itself, as data, or with "cross_entropy".
-    - `gen_error(model, theta)`: R(θ) = E_x‖f(x; θ) − T(x)‖², traceable, or None when the source has
-      no teacher (then `has_gen_error` is False).
-
-    Array fields are pytree leaves, so a new source of the same shapes does not recompile.
-    """
-
-    @property
-    def d_in(self) -> int:
-        return self.x.shape[1]
-
-    @property
-    def d_out(self) -> int:
-        return self.y.shape[1]
-
-    @property
-    def n(self) -> int:
-        return self.x.shape[0]
-
-    def data_loss(self, model, theta, loss: str):
-        raise NotImplementedError(f"{type(self).__name__} must define data_loss(model, theta, loss).")
-
-    has_gen_error = False
-
-    def gen_error(self, model, theta):
-        return None
-
-    def check(self, model, loss: str) -> None:
-        """Raise a clear error if this source cannot serve `model` under `loss` (called by `Problem`)."""
-
-
-class FiniteData(DataSource):
-    """A finite sample: L = (1/n) Σ_k ℓ(f(x_k; θ), y_k)."""
-
-    x: jax.Array
-    y: jax.Array
-
-    def data_loss(self, model, theta, loss: str):
-        return _mean_loss(model.apply(theta, self.x), self.y, loss)
-
-
-# ------------------------------------------------------------------------------------------ problem
 class Problem(eqx.Module):
     """The vector field −∇L of a training problem, with everything the analysis needs, in float64.
 
@@ -163,7 +66,7 @@ class Problem(eqx.Module):
     pop_w: jax.Array | None
     pop_t: jax.Array | None
     pop_model: MLP | None = eqx.field(static=True)  # the teacher network of an exact R
-    free: "_Index | None" = eqx.field(static=True)
+    free: "_frozen.Index | None" = eqx.field(static=True)
     meta: "_DataMeta" = eqx.field(static=True)
 
     def __init__(self, model, data, loss: str = "half_mse",
@@ -244,9 +147,9 @@ class Problem(eqx.Module):
 
         if not hasattr(self, "pop_model"):
             self.pop_model = None
-        self.free, self.frozen_base = _frozen(model, frozen, frozen_at)
+        self.free, self.frozen_base = _frozen.frozen(model, frozen, frozen_at)
         if symmetry is not None:
-            from .landscape.input_symmetry import check_symmetry
+            from ..landscape.input_symmetry import check_symmetry
 
             check_symmetry(self, symmetry)
             self.meta.symmetry = symmetry
@@ -314,7 +217,7 @@ class Problem(eqx.Module):
         distances are Euclidean distances in θ (`flowtools.objective`). Other keywords
         (`weight_decay`, `frozen`, `frozen_at`) go to `Problem`.
         """
-        from .objective import Objective, check_energy, objective_model
+        from ..objective import Objective, check_energy, objective_model
 
         n = _checks.positive_int("n_params", n_params)
         check_energy(fn, n)
@@ -364,7 +267,7 @@ class Problem(eqx.Module):
         """A lower bound of L attained by a perfect fit: 0 for the built-in losses on finite data or on the
         Gaussian population (squared errors, cross-entropy, weight decay are all ≥ 0); None for an energy
         of your own (`from_loss`) or a data source with its own loss, where nothing bounds L."""
-        from .population import GaussianInputs
+        from ..population import GaussianInputs
 
         return 0.0 if isinstance(self.source, (FiniteData, GaussianInputs)) else None
 
@@ -533,7 +436,7 @@ class Problem(eqx.Module):
 
     def test_accuracy_fn(self, theta):
         """Fraction of held-out samples whose largest output is the target class (traceable)."""
-        return _accuracy(self.apply_fn(theta, self.test.x), self.test.y)
+        return accuracy(self.apply_fn(theta, self.test.x), self.test.y)
 
     # ---------------------------------------------------------- jitted API
     def _theta(self, theta):
@@ -541,14 +444,14 @@ class Problem(eqx.Module):
 
     def loss(self, theta) -> float:
         """Training loss L(θ)."""
-        return float(_jit_loss(self, self._theta(theta)))
+        return float(jit_loss(self, self._theta(theta)))
 
     def grad(self, theta) -> np.ndarray:
         """∇L(θ)."""
-        return np.asarray(_jit_grad(self, self._theta(theta)))
+        return np.asarray(jit_grad(self, self._theta(theta)))
 
     def value_and_grad(self, theta):
-        v, g = _jit_value_and_grad(self, self._theta(theta))
+        v, g = jit_value_and_grad(self, self._theta(theta))
         return float(v), np.asarray(g)
 
     def grad_norm(self, theta) -> float:
@@ -557,16 +460,16 @@ class Problem(eqx.Module):
     def hvp(self, theta, v) -> np.ndarray:
         """Hessian-vector product H(θ) v by forward-over-reverse differentiation."""
         v = jnp.asarray(_checks.theta_vector("v", v, self.n_params))
-        return np.asarray(_jit_hvp(self, self._theta(theta), v))
+        return np.asarray(jit_hvp(self, self._theta(theta), v))
 
     def hessian(self, theta) -> np.ndarray:
         """The dense Hessian ∇²L(θ) on the state, shape (n_params, n_params)."""
-        return np.asarray(_jit_hessian(self, self._theta(theta)))
+        return np.asarray(jit_hessian(self, self._theta(theta)))
 
     def gen_error(self, theta) -> float:
         """Population error R(θ) under x ~ N(0, I). Raises if the data set has no teacher."""
         self._require_population()
-        return float(_jit_gen_error(self, self._theta(theta)))
+        return float(jit_gen_error(self, self._theta(theta)))
 
     def gen_error_stderr(self, theta) -> float:
         """Standard error of R(θ): 0 for Gauss–Hermite or an exact source, the Monte Carlo standard
@@ -574,19 +477,19 @@ class Problem(eqx.Module):
         self._require_population()
         if self.population_method in ("gauss_hermite", "source", "exact"):
             return 0.0
-        r = np.asarray(_jit_apply(self, self._theta(theta), self.pop_x) - self.pop_t)
+        r = np.asarray(jit_apply(self, self._theta(theta), self.pop_x) - self.pop_t)
         sq = np.sum(r * r, axis=-1)
         return float(np.std(sq, ddof=1) / np.sqrt(sq.size))
 
     def test_loss(self, theta) -> float:
         """Loss on the held-out `test_data` (without weight decay)."""
         self._require_test()
-        return float(_jit_test_loss(self, self._theta(theta)))
+        return float(jit_test_loss(self, self._theta(theta)))
 
     def test_accuracy(self, theta) -> float:
         """Classification accuracy on the held-out `test_data`."""
         self._require_test()
-        return float(_jit_test_accuracy(self, self._theta(theta)))
+        return float(jit_test_accuracy(self, self._theta(theta)))
 
     def predict(self, theta, x) -> np.ndarray:
         """Network outputs f(x; θ), shape (n, d_out)."""
@@ -594,7 +497,7 @@ class Problem(eqx.Module):
         x = x[:, None] if x.ndim == 1 else x
         if x.ndim != 2 or x.shape[1] != self.model.d_in:
             raise ValueError(f"x must have shape (n, {self.model.d_in}), got {x.shape}.")
-        return np.asarray(_jit_apply(self, self._theta(theta), jnp.asarray(x)))
+        return np.asarray(jit_apply(self, self._theta(theta), jnp.asarray(x)))
 
     def function_space(self, outputs):
         """The network function as every function-space distance compares it (traceable): the outputs
@@ -668,232 +571,3 @@ class _DataMeta:
 
     def __hash__(self):
         return 0
-
-
-class _Index:
-    """The free coordinates' indices into the model's θ, hashable (once) for use as static data."""
-
-    __slots__ = ("index", "_hash")
-
-    def __init__(self, index: np.ndarray):
-        self.index = np.asarray(index, dtype=np.int64)
-        self.index.setflags(write=False)
-        self._hash = hash(self.index.tobytes())
-
-    @property
-    def size(self) -> int:
-        return int(self.index.size)
-
-    def __eq__(self, other):
-        return isinstance(other, _Index) and np.array_equal(self.index, other.index)
-
-    def __hash__(self):
-        return self._hash
-
-
-def _mlp_groups(model: MLP, names: Sequence[str]) -> np.ndarray:
-    mask = np.zeros(model.n_params, dtype=bool)
-    L = model.n_layers
-    valid = [f"W{l}" for l in range(1, L + 1)] + [f"b{l}" for l in range(1, L + 1) if model.bias[l - 1]] + \
-        [f"layer{l}" for l in range(1, L + 1)]
-    for name in names:
-        if not isinstance(name, str) or name not in valid:
-            raise ValueError(f"frozen group {name!r} is not a parameter group of {model!r}; "
-                             f"use one of {valid}.")
-        l = int(name.lstrip("Wblayer"))
-        sl = model.layout[l - 1]
-        parts = [sl.W] if name[0] == "W" else [sl.b] if name[0] == "b" else [sl.W] + ([sl.b] if sl.b else [])
-        for a, b in parts:
-            mask[a:b] = True
-    return mask
-
-
-def _frozen(model, frozen, frozen_at):
-    """(free indices or None, full base θ or None) from the `frozen` / `frozen_at` arguments."""
-    if frozen is None:
-        if frozen_at is not None:
-            raise ValueError("frozen_at is given but frozen is None; pass frozen= (mask, indices or group "
-                             "names) to hold parameters fixed.")
-        return None, None
-    n = model.n_params
-    if isinstance(frozen, str) or (isinstance(frozen, (list, tuple)) and frozen
-                                   and all(isinstance(f, str) for f in frozen)):
-        if not isinstance(model, MLP):
-            raise ValueError("frozen group names ('W2', 'b1', 'layer2') need an MLP; for a FunctionModel "
-                             f"pass a boolean mask of length {n}.")
-        mask = _mlp_groups(model, [frozen] if isinstance(frozen, str) else list(frozen))
-    else:
-        arr = np.asarray(frozen)
-        if arr.dtype == bool:
-            if arr.shape != (n,):
-                raise ValueError(f"frozen mask must be a boolean array of shape ({n},) (one entry per "
-                                 f"parameter of the model), got shape {arr.shape}.")
-            mask = arr.copy()
-        elif np.issubdtype(arr.dtype, np.integer) and arr.ndim == 1:
-            if arr.size and (arr.min() < 0 or arr.max() >= n):
-                raise ValueError(f"frozen indices must lie in [0, {n}), got min {arr.min()}, "
-                                 f"max {arr.max()}.")
-            mask = np.zeros(n, dtype=bool)
-            mask[arr] = True
-        else:
-            raise ValueError(f"frozen must be a boolean mask of shape ({n},), an integer index array, or "
-                             f"MLP group names; got an array of dtype {arr.dtype} and shape {arr.shape}.")
-    if mask.all():
-        raise ValueError("frozen holds every parameter fixed; leave at least one free.")
-    if frozen_at is None:
-        raise ValueError(f"frozen needs frozen_at: the model's full θ (length {n}) whose frozen entries "
-                         "are held fixed.")
-    base = _checks.theta_vector("frozen_at", frozen_at, n)
-    return _Index(np.flatnonzero(~mask)), jnp.asarray(base)
-
-
-# ------------------------------------------------------------------------------------ batch kernels
-#: Memory budget (bytes) of one call of a per-state kernel. vmapping the loss and gradient over states
-#: keeps about 8·(samples)·(parameters) bytes of intermediates per state (on the 64-16-10 digits net,
-#: 1 497 images: ≈ 6 MiB per state; all 256 padded states of one flow at once took 1.5 GiB).
-STATE_CHUNK_BYTES = 2**27
-
-
-#: Memory budget (bytes) of the states whose gradients one kernel vmaps at once (the rest of a chunk
-#: goes through `lax.map`). On the digits net, a vmap over 8 states was 2× slower than a sequential
-#: map, and 16 states 4× slower (the batched gradient forms per-state outer products).
-STATE_VMAP_BYTES = 2**24
-
-
-def _per_state_bytes(problem) -> float:
-    try:
-        n_samples = int(problem.x.shape[0])
-    except (AttributeError, TypeError, IndexError):
-        n_samples = 1024
-    return 8.0 * max(n_samples, 1) * max(int(problem.n_params), 1)
-
-
-def _pow2_at_most(budget, per_state) -> int:
-    k = int(max(1, min(64, budget // per_state)))
-    return 1 << (k.bit_length() - 1)
-
-
-def state_chunk(problem: "Problem") -> int:
-    """Rows per call of the per-state kernels: a power of two in [1, 64] whose intermediates fit in
-    `STATE_CHUNK_BYTES`. Fixed per problem shape, so every batch of states reuses one compiled kernel
-    and memory is O(chunk · samples · parameters), not O(states · samples · parameters)."""
-    return _pow2_at_most(STATE_CHUNK_BYTES, _per_state_bytes(problem))
-
-
-def dense_hessian_fn(problem: "Problem", theta, *, batch: int | None = None):
-    """The dense, symmetrized Hessian ∇²L(θ) (traceable): the package's one Hessian builder.
-
-    Column j is the Hessian-vector product H e_j (`Problem.hvp_fn`, forward-over-reverse), computed
-    `batch` columns at a time with `lax.map` (default `state_vmap_width(problem)`: a power of two that
-    bounds the memory of the vmapped intermediates; the Hessian itself is O(n²) on top). Measured on the
-    loaded 2-core CPU, jitted, median of 5, one run of benchmarks/bench_problem.py (tanh nets, n
-    parameters), against `jax.jacfwd(grad)`: n = 13: 0.36 against 0.22 ms; n = 25: 1.2 against 2.7 ms;
-    n = 202: 32 against 50 ms; n = 241 (2 000 samples): 0.27 against 0.77 s; n = 1 210: 0.34 against
-    1.99 s. One vmap over all n unit vectors took 0.25 ms, 0.91 ms, 44 ms, 0.52 s and 2.45 s, and its
-    memory grows as n copies of the network's intermediates (`jax.hessian` took 5.3 GiB on the
-    1 210-parameter digits net with 1 497 images, where the width is small: one product at a time built
-    the Hessian in 11 s, batches of 16 in 32 s and of 64 in 29 s, at load ≈ 14).
-    """
-    n = theta.shape[0]
-    width = state_vmap_width(problem) if batch is None else batch
-    H = jax.lax.map(lambda v: problem.hvp_fn(theta, v), jnp.eye(n, dtype=theta.dtype),
-                    batch_size=max(1, min(int(width), n)))
-    return 0.5 * (H + H.T)
-
-
-def state_vmap_width(problem: "Problem") -> int:
-    """How many states a gradient kernel vmaps at once (`lax.map(..., batch_size=…)`), a power of two
-    in [1, 64] within `STATE_VMAP_BYTES`."""
-    return _pow2_at_most(STATE_VMAP_BYTES, _per_state_bytes(problem))
-
-
-def map_states(kernel, problem: "Problem", thetas, chunk: int | None = None):
-    """Apply a jitted per-batch `kernel(problem, thetas)` to the rows of `thetas` in chunks of `chunk`
-    rows (default `state_chunk`; the last chunk is padded with its last row) and concatenate the
-    pytree of outputs along the first axis, trimmed to the number of rows."""
-    thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
-    m = thetas.shape[0]
-    k = state_chunk(problem) if chunk is None else _checks.positive_int("chunk", chunk)
-    parts = []
-    for lo in range(0, m, k):
-        block = thetas[lo: lo + k]
-        if block.shape[0] < k:
-            block = np.concatenate([block, np.repeat(block[-1:], k - block.shape[0], axis=0)])
-        parts.append(jax.tree_util.tree_map(np.asarray, kernel(problem, jnp.asarray(block))))
-    if not parts:
-        raise ValueError("map_states needs at least one state (thetas has no rows).")
-    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:m], *parts)
-
-
-def training_outputs(problem: "Problem", thetas) -> np.ndarray:
-    """The network function on the problem's inputs `x` for each row (state) of `thetas`, shape
-    (m, n, d_out): f(x_k; θ), as class probabilities for cross-entropy (`Problem.function_space`).
-
-    Evaluated in fixed-size chunks of states (`map_states`): one compiled kernel, bounded memory.
-    """
-    return map_states(_jit_batch_outputs, problem, thetas)
-
-
-def held_out_metrics(problem: "Problem", thetas) -> dict:
-    """{"test_loss": (m,), "test_accuracy": (m,) or None} on the held-out set for each row of `thetas`
-    (in fixed-size chunks, `map_states`); both None when the problem has no `test_data`. Accuracy is
-    recorded for classification problems (`is_classification`)."""
-    if problem.test is None:
-        return dict(test_loss=None, test_accuracy=None)
-    loss, acc = map_states(_jit_held_out, problem, thetas)
-    return dict(test_loss=loss, test_accuracy=acc if problem.is_classification else None)
-
-
-@eqx.filter_jit
-def _jit_batch_outputs(problem, thetas):
-    return jax.vmap(lambda th: problem.function_space(problem.apply_fn(th, problem.x)))(thetas)
-
-
-@eqx.filter_jit
-def _jit_held_out(problem, thetas):
-    return jax.vmap(lambda th: (problem.test_loss_fn(th), problem.test_accuracy_fn(th)))(thetas)
-
-
-@eqx.filter_jit
-def _jit_loss(problem, theta):
-    return problem.loss_fn(theta)
-
-
-@eqx.filter_jit
-def _jit_grad(problem, theta):
-    return problem.grad_fn(theta)
-
-
-@eqx.filter_jit
-def _jit_value_and_grad(problem, theta):
-    return jax.value_and_grad(problem.loss_fn)(theta)
-
-
-@eqx.filter_jit
-def _jit_hvp(problem, theta, v):
-    return problem.hvp_fn(theta, v)
-
-
-@eqx.filter_jit
-def _jit_hessian(problem, theta):
-    return problem.hessian_fn(theta)
-
-
-@eqx.filter_jit
-def _jit_gen_error(problem, theta):
-    return problem.gen_error_fn(theta)
-
-
-@eqx.filter_jit
-def _jit_test_loss(problem, theta):
-    return problem.test_loss_fn(theta)
-
-
-@eqx.filter_jit
-def _jit_test_accuracy(problem, theta):
-    return problem.test_accuracy_fn(theta)
-
-
-@eqx.filter_jit
-def _jit_apply(problem, theta, x):
-    return problem.apply_fn(theta, x)
