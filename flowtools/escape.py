@@ -509,12 +509,12 @@ def _log_loss_noise(s, x, smooth: float) -> tuple[np.ndarray, np.ndarray]:
     """(x̄, σ): a running median of x = log L over ±`smooth` decades of t (s = log10 t), and the local
     noise level of x, 1.4826 × the running median of |x − x̄| over ±4·`smooth` decades (a robust standard
     deviation, estimated from the run itself). σ = 0 and x̄ = x when `smooth` is 0."""
-    from .landscape.slow import _running_median
+    from .landscape.slow import running_median
 
     if smooth <= 0:
         return x.copy(), np.zeros_like(x)
-    xs = _running_median(s, x, smooth)
-    return xs, 1.4826 * _running_median(s, np.abs(x - xs), 4 * smooth)
+    xs = running_median(s, x, smooth)
+    return xs, 1.4826 * running_median(s, np.abs(x - xs), 4 * smooth)
 
 
 def plateaus(trajectory, *, threshold: float = 0.05, band: float = 0.05, min_decades: float = 0.1,

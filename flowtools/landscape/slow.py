@@ -75,7 +75,8 @@ class SlowPoint:
                 f"depth={self.depth:.2f} decades, region=[{self.t_start:.3g}, {self.t_end:.3g}])")
 
 
-def _running_median(s, y, half_width):
+def running_median(s, y, half_width):
+    """The median of y over the window |s′ − sᵢ| ≤ half_width around each sᵢ (s ascending)."""
     if half_width <= 0:
         return y.copy()
     lo = np.searchsorted(s, s - half_width, side="left")
@@ -131,7 +132,7 @@ def slow_points(trajectory: Trajectory, *, min_depth: float = 0.5, smooth: float
 
     s = np.log10(t[usable])
     y = np.log10(g[usable])
-    ys = _running_median(s, y, smooth)
+    ys = running_median(s, y, smooth)
     m = ys.size
     out = []
     for i in range(m):
