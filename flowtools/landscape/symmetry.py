@@ -60,6 +60,7 @@ def layer_arrays(model: MLP, theta) -> list[list]:
 
 
 def flatten_layers(layers) -> np.ndarray:
+    """θ from [[W, b], …], the inverse of `layer_arrays`."""
     parts = []
     for W, b in layers:
         parts.append(W.reshape(-1))
@@ -93,6 +94,8 @@ def _incoming(layers, l, i) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ canonical form
 def flip_neuron(layers, l, i):
+    """In place: neuron i of hidden layer l (1-based) with the sign of its incoming weights, bias and
+    outgoing weights flipped."""
     W, b = layers[l - 1]
     W[i] *= -1.0
     if b is not None:
@@ -101,6 +104,8 @@ def flip_neuron(layers, l, i):
 
 
 def permute_neurons(layers, l, order):
+    """In place: the neurons of hidden layer l (1-based) reordered by `order` (rows of W_l and b_l,
+    columns of W_{l+1})."""
     W, b = layers[l - 1]
     layers[l - 1][0] = W[order]
     if b is not None:
