@@ -64,7 +64,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import _checks
 from ..problem import Problem
-from ._kernels import dense_hessian, hessian_from_hvps, hessian_matvec
+from ._kernels import dense_hessian, hessian_from_hvps, hessian_matvec  # noqa: F401 (re-export)
 from ._krylov_schur import lanczos_spectrum
 from ._lanczos import lanczos_quadrature
 
