@@ -112,9 +112,9 @@ def _dense_extrapolation(n_target, hvp_seconds):
 
 
 def _hvp_seconds(p, th):
-    from flowtools.landscape.spectrum import _hvp
+    from flowtools.landscape._kernels import hvp
     thj, v = jnp.asarray(th), jnp.ones(p.n_params)
-    t, _ = _timed(lambda: jax.block_until_ready(_hvp(p, thj, v)), repeat=10)
+    t, _ = _timed(lambda: jax.block_until_ready(hvp(p, thj, v)), repeat=10)
     return t
 
 

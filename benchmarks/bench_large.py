@@ -25,7 +25,8 @@ from flowtools.datasets import load_digits  # noqa: E402
 from flowtools.dynamics.descent import gradient_descent  # noqa: E402
 from flowtools.dynamics.flow import gradient_flow  # noqa: E402
 from flowtools.landscape.planted import planted_saddle  # noqa: E402
-from flowtools.landscape.spectrum import _matvec, hessian_spectrum  # noqa: E402
+from flowtools.landscape._kernels import hessian_matvec  # noqa: E402
+from flowtools.landscape.spectrum import hessian_spectrum  # noqa: E402
 
 
 def _load():
@@ -222,7 +223,7 @@ def lanczos_vs_arpack(quick: bool):
         t = time.perf_counter()
         ours = hessian_spectrum(p, th, method="lanczos", vectors=False, warn=False)
         ours_s = time.perf_counter() - t
-        mv, counter = _matvec(p, th)
+        mv, counter = hessian_matvec(p, th)
         t = time.perf_counter()
         arpack, failures = arpack_morse_index(mv, p.n_params)
         arpack_s = time.perf_counter() - t

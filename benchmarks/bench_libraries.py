@@ -1,7 +1,7 @@
 """Hand-written numerical kernels against their library counterparts, on the same operators and problems.
 
 - `cg_vs_lineax`: the conjugate gradients of the matrix-free critical-point solver
-  (`landscape/critical.py`, on (H² + μI)x = −Hg) against `lineax.CG` on the same operator.
+  (`landscape/_lm_matrix_free.py`, on (H² + μI)x = −Hg) against `lineax.CG` on the same operator.
 - `gmres_vs_lineax`: the GMRES of the BDF's Newton–Krylov corrections (`dynamics/bdf.py`, on
   (I + c₀H₀)⁻¹(I + cH)) against `lineax.GMRES` on the same operator.
 - `critical_points_vs_optimistix`: the trust-region Levenberg–Marquardt critical-point solver
@@ -32,7 +32,7 @@ jax.config.update("jax_enable_x64", True)
 
 import flowtools as ft  # noqa: E402
 from flowtools.dynamics import bdf  # noqa: E402
-from flowtools.landscape import critical  # noqa: E402
+from flowtools.landscape import _lm_matrix_free, critical  # noqa: E402
 from flowtools.landscape.planted import planted_saddle  # noqa: E402
 
 
@@ -53,12 +53,12 @@ def _teacher_student(d, k, act="tanh", n=64, seed=0):
 
 
 def _critical_cg(problem, cg_iter, cg_rtol):
-    """The nested `cg(theta, rhs, mu)` of `critical._solve_matrix_free`, rebuilt from its code object
+    """The nested `cg(theta, rhs, mu)` of `_lm_matrix_free.solve_matrix_free`, rebuilt from its code object
     with its closure (hvp, cg_iter, cg_rtol), so that the benchmark times the shipped code itself."""
-    fn = inspect.unwrap(critical._solve_matrix_free)
+    fn = inspect.unwrap(_lm_matrix_free.solve_matrix_free)
     codes = [c for c in fn.__code__.co_consts if isinstance(c, types.CodeType) and c.co_name == "cg"]
     if len(codes) != 1:
-        raise RuntimeError("critical._solve_matrix_free has no nested `cg`; update this benchmark.")
+        raise RuntimeError("_lm_matrix_free.solve_matrix_free has no nested `cg`; update this benchmark.")
     code = codes[0]
     values = dict(hvp=lambda th, v: problem.hvp_fn(th, v), cg_iter=cg_iter, cg_rtol=cg_rtol)
     missing = set(code.co_freevars) - set(values)

@@ -205,7 +205,7 @@ def _two_sum(a, b):
     return s, (a - (s - bb)) + (b - bb)
 
 
-def _two_product(a, b):
+def two_product(a, b):
     """a·b = p + e exactly (Dekker 1971, Veltkamp's splitting)."""
     p = a * b
     split = lambda x: (x * 134217729.0) - ((x * 134217729.0) - x)  # noqa: E731  (2^27 + 1)
@@ -230,7 +230,7 @@ def _accurate_sum(terms):
 def _cluster_offsets(P, A, lam, B):
     """δ_t = Σ_{p → t} λ_p α_p − β_t, compensated: split units (α_p summing to β_t) and rescaled ReLU units
     (λ_p α_p = β_t) leave δ at round-off of its own size, as the gradient's relative accuracy needs."""
-    h, l = _two_product(lam[:, None], A)
+    h, l = two_product(lam[:, None], A)
 
     def step(carry, x):
         s, e = carry
@@ -246,7 +246,7 @@ def _anchored_parts(kind, X, A, Y, B, P, lam, need_teacher=True):
     """R and its gradient in the anchored form (module docstring). Student neuron p has the anchor
     λ_p y_t(p) (row p of the 0/1 matrix P picks t(p); a zero row anchors it at 0)."""
     m = X.shape[0]
-    anchor, low = _two_product(lam[:, None], P @ Y)  # λ_p y_t = anchor + low exactly (P @ Y is exact)
+    anchor, low = two_product(lam[:, None], P @ Y)  # λ_p y_t = anchor + low exactly (P @ Y is exact)
     delta = (X - anchor) - low  # x_p − anchor is exact near the anchor (Sterbenz)
     rows = jnp.concatenate([X, Y])
     k, dk, g, dg = _TERMS[kind](rows[:, None, :], rows[None, :, :], jnp.concatenate([anchor, Y])[None, :, :],

@@ -67,7 +67,7 @@ import numpy as np
 import scipy.special
 
 from . import _checks, _closed_kernels, _graded_rule
-from ._closed_kernels import _two_product
+from ._closed_kernels import two_product
 from .activations import ACTIVATIONS, Activation, get_activation
 from .models import MLP
 
@@ -231,8 +231,8 @@ def _erf_pair(alpha_a, alpha_b, c11, c12, c22):
 
 def _det(c11, c12, c22):
     """C₁₁C₂₂ − C₁₂² to a few ulps of the products even when they cancel (rounded products lose √ε in θ)."""
-    p1, e1 = _two_product(c11, c22)
-    p2, e2 = _two_product(c12, c12)
+    p1, e1 = two_product(c11, c22)
+    p2, e2 = two_product(c12, c12)
     return jnp.maximum((p1 - p2) + (e1 - e2), 0.0)
 
 

@@ -173,7 +173,7 @@ class Itinerary:
                      f"{part(self.visits[-2:])} ⇒ {self.terminal})")
 
 
-def _loss_label(problem) -> str:
+def problem_loss_label(problem) -> str:
     """What the run's loss is, in words: "population loss" (Gaussian inputs, the expectation),
     "objective" (a plain function of θ), "cross-entropy (training)" or "training loss"."""
     from .objective import Objective
@@ -465,7 +465,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements, noise_scale=noise,
                  visit_radius=rho, exit_radius=rho_out,
                  budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
-                 states=int(len(thetas)), d_out=d_out, n_train=n_train, loss_label=_loss_label(problem))
+                 states=int(len(thetas)), d_out=d_out, n_train=n_train,
+                 loss_label=problem_loss_label(problem))
     if "periodic_orbit" in ctx:
         stats["periodic_orbit"] = ctx["periodic_orbit"]
     itin = Itinerary(visits, terminal, trajectory.method, message, degenerate, stats)

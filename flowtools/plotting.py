@@ -71,7 +71,7 @@ def plot_sharpness(trajectories, labels=None, ax=None):
     return ax
 
 
-def _loss_axis(loss):
+def loss_axis(loss):
     """(scale, values drawn, floor, note): log when the positive losses span more than a decade, else
     linear (with an offset when they are close, so the ticks differ)."""
     pos = loss[np.isfinite(loss) & (loss > 0)]
@@ -93,7 +93,7 @@ def _loss_axis(loss):
 INDEX_COLOURS = ("#009E73", "#E69F00", "#D55E00", "#CC79A7")
 
 
-def _index_colours(index):
+def index_colours(index):
     """(cmap, norm, ticks): indices 0–3 in `INDEX_COLOURS`; above 3 one blue per index up to 10, else
     ≤ 7 integer bins."""
     from matplotlib import colors, ticker
@@ -224,13 +224,13 @@ def draw_saddle_graph(sg, ax=None, *, title: str | None = None, labels: bool = T
     index = np.array([int(g.nodes[n].get("morse_index", -1)) for n in nodes])
     visits = np.array([int(g.nodes[n].get("visits", 0)) for n in nodes])
     attractor = np.array([bool(g.nodes[n].get("attractor")) for n in nodes])
-    scale, y, floor, note = _loss_axis(loss)
+    scale, y, floor, note = loss_axis(loss)
     # x: order nodes by Morse index (high index on the left, attractors on the right), spreading ties.
     order = np.lexsort((-np.nan_to_num(loss), -index))
     x = np.empty(len(nodes))
     x[order] = np.arange(len(nodes))
     pos = {n: (x[i], y[i]) for i, n in enumerate(nodes)}
-    cmap, norm, ticks = _index_colours(index)
+    cmap, norm, ticks = index_colours(index)
     for u, v, e in g.edges(data=True):
         (x0, y0), (x1, y1) = pos[u], pos[v]
         width = 0.6 + 5.0 * float(e.get("fraction", 0.0))

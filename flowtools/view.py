@@ -318,10 +318,10 @@ def _index_classes(indices):
     (`flowtools.plotting.INDEX_COLOURS`), higher ones the blues of the static figure; −1 (unknown) grey."""
     from matplotlib import colors
 
-    from .plotting import _index_colours
+    from .plotting import index_colours
 
     known = np.array([i for i in indices if i >= 0] or [0])
-    cmap, norm, _ = _index_colours(known)
+    cmap, norm, _ = index_colours(known)
     bounds = norm.boundaries
     out = {}
     for i in set(indices):
@@ -434,13 +434,13 @@ def page(groups, *, title: str = "saddle graph") -> str:
     from bokeh.resources import INLINE
 
     from . import io
-    from .plotting import _loss_axis, loss_label
+    from .plotting import loss_axis, loss_label
 
     if not groups:
         raise ValueError("groups is empty; load_groups gives at least one group.")
     all_loss = np.array([float(a.get("loss", np.nan)) for gr in groups
                          for _, a in gr["graph"].graph.nodes(data=True)] or [1.0])
-    scale, _, floor, note = _loss_axis(all_loss)
+    scale, _, floor, note = loss_axis(all_loss)
     finite = all_loss[np.isfinite(all_loss)]
     fill = float(np.median(finite)) if finite.size else 1.0
 

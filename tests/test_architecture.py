@@ -121,3 +121,43 @@ def test_long_modules_are_justified_or_being_split():
             continue
         long.append(rel)
     assert long == [], f"modules over 500 lines, neither justified on docs/architecture.md nor being split: {long}"
+
+
+def _private_imports(root: pathlib.Path) -> list[str]:
+    """Every `from <flowtools module> import _name` in the package where `_name` is not itself a module:
+    a private name crossing a module boundary."""
+    import ast
+
+    found = []
+    for path in sorted((root / "flowtools").rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        package = parts if parts[-1] == "__init__" else parts[:-1]
+        package = [p for p in package if p != "__init__"]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package[: len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
+            elif node.module and node.module.split(".")[0] == "flowtools":
+                base = node.module.split(".")
+            else:
+                continue
+            for alias in node.names:
+                target = root.joinpath(*base, alias.name)
+                if alias.name.startswith("_") and not alias.name.startswith("__") and not (target.with_suffix(".py").exists() or target.is_dir()):
+                    found.append(f"{path.relative_to(root)}:{node.lineno} imports {alias.name} from "
+                                 f"{'.'.join(base)}")
+    return found
+
+
+def test_no_private_name_crosses_a_module_boundary(tmp_path):
+    """No library module imports a private name from another (`from .a import _b`); importing a private
+    module (`from . import _checks`) is how the package shares its internals. The check finds a planted
+    private import, so it can fail."""
+    assert _private_imports(ROOT) == []
+    pkg = tmp_path / "flowtools" / "sub"
+    pkg.mkdir(parents=True)
+    (tmp_path / "flowtools" / "_helpers.py").write_text("def _hidden():\n    pass\n")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "user.py").write_text("from .. import _helpers\nfrom .._helpers import _hidden\n")
+    assert _private_imports(tmp_path) == ["flowtools/sub/user.py:2 imports _hidden from flowtools._helpers"]

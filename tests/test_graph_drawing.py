@@ -179,15 +179,15 @@ def test_loss_axis_named_for_the_loss_and_empty_graph_keeps_title():
 
 
 def test_itinerary_names_the_loss_of_its_problem():
-    from flowtools.itineraries import _loss_label
+    from flowtools.itineraries import problem_loss_label
     from flowtools.problems import safran_shamir
 
-    assert _loss_label(ft.problems.minimal_model(loss="mse")) == "training loss"
-    assert _loss_label(safran_shamir(2)) == "population loss"
+    assert problem_loss_label(ft.problems.minimal_model(loss="mse")) == "training loss"
+    assert problem_loss_label(safran_shamir(2)) == "population loss"
     x = np.random.default_rng(0).standard_normal((12, 2))
     labels = (x[:, :1] > 0).astype(float)
     ce = ft.Problem(ft.MLP((2, 3, 2), "tanh"), ft.Dataset(x, labels), "cross_entropy")
-    assert _loss_label(ce) == "cross-entropy (training)"
+    assert problem_loss_label(ce) == "cross-entropy (training)"
 
 
 def test_add_to_graph_records_the_loss_and_says_when_runs_disagree():

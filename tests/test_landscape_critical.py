@@ -198,7 +198,7 @@ def test_symmetrize_neurons_moves_onto_the_symmetric_subspace():
 def test_matrix_free_above_a_lowered_threshold_finds_the_dense_point(monkeypatch):
     """Teacher–student with d = 10 inputs: above `dense_max` the automatic method refines matrix-free
     (no Hessian is formed) and lands on the same critical point as the dense solve."""
-    import flowtools.landscape.critical as crit
+    import flowtools.landscape._lm_dense as lm_dense
 
     p = _teacher_student(10, 3, "tanh", n=80)
     dense = find_critical_point(p, np.asarray(p.model.init(3)), method="dense", max_iter=300)
@@ -208,7 +208,7 @@ def test_matrix_free_above_a_lowered_threshold_finds_the_dense_point(monkeypatch
     def no_hessian(*args, **kwargs):
         raise AssertionError("a dense Hessian was formed in the matrix-free refinement")
 
-    monkeypatch.setattr(crit, "hessian_from_hvps", no_hessian)
+    monkeypatch.setattr(lm_dense, "hessian_from_hvps", no_hessian)
     mf = find_critical_point(p, guess, dense_max=p.n_params - 1, gtol=1e-10, radius=0.5)
     assert mf.success and np.linalg.norm(p.grad(mf.theta)) <= 1e-10
     assert mf.signature == dense.signature and abs(mf.loss - dense.loss) < 1e-9

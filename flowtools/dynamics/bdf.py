@@ -170,7 +170,7 @@ def _newton(f, y_predict, c, psi, solve, scale, tol, maxiter, krylov=False, kryl
     return conv, k, n_mv, y, d
 
 
-def _initial_step(f, y0, f0, t_span, rtol, atol):
+def initial_step(f, y0, f0, t_span, rtol, atol):
     """scipy's select_initial_step for order 1 (one evaluation of f)."""
     scale = atol + jnp.abs(y0) * rtol
     d0, d1 = rms(y0 / scale), rms(f0 / scale)
@@ -327,7 +327,7 @@ class BDF(AbstractSegmentedSolver):
         f0 = f(y0)
         n_grad = i64(1)
         if dt0 is None:
-            h_abs = _initial_step(f, y0, f0, t1 - t0, rtol, atol)
+            h_abs = initial_step(f, y0, f0, t1 - t0, rtol, atol)
             n_grad = n_grad + 1
         else:
             h_abs = jnp.minimum(jnp.asarray(dt0, dtype=jnp.float64), t1 - t0)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .bdf import _initial_step
+from .bdf import initial_step
 from .results import RESULTS
 from .stiff import (AbstractSegmentedSolver, event_code, finish, outputs, rms, save_between, save_step,
                     start_event)
@@ -264,7 +264,7 @@ class RKC(AbstractSegmentedSolver):
             v0 = jnp.cos(jnp.arange(y0.shape[0], dtype=jnp.float64) * 1.234567) + 0.1  # fixed, generic
             rho, vec = spectral_radius(y0, v0)
             if dt0 is None:
-                h = _initial_step(f, y0, f0, t1 - t0, rtol, atol)
+                h = initial_step(f, y0, f0, t1 - t0, rtol, atol)
                 n_grad = i64(2)
             else:
                 h = jnp.minimum(jnp.asarray(dt0, dtype=jnp.float64), t1 - t0)

@@ -72,7 +72,7 @@ class Atlas:
 
     def __init__(self, problem: Problem, graph=None, *, fingerprint_tol: float = 1e-4):
         from ..graph import SaddleGraph  # (the graph module imports the landscape package)
-        from ..itineraries import _loss_label
+        from ..itineraries import problem_loss_label
 
         if not isinstance(problem, Problem):
             raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
@@ -81,7 +81,7 @@ class Atlas:
         self.problem = problem
         self.graph = SaddleGraph(fingerprint_tol) if graph is None else graph
         self._tried: set = set()
-        self.graph.graph.graph.setdefault("loss_label", _loss_label(problem))
+        self.graph.graph.graph.setdefault("loss_label", problem_loss_label(problem))
 
     # ------------------------------------------------------------------------------------- store
     @property

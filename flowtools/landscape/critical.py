@@ -23,25 +23,28 @@ evaluation, and it lies within `radius` of the guess. Otherwise the record says 
 kind "slow_region") and describes the *guess*, never the failed iterate: a stall at a local minimum of
 ‖∇L‖² that is not a critical point, a walk out of the radius (toward a critical point at infinity, as
 saturating σ have), or the iteration budget.
+
+The solvers live one per private module: `_lm_dense`, `_lm_matrix_free`, `_newton_minres`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, minres
 
 from .. import _checks
 from ..problem import Problem
+from ._lm_dense import solve_dense
+from ._lm_matrix_free import solve_matrix_free
+from ._newton_minres import newton_minres
+from ._stop_codes import CODE_NAMES, CONVERGED, MAX_ITER, NON_FINITE
 from .higher_order import HigherOrderTest, higher_order_test
-from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_from_hvps, hessian_spectrum, spectrum_or_fallback
+from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_spectrum, spectrum_or_fallback
 from .symmetry import reduces_to, symmetrize_neurons
 
 __all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "classify_point",
@@ -57,11 +60,6 @@ KINDS = ("minimum", "saddle", "degenerate_minimum", "degenerate_saddle", "higher
 #: run (load ≈ 13.5), and the dense refinement of one passage had run for minutes. Below 1 000 the
 #: dense solve keeps its quadratic convergence onto critical lines at a cost that stays small.
 MATRIX_FREE_MIN = 1000
-
-# Stop codes of the jitted solver.
-_RUNNING, _CONVERGED, _MAX_ITER, _LEFT_RADIUS, _STALLED, _NON_FINITE = -1, 0, 1, 2, 3, 4
-_CODE_NAMES = {_CONVERGED: "converged", _MAX_ITER: "max_iter", _LEFT_RADIUS: "left_radius",
-               _STALLED: "stalled", _NON_FINITE: "non_finite"}
 
 
 @dataclasses.dataclass
@@ -241,207 +239,6 @@ def _floor_note(problem, spectrum) -> str:
             "(e.g. a ReLU neuron at w = 0); counted as zero directions")
 
 
-# ------------------------------------------------------------------------------- dense LM (jitted)
-def _tr_step(lam, a, delta, mu_min):
-    """The trust-region LM step in eigen-coordinates: (c, predicted ‖g + Hc‖²).
-
-    cᵢ = −λᵢaᵢ / (λᵢ² + μ) with μ ≥ `mu_min` the smallest value with ‖c‖ ≤ Δ (bisection on log μ).
-    """
-    def step(mu):
-        den = lam * lam + mu
-        return jnp.where(den > 0, -lam * a / jnp.where(den > 0, den, 1.0), 0.0)
-
-    c0 = step(mu_min)
-    inside = jnp.linalg.norm(c0) <= delta
-    la = lam * a
-    mu_hi = jnp.maximum(jnp.linalg.norm(la) / delta, 1e-300)
-    log_hi = jnp.log(mu_hi)
-    log_lo = jnp.maximum(log_hi - 80.0, jnp.log(jnp.maximum(mu_min, 1e-300)))
-
-    def bisect(_, bounds):
-        lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        too_long = jnp.linalg.norm(step(jnp.exp(mid))) > delta
-        return jnp.where(too_long, mid, lo), jnp.where(too_long, hi, mid)
-
-    _, log_mu = jax.lax.fori_loop(0, 60, bisect, (log_lo, log_hi))
-    c = jnp.where(inside, c0, step(jnp.exp(log_mu)))
-    pred = jnp.sum((a + lam * c) ** 2)
-    return c, pred
-
-
-def _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale):
-    def hess(th):
-        # From Hessian-vector products in batches (memory O(n² + batch·intermediates)); jax.hessian of
-        # the full problem took 5.3 GiB on the 1 210-parameter digits net.
-        return hessian_from_hvps(problem, th)
-
-    g0 = problem.grad_fn(theta0)
-    f0 = g0 @ g0
-    code0 = jnp.where(jnp.sqrt(f0) <= gtol, _CONVERGED, jnp.where(jnp.isfinite(f0), _RUNNING, _NON_FINITE))
-    state = (theta0, g0, f0, jnp.asarray(delta0, theta0.dtype), jnp.asarray(0), code0)
-
-    def cond(s):
-        return s[5] == _RUNNING
-
-    def body(s):
-        theta, g, f, delta, it, _ = s
-        lam, Q = jnp.linalg.eigh(hess(theta))
-        a = Q.T @ g
-        # Levenberg–Marquardt floor μ ≥ ‖g‖² (Yamashita & Fukushima 2001): quadratic convergence also
-        # onto non-isolated solutions (lines and planes of critical points), where the pure Newton step
-        # along the nearly singular directions is ill-determined.
-        lam_max = jnp.max(jnp.abs(lam))
-        mu_min = jnp.maximum(lm_scale * f, (rcond * lam_max) ** 2)
-        c, pred = _tr_step(lam, a, delta, mu_min)
-        step = Q @ c
-        snorm = jnp.linalg.norm(c)
-        trial = theta + step
-        g_new = problem.grad_fn(trial)
-        f_new = g_new @ g_new
-        finite = jnp.isfinite(f_new)
-        rho = (f - f_new) / jnp.maximum(f - pred, 1e-300)
-        accept = finite & (f_new < f) & (rho > 1e-4)
-        theta = jnp.where(accept, trial, theta)
-        g = jnp.where(accept, g_new, g)
-        f = jnp.where(accept, f_new, f)
-        delta = jnp.where(~accept | (rho < 0.25), 0.25 * jnp.minimum(snorm, delta),
-                          jnp.where((rho > 0.75) & (snorm > 0.99 * delta), 2.0 * delta, delta))
-        delta = jnp.minimum(delta, radius)
-        it = it + 1
-        scale = 1.0 + jnp.linalg.norm(theta)
-        code = jnp.select(
-            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - center) > radius, ~jnp.isfinite(f),
-             delta < 1e-15 * scale, it >= max_iter],
-            [_CONVERGED, _LEFT_RADIUS, _NON_FINITE, _STALLED, _MAX_ITER], _RUNNING)
-        return theta, g, f, delta, it, code
-
-    theta, g, f, delta, it, code = jax.lax.while_loop(cond, body, state)
-    return theta, jnp.sqrt(f), it, code, delta
-
-
-@eqx.filter_jit
-def _solve_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale):
-    return _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale)
-
-
-# -------------------------------------------------------------------------- matrix-free LM (jitted)
-@eqx.filter_jit
-def _solve_matrix_free(problem, theta0, center, radius, gtol, max_iter, cg_iter, cg_rtol, mu_init):
-    hvp = lambda th, v: problem.hvp_fn(th, v)  # noqa: E731
-    g0 = problem.grad_fn(theta0)
-    f0 = g0 @ g0
-
-    def cg(theta, rhs, mu):
-        # Conjugate gradients on (H² + μI) x = rhs.
-        op = lambda v: hvp(theta, hvp(theta, v)) + mu * v  # noqa: E731
-        x = jnp.zeros_like(rhs)
-        r = rhs
-        p = r
-        rr = r @ r
-        stop = cg_rtol * cg_rtol * rr
-
-        def cond(s):
-            return (s[4] < cg_iter) & (s[3] > stop)
-
-        def body(s):
-            x, r, p, rr, k = s
-            Ap = op(p)
-            alpha = rr / jnp.maximum(p @ Ap, 1e-300)
-            x = x + alpha * p
-            r = r - alpha * Ap
-            rr_new = r @ r
-            p = r + (rr_new / jnp.maximum(rr, 1e-300)) * p
-            return x, r, p, rr_new, k + 1
-
-        x, *_ = jax.lax.while_loop(cond, body, (x, r, p, rr, jnp.asarray(0)))
-        return x
-
-    # μ carries units of λ²; a chunked solve passes the damping reached so far (μ_init > 0).
-    mu0 = jnp.where(mu_init > 0, mu_init,
-                    (jnp.linalg.norm(hvp(theta0, g0)) / jnp.maximum(jnp.sqrt(f0), 1e-300)) ** 2 * 1e-4)
-    code0 = jnp.where(jnp.sqrt(f0) <= gtol, _CONVERGED, jnp.where(jnp.isfinite(f0), _RUNNING, _NON_FINITE))
-
-    def body(s):
-        theta, g, f, mu, it, _ = s
-        Hg = hvp(theta, g)
-        step = cg(theta, -Hg, mu)
-        trial = theta + step
-        g_new = problem.grad_fn(trial)
-        f_new = g_new @ g_new
-        Hs = hvp(theta, step)
-        pred = jnp.sum((g + Hs) ** 2)
-        rho = (f - f_new) / jnp.maximum(f - pred, 1e-300)
-        accept = jnp.isfinite(f_new) & (f_new < f) & (rho > 1e-4)
-        theta = jnp.where(accept, trial, theta)
-        g = jnp.where(accept, g_new, g)
-        f = jnp.where(accept, f_new, f)
-        mu = jnp.where(accept & (rho > 0.75), mu / 4.0, jnp.where(accept & (rho > 0.25), mu, mu * 4.0))
-        mu = jnp.maximum(mu, 1e-300)
-        it = it + 1
-        code = jnp.select(
-            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - center) > radius, ~jnp.isfinite(f),
-             mu > 1e300, it >= max_iter],
-            [_CONVERGED, _LEFT_RADIUS, _NON_FINITE, _STALLED, _MAX_ITER], _RUNNING)
-        return theta, g, f, mu, it, code
-
-    theta, g, f, mu, it, code = jax.lax.while_loop(
-        lambda s: s[5] == _RUNNING, body, (theta0, g0, f0, mu0, jnp.asarray(0), code0))
-    return theta, jnp.sqrt(f), it, code, mu
-
-
-# ---------------------------------------------------------------------- Newton–MINRES (matrix-free)
-_MINRES_TOL = "rtol" if "rtol" in inspect.signature(minres).parameters else "tol"  # scipy < 1.12: tol
-
-
-def _newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, deadline):
-    """Inexact Newton steps H s = −∇L solved by MINRES on H itself (symmetric indefinite; Paige &
-    Saunders 1975) to relative residual η = min(0.1, ‖∇L‖^½) (Dembo, Eisenstat & Steihaug 1982), cut to
-    a trust radius that doubles after a step lowering ‖∇L‖ and quarters otherwise.
-
-    CG on H² (the Levenberg–Marquardt loop) squares H's condition number; near a plateau's critical set,
-    where H has a continuum of tiny eigenvalues, that stalls where MINRES converges quadratically.
-    Returns (θ, ‖∇L‖, iterations, code, timed_out)."""
-    from ..problem._batch import jit_grad, jit_hvp
-
-    n = int(theta0.shape[0])
-    x = np.array(theta0, dtype=float)
-    g = np.asarray(jit_grad(problem, jnp.asarray(x)))
-    f = float(g @ g)
-    delta, it = float(delta0), 0
-    while True:
-        if not math.isfinite(f):
-            return x, math.sqrt(f) if f >= 0 else f, it, _NON_FINITE, False
-        if math.sqrt(f) <= gtol:
-            return x, math.sqrt(f), it, _CONVERGED, False
-        if it >= max_iter:
-            return x, math.sqrt(f), it, _MAX_ITER, False
-        if deadline is not None and time.perf_counter() > deadline:
-            return x, math.sqrt(f), it, _MAX_ITER, True
-        xj = jnp.asarray(x)
-        op = LinearOperator((n, n), dtype=float,
-                            matvec=lambda v: np.asarray(jit_hvp(problem, xj, jnp.asarray(v.ravel()))))
-        s, _ = minres(op, -g, maxiter=min(n, 500), **{_MINRES_TOL: min(0.1, f ** 0.25)})
-        ns = float(np.linalg.norm(s))
-        if not math.isfinite(ns) or ns == 0.0:
-            return x, math.sqrt(f), it, _STALLED, False
-        if ns > delta:
-            s *= delta / ns
-        trial = x + s
-        g_new = np.asarray(jit_grad(problem, jnp.asarray(trial)))
-        f_new = float(g_new @ g_new)
-        it += 1
-        if math.isfinite(f_new) and f_new < f:
-            x, g, f = trial, g_new, f_new
-            delta = 2.0 * delta
-            if float(np.linalg.norm(x - center)) > radius:
-                return x, math.sqrt(f), it, _LEFT_RADIUS, False
-        else:
-            delta = 0.25 * min(delta, ns)
-            if delta <= 1e-14 * (1.0 + float(np.linalg.norm(x))):
-                return x, math.sqrt(f), it, _STALLED, False
-
-
 # ------------------------------------------------------------------------------------- public API
 def _settings(problem, theta_guess, radius, gtol, max_iter, method, dense_max):
     if not isinstance(problem, Problem):
@@ -504,14 +301,14 @@ def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectru
     g_check = problem.grad(theta) if np.all(np.isfinite(theta)) else np.full(problem.n_params, np.nan)
     gnorm = float(np.linalg.norm(g_check))
     dist = float(np.linalg.norm(theta - guess))
-    ok = code == _CONVERGED and math.isfinite(gnorm) and gnorm <= gtol and dist <= radius
+    ok = code == CONVERGED and math.isfinite(gnorm) and gnorm <= gtol and dist <= radius
     if ok:
         msg = f"|grad L| = {gnorm:.3g} <= gtol={gtol:g} after {it} iterations, {dist:.3g} from the guess"
         return critical_point_at(problem, theta, success=True, status="converged", message=msg,
                                  spectrum_options=spectrum_options, reduce_atol=reduce_atol, guess=guess,
                                  iterations=it, wall_time=wall, higher_order_options=higher_order_options)
-    status = _CODE_NAMES.get(code, "failed")
-    if code == _CONVERGED:  # the independent check disagrees (round-off in the solver's gradient)
+    status = CODE_NAMES.get(code, "failed")
+    if code == CONVERGED:  # the independent check disagrees (round-off in the solver's gradient)
         status = "stalled"
     reason = {
         "max_iter": f"no critical point after max_iter={it} iterations (best |grad L| = {gnorm_solver:.3g})",
@@ -538,18 +335,18 @@ def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale,
     while True:
         n = max_iter - total if deadline is None else min(chunk, max_iter - total)
         if method == "dense":
-            out = _solve_dense(problem, theta, c, f(radius), f(gtol), jnp.asarray(n), f(ctl), f(rcond),
-                               f(lm_scale))
+            out = solve_dense(problem, theta, c, f(radius), f(gtol), jnp.asarray(n), f(ctl), f(rcond),
+                              f(lm_scale))
         else:
-            out = _solve_matrix_free(problem, theta, c, f(radius), f(gtol), jnp.asarray(n),
-                                     jnp.asarray(cg_iter), f(1e-10), f(ctl))
+            out = solve_matrix_free(problem, theta, c, f(radius), f(gtol), jnp.asarray(n),
+                                    jnp.asarray(cg_iter), f(1e-10), f(ctl))
         theta, gnorm, it, code, ctl = jax.block_until_ready(out)
         total += int(it)
         code = int(code)
-        if code != _MAX_ITER or total >= max_iter:
+        if code != MAX_ITER or total >= max_iter:
             return np.asarray(theta), float(gnorm), total, code, False
         if deadline is not None and time.perf_counter() > deadline:
-            return np.asarray(theta), float(gnorm), total, _MAX_ITER, True
+            return np.asarray(theta), float(gnorm), total, MAX_ITER, True
 
 
 def _symmetric_start(problem, theta):
@@ -627,17 +424,17 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     best, best_g = theta_guess, g_guess
     attempts = []
     plans = [(theta_guess, lm_scale, delta0)]
-    total_it, code, timed_out = 0, _MAX_ITER, False
+    total_it, code, timed_out = 0, MAX_ITER, False
     if method == "matrix_free" and newton:
-        theta, gnorm, it, code, timed_out = _newton_minres(problem, theta_guess, theta_guess, radius, gtol,
-                                                            min(max_iter, 50), delta0, deadline)
+        theta, gnorm, it, code, timed_out = newton_minres(problem, theta_guess, theta_guess, radius, gtol,
+                                                           min(max_iter, 50), delta0, deadline)
         total_it += it
-        attempts.append(dict(method="newton_minres", iterations=it, status=_CODE_NAMES.get(code, "failed"),
+        attempts.append(dict(method="newton_minres", iterations=it, status=CODE_NAMES.get(code, "failed"),
                              grad_norm=gnorm))
         if np.all(np.isfinite(theta)) and np.isfinite(gnorm) and gnorm < best_g and \
                 np.linalg.norm(theta - theta_guess) <= radius:
             best, best_g = theta, gnorm
-        if code == _CONVERGED or timed_out:
+        if code == CONVERGED or timed_out:
             plans = []
     while plans:
         start, scale, d0 = plans.pop(0)
@@ -646,12 +443,12 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
         theta, gnorm, it, code, timed_out = _lm(problem, start, theta_guess, radius, gtol, max_iter, mu0,
                                                  rcond, scale, method, cg_iter, deadline, chunk)
         total_it += it
-        attempts.append(dict(lm_scale=scale, iterations=it, status=_CODE_NAMES.get(code, "failed"),
+        attempts.append(dict(lm_scale=scale, iterations=it, status=CODE_NAMES.get(code, "failed"),
                              grad_norm=gnorm))
         if np.all(np.isfinite(theta)) and np.isfinite(gnorm) and gnorm < best_g and \
                 np.linalg.norm(theta - theta_guess) <= radius:
             best, best_g = theta, gnorm
-        if code == _CONVERGED or timed_out or not fallback or code == _NON_FINITE:
+        if code == CONVERGED or timed_out or not fallback or code == NON_FINITE:
             break
         if sum(a.get("method") != "newton_minres" for a in attempts) == 1:
             d1 = min(0.1 * (1.0 + float(np.linalg.norm(best))), radius)
@@ -661,13 +458,13 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
                 plans.insert(0, (sym, scale, d1))
         elif plans and plans[0][0] is None:
             plans[0] = (best,) + plans[0][1:]
-    if code != _CONVERGED:
+    if code != CONVERGED:
         theta = best
     wall = time.perf_counter() - t0
     if problem.n_params > dense_max:
         higher_order_options = dict(higher_order_options or {})
         higher_order_options.setdefault("dense_max", dense_max)
-    cp = _finish(problem, theta_guess, np.asarray(theta), float(best_g if code != _CONVERGED else gnorm),
+    cp = _finish(problem, theta_guess, np.asarray(theta), float(best_g if code != CONVERGED else gnorm),
                  total_it, code, radius, gtol, spectrum_options, reduce_atol, wall, higher_order_options)
     if timed_out and not cp.success:
         cp.status = "time_limit"

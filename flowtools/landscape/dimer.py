@@ -30,10 +30,10 @@ import numpy as np
 
 from .. import _checks
 from ..problem import Problem
+from ._kernels import hessian_matvec, max_curvature
+from ._krylov_schur import krylov_schur
 from .critical import CriticalPoint, find_critical_point
 from .manifolds import match_target
-from .paths import _curvature
-from .spectrum import _krylov_schur, _matvec
 
 __all__ = ["SaddleSearch", "saddle_search", "lowest_mode"]
 
@@ -44,11 +44,11 @@ def lowest_mode(problem: Problem, theta, *, n_modes: int = 1, rtol: float = 1e-8
     Lanczos with Krylov–Schur restarts on Hessian-vector products (residuals ≤ rtol·max|λ|)."""
     theta = _checks.theta_vector("theta", theta, problem.n_params)
     if scale is None:
-        scale = float(_curvature(problem, jnp.asarray(theta)))
-    mv, _ = _matvec(problem, theta)
+        scale = float(max_curvature(problem, jnp.asarray(theta)))
+    mv, _ = hessian_matvec(problem, theta)
     n = problem.n_params
     tol = rtol * max(scale, 1e-300)
-    res = _krylov_schur(mv, n, n_modes, max(2 * n_modes + 1, n_modes + 20), lambda v: np.full(v.shape, tol),
+    res = krylov_schur(mv, n, n_modes, max(2 * n_modes + 1, n_modes + 20), lambda v: np.full(v.shape, tol),
                         np.random.default_rng(seed), np.zeros((0, n)), max_matvecs)
     return np.asarray(res.values)[:n_modes], np.asarray(res.vectors)[:, :n_modes]
 
@@ -103,7 +103,7 @@ def _climb(problem, theta_min, direction, *, step, displacement, max_iter, scale
             out = 1.0 if v @ (x - theta_min) >= 0 else -1.0  # away from the minimum
             d_par = out * step * v
         # Across the mode: a gradient step 1/λ_max(x), stable for every local curvature (Newton in 2-D).
-        d_perp = -g_perp / max(float(_curvature(problem, jnp.asarray(x))), 1e-300)
+        d_perp = -g_perp / max(float(max_curvature(problem, jnp.asarray(x))), 1e-300)
         # Each part is held to one step: relaxing across the mode does not shorten the climb along it.
         d_par, d_perp = (d * min(1.0, step / max(np.linalg.norm(d), 1e-300)) for d in (d_par, d_perp))
         dx = d_par + d_perp
@@ -151,7 +151,7 @@ def saddle_search(problem: Problem, theta_min, *, n_modes: int = 1, n_random: in
     base = np.asarray(minimum.theta)
     step = 0.02 * (1.0 + float(np.linalg.norm(base))) if step is None else _checks.positive("step", step)
     displacement = 2 * step if displacement is None else _checks.positive("displacement", displacement)
-    scale = float(_curvature(problem, jnp.asarray(base)))
+    scale = float(max_curvature(problem, jnp.asarray(base)))
     starts = []
     if n_modes:
         _, V = lowest_mode(problem, base, n_modes=n_modes, scale=scale, seed=seed)

@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import _checks
 from ..models import MLP
-from .symmetry import _flatten, _layers, canonical_form
+from .symmetry import canonical_form, flatten_layers, layer_arrays
 
 __all__ = ["InputSymmetry", "canonical_input", "apply_input_map", "check_symmetry", "orbit_fingerprint"]
 
@@ -128,12 +128,12 @@ class InputSymmetry:
 def apply_input_map(model: MLP, theta, permutation, signs=None) -> np.ndarray:
     """θ for the network x ↦ f(S P x; θ) expressed in the original coordinates: the first layer's
     columns permuted (W ↦ W[:, permutation]) and multiplied by `signs`."""
-    layers = _layers(model, np.asarray(theta, dtype=np.float64))
+    layers = layer_arrays(model, np.asarray(theta, dtype=np.float64))
     W = layers[0][0][:, np.asarray(permutation)]
     if signs is not None:
         W = W * np.asarray(signs, dtype=np.float64)[None, :]
     layers[0][0] = W
-    return _flatten(layers)
+    return flatten_layers(layers)
 
 
 def _round(x, q):
@@ -167,7 +167,7 @@ def canonical_input(model: MLP, theta, symmetry: InputSymmetry, *, sign_flips: b
     """
     symmetry.check_model(model)
     theta = _checks.theta_vector("theta", theta, model.n_params)
-    layers = _layers(model, theta)
+    layers = layer_arrays(model, theta)
     W = layers[0][0]
     d = W.shape[1]
     scale = float(np.max(np.abs(W))) if W.size else 0.0
@@ -203,7 +203,7 @@ def canonical_input(model: MLP, theta, symmetry: InputSymmetry, *, sign_flips: b
     best, best_key, tried = None, None, 0
     for combo in itertools.product(*per_group):
         perm = assemble(list(combo))
-        th = _flatten([[W[:, perm] if i == 0 else L[0], L[1]] for i, L in enumerate(layers)])
+        th = flatten_layers([[W[:, perm] if i == 0 else L[0], L[1]] for i, L in enumerate(layers)])
         canon = canonical_form(model, th, sign_flips=sign_flips, atol=q)
         key = tuple(_round(canon, q))
         tried += 1

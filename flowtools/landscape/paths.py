@@ -35,9 +35,10 @@ from scipy.optimize import linear_sum_assignment
 
 from .. import _checks
 from ..problem import Problem
+from ._kernels import max_curvature
 from .critical import CriticalPoint, critical_point_at, find_critical_point
 from .manifolds import UnstableManifold, unstable_manifold
-from .symmetry import _flatten, _flip, _layers, _permute, function_distance
+from .symmetry import flatten_layers, flip_neuron, function_distance, layer_arrays, permute_neurons
 
 __all__ = ["TransitionPath", "transition_path", "align_minimum", "band_force"]
 
@@ -73,7 +74,7 @@ def align_minimum(problem: Problem, theta_ref, theta) -> np.ndarray:
 
 def _align_full(model, theta_ref, theta) -> np.ndarray:
     odd = bool(model.activation.odd)
-    ref, out = _layers(model, theta_ref), _layers(model, theta)
+    ref, out = layer_arrays(model, theta_ref), layer_arrays(model, theta)
 
     def neurons(layers, l):
         W, b = layers[l - 1]
@@ -92,11 +93,11 @@ def _align_full(model, theta_ref, theta) -> np.ndarray:
         rows, cols = linear_sum_assignment(cost)
         for i, j in zip(rows, cols):
             if flip[i, j]:
-                _flip(out, l, j)
+                flip_neuron(out, l, j)
         order = np.empty(len(rows), dtype=np.int64)
         order[rows] = cols
-        _permute(out, l, order)
-    return _flatten(out)
+        permute_neurons(out, l, order)
+    return flatten_layers(out)
 
 
 # ---------------------------------------------------------------------------------------- the band
@@ -132,19 +133,6 @@ def band_force(problem: Problem, band, spring, climb):
     F_ci = -g[ci] + 2.0 * g_par[ci] * tau[ci]
     F = F.at[ci].set(jnp.where(climb, F_ci, F[ci]))
     return F, E, ci + 1
-
-
-@eqx.filter_jit
-def _curvature(problem, theta):
-    """max|λ(H)| at θ by 30 steps of power iteration on Hessian-vector products (seeded start)."""
-    v0 = jax.random.normal(jax.random.PRNGKey(0), theta.shape, dtype=theta.dtype)
-
-    def step(_, v):
-        w = problem.hvp_fn(theta, v)
-        return w / jnp.maximum(jnp.linalg.norm(w), 1e-300)
-
-    v = jax.lax.fori_loop(0, 30, step, v0 / jnp.linalg.norm(v0))
-    return jnp.abs(jnp.vdot(v, problem.hvp_fn(theta, v)))
 
 
 @eqx.filter_jit
@@ -353,7 +341,8 @@ def transition_path(problem: Problem, theta_a, theta_b, *, n_images: int = 16, s
     climb_tol = max(climb_after * f0, ftol)  # climbing always starts before the band can converge
     # The relaxation is a damped dynamics: stable while dt·ω < 2 for the stiffest mode, ω² the largest
     # curvature of the energy (at the ends) or of the spring chain (4k).
-    stiff = max(float(_curvature(problem, jnp.asarray(a))), float(_curvature(problem, jnp.asarray(b))), 4 * k)
+    stiff = max(float(max_curvature(problem, jnp.asarray(a))), float(max_curvature(problem, jnp.asarray(b))),
+                4 * k)
     dt_max = 1.0 / np.sqrt(stiff)
     f64 = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
     x, fmax, it, code, climb_it = _relax(problem, jnp.asarray(band), f64(k), f64(ftol),

@@ -76,6 +76,7 @@ class SlowPoint:
 
 
 def running_median(s, y, half_width):
+    """The median of y over the window |s′ − sᵢ| ≤ half_width around each sᵢ (s ascending)."""
     if half_width <= 0:
         return y.copy()
     lo = np.searchsorted(s, s - half_width, side="left")

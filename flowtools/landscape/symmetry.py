@@ -49,7 +49,7 @@ def _model(model_or_problem) -> MLP:
     raise TypeError(f"expected an MLP or a Problem, got {type(model_or_problem).__name__}.")
 
 
-def _layers(model: MLP, theta) -> list[list]:
+def layer_arrays(model: MLP, theta) -> list[list]:
     """[[W, b], …] as writable float64 numpy arrays (b None for layers without bias)."""
     out = []
     for sl in model.layout:
@@ -59,7 +59,8 @@ def _layers(model: MLP, theta) -> list[list]:
     return out
 
 
-def _flatten(layers) -> np.ndarray:
+def flatten_layers(layers) -> np.ndarray:
+    """θ from [[W, b], …], the inverse of `layer_arrays`."""
     parts = []
     for W, b in layers:
         parts.append(W.reshape(-1))
@@ -92,7 +93,9 @@ def _incoming(layers, l, i) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ canonical form
-def _flip(layers, l, i):
+def flip_neuron(layers, l, i):
+    """In place: neuron i of hidden layer l (1-based) with the sign of its incoming weights, bias and
+    outgoing weights flipped."""
     W, b = layers[l - 1]
     W[i] *= -1.0
     if b is not None:
@@ -100,7 +103,9 @@ def _flip(layers, l, i):
     layers[l][0][:, i] *= -1.0
 
 
-def _permute(layers, l, order):
+def permute_neurons(layers, l, order):
+    """In place: the neurons of hidden layer l (1-based) reordered by `order` (rows of W_l and b_l,
+    columns of W_{l+1})."""
     W, b = layers[l - 1]
     layers[l - 1][0] = W[order]
     if b is not None:
@@ -132,7 +137,7 @@ def canonical_form(model, theta, *, sign_flips: bool | None = None, atol: float 
     theta = _checks.theta_vector("theta", theta, model.n_params)
     if sign_flips is None:
         sign_flips = model.activation.odd
-    layers = _layers(model, theta)
+    layers = layer_arrays(model, theta)
     for l in model.hidden_layers:
         width = model.widths[l]
         if sign_flips:
@@ -141,12 +146,12 @@ def canonical_form(model, theta, *, sign_flips: bool | None = None, atol: float 
                 if s == 0.0:
                     s = _first_sign(layers[l][0][:, i], atol)
                 if s < 0:
-                    _flip(layers, l, i)
+                    flip_neuron(layers, l, i)
         keys = np.stack([np.concatenate([_incoming(layers, l, i), layers[l][0][:, i]])
                          for i in range(width)])
         order = np.lexsort(keys.T[::-1])
-        _permute(layers, l, order)
-    return _flatten(layers)
+        permute_neurons(layers, l, order)
+    return flatten_layers(layers)
 
 
 def neuron_symmetries(model, theta, *, seed: int = 0, sign_flips: bool | None = None) -> np.ndarray:
@@ -159,14 +164,14 @@ def neuron_symmetries(model, theta, *, seed: int = 0, sign_flips: bool | None = 
     if sign_flips is None:
         sign_flips = model.activation.odd
     rng = np.random.default_rng(seed)
-    layers = _layers(model, theta)
+    layers = layer_arrays(model, theta)
     for l in model.hidden_layers:
         if sign_flips:
             for i in range(model.widths[l]):
                 if rng.random() < 0.5:
-                    _flip(layers, l, i)
-        _permute(layers, l, rng.permutation(model.widths[l]))
-    return _flatten(layers)
+                    flip_neuron(layers, l, i)
+        permute_neurons(layers, l, rng.permutation(model.widths[l]))
+    return flatten_layers(layers)
 
 
 # ------------------------------------------------------------------------------ symmetric subspace
@@ -182,7 +187,7 @@ def symmetrize_neurons(model, theta, *, min_cosine: float = 0.95) -> np.ndarray 
     """
     model = _model(model)
     theta = _checks.theta_vector("theta", theta, model.n_params)
-    layers = _layers(model, theta)
+    layers = layer_arrays(model, theta)
     odd = model.activation.odd
     changed = False
     for l in model.hidden_layers:
@@ -213,7 +218,7 @@ def symmetrize_neurons(model, theta, *, min_cosine: float = 0.95) -> np.ndarray 
                 if b is not None:
                     b[i] = sign[i] * mean_in[-1]
                 layers[l][0][:, i] = sign[i] * mean_out
-    return _flatten(layers) if changed else None
+    return flatten_layers(layers) if changed else None
 
 
 # ------------------------------------------------------------------------------------------ reduction
@@ -260,7 +265,7 @@ class Reduction:
         layers = _unflatten(self.widths, self.original.bias, np.asarray(theta_reduced, dtype=np.float64))
         for op in reversed(self._inverse):
             op(layers)
-        return _flatten(layers)
+        return flatten_layers(layers)
 
     def to_dict(self) -> dict:
         return dict(reduces_to=self.reduces_to, widths=list(self.widths), reducible=self.reducible,
@@ -300,7 +305,7 @@ def reduce_network(model, theta, *, atol: float = 1e-6) -> Reduction:
     atol = _checks.nonnegative("atol", atol)
     sigma = model.activation.fn
     odd = model.activation.odd
-    layers = _layers(model, theta)
+    layers = layer_arrays(model, theta)
     ids = {l: list(range(model.widths[l])) for l in model.hidden_layers}
     ops, inverse = [], []
     changed = True
@@ -365,7 +370,7 @@ def reduce_network(model, theta, *, atol: float = 1e-6) -> Reduction:
                     q += 1
     widths = (model.widths[0],) + tuple(layers[l - 1][0].shape[0] for l in model.hidden_layers) + \
         (model.widths[-1],)
-    return Reduction(model, widths, _flatten(layers), ops, inverse)
+    return Reduction(model, widths, flatten_layers(layers), ops, inverse)
 
 
 def reduces_to(problem: Problem, theta, *, atol: float = 1e-6) -> str:

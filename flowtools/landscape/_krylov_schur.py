@@ -1,0 +1,232 @@
+"""Krylov–Schur Lanczos for the ends of a symmetric spectrum (Stewart 2001): full reorthogonalization,
+thick restarts, and locking by deflation of the eigenvalues below −tol, the Morse-index count of
+`hessian_spectrum`'s "lanczos" method (the count and its limits: `flowtools.landscape.spectrum`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ._kernels import orthogonalize, vector_norm
+
+
+def _random_unit(rng, n, locked, basis):
+    for _ in range(5):
+        v = rng.standard_normal(n)
+        v, _ = orthogonalize(v, locked)
+        v, _ = orthogonalize(v, basis)
+        v, _ = orthogonalize(v, locked)
+        nv = vector_norm(v)
+        if nv > 1e-8 * math.sqrt(n):
+            return v / nv
+    return None
+
+
+@dataclasses.dataclass
+class _RitzResult:
+    values: np.ndarray
+    vectors: np.ndarray  # (n, nev)
+    residuals: np.ndarray
+    converged: np.ndarray
+    exhausted: bool  # the Krylov space became invariant: Ritz pairs are exact eigenpairs
+
+
+def krylov_schur(matvec, n, nev, ncv, conv_tol, rng, locked, budget):
+    """The `nev` smallest eigenpairs of H restricted to the orthogonal complement of `locked` (rows).
+
+    Lanczos with full reorthogonalization and Krylov–Schur restarts (Stewart 2001), stopping when every
+    wanted Ritz pair has residual ≤ conv_tol(values) or after `budget` matrix-vector products.
+    """
+    dim = n - locked.shape[0]
+    ncv = min(ncv, dim)
+    nev = min(nev, ncv)
+    V = np.zeros((ncv + 1, n))
+    T = np.zeros((ncv + 1, ncv + 1))
+    v = _random_unit(rng, n, locked, V[:0])
+    if v is None:
+        return _RitzResult(np.zeros(0), np.zeros((n, 0)), np.zeros(0), np.zeros(0, bool), True)
+    V[0] = v
+    k, used, exhausted = 0, 0, False
+    while True:
+        beta = 0.0
+        for j in range(k, ncv):
+            w = matvec(V[j])
+            used += 1
+            w, _ = orthogonalize(w, locked)
+            w, h = orthogonalize(w, V[: j + 1])
+            T[: j + 1, j] = h
+            T[j, : j + 1] = h
+            beta = vector_norm(w)
+            scale = max(np.max(np.abs(T[: j + 1, : j + 1])), 1e-300)
+            if beta <= 1e-12 * scale:
+                # Invariant subspace: continue the basis with a fresh random vector, coupling 0.
+                beta = 0.0
+                if j + 1 >= dim:
+                    exhausted = True
+                    ncv_eff = j + 1
+                    break
+                v = _random_unit(rng, n, locked, V[: j + 1])
+                if v is None:
+                    exhausted = True
+                    ncv_eff = j + 1
+                    break
+                V[j + 1] = v
+                T[j + 1, j] = T[j, j + 1] = 0.0
+            else:
+                V[j + 1] = w / beta
+                T[j + 1, j] = T[j, j + 1] = beta
+        else:
+            ncv_eff = ncv
+        m = ncv_eff
+        S = 0.5 * (T[:m, :m] + T[:m, :m].T)
+        theta, Y = np.linalg.eigh(S)
+        res = np.abs(beta * Y[m - 1, :])
+        if m >= dim and not exhausted:
+            exhausted = beta == 0.0 or m == dim
+        if exhausted:
+            res = np.zeros_like(res)
+        want = m if exhausted else min(nev, m)
+        conv = res[:want] <= conv_tol(theta[:want])
+        if exhausted or conv.all() or used >= budget:
+            X = V[:m].T @ Y[:, :want]
+            return _RitzResult(theta[:want], X, res[:want], conv, exhausted)
+        # Restart: keep the wanted Ritz vectors plus half of the rest (ARPACK's heuristic).
+        keep = min(want + max((m - want) // 2, 1), m - 1)
+        newV = Y[:, :keep].T @ V[:m]
+        V[:keep] = newV
+        V[keep] = V[m]
+        V[keep + 1 :] = 0.0
+        T[:] = 0.0
+        T[np.arange(keep), np.arange(keep)] = theta[:keep]
+        T[keep, :keep] = T[:keep, keep] = beta * Y[m - 1, :keep]
+        k = keep
+
+
+def _lock_negative(matvec, n, *, rtol_zero, conv_rtol, scale, nev, ncv, rng, locked_vals, locked_vecs,
+                   budget):
+    """Krylov–Schur for every eigenvalue below −tol, locking converged ones as it goes.
+
+    Converged Ritz pairs below −tol are moved out of the active basis into the locked set (their coupling
+    to the residual is below the convergence tolerance and is dropped), and every later Krylov vector is
+    orthogonalized against them, so the search continues on the deflated operator without restarting.
+    Stops when the smallest `min(nev, 4)` unlocked Ritz values have converged and the smallest of them is
+    ≥ −tol ("complete"), when the active space is exhausted, or when `budget` products are used.
+    """
+    Q = locked_vecs
+    vals = list(locked_vals)
+    V = np.zeros((ncv + 1, n))
+    T = np.zeros((ncv + 1, ncv + 1))
+    v = _random_unit(rng, n, Q, V[:0])
+    if v is None:
+        return vals, Q, True, len(vals), np.zeros(0), 0, scale
+    V[0] = v
+    k, used, lower = 0, 0, len(vals)
+    while True:
+        dim = n - Q.shape[0]
+        m = min(ncv, dim)
+        beta, exhausted = 0.0, False
+        for j in range(k, m):
+            w = matvec(V[j])
+            used += 1
+            w, _ = orthogonalize(w, Q)
+            w, h = orthogonalize(w, V[: j + 1])
+            T[: j + 1, j] = h
+            T[j, : j + 1] = h
+            beta = vector_norm(w)
+            if beta <= 1e-12 * max(np.max(np.abs(T[: j + 1, : j + 1])), 1e-300):
+                beta = 0.0
+                nxt = None if j + 1 >= dim else _random_unit(rng, n, Q, V[: j + 1])
+                if nxt is None:
+                    exhausted, m = True, j + 1
+                    break
+                V[j + 1] = nxt
+                T[j + 1, j] = T[j, j + 1] = 0.0
+            else:
+                V[j + 1] = w / beta
+                T[j + 1, j] = T[j, j + 1] = beta
+        if m >= dim:
+            exhausted = True
+        theta, Y = np.linalg.eigh(0.5 * (T[:m, :m] + T[:m, :m].T))
+        res = np.zeros(m) if exhausted else np.abs(beta * Y[m - 1, :])
+        scale = max(scale, float(np.max(np.abs(theta))))
+        tol, ctol = rtol_zero * scale, conv_rtol * scale
+        # Interlacing: Ritz values below −tol bound the count from below, converged or not.
+        lower = max(lower, Q.shape[0] + int(np.sum(theta < -tol)))
+        lock = 0
+        while lock < m and res[lock] <= ctol and theta[lock] < -tol:
+            lock += 1
+        if lock:
+            vals += list(theta[:lock])
+            X = V[:m].T @ Y[:, :lock]
+            Qn, _ = np.linalg.qr(np.vstack([Q, X.T]).T)
+            Q = Qn.T.copy()
+        check = min(nev, 4, m - lock)
+        certified = check > 0 and np.all(res[lock: lock + check] <= ctol) and theta[lock] >= -tol
+        if exhausted or certified or used >= budget:
+            return vals, Q, bool(exhausted or certified), lower, theta[lock:], used, scale
+        # Restart: keep the wanted unlocked Ritz vectors plus half of the rest.
+        keep_end = min(lock + nev + max((m - lock - nev) // 2, 1), m - 1)
+        kk = keep_end - lock
+        newV = Y[:, lock:keep_end].T @ V[:m]
+        last = V[m].copy()
+        V[:] = 0.0
+        V[:kk] = newV
+        V[kk] = last
+        T[:] = 0.0
+        T[np.arange(kk), np.arange(kk)] = theta[lock:keep_end]
+        T[kk, :kk] = T[:kk, kk] = beta * Y[m - 1, lock:keep_end]
+        k = kk
+
+
+def lanczos_spectrum(matvec, n, *, rtol_zero, k, k_top, max_matvecs, ncv, conv_rtol, seed,
+                      max_index, full_max=128):
+    rng = np.random.default_rng(seed)
+    empty = np.zeros((0, n))
+    n_mv = [0]
+
+    def mv(v):
+        n_mv[0] += 1
+        return matvec(v)
+
+    # 1. The largest eigenvalues (extreme, usually well separated: fast), for the scale max|λ|.
+    # Small n: one Krylov space of dimension n (with restarts at invariant subspaces) gives everything.
+    top = krylov_schur(lambda v: -mv(v), n, max(k_top, 1), n if n <= full_max else max(2 * k_top + 20, 30),
+                        lambda th: 1e-6 * np.maximum(np.abs(th), 1e-300), rng, empty, max_matvecs)
+    top_vals = np.sort(-top.values)
+    if top.exhausted:
+        # The Krylov space is the whole space: these are all n eigenvalues.
+        lam = top_vals
+        scale = float(np.max(np.abs(lam)))
+        tol = rtol_zero * scale
+        neg = lam < -tol
+        vecs = top.vectors[:, ::-1][:, neg]
+        return dict(eigenvalues=lam, n_neg=int(neg.sum()), complete=True, scale=scale, tol=tol,
+                    unstable=vecs, rounds=0, all_resolved=True)
+    scale = float(np.max(np.abs(top_vals))) if top_vals.size else 0.0
+
+    # 2. Krylov–Schur with locking for the eigenvalues below −tol; then verification rounds from fresh
+    #    random vectors on the deflated operator until one of them locks nothing new.
+    nev = max(k, 8)
+    size = max(ncv or 0, nev + 32, 2 * nev + 1)
+    vals, Q = [], empty
+    complete, lower, rest, rounds = False, 0, np.zeros(0), 0
+    while n_mv[0] < max_matvecs and len(vals) < max_index:
+        rounds += 1
+        before = len(vals)
+        vals, Q, complete, low, rest, _, scale = _lock_negative(
+            mv, n, rtol_zero=rtol_zero, conv_rtol=conv_rtol, scale=scale, nev=nev, ncv=size, rng=rng,
+            locked_vals=vals, locked_vecs=Q, budget=max_matvecs - n_mv[0])
+        lower = max(lower, low)
+        if not complete or len(vals) == before:
+            break
+    tol = rtol_zero * scale
+    n_neg = len(vals) if complete else max(len(vals), lower)
+    bottom = np.sort(np.concatenate([np.array(vals), rest[: max(k, 1)]]))
+    lam = np.concatenate([bottom, top_vals[top_vals > bottom[-1]] if bottom.size else top_vals])
+    order = np.argsort(vals)
+    return dict(eigenvalues=lam, n_neg=n_neg, complete=complete, scale=scale, tol=tol,
+                unstable=Q.T[:, order] if Q.shape[0] == len(vals) else Q.T, rounds=rounds,
+                all_resolved=False)
