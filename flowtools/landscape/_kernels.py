@@ -13,12 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..problem import Problem, dense_hessian_fn
+from ..problem._batch import jit_hvp
 
-
-@eqx.filter_jit
-def hvp(problem, theta, v):
-    """∇²L(θ)v, jitted."""
-    return problem.hvp_fn(theta, v)
+#: ∇²L(θ)v, jitted: the problem package's kernel, so that both share one compile cache.
+hvp = jit_hvp
 
 
 #: The dense Hessian, traceable (the earlier name of `flowtools.problem.dense_hessian_fn`).
