@@ -276,7 +276,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
       `auto_time_limits(n)` (15 s + 5 ms per parameter for the itinerary, 2 s + 2 ms per parameter
       per refinement, unless `refine_options` gives `time_limit`). None: no limit. A per-refinement budget
-      is `refine_options=dict(time_limit=…)`; the end of the run is always judged, within a refinement budget.
+      is `refine_options=dict(time_limit=…)`; the end of the run is always judged, within a refinement
+      budget.
     - `progress`: a progress bar over the passages (None: when stderr is a terminal and there are
       at least 4 passages; FLOWTOOLS_PROGRESS=0 hides it).
     - `spectrum_options`: passed to every `hessian_spectrum` call that labels a visit (e.g.

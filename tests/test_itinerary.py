@@ -188,8 +188,9 @@ def test_refinement_options_and_budgets(deep_linear):
     with pytest.raises(TypeError, match="refine_options"):
         itinerary(p, tr, refine_options=3)
     # The 0.1 spelling still reaches the same check, with a warning naming the new one.
-    with pytest.warns(FutureWarning, match="refine_options="), pytest.raises(ValueError, match="unknown option"):
-        itinerary(p, tr, refine=dict(maxiter=3))
+    with pytest.warns(FutureWarning, match="refine_options="):
+        with pytest.raises(ValueError, match="unknown option"):
+            itinerary(p, tr, refine=dict(maxiter=3))
     starved = itinerary(p, tr, time_limit=1e-9)
     assert starved.stats["budget_exhausted"] and "time limit" in starved.message
     assert any(v.status == "skipped" for v in starved.visits)
