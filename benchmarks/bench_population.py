@@ -39,7 +39,7 @@ def _entry(act, quick):
     data = ft.teacher_dataset((T, tt), 2000, seed=1)
     S = ft.MLP((d, 2, 1), act, bias=False)
     exact = ft.Problem(S, data)
-    mc = ft.Problem(S, data, population=ft.GaussianPopulation.build(d, "monte_carlo"))
+    mc = ft.Problem(S, data, population=ft.GaussianQuadrature.build(d, "monte_carlo"))
     assert exact.population_method == "exact" and mc.population_method == "monte_carlo"
     thetas = [jax.numpy.asarray(S.init(k, scale=d**-0.5)) for k in range(20)]
     repeat = 2 if quick else 5

@@ -22,7 +22,7 @@ _cache._enable_on_import()
 
 from . import datasets, deep_linear, escape, io, sweeps, universality  # noqa: E402
 from .activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
-from .data import Dataset, GaussianPopulation, Teacher, load_xy, teacher_dataset  # noqa: E402
+from .data import Dataset, GaussianQuadrature, Teacher, load_xy, teacher_dataset  # noqa: E402
 from .dynamics import (  # noqa: E402
     SOLVERS,
     Status,
@@ -95,7 +95,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "Activation", "get_activation",
-    "Dataset", "GaussianPopulation", "Teacher", "load_xy", "teacher_dataset",
+    "Dataset", "GaussianQuadrature", "Teacher", "load_xy", "teacher_dataset",
     "MLP", "FunctionModel", "Problem", "LOSS_CONVENTIONS", "LOSSES", "DataSource", "FiniteData",
     "GaussianInputs", "population_risk", "gaussian", "InputSymmetry", "problems",
     "gradient_flow", "gradient_descent", "sgd", "run_ensemble", "SOLVERS", "Status", "Trajectory",
@@ -117,3 +117,7 @@ __all__ = [
     "transition_path", "TransitionPath", "saddle_search", "SaddleSearch",
     "Atlas", "disconnectivity_tree",
 ]
+
+from . import _deprecation  # noqa: E402
+
+__getattr__ = _deprecation.renamed_attributes(__name__, {"GaussianPopulation": "GaussianQuadrature"})

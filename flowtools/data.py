@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from . import _checks
+from . import _checks, _deprecation
 from .models import MLP
 
-__all__ = ["Dataset", "load_xy", "teacher_dataset", "Teacher", "GaussianPopulation"]
+__all__ = ["Dataset", "load_xy", "teacher_dataset", "Teacher", "GaussianQuadrature"]
 
 _POPULATION_STREAM = 0x52  # spawn key of the Monte Carlo population's random stream
 
@@ -225,8 +225,9 @@ def teacher_dataset(teacher, n: int, *, noise: float = 0.0, seed: int = 0, d_in:
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianPopulation:
-    """Nodes and weights for expectations over x ~ N(0, I_{d_in}).
+class GaussianQuadrature:
+    """Nodes and weights for expectations over x ~ N(0, I_{d_in}): a quadrature rule, not a data source
+    (for the population loss as training data see `flowtools.population.GaussianInputs`).
 
     `method="gauss_hermite"` builds the tensor-product rule with `n_nodes` per dimension;
     `"monte_carlo"` draws `n_samples` points with `seed` (weights 1/n_samples). `"auto"` picks
@@ -239,7 +240,7 @@ class GaussianPopulation:
 
     @classmethod
     def build(cls, d_in: int, method: str = "auto", *, n_nodes: int | None = None,
-              n_samples: int = 2**16, seed: int = 0) -> "GaussianPopulation":
+              n_samples: int = 2**16, seed: int = 0) -> "GaussianQuadrature":
         d_in = _checks.positive_int("d_in", d_in)
         method = _checks.choice("method", method, ["auto", "gauss_hermite", "monte_carlo"])
         if method == "auto":
@@ -268,3 +269,7 @@ class GaussianPopulation:
                                                            spawn_key=(_POPULATION_STREAM,)))
         x = rng.standard_normal((n_samples, d_in))
         return cls(x, np.full(n_samples, 1.0 / n_samples), "monte_carlo")
+
+
+# Renamed in 0.2.0: the rule is a quadrature, and "population" names the data source GaussianInputs.
+__getattr__ = _deprecation.renamed_attributes(__name__, {"GaussianPopulation": "GaussianQuadrature"})

@@ -8,10 +8,10 @@ networks").
 
 - `whitened_dataset(sigma_yx)`: a `Dataset` with Σ_xx = I and the prescribed Σ_yx, both exact to
   round-off (an orthogonal design; targets y = Σ_yx x).
-- `balanced_init(model, scale, key)`: W_l = scale · Q_l Q_{l−1}ᵀ with Q_l semi-orthogonal (d_l × r,
+- `balanced_init(model, scale, seed)`: W_l = scale · Q_l Q_{l−1}ᵀ with Q_l semi-orthogonal (d_l × r,
   r the smallest width), so W_{l+1}ᵀW_{l+1} = W_l W_lᵀ exactly: the balancedness that gradient flow
   conserves (Arora et al. 2018), with every nonzero singular value of every layer equal to `scale`.
-- `orthogonal_init(model, scale, key)`: each W_l = scale times a random semi-orthogonal matrix
+- `orthogonal_init(model, scale, seed)`: each W_l = scale times a random semi-orthogonal matrix
   (balanced too when all widths are equal).
 
 Closed-form mode dynamics for balanced starts aligned with the modes (`aligned_init`): `mode_time`,
@@ -27,7 +27,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from . import _checks
+from . import _checks, _deprecation
 from .data import Dataset, Teacher
 from .models import MLP
 
@@ -36,14 +36,14 @@ __all__ = ["whitened_dataset", "balanced_init", "orthogonal_init", "aligned_init
 
 
 def _rng(key) -> np.random.Generator:
-    """A numpy generator seeded from an int or a jax PRNG key (every random choice takes a key)."""
+    """A numpy generator seeded from an int or a jax PRNG key (every random choice takes a seed)."""
     if isinstance(key, (int, np.integer)):
         return np.random.default_rng(int(key))
     try:
         data = np.asarray(jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
                           else key, dtype=np.uint32).ravel()
     except (AttributeError, TypeError) as err:
-        raise TypeError(f"key must be an int seed or a jax.random key, got {type(key).__name__}.") from err
+        raise TypeError(f"seed must be an int or a jax.random key, got {type(key).__name__}.") from err
     return np.random.default_rng([int(v) for v in data])
 
 
@@ -94,12 +94,13 @@ def _weights_to_theta(model: MLP, weights) -> np.ndarray:
     return theta
 
 
-def balanced_init(model: MLP, scale: float, key) -> np.ndarray:
+@_deprecation.renamed_arguments(key="seed")
+def balanced_init(model: MLP, scale: float, seed) -> np.ndarray:
     """A small balanced θ: W_l = scale · Q_l Q_{l−1}ᵀ, so W_{l+1}ᵀ W_{l+1} = W_l W_lᵀ for every l.
 
     **Arguments:** `model` (an `MLP`, meant to be linear without bias), `scale` > 0 (every nonzero
     singular value of every layer; the end-to-end map W_L ⋯ W_1 then has singular values scale^L),
-    `key` (int seed or jax key).
+    `seed` (int seed or jax key).
 
     Q_0 (d_0 × r), …, Q_L (d_L × r) are independent Haar-random matrices with orthonormal columns and
     r = min(widths), so W_l W_lᵀ = scale² Q_l Q_lᵀ = W_{l+1}ᵀ W_{l+1}.
@@ -107,23 +108,24 @@ def balanced_init(model: MLP, scale: float, key) -> np.ndarray:
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a flowtools.MLP, got {type(model).__name__}.")
     scale = _checks.positive("scale", scale)
-    rng = _rng(key)
+    rng = _rng(seed)
     r = min(model.widths)
     qs = [_semi_orthogonal(rng, d, r) for d in model.widths]
     weights = [scale * qs[l] @ qs[l - 1].T for l in range(1, model.n_layers + 1)]
     return _weights_to_theta(model, weights)
 
 
-def orthogonal_init(model: MLP, scale: float, key) -> np.ndarray:
+@_deprecation.renamed_arguments(key="seed")
+def orthogonal_init(model: MLP, scale: float, seed) -> np.ndarray:
     """θ with each W_l = scale · (a Haar-random semi-orthogonal d_l × d_{l−1} matrix), biases zero.
 
-    **Arguments:** `model`, `scale` > 0 (every singular value of every layer), `key` (int seed or jax
+    **Arguments:** `model`, `scale` > 0 (every singular value of every layer), `seed` (int seed or jax
     key). With equal widths W_l W_lᵀ = W_{l+1}ᵀ W_{l+1} = scale² I: balanced as well.
     """
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a flowtools.MLP, got {type(model).__name__}.")
     scale = _checks.positive("scale", scale)
-    rng = _rng(key)
+    rng = _rng(seed)
     weights = [scale * _semi_orthogonal(rng, *sl.W_shape) for sl in model.layout]
     return _weights_to_theta(model, weights)
 

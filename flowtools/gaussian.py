@@ -424,7 +424,7 @@ def _depth2(name, model):
         raise TypeError(f"{name} must be a flowtools.MLP, got {type(model).__name__}.")
     if model.n_layers != 2:
         raise ValueError(f"{name} must be a depth-2 MLP (widths (d_in, k, d_out)), got widths={model.widths}; "
-                         "deeper nets need Monte Carlo (GaussianPopulation).")
+                         "deeper nets need Monte Carlo (GaussianQuadrature).")
 
 
 def _parts(model, theta):

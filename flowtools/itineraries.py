@@ -35,7 +35,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _deprecation
 from .dynamics.floor import kink_test, sampled_minimum_test
 from .dynamics.flow import gradient_flow
 from .dynamics.progress import progress_bar
@@ -228,20 +228,22 @@ _REFINE_KEYS = tuple(k for k in inspect.signature(find_critical_point).parameter
                      if k not in ("problem", "theta_guess"))
 
 
-def _refine_options(refine) -> dict:
-    if refine is None:
+def _refine_options(refine_options) -> dict:
+    if refine_options is None:
         return {}
-    if not isinstance(refine, dict):
-        raise TypeError(f"refine must be a dict of find_critical_point options, got {type(refine).__name__}.")
-    unknown = sorted(set(refine) - set(_REFINE_KEYS))
+    if not isinstance(refine_options, dict):
+        raise TypeError(f"refine_options must be a dict of find_critical_point options, got "
+                        f"{type(refine_options).__name__}.")
+    unknown = sorted(set(refine_options) - set(_REFINE_KEYS))
     if unknown:
-        raise ValueError(f"refine has unknown option(s) {unknown}; find_critical_point accepts "
+        raise ValueError(f"refine_options has unknown option(s) {unknown}; find_critical_point accepts "
                          f"{list(_REFINE_KEYS)}.")
-    return dict(refine)
+    return dict(refine_options)
 
 
+@_deprecation.renamed_arguments(refine="refine_options")
 def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float | None = None,
-              refine: dict | None = None, refine_radius: float = 1.0, rtol_zero: float = 1e-7,
+              refine_options: dict | None = None, refine_radius: float = 1.0, rtol_zero: float = 1e-7,
               attractor_gtol: float = 1e-5, approach_window: int = 8, min_depth: float = 0.05,
               resolve: bool = True, near_gtol: float = 1e-8, time_limit: float | str | None = "auto",
               progress: bool | None = None, smooth: float | None = None,
@@ -253,10 +255,10 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     - `visit_radius`: function-space radius (`function_distance` over the training inputs) of a
       visit's window, and the tolerance within which unrefined slow regions count as one passage.
       Default: 0.1 · d(y, 0) = 0.1 · sqrt(mean_k ‖y_k‖²).
-    - `refine`: options passed to `find_critical_point` for every refinement (e.g.
+    - `refine_options`: options passed to `find_critical_point` for every refinement (e.g.
       `dict(max_iter=50, time_limit=10.0, gtol=1e-10)`); unknown keys raise `ValueError`.
     - `refine_radius`: how far (in parameter norm, relative to 1 + ‖θ‖) Newton may move a slow point
-      and still call the result the critical point it is near (unless `refine` gives `radius`).
+      and still call the result the critical point it is near (unless `refine_options` gives `radius`).
     - `rtol_zero`: relative tolerance for zero Hessian eigenvalues (see `hessian_spectrum`).
     - `attractor_gtol`: a run that did not reach its own gtol may still end at an attractor only if its
       final ‖∇L‖ is below this and it is demonstrably approaching a minimum set.
@@ -273,8 +275,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       passages are recorded unrefined (status "skipped") and `stats["budget_exhausted"]` is True.
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
       `auto_time_limits(n)` (15 s + 5 ms per parameter for the itinerary, 2 s + 2 ms per parameter
-      per refinement, unless `refine` gives `time_limit`). None: no limit. A per-refinement budget is
-      `refine=dict(time_limit=…)`; the end of the run is always judged, within a refinement budget.
+      per refinement, unless `refine_options` gives `time_limit`). None: no limit. A per-refinement budget
+      is `refine_options=dict(time_limit=…)`; the end of the run is always judged, within a refinement
+      budget.
     - `progress`: a progress bar over the passages (None: when stderr is a terminal and there are
       at least 4 passages; FLOWTOOLS_PROGRESS=0 hides it).
     - `spectrum_options`: passed to every `hessian_spectrum` call that labels a visit (e.g.
@@ -313,7 +316,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     attractor_gtol = _checks.positive("attractor_gtol", attractor_gtol)
     near_gtol = _checks.positive("near_gtol", near_gtol)
     min_depth = _checks.positive("min_depth", min_depth)
-    opts = _refine_options(refine)
+    opts = _refine_options(refine_options)
     if isinstance(time_limit, str):
         _checks.choice("time_limit", time_limit, ["auto"])
         time_limit, per_refine = auto_time_limits(problem.n_params)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
+from . import _checks, _deprecation
 from .activations import Activation, get_activation
 
 __all__ = ["MLP", "LayerSlices", "FunctionModel"]
@@ -208,9 +208,10 @@ class MLP:
     __call__ = apply
 
     # ---------------------------------------------------------------- init
+    @_deprecation.renamed_arguments(key="seed")
     def init(
         self,
-        key,
+        seed,
         scheme: str = "normal",
         *,
         scale: float = 1.0,
@@ -220,7 +221,7 @@ class MLP:
 
         **Arguments:**
 
-        - `key`: an int seed or a `jax.random` key.
+        - `seed`: an int seed or a `jax.random` key.
         - `scheme`: "normal" (every weight and bias N(0, scale²)), "he" (weights N(0, 2/fan_in), zero
           biases), "lecun" (weights N(0, 1/fan_in), zero biases: w_i ~ N(0, I/d) in the first layer, the
           initialisation of Safran & Shamir 2018) or "glorot" (weights N(0, 2/(fan_in + fan_out)), zero
@@ -238,7 +239,7 @@ class MLP:
             raise ValueError(
                 f"layer_scales must have one entry per layer ({self.n_layers}), got {len(layer_scales)}."
             )
-        key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) else key
+        key = jax.random.PRNGKey(seed) if isinstance(seed, (int, np.integer)) else seed
         keys = jax.random.split(key, 2 * self.n_layers)
         layers = []
         for l, sl in enumerate(self.layout):

@@ -32,7 +32,7 @@ import numpy as np
 import jax.numpy as jnp
 
 from . import _checks
-from .data import Dataset, GaussianPopulation, Teacher, teacher_dataset
+from .data import Dataset, GaussianQuadrature, Teacher, teacher_dataset
 from .landscape.input_symmetry import InputSymmetry
 from .models import MLP
 from .population import GaussianInputs
@@ -152,8 +152,8 @@ def fukumizu_amari(*, n: int = 100, input_std: float = 2.0, seed: int = 0, width
     teacher = Teacher(fukumizu_amari_target, 1, 1, "2 tanh(x) - tanh(4x)")
     x = s * rng.standard_normal((n, 1))
     data = Dataset(x, np.asarray(teacher(x)), teacher, 0.0, f"FA target, x ~ N(0, {s:g}²), n={n}")
-    base = GaussianPopulation.build(1)
-    population = GaussianPopulation(base.x * s, base.weights, base.method)  # R under N(0, s²)
+    base = GaussianQuadrature.build(1)
+    population = GaussianQuadrature(base.x * s, base.weights, base.method)  # R under N(0, s²)
     return Problem(MLP((1, width, 1), "tanh", bias=False), data, loss, population)
 
 

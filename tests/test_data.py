@@ -99,20 +99,20 @@ def test_callable_teacher_needs_d_in():
 
 # ----------------------------------------------------------------------------- population
 def test_gauss_hermite_moments_1d():
-    pop = ft.GaussianPopulation.build(1)
+    pop = ft.GaussianQuadrature.build(1)
     assert pop.method == "gauss_hermite"
     x, w = pop.x[:, 0], pop.weights
     # E[x^(2m)] = (2m − 1)!!, odd moments vanish: a Gauss rule integrates these polynomials exactly.
     for power, exact in [(0, 1.0), (1, 0.0), (2, 1.0), (3, 0.0), (4, 3.0), (6, 15.0), (8, 105.0)]:
         assert np.sum(w * x**power) == pytest.approx(exact, rel=1e-12, abs=1e-13)
     # A small rule is exact up to degree 2k − 1 and no further: with k = 3, E[x⁴] = 3 but E[x⁶] ≠ 15.
-    small = ft.GaussianPopulation.build(1, "gauss_hermite", n_nodes=3)
+    small = ft.GaussianQuadrature.build(1, "gauss_hermite", n_nodes=3)
     assert np.sum(small.weights * small.x[:, 0] ** 4) == pytest.approx(3.0, rel=1e-14)
     assert np.sum(small.weights * small.x[:, 0] ** 6) != pytest.approx(15.0, rel=1e-3)
 
 
 def test_gauss_hermite_moments_2d():
-    pop = ft.GaussianPopulation.build(2)
+    pop = ft.GaussianQuadrature.build(2)
     assert pop.method == "gauss_hermite"
     x1, x2, w = pop.x[:, 0], pop.x[:, 1], pop.weights
     assert np.sum(w) == pytest.approx(1.0, rel=1e-14)
@@ -123,10 +123,10 @@ def test_gauss_hermite_moments_2d():
 
 
 def test_population_method_choice():
-    assert ft.GaussianPopulation.build(3).method == "monte_carlo"
-    mc = ft.GaussianPopulation.build(3, n_samples=1000, seed=4)
+    assert ft.GaussianQuadrature.build(3).method == "monte_carlo"
+    mc = ft.GaussianQuadrature.build(3, n_samples=1000, seed=4)
     assert mc.x.shape == (1000, 3) and np.allclose(mc.weights, 1e-3)
-    np.testing.assert_array_equal(mc.x, ft.GaussianPopulation.build(3, n_samples=1000, seed=4).x)
-    gh3 = ft.GaussianPopulation.build(3, "gauss_hermite", n_nodes=5)
+    np.testing.assert_array_equal(mc.x, ft.GaussianQuadrature.build(3, n_samples=1000, seed=4).x)
+    gh3 = ft.GaussianQuadrature.build(3, "gauss_hermite", n_nodes=5)
     assert gh3.x.shape == (125, 3)
     assert np.sum(gh3.weights * gh3.x[:, 2] ** 2) == pytest.approx(1.0, rel=1e-13)

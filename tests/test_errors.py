@@ -66,7 +66,7 @@ BAD_INPUTS = [
      r"theta must be a flat vector of length 4"),
     ("callable teacher without d_in", lambda: ft.teacher_dataset(np.sin, 10), ValueError,
      r"d_in is required"),
-    ("unknown population method", lambda: ft.GaussianPopulation.build(1, "simpson"), ValueError,
+    ("unknown population method", lambda: ft.GaussianQuadrature.build(1, "simpson"), ValueError,
      r"method='simpson'"),
     # population loss (flowtools.gaussian, GaussianInputs)
     ("population_risk deep student", lambda: ft.population_risk(ft.MLP((3, 2, 2, 1)), ft.MLP((3, 2, 2, 1)).init(0),
@@ -204,10 +204,10 @@ BAD_INPUTS = [
                              momentum=0.9), TypeError, r"momentum"),
     # itineraries and their landscape helpers
     ("itinerary unknown refine option",
-     lambda: ft.itinerary(PROBLEM, _short_gd(), refine=dict(max_iters=3)), ValueError,
-     r"refine has unknown option\(s\) \['max_iters'\]"),
-    ("itinerary refine not a dict", lambda: ft.itinerary(PROBLEM, _short_gd(), refine=[1]), TypeError,
-     r"refine must be a dict"),
+     lambda: ft.itinerary(PROBLEM, _short_gd(), refine_options=dict(max_iters=3)), ValueError,
+     r"refine_options has unknown option\(s\) \['max_iters'\]"),
+    ("itinerary refine not a dict", lambda: ft.itinerary(PROBLEM, _short_gd(), refine_options=[1]), TypeError,
+     r"refine_options must be a dict"),
     ("itinerary time_limit zero", lambda: ft.itinerary(PROBLEM, _short_gd(), time_limit=0.0), ValueError,
      r"time_limit must be"),
     ("itinerary time_limit unknown word", lambda: ft.itinerary(PROBLEM, _short_gd(), time_limit="fast"),

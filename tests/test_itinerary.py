@@ -184,9 +184,13 @@ def test_refinement_options_and_budgets(deep_linear):
     p, theta0 = deep_linear
     tr = ft.gradient_descent(p, theta0, 0.2, 250)
     with pytest.raises(ValueError, match="unknown option"):
-        itinerary(p, tr, refine=dict(maxiter=3))
-    with pytest.raises(TypeError, match="refine"):
-        itinerary(p, tr, refine=3)
+        itinerary(p, tr, refine_options=dict(maxiter=3))
+    with pytest.raises(TypeError, match="refine_options"):
+        itinerary(p, tr, refine_options=3)
+    # The 0.1 spelling still reaches the same check, with a warning naming the new one.
+    with pytest.warns(FutureWarning, match="refine_options="):
+        with pytest.raises(ValueError, match="unknown option"):
+            itinerary(p, tr, refine=dict(maxiter=3))
     starved = itinerary(p, tr, time_limit=1e-9)
     assert starved.stats["budget_exhausted"] and "time limit" in starved.message
     assert any(v.status == "skipped" for v in starved.visits)
@@ -259,7 +263,7 @@ def test_matrix_free_refinement_gives_the_dense_itinerary(deep_linear):
     p, theta0 = deep_linear
     tr = ft.gradient_descent(p, theta0, 0.2, 250)
     dense = itinerary(p, tr)
-    mf = itinerary(p, tr, refine=dict(dense_max=1, gtol=1e-11))
+    mf = itinerary(p, tr, refine_options=dict(dense_max=1, gtol=1e-11))
     assert mf.terminal == dense.terminal == "attractor"
     assert [v.signature[0] for v in mf.visits] == [v.signature[0] for v in dense.visits]
     assert mf.refined_share == dense.refined_share == 1.0

@@ -13,7 +13,7 @@ def test_monte_carlo_sample_is_independent_of_the_training_set():
     # n = 2^16 equals the training error exactly. A depth-3 teacher keeps R on Monte Carlo.
     T = ft.MLP((10, 2, 2, 1), "erf", bias=False)
     data = ft.teacher_dataset((T, T.init(0)), n=2**16)
-    pop = ft.GaussianPopulation.build(10, "monte_carlo")
+    pop = ft.GaussianQuadrature.build(10, "monte_carlo")
     assert not np.allclose(pop.x[:5], data.x[:5])
     p = ft.Problem(ft.MLP((10, 2, 2, 1), "erf", bias=False), data)
     assert p.population_method == "monte_carlo"

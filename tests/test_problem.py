@@ -122,7 +122,7 @@ def test_gen_error_monte_carlo_against_independent_sample():
     t_theta = np.array([1.0, -0.5, 0.3, 0.2, 0.8, -1.0, 1.5, -0.7])
     data = ft.teacher_dataset((teacher_model, t_theta), 50, noise=0.1, seed=1)
     student = ft.MLP((3, 4, 1), "tanh", bias=True)
-    problem = ft.Problem(student, data, population=ft.GaussianPopulation.build(3, "monte_carlo"))
+    problem = ft.Problem(student, data, population=ft.GaussianQuadrature.build(3, "monte_carlo"))
     assert problem.population_method == "monte_carlo"
     theta = 0.5 * np.random.default_rng(4).standard_normal(student.n_params)
     R, se = problem.gen_error(theta), problem.gen_error_stderr(theta)
@@ -215,7 +215,7 @@ def test_with_data_and_with_loss_keep_every_setting():
     """with_data / with_loss keep a user's population rule, weight decay, frozen set and test set."""
     teacher = ft.MLP((1, 2, 1), "tanh", bias=False)
     data = ft.teacher_dataset((teacher, np.array([1.0, -0.5, 0.7, 0.4])), 30, seed=1)
-    pop = ft.GaussianPopulation.build(1, n_nodes=60)
+    pop = ft.GaussianQuadrature.build(1, n_nodes=60)
     theta_full = np.array([0.2, -0.3, 1.5, -2.0])
     p = ft.Problem(teacher, data, population=pop, weight_decay=0.01, frozen="W2", frozen_at=theta_full,
                    test_data=ft.teacher_dataset((teacher, np.array([1.0, -0.5, 0.7, 0.4])), 20, seed=2))
@@ -389,7 +389,7 @@ class _QuadratureSource(ft.DataSource):
 def test_a_population_source_plugs_into_the_whole_problem(minimal_half):
     model = minimal_half.model
     teacher = np.array([1.0, -0.5, 0.7, 0.4])
-    pop = ft.GaussianPopulation.build(1, n_nodes=200)
+    pop = ft.GaussianQuadrature.build(1, n_nodes=200)
     src = _QuadratureSource(pop.x, np.asarray(model.apply(teacher, pop.x)), pop.weights)
     p = ft.Problem(model, src)
     theta = np.array([0.3, -0.8, 1.2, 0.5])

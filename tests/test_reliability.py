@@ -703,9 +703,9 @@ bad("teacher direct wrong width", lambda: ft.Teacher(lambda x: x, 2, 1), ValueEr
 bad("gaussian inputs callable teacher", lambda: ft.GaussianInputs(lambda x: x), TypeError, "teacher")
 bad("gaussian inputs deep teacher", lambda: ft.GaussianInputs((ft.MLP((1, 2, 2, 1)), np.zeros(13))),
     ValueError, "teacher")
-bad("population unknown method", lambda: ft.GaussianPopulation.build(1, "simpson"), ValueError, "method")
-bad("population d_in 0", lambda: ft.GaussianPopulation.build(0), ValueError, "d_in")
-bad("population n_samples 1", lambda: ft.GaussianPopulation.build(3, n_samples=1), ValueError, "n_samples")
+bad("population unknown method", lambda: ft.GaussianQuadrature.build(1, "simpson"), ValueError, "method")
+bad("population d_in 0", lambda: ft.GaussianQuadrature.build(0), ValueError, "d_in")
+bad("population n_samples 1", lambda: ft.GaussianQuadrature.build(3, n_samples=1), ValueError, "n_samples")
 bad("load_xy missing", lambda: ft.load_xy("/nonexistent/xy.txt"), FileNotFoundError, "path")
 for label, text, kw, word in [("empty", "# only a comment\n", {}, "no data rows"),
                               ("ragged", "1 2\n3 4 5\n", {}, "different numbers of columns"),
