@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks, gaussian
-from ..data import Dataset, GaussianPopulation, Teacher
+from ..data import Dataset, GaussianQuadrature, Teacher
 from ..models import MLP, FunctionModel
 from . import _frozen
 from ._batch import (dense_hessian_fn, jit_apply, jit_gen_error, jit_grad, jit_hessian, jit_hvp, jit_loss,
@@ -32,7 +32,7 @@ class Problem(eqx.Module):
     - `model`: an `MLP` or a `FunctionModel` (see `Problem.from_function` for a plain function).
     - `data`: a `Dataset` whose widths match the model, or a `DataSource`.
     - `loss`: "half_mse" (default), "mse" or "cross_entropy".
-    - `population`: a `GaussianPopulation` for R(θ); chosen automatically when the data set has a
+    - `population`: a `GaussianQuadrature` for R(θ); chosen automatically when the data set has a
       teacher: Gauss–Hermite for d_in ≤ 2; for d_in > 2 the exact reduction to 2-D Gaussian integrals
       (`flowtools.gaussian`, method "exact") when the model is a depth-2 `MLP` and the teacher a
       depth-2 network (`Teacher.from_network` or a (MLP, θ) pair), Monte Carlo otherwise.
@@ -70,7 +70,7 @@ class Problem(eqx.Module):
     meta: "_DataMeta" = eqx.field(static=True)
 
     def __init__(self, model, data, loss: str = "half_mse",
-                 population: GaussianPopulation | None = None, *, weight_decay: float = 0.0,
+                 population: GaussianQuadrature | None = None, *, weight_decay: float = 0.0,
                  frozen=None, frozen_at=None, test_data: Dataset | None = None, symmetry=None):
         if not isinstance(model, (MLP, FunctionModel)):
             raise TypeError(f"model must be a flowtools.MLP or a flowtools.FunctionModel, got "
@@ -108,7 +108,7 @@ class Problem(eqx.Module):
             # than the 2-D pair rule); above it, depth-2 nets get R by the 2-D reduction.
             exact = population is None and data.d_in > 2 and gaussian.has_exact_risk(model, data.teacher)
             if population is None and data.teacher is not None and not exact:
-                population = GaussianPopulation.build(data.d_in)
+                population = GaussianQuadrature.build(data.d_in)
                 custom = None
             else:
                 custom = population
