@@ -61,6 +61,7 @@ import warnings
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from . import _cache, io
@@ -503,3 +504,21 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
     if store(path, full_key, exe):
         return exe, "compiled"
     return exe, f"compiled, not stored: {exe.why_not or 'another process is writing it, or it failed'}"
+
+
+def compiled_once(fn, args: tuple, kw: dict, memo: dict, origins: dict | None = None) -> tuple[Executable, float]:
+    """The one compile path of the package: `compiled(fn, args, kw)` at most once per process for each
+    call signature (argument tree, shapes, dtypes and static keywords), kept in the caller's `memo`.
+    Returns the executable and the seconds spent getting it (0.0 when `memo` already had it); where it
+    came from ("loaded", "compiled", …) goes to `origins` under the same key."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
+           tuple(sorted(kw.items(), key=lambda kv: kv[0])))
+    if key in memo:
+        return memo[key], 0.0
+    t = time.perf_counter()
+    memo[key], origin = compiled(fn, args, kw)
+    if origins is not None:
+        origins[key] = origin
+    return memo[key], time.perf_counter() - t
+

@@ -124,15 +124,7 @@ def _compiled(args, kw):
     """The compiled solve for these argument shapes and static settings, and its compile time (0 if
     this process already had it). Compiling ahead of time keeps compile time out of the wall time;
     a later process loads the executable from disk (`flowtools._aot`) without tracing the solver."""
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
-           tuple(sorted(kw.items(), key=lambda kv: kv[0])))
-    if key in _COMPILED:
-        return _COMPILED[key], 0.0
-    t = time.perf_counter()
-    compiled, _COMPILED_FROM[key] = _aot.compiled(_solve.__wrapped__, args, kw)
-    _COMPILED[key] = compiled
-    return compiled, time.perf_counter() - t
+    return _aot.compiled_once(_solve.__wrapped__, args, kw, _COMPILED, _COMPILED_FROM)
 
 
 #: where each compiled solve came from ("loaded", "compiled", …; see `flowtools._aot.compiled`)
