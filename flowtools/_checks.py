@@ -17,26 +17,26 @@ def _not_a_number(value) -> bool:
     return isinstance(value, (str, bytes, bool, np.bool_))
 
 
+def _as_float(name: str, value, kind: str) -> float:
+    """`value` as a float, or a TypeError saying that `name` must be a `kind` number."""
+    if _not_a_number(value):
+        raise TypeError(f"{name} must be a {kind} number, got {value!r}.")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a {kind} number, got {value!r}.") from None
+
+
 def positive(name: str, value, *, allow_inf: bool = False) -> float:
     """Return `value` as a float, or raise if it is not a positive finite number."""
-    if _not_a_number(value):
-        raise TypeError(f"{name} must be a positive number, got {value!r}.")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number, got {value!r}.") from None
+    v = _as_float(name, value, "positive")
     if math.isnan(v) or v <= 0 or (math.isinf(v) and not allow_inf):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
     return v
 
 
 def nonnegative(name: str, value) -> float:
-    if _not_a_number(value):
-        raise TypeError(f"{name} must be a non-negative number, got {value!r}.")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a non-negative number, got {value!r}.") from None
+    v = _as_float(name, value, "non-negative")
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a finite non-negative number, got {value!r}.")
     return v

@@ -81,3 +81,34 @@ def test_stochastic_count_estimate():
     # With steps = n the quadrature is exact and only the probe sampling remains (Hutchinson).
     est = estimate_negative_count(p, th, n_probes=12, steps=p.n_params)
     assert abs(est["estimate"] - exact) < 4 * est["stderr"]
+
+
+def test_krylov_schur_expansion_is_a_lanczos_basis():
+    # The expansion step shared by Krylov–Schur and its locking variant: A V = V T + β v_(m+1) e_mᵀ with
+    # V orthonormal; on a rank-3 matrix the basis runs into invariant subspaces, restarts with fresh
+    # vectors (coupling 0) and, once it spans the space, T has A's eigenvalues.
+    from flowtools.landscape import _krylov_schur as ks
+
+    rng = np.random.default_rng(0)
+    n = 10
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    full = Q @ np.diag(np.linspace(-3.0, 4.0, n)) @ Q.T
+    low = Q[:, :3] @ np.diag([-2.0, 1.0, 3.0]) @ Q[:, :3].T
+    locked = np.zeros((0, n))
+    for A, m_want in ((full, 6), (low, n)):
+        calls = []
+        V, T = np.zeros((n + 1, n)), np.zeros((n + 1, n + 1))
+        V[0] = rng.standard_normal(n)
+        V[0] /= np.linalg.norm(V[0])
+        m, beta, exhausted, products = ks._extend(lambda v: calls.append(1) or A @ v, V, T, 0, m_want, n,
+                                                  locked, np.random.default_rng(1))
+        assert products == len(calls) == m
+        Vm = V[:m].T
+        np.testing.assert_allclose(Vm.T @ Vm, np.eye(m), atol=1e-12)
+        e_m = np.eye(m)[m - 1]
+        np.testing.assert_allclose(A @ Vm, Vm @ T[:m, :m] + beta * np.outer(V[m], e_m), atol=1e-12)
+        if A is full:
+            assert (m, exhausted) == (6, False) and beta > 0
+        else:
+            assert (m, exhausted, beta) == (n, True, 0.0)
+            np.testing.assert_allclose(np.linalg.eigvalsh(T[:n, :n]), np.linalg.eigvalsh(A), atol=1e-12)

@@ -25,6 +25,37 @@ def _random_unit(rng, n, locked, basis):
     return None
 
 
+def _extend(matvec, V, T, k, m, dim, locked, rng):
+    """Extend the Lanczos basis V[:k+1] to V[:m+1], filling the projection T, with full
+    reorthogonalization against `locked` and the basis.
+
+    At an invariant subspace the basis continues with a fresh random vector, coupling 0; where none is
+    left (the active space of dimension `dim` is spanned) it stops early. Returns (m, β, exhausted,
+    products): the basis size reached, the last coupling, whether it stopped early, and the number of
+    matrix-vector products used.
+    """
+    n = V.shape[1]
+    beta = 0.0
+    for j in range(k, m):
+        w = matvec(V[j])
+        w, _ = orthogonalize(w, locked)
+        w, h = orthogonalize(w, V[: j + 1])
+        T[: j + 1, j] = h
+        T[j, : j + 1] = h
+        beta = vector_norm(w)
+        if beta <= 1e-12 * max(np.max(np.abs(T[: j + 1, : j + 1])), 1e-300):
+            beta = 0.0
+            v = None if j + 1 >= dim else _random_unit(rng, n, locked, V[: j + 1])
+            if v is None:
+                return j + 1, beta, True, j + 1 - k
+            V[j + 1] = v
+            T[j + 1, j] = T[j, j + 1] = 0.0
+        else:
+            V[j + 1] = w / beta
+            T[j + 1, j] = T[j, j + 1] = beta
+    return m, beta, False, m - k
+
+
 @dataclasses.dataclass
 class _RitzResult:
     values: np.ndarray
@@ -49,38 +80,10 @@ def krylov_schur(matvec, n, nev, ncv, conv_tol, rng, locked, budget):
     if v is None:
         return _RitzResult(np.zeros(0), np.zeros((n, 0)), np.zeros(0), np.zeros(0, bool), True)
     V[0] = v
-    k, used, exhausted = 0, 0, False
+    k, used = 0, 0
     while True:
-        beta = 0.0
-        for j in range(k, ncv):
-            w = matvec(V[j])
-            used += 1
-            w, _ = orthogonalize(w, locked)
-            w, h = orthogonalize(w, V[: j + 1])
-            T[: j + 1, j] = h
-            T[j, : j + 1] = h
-            beta = vector_norm(w)
-            scale = max(np.max(np.abs(T[: j + 1, : j + 1])), 1e-300)
-            if beta <= 1e-12 * scale:
-                # Invariant subspace: continue the basis with a fresh random vector, coupling 0.
-                beta = 0.0
-                if j + 1 >= dim:
-                    exhausted = True
-                    ncv_eff = j + 1
-                    break
-                v = _random_unit(rng, n, locked, V[: j + 1])
-                if v is None:
-                    exhausted = True
-                    ncv_eff = j + 1
-                    break
-                V[j + 1] = v
-                T[j + 1, j] = T[j, j + 1] = 0.0
-            else:
-                V[j + 1] = w / beta
-                T[j + 1, j] = T[j, j + 1] = beta
-        else:
-            ncv_eff = ncv
-        m = ncv_eff
+        m, beta, exhausted, products = _extend(matvec, V, T, k, ncv, dim, locked, rng)
+        used += products
         S = 0.5 * (T[:m, :m] + T[:m, :m].T)
         theta, Y = np.linalg.eigh(S)
         res = np.abs(beta * Y[m - 1, :])
@@ -127,26 +130,8 @@ def _lock_negative(matvec, n, *, rtol_zero, conv_rtol, scale, nev, ncv, rng, loc
     while True:
         dim = n - Q.shape[0]
         m = min(ncv, dim)
-        beta, exhausted = 0.0, False
-        for j in range(k, m):
-            w = matvec(V[j])
-            used += 1
-            w, _ = orthogonalize(w, Q)
-            w, h = orthogonalize(w, V[: j + 1])
-            T[: j + 1, j] = h
-            T[j, : j + 1] = h
-            beta = vector_norm(w)
-            if beta <= 1e-12 * max(np.max(np.abs(T[: j + 1, : j + 1])), 1e-300):
-                beta = 0.0
-                nxt = None if j + 1 >= dim else _random_unit(rng, n, Q, V[: j + 1])
-                if nxt is None:
-                    exhausted, m = True, j + 1
-                    break
-                V[j + 1] = nxt
-                T[j + 1, j] = T[j, j + 1] = 0.0
-            else:
-                V[j + 1] = w / beta
-                T[j + 1, j] = T[j, j + 1] = beta
+        m, beta, exhausted, products = _extend(matvec, V, T, k, m, dim, Q, rng)
+        used += products
         if m >= dim:
             exhausted = True
         theta, Y = np.linalg.eigh(0.5 * (T[:m, :m] + T[:m, :m].T))

@@ -127,45 +127,26 @@ def jit_held_out(problem, thetas):
 
 
 @eqx.filter_jit
-def jit_loss(problem, theta):
-    return problem.loss_fn(theta)
-
-
-@eqx.filter_jit
-def jit_grad(problem, theta):
-    return problem.grad_fn(theta)
-
-
-@eqx.filter_jit
 def jit_value_and_grad(problem, theta):
     return jax.value_and_grad(problem.loss_fn)(theta)
 
 
-@eqx.filter_jit
-def jit_hvp(problem, theta, v):
-    return problem.hvp_fn(theta, v)
+def _jit_method(method: str):
+    """`jit_<name>(problem, *args)`: `problem.<name>_fn(*args)` compiled, with its own cache."""
+    name = "jit_" + method.removesuffix("_fn")
+
+    def call(problem, *args):
+        return getattr(problem, method)(*args)
+
+    call.__name__ = call.__qualname__ = name
+    return eqx.filter_jit(call)
 
 
-@eqx.filter_jit
-def jit_hessian(problem, theta):
-    return problem.hessian_fn(theta)
-
-
-@eqx.filter_jit
-def jit_gen_error(problem, theta):
-    return problem.gen_error_fn(theta)
-
-
-@eqx.filter_jit
-def jit_test_loss(problem, theta):
-    return problem.test_loss_fn(theta)
-
-
-@eqx.filter_jit
-def jit_test_accuracy(problem, theta):
-    return problem.test_accuracy_fn(theta)
-
-
-@eqx.filter_jit
-def jit_apply(problem, theta, x):
-    return problem.apply_fn(theta, x)
+jit_loss = _jit_method("loss_fn")
+jit_grad = _jit_method("grad_fn")
+jit_hvp = _jit_method("hvp_fn")
+jit_hessian = _jit_method("hessian_fn")
+jit_gen_error = _jit_method("gen_error_fn")
+jit_test_loss = _jit_method("test_loss_fn")
+jit_test_accuracy = _jit_method("test_accuracy_fn")
+jit_apply = _jit_method("apply_fn")
