@@ -80,12 +80,17 @@ class PointGroup(NamedTuple):
 
 
 def point_groups(ds, by) -> list[PointGroup]:
-    """The finished points of the sweep Dataset `ds` (`open_results(...).load()`) grouped by the
-    configuration keys `by` (e.g. `("activation", "width")`), one `PointGroup` per combination of values
-    that has a finished point.
+    """The finished points of a sweep grouped by configuration keys, one `PointGroup` per combination of
+    values that has a finished point.
 
-    The first key's values come in the sweep's order (where each first appears), each further key's in
-    ascending order within the values before it: the order of a table of the sweep, row by row."""
+    **Arguments:** `ds`, the sweep's Dataset (`open_results(store).load()`); `by`, a configuration key or a
+    sequence of them, e.g. `("activation", "width")`.
+
+    **Returns:** a list of `PointGroup`. The first key's values come in the sweep's order (where each first
+    appears), each further key's in ascending order within the values before it: the rows of a table of
+    the sweep.
+
+    **Raises:** `ValueError` when `by` is empty or names a key that is not a configuration key of `ds`."""
     by = (by,) if isinstance(by, str) else tuple(by)
     if not by:
         raise ValueError("point_groups: `by` names no key; give configuration keys, e.g. by=('width',).")
