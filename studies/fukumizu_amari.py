@@ -346,6 +346,15 @@ def build_graph(narrow, wide, cp, line, cfg, rng):
 
 
 # ----------------------------------------------------------------------------------------- figures
+def _label_panel(ax, xlabel, ylabel, title, *, legend_size=7, **legend):
+    """Axis labels, a legend (`legend`: more `ax.legend` options) and a small title: how every panel here
+    ends."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=legend_size, **legend)
+
+
 def line_figure(line, H_in, path):
     lam, ev = line["lambdas"], line["eigenvalues"]
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
@@ -360,11 +369,9 @@ def line_figure(line, H_in, path):
                     transform=ax.get_xaxis_transform())
     ax.set_yscale("symlog", linthresh=1e-4)
     ax.axhline(0, color="k", lw=0.6)
-    ax.set_xlabel("λ on the line (w*, w*, λ v*, (1 − λ) v*)")
-    ax.set_ylabel("Hessian eigenvalues of the 1-2-1 net")
-    ax.set_title(f"The Fukumizu–Amari critical line: H_in = {H_in:.4g} > 0, so (0, 1) is the minimum segment "
-                 "(green)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    _label_panel(ax, "λ on the line (w*, w*, λ v*, (1 − λ) v*)", "Hessian eigenvalues of the 1-2-1 net",
+                 f"The Fukumizu–Amari critical line: H_in = {H_in:.4g} > 0, so (0, 1) is the minimum segment "
+                 "(green)", loc="lower right")
     save_figure(fig, path)
 
 
@@ -383,10 +390,8 @@ def plateau_figure(pl, v_star, path):
         f = pl["junction_fit"]
         ax.loglog(d, f["prefactor"] * d ** f["exponent"], "C2-", lw=0.8,
                   label=f"fit: exponent {f['exponent']:.3f}")
-    ax.set_xlabel("starting distance δ from the junction (input weight of the zero-output copy)")
-    ax.set_ylabel("plateau time (escape from the function ball)")
-    ax.legend(fontsize=7)
-    ax.set_title("junction λ = 0: power law", fontsize=9)
+    _label_panel(ax, "starting distance δ from the junction (input weight of the zero-output copy)",
+                 "plateau time (escape from the function ball)", "junction λ = 0: power law")
     ax = axes[1]
     for i, lam in enumerate(sorted({r["lam"] for r in runs if r["kind"] == "saddle"})):
         rr = [r for r in runs if r["kind"] == "saddle" and r["lam"] == lam and r["status"] == "escaped"]
@@ -399,10 +404,8 @@ def plateau_figure(pl, v_star, path):
             xm = np.exp(np.mean(np.log(x)))
             ax.semilogx(x, t_mid + fit["slope_predicted"] * np.log(xm / x), "--", color=f"C{i}", lw=1,
                         label=f"slope 1/|μ| = {fit['slope_predicted']:.4g} (fit {fit['slope']:.4g})")
-    ax.set_xlabel("starting distance δ along the unstable eigenvector")
-    ax.set_ylabel("plateau time")
-    ax.legend(fontsize=7)
-    ax.set_title("saddle segment: log law", fontsize=9)
+    _label_panel(ax, "starting distance δ along the unstable eigenvector", "plateau time",
+                 "saddle segment: log law")
     ax = axes[2]
     cone = [r for r in runs if r["kind"] == "cone"]
     lam_max = max([r["lam"] for r in cone], default=0.05) * 1.3
@@ -417,11 +420,9 @@ def plateau_figure(pl, v_star, path):
                         (r["lam"], r["delta"]), textcoords="offset points", xytext=(6, -14), fontsize=6)
     ax.plot([], [], "o", color="tab:green", label="converged to the line")
     ax.plot([], [], "x", color="tab:red", label="escaped")
-    ax.set_xlabel("λ0 (start on the minimum segment)")
-    ax.set_ylabel("ζ0 = w1 − w* of the small-output copy")
     ax.set_xlim(0, lam_max)
-    ax.legend(fontsize=7)
-    ax.set_title("basin of the minimum segment near the junction", fontsize=9)
+    _label_panel(ax, "λ0 (start on the minimum segment)", "ζ0 = w1 − w* of the small-output copy",
+                 "basin of the minimum segment near the junction")
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -430,10 +431,8 @@ def profile_figure(curves, path):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, (ws, L) in curves.items():
         ax.semilogx(ws, L, label=label)
-    ax.set_xlabel("w (one neuron v tanh(w x), v by least squares)")
-    ax.set_ylabel("profile loss min_v L(w, v)")
-    ax.legend(fontsize=8)
-    ax.set_title("one-neuron optimum: at infinity for x ~ N(0, 1), finite for x ~ N(0, 4)", fontsize=9)
+    _label_panel(ax, "w (one neuron v tanh(w x), v by least squares)", "profile loss min_v L(w, v)",
+                 "one-neuron optimum: at infinity for x ~ N(0, 1), finite for x ~ N(0, 4)", legend_size=8)
     save_figure(fig, path)
 
 

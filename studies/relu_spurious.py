@@ -109,62 +109,58 @@ def analyse(store, configs, check_limit: int | None = None) -> list[dict]:
     comparison with the independent classification."""
     ds = sweeps.open_results(store).load()
     groups = []
-    for k in dict.fromkeys(c["teacher_width"] for c in configs):
-        for n in sorted({c["width"] for c in configs if c["teacher_width"] == k}):
-            sel = (ds["teacher_width"].values == k) & (ds["width"].values == n) & ds["finished"].values
-            idx = np.flatnonzero(sel)
-            if idx.size == 0:
+    for where, idx in sweeps.point_groups(ds, ("teacher_width", "width")):
+        k, n = where["teacher_width"], where["width"]
+        problem, _ = sweeps.make_problem(configs[idx[0]])
+        f0 = float(problem.loss(np.zeros(problem.n_params)))
+        V = np.eye(k)
+        graph = sweeps.merged_graph(store, **where)
+        basins = ft.escape.basin_fractions(graph).basins if graph.n_trajectories else []
+        spurious = [b for b in basins if b.loss > GLOBAL_TOL * f0]
+        n_runs = int(idx.size)
+        # Run by run: the library's verdict from the run's own attractor, the independent one from its
+        # end point.
+        agree, rows = 0, []
+        for i in idx[: check_limit or idx.size]:
+            rec = sweeps.load_record(store, int(i))
+            visits = rec.get("itinerary") or []
+            last = visits[-1] if visits else {}
+            terminal = rec["outcomes"].get("terminal", "")
+            lib = ("global" if terminal == "attractor" and last.get("loss", math.inf) <= GLOBAL_TOL * f0
+                   else "spurious" if terminal == "attractor" else "not_a_minimum")
+            theta = np.asarray(last.get("theta", []), dtype=float)
+            if theta.size != n * k:
+                rows.append(dict(point=int(i), library=lib, independent="missing"))
                 continue
-            problem, _ = sweeps.make_problem(configs[idx[0]])
-            f0 = float(problem.loss(np.zeros(problem.n_params)))
-            V = np.eye(k)
-            graph = sweeps.merged_graph(store, teacher_width=k, width=n)
-            basins = ft.escape.basin_fractions(graph).basins if graph.n_trajectories else []
-            spurious = [b for b in basins if b.loss > GLOBAL_TOL * f0]
-            n_runs = int(idx.size)
-            # Run by run: the library's verdict from the run's own attractor, the independent one from its
-            # end point.
-            agree, rows = 0, []
-            for i in idx[: check_limit or idx.size]:
-                rec = sweeps.load_record(store, int(i))
-                visits = rec.get("itinerary") or []
-                last = visits[-1] if visits else {}
-                terminal = rec["outcomes"].get("terminal", "")
-                lib = ("global" if terminal == "attractor" and last.get("loss", math.inf) <= GLOBAL_TOL * f0
-                       else "spurious" if terminal == "attractor" else "not_a_minimum")
-                theta = np.asarray(last.get("theta", []), dtype=float)
-                if theta.size != n * k:
-                    rows.append(dict(point=int(i), library=lib, independent="missing"))
-                    continue
-                ind = independent_class(theta.reshape(n, k), V, f0)
-                agree += ind["kind"] == lib
-                rows.append(dict(point=int(i), library=lib, independent=ind["kind"], loss=ind["loss"],
-                                 grad_norm=ind["grad_norm"], min_eigenvalue=ind["min_eigenvalue"]))
-            n_checked = len(rows)
-            n_spur = sum(b.count for b in spurious)  # every run, whatever --check-limit checks
-            saddle_nodes = [(nd, a) for nd, a in graph.graph.nodes(data=True)
-                            if a.get("signature") and a["signature"][0] and a["signature"][0] > 0
-                            and a.get("kind") != "slow_region"]
-            wall = ds["wall_time"].values[idx]
-            groups.append(dict(
-                k=int(k), n=int(n), n_runs=n_runs, f0=f0,
-                spurious_fraction=n_spur / n_runs, spurious_ci=list(ft.escape.wilson_interval(n_spur, n_runs)),
-                n_spurious_minima=len(spurious),
-                spurious_minima=[dict(label=b.label, loss=b.loss, signature=list(b.signature), count=b.count,
-                                      fraction=b.fraction, ci=list(b.ci)) for b in spurious],
-                n_attractors=len(basins),
-                terminals={t: int(np.sum(ds["terminal"].values[idx] == t))
-                           for t in np.unique(ds["terminal"].values[idx])},
-                statuses={s: int(np.sum(ds["status"].values[idx] == s)) for s in np.unique(ds["status"].values[idx])},
-                saddles=sorted([dict(node=str(nd), loss=float(a["loss"]), signature=list(a["signature"]),
-                                     visits=int(a.get("visits", 0))) for nd, a in saddle_nodes],
-                               key=lambda s: -s["visits"])[:12],
-                n_saddles=len(saddle_nodes),
-                independent_checked=n_checked, independent_agree=agree,
-                independent_disagreements=[r for r in rows if r["independent"] != r["library"]][:10],
-                min_end_loss=float(min((r.get("loss", math.inf) for r in rows), default=math.nan)),
-                wall_median=float(np.median(wall)), wall_quartiles=[float(q) for q in np.percentile(wall, [25, 75])],
-            ))
+            ind = independent_class(theta.reshape(n, k), V, f0)
+            agree += ind["kind"] == lib
+            rows.append(dict(point=int(i), library=lib, independent=ind["kind"], loss=ind["loss"],
+                             grad_norm=ind["grad_norm"], min_eigenvalue=ind["min_eigenvalue"]))
+        n_checked = len(rows)
+        n_spur = sum(b.count for b in spurious)  # every run, whatever --check-limit checks
+        saddle_nodes = [(nd, a) for nd, a in graph.graph.nodes(data=True)
+                        if a.get("signature") and a["signature"][0] and a["signature"][0] > 0
+                        and a.get("kind") != "slow_region"]
+        wall = ds["wall_time"].values[idx]
+        groups.append(dict(
+            k=int(k), n=int(n), n_runs=n_runs, f0=f0,
+            spurious_fraction=n_spur / n_runs, spurious_ci=list(ft.escape.wilson_interval(n_spur, n_runs)),
+            n_spurious_minima=len(spurious),
+            spurious_minima=[dict(label=b.label, loss=b.loss, signature=list(b.signature), count=b.count,
+                                  fraction=b.fraction, ci=list(b.ci)) for b in spurious],
+            n_attractors=len(basins),
+            terminals={t: int(np.sum(ds["terminal"].values[idx] == t))
+                       for t in np.unique(ds["terminal"].values[idx])},
+            statuses={s: int(np.sum(ds["status"].values[idx] == s)) for s in np.unique(ds["status"].values[idx])},
+            saddles=sorted([dict(node=str(nd), loss=float(a["loss"]), signature=list(a["signature"]),
+                                 visits=int(a.get("visits", 0))) for nd, a in saddle_nodes],
+                           key=lambda s: -s["visits"])[:12],
+            n_saddles=len(saddle_nodes),
+            independent_checked=n_checked, independent_agree=agree,
+            independent_disagreements=[r for r in rows if r["independent"] != r["library"]][:10],
+            min_end_loss=float(min((r.get("loss", math.inf) for r in rows), default=math.nan)),
+            wall_median=float(np.median(wall)), wall_quartiles=[float(q) for q in np.percentile(wall, [25, 75])],
+        ))
     return groups
 
 

@@ -101,43 +101,39 @@ def analyse(store, configs) -> list[dict]:
     """One row per (activation, width): global-minimum fraction, attractors, saddles, plateaus."""
     ds = sweeps.open_results(store).load()
     groups = []
-    for act in dict.fromkeys(c["activation"] for c in configs):
-        for width in sorted({c["width"] for c in configs if c["activation"] == act}):
-            sel = (ds["activation"].values == act) & (ds["width"].values == width) & ds["finished"].values
-            idx = np.flatnonzero(sel)
-            if idx.size == 0:
-                continue
-            problem, _ = sweeps.make_problem(configs[idx[0]])
-            y2 = float(np.mean(np.asarray(problem.y) ** 2))  # the probe targets for the population loss
-            terminal = ds["terminal"].values[idx]
-            att_loss = ds["attractor_loss"].values[idx]
-            attracted = terminal == "attractor"
-            best = float(np.nanmin(att_loss[attracted])) if attracted.any() else math.nan
-            hit = attracted & (att_loss <= best + GLOBAL_TOL * y2)
-            n, k = int(idx.size), int(hit.sum())
-            graph = sweeps.merged_graph(store, activation=act, width=width)
-            # A group whose runs all failed before their itinerary has no graph and no basins.
-            basins = ft.escape.basin_fractions(graph).basins if graph.n_trajectories else []
-            saddle_nodes = [nd for nd, a in graph.graph.nodes(data=True)
-                            if a.get("signature") and a["signature"][0] > 0 and a.get("kind") != "slow_region"]
-            plateau = ds["plateau"].values[idx]
-            plateau = plateau[np.isfinite(plateau) & (plateau > 0)]
-            statuses = {s: int(np.sum(ds["status"].values[idx] == s)) for s in np.unique(ds["status"].values[idx])}
-            groups.append(dict(
-                activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
-                global_min_loss=best, global_min_is_zero=bool(abs(best) <= ZERO_TOL * y2),
-                global_fraction=k / n, global_ci=list(ft.escape.wilson_interval(k, n)),
-                n_attractors=len(basins),
-                basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
-                             ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins],
-                distinct_saddles=len(saddle_nodes),
-                mean_saddle_visits=float(np.mean(ds["n_saddles"].values[idx])),
-                plateau_median=float(np.median(plateau)) if plateau.size else math.nan,
-                plateau_quartiles=[float(q) for q in np.percentile(plateau, [25, 75])] if plateau.size else [],
-                plateau_lengths=[float(p) for p in plateau],
-                statuses=statuses,
-                sequences=_top_sequences(ds["sequence"].values[idx]),
-            ))
+    for where, idx in sweeps.point_groups(ds, ("activation", "width")):
+        act, width = where["activation"], where["width"]
+        problem, _ = sweeps.make_problem(configs[idx[0]])
+        y2 = float(np.mean(np.asarray(problem.y) ** 2))  # the probe targets for the population loss
+        terminal = ds["terminal"].values[idx]
+        att_loss = ds["attractor_loss"].values[idx]
+        attracted = terminal == "attractor"
+        best = float(np.nanmin(att_loss[attracted])) if attracted.any() else math.nan
+        hit = attracted & (att_loss <= best + GLOBAL_TOL * y2)
+        n, k = int(idx.size), int(hit.sum())
+        graph = sweeps.merged_graph(store, **where)
+        # A group whose runs all failed before their itinerary has no graph and no basins.
+        basins = ft.escape.basin_fractions(graph).basins if graph.n_trajectories else []
+        saddle_nodes = [nd for nd, a in graph.graph.nodes(data=True)
+                        if a.get("signature") and a["signature"][0] > 0 and a.get("kind") != "slow_region"]
+        plateau = ds["plateau"].values[idx]
+        plateau = plateau[np.isfinite(plateau) & (plateau > 0)]
+        statuses = {s: int(np.sum(ds["status"].values[idx] == s)) for s in np.unique(ds["status"].values[idx])}
+        groups.append(dict(
+            activation=act, width=int(width), n_runs=n, n_attracted=int(attracted.sum()),
+            global_min_loss=best, global_min_is_zero=bool(abs(best) <= ZERO_TOL * y2),
+            global_fraction=k / n, global_ci=list(ft.escape.wilson_interval(k, n)),
+            n_attractors=len(basins),
+            basins=[dict(label=b.label, kind=b.kind, loss=b.loss, count=b.count, fraction=b.fraction,
+                         ci=list(b.ci), is_global=bool(b.loss <= best + GLOBAL_TOL * y2)) for b in basins],
+            distinct_saddles=len(saddle_nodes),
+            mean_saddle_visits=float(np.mean(ds["n_saddles"].values[idx])),
+            plateau_median=float(np.median(plateau)) if plateau.size else math.nan,
+            plateau_quartiles=[float(q) for q in np.percentile(plateau, [25, 75])] if plateau.size else [],
+            plateau_lengths=[float(p) for p in plateau],
+            statuses=statuses,
+            sequences=_top_sequences(ds["sequence"].values[idx]),
+        ))
     return groups
 
 

@@ -48,6 +48,8 @@ from ._results import (
     merge_stores as merge_stores,
     merged_graph as merged_graph,
     open_results as open_results,
+    point_groups as point_groups,
+    PointGroup as PointGroup,
     read_store as read_store,
     StoreContents as StoreContents,
     SweepResult as SweepResult,
@@ -81,5 +83,6 @@ __all__ = [
     "initial_theta", "configure_worker", "worker_environment", "pin_to_cpu", "TIMING_OUTCOMES", "SCHEMA",
     "check_configurations", "ConfigError", "check_store", "DamagedRecordWarning", "FAILED", "ERROR",
     "ProblemParameters", "FlowItineraryParameters", "GDItineraryParameters", "CriticalPointsParameters",
-    "EscapeParameters", "read_store", "StoreContents", "run_point", "XLA_SINGLE_THREAD",
+    "EscapeParameters", "read_store", "StoreContents", "run_point", "XLA_SINGLE_THREAD", "point_groups",
+    "PointGroup",
 ]

@@ -71,6 +71,53 @@ def merged_graph(store, **where):
     return _merge_all(graphs)
 
 
+class PointGroup(NamedTuple):
+    """One group of `point_groups`: its configuration values `where` (a dict of Python scalars, as
+    `merged_graph(store, **where)` takes them) and the indices `points` of its finished points."""
+
+    where: dict
+    points: np.ndarray
+
+
+def point_groups(ds, by) -> list[PointGroup]:
+    """The finished points of a sweep grouped by configuration keys, one `PointGroup` per combination of
+    values that has a finished point.
+
+    **Arguments:** `ds`, the sweep's Dataset (`open_results(store).load()`); `by`, a configuration key or a
+    sequence of them, e.g. `("activation", "width")`.
+
+    **Returns:** a list of `PointGroup`. The first key's values come in the sweep's order (where each first
+    appears), each further key's in ascending order within the values before it: the rows of a table of
+    the sweep.
+
+    **Raises:** `ValueError` when `by` is empty or names a key that is not a configuration key of `ds`."""
+    by = (by,) if isinstance(by, str) else tuple(by)
+    if not by:
+        raise ValueError("point_groups: `by` names no key; give configuration keys, e.g. by=('width',).")
+    missing = [k for k in by if k not in ds.coords or ds[k].dims != ("point",)]
+    if missing:
+        keys = [k for k in ds.coords if k not in ("point", "visit")]
+        raise ValueError(f"point_groups: {missing} are not configuration keys of this sweep; by= takes some "
+                         f"of {keys}.")
+    columns = [np.asarray(ds[k].values) for k in by]
+    groups = []
+
+    def split(level, mask, where):
+        values = columns[level][mask].tolist()
+        values = list(dict.fromkeys(values)) if level == 0 else sorted(set(values))
+        for v in values:
+            sub = mask & (columns[level] == v)
+            if level + 1 < len(by):
+                split(level + 1, sub, {**where, by[level]: v})
+                continue
+            points = np.flatnonzero(sub & np.asarray(ds["finished"].values, dtype=bool))
+            if points.size:
+                groups.append(PointGroup({**where, by[level]: v}, points))
+
+    split(0, np.ones(ds.sizes["point"], dtype=bool), {})
+    return groups
+
+
 class StoreContents(NamedTuple):
     """What `read_store` returns: the sweep's `configurations`, the finished points' `records` by point
     index, the results `dataset` built from them and the SaddleGraph `graph` merged over them."""
