@@ -46,6 +46,7 @@ def renamed_arguments(**old_to_new: str):
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
 
+        wrapper.__renamed_arguments__ = dict(old_to_new)  # old → new, for tools that read signatures
         return wrapper
 
     return decorate

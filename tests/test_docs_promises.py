@@ -103,8 +103,9 @@ def inline_call_errors(text: str, page: str = "<page>") -> list[str]:
         if var_kw:
             continue
         line = text.count("\n", 0, m.start()) + 1
+        deprecated = getattr(fn, "__renamed_arguments__", {})  # an old spelling still taken, with a warning
         for kw in call.keywords:
-            if kw.arg is not None and kw.arg not in names:
+            if kw.arg is not None and kw.arg not in names and kw.arg not in deprecated:
                 errors.append(f"{page}:{line}: `{m.group(0)}` passes {kw.arg}=, which {m.group(1)} does not take")
     return errors
 
