@@ -341,7 +341,7 @@ def main(argv=None):
 
     used = {rs["activation"], Ls["activation"], *cs["activations"]}
     names = list(ft.ACTIVATIONS) if cfg["classify"] == "all" else [a for a in ft.ACTIVATIONS if a in used]
-    classes = {name: U.activation_class(name).as_dict() for name in names}
+    classes = {name: U.activation_class(name).to_dict() for name in names}
 
     table = []
     for r, f in fits_r.items():
