@@ -213,6 +213,13 @@ def test_bottleneck_init_scales_only_the_chosen_layers():
     k = model.layout[2].W[0]
     assert np.all(c[k:] == 0) and np.all(c[:k] == b[:k])
     assert E.bottleneck_layers(model, 2, layers=[1, 3]) == (1, 3)
+    with pytest.warns(FutureWarning, match=r"bottleneck_init\(key=\.\.\.\) is deprecated .* use seed="):
+        with pytest.warns(FutureWarning, match=r"bottleneck_init\(eps=\.\.\.\) is deprecated .* use scale="):
+            old = np.asarray(E.bottleneck_init(model, key=7, eps=1e-3, r=2))
+    np.testing.assert_array_equal(old, b)
+    np.testing.assert_array_equal(np.asarray(E.bottleneck_init(model, seed=7, scale=1e-3, r=2)), b)
+    with pytest.raises(ValueError, match="scale"):
+        E.bottleneck_init(model, 7, 0.0, 2)
     with pytest.raises(ValueError):
         E.bottleneck_layers(model, 5)
     with pytest.raises(ValueError):
