@@ -4,6 +4,7 @@ worker and of the driver, and a rerun resumes without losing or duplicating a fi
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -366,6 +367,13 @@ def test_escape_t_max_is_the_old_spelling_of_t1_and_old_stores_resume(tmp_path, 
     assert (r.n_run, r.n_skipped) == (0, 1)
     with pytest.raises(ValueError, match="holds another sweep"):
         S.sweep("escape", [dict(seed=0, n=20, t1=60.0)], tmp_path / "s", workers=0, resume=True)
+    # A point written with t_max merges into a store of the same sweep written with t1.
+    merged = tmp_path / "m"
+    shutil.copytree(tmp_path / "s", merged, symlinks=True)
+    _store.Store(merged).record_path(0).unlink()
+    assert json.loads((merged / "sweep.json").read_text())["configurations"] == configs
+    assert S.merge_stores(tmp_path / "s", merged) == 1
+    assert _store.load_record(merged, 0)["outcomes"] == rec["outcomes"]
 
 
 def test_the_sweeps_package_keeps_one_concept_per_module():
