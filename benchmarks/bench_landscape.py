@@ -153,7 +153,7 @@ def morse_index_1e5_params(quick: bool, full: bool = False):
         lz = hessian_spectrum(q, thq, method="lanczos", max_matvecs=600)
         t_lz = time.perf_counter() - t
         t = time.perf_counter()
-        est = estimate_negative_count(q, thq, n_probes=8, steps=100, relative_thresholds=(1e-3, 1e-2))
+        est = estimate_negative_count(q, thq, n_probe=8, steps=100, relative_thresholds=(1e-3, 1e-2))
         t_slq = time.perf_counter() - t
         base_q, _ = _dense_extrapolation(q.n_params, _hvp_seconds(q, thq))
         entries.append(dict(name=f"morse_index random point n={q.n_params}", ours_s=t_lz + t_slq,

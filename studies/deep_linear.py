@@ -123,7 +123,7 @@ def escape_scaling(depth, eps_list):
     tau, pred = [], []
     for eps in eps_list:
         run = escape_flow(problem, DL.aligned_init(model, eps), np.zeros(model.n_params), radius,
-                          metric="function", t_max=1e7)
+                          metric="function", t1=1e7)
         tau.append(run.escape.time)
         pred.append(DL.learning_time(SIGMA[0], eps**depth, depth))
     x = 1 / np.asarray(eps_list)

@@ -72,7 +72,7 @@ QUICK = dict(
     classify="used",
 )
 TASK = dict(d=4, width=6, n=128, singular_values=[2.0, 1.0, 0.5, 0.25], teacher_seed=0, data_seed=1,
-            loss="half_mse", radius_fraction=0.5, t_max=1e12, n_save=250, t_first=1e-2, rtol=1e-8,
+            loss="half_mse", radius_fraction=0.5, t1=1e12, n_save=250, t_first=1e-2, rtol=1e-8,
             atol=1e-12, solver="tsit5", max_steps=200_000, n_boot=2000)
 
 
@@ -116,7 +116,7 @@ def measure(problem, r, eps, seed, task, save_ts=None):
     theta0 = initial_point(model, seed, eps, r)
     center = E.bottleneck_saddle(model, theta0, r)
     radius = task["radius_fraction"] * output_scale(problem.y)
-    run = E.escape_flow(problem, theta0, center, radius, metric="function", t_max=task["t_max"],
+    run = E.escape_flow(problem, theta0, center, radius, metric="function", t1=task["t1"],
                         solver=task["solver"], rtol=task["rtol"], atol=task["atol"],
                         n_save=task["n_save"], t_first=task["t_first"], save_ts=save_ts,
                         max_steps=task["max_steps"])
@@ -341,7 +341,7 @@ def main(argv=None):
 
     used = {rs["activation"], Ls["activation"], *cs["activations"]}
     names = list(ft.ACTIVATIONS) if cfg["classify"] == "all" else [a for a in ft.ACTIVATIONS if a in used]
-    classes = {name: U.activation_class(name).as_dict() for name in names}
+    classes = {name: U.activation_class(name).to_dict() for name in names}
 
     table = []
     for r, f in fits_r.items():

@@ -205,7 +205,7 @@ def main(argv=None):
         clean_sgd=dict(runs=len(clean_sgd), slow_region_visits=sum(r["slow_regions"] for r in clean_sgd),
                        record_plateau_saddle=sum(r["records_plateau_saddle"] for r in clean_sgd),
                        runs_b16_up=len(wide), slow_region_visits_b16_up=sum(r["slow_regions"] for r in wide)),
-        escape=escape_table, flow_plateaus=[p.as_dict() for p in ft.plateaus(flow)],
+        escape=escape_table, flow_plateaus=[p.to_dict() for p in ft.plateaus(flow)],
         label_noise=dict(runs=len(noisy_rows), record_plateau_saddle=recorded,
                          share=recorded / len(noisy_rows) if noisy_rows else None,
                          plateau_saddle=dict(loss=saddle_n.loss, signature=list(saddle_n.signature)),

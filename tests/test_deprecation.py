@@ -3,6 +3,7 @@ names the new one; the new spelling never warns."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import subprocess
 import sys
@@ -98,3 +99,18 @@ def test_importing_flowtools_raises_no_future_warning():
     out = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", "import flowtools"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_as_dict_is_the_old_spelling_of_to_dict():
+    from flowtools import escape, universality
+    classes = [escape.EscapeTime, escape.EscapeDistribution, escape.Plateau, escape.BasinFractions,
+               escape.ScalingFit, universality.ActivationClass, universality.ImbalanceCheck]
+    for cls in classes:
+        assert cls.as_dict.__wrapped__ is cls.to_dict, cls.__name__
+    fit = universality.activation_class("tanh")
+    with pytest.warns(FutureWarning, match=r"as_dict\(\) is deprecated .* use to_dict\(\)"):
+        old = fit.as_dict()
+    assert old == fit.to_dict()
+    time = escape.EscapeTime(**{f.name: 0.0 for f in dataclasses.fields(escape.EscapeTime)})
+    with pytest.warns(FutureWarning, match=r"as_dict\(\) is deprecated"):
+        assert time.as_dict() == time.to_dict()

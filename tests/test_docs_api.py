@@ -205,7 +205,7 @@ def test_checker_fails_when_a_documented_name_is_removed(monkeypatch):
 def test_checker_reports_a_parameter_left_out_of_a_written_signature():
     problems = signature_mismatches(SYNTHETIC, "synthetic.md")
     assert len(problems) == 1 and "escape_flow" in problems[0]
-    for param in ("t_max", "solver", "n_save"):
+    for param in ("t1", "solver", "n_save"):
         assert param in problems[0]
     elided = SYNTHETIC.replace('metric="function")', 'metric="function", ...)')
     assert signature_mismatches(elided) == []

@@ -120,15 +120,20 @@ def test_escape_flow_stops_at_exit_and_agrees_with_a_full_flow(minimal_half):
     pr = minimal_half
     evals, evecs = np.linalg.eigh(pr.hessian(np.zeros(4)))
     theta0 = 1e-4 * evecs[:, 0]
-    run = E.escape_flow(pr, theta0, np.zeros(4), 0.1, metric="parameter", t_max=1e3, n_save=300,
+    run = E.escape_flow(pr, theta0, np.zeros(4), 0.1, metric="parameter", t1=1e3, n_save=300,
                         t_first=1e-2)
     assert run.escape.status == "escaped" and run.trajectory.meta["stopped_on_exit"]
     assert "leaving the ball" in run.trajectory.message
-    assert run.trajectory.final_time < 10  # it did not run on to t_max
+    assert run.trajectory.final_time < 10  # it did not run on to t1
     t_lin = E.linearized_escape_time(1e-4, 0.1, -evals[0])
     assert abs(run.escape.time - t_lin) < 0.01
     with pytest.raises(ValueError, match="outside the ball"):
         E.escape_flow(pr, np.ones(4), np.zeros(4), 0.1, metric="parameter")
+    with pytest.warns(FutureWarning, match=r"escape_flow\(t_max=\.\.\.\) is deprecated .* use t1="):
+        short = E.escape_flow(pr, theta0, np.zeros(4), 0.1, metric="parameter", t_max=0.1, n_save=300,
+                              t_first=1e-2)
+    assert short.escape.status == "never_left" and short.trajectory.final_time == pytest.approx(0.1)
+    assert short.trajectory.message.startswith("reached t1=0.1 without leaving the ball")
 
 
 # --------------------------------------------------------------------------------- plateau
@@ -208,6 +213,13 @@ def test_bottleneck_init_scales_only_the_chosen_layers():
     k = model.layout[2].W[0]
     assert np.all(c[k:] == 0) and np.all(c[:k] == b[:k])
     assert E.bottleneck_layers(model, 2, layers=[1, 3]) == (1, 3)
+    with pytest.warns(FutureWarning, match=r"bottleneck_init\(key=\.\.\.\) is deprecated .* use seed="):
+        with pytest.warns(FutureWarning, match=r"bottleneck_init\(eps=\.\.\.\) is deprecated .* use scale="):
+            old = np.asarray(E.bottleneck_init(model, key=7, eps=1e-3, r=2))
+    np.testing.assert_array_equal(old, b)
+    np.testing.assert_array_equal(np.asarray(E.bottleneck_init(model, seed=7, scale=1e-3, r=2)), b)
+    with pytest.raises(ValueError, match="scale"):
+        E.bottleneck_init(model, 7, 0.0, 2)
     with pytest.raises(ValueError):
         E.bottleneck_layers(model, 5)
     with pytest.raises(ValueError):
@@ -258,7 +270,7 @@ def test_escape_time_resolves_between_coarse_saves(minimal_half):
     evals, evecs = np.linalg.eigh(pr.hessian(np.zeros(4)))
     theta0 = 1e-6 * evecs[:, 0]
     tr = ft.gradient_flow(pr, theta0, 100.0, n_save=40)  # a coarse log grid: brackets of ~40 % of t
-    event = E.escape_flow(pr, theta0, np.zeros(4), 0.3, metric="parameter", t_max=1e3).escape
+    event = E.escape_flow(pr, theta0, np.zeros(4), 0.3, metric="parameter", t1=1e3).escape
     assert event.interpolation == "event"
     with pytest.warns(UserWarning, match="between saved states"):
         coarse = E.escape_time(tr, np.zeros(4), 0.3, refine="none")

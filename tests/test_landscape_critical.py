@@ -14,6 +14,7 @@ from flowtools.landscape import (
     KINDS,
     CriticalPoint,
     classify,
+    classify_point,
     critical_point_at,
     find_critical_point,
     find_critical_points,
@@ -154,6 +155,19 @@ def test_classify():
     assert classify((1, 1, 2)) == "degenerate_saddle"
     assert classify((1, None, None)) == "saddle"
     assert classify((1, 0, 3), success=False) == "slow_region"
+
+
+def test_classify_passes_higher_order_options_on(minimal_half):
+    # An option higher_order_test does not take reaches it (and is refused there) under both spellings.
+    point = dict(problem=minimal_half, theta=np.zeros(4))
+    with pytest.raises(TypeError, match="not_an_option"):
+        classify((0, 1, 3), **point, higher_order_options=dict(not_an_option=1))
+    with pytest.warns(FutureWarning, match=r"classify\(options=\.\.\.\) .* use higher_order_options="):
+        with pytest.raises(TypeError, match="not_an_option"):
+            classify((0, 1, 3), **point, options=dict(not_an_option=1))
+    new = classify_point(minimal_half, np.zeros(4), higher_order_options={})
+    with pytest.warns(FutureWarning, match=r"classify_point\(options=\.\.\.\) .* use higher_order_options="):
+        assert classify_point(minimal_half, np.zeros(4), options={}) == new
 
 
 def test_best_iterate_is_kept_and_fallbacks_finish_the_solve(minimal_half):

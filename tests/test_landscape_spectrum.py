@@ -79,8 +79,11 @@ def test_stochastic_count_estimate():
     th = np.asarray(p.model.init(0))
     exact = hessian_spectrum(p, th, method="dense").n_neg
     # With steps = n the quadrature is exact and only the probe sampling remains (Hutchinson).
-    est = estimate_negative_count(p, th, n_probes=12, steps=p.n_params)
+    est = estimate_negative_count(p, th, n_probe=12, steps=p.n_params)
     assert abs(est["estimate"] - exact) < 4 * est["stderr"]
+    with pytest.warns(FutureWarning, match=r"estimate_negative_count\(n_probes=\.\.\.\) .* use n_probe="):
+        old = estimate_negative_count(p, th, n_probes=12, steps=p.n_params)
+    assert old["estimate"] == est["estimate"] and old["stderr"] == est["stderr"]
 
 
 def test_krylov_schur_expansion_is_a_lanczos_basis():

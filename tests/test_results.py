@@ -77,6 +77,6 @@ def test_descent_replay_and_escape_report_results_items():
                               f(1e-8), f(1e-12), f(0.3), f(0.4), f(1e6), solver=flow.SOLVERS["tsit5"](),
                               max_steps=10_000, metric="parameter")
     assert isinstance(out[4], RESULTS) and result_name(out[4]) == "escaped"
-    run = escape.escape_flow(problem, np.zeros(2), np.zeros(2), 0.5, metric="parameter", t_max=100.0)
+    run = escape.escape_flow(problem, np.zeros(2), np.zeros(2), 0.5, metric="parameter", t1=100.0)
     assert run.trajectory.status == Status.T1_REACHED and run.trajectory.meta["stopped_on_exit"]
     assert "leaving the ball" in run.trajectory.message

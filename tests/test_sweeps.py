@@ -4,6 +4,7 @@ worker and of the driver, and a rerun resumes without losing or duplicating a fi
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -338,6 +339,41 @@ def test_the_task_escape_is_escape_times_under_both_names():
     assert ft.escape is flowtools.escape and hasattr(ft.escape, "escape_flow")
     with pytest.raises(S.ConfigError, match="did you mean 'radius_fraction'"):
         S.check_configurations("escape", [dict(seed=0, radius_fractoin=0.5)])
+
+
+def test_escape_t_max_is_the_old_spelling_of_t1_and_old_stores_resume(tmp_path, monkeypatch):
+    """The task "escape" reads its horizon as `t1`; `t_max` is accepted with a warning, and a store written
+    with `t_max` (before the rename) resumes under either spelling without running its points again."""
+    monkeypatch.setenv("FLOWTOOLS_CACHE", "0")
+    with pytest.warns(FutureWarning, match=r"'t_max' of task 'escape' is deprecated .* use 't1' instead"):
+        assert S.check_configurations("escape", [dict(seed=0, t_max=5.0)]) == [dict(seed=0, t1=5.0)]
+    with pytest.raises(S.ConfigError, match="both 't_max' and 't1'"), pytest.warns(FutureWarning):
+        S.check_configurations("escape", [dict(seed=0, t_max=5.0, t1=5.0)])
+    configs = [dict(seed=0, n=20, t1=50.0)]
+    r = S.sweep("escape", configs, tmp_path / "s", workers=0)
+    assert (r.n_run, r.n_skipped, r.failed) == (1, 0, [])
+    rec = _store.load_record(tmp_path / "s", 0)
+    assert rec["config"] == configs[0] and rec["outcomes"]["final_time"] <= 50.0
+    old = [dict(seed=0, n=20, t_max=50.0)]
+    for path in [tmp_path / "s" / "sweep.json", _store.Store(tmp_path / "s").record_path(0)]:
+        text = path.read_text()
+        assert text.count('"t1"') == 1
+        path.write_text(text.replace('"t1"', '"t_max"'))
+    assert _store.load_record(tmp_path / "s", 0)["config"] == old[0]
+    r = S.sweep("escape", configs, tmp_path / "s", workers=0, resume=True)
+    assert (r.n_run, r.n_skipped) == (0, 1)
+    with pytest.warns(FutureWarning, match="'t_max'"):
+        r = S.sweep("escape", old, tmp_path / "s", workers=0, resume=True)
+    assert (r.n_run, r.n_skipped) == (0, 1)
+    with pytest.raises(ValueError, match="holds another sweep"):
+        S.sweep("escape", [dict(seed=0, n=20, t1=60.0)], tmp_path / "s", workers=0, resume=True)
+    # A point written with t_max merges into a store of the same sweep written with t1.
+    merged = tmp_path / "m"
+    shutil.copytree(tmp_path / "s", merged, symlinks=True)
+    _store.Store(merged).record_path(0).unlink()
+    assert json.loads((merged / "sweep.json").read_text())["configurations"] == configs
+    assert S.merge_stores(tmp_path / "s", merged) == 1
+    assert _store.load_record(merged, 0)["outcomes"] == rec["outcomes"]
 
 
 def test_the_sweeps_package_keeps_one_concept_per_module():

@@ -330,8 +330,8 @@ def test_python_api_checks_configurations_against_the_task(tmp_path, serial_env)
     assert not (tmp_path / "s").exists()
     with pytest.raises(S.ConfigError, match="radius_fraction = 0.0: input should be greater than 0"):
         S.check_configurations("escape", [dict(seed=0, radius_fraction=0.0)])
-    with pytest.raises(S.ConfigError, match=r"unknown key 't1' \(the task reads \["):
-        S.check_configurations("escape", [dict(seed=0, t1=5.0)])  # escape's horizon is t_max
+    with pytest.raises(S.ConfigError, match=r"unknown key 'gtol' \(the task reads \["):
+        S.check_configurations("escape", [dict(seed=0, gtol=1e-9)])  # escape stops at the exit, not at gtol
     with pytest.raises(S.ConfigError, match="n = True: input should be a valid integer"):
         S.check_configurations("critical_points", [dict(seed=0, n=True)])
     # Accepted configurations keep only what was given (the store is labelled by it); ints pass as floats.

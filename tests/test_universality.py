@@ -128,7 +128,7 @@ def test_imbalance_residual_along_a_flow():
     # the imbalance actually changes (tanh is not homogeneous), and the integral of the rhs tracks it
     assert np.max(np.abs(check.delta_imbalance)) > 1e-2
     assert check.integrated_rel_error < 1e-6
-    assert check.as_dict()["n_layers"] == 3
+    assert check.to_dict()["n_layers"] == 3
 
 
 def test_imbalance_residual_rejects_bad_input():

@@ -66,7 +66,7 @@ _RESUME = "continue with resume=this trajectory"
 MESSAGES = {
     ("successful", "flow"): "reached t1={t1:g}; |grad L| = {grad_norm:.3g}",
     ("successful", "map"): "ran all {steps} steps; |grad L| = {grad_norm:.3g}",
-    ("successful", "escape"): "reached t_max={t1:g} without leaving the ball",
+    ("successful", "escape"): "reached t1={t1:g} without leaving the ball",
     ("converged", "flow"): "|grad L| <= gtol={gtol:g} at {at}",
     ("converged", "map"): "|grad L| <= gtol={gtol:g} at {at}",
     ("diverged", "flow"): "|theta| exceeded max_norm={max_norm:g} at {at}",

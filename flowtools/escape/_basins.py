@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _deprecation
 from ..graph import SAME_SET_TOL, match_distance
 
 
@@ -45,8 +45,10 @@ class BasinFractions:
     unattracted_ci: tuple[float, float]
     confidence: float
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    as_dict = _deprecation.renamed_function(to_dict, "as_dict")
 
     def summary(self) -> str:
         lines = [f"{self.n_runs} runs, {len(self.basins)} attractor(s) up to symmetry "

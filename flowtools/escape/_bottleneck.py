@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _deprecation
 from ..models import MLP
 
 
@@ -32,20 +32,21 @@ def bottleneck_layers(model: MLP, r: int, layers: Sequence[int] | None = None) -
     return tuple(sorted(layers))
 
 
-def bottleneck_init(model: MLP, key, eps: float, r: int, layers: Sequence[int] | None = None, *,
+@_deprecation.renamed_arguments(key="seed", eps="scale")
+def bottleneck_init(model: MLP, seed, scale: float, r: int, layers: Sequence[int] | None = None, *,
                     scheme: str = "he") -> jax.Array:
     """He-normal θ ("A Theory of Saddle Escape in Deep Nonlinear Networks", 2026)
-    with the r bottleneck layers' weights multiplied by ε.
+    with the r bottleneck layers' weights multiplied by ε = `scale`.
 
-    **Arguments:** `model`, `key` (int seed or jax key), `eps` > 0, `r` (number of bottleneck layers),
+    **Arguments:** `model`, `seed` (int or jax key), `scale` = ε > 0, `r` (number of bottleneck layers),
     `layers` (1-based; default: the last r, see `bottleneck_layers`), `scheme` (passed to `model.init`).
 
-    With the same key, different ε give the same direction: only the bottleneck layers are rescaled.
+    With the same seed, different ε give the same direction: only the bottleneck layers are rescaled.
     """
-    eps = _checks.positive("eps", eps)
+    scale = _checks.positive("scale", scale)
     chosen = bottleneck_layers(model, r, layers)
-    scales = [eps if l in chosen else 1.0 for l in range(1, model.n_layers + 1)]
-    return model.init(key, scheme, layer_scales=scales)
+    scales = [scale if l in chosen else 1.0 for l in range(1, model.n_layers + 1)]
+    return model.init(seed, scheme, layer_scales=scales)
 
 
 def bottleneck_saddle(model: MLP, theta, r: int, layers: Sequence[int] | None = None) -> np.ndarray:

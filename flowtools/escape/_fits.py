@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _deprecation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +54,10 @@ class ScalingFit:
             return np.exp(self.intercept) * x**self.slope
         return self.intercept + self.slope * np.log(x)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    as_dict = _deprecation.renamed_function(to_dict, "as_dict")
 
 
 def _ols(u, v, g=None, n_groups=0):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .. import _checks
+from .. import _checks, _deprecation
 from ..dynamics.flow import SOLVERS
 from ..dynamics.results import RESULTS, from_diffrax, result_name
 from ..dynamics.stiff import start_event
@@ -92,8 +92,9 @@ def _solve_escape(problem, theta0, ref, radius, t1, ts, rtol, atol, pcoeff, icoe
 _COMPILED: dict = {}
 
 
+@_deprecation.renamed_arguments(t_max="t1")
 def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str = "function",
-                t_max: float = 1e12, solver: str = "tsit5", rtol: float = 1e-8, atol: float = 1e-12,
+                t1: float = 1e12, solver: str = "tsit5", rtol: float = 1e-8, atol: float = 1e-12,
                 n_save: int = 300, t_first: float = 1e-3, save_ts=None, max_steps: int = 1_000_000,
                 max_norm: float = 1e6, pcoeff: float = 0.3, icoeff: float = 0.4) -> EscapeRun:
     """Gradient flow from θ0 (inside the ball) until it leaves the ball of `radius` around `center`.
@@ -103,7 +104,7 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     there with θ(t_out) as its last saved state. The escape time is t_out − t0 (the flow starts inside:
     t_in = t0). States are also saved at `save_ts` if given (increasing, positive; its length sets the
     compiled shape, so keep it fixed across calls), else at `n_save` log-spaced times in
-    [t_first, t_max]. Stopping at the exit keeps the solve cheap: after escape the flow usually turns
+    [t_first, t1]. Stopping at the exit keeps the solve cheap: after escape the flow usually turns
     stiff, which would cost an explicit solver many steps.
 
     The default solver is explicit (Tsit5): near a bottleneck saddle the Hessian is tiny, so adaptive
@@ -111,7 +112,7 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     Pass an implicit solver name (e.g. "kvaerno5") for stiff starts.
 
     **Returns:** an `EscapeRun`. Its trajectory has status "t1_reached" with a message saying it stopped
-    on leaving the ball, or the usual "t1_reached" (at t_max, never left), "max_steps", "diverged",
+    on leaving the ball, or the usual "t1_reached" (at t1, never left), "max_steps", "diverged",
     "non_finite" (at t0, before the first step, where L or ∇L is not finite at θ0; the message names
     the first non-finite quantity), "failed"; `meta["stopped_on_exit"]` records which. Its `gen_error`
     is None (not evaluated, to keep runs cheap). `stats` has the step counts, wall time and compile time.
@@ -124,10 +125,10 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     theta0 = _checks.theta_vector("theta0", theta0, problem.n_params)
     c = center_theta(center, problem.n_params)
     radius = _checks.positive("radius", radius)
-    t_max = _checks.positive("t_max", t_max)
+    t1 = _checks.positive("t1", t1)
     t_first = _checks.positive("t_first", t_first)
-    if t_first >= t_max:
-        raise ValueError(f"t_first={t_first} must be below t_max={t_max}.")
+    if t_first >= t1:
+        raise ValueError(f"t_first={t_first} must be below t1={t1}.")
     n_save = _checks.positive_int("n_save", n_save, minimum=2)
     max_steps = _checks.positive_int("max_steps", max_steps)
     solver_key = _checks.choice("solver", solver, SOLVERS)
@@ -137,13 +138,13 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
                          "escape_flow measures escapes from a ball the flow starts in.")
     ref = c if metric == "parameter" else np.asarray(problem.apply_fn(jnp.asarray(c), problem.x))
     if save_ts is None:
-        ts = np.geomspace(t_first, t_max, n_save)
+        ts = np.geomspace(t_first, t1, n_save)
     else:
         ts = _checks.finite_array("save_ts", save_ts, ndim=1)
-        if ts.size < 1 or ts[0] <= 0 or np.any(np.diff(ts) <= 0) or ts[-1] > t_max:
-            raise ValueError("save_ts must be increasing, positive and at most t_max.")
+        if ts.size < 1 or ts[0] <= 0 or np.any(np.diff(ts) <= 0) or ts[-1] > t1:
+            raise ValueError("save_ts must be increasing, positive and at most t1.")
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731  arrays, so new values don't recompile
-    args = (problem, jnp.asarray(theta0), jnp.asarray(ref), f(radius), f(t_max), jnp.asarray(ts), f(rtol),
+    args = (problem, jnp.asarray(theta0), jnp.asarray(ref), f(radius), f(t1), jnp.asarray(ts), f(rtol),
             f(atol), f(pcoeff), f(icoeff), f(max_norm))
     kw = dict(solver=SOLVERS[solver_key](), max_steps=max_steps, metric=metric)
     leaves, treedef = jax.tree_util.tree_flatten(args)
@@ -179,11 +180,11 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     stats = dict(steps=int(stats["num_steps"]), accepted_steps=int(stats["num_accepted_steps"]),
                  rejected_steps=int(stats["num_rejected_steps"]), wall_time=wall,
                  compile_time=compile_time)
-    meta = dict(solver=solver_key, rtol=rtol, atol=atol, t1=t_max, max_norm=max_norm, pcoeff=pcoeff,
+    meta = dict(solver=solver_key, rtol=rtol, atol=atol, t1=t1, max_norm=max_norm, pcoeff=pcoeff,
                 icoeff=icoeff, max_steps=max_steps, loss=problem.loss_convention, metric=metric,
                 radius=radius, stopped_on_exit=bool(stopped))
     traj = build_trajectory(problem, ts_out, ys, name, method="gradient_flow", kind="escape", stats=stats,
-                            meta=meta, values=(loss, gnorm, None), held_out=False, t1=t_max,
+                            meta=meta, values=(loss, gnorm, None), held_out=False, t1=t1,
                             max_norm=max_norm, max_steps=max_steps, metric=metric, radius=radius, note=note)
     if stopped:
         tau = t_end - float(ts_out[0])

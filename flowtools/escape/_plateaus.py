@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _deprecation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +34,10 @@ class Plateau:
     lower_bound: float
     loss_exit: float = math.nan
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    as_dict = _deprecation.renamed_function(to_dict, "as_dict")
 
 
 def plateau_length(trajectory, *, method: str = "drop", fraction: float = 0.5, threshold: float = 0.05,

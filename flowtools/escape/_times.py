@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _deprecation
 from ..landscape.symmetry import output_distance
 from ..problem import Problem
 from ._distances import METRICS, center_theta, distances
@@ -64,8 +64,10 @@ class EscapeTime:
     def escaped(self) -> bool:
         return self.status == "escaped"
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    as_dict = _deprecation.renamed_function(to_dict, "as_dict")
 
 
 def _crossing(t_a, t_b, d_a, d_b, level, interpolation):
@@ -262,12 +264,14 @@ class EscapeDistribution:
     lower_bounds: np.ndarray
     message: str
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dict(times=self.times.tolist(), median=self.median,
                     quantiles={str(q): v for q, v in self.quantiles.items()}, n=self.n,
                     n_escaped=self.n_escaped, n_never_left=self.n_never_left,
                     n_never_entered=self.n_never_entered, lower_bounds=self.lower_bounds.tolist(),
                     message=self.message)
+
+    as_dict = _deprecation.renamed_function(to_dict, "as_dict")
 
 
 def escape_time_distribution(escapes, quantiles=(0.1, 0.25, 0.75, 0.9)) -> EscapeDistribution:

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _deprecation
 from ..problem import Problem
 from ._lm_dense import solve_dense
 from ._lm_matrix_free import solve_matrix_free
@@ -138,32 +138,35 @@ class CriticalPoint:
                 f"|grad|={self.grad_norm:.3g}, reduces_to={self.reduces_to!r}, status={self.status!r})")
 
 
+@_deprecation.renamed_arguments(options="higher_order_options")
 def classify(signature, success: bool = True, *, problem: Problem | None = None, theta=None,
-             spectrum: Spectrum | None = None, options: dict | None = None) -> str:
+             spectrum: Spectrum | None = None, higher_order_options: dict | None = None) -> str:
     """The kind of a point: minimum, saddle, degenerate_…, higher_order_saddle, or slow_region.
 
     From the signature (n_neg, n_zero, n_pos) alone: n_neg > 0 is a (degenerate_)saddle, n_neg = 0 a
     (degenerate_)minimum. A positive semidefinite singular Hessian (n_neg = 0 < n_zero) does not decide
     a minimum: when `problem` and `theta` are given, `higher_order_test` (with `spectrum`, the dense
-    spectrum at θ, computed when None; `options` are passed on) decides between "degenerate_minimum" and
-    "higher_order_saddle". Without them such a point stays "degenerate_minimum" (second order only).
+    spectrum at θ, computed when None; `higher_order_options` are passed on) decides between
+    "degenerate_minimum" and "higher_order_saddle". Without them such a point stays "degenerate_minimum"
+    (second order only).
     With an unknown n_zero (a Lanczos signature) the point is called nondegenerate; with an unknown
     n_neg (a spectrum that could not be computed, `spectrum_or_fallback`) it is "unclassified".
     With `problem` and `theta`, a point where L is at its lower bound to round-off is a global minimum
     whatever its numerical Hessian says: negative eigenvalues there make it a "degenerate_minimum"
     (`loss_floor_spectrum` gives the signature that goes with it).
     """
-    return _classify(signature, success, problem, theta, spectrum, options)[0]
+    return _classify(signature, success, problem, theta, spectrum, higher_order_options)[0]
 
 
+@_deprecation.renamed_arguments(options="higher_order_options")
 def classify_point(problem: Problem, theta, spectrum: Spectrum | None = None, *, success: bool = True,
-                   options: dict | None = None) -> tuple[str, HigherOrderTest | None]:
+                   higher_order_options: dict | None = None) -> tuple[str, HigherOrderTest | None]:
     """`classify` a point from its problem, θ and (dense) spectrum; also returns the higher-order test
     record (None when the signature decided). The escape directions of a "higher_order_saddle" are
     `test.escape_directions`. At the loss floor the kind follows `loss_floor_spectrum`."""
     if spectrum is None:
         spectrum = hessian_spectrum(problem, theta, rtol_zero=DEFAULT_RTOL_ZERO)
-    return _classify(spectrum.signature, success, problem, theta, spectrum, options)
+    return _classify(spectrum.signature, success, problem, theta, spectrum, higher_order_options)
 
 
 def _classify(signature, success, problem, theta, spectrum, options):

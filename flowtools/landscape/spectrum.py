@@ -62,7 +62,7 @@ import warnings
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .. import _checks
+from .. import _checks, _deprecation
 from ..problem import Problem
 from ._kernels import dense_hessian, hessian_from_hvps, hessian_matvec  # noqa: F401 (re-export)
 from ._krylov_schur import lanczos_spectrum
@@ -392,8 +392,9 @@ def morse_index(problem: Problem, theta, **options) -> int:
 
 
 # ------------------------------------------------------------------ stochastic Lanczos quadrature
+@_deprecation.renamed_arguments(n_probes="n_probe")
 def estimate_negative_count(problem: Problem, theta, *, threshold: float | None = None,
-                            rtol_zero: float = DEFAULT_RTOL_ZERO, n_probes: int = 8, steps: int = 80,
+                            rtol_zero: float = DEFAULT_RTOL_ZERO, n_probe: int = 8, steps: int = 80,
                             seed: int = 0, relative_thresholds=()) -> dict:
     """Estimate #{λ < −tol} by stochastic Lanczos quadrature (Ubaru, Chen & Saad 2017).
 
@@ -412,7 +413,7 @@ def estimate_negative_count(problem: Problem, theta, *, threshold: float | None 
     mv, counter = hessian_matvec(problem, theta)
     rng = np.random.default_rng(seed)
     steps = min(_checks.positive_int("steps", steps), n)
-    all_nodes, scale = lanczos_quadrature(mv, n, n_probes=_checks.positive_int("n_probes", n_probes),
+    all_nodes, scale = lanczos_quadrature(mv, n, n_probes=_checks.positive_int("n_probe", n_probe),
                                           steps=steps, rng=rng)
     tol = threshold if threshold is not None else rtol_zero * scale
 

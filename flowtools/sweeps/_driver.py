@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _checks, io
 from ._grid import RESERVED, scalar
-from ._parameters import check_configurations
+from ._parameters import check_configurations, upgrade_configuration
 from ._results import SweepResult, consolidate, dataset_attrs
 from ._store import SCHEMA, DamagedRecordWarning, Store, now, sweep_spec
 from ._tasks import canonical_task_name, resolve_task
@@ -146,7 +146,9 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
         done = st.finished()
         if meta_path.exists():
             old = sweep_spec(store, "store")
-            if (canonical_task_name(str(old.get("task"))), old.get("configurations")) != (task_name, configs):
+            old_configs = [upgrade_configuration(task_name, c) if isinstance(c, dict) else c
+                           for c in old.get("configurations", [])]
+            if (canonical_task_name(str(old.get("task"))), old_configs) != (task_name, configs):
                 raise ValueError(f"store={os.fspath(st.path)!r} holds another sweep (task {old.get('task')!r}, "
                                  f"{len(old.get('configurations', []))} configurations); use a new store.")
         if done and not resume:
@@ -161,6 +163,8 @@ def sweep(task, configurations, store, *, workers: int | None = None, scheduler:
         for tmp in st.points.glob(".tmp-*"):  # left by a driver killed mid-write
             tmp.unlink(missing_ok=True)
         records, _ = st.read()
+        for r in records.values():  # written before a key was renamed
+            r["config"] = upgrade_configuration(task_name, r["config"])
         for i in [i for i, r in records.items() if r["config"] != configs[i]]:
             warnings.warn(f"{os.fspath(st.record_path(i))}: the record's configuration is not point {i}'s; "
                           "the point runs again.", DamagedRecordWarning, stacklevel=2)

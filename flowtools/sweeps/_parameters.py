@@ -12,6 +12,7 @@ from typing import Literal
 
 import pydantic
 
+from .. import _deprecation
 from ..activations import ACTIVATIONS
 from ..dynamics.flow import SOLVERS
 from ..problem import LOSSES
@@ -82,7 +83,7 @@ class EscapeParameters(ProblemParameters):
     """`escape_times` (the task "escape"): the problem keys and the exit ball."""
 
     radius_fraction: float = pydantic.Field(0.5, gt=0)
-    t_max: float = pydantic.Field(1e12, gt=0)
+    t1: float = pydantic.Field(1e12, gt=0)
     solver: Literal[tuple(SOLVERS)] = "tsit5"
 
 
@@ -92,6 +93,23 @@ flow_itinerary.parameters = FlowItineraryParameters
 gd_itinerary.parameters = GDItineraryParameters
 critical_points.parameters = CriticalPointsParameters
 escape_times.parameters = EscapeParameters
+
+#: Keys renamed in 0.2.0, by task: the old key is read as the new one (in configurations, with a
+#: `FutureWarning`, and silently in the configurations a store was written with, so that it resumes)
+#: until flowtools 0.3.0.
+RENAMED_KEYS: dict[str, dict[str, str]] = {"escape": {"t_max": "t1"}}
+
+
+def upgrade_configuration(task_name: str, config: Mapping) -> dict:
+    """`config` with each key that task `task_name` renamed under its new name (`RENAMED_KEYS`)."""
+    out = dict(config)
+    for old, new in RENAMED_KEYS.get(task_name, {}).items():
+        if old in out:
+            if new in out:
+                raise ConfigError(f"task {task_name!r}: a configuration has both {old!r} and {new!r}; "
+                                  f"{old!r} is the deprecated spelling of {new!r}, give only {new!r}.")
+            out[new] = out.pop(old)
+    return out
 
 
 def _check_configurations(configurations) -> list[dict]:
@@ -152,7 +170,7 @@ def check_configurations(task, configurations) -> list[dict]:
     """Check `configurations` (a list of dicts, see `grid`) against `task`'s declared parameters (its
     `parameters` attribute, a pydantic model: built-in tasks have one) and return them as dicts of plain
     scalars. A configuration keeps only the keys given: defaults are not filled in, so the store is
-    labelled by what was asked.
+    labelled by what was asked (a renamed key, `RENAMED_KEYS`, under its new name).
 
     **Raises:** `ConfigError` (a `ValueError`) naming every offending key once, with the points it
     occurs in: unknown keys (with the nearest declared name), wrong types, values out of range or not
@@ -161,6 +179,10 @@ def check_configurations(task, configurations) -> list[dict]:
     """
     configs = _check_configurations(configurations)
     fn, name = resolve_task(task)
+    for old, new in RENAMED_KEYS.get(name, {}).items():
+        if any(old in cfg for cfg in configs):
+            _deprecation.warn_renamed(f"the configuration key {old!r} of task {name!r}", repr(new))
+            configs = [upgrade_configuration(name, cfg) for cfg in configs]
     model = getattr(fn, "parameters", None)
     if model is None:
         return configs

@@ -16,7 +16,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import io
+from ._parameters import upgrade_configuration
 from ._store import SCHEMA, Store, now, sweep_spec
+from ._tasks import canonical_task_name
 
 
 def _graph_from(data, where: str = "a sweep record's graph"):
@@ -160,12 +162,13 @@ def merge_stores(source, store) -> int:
         raise ValueError(f"source={os.fspath(source)!r} ran task {src_spec.get('task')!r} and "
                          f"store={os.fspath(store)!r} task {dst_spec.get('task')!r}; merge stores of one task.")
     configs = dst_spec["configurations"]
-    index = {json.dumps(c, sort_keys=True): i for i, c in enumerate(configs)}
+    task = canonical_task_name(str(dst_spec.get("task")))  # configurations compare under renamed keys
+    index = {json.dumps(upgrade_configuration(task, c), sort_keys=True): i for i, c in enumerate(configs)}
     src, dst = Store(source), Store(store)
     with dst.lock():
         incoming, unknown = {}, []
         for j, rec in src.read()[0].items():
-            i = index.get(json.dumps(rec["config"], sort_keys=True))
+            i = index.get(json.dumps(upgrade_configuration(task, rec["config"]), sort_keys=True))
             if i is None:
                 unknown.append(j)
             else:

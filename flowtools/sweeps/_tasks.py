@@ -212,7 +212,7 @@ def escape_times(config: Mapping) -> dict:
     theta0 = initial_theta(problem, config)
     y_rms = output_scale(problem.y)
     run = E.escape_flow(problem, theta0, np.zeros(problem.n_params), float(config.get("radius_fraction", 0.5))
-                        * y_rms, metric="function", t_max=float(config.get("t_max", 1e12)),
+                        * y_rms, metric="function", t1=float(config.get("t1", config.get("t_max", 1e12))),
                         solver=config.get("solver", "tsit5"))
     traj, et = run.trajectory, run.escape
     return dict(status=str(traj.status), message=traj.message, escape_status=et.status,

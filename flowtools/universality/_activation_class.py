@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _deprecation
 from ..activations import Activation, get_activation
 
 #: The four classes of the paper, plus "higher" for an analytic φ_σ whose leading order is ≥ 4 (or that
@@ -82,8 +82,10 @@ class ActivationClass:
     smooth: bool
     note: str
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    as_dict = _deprecation.renamed_function(to_dict, "as_dict")
 
 
 def activation_class(activation: str | Activation | Callable, *, max_order: int = 4,

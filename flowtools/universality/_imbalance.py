@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _deprecation
 from ..models import MLP
 from ..problem import Problem
 from ._activation_class import phi_sigma
@@ -234,11 +234,13 @@ class ImbalanceCheck:
     integrated_rel_error: float
     applies: bool
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return dict(max_rel_residual=self.max_rel_residual, max_abs_residual=self.max_abs_residual,
                     integrated_abs_error=self.integrated_abs_error,
                     integrated_rel_error=self.integrated_rel_error, integrated_applies=self.applies,
                     n_states=int(self.t.size), n_layers=int(self.lhs.shape[1]))
+
+    as_dict = _deprecation.renamed_function(to_dict, "as_dict")
 
 
 def imbalance_residual(problem: Problem, trajectory) -> ImbalanceCheck:
