@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .. import _checks, _deprecation
+from .. import _aot, _checks, _deprecation
 from ..dynamics.flow import SOLVERS
 from ..dynamics.results import RESULTS, from_diffrax, result_name
 from ..dynamics.stiff import start_event
@@ -147,15 +147,9 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     args = (problem, jnp.asarray(theta0), jnp.asarray(ref), f(radius), f(t1), jnp.asarray(ts), f(rtol),
             f(atol), f(pcoeff), f(icoeff), f(max_norm))
     kw = dict(solver=SOLVERS[solver_key](), max_steps=max_steps, metric=metric)
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves), solver_key, max_steps, metric)
-    compile_time = 0.0
-    if key not in _COMPILED:
-        t_c = time.perf_counter()
-        _COMPILED[key] = _solve_escape.lower(*args, **kw).compile()
-        compile_time = time.perf_counter() - t_c
+    compiled, compile_time = _aot.compiled_once(_solve_escape.__wrapped__, args, kw, _COMPILED)
     t_run = time.perf_counter()
-    ts_out, ys, loss, gnorm, code, stats = jax.block_until_ready(_COMPILED[key](*args, **kw))
+    ts_out, ys, loss, gnorm, code, stats = jax.block_until_ready(compiled(*args, **kw))
     wall = time.perf_counter() - t_run
 
     ts_out, ys, loss, gnorm = solution_states(ts_out, ys, loss, gnorm)
