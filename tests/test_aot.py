@@ -199,3 +199,33 @@ def test_the_store_keeps_its_most_recently_used_entries(tmp_path):
     (tmp_path / "other.txt").write_bytes(b"x" * 1000)  # not an entry: never counted or deleted
     _aot._prune(str(tmp_path), keep=str(tmp_path / "kept.exe"), limit=250)
     assert sorted(os.listdir(tmp_path)) == ["kept.exe", "new.exe", "other.txt"]
+
+
+_ESCAPE_SCRIPT = """
+import json, numpy as np, flowtools as ft
+from flowtools.escape import _flow
+problem = ft.problems.minimal_model(loss="mse")
+theta0 = np.asarray(ft.problems.MINIMAL_MODEL_THETA0)
+run = ft.escape.escape_flow(problem, theta0, theta0, 0.05, t1=50.0, metric="parameter")
+print(json.dumps(dict(source=list(_flow._COMPILED_FROM.values()), status=str(run.trajectory.status),
+                      theta=[float(v).hex() for v in run.trajectory.final_theta])))
+"""
+
+
+def test_a_second_process_loads_the_escape_flow_and_gets_the_same_result(tmp_path):
+    """escape_flow's solve (an event located by bisection inside diffeqsolve) goes through the same compile
+    path as gradient_flow, and the store says why it keeps no copy: the compiled program calls back into
+    Python, which a serialized executable cannot. Each process compiles it and reaches the same bits."""
+    env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(tmp_path / "jax"), FLOWTOOLS_PROGRESS="0")
+    env.pop("FLOWTOOLS_CACHE", None)
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", _ESCAPE_SCRIPT], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    why = "compiled, not stored: the program calls back into Python"
+    assert first["source"] == [why] and second["source"] == [why]
+    assert first["status"] == second["status"] and first["theta"] == second["theta"]
+

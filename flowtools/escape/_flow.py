@@ -90,6 +90,8 @@ def _solve_escape(problem, theta0, ref, radius, t1, ts, rtol, atol, pcoeff, icoe
 
 
 _COMPILED: dict = {}
+#: where each compiled escape solve came from ("loaded", "compiled", …; see `flowtools._aot.compiled`)
+_COMPILED_FROM: dict = {}
 
 
 @_deprecation.renamed_arguments(t_max="t1")
@@ -147,7 +149,8 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     args = (problem, jnp.asarray(theta0), jnp.asarray(ref), f(radius), f(t1), jnp.asarray(ts), f(rtol),
             f(atol), f(pcoeff), f(icoeff), f(max_norm))
     kw = dict(solver=SOLVERS[solver_key](), max_steps=max_steps, metric=metric)
-    compiled, compile_time = _aot.compiled_once(_solve_escape.__wrapped__, args, kw, _COMPILED)
+    compiled, compile_time = _aot.compiled_once(_solve_escape.__wrapped__, args, kw, _COMPILED,
+                                                  _COMPILED_FROM)
     t_run = time.perf_counter()
     ts_out, ys, loss, gnorm, code, stats = jax.block_until_ready(compiled(*args, **kw))
     wall = time.perf_counter() - t_run
