@@ -231,8 +231,8 @@ def critical_point_sweep(quick: bool, full: bool = False):
                 baseline="scipy.optimize.root(method='lm') on grad L with the Hessian (per guess)",
                 extra=dict(ours=dict(counts), scipy_found=base.get("found", 0),
                            scipy_failed=base.get("failed", 0)),
-                note="found = |grad L| <= 1e-12 within the radius 1 + |guess|; ours vmaps all guesses "
-                     "of a net into one jitted solve (compile time included)")
+                note="found = |grad L| <= 1e-12 within the radius 1 + |guess|; ours solves guess by guess "
+                     "with find_critical_point's fallbacks (compile time included)")
 
 
 BENCHMARKS = [hessian_dense_vs_n, lanczos_vs_dense, morse_index_1e5_params, critical_point_sweep]
