@@ -1,6 +1,8 @@
 """The saddle graph of runs: an itinerary's visits added as nodes and its transitions as edges
 (`add_to_graph`), the graph of several runs (`saddle_graph`) and the share of passages refined to a
-critical set (`refinement_share`).
+critical set (`refinement_share`). Nodes are critical sets identified by network function (the
+same-set rule, `flowtools.graph.match_distance`), edges the saddle → saddle → attractor transitions of
+the runs (Jacot et al., arXiv 2106.15933).
 """
 
 from __future__ import annotations

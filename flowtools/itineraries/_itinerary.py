@@ -1,5 +1,7 @@
 """`itinerary`: a trajectory segmented into visits of critical sets and a terminal state, the one
 algorithm whose stages (resolve, slow passages, refinement, terminal state, windows) share one context.
+The saddle → saddle → attractor sequence of a run, as in Jacot et al., "Saddle-to-saddle dynamics in deep
+linear networks" (arXiv 2106.15933).
 """
 
 from __future__ import annotations

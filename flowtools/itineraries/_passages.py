@@ -1,7 +1,8 @@
 """The passages of a run through critical sets: each visit's window in time (hysteresis between the
 entry and exit radii in function space), the merging of consecutive visits of one set, and, for noisy
 runs (SGD), the drift and noise scale in function space, passages read off the loss's plateaus and the
-noise that is not a passage.
+noise that is not a passage (the drift and noise of SGD as in the stochastic-differential-equation view
+of Mandt, Hoffman & Blei 2017).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Refining a point of a run to a critical set and labelling it: a Newton-type solve of ∇L = 0 with
 fallbacks (`find_critical_point`), then the flow itself toward a degenerate minimum, and the visit record of
-the point (kind, Hessian signature, function fingerprint) or of an unrefined slow region.
+the point (kind, Morse signature (n_neg, n_zero, n_pos) of the Hessian, function fingerprint) or of
+an unrefined slow region.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The terminal state of a run that did not diverge: an attractor (a minimum set the run reaches or is
 demonstrably approaching, a kink of L where no direction descends, a stable periodic orbit of the GD
-map, or the noise ball around a minimum that an SGD run hovers in) or "unfinished".
+map (GD at the edge of stability: Cohen et al., ICLR 2021), or the noise ball around a minimum that an
+SGD run hovers in) or "unfinished".
 """
 
 from __future__ import annotations
