@@ -301,7 +301,7 @@ def test_lanczos_spectra_label_the_same_itinerary(deep_linear):
 def test_visit_and_graph_accept_a_partial_lanczos_signature():
     """Above 128 parameters a Lanczos signature is (n_neg, None, None): the visit record keeps the
     unknown counts as None and its completeness flag, and the saddle graph stores and prints it."""
-    from flowtools.itineraries import _visit_from_point
+    from flowtools.itineraries._refinement import visit_from_point
     from flowtools.landscape import hessian_spectrum
     from flowtools.landscape.symmetry import function_fingerprint
 
@@ -311,7 +311,7 @@ def test_visit_and_graph_accept_a_partial_lanczos_signature():
     theta = np.asarray(p.model.init(1))
     spec = hessian_spectrum(p, theta, method="lanczos", warn=False)
     assert p.n_params > 128 and spec.signature[1] is None
-    info = _visit_from_point(p, theta, "slow_region", spec, function_fingerprint(p, theta), p.grad_norm(theta),
+    info = visit_from_point(p, theta, "slow_region", spec, function_fingerprint(p, theta), p.grad_norm(theta),
                              status="unrefined")
     assert info["signature"] == (spec.n_neg, None, None) and info["morse_complete"] == spec.complete
     g = SaddleGraph()

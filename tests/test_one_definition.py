@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import flowtools as ft
-from flowtools import escape, graph, itineraries, sweeps
+from flowtools import escape, graph, sweeps
 from flowtools.escape import _basins
+from flowtools.itineraries import _itinerary
 from flowtools.sweeps import _tasks as sweep_tasks
 from flowtools.landscape import critical
 from flowtools.landscape.symmetry import output_distance, output_scale, reduce_network, reduces_to
@@ -115,7 +116,7 @@ def test_every_user_goes_through_the_one_rule(monkeypatch):
         calls.append(1)
         return real(*args, **kw)
 
-    for module in (graph, itineraries, _basins):  # where each looks the rule up
+    for module in (graph, _itinerary, _basins):  # where each looks the rule up
         monkeypatch.setattr(module, "match_distance", counted)
     out = sweeps.critical_points(dict(CONFIG, n_guesses=4))
     n = len(calls)

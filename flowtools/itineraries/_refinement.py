@@ -1,0 +1,121 @@
+"""Refining a point of a run to a critical set and labelling it: a Newton-type solve of ∇L = 0 with
+fallbacks (`find_critical_point`), then the flow itself toward a degenerate minimum, and the visit record of
+the point (kind, Morse signature (n_neg, n_zero, n_pos) of the Hessian, function fingerprint) or of
+an unrefined slow region.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dynamics.flow import gradient_flow
+from ..dynamics.trajectory import Status
+from ..landscape import classify, classify_point, find_critical_point, loss_floor_spectrum
+from ..landscape.critical import LOSS_FLOOR_NOTE, MATRIX_FREE_MIN
+from ..landscape.spectrum import spectrum_or_fallback
+from ..landscape.symmetry import function_fingerprint, reduces_to
+
+
+def train_part(problem, fp) -> np.ndarray:
+    """The training-input outputs of a fingerprint, shape (n, d_out)."""
+    n, d_out = problem.x.shape[0], problem.model.d_out
+    return np.asarray(fp)[: n * d_out].reshape(n, d_out)
+
+
+def visit_from_point(problem, theta, kind, spectrum, fp, gnorm, status="converged", radius=0.0) -> dict:
+    return dict(kind=kind, loss=problem.loss(theta),
+                gen_error=problem.gen_error(theta) if problem.has_population else None,
+                signature=tuple(None if s is None else int(s) for s in spectrum.signature),
+                morse_complete=bool(spectrum.complete), theta=np.asarray(theta),
+                grad_norm=float(gnorm), reduces_to=reduces_to(problem, theta),
+                fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues), status=status,
+                radius=float(radius),
+                reason=spectrum.message if spectrum.method in ("finite_difference", "failed")
+                or LOSS_FLOOR_NOTE in spectrum.message else "")
+
+
+def classified(ctx, point, status, cp) -> tuple:
+    """(spectrum, kind) of a refined point: the refinement's own when it converged with reusable
+    options, else computed; at the loss floor as the landscape's classification has it
+    (`loss_floor_spectrum`)."""
+    problem = ctx["problem"]
+    if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
+        return cp.spectrum, cp.kind  # the refinement already classified this point
+    spec = loss_floor_spectrum(problem, point, spectrum_or_fallback(problem, point, **ctx["spec_opts"]))
+    return spec, _kind(problem, point, spec)
+
+
+def _kind(problem, theta, spectrum) -> str:
+    """The kind of a refined critical point: the one call into the landscape's classification (from
+    the signature alone when the higher-order test cannot be evaluated at θ)."""
+    try:
+        return classify_point(problem, theta, spectrum)[0]
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return classify(spectrum.signature)
+
+
+def _reusable(spec, spec_opts) -> bool:
+    return (spec is not None and spec.rtol_zero == spec_opts["rtol_zero"]
+            and spec_opts.get("method", "auto") in ("auto", spec.method))
+
+
+def spectrum(problem, theta, spec_opts, known=None):
+    """The Hessian spectrum at θ, reusing `known` (a refinement's record of the same point)."""
+    if _reusable(known, spec_opts) and known.n_params == len(theta):
+        return known
+    # Slow regions and the unfinished end keep eigenvalues and signature only.
+    return spectrum_or_fallback(problem, theta,
+                                **dict(dict(vectors=problem.n_params <= MATRIX_FREE_MIN), **spec_opts))
+
+
+def guess_spectrum(cp, theta):
+    """A failed refinement's spectrum, which describes its guess θ (None when it is another point)."""
+    if cp is None or cp.success or cp.spectrum is None or cp.guess is None:
+        return None
+    return cp.spectrum if np.array_equal(np.asarray(cp.guess), np.asarray(theta)) else None
+
+
+def slow_region(problem, theta, spec_opts, rho, status="unrefined", known=None) -> dict:
+    spec = spectrum(problem, theta, spec_opts, known)
+    return visit_from_point(problem, theta, "slow_region", spec, function_fingerprint(problem, theta),
+                             problem.grad_norm(theta), status=status, radius=rho)
+
+
+def refine(ctx, theta) -> tuple:
+    """(point, status, CriticalPoint) from a guess: the converged solve, or its best iterate when that
+    reached ‖∇L‖ ≤ near_gtol, or (None, "unrefined", cp)."""
+    o = dict(ctx["opts"])
+    o.setdefault("radius", ctx["refine_radius"] * (1 + np.linalg.norm(theta)))
+    try:
+        cp = find_critical_point(ctx["problem"], theta, **o)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return None, "unrefined", None  # the guess's own record is built by the caller
+    if cp.success:
+        return cp.theta, "converged", cp
+    if cp.best_grad_norm is not None and cp.best_grad_norm <= ctx["near_gtol"]:
+        return cp.best_theta, "near_critical", cp
+    return None, ("skipped" if cp.status == "time_limit" else "unrefined"), cp
+
+
+def refine_passage(ctx, theta, sp) -> dict:
+    """Refine one slow passage (fallbacks: see `find_critical_point`; then, where the Hessian has no
+    unstable direction, the flow itself) and accept the point only if the run came within the visit
+    radius of it during the passage."""
+    problem, rho = ctx["problem"], ctx["rho"]
+    point, status, cp = refine(ctx, theta)
+    if point is None and cp is not None and cp.signature[0] == 0 and np.isfinite(cp.grad_norm):
+        # No unstable direction at the guess: the slow approach to a (degenerate) minimum set, which
+        # the implicit flow follows with huge steps.
+        cont = gradient_flow(problem, theta, None, gtol=ctx["near_gtol"] * 1e-4, max_steps=20_000)
+        if cont.status == Status.CONVERGED:
+            point, status = cont.final_theta, "flow"
+    if point is not None:
+        fp = function_fingerprint(problem, point)
+        ts = ctx["ts"]
+        during = (ts >= (ts[0] if sp.at_start else sp.t_start)) & (ts <= sp.t_end)
+        d = ctx["distances"](fp)
+        if during.any() and float(np.min(d[during])) <= rho:
+            spec, kind = classified(ctx, point, status, cp)
+            return visit_from_point(problem, point, kind, spec, fp, problem.grad_norm(point), status=status)
+    return slow_region(problem, theta, ctx["spec_opts"], rho, status="skipped" if status == "skipped" else
+                        "unrefined", known=guess_spectrum(cp, theta))
