@@ -167,24 +167,25 @@ print(json.dumps(dict(source=list(flow._COMPILED_FROM.values()), status=str(tr.s
 """
 
 
+def _fresh_process(script: str, tmp_path) -> dict:
+    """Run `script` in a new Python process with the persistent cache in tmp_path; its last line's JSON."""
+    env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(tmp_path / "jax"), FLOWTOOLS_PROGRESS="0")
+    env.pop("FLOWTOOLS_CACHE", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_a_second_process_loads_the_flow_and_gets_the_same_result(tmp_path):
     """The real thing: a fresh process loads the first one's executable (no LAPACK set up by a
     lowering) and runs the BDF solve to the same bits. Without the store's entry, JAX's cache serves
     the program, and that executable is not stored: on CPU it would serialize without its kernels and
     crash the process after."""
-    env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(tmp_path / "jax"), FLOWTOOLS_PROGRESS="0")
-    env.pop("FLOWTOOLS_CACHE", None)
-
-    def run():
-        out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True)
-        assert out.returncode == 0, out.stderr[-3000:]
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    runs = [run(), run()]
+    runs = [_fresh_process(_SCRIPT, tmp_path), _fresh_process(_SCRIPT, tmp_path)]
     assert runs[0]["source"] == ["compiled"] and runs[1]["source"] == ["loaded"]
     for entry in (tmp_path / "jax" / "aot").glob("*.exe"):
         entry.unlink()
-    runs += [run(), run()]
+    runs += [_fresh_process(_SCRIPT, tmp_path), _fresh_process(_SCRIPT, tmp_path)]
     assert runs[2]["source"] == runs[3]["source"] == ["compiled, not stored: served by JAX's cache"]
     for r in runs:
         assert r["status"] == "t1_reached"
@@ -216,15 +217,7 @@ def test_a_second_process_loads_the_escape_flow_and_gets_the_same_result(tmp_pat
     """escape_flow's solve (an event located by bisection inside diffeqsolve) goes through the same compile
     path as gradient_flow, and the store says why it keeps no copy: the compiled program calls back into
     Python, which a serialized executable cannot. Each process compiles it and reaches the same bits."""
-    env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(tmp_path / "jax"), FLOWTOOLS_PROGRESS="0")
-    env.pop("FLOWTOOLS_CACHE", None)
-
-    def run():
-        out = subprocess.run([sys.executable, "-c", _ESCAPE_SCRIPT], env=env, capture_output=True, text=True)
-        assert out.returncode == 0, out.stderr[-3000:]
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    first, second = run(), run()
+    first, second = _fresh_process(_ESCAPE_SCRIPT, tmp_path), _fresh_process(_ESCAPE_SCRIPT, tmp_path)
     why = "compiled, not stored: the program calls back into Python"
     assert first["source"] == [why] and second["source"] == [why]
     assert first["status"] == second["status"] and first["theta"] == second["theta"]
