@@ -4,6 +4,7 @@ k = n = 8 spurious minimum of Safran & Shamir while it refuses a point with ‖�
 
 import numpy as np
 import pytest
+import mpmath
 from mpmath import iv
 
 import flowtools as ft
@@ -12,6 +13,36 @@ from flowtools.landscape import certify as C
 
 def _contains(z, value, slack=0.0):
     return float(z.a) - slack <= value <= float(z.b) + slack
+
+
+def _mp_relu_loss(W, V):
+    """½ E(Σ relu(w_i·x) − Σ relu(v_j·x))², x ~ N(0, I), at 50 digits, from the arc-cosine kernel
+    E relu(u·x) relu(v·x) = |u||v| (sin φ + (π − φ) cos φ) / (2π) (Cho & Saul 2009)."""
+    with mpmath.workdps(50):
+        def kernel(u, v):
+            u, v = [mpmath.mpf(float(x)) for x in u], [mpmath.mpf(float(x)) for x in v]
+            nu, nv = mpmath.sqrt(mpmath.fsum(x * x for x in u)), mpmath.sqrt(mpmath.fsum(x * x for x in v))
+            phi = mpmath.acos(max(min(mpmath.fsum(x * y for x, y in zip(u, v)) / (nu * nv), 1), -1))
+            return nu * nv * (mpmath.sin(phi) + (mpmath.pi - phi) * mpmath.cos(phi)) / (2 * mpmath.pi)
+
+        total = (mpmath.fsum(kernel(u, w) for u in W for w in W) - 2 * mpmath.fsum(kernel(u, v) for u in W for v in V)
+                 + mpmath.fsum(kernel(v, t) for v in V for t in V))
+        return total / 2
+
+
+def test_the_loss_enclosure_is_rounded_outward():
+    """The float endpoints of a tight enclosure contain it: rounding each endpoint to nearest can cut off
+    up to half an ulp (an upper end 0.0215080371715214212408 read as 0.02150803717152141928)."""
+    old, iv.prec = iv.prec, 80  # the certificate's working precision
+    try:
+        x = iv.mpf(["0.02150803717152142123970327983", "0.02150803717152142124084292792"])
+        lo, hi = C._outward(x)
+        with mpmath.workprec(200):
+            assert mpmath.mpf(lo) <= mpmath.mpf(x.a) and mpmath.mpf(x.b) <= mpmath.mpf(hi)
+            assert mpmath.mpf(float(x.b)) < mpmath.mpf(x.b)  # what rounding to nearest gave
+    finally:
+        iv.prec = old
+    assert hi - lo <= 2 * np.spacing(hi)
 
 
 def test_enclosures_contain_the_jax_values():
@@ -54,9 +85,11 @@ def test_spurious_minimum_certified_and_a_near_point_refused():
     assert cp.loss == pytest.approx(0.0215080, abs=5e-8)
     cert = C.certify_relu_critical_point(problem, cp.theta, radius=1e-8)
     assert cert.certified and cert.morse_index == 0, cert.message
-    # cp.loss is a float sum of O(1) terms: within ~1e-16 of the certified value on either side (the
-    # flow's own round-off moves it across the exact value from one release to the next).
-    assert cert.contraction < 1 and cert.loss[0] - 1e-15 <= cp.loss <= cert.loss[1] + 1e-15
+    # The enclosure holds F(θ) computed independently at 50 digits, and the library's float loss (a sum
+    # of O(1) terms) lies within round-off of it, on either side.
+    exact = _mp_relu_loss(np.asarray(cp.theta).reshape(8, 8), np.eye(8))
+    assert cert.contraction < 1 and mpmath.mpf(cert.loss[0]) <= exact <= mpmath.mpf(cert.loss[1])
+    assert abs(cp.loss - float(exact)) <= 1e-15
     # A point with ‖∇F‖ ≈ 1e-3, along the softest Hessian direction: no critical point within 1e-8, refused.
     lam, Q = np.linalg.eigh(problem.hessian(cp.theta))
     step = 1e-3 / lam[0]

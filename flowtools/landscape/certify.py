@@ -113,6 +113,21 @@ def certify_relu_critical_point(problem: Problem, theta, *, radius: float = 1e-8
         iv.prec = old
 
 
+def _outward(x) -> tuple[float, float]:
+    """The float interval [lo, hi] that contains the interval x: its endpoints rounded outward (float() of
+    an endpoint rounds to nearest, which can cut off up to half an ulp of the enclosure)."""
+    import mpmath
+
+    with mpmath.workprec(1024):  # exact for the endpoints of any working precision used here
+        lo, hi = mpmath.mpf(x.a), mpmath.mpf(x.b)
+        flo, fhi = float(lo), float(hi)
+        if mpmath.mpf(flo) > lo:
+            flo = float(np.nextafter(flo, -np.inf))
+        if mpmath.mpf(fhi) < hi:
+            fhi = float(np.nextafter(fhi, np.inf))
+    return flo, fhi
+
+
 def _vec(iv, x):
     return [iv.mpf(float(v)) for v in x]
 
@@ -207,7 +222,7 @@ def _certify(problem, theta, radius, d, n, b, V, a, c, iv, t0):
     ai, bi = _vec(iv, a), _vec(iv, b)
     F, grad, _ = _loss_grad_hessian(iv, [_vec(iv, w) for w in Wt], Vi, ai, bi, c, False)
     box = [[iv.mpf([float(x) - radius, float(x) + radius]) for x in w] for w in Wt]
-    loss = (float(F.a), float(F.b))
+    loss = _outward(F)
     gmax = max(float(max(abs(g.a), abs(g.b))) for g in grad)
 
     def result(ok, index, contraction, message):
