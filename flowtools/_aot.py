@@ -507,7 +507,7 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
 
 
 def compiled_once(fn, args: tuple, kw: dict, memo: dict, origins: dict | None = None) -> tuple[Executable, float]:
-    """The one compile path of the package: `compiled(fn, args, kw)` at most once per process for each
+    """The compile path of the package's long solves: `compiled(fn, args, kw)` at most once per process for each
     call signature (argument tree, shapes, dtypes and static keywords), kept in the caller's `memo`.
     Returns the executable and the seconds spent getting it (0.0 when `memo` already had it); where it
     came from ("loaded", "compiled", …) goes to `origins` under the same key."""
