@@ -90,11 +90,13 @@ class SaddleGraph:
     def add_node(self, *, fingerprint, signature, kind: str, loss: float, theta,
                  gen_error: float | None = None, reduces_to: str | None = None,
                  grad_norm: float | None = None, eigenvalues=None, visits: int = 0, radius: float = 0.0,
-                 d_out: int = 1, n_train: int = 0, signatures=None) -> str:
+                 d_out: int = 1, n_train: int = 0, signatures=None, network: str | None = None) -> str:
         """Add a critical set (or return the id of the matching existing node, see `find_node`) and
         count `visits`. `radius`: the function-space radius of an unrefined slow region or an unfinished
         end (0 for a critical set); `d_out`: the network's number of outputs (to read the fingerprint);
-        `n_train`: how many of the fingerprint's inputs are training inputs (0: unknown, all).
+        `n_train`: how many of the fingerprint's inputs are training inputs (0: unknown, all);
+        `network`: the widths of the network θ belongs to (`landscape.symmetry.network_widths`), so that the
+        node's label shows "→ `reduces_to`" only where the set reduces to a smaller network.
 
         A matching node keeps its representative θ unless the new one has a smaller ‖∇L‖; it keeps the
         largest radius seen, and adds `signature` (and `signatures`, more signatures seen on the same
@@ -109,7 +111,7 @@ class SaddleGraph:
                      gen_error=float("nan") if gen_error is None else float(gen_error),
                      reduces_to=reduces_to or "", grad_norm=float("nan") if grad_norm is None else float(grad_norm),
                      eigenvalues=[] if eigenvalues is None else [float(v) for v in np.ravel(eigenvalues)],
-                     radius=float(radius), d_out=int(d_out), n_train=int(n_train))
+                     radius=float(radius), d_out=int(d_out), n_train=int(n_train), network=network or "")
         seen = [sig] + [None if t is None else [None if s is None else int(s) for s in t]
                         for t in (signatures or [])]
         if node is None:
@@ -211,7 +213,7 @@ class SaddleGraph:
                     theta=a["theta"], gen_error=a.get("gen_error"), reduces_to=a.get("reduces_to"),
                     grad_norm=a.get("grad_norm"), eigenvalues=a.get("eigenvalues"), visits=a.get("visits", 0),
                     radius=a.get("radius", 0.0), d_out=a.get("d_out", 1), n_train=a.get("n_train", 0),
-                    signatures=a.get("signatures"))
+                    signatures=a.get("signatures"), network=a.get("network"))
                 extra = {k: v for k, v in a.items() if k in ("attractor", "degenerate", "basin_fraction")}
                 target = out.graph.nodes[mapping[node]]
                 target.update(extra)
@@ -462,7 +464,8 @@ def _group(kind) -> str:
 
 
 def _label(a) -> str:
-    red = f" → {a['reduces_to']}" if a.get("reduces_to") else ""
+    # A graph saved before nodes recorded their own network (no `network`) keeps the arrow it had.
+    red = f" → {a['reduces_to']}" if a.get("reduces_to") and a["reduces_to"] != a.get("network") else ""
     return f"{a['kind']}{red}"
 
 

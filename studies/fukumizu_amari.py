@@ -66,7 +66,7 @@ from flowtools.landscape import (  # noqa: E402
     signature,
     unstable_manifold,
 )
-from flowtools.landscape.symmetry import output_scale  # noqa: E402
+from flowtools.landscape.symmetry import network_widths, output_scale  # noqa: E402
 from flowtools.plotting import save_figure  # noqa: E402
 
 RTOL_ZERO = DEFAULT_RTOL_ZERO
@@ -309,7 +309,8 @@ def build_graph(narrow, wide, cp, line, cfg, rng):
         rec = critical_point_at(wide, th, spectrum_options=dict(rtol_zero=RTOL_ZERO))
         node = graph.add_node(fingerprint=function_fingerprint(wide, th), signature=rec.signature,
                               kind=rec.kind, loss=rec.loss, theta=th, gen_error=rec.gen_error,
-                              reduces_to=rec.reduces_to, grad_norm=rec.grad_norm, eigenvalues=rec.eigenvalues)
+                              reduces_to=rec.reduces_to, grad_norm=rec.grad_norm, eigenvalues=rec.eigenvalues,
+                              network=network_widths(wide))
         seg_range = {"minimum": "0 < λ < 1", "saddle": "λ < 0 or λ > 1", "junction": "λ = 0 or 1"}[seg]
         graph.graph.nodes[node].update(origin="split_line", segment=seg, lambda_range=seg_range,
                                        label=f"line {seg} ({seg_range}) → 1-1-1")
@@ -337,7 +338,8 @@ def build_graph(narrow, wide, cp, line, cfg, rng):
         tgt = um.targets[b.target]
         node = graph.add_node(fingerprint=function_fingerprint(wide, tgt.theta), signature=tgt.signature,
                               kind=tgt.kind, loss=tgt.loss, theta=tgt.theta, gen_error=tgt.gen_error,
-                              reduces_to=tgt.reduces_to, grad_norm=tgt.grad_norm, eigenvalues=tgt.eigenvalues)
+                              reduces_to=tgt.reduces_to, grad_norm=tgt.grad_norm, eigenvalues=tgt.eigenvalues,
+                              network=network_widths(wide))
         graph.add_unstable_connection(line_nodes["saddle"], node, time=b.t_end)
         manifold.append(dict(branch=b.label, target_node=node, target_kind=tgt.kind,
                              target_signature=list(tgt.signature), target_loss=tgt.loss,

@@ -209,7 +209,8 @@ def main(argv=None) -> dict:
                 fp = landscape.function_fingerprint(problems[key], tcp.theta)
                 node_t = g.add_node(fingerprint=fp, signature=tcp.signature, kind=tcp.kind, loss=tcp.loss,
                                     theta=tcp.theta, gen_error=tcp.gen_error, reduces_to=tcp.reduces_to,
-                                    grad_norm=tcp.grad_norm, eigenvalues=tcp.eigenvalues)
+                                    grad_norm=tcp.grad_norm, eigenvalues=tcp.eigenvalues,
+                                    network=landscape.symmetry.network_widths(problems[key]))
                 if tcp.kind in ("minimum", "degenerate_minimum"):
                     g.graph.nodes[node_t]["attractor"] = True
                 median_t = float(np.median(times)) if times else None

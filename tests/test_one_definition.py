@@ -15,7 +15,9 @@ from flowtools.escape import _basins
 from flowtools.itineraries import _itinerary
 from flowtools.sweeps import _tasks as sweep_tasks
 from flowtools.landscape import critical
-from flowtools.landscape.symmetry import output_distance, output_scale, reduce_network, reduces_to
+from flowtools.graph import SaddleGraph
+from flowtools.landscape.symmetry import (function_fingerprint, network_widths, output_distance, output_scale,
+                                          reduce_network, reduces_to)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = dict(problem="teacher_student", activation="tanh", width=2, teacher_width=2, n=40, seed=3,
@@ -44,6 +46,29 @@ def test_graph_nodes_get_one_reduces_to_from_a_sweep_and_from_an_itinerary():
             theta = problem.free_theta(np.asarray(a["theta"]))
             assert a["reduces_to"] == critical.critical_point_at(problem, theta).reduces_to != ""
     assert "4-2-1" in {a["reduces_to"] for _, a in flow.nodes(data=True)}  # the attractor fits the teacher
+    # The label names a reduction only where there is one: "→ 4-2-1" on a 4-2-1 net would claim one.
+    for g in (flow, cps):
+        for _, a in g.nodes(data=True):
+            assert a["network"] == "4-2-1"
+            assert ("→" in a["label"]) == (a["reduces_to"] != "4-2-1"), (a["label"], a["reduces_to"])
+
+
+def test_node_labels_show_only_real_reductions():
+    problem, _ = sweeps.make_problem(CONFIG)
+    theta = problem.model.init(0, "normal", scale=1.0)
+    dead = np.array(theta)
+    dead[problem.model.layout[1].W[0]:problem.model.layout[1].W[1]] = 0.0
+    graph = SaddleGraph()
+    for th, label in ((theta, "saddle"), (dead, "saddle → 4-0-1")):
+        node = graph.add_node(fingerprint=function_fingerprint(problem, th), signature=(1, 0, 9), kind="saddle",
+                              loss=float(problem.loss(th)), theta=th, reduces_to=reduces_to(problem, th),
+                              network=network_widths(problem))
+        assert graph.graph.nodes[node]["label"] == label
+    # a node written without its network (a graph saved before nodes recorded it) keeps its arrow
+    old = SaddleGraph()
+    node = old.add_node(fingerprint=[0.0], signature=(0, 0, 1), kind="minimum", loss=0.0, theta=[0.0],
+                        reduces_to="4-2-1")
+    assert old.graph.nodes[node]["label"] == "minimum → 4-2-1"
 
 
 # ---------------------------------------------------------------------------------- RMS of y

@@ -24,7 +24,8 @@ def add_to_graph(graph: SaddleGraph, itin: Itinerary, run: str) -> list[str]:
         v.node = graph.add_node(fingerprint=v.fingerprint, signature=v.signature, kind=v.kind, loss=v.loss,
                                 theta=v.theta, gen_error=v.gen_error, reduces_to=v.reduces_to,
                                 grad_norm=v.grad_norm, eigenvalues=v.eigenvalues, radius=v.radius,
-                                d_out=d_out, n_train=int(itin.stats.get("n_train", 0)))
+                                d_out=d_out, n_train=int(itin.stats.get("n_train", 0)),
+                                network=itin.stats.get("network"))
         nodes.append(v.node)
     if itin.stats.get("loss_label"):  # what the loss axis of a drawing is called; "mixed" if runs disagree
         old, new = graph.graph.graph.get("loss_label"), itin.stats["loss_label"]

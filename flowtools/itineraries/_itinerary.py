@@ -20,7 +20,8 @@ from ..landscape import find_critical_point, slow_points
 from ..landscape.critical import MATRIX_FREE_MIN
 from ..landscape.input_symmetry import orbit_fingerprint
 from ..landscape.slow import resolve_trajectory
-from ..landscape.symmetry import fingerprint_distance, function_fingerprint, output_distance, output_scale
+from ..landscape.symmetry import (fingerprint_distance, function_fingerprint, network_widths, output_distance,
+                                  output_scale)
 from ..problem import Problem, training_outputs
 from ._passages import drift, function_noise_scale, merge, plateau_passages, windows, without_noise
 from ._records import Itinerary, Visit, problem_loss_label
@@ -273,7 +274,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                  visit_radius=rho, exit_radius=rho_out,
                  budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
                  states=int(len(thetas)), d_out=d_out, n_train=n_train,
-                 loss_label=problem_loss_label(problem))
+                 loss_label=problem_loss_label(problem), network=network_widths(problem))
     if "periodic_orbit" in ctx:
         stats["periodic_orbit"] = ctx["periodic_orbit"]
     itin = Itinerary(visits, terminal, trajectory.method, message, degenerate, stats)

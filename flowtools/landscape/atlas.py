@@ -32,6 +32,7 @@ from ..problem import Problem
 from .critical import CriticalPoint, critical_point_at, find_critical_point
 from .input_symmetry import orbit_fingerprint
 from .paths import TransitionPath, align_minimum, transition_path
+from .symmetry import network_widths
 
 __all__ = ["Atlas", "ConnectResult", "disconnectivity_tree"]
 
@@ -120,7 +121,7 @@ class Atlas:
             fingerprint=orbit_fingerprint(self.problem, cp.theta), signature=cp.signature, kind=cp.kind,
             loss=cp.loss, theta=cp.theta, gen_error=cp.gen_error, reduces_to=cp.reduces_to,
             grad_norm=cp.grad_norm, eigenvalues=cp.eigenvalues, d_out=self.problem.model.d_out,
-            n_train=int(np.asarray(self.problem.x).shape[0]))
+            n_train=int(np.asarray(self.problem.x).shape[0]), network=network_widths(self.problem))
 
     def add_minimum(self, theta, *, refine: bool = True, gtol: float = 1e-10) -> str:
         """Add a minimum (refined from θ by `find_critical_point` with `refine`) and return its node id

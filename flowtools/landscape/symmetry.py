@@ -29,7 +29,7 @@ from .. import _checks
 from ..models import MLP
 from ..problem import Problem
 
-__all__ = ["canonical_form", "Reduction", "reduce_network", "reduces_to", "function_fingerprint", "function_distance",
+__all__ = ["canonical_form", "Reduction", "reduce_network", "reduces_to", "network_widths", "function_fingerprint", "function_distance",
            "function_distances", "output_distance", "output_scale", "fingerprint_distance", "probe_inputs",
            "symmetrize_neurons",
            "neuron_symmetries"]
@@ -383,6 +383,12 @@ def reduces_to(problem: Problem, theta, *, atol: float = 1e-6) -> str:
     if not problem.is_mlp:
         return ""
     return reduce_network(*problem.mlp_theta(theta), atol=atol).reduces_to
+
+
+def network_widths(problem: Problem) -> str:
+    """The widths of the problem's own network as `reduces_to` writes them ("4-2-1"; "" for a model that
+    is not an `MLP`): a record whose `reduces_to` differs from it stands for a smaller network."""
+    return "-".join(str(w) for w in problem.model.widths) if problem.is_mlp else ""
 
 
 def _undo_removal(l, pos, incoming, outgoing):

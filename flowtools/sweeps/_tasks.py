@@ -187,7 +187,8 @@ def critical_points(config: Mapping) -> dict:
         fp = ft.function_fingerprint(problem, c.theta)
         graph.add_node(fingerprint=fp, signature=c.signature, kind=c.kind, loss=c.loss, theta=c.theta,
                        reduces_to=c.reduces_to, grad_norm=c.grad_norm, eigenvalues=c.eigenvalues, visits=1,
-                       d_out=problem.model.d_out, n_train=int(np.asarray(problem.x).shape[0]))
+                       d_out=problem.model.d_out, n_train=int(np.asarray(problem.x).shape[0]),
+                       network=ft.landscape.symmetry.network_widths(problem))
     kinds = [c.kind for c in found]
     return dict(
         status="converged" if found else "failed", n_guesses=n, n_found=len(found), n_distinct=len(graph),
