@@ -237,7 +237,10 @@ class Executable:
         self.storable, self.why_not = False, None  # set by compile_function
 
     def __call__(self, *args, **kw):
-        leaves, _, _ = _split(args, kw)
+        return self.call_leaves(_split(args, kw)[0])
+
+    def call_leaves(self, leaves):
+        """Run on the array leaves of the arguments (in `eqx.partition` order) and rebuild the output."""
         out = self.compiled(*leaves)
         return jax.tree_util.tree_map(lambda s: out[s] if type(s) is _Slot else s, self.skeleton)
 
@@ -506,14 +509,19 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
     return exe, f"compiled, not stored: {exe.why_not or 'another process is writing it, or it failed'}"
 
 
-def compiled_once(fn, args: tuple, kw: dict, memo: dict, origins: dict | None = None) -> tuple[Executable, float]:
+def compiled_once(fn, args: tuple, kw: dict, memo: dict, origins: dict | None = None,
+                  signature=None) -> tuple[Executable, float]:
     """The compile path of the package's long solves: `compiled(fn, args, kw)` at most once per process for each
-    call signature (argument tree, shapes, dtypes and static keywords), kept in the caller's `memo`.
-    Returns the executable and the seconds spent getting it (0.0 when `memo` already had it); where it
-    came from ("loaded", "compiled", …) goes to `origins` under the same key."""
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
-           tuple(sorted(kw.items(), key=lambda kv: kv[0])))
+    call signature (argument tree, shapes, dtypes and static keywords; or the caller's hashable
+    `signature`), kept in the caller's `memo`. Returns the executable and the seconds spent getting it
+    (0.0 when `memo` already had it); where it came from ("loaded", "compiled", …) goes to `origins`
+    under the same key. `_stored_jit.stored_jit` puts the small kernels on this path."""
+    if signature is not None:
+        key = signature
+    else:
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
+               tuple(sorted(kw.items(), key=lambda kv: kv[0])))
     if key in memo:
         return memo[key], 0.0
     t = time.perf_counter()
