@@ -9,12 +9,16 @@ argument shapes and static values), loaded when present, and otherwise compiled 
 process that meets a shape only deserializes.
 
 What stays on `eqx.filter_jit`'s path, unchanged: calls with traced arguments (inside another jitted
-function, `vmap`, `grad`), calls under `jax.disable_jit`, and static arguments that cannot be hashed.
+function, `vmap`, `grad`), calls under `jax.disable_jit` or JAX's NaN/Inf debugging, and static
+arguments that cannot be hashed.
 Calls whose static arguments cannot be keyed across processes (a user's own activation or model
 function) are compiled once per process as before, without the store (`_aot.compiled` says why).
 
-The kernel is compiled with `_cache.compiler_options()`, like the flow's solve: on CPU the older XLA
-emitters, which halve the compile time of these programs.
+The kernel is compiled with XLA's default options, as `eqx.filter_jit` compiles it, so its results
+are the same bits. (The older CPU emitters that the flow's solve uses, `_cache.compiler_options()`,
+would halve the compile time, but they round differently in the last bits, and an itinerary near a
+degenerate point classified a visit differently with them: a ReLU population problem's first visit
+came out a "saddle" instead of a "degenerate_saddle".)
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ class StoredJit:
     def __call__(self, *args, **kw):
         dynamic, static = eqx.partition((args, kw), eqx.is_array)
         leaves, in_def = jax.tree_util.tree_flatten(dynamic)
-        if jax.config.jax_disable_jit or any(isinstance(x, jax.core.Tracer) for x in leaves):
+        if (jax.config.jax_disable_jit or jax.config.jax_debug_nans or jax.config.jax_debug_infs
+                or any(isinstance(x, jax.core.Tracer) for x in leaves)):
             return self.jitted(*args, **kw)
         static_leaves, static_def = jax.tree_util.tree_flatten(static)
         signature = (in_def, static_def, tuple(static_leaves), tuple(_aval(x) for x in leaves))
@@ -63,7 +68,7 @@ class StoredJit:
             return self.jitted(*args, **kw)
         if exe is None:
             exe, seconds = _aot.compiled_once(self.fn, args, kw, self.memo, self.origins,
-                                              signature=signature)
+                                              signature=signature, fast_compile=False)
             self.compile_seconds += seconds
         return exe.call_leaves(leaves)
 
