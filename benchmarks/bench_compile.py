@@ -9,6 +9,7 @@ CPU time is what the load changes least. θ0 is drawn before the timed runs (its
 - `compile_flow_itinerary_cold_s`: a new population problem (ReLU teacher–student on the population
   loss, d = 10, k = 4, width 4: `flowtools.gaussian`'s closed form; `--quick`: erf, d = 4, k = 2,
   width 2) in a fresh process with an empty compilation cache and executable store. Target ≤ 5 s.
+  In `--full` runs only (about 45 s of CPU).
 - `compile_worker_shape_change_s`: a worker that moves to a shape another process compiled. Process A
   (empty cache) runs the finite-data teacher–student (tanh, d = 4, k = 2, n = 200) at widths 2 and 3;
   process B, on A's cache, runs width 2 and then width 3: the row is B's cost at width 3. Target ≤ 0.3 s.
@@ -115,4 +116,7 @@ def bench_compile_worker_shape_change(quick):
              f"{cold['overhead_cpu']:.2f} s CPU; load average {b['load']:.1f} on 2 cores")
 
 
-BENCHMARKS = [bench_compile_flow_itinerary_cold, bench_compile_worker_shape_change]
+# The cold population entry takes about 45 s of CPU (the flow's solve is most of it): --full only, to
+# keep `make bench` within its 10 minutes; `--only compile_flow_itinerary_cold` runs it alone.
+BENCHMARKS = [bench_compile_worker_shape_change]
+FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold]
