@@ -232,8 +232,9 @@ def blank_state(n: int, n_slots: int) -> _State:
     # device_put of NumPy zeros: no kernel compiled per new shape, as jnp.zeros would
     f = lambda *shape: jax.device_put(np.zeros(shape))  # noqa: E731
     i, b = (lambda: jax.device_put(np.int64(0))), jax.device_put(np.bool_(False))
+    pivots = jax.device_put(np.zeros((n,), np.int32))
     return _State(t=f(), D=f(MAX_ORDER + 3, n), order=i(), h_abs=f(), n_equal=i(), H=f(n, n),
-                  fact=(f(n, n), jax.device_put(np.zeros((n,), np.int32))), c_fact=f(), jac_current=b, need_jac=b,
+                  fact=(f(n, n), pivots), c_fact=f(), jac_current=b, need_jac=b,
                   krylov=b, mv_since=i(), n_steps=i(), n_accepted=i(), n_grad=i(), n_hess=i(), n_fact=i(),
                   n_mv=i(), n_newton_fail=i(), n_error_fail=i(), save_index=i(), ts_out=f(n_slots),
                   ys_out=f(n_slots, n), event=RESULTS.successful, failed=b, stride=i(), started=b)
