@@ -237,7 +237,10 @@ class Executable:
         self.storable, self.why_not = False, None  # set by compile_function
 
     def __call__(self, *args, **kw):
-        leaves, _, _ = _split(args, kw)
+        return self.call_leaves(_split(args, kw)[0])
+
+    def call_leaves(self, leaves):
+        """Run on the array leaves of the arguments (in `eqx.partition` order) and rebuild the output."""
         out = self.compiled(*leaves)
         return jax.tree_util.tree_map(lambda s: out[s] if type(s) is _Slot else s, self.skeleton)
 
@@ -469,8 +472,9 @@ def _prune(folder: str, keep: str, limit: int | None = None) -> None:
                 pass
 
 
-def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
-    """`fn(*args, **kw)` compiled with `_cache.compiler_options()`: loaded from disk when an entry
+def compiled(fn, args: tuple, kw: dict, fast_compile: bool = True) -> tuple[Executable, str]:
+    """`fn(*args, **kw)` compiled with `_cache.compiler_options()` (with XLA's defaults when
+    `fast_compile` is False): loaded from disk when an entry
     with this call's key exists, otherwise compiled (and stored when the persistent cache is on).
     `fn` is a function of flowtools. Returns the executable and where it came from: "loaded",
     "compiled" (and stored), "compiled, not stored" or "compiled, not cached: <why>"."""
@@ -487,7 +491,8 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
             module, qualname = _name(fn)
             # the options as requested: whether this jaxlib accepts them is fixed by its version, so
             # a warm process need not probe them (a small compilation)
-            full_key = key(f"{module}.{qualname}", args, kw, _cache.requested_compiler_options())
+            full_key = key(f"{module}.{qualname}", args, kw,
+                           _cache.requested_compiler_options() if fast_compile else {})
             path = _path(folder, qualname.replace(".", "_").replace("<", "").replace(">", ""),
                          full_key)
         except Unkeyable as err:
@@ -498,7 +503,8 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
             exe = load(path, full_key)
             if exe is not None:
                 return exe, "loaded"
-    exe = compile_function(fn, args, kw, _cache.compiler_options(), for_store=path is not None)
+    exe = compile_function(fn, args, kw, _cache.compiler_options() if fast_compile else {},
+                           for_store=path is not None)
     if path is None:
         return exe, f"compiled, not cached: {reason}"
     if store(path, full_key, exe):
@@ -506,18 +512,24 @@ def compiled(fn, args: tuple, kw: dict) -> tuple[Executable, str]:
     return exe, f"compiled, not stored: {exe.why_not or 'another process is writing it, or it failed'}"
 
 
-def compiled_once(fn, args: tuple, kw: dict, memo: dict, origins: dict | None = None) -> tuple[Executable, float]:
-    """The compile path of the package's long solves: `compiled(fn, args, kw)` at most once per process for each
-    call signature (argument tree, shapes, dtypes and static keywords), kept in the caller's `memo`.
-    Returns the executable and the seconds spent getting it (0.0 when `memo` already had it); where it
-    came from ("loaded", "compiled", …) goes to `origins` under the same key."""
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
-           tuple(sorted(kw.items(), key=lambda kv: kv[0])))
+def compiled_once(fn, args: tuple, kw: dict, memo: dict, origins: dict | None = None,
+                  signature=None, fast_compile: bool = True) -> tuple[Executable, float]:
+    """The compile path of the package's kernels: `compiled(fn, args, kw)` at most once per process for each
+    call signature (argument tree, shapes, dtypes and static keywords; or the caller's hashable
+    `signature`), kept in the caller's `memo`; `fast_compile` as in `compiled`. Returns the executable
+    and the seconds spent getting it
+    (0.0 when `memo` already had it); where it came from ("loaded", "compiled", …) goes to `origins`
+    under the same key. `_stored_jit.stored_jit` puts the small kernels on this path."""
+    if signature is not None:
+        key = signature
+    else:
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
+               tuple(sorted(kw.items(), key=lambda kv: kv[0])))
     if key in memo:
         return memo[key], 0.0
     t = time.perf_counter()
-    memo[key], origin = compiled(fn, args, kw)
+    memo[key], origin = compiled(fn, args, kw, fast_compile)
     if origins is not None:
         origins[key] = origin
     return memo[key], time.perf_counter() - t

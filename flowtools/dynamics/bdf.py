@@ -229,9 +229,12 @@ _CARRY = ("D", "order", "h_abs", "n_equal", "H", "c_fact", "jac_current", "need_
 def blank_state(n: int, n_slots: int) -> _State:
     """A `_State` of zeros for a problem with n parameters and n_slots output slots (the `state_in` of
     a fresh run, which `solve` replaces when `resume` is False)."""
-    f, i, b = (lambda *shape: jnp.zeros(shape)), (lambda: jnp.asarray(0, jnp.int64)), jnp.asarray(False)
+    # device_put of NumPy zeros: no kernel compiled per new shape, as jnp.zeros would
+    f = lambda *shape: jax.device_put(np.zeros(shape))  # noqa: E731
+    i, b = (lambda: jax.device_put(np.int64(0))), jax.device_put(np.bool_(False))
+    pivots = jax.device_put(np.zeros((n,), np.int32))
     return _State(t=f(), D=f(MAX_ORDER + 3, n), order=i(), h_abs=f(), n_equal=i(), H=f(n, n),
-                  fact=(f(n, n), jnp.zeros((n,), jnp.int32)), c_fact=f(), jac_current=b, need_jac=b,
+                  fact=(f(n, n), pivots), c_fact=f(), jac_current=b, need_jac=b,
                   krylov=b, mv_since=i(), n_steps=i(), n_accepted=i(), n_grad=i(), n_hess=i(), n_fact=i(),
                   n_mv=i(), n_newton_fail=i(), n_error_fail=i(), save_index=i(), ts_out=f(n_slots),
                   ys_out=f(n_slots, n), event=RESULTS.successful, failed=b, stride=i(), started=b)

@@ -142,7 +142,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
     is the same, it `restore`s that state and the solve continues it instead of starting afresh."""
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
-    theta0 = jnp.asarray(_checks.theta_vector("theta0", theta0, problem.n_params))
+    theta0 = jax.device_put(_checks.theta_vector("theta0", theta0, problem.n_params))
     t0 = _checks.nonnegative("t0", t0) if t0 != 0 else 0.0
     if t1 is None:
         t1 = math.inf

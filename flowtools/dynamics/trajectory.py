@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import io
+from .._stored_jit import stored_jit
 from .results import STATUS, Status, message, result_name
 from .sharpness import SharpnessSeries
 
@@ -301,7 +301,7 @@ def evaluate_states(problem, theta: np.ndarray, chunk: int | None = None):
     return loss, gnorm, gen
 
 
-@eqx.filter_jit
+@stored_jit
 def _evaluate(problem, theta, width):
     def one(th):
         l, g = jax.value_and_grad(problem.loss_fn)(th)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._stored_jit import stored_jit
 from ..problem import Problem, dense_hessian_fn
 from ..problem._batch import jit_hvp
 
@@ -40,7 +40,7 @@ def hessian_matvec(problem, theta):
     return mv, counter
 
 
-@eqx.filter_jit
+@stored_jit
 def max_curvature(problem, theta):
     """max|λ(H)| at θ by 30 steps of power iteration on Hessian-vector products (seeded start)."""
     v0 = jax.random.normal(jax.random.PRNGKey(0), theta.shape, dtype=theta.dtype)

@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._stored_jit import stored_jit
 from ._kernels import hessian_from_hvps
 from ._stop_codes import CONVERGED, LEFT_RADIUS, MAX_ITER, NON_FINITE, RUNNING, STALLED
 
@@ -92,6 +92,6 @@ def _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm
     return theta, jnp.sqrt(f), it, code, delta
 
 
-@eqx.filter_jit
+@stored_jit
 def solve_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale):
     return _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale)

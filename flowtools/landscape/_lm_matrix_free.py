@@ -5,14 +5,14 @@ formed.
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._stored_jit import stored_jit
 from ._stop_codes import CONVERGED, LEFT_RADIUS, MAX_ITER, NON_FINITE, RUNNING, STALLED
 
 
-@eqx.filter_jit
+@stored_jit
 def solve_matrix_free(problem, theta0, center, radius, gtol, max_iter, cg_iter, cg_rtol, mu_init):
     hvp = lambda th, v: problem.hvp_fn(th, v)  # noqa: E731
     g0 = problem.grad_fn(theta0)

@@ -41,12 +41,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks
+from .._stored_jit import stored_jit
 from ..problem import Problem
 from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, dense_hessian, hessian_spectrum
 
@@ -90,7 +90,7 @@ class HigherOrderTest:
                     escape_directions=self.escape_directions.T.tolist())
 
 
-@eqx.filter_jit
+@stored_jit
 def _reduced_descent(problem, theta, Z, P, inv_lam, n_chord):
     """min over chord-Newton iterates w (in span P) of L(θ + z + w) for each row z of Z; also the
     minimizing displacement z + w."""
@@ -189,8 +189,8 @@ def higher_order_test(problem: Problem, theta, spectrum: Spectrum | None = None,
     pad = 1 << max(0, (rows - 1).bit_length())  # power-of-two batches: few distinct compiled shapes
     Z = np.concatenate([Z, np.zeros((pad - rows, n))])
     loss0, g0 = problem.value_and_grad(theta)
-    best, arg = _reduced_descent(problem, jnp.asarray(theta), jnp.asarray(Z), jnp.asarray(Q),
-                                 jnp.asarray(inv_lam), n_chord)
+    best, arg = _reduced_descent(problem, *jax.device_put(tuple(map(np.asarray, (theta, Z, Q, inv_lam)))),
+                                 n_chord)
     best = np.asarray(best)[:rows].reshape(len(radii_abs), nd)
     arg = np.asarray(arg)[:rows].reshape(len(radii_abs), nd, n)
     rho = np.linalg.norm(arg, axis=-1)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks
+from .._stored_jit import stored_jit
 
 if TYPE_CHECKING:
     from ._problem import Problem
@@ -91,7 +91,7 @@ def map_states(kernel, problem: "Problem", thetas, chunk: int | None = None):
         block = thetas[lo: lo + k]
         if block.shape[0] < k:
             block = np.concatenate([block, np.repeat(block[-1:], k - block.shape[0], axis=0)])
-        parts.append(jax.tree_util.tree_map(np.asarray, kernel(problem, jnp.asarray(block))))
+        parts.append(jax.tree_util.tree_map(np.asarray, kernel(problem, jax.device_put(block))))
     if not parts:
         raise ValueError("map_states needs at least one state (thetas has no rows).")
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:m], *parts)
@@ -116,17 +116,17 @@ def held_out_metrics(problem: "Problem", thetas) -> dict:
     return dict(test_loss=loss, test_accuracy=acc if problem.is_classification else None)
 
 
-@eqx.filter_jit
+@stored_jit
 def jit_batch_outputs(problem, thetas):
     return jax.vmap(lambda th: problem.function_space(problem.apply_fn(th, problem.x)))(thetas)
 
 
-@eqx.filter_jit
+@stored_jit
 def jit_held_out(problem, thetas):
     return jax.vmap(lambda th: (problem.test_loss_fn(th), problem.test_accuracy_fn(th)))(thetas)
 
 
-@eqx.filter_jit
+@stored_jit
 def jit_value_and_grad(problem, theta):
     return jax.value_and_grad(problem.loss_fn)(theta)
 
@@ -139,7 +139,7 @@ def _jit_method(method: str):
         return getattr(problem, method)(*args)
 
     call.__name__ = call.__qualname__ = name
-    return eqx.filter_jit(call)
+    return stored_jit(call)
 
 
 jit_loss = _jit_method("loss_fn")
