@@ -85,7 +85,7 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool | str =
             per_member[i]["seed"] = seed
     reason = "batched=False"
     if batched == "auto":
-        batched, reason = _auto(method, len(thetas), options)
+        batched, reason = _auto(method, problem, len(thetas), options, block_size)
     if not batched:
         run = {"gradient_flow": flow.gradient_flow, "gradient_descent": descent.gradient_descent,
                "sgd": descent.sgd}[method]
@@ -105,7 +105,7 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool | str =
     return _batched_descent(problem, thetas, options, progress, method, seeds, block_size)
 
 
-def _auto(method: str, n_members: int, options: dict) -> tuple[bool, str]:
+def _auto(method: str, problem: Problem, n_members: int, options: dict, block_size) -> tuple[bool, str]:
     """The `batched="auto"` policy: (batch?, why not when it does not)."""
     if method == "gradient_flow":
         return False, "auto: flows run one by one (batched flows are slower on the CPU)"
@@ -114,6 +114,8 @@ def _auto(method: str, n_members: int, options: dict) -> tuple[bool, str]:
     other = sorted(set(options) - _BATCHED_DESCENT_OPTIONS)
     if other:
         return False, f"auto: the batched path does not implement {', '.join(other)}"
+    if (block_size or default_block_size(problem, n_members)) == 1:
+        return False, "auto: blocks of one member at this problem size"
     return True, ""
 
 
