@@ -49,11 +49,17 @@ GD_PATHS = {
 }
 
 
+@pytest.fixture(scope="module")
+def gd_singles(minimal_mse):
+    return {case: [ft.gradient_descent(minimal_mse, th, **options) for th in thetas]
+            for case, (options, thetas, _) in GD_CASES.items()}
+
+
 @pytest.mark.parametrize("path", sorted(GD_PATHS))
 @pytest.mark.parametrize("case", sorted(GD_CASES))
-def test_gd_ensemble_equals_single_runs(minimal_mse, case, path):
+def test_gd_ensemble_equals_single_runs(minimal_mse, gd_singles, case, path):
     options, thetas, statuses = GD_CASES[case]
-    singles = [ft.gradient_descent(minimal_mse, th, **options) for th in thetas]
+    singles = gd_singles[case]
     assert {s.status for s in singles} == statuses  # the batch really mixes outcomes
     how, expected_path, block = GD_PATHS[path]
     members = ft.run_ensemble("gradient_descent", minimal_mse, thetas, **how, **options)
@@ -113,17 +119,22 @@ def test_default_block_size_is_even_and_bounded(minimal_mse):
         assert default_block_size(ft.Problem(student, data), 64) == block
 
 
-def test_batched_kernels_compile_without_library_fusions_on_cpu(monkeypatch):
-    """The CPU-only option is asked for on the CPU only; elsewhere (a GPU) the kernels compile with the
-    package's options for that backend, so the batched path runs there unchanged."""
+def test_batched_path_off_the_cpu(minimal_mse, gd_singles, monkeypatch):
+    """The GPU path, tested on the CPU: the CPU-only option is asked for on the CPU only; where JAX
+    reports another backend the batched kernels compile with that backend's options (none), and the
+    members are still the single runs."""
     import jax
 
     from flowtools.dynamics import ensemble
 
-    on_cpu = ensemble.batched_compiler_options()
-    assert on_cpu.get("xla_cpu_experimental_ynn_fusion_type") == ""
+    assert ensemble.batched_compiler_options().get("xla_cpu_experimental_ynn_fusion_type") == ""
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert ensemble.batched_compiler_options() == {}
+    options, thetas, _ = GD_CASES["converging members"]
+    members = ft.run_ensemble("gradient_descent", minimal_mse, thetas[:3], **options)
+    for single, member in zip(gd_singles["converging members"], members):
+        assert_same_run(single, member, atol=1e-12 * max(1.0, np.abs(single.theta).max()))
+        assert member.stats["ensemble"]["path"] == "batched"
 
 
 FLOW_OPTIONS = dict(t1=50.0, save_ts=np.geomspace(1e-2, 50.0, 200), rtol=1e-8, atol=1e-10)

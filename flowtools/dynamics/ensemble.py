@@ -57,8 +57,8 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool | str =
     - `thetas`: initial conditions, shape (batch, n_params).
     - `batched`: True vmaps the members through one kernel, in blocks of `block_size`; False runs them
       one by one; "auto" (default) batches GD and SGD ensembles of two or more members whose options
-      the batched path implements, and runs flows (slower batched on the CPU, see the module docstring)
-      and everything else one by one.
+      the batched path implements and whose blocks hold more than one member, and runs flows (slower
+      batched on the CPU, see the module docstring) and everything else one by one.
     - `block_size`: members per vmapped block (None: up to 256, fewer when n_samples × n_params is
       large, so that a block's intermediates stay under 8 MiB); blocks are equal-sized, and members
       that stop early (converged, diverged) leave the blocks between chunks.
@@ -166,13 +166,14 @@ def _compiled(fn, *args, **kw):
     """`fn` (an `eqx.filter_jit` function) compiled for these arguments with `batched_compiler_options`,
     once per process and signature (array shapes and dtypes, the other leaves by value); returns the
     executable and its compile time (0.0 when it was already compiled)."""
+    options = batched_compiler_options()
     leaves, treedef = jax.tree_util.tree_flatten((args, kw))
-    key = (fn, treedef, tuple((jnp.shape(x), jnp.result_type(x)) if eqx.is_array(x) else ("static", x)
-                              for x in leaves))
+    key = (fn, treedef, tuple(sorted(options.items())),
+           tuple((jnp.shape(x), jnp.result_type(x)) if eqx.is_array(x) else ("static", x) for x in leaves))
     if key in _COMPILED:
         return _COMPILED[key], 0.0
     t = time.perf_counter()
-    _COMPILED[key] = fn.lower(*args, **kw).compile(compiler_options=batched_compiler_options())
+    _COMPILED[key] = fn.lower(*args, **kw).compile(compiler_options=options)
     return _COMPILED[key], time.perf_counter() - t
 
 
