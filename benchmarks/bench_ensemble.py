@@ -3,7 +3,8 @@ here; run `python benchmarks/run.py --only ensemble` on a GPU machine for GPU fi
 
 ratio = ensemble_s / one_by_one_s for the whole ensemble (below 1: batching pays). The ensemble runs
 with its default `batched="auto"` (the path it took is in `extra["path"]`); the flow entry also times
-`batched=True`. Every timing is the median of 3 rounds that alternate the two sides, compile excluded.
+`batched=True`. Every timing is the median of 3 rounds (flows: 5) that alternate the sides, compile
+excluded. With `batched="auto"` flows run one by one, so that ratio is 1 up to the machine's noise.
 One-by-one times for large ensembles are extrapolated from the first 16 members (said so in `note`).
 `ensemble_library_fusions` times the vmapped GD chunk compiled with and without XLA:CPU's library
 fusions, the cause of the old 3.6× loss at B = 256.
@@ -33,10 +34,10 @@ def _members(B, seed=0):
     return THETA0_STD * np.random.default_rng(seed).standard_normal((B, 4))
 
 
-def _rounds(*fns):
-    """Median wall time of each function over ROUNDS alternating rounds, and each one's last result."""
+def _rounds(*fns, rounds=ROUNDS):
+    """Median wall time of each function over `rounds` alternating rounds, and each one's last result."""
     times, outs = [[] for _ in fns], [None] * len(fns)
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for j, fn in enumerate(fns):
             t = time.perf_counter()
             outs[j] = jax.block_until_ready(fn())
@@ -89,7 +90,7 @@ def flow_batched(quick: bool, full: bool = False):
         (ens_s, vmap_s, seq_s), (res, vmapped, ref) = _rounds(
             lambda: ft.run_ensemble("gradient_flow", problem, th, **opts),
             lambda: ft.run_ensemble("gradient_flow", problem, th, batched=True, **opts),
-            lambda: [ft.gradient_flow(problem, t, **opts) for t in th[:m]])
+            lambda: [ft.gradient_flow(problem, t, **opts) for t in th[:m]], rounds=5)
         seq_s *= B / m
         vmap_diff = max(float(np.max(np.abs(a.final_theta - b.final_theta))) for a, b in zip(vmapped, ref))
         out.append(_entry("flow", B, t1, ens_s, seq_s, m, res[:m], ref,
