@@ -1,9 +1,16 @@
 """Ensembles: many initial conditions through the same dynamics, one by one or batched (vmapped).
 
-One-by-one runs reuse one compiled kernel. Batched runs vmap the same kernel over the initial
-conditions: on CPU this helps the fixed-step GD map, but rarely adaptive flows (a batch runs until its
-slowest member finishes); on a GPU both gain. Either way each member gets its own `Trajectory`, equal to
-the one a single run returns (up to floating-point reassociation in batched arithmetic).
+One-by-one runs reuse one compiled kernel. Batched runs vmap the same kernel over blocks of initial
+conditions. Either way each member gets its own `Trajectory`, equal to the one a single run returns (up
+to floating-point reassociation in batched arithmetic), and `stats["ensemble"]` says which path ran.
+
+Why batching used to lose on the CPU (measured on the minimal model, docs/benchmarks.md): XLA:CPU hands
+elementwise and reduction fusions above a size threshold to the YNNPACK library. For the vmapped GD
+chunk the threshold falls between 16 and 64 members, and a step then cost 15–65× more (20 µs → 1.3 ms
+from B = 16 to B = 64), while XLA's own kernels keep the cost per member flat (≈ 1.3–2 µs from B = 4 to
+1024). Batched kernels are therefore compiled with those library fusions off. Adaptive flows still lose
+on the CPU: vmap turns the BDF's conditionals into selects that evaluate both branches for every member
+at every step, so `batched="auto"` runs flows one by one.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks
+from .. import _cache, _checks
 from ..problem import Problem
 from . import descent, flow
 from .progress import progress_bar
@@ -25,10 +32,20 @@ from .trajectory import Trajectory
 __all__ = ["run_ensemble"]
 
 _METHODS = ("gradient_flow", "gradient_descent", "sgd")
+# The options the batched GD/SGD path implements; with any other (sharpness_every, time_limit,
+# checkpoint, resume…) batched="auto" runs one by one.
+_BATCHED_DESCENT_OPTIONS = {"lr", "steps", "gtol", "max_norm", "chunk_size", "n_records", "record_steps",
+                            "batch_size"}
+# Largest block: per member, a GD step on the minimal model costs 1.3 µs in blocks of 64–256 and 2.0 µs
+# in one block of 1024 (cache traffic of B × n_samples intermediates).
+_MAX_BLOCK = 256
+# Bytes of B × n_samples × n_params float64 intermediates a block may hold (a bound on its working set).
+_BLOCK_BYTES = 8 << 20
 
 
-def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool = False,
-                 progress: bool | None = None, **options) -> list[Trajectory]:
+def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool | str = "auto",
+                 block_size: int | None = None, progress: bool | None = None,
+                 **options) -> list[Trajectory]:
     """Run `method` ("gradient_flow", "gradient_descent" or "sgd") from each row of `thetas`.
 
     **Arguments:**
@@ -38,15 +55,27 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool = False
       uses seed s + i) or a sequence of one seed per member; member i is then the run
       `sgd(problem, thetas[i], seed=its seed, ...)`.
     - `thetas`: initial conditions, shape (batch, n_params).
-    - `batched`: vmap all members through one kernel instead of running them one by one.
+    - `batched`: True vmaps the members through one kernel, in blocks of `block_size`; False runs them
+      one by one; "auto" (default) batches GD and SGD ensembles of two or more members whose options
+      the batched path implements and whose blocks hold more than one member, and runs flows (slower
+      batched on the CPU, see the module docstring) and everything else one by one.
+    - `block_size`: members per vmapped block (None: up to 256, fewer when n_samples × n_params is
+      large, so that a block's intermediates stay under 8 MiB); blocks are equal-sized, and members
+      that stop early (converged, diverged) leave the blocks between chunks.
     - `progress`: show a progress bar over members (None: when there are more than 8).
 
-    **Returns:** a list of `Trajectory`, one per row of `thetas`, in order.
+    **Returns:** a list of `Trajectory`, one per row of `thetas`, in order. Each member's
+    `stats["ensemble"]` says how it ran: `{"path": "batched", "block_size": …, "blocks": …}` or
+    `{"path": "one_by_one", "reason": …}`.
     """
     method = _checks.choice("method", method, _METHODS)
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
+    if not (isinstance(batched, bool) or batched == "auto"):
+        raise ValueError(f"batched={batched!r} is not supported; choose True, False or 'auto'.")
     thetas = _checks.theta_batch("thetas", thetas, problem.n_params)
+    if block_size is not None:
+        block_size = _checks.positive_int("block_size", block_size)
     if progress is None:
         progress = len(thetas) > 8
     per_member = [{} for _ in thetas]
@@ -54,6 +83,9 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool = False
         options = dict(options)
         for i, seed in enumerate(_member_seeds(options.pop("seed", 0), len(thetas))):
             per_member[i]["seed"] = seed
+    reason = "batched=False"
+    if batched == "auto":
+        batched, reason = _auto(method, problem, len(thetas), options, block_size)
     if not batched:
         run = {"gradient_flow": flow.gradient_flow, "gradient_descent": descent.gradient_descent,
                "sgd": descent.sgd}[method]
@@ -65,11 +97,32 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool = False
                 bar.update(1)
         finally:
             bar.close()
-        return out
+        return _label(out, dict(path="one_by_one", reason=reason))
     if method == "gradient_flow":
-        return _batched_flow(problem, thetas, options)
+        return _label(_batched_flow(problem, thetas, options),
+                      dict(path="batched", block_size=len(thetas), blocks=1))
     seeds = [own["seed"] for own in per_member] if method == "sgd" else None
-    return _batched_descent(problem, thetas, options, progress, method, seeds)
+    return _batched_descent(problem, thetas, options, progress, method, seeds, block_size)
+
+
+def _auto(method: str, problem: Problem, n_members: int, options: dict, block_size) -> tuple[bool, str]:
+    """The `batched="auto"` policy: (batch?, why not when it does not)."""
+    if method == "gradient_flow":
+        return False, "auto: flows run one by one (batched flows are slower on the CPU)"
+    if n_members < 2:
+        return False, "auto: a single member"
+    other = sorted(set(options) - _BATCHED_DESCENT_OPTIONS)
+    if other:
+        return False, f"auto: the batched path does not implement {', '.join(other)}"
+    if (block_size or default_block_size(problem, n_members)) == 1:
+        return False, "auto: blocks of one member at this problem size"
+    return True, ""
+
+
+def _label(members: list[Trajectory], how: dict) -> list[Trajectory]:
+    for m in members:
+        m.stats["ensemble"] = dict(how)
+    return members
 
 
 def _member_seeds(seed, n: int) -> list[int]:
@@ -84,7 +137,44 @@ def _member_seeds(seed, n: int) -> list[int]:
     return [_checks.positive_int(f"seed[{i}]", s, minimum=0) for i, s in enumerate(seeds)]
 
 
-_COMPILED_FLOWS: dict = {}
+# XLA:CPU's library (YNNPACK) fusions, off for batched kernels (module docstring). Probed once, as
+# `_cache.compiler_options` does: a jaxlib that does not know the option compiles as before.
+_NO_LIBRARY_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+_no_library_fusions_ok: bool | None = None
+
+
+def batched_compiler_options() -> dict:
+    """XLA options for the vmapped ensemble kernels: the package's CPU options, with XLA:CPU's library
+    fusions off where this jaxlib knows the option ({} off the CPU)."""
+    global _no_library_fusions_ok
+    options = _cache.compiler_options()
+    if jax.default_backend() != "cpu":
+        return options
+    if _no_library_fusions_ok is None:
+        try:
+            jax.jit(lambda x: x + 1).lower(1.0).compile(compiler_options=_NO_LIBRARY_FUSIONS)
+            _no_library_fusions_ok = True
+        except Exception:  # noqa: BLE001 - an unknown option is an XlaRuntimeError/ValueError
+            _no_library_fusions_ok = False
+    return dict(options, **_NO_LIBRARY_FUSIONS) if _no_library_fusions_ok else options
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(fn, *args, **kw):
+    """`fn` (an `eqx.filter_jit` function) compiled for these arguments with `batched_compiler_options`,
+    once per process and signature (array shapes and dtypes, the other leaves by value); returns the
+    executable and its compile time (0.0 when it was already compiled)."""
+    options = batched_compiler_options()
+    leaves, treedef = jax.tree_util.tree_flatten((args, kw))
+    key = (fn, treedef, tuple(sorted(options.items())),
+           tuple((jnp.shape(x), jnp.result_type(x)) if eqx.is_array(x) else ("static", x) for x in leaves))
+    if key in _COMPILED:
+        return _COMPILED[key], 0.0
+    t = time.perf_counter()
+    _COMPILED[key] = fn.lower(*args, **kw).compile(compiler_options=options)
+    return _COMPILED[key], time.perf_counter() - t
 
 
 @eqx.filter_jit
@@ -104,16 +194,9 @@ def _batched_flow(problem, thetas, options) -> list[Trajectory]:
     args, kw, settings = flow.prepare_flow(problem, thetas[0], t1, **options)
     batch = jnp.asarray(thetas)
     rest = (args[0],) + args[2:]
-    key = (jax.tree_util.tree_structure((batch, rest)),
-           tuple((jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves((batch, rest))),
-           kw["solver"], kw["max_steps"])
-    compile_time = 0.0
-    if key not in _COMPILED_FLOWS:
-        t = time.perf_counter()
-        _COMPILED_FLOWS[key] = _batched_solve.lower(batch, rest, **kw).compile()
-        compile_time = time.perf_counter() - t
+    solve, compile_time = _compiled(_batched_solve, batch, rest, **kw)
     t = time.perf_counter()
-    ts, ys, result, mask, stats = jax.block_until_ready(_COMPILED_FLOWS[key](batch, rest, **kw))
+    ts, ys, result, mask, stats = jax.block_until_ready(solve(batch, rest, **kw))
     wall = time.perf_counter() - t
     pick = lambda tree, i: jax.tree_util.tree_map(lambda a: a[i] if jnp.ndim(a) else a, tree)  # noqa: E731
     return [flow.to_trajectory(problem, ts[i], ys[i], pick(result, i), pick(mask, i), pick(stats, i),
@@ -121,10 +204,25 @@ def _batched_flow(problem, thetas, options) -> list[Trajectory]:
             for i in range(len(thetas))]
 
 
-def _batched_descent(problem, thetas, options, progress, method, seeds) -> list[Trajectory]:
-    """Vmapped GD or SGD chunks for the whole batch (SGD: each member with its own key); a member whose
-    chunk reports a stop condition is finished by a single replay, exactly as `gradient_descent` or
-    `sgd` would, and frozen afterwards."""
+def default_block_size(problem: Problem, n_members: int) -> int:
+    """Members per vmapped GD/SGD block: at most `_MAX_BLOCK`, and few enough that B × n_samples ×
+    n_params float64 values fit in `_BLOCK_BYTES`; blocks are then evened out so that they are all
+    the same size (one compiled kernel, at most blocks − 1 padded lanes)."""
+    per_member = 8 * max(int(problem.x.shape[0]), 1) * problem.n_params
+    cap = int(max(1, min(_MAX_BLOCK, _BLOCK_BYTES // per_member)))
+    return _even_blocks(n_members, cap)
+
+
+def _even_blocks(n_members: int, cap: int) -> int:
+    blocks = -(-n_members // cap)
+    return -(-n_members // blocks)
+
+
+def _batched_descent(problem, thetas, options, progress, method, seeds, block_size) -> list[Trajectory]:
+    """Vmapped GD or SGD chunks over equal blocks of members (SGD: each member with its own key); a
+    member whose chunk reports a stop condition is finished by a single replay, exactly as
+    `gradient_descent` or `sgd` would, and leaves the blocks: between chunks the members still running
+    are packed into as few blocks as they fill (the last one padded with a repeated member)."""
     opts = dict(options)
     for name in ("lr", "steps"):
         if name not in opts:
@@ -149,43 +247,51 @@ def _batched_descent(problem, thetas, options, progress, method, seeds) -> list[
         raise TypeError(f"unexpected option(s) for {method}: {sorted(opts)}.")
     schedule = descent.make_schedule(steps, n_records, record_steps)
 
+    B = len(thetas)
+    block = default_block_size(problem, B) if block_size is None else _even_blocks(B, min(block_size, B))
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
     # SGD's gtol is tested on the recorded states afterwards, as in `sgd`; GD's inside the loop.
     lr_j, gtol_sq, max_norm_j = f(lr), f(0.0 if method == "sgd" else gtol * gtol), f(max_norm)
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in (seeds or [0] * len(thetas))])
-
-    def chunk(theta, problem, n, k):
-        return _batched_chunk(problem, theta, lr_j, n, k, gtol_sq, max_norm_j, keys, batch_size)
-
-    B = len(thetas)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in (seeds or [0] * B)])
     theta = jnp.asarray(thetas)
+
+    chunk, compile_time = _compiled(_batched_chunk, problem, theta[:block], lr_j, descent._i64(0),
+                                    descent._i64(0), gtol_sq, max_norm_j, keys[:block], batch_size)
+    t_run = time.perf_counter()
     done = np.zeros(B, bool)
     results = [dict(steps=[0], thetas=[np.asarray(thetas[i])], k=0, event=None, code=RESULTS.successful,
                     replayed=0)
                for i in range(B)]
-    t_start = time.perf_counter()
-    jax.block_until_ready(chunk(theta, problem, descent._i64(0), descent._i64(0)))
-    compile_time = time.perf_counter() - t_start
     k = 0
     bar = progress_bar(steps, f"ensemble ({method})", progress, threshold=0)
     try:
         for target in schedule[1:]:
             while k < target and not done.all():
                 n = int(min(chunk_size, target - k))
-                new, hit = chunk(theta, problem, descent._i64(n), descent._i64(k))
-                for i in np.nonzero(np.asarray(hit) & ~done)[0]:
-                    j, th, code = descent._replay(problem, theta[i], lr_j, descent._i64(n),
-                                                  descent._i64(k), gtol_sq, max_norm_j, keys[i], batch_size)
-                    j = int(j)
-                    results[i]["replayed"] += j + 1
-                    if bool(code != RESULTS.successful):
-                        done[i] = True
-                        r = results[i]
-                        r.update(k=k + j, event=k + j, code=code)
-                        r["steps"].append(k + j)
-                        r["thetas"].append(np.asarray(th))
-                # Frozen members keep their state.
-                theta = jnp.where(jnp.asarray(done)[:, None], theta, new)
+                running = np.nonzero(~done)[0]
+                for start in range(0, len(running), block):
+                    members = running[start:start + block]
+                    lanes = np.pad(members, (0, block - len(members)), mode="edge")
+                    whole = len(running) == block == B  # one block of every member: no gather
+                    th_block = theta if whole else theta[lanes]
+                    new, hit = chunk(problem, th_block, lr_j, descent._i64(n), descent._i64(k), gtol_sq,
+                                     max_norm_j, keys if whole else keys[lanes], batch_size)
+                    hit = np.asarray(hit)[:len(members)]
+                    for j in np.nonzero(hit)[0]:
+                        i = members[j]
+                        steps_done, th, code = descent._replay(
+                            problem, th_block[j], lr_j, descent._i64(n), descent._i64(k), gtol_sq,
+                            max_norm_j, keys[i], batch_size)
+                        steps_done = int(steps_done)
+                        results[i]["replayed"] += steps_done + 1
+                        if bool(code != RESULTS.successful):
+                            done[i] = True
+                            r = results[i]
+                            r.update(k=k + steps_done, event=k + steps_done, code=code)
+                            r["steps"].append(k + steps_done)
+                            r["thetas"].append(np.asarray(th))
+                    # A stopped member's row is never read again.
+                    theta = new if whole else theta.at[members].set(new[:len(members)])
                 k += n
                 bar.update(n)
             theta_np = np.asarray(theta)
@@ -197,10 +303,11 @@ def _batched_descent(problem, thetas, options, progress, method, seeds) -> list[
                 break
     finally:
         bar.close()
-    wall = time.perf_counter() - t_start - compile_time
+    wall = time.perf_counter() - t_run
     settings = dict(lr=lr, steps=steps, gtol=gtol, max_norm=max_norm)
     if method == "sgd":
         settings.update(gtol=0.0, batch_size=batch_size)
+    how = dict(path="batched", block_size=block, blocks=-(-B // block))
     out = []
     for i, r in enumerate(results):
         own = settings if seeds is None else dict(settings, seed=seeds[i])
@@ -209,4 +316,4 @@ def _batched_descent(problem, thetas, options, progress, method, seeds) -> list[
         if method == "sgd" and gtol > 0:
             traj = descent._stop_at_recorded_gtol(traj, gtol)
         out.append(traj)
-    return out
+    return _label(out, how)
