@@ -108,13 +108,14 @@ def refine_stall(quick: bool):
     rows = compare(seeds=(0,) if quick else (0, 2, 6), repeat=1 if quick else 3)
     ours = sum(r["corrector"]["time"] for r in rows)
     base = sum(r["plain"]["time"] for r in rows)
+    its = {key: sum(r[key]["iterations"] for r in rows) for key in ("plain", "corrector")}
+    same = all(r["same_sets"] for r in rows)
     return dict(name="refine_stall (itinerary, width 3 erf)", ours_s=ours, baseline_s=base, ratio=ours / base,
                 baseline="find_critical_point without corrector",
-                extra=dict(iterations_plain=sum(r["plain"]["iterations"] for r in rows),
-                           iterations_corrector=sum(r["corrector"]["iterations"] for r in rows),
-                           same_sets=all(r["same_sets"] for r in rows)),
-                note="same critical sets (graph.match_distance) in every itinerary" if all(
-                    r["same_sets"] for r in rows) else "the itineraries visit different critical sets")
+                extra=dict(iterations_plain=its["plain"], iterations_corrector=its["corrector"], same_sets=same),
+                note=f"refinement iterations {its['plain']} plain, {its['corrector']} corrected; "
+                     + ("the same critical sets (graph.match_distance)" if same
+                        else "the itineraries visit different critical sets"))
 
 
 BENCHMARKS = [refine_stall]

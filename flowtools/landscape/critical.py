@@ -14,7 +14,8 @@ Numerical Optimization, §10.3):
   undamped Newton would slide along the nearly flat directions. As ‖g‖ → 0 the last steps are plain
   pseudo-inverse Newton polish steps. Δ follows the usual ratio test ρ = actual / predicted decrease of
   ‖g‖². The whole loop is one jitted `lax.while_loop`, vmapped over many guesses by
-  `find_critical_points`.
+  `find_critical_points`. With `corrector=True` each trial point is first moved back to the floor of the
+  curved valley it runs along (docs/landscape.md, "Creeping along a degenerate valley").
 - **matrix_free** (large n): the same Levenberg–Marquardt step from conjugate gradients on
   (H² + μI)c = −Hg with Hessian-vector products, μ adapted by the ratio test.
 
