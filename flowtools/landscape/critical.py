@@ -80,7 +80,8 @@ class CriticalPoint:
     - `success`, `status` ("converged", "max_iter", "left_radius", "stalled", "non_finite"), `message`.
     - `iterations`, `distance` (‖θ − guess‖), `guess`, `spectrum` (the `Spectrum`), `wall_time`.
     - `best_theta`, `best_grad_norm`: the iterate with the smallest ‖∇L‖ (θ itself on success);
-      `attempts`: one dict per solver attempt (damping scale, iterations, status, ‖∇L‖ reached).
+      `attempts`: one dict per solver attempt (damping scale, iterations, status, ‖∇L‖ reached; with
+      `corrector`, the steps it corrected).
     - `escape_directions`: for a "higher_order_saddle", unit vectors (n, k) along which L decreases
       at higher order (from `higher_order_test`); else None. `higher_order`: the test's record, when run.
 
