@@ -304,3 +304,38 @@ def test_an_energy_without_a_lower_bound_is_never_corrected():
     assert cp.success and cp.kind == "saddle" and cp.signature == (2, 0, 0)
     np.testing.assert_allclose(cp.eigenvalues, [-2.0, -2.0], rtol=1e-12)
     assert "lower bound" not in cp.message
+
+
+def _curved_valley(stiffness=100.0):
+    """L = x⁴ + K(y − x²)² + z²: a quartic minimum at 0 reached along the curved valley y = x²."""
+    return ft.Problem.from_loss(
+        lambda th: th[0] ** 4 + stiffness * (th[1] - th[0] ** 2) ** 2 + th[2] ** 2, 3)
+
+
+def test_corrector_follows_a_curved_degenerate_valley():
+    """Along y = x² the Hessian's soft eigenvalue is 12x² and a straight step leaves the valley by K·s²:
+    the plain trust region stays far below the Newton step and creeps (‖∇L‖ ≈ 8e-6 after 200 iterations),
+    while the corrected step reaches gtol at the minimum, checked independently."""
+    p = _curved_valley()
+    guess = np.array([0.5, 0.26, 0.3])
+    plain = find_critical_point(p, guess, fallback=False)
+    assert not plain.success and plain.status == "max_iter" and plain.best_grad_norm > 1e-8
+    assert "corrected" not in plain.attempts[0]
+    cp = find_critical_point(p, guess, fallback=False, corrector=True)
+    assert cp.success and cp.iterations <= 60 and cp.attempts[0]["corrected"] > 0
+    x, y, z = cp.theta
+    exact = [4 * x ** 3 - 400 * x * (y - x ** 2), 200 * (y - x ** 2), 2 * z]  # ∇L by hand
+    assert np.linalg.norm(exact) <= 1.01e-12
+    # ‖∇L‖ ≤ 1e-12 at a quartic minimum: |x| ≲ (1e-12 / 4)^(1/3) ≈ 6e-5.
+    assert np.max(np.abs(cp.theta)) < 1e-4 and cp.signature[0] == 0
+
+
+def test_corrector_keeps_a_nondegenerate_point(minimal_half):
+    """At a nondegenerate saddle the corrected solve converges to the same point as the plain one."""
+    guess = np.array([0.02, -0.01, 0.015, 0.03])
+    plain = find_critical_point(minimal_half, guess, radius=0.5)
+    cp = find_critical_point(minimal_half, guess, radius=0.5, corrector=True)
+    assert cp.success and cp.signature == plain.signature == (2, 0, 2)
+    assert np.max(np.abs(cp.theta - plain.theta)) < 1e-10 and cp.iterations <= plain.iterations
+    with pytest.raises(TypeError, match="corrector must be True or False"):
+        find_critical_point(minimal_half, guess, corrector="yes")
