@@ -65,7 +65,8 @@ def basis(terms: int, panel: float):
 
 
 def coefficients(f, a, c, terms: int, panel: float):
-    """(c_k for k = 0 … terms, E[f(u)²]) for u = a + √c z, z ~ N(0, 1); shapes a.shape + (terms + 1,), a.shape."""
+    """(c_k for k = 0 … terms, E[f(u)²]) for u = a + √c z, z ~ N(0, 1); shapes a.shape + (terms + 1,) and
+    a.shape."""
     z, w, g = basis(terms, panel)
     a, c = jnp.broadcast_arrays(a, c)
     s = jnp.sqrt(jnp.maximum(c, 0.0))

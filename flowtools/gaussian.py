@@ -193,10 +193,10 @@ def _graded_pair(f1, f2, a, b, c11, c12, c22, has_bias):
 
 
 def _series_terms(f1, f2, a, b, c11, c12, c22, level):
-    """(value, ok) of the Hermite series at one of `_hermite_series.LEVELS`: ok when every pair's certified tail
-    is within TOLERANCE of its Cauchy–Schwarz scale √(E[f₁²]E[f₂²]) and every slope within the level's limit.
-    The coefficients are computed on the shapes of (a, c11) and (b, c22), once per neuron, and broadcast over
-    the pairs."""
+    """(value, ok) of the Hermite series at one of `_hermite_series.LEVELS`: ok when every pair's certified
+    tail is within TOLERANCE of its Cauchy–Schwarz scale √(E[f₁²]E[f₂²]) and every slope within the level's
+    limit. The coefficients are computed on the shapes of (a, c11) and (b, c22), once per neuron, and
+    broadcast over the pairs."""
     terms, panel, slope_limit = level
 
     def coefficients(f, mean, var):  # on flat arrays, so that equal neuron sets are one computation (CSE)
@@ -230,7 +230,8 @@ def _series_pair(f1, f2, a, b, c11, c12, c22, has_bias):
 
 
 def _rule_pair(f1, f2, n, a, b, c11, c12, c22, has_bias):
-    """The graded rule (n None), the Hermite series with its fallback (n "series") or the n² Gauss–Hermite rule."""
+    """The graded rule (n None), the Hermite series with its fallback (n "series") or the n² Gauss–Hermite
+    rule."""
     if n is None:
         return _graded_pair(f1, f2, a, b, c11, c12, c22, has_bias)
     if n == "series":
@@ -245,7 +246,8 @@ def _rule_mean(f, n, a, c):
 
 
 @functools.lru_cache(maxsize=None)
-def _price_pair(act_a: Activation, act_b: Activation, na: int, nb: int, n: int | str | None, has_bias: bool = True):
+def _price_pair(act_a: Activation, act_b: Activation, na: int, nb: int, n: int | str | None,
+                has_bias: bool = True):
     """E[σ_a^(na)(u) σ_b^(nb)(v)] with its JVP from Price's theorem (exact, finite when C is singular);
     by the graded rule (n None), the Hermite series (n "series") or the n² Gauss–Hermite rule."""
     f1, f2 = _derivative(act_a, na), _derivative(act_b, nb)
@@ -287,7 +289,8 @@ def _price_mean(act: Activation, order: int, n: int | str | None):
 
 @functools.lru_cache(maxsize=None)
 def _price_square(act: Activation, i: int, j: int):
-    """E[σ^(i)(u) σ^(j)(u)], u ~ N(a, c), by the graded 1-D rule, with its JVP from Price's theorem:
+    """E[σ^(i)(u) σ^(j)(u)], u ~ N(a, c), by the first series level's panels where its slope limit holds
+    for the batch, else by the graded 1-D rule; with its JVP from Price's theorem:
     ∂/∂a = E[σ^(i+1)σ^(j)] + E[σ^(i)σ^(j+1)], ∂/∂c = ½ ∂²/∂a²."""
     fi, fj = _derivative(act, i), _derivative(act, j)
 
@@ -300,7 +303,8 @@ def _price_square(act: Activation, i: int, j: int):
         # The first series level's panels where its slope limit holds (no extra evaluations), else graded.
         terms, panel, slope_limit = _hermite_series.LEVELS[0]
         z, w, _ = _hermite_series.basis(terms, panel)
-        uniform = lambda: product(a[..., None] + jnp.sqrt(jnp.maximum(c, 0.0))[..., None] * z) @ w  # noqa: E731
+        s = jnp.sqrt(jnp.maximum(c, 0.0))
+        uniform = lambda: product(a[..., None] + s[..., None] * z) @ w  # noqa: E731
         return jax.lax.cond(jnp.all(c <= slope_limit**2), uniform, lambda: _graded_rule.mean(product, a, c))
 
     @m.defjvp
@@ -560,9 +564,9 @@ def _self_term(act, W, b, V, n, method):
 
 
 def _series_gram(act, W, b, n, method, has_bias):
-    """The k × k matrix E[σ(u_i)σ(u_j)], u = Wx + b, by the Hermite series: the off-diagonal pairs in one batch,
-    the coefficients once per neuron (the diagonal set to ρ = 0); the diagonal E[σ(u_i)²] by the graded 1-D
-    rule, where the series would need the most terms (ρ = 1)."""
+    """The k × k matrix E[σ(u_i)σ(u_j)], u = Wx + b, by the Hermite series: the off-diagonal pairs in one
+    batch, the coefficients once per neuron (the diagonal set to ρ = 0); the diagonal E[σ(u_i)²] by a 1-D
+    rule (`_price_square`), where the series would need the most terms (ρ = 1)."""
     k = W.shape[0]
     C = W @ W.T
     d = jnp.sum(W * W, axis=1)
@@ -605,8 +609,8 @@ def population_terms(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: i
                       jnp.sum((Vt.T @ Vt) * K(Xt, Xt)))
         return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
     if ms == mt and _per_neuron(ms, mt, method):
-        return _output_biases(ms, mt, *_series_terms_joint(ms, Ws, bs0, Vs, Wt, bt0, Vt, n_nodes, method, has_bias),
-                              Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
+        ss, st, tt = _series_terms_joint(ms, Ws, bs0, Vs, Wt, bt0, Vt, n_nodes, method, has_bias)
+        return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
     Cst = Ws @ Wt.T
     if _per_neuron(ms, mt, method):  # the series' coefficients once per neuron, not per pair
         c_ss, c_tt = Css[:, None], Ctt[None, :]
@@ -663,8 +667,9 @@ def population_rule(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
             C = Wa @ Wb.T
             if same:  # the diagonal goes through a 1-D rule, not the series
                 C = jnp.where(np.eye(C.shape[0], dtype=bool), 0.0, C)
-            ok &= bool(_jit_series_terms(act_a.fn, act_b.fn, ba[:, None], bb[None, :], jnp.sum(Wa * Wa, 1)[:, None],
-                                         C, jnp.sum(Wb * Wb, 1)[None, :], level)[1])
+            ca, cb = jnp.sum(Wa * Wa, 1), jnp.sum(Wb * Wb, 1)
+            ok &= bool(_jit_series_terms(act_a.fn, act_b.fn, ba[:, None], bb[None, :], ca[:, None], C,
+                                         cb[None, :], level)[1])
         if ok:
             return f"series, K = {level[0]}"
     return "graded"

@@ -83,7 +83,8 @@ def test_series_hessian_against_finite_differences(act):
     grad = jax.jit(jax.grad(_series_fn(act)))
     hess = np.asarray(jax.jacfwd(grad)(jnp.asarray(X0)))
     h = 1e-4
-    fd2 = np.array([(np.asarray(grad(X0 + h * e)) - np.asarray(grad(X0 - h * e))) / (2 * h) for e in np.eye(5)])
+    fd2 = np.array([(np.asarray(grad(X0 + h * e)) - np.asarray(grad(X0 - h * e))) / (2 * h)
+                    for e in np.eye(5)])
     assert np.all(np.isfinite(hess)) and np.max(np.abs(hess - fd2)) < 1e-8
 
 
@@ -138,8 +139,8 @@ def test_population_risk_and_gradient_match_the_graded_rule(act):
             level = None  # softplus coefficients decay fast: both states may pass at K = 31
         got = gaussian.population_rule(S, th, T, tt, method="series")
         assert got.startswith("series") if level is None else got == level
-        f = {m: jax.value_and_grad(lambda x, m=m: gaussian.population_risk(S, x, T, tt, method=m))(jnp.asarray(th))
-             for m in ("series", "graded")}
+        f = {m: jax.value_and_grad(lambda x, m=m: gaussian.population_risk(S, x, T, tt, method=m))(
+            jnp.asarray(th)) for m in ("series", "graded")}
         (r, g), (r0, g0) = f["series"], f["graded"]
         # R is a difference of O(0.1–1) terms (6e-5 where three units sit on the teacher's): 1e-15 is their
         # round-off.
