@@ -92,20 +92,19 @@ def _rel(x, ref):
     return float(np.max(np.abs(np.asarray(x) - np.asarray(ref)))) / (scale if scale > 0 else 1.0)
 
 
-def pair_rule_series_vs_gauss_hermite(quick: bool):
-    """R and ∇R at d = 50 against a 50-4-1 teacher (tanh, softplus; students of width 4 and 7): the Hermite
-    series (method="series") against today's 96² Gauss–Hermite rule, alternating in the same run (per
-    call, compile excluded; `ratio` from the best rounds, `ratio_median` the median of the per-round
-    ratios), at five random students (seeds 1–5: directions nearly
-    orthogonal, |ρ| ≤ 0.45, the first level K = 31) and at a student whose first units equal the teacher's
-    (seed 0: ρ = 1, K = 255). Differences to the Gauss–Hermite rule and to the graded rule (accurate to
-    2e-15)."""
+def pair_rule_series_vs_gauss_hermite(quick: bool, full: bool = False):
+    """R and ∇R at d = 50 against a 50-4-1 teacher (tanh, softplus; students of width 4, and 7 in `--full`):
+    the Hermite series (method="series") against today's 96² Gauss–Hermite rule, alternating in the same
+    run (per call, compile excluded; `ratio` from the best rounds, `ratio_median` the median of the
+    per-round ratios), at five random students (seeds 1–5: directions nearly orthogonal, |ρ| ≤ 0.45, the
+    first level K = 31) and at a student whose first units equal the teacher's (seed 0: ρ = 1, K = 255).
+    Differences to the Gauss–Hermite rule and to the graded rule (accurate to 2e-15)."""
     from flowtools import gaussian
 
     out = []
     d = 50
     for act in ("tanh", "softplus"):
-        for m in ((4,) if quick else (4, 7)):
+        for m in ((4, 7) if full else (4,)):
             T, S = ft.MLP((d, 4, 1), act, bias=False), ft.MLP((d, m, 1), act, bias=False)
             tt = T.init(0, scale=d**-0.5)
             states = {"random": [jax.numpy.asarray(S.init(k, scale=d**-0.5)) for k in range(1, 6)],
