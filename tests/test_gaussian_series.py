@@ -157,3 +157,17 @@ def test_population_rule_names_the_rule():
     assert gaussian.population_rule(S, S.init(0), T, T.init(1), method="graded") == "graded"
     with pytest.raises(ValueError, match="method"):
         gaussian.population_rule(S, S.init(0), T, T.init(1), method="hermite")
+
+
+@pytest.mark.slow
+def test_mixed_activations_with_biases_match_the_graded_rule():
+    # tanh student, softplus teacher, hidden and output biases: the cross pairs and the two Gram matrices
+    # go through separate series batches.
+    d = 10
+    T, S = ft.MLP((d, 3, 1), "softplus", bias=True), ft.MLP((d, 2, 1), "tanh", bias=True)
+    tt, th = T.init(0, scale=d**-0.5), jnp.asarray(S.init(1, scale=d**-0.5))
+    assert gaussian.population_rule(S, th, T, tt, method="series") == "series, K = 31"
+    (r, g), (r0, g0) = (jax.value_and_grad(lambda x, m=m: gaussian.population_risk(S, x, T, tt, method=m))(th)
+                        for m in ("series", "graded"))
+    assert abs(float(r - r0)) <= 1e-12 * abs(float(r0))
+    assert np.max(np.abs(g - g0)) <= 1e-12 * np.max(np.abs(g0))
