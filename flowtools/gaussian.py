@@ -55,6 +55,23 @@ theorem (Price 1958): ∂E[g]/∂a = E[σ'…], ∂E[g]/∂C₁₂ = E[σ₁'σ�
 same rule, so gradients and Hessians stay exact and finite where the Cholesky factor is singular (a student
 unit equal to a teacher unit, zero weights). Without a closed form, ReLU pairs go through the half-line
 rule above, never through a 2-D rule (a kink converges algebraically).
+
+`method="series"` keeps the closed forms and writes every other pair as a Hermite series in the
+correlation, E[σ(a + s₁z₁)σ(b + s₂z₂)] = Σ_k ρ^k c_k(a, s₁) c_k(b, s₂) (Mehler's formula;
+`flowtools._hermite_series`): the coefficients are 1-D integrals per neuron, so a pair costs one dot product
+of K + 1 terms instead of 96² evaluations of σ. Parseval's identity bounds the tail after K terms by
+|ρ|^(K+1) √(T₁T₂), T = E[σ²] − Σ_{k≤K} c_k², from the same integrals. A batch of pairs takes K = 31 terms
+where every pair's bound is ≤ 1e-13 of √(E[σ(u)²]E[σ(v)²]) and the slopes are ≤ 2, else K = 255 (slopes ≤ 4),
+else the graded rule for the whole batch (`lax.cond`, so only the branch taken runs; under `vmap` both run);
+the diagonal E[σ(u_i)²] of a Gram matrix comes from the 1-D rule. Price's theorem gives the derivatives
+as series of σ', σ'', each with its own bound. K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
+ρ = ±1 for tanh up to norm ≈ 1.6 and softplus up to ≈ 4 (the width study's flows stay at norms ≤ 1.6).
+`population_rule` says which rule R used. Measured (tests/test_gaussian_series.py): within 2e-15 of
+mpmath at ρ = ±1 and ρ = 0, within 1e-13 of the graded rule at norms 0.3–1.6, ρ from −1 to 1 and
+biases; R and ∇R within 1e-12 relative (or 1e-15 absolute where R is a small difference) of the graded
+rule. Speed at d = 50 against the 96² rule: see docs/api/population.md. It stays opt-in: its first
+compile takes longer (it compiles the graded fallback too), and "auto" switching would move the width
+study's published losses by the Gauss–Hermite error (≤ 2e-6 for tanh), which has not been rerun.
 """
 
 from __future__ import annotations
@@ -66,17 +83,21 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from . import _checks, _closed_kernels, _graded_rule
+from . import _checks, _closed_kernels, _graded_rule, _hermite_series
 from ._closed_kernels import two_product
 from .activations import ACTIVATIONS, Activation, get_activation
 from .models import MLP
 
 __all__ = ["pair_expectation", "mean_expectation", "population_risk", "population_terms",
-           "has_closed_form", "has_exact_risk", "DEFAULT_NODES"]
+           "has_closed_form", "has_exact_risk", "population_rule", "DEFAULT_NODES"]
 
 #: Nodes per axis of `method="gauss_hermite"` (and of the half-line rule for ReLU with biases).
 DEFAULT_NODES = 96
-_METHODS = ["auto", "graded", "quadrature", "gauss_hermite"]
+_METHODS = ["auto", "series", "graded", "quadrature", "gauss_hermite"]
+#: Methods that use the closed forms where they exist.
+_CLOSED_METHODS = ("auto", "series", "graded")
+#: Methods whose pairs without a closed form go through the Hermite series (with its graded fallback).
+_SERIES_METHODS = ("series",)
 
 _ERF_SCALE = {"erf": 1.0, "scaled_erf": 1.0 / np.sqrt(2.0)}
 
@@ -171,21 +192,64 @@ def _graded_pair(f1, f2, a, b, c11, c12, c22, has_bias):
     return _graded_rule.pair(f1, f2, a, b, l11, l21, l22, has_bias)
 
 
+def _series_terms(f1, f2, a, b, c11, c12, c22, level):
+    """(value, ok) of the Hermite series at one of `_hermite_series.LEVELS`: ok when every pair's certified
+    tail is within TOLERANCE of its Cauchy–Schwarz scale √(E[f₁²]E[f₂²]) and every slope within the level's
+    limit. The coefficients are computed on the shapes of (a, c11) and (b, c22), once per neuron, and
+    broadcast over the pairs."""
+    terms, panel, slope_limit = level
+
+    def coefficients(f, mean, var):  # on flat arrays, so that equal neuron sets are one computation (CSE)
+        mean, var = jnp.broadcast_arrays(mean, var)
+        c, e = _hermite_series.coefficients(f, mean.ravel(), var.ravel(), terms, panel)
+        return c.reshape(mean.shape + (terms + 1,)), e.reshape(mean.shape)
+
+    c1, e1 = coefficients(f1, a, c11)
+    c2, e2 = coefficients(f2, b, c22)
+    rho = _hermite_series.correlation(c11, c12, c22)
+    bound = _hermite_series.tail_bound(c1, e1, c2, e2, rho)
+    ok = (jnp.all(bound <= _hermite_series.TOLERANCE * jnp.sqrt(e1 * e2))
+          & jnp.all(c11 <= slope_limit**2) & jnp.all(c22 <= slope_limit**2))
+    return _hermite_series.series(c1, c2, rho), ok
+
+
+_jit_series_terms = jax.jit(_series_terms, static_argnums=(0, 1, 7))
+
+
+def _series_pair(f1, f2, a, b, c11, c12, c22, has_bias):
+    """The Hermite series at the first of `_hermite_series.LEVELS` that passes for the whole batch, else the
+    graded rule for the whole batch (one branch runs)."""
+    shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in (a, b, c11, c12, c22)))
+    result = lambda: _graded_pair(f1, f2, a, b, c11, c12, c22, has_bias)  # noqa: E731
+    for level in reversed(_hermite_series.LEVELS):
+        def attempt(level=level, otherwise=result):
+            value, ok = _series_terms(f1, f2, a, b, c11, c12, c22, level)
+            return jax.lax.cond(ok, lambda: jnp.broadcast_to(value, shape), otherwise)
+        result = attempt
+    return result()
+
+
 def _rule_pair(f1, f2, n, a, b, c11, c12, c22, has_bias):
-    """The graded rule (n None) or the n² Gauss–Hermite rule."""
+    """The graded rule (n None), the Hermite series with its fallback (n "series") or the n² Gauss–Hermite
+    rule."""
     if n is None:
         return _graded_pair(f1, f2, a, b, c11, c12, c22, has_bias)
+    if n == "series":
+        return _series_pair(f1, f2, a, b, c11, c12, c22, has_bias)
     return _gh_pair(f1, f2, n, a, b, c11, c12, c22)
 
 
 def _rule_mean(f, n, a, c):
-    return _graded_rule.mean(f, *jnp.broadcast_arrays(a, c)) if n is None else _gh_mean(f, n, a, c)
+    if n is None or n == "series":  # one 1-D rule per neuron: the graded one is cheap here
+        return _graded_rule.mean(f, *jnp.broadcast_arrays(a, c))
+    return _gh_mean(f, n, a, c)
 
 
 @functools.lru_cache(maxsize=None)
-def _price_pair(act_a: Activation, act_b: Activation, na: int, nb: int, n: int | None, has_bias: bool = True):
+def _price_pair(act_a: Activation, act_b: Activation, na: int, nb: int, n: int | str | None,
+                has_bias: bool = True):
     """E[σ_a^(na)(u) σ_b^(nb)(v)] with its JVP from Price's theorem (exact, finite when C is singular);
-    by the graded rule (n None) or the n² Gauss–Hermite rule."""
+    by the graded rule (n None), the Hermite series (n "series") or the n² Gauss–Hermite rule."""
     f1, f2 = _derivative(act_a, na), _derivative(act_b, nb)
 
     @jax.custom_jvp
@@ -207,7 +271,7 @@ def _price_pair(act_a: Activation, act_b: Activation, na: int, nb: int, n: int |
 
 
 @functools.lru_cache(maxsize=None)
-def _price_mean(act: Activation, order: int, n: int | None):
+def _price_mean(act: Activation, order: int, n: int | str | None):
     f = _derivative(act, order)
 
     @jax.custom_jvp
@@ -219,6 +283,37 @@ def _price_mean(act: Activation, order: int, n: int | None):
         da, dc = tangents
         return (m(*primals), _price_mean(act, order + 1, n)(*primals) * da
                 + 0.5 * _price_mean(act, order + 2, n)(*primals) * dc)
+
+    return m
+
+
+@functools.lru_cache(maxsize=None)
+def _price_square(act: Activation, i: int, j: int):
+    """E[σ^(i)(u) σ^(j)(u)], u ~ N(a, c), by the first series level's panels where its slope limit holds
+    for the batch, else by the graded 1-D rule; with its JVP from Price's theorem:
+    ∂/∂a = E[σ^(i+1)σ^(j)] + E[σ^(i)σ^(j+1)], ∂/∂c = ½ ∂²/∂a²."""
+    fi, fj = _derivative(act, i), _derivative(act, j)
+
+    def product(u):
+        return fi(u) * fj(u)
+
+    @jax.custom_jvp
+    def m(a, c):
+        a, c = jnp.broadcast_arrays(a, c)
+        # The first series level's panels where its slope limit holds (no extra evaluations), else graded.
+        terms, panel, slope_limit = _hermite_series.LEVELS[0]
+        z, w, _ = _hermite_series.basis(terms, panel)
+        s = jnp.sqrt(jnp.maximum(c, 0.0))
+        uniform = lambda: product(a[..., None] + s[..., None] * z) @ w  # noqa: E731
+        return jax.lax.cond(jnp.all(c <= slope_limit**2), uniform, lambda: _graded_rule.mean(product, a, c))
+
+    @m.defjvp
+    def m_jvp(primals, tangents):
+        da, dc = tangents
+        d1 = _price_square(act, i + 1, j)(*primals) + _price_square(act, i, j + 1)(*primals)
+        d2 = (_price_square(act, i + 2, j)(*primals) + 2.0 * _price_square(act, i + 1, j + 1)(*primals)
+              + _price_square(act, i, j + 2)(*primals))
+        return m(*primals), d1 * da + 0.5 * d2 * dc
 
     return m
 
@@ -316,8 +411,10 @@ def pair_expectation(act_a, act_b, mean_a, mean_b, c_aa, c_ab, c_bb, *, n_nodes:
     tensor-product Gauss–Hermite rule with `n_nodes` per axis otherwise, accurate only for small norms
     (96 nodes, E[tanh(sz)²]: 1e-11 at s = 1, 6e-6 at s = 2, 4e-4 at s = 3, 4e-2 at s = 10);
     `"graded"` the closed forms and otherwise the graded rule (`flowtools._graded_rule`, within 1e-13 of
-    mpmath for norms up to 32, 23–150× slower); `"quadrature"` forces the graded rule everywhere (for
-    checks); `"gauss_hermite"` forces the Gauss–Hermite rule everywhere.
+    mpmath for norms up to 32, 23–150× slower); `"series"` the closed forms and otherwise the Hermite series
+    in the correlation with a certified tail, falling back to the graded rule where the tail bound is not
+    within 1e-13 (module docstring); `"quadrature"` forces the graded rule everywhere (for checks);
+    `"gauss_hermite"` forces the Gauss–Hermite rule everywhere.
     """
     act_a, act_b = get_activation(act_a), get_activation(act_b)
     method = _checks.choice("method", method, _METHODS)
@@ -337,7 +434,7 @@ def _pair(act_a, act_b, a, b, c11, c12, c22, n, method, has_bias):
     ka, kb = _kind(act_a), _kind(act_b)
     if has_bias is None:
         has_bias = not (_is_zero(a) and _is_zero(b))
-    if method in ("auto", "graded"):
+    if method in _CLOSED_METHODS:
         if ka == kb == "linear":
             return c12 + a * b
         if not has_bias and ka == kb == "erf":
@@ -346,10 +443,26 @@ def _pair(act_a, act_b, a, b, c11, c12, c22, n, method, has_bias):
             return _relu_pair(c11, c12, c22)
     if ka == kb == "relu":
         return _relu_pair_bias(a, b, c11, c12, c22, n)
-    rule = None if method in ("quadrature", "graded") else n
+    rule = _rule(method, n)
     if act_a.smooth and act_b.smooth:
         return _price_pair(act_a, act_b, 0, 0, rule, has_bias)(a, b, c11, c12, c22)
-    return _rule_pair(act_a.fn, act_b.fn, rule, a, b, c11, c12, c22, has_bias)
+    # A kink converges algebraically in the Hermite series: non-smooth units take the graded rule.
+    return _rule_pair(act_a.fn, act_b.fn, None if rule == "series" else rule, a, b, c11, c12, c22, has_bias)
+
+
+def _rule(method, n):
+    """The rule for pairs without a closed form: None (graded), "series", or n (Gauss–Hermite n²)."""
+    if method in ("quadrature", "graded"):
+        return None
+    if method in _SERIES_METHODS:
+        return "series"
+    return n
+
+
+def _per_neuron(act_a, act_b, method) -> bool:
+    """Whether the pairs of (act_a, act_b) go through the Hermite series, whose cost is per neuron."""
+    closed = has_closed_form(act_a, act_b) or _kind(act_a) == _kind(act_b) == "relu"
+    return method in _SERIES_METHODS and act_a.smooth and act_b.smooth and not closed
 
 
 def _is_zero(x):
@@ -376,7 +489,7 @@ def _jit_mean(act, n, method, a, c):
 
 def _mean(act, a, c, n, method):
     kind = _kind(act)
-    if method in ("auto", "graded"):
+    if method in _CLOSED_METHODS:
         if kind == "erf":
             alpha = _erf_alpha(act)
             return jax.scipy.special.erf(alpha * a / jnp.sqrt(1.0 + 2.0 * alpha**2 * c))
@@ -386,7 +499,7 @@ def _mean(act, a, c, n, method):
             return a
     if kind == "relu":
         return _relu_mean_quadrature(a, c, n)
-    rule = None if method in ("quadrature", "graded") else n
+    rule = _rule(method, n)
     if act.smooth:
         return _price_mean(act, 0, rule)(a, c)
     return _rule_mean(act.fn, rule, a, c)
@@ -394,7 +507,7 @@ def _mean(act, a, c, n, method):
 
 def _second_moment(act, a, c, n, method, has_bias):
     """E[σ(u)²], u ~ N(a, c): the diagonal terms (the ReLU kernel is not differentiable at ρ = 1)."""
-    if method in ("auto", "graded") and _kind(act) == "relu":
+    if method in _CLOSED_METHODS and _kind(act) == "relu":
         if not has_bias:
             return 0.5 * c
         # E[relu(a + s z)²] = (a² + s²) Φ(a/s) + a s φ(a/s)
@@ -403,10 +516,10 @@ def _second_moment(act, a, c, n, method, has_bias):
         ss = jnp.where(ok, s, 1.0)
         val = (a * a + c) * jax.scipy.stats.norm.cdf(a / ss) + a * ss * jax.scipy.stats.norm.pdf(a / ss)
         return jnp.where(ok, val, jax.nn.relu(a) ** 2)
-    if method in ("auto", "graded") or act.smooth or _kind(act) == "relu":
+    if method in _CLOSED_METHODS or act.smooth or _kind(act) == "relu":
         return _pair(act, act, a, a, c, c, c, n, method, has_bias)
     sq = Activation(f"{act.name}^2", lambda z: act.fn(z) ** 2, smooth=False)
-    return _rule_mean(sq.fn, None if method in ("quadrature", "graded") else n, a, c)
+    return _rule_mean(sq.fn, _rule(method, n), a, c)
 
 
 # ------------------------------------------------------------------ population risk
@@ -439,6 +552,8 @@ def _self_term(act, W, b, V, n, method):
     A = V.T @ V
     has_bias = b is not None
     bb = jnp.zeros(k) if b is None else b
+    if _per_neuron(act, act, method):
+        return jnp.sum(A * _series_gram(act, W, bb, n, method, has_bias))
     diag = _second_moment(act, bb, jnp.diagonal(C), n, method, has_bias)
     out = jnp.sum(jnp.diagonal(A) * diag)
     if k > 1:
@@ -446,6 +561,29 @@ def _self_term(act, W, b, V, n, method):
         off = _pair(act, act, bb[i], bb[j], C[i, i], C[i, j], C[j, j], n, method, has_bias)
         out = out + 2.0 * jnp.sum(A[i, j] * off)
     return out
+
+
+def _series_gram(act, W, b, n, method, has_bias):
+    """The k × k matrix E[σ(u_i)σ(u_j)], u = Wx + b, by the Hermite series: the off-diagonal pairs in one
+    batch, the coefficients once per neuron (the diagonal set to ρ = 0); the diagonal E[σ(u_i)²] by a 1-D
+    rule (`_price_square`), where the series would need the most terms (ρ = 1)."""
+    k = W.shape[0]
+    C = W @ W.T
+    d = jnp.sum(W * W, axis=1)
+    off = ~np.eye(k, dtype=bool)
+    pairs = _pair(act, act, b[:, None], b[None, :], d[:, None], jnp.where(off, C, 0.0), d[None, :], n, method,
+                  has_bias)
+    return jnp.where(off, pairs, jnp.diag(_price_square(act, 0, 0)(b, d)))
+
+
+def _series_terms_joint(act, Ws, bs, Vs, Wt, bt, Vt, n, method, has_bias):
+    """(E‖f_s‖², E[f_s·f_t], E‖f_t‖²) for a student and teacher with one activation: student and teacher
+    neurons in one Gram matrix, so each neuron's coefficients are computed once."""
+    ks = Ws.shape[0]
+    P = _series_gram(act, jnp.concatenate([Ws, Wt]), jnp.concatenate([bs, bt]), n, method, has_bias)
+    V = jnp.concatenate([Vs, Vt], axis=1)
+    G = (V.T @ V) * P
+    return jnp.sum(G[:ks, :ks]), jnp.sum(G[:ks, ks:]), jnp.sum(G[ks:, ks:])
 
 
 def population_terms(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: int = DEFAULT_NODES,
@@ -460,7 +598,7 @@ def population_terms(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: i
     bt0 = jnp.zeros(kt) if bt is None else bt
     Css = jnp.sum(Ws * Ws, axis=1)
     Ctt = jnp.sum(Wt * Wt, axis=1)
-    closed = _vector_kind(ms, mt) if method == "auto" and not has_bias else None
+    closed = _vector_kind(ms, mt) if method in ("auto", "series") and not has_bias else None
     if closed is not None:
         # Kernels of the weight vectors themselves: angles without cancellation, and Hessians that stay
         # finite where neurons align (flowtools._closed_kernels).
@@ -470,9 +608,15 @@ def population_terms(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: i
         ss, st, tt = (jnp.sum((Vs.T @ Vs) * K(Xs, Xs)), jnp.sum((Vs.T @ Vt) * K(Xs, Xt)),
                       jnp.sum((Vt.T @ Vt) * K(Xt, Xt)))
         return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
+    if ms == mt and _per_neuron(ms, mt, method):
+        ss, st, tt = _series_terms_joint(ms, Ws, bs0, Vs, Wt, bt0, Vt, n_nodes, method, has_bias)
+        return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
     Cst = Ws @ Wt.T
-    cross = _pair(ms, mt, bs0[:, None], bt0[None, :], jnp.broadcast_to(Css[:, None], (ks, kt)), Cst,
-                  jnp.broadcast_to(Ctt[None, :], (ks, kt)), n_nodes, method, has_bias)
+    if _per_neuron(ms, mt, method):  # the series' coefficients once per neuron, not per pair
+        c_ss, c_tt = Css[:, None], Ctt[None, :]
+    else:
+        c_ss, c_tt = jnp.broadcast_to(Css[:, None], (ks, kt)), jnp.broadcast_to(Ctt[None, :], (ks, kt))
+    cross = _pair(ms, mt, bs0[:, None], bt0[None, :], c_ss, Cst, c_tt, n_nodes, method, has_bias)
     st = jnp.sum((Vs.T @ Vt) * cross)
     ss = _self_term(ms, Ws, bs, Vs, n_nodes, method)
     tt = _self_term(mt, Wt, bt, Vt, n_nodes, method)
@@ -492,6 +636,45 @@ def _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nod
     return ss, st, tt
 
 
+def population_rule(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: int = DEFAULT_NODES,
+                    method: str = "auto") -> str:
+    """Which rule `population_risk(..., method=method)` uses for R at (θ_s, θ_t): "closed form",
+    "series, K = 31" or "series, K = 255" (the Hermite series and its number of terms), "graded" (the series'
+    fallback, or `method="graded"`), or "gauss_hermite". With the series, each Price derivative in ∇R
+    decides on its own tail bound (the same way, usually the same level)."""
+    _depth2("student", student)
+    _depth2("teacher", teacher)
+    method = _checks.choice("method", method, _METHODS)
+    n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
+    ms, mt = student.activation, teacher.activation
+    Ws, bs, _, _ = _parts(student, jnp.asarray(theta_s, jnp.float64))
+    Wt, bt, _, _ = _parts(teacher, jnp.asarray(theta_t, jnp.float64))
+    has_bias = bs is not None or bt is not None
+    pairs = [(ms, mt), (ms, ms), (mt, mt)]
+    if method in _CLOSED_METHODS and all(has_closed_form(x, y, has_bias) for x, y in pairs):
+        return "closed form"
+    rule = _rule(method, n_nodes)
+    if rule is None or (rule == "series" and not all(_per_neuron(x, y, method) for x, y in pairs)):
+        return "graded"
+    if rule != "series":
+        return "gauss_hermite"
+    bs = jnp.zeros(Ws.shape[0]) if bs is None else bs
+    bt = jnp.zeros(Wt.shape[0]) if bt is None else bt
+    blocks = [(ms, mt, Ws, bs, Wt, bt, False), (ms, ms, Ws, bs, Ws, bs, True), (mt, mt, Wt, bt, Wt, bt, True)]
+    for level in _hermite_series.LEVELS:
+        ok = True
+        for act_a, act_b, Wa, ba, Wb, bb, same in blocks:
+            C = Wa @ Wb.T
+            if same:  # the diagonal goes through a 1-D rule, not the series
+                C = jnp.where(np.eye(C.shape[0], dtype=bool), 0.0, C)
+            ca, cb = jnp.sum(Wa * Wa, 1), jnp.sum(Wb * Wb, 1)
+            ok &= bool(_jit_series_terms(act_a.fn, act_b.fn, ba[:, None], bb[None, :], ca[:, None], C,
+                                         cb[None, :], level)[1])
+        if ok:
+            return f"series, K = {level[0]}"
+    return "graded"
+
+
 def population_risk(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: int = DEFAULT_NODES,
                     method: str = "auto"):
     """R = E_{x ~ N(0, I_d)} ‖f_s(x; θ_s) − f_t(x; θ_t)‖² for depth-2 MLPs, exact in any d.
@@ -500,7 +683,9 @@ def population_risk(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
     student–teacher, teacher–teacher): closed forms for erf-type, ReLU and linear units, the
     Gauss–Hermite rule with `n_nodes` per axis otherwise (off by 1e-5 at weight norm 2 and 5e-2 at 10 for
     tanh; module docstring). Traceable and differentiable in both θ's; `method` as in
-    `pair_expectation`: "graded" for the accurate rule where no closed form exists.
+    `pair_expectation`: "graded" for the accurate rule where no closed form exists, "series" for the
+    Hermite series that is as accurate (it falls back to "graded") and faster than the default rule
+    (`population_rule` says which rule was used).
     """
     _depth2("student", student)
     _depth2("teacher", teacher)
@@ -517,7 +702,7 @@ def population_risk(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
 def _risk(student, teacher, n_nodes, method, theta_s, theta_t):
     Ws, bs, Vs, cs = _parts(student, theta_s)
     Wt, bt, Vt, ct = _parts(teacher, theta_t)
-    closed = _vector_kind(student.activation, teacher.activation) if method == "auto" else None
+    closed = _vector_kind(student.activation, teacher.activation) if method in ("auto", "series") else None
     if closed is None or bs is not None or bt is not None:
         ss, st, tt = population_terms(student, theta_s, teacher, theta_t, n_nodes=n_nodes, method=method)
         return ss - 2.0 * st + tt

@@ -38,7 +38,9 @@ class GaussianInputs(DataSource):
     - `method`: "auto" (closed forms, else the n_nodes² Gauss–Hermite rule: fast, off by 3e-11 at tanh
       weight norm 1 and 1e-5 at norm 2), "graded" (closed forms, else a graded Gauss–Legendre rule
       accurate to 2e-15 at every weight norm up to 10, 23–150× slower and memory-hungry in ensembles),
-      or "gauss_hermite" (the Gauss–Hermite rule everywhere).
+      "series" (closed forms, else the Hermite series in the correlation with a certified tail, falling
+      back to the graded rule where the tail is not small enough; `flowtools.gaussian`), or
+      "gauss_hermite" (the Gauss–Hermite rule everywhere).
     - `n_nodes`: nodes per axis of `method="gauss_hermite"` and of the half-line rule for ReLU with
       biases (`flowtools.gaussian`).
 
@@ -67,7 +69,7 @@ class GaussianInputs(DataSource):
                              "teacher_dataset.")
         n_probe = _checks.positive_int("n_probe", n_probe)
         self.n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
-        self.method = _checks.choice("method", method, ["auto", "graded", "gauss_hermite"])
+        self.method = _checks.choice("method", method, ["auto", "series", "graded", "gauss_hermite"])
         rng = np.random.default_rng(_checks.positive_int("seed", seed, minimum=0))
         x = rng.standard_normal((n_probe, teacher.d_in))
         self.x = jnp.asarray(x)

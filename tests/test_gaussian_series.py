@@ -1,0 +1,173 @@
+"""The Hermite-series pair rule (`method="series"`): against mpmath and the graded rule at several norms,
+correlations (±1 included) and biases; its Price-theorem derivatives against finite differences; its tail
+bound against the true truncation error; the fallback to the graded rule at large norms."""
+
+import jax
+import jax.numpy as jnp
+import mpmath as mp
+import numpy as np
+import pytest
+
+import flowtools as ft
+from flowtools import _hermite_series, gaussian
+from flowtools.activations import get_activation
+
+MP_ACTS = {"tanh": mp.tanh, "softplus": lambda x: mp.log1p(mp.exp(x)) if x < 0 else x + mp.log1p(mp.exp(-x))}
+
+
+def _mp_mean(f, lo=-9, hi=9, points=()):
+    with mp.workdps(25):
+        phi = lambda z: mp.exp(-z * z / 2) / mp.sqrt(2 * mp.pi)  # noqa: E731
+        return float(mp.quad(lambda z: f(z) * phi(z), sorted({lo, hi, *points})))
+
+
+def _grid(s1, s2, rhos, a=0.0, b=0.0):
+    rho = np.asarray(rhos, float)
+    return (np.full_like(rho, a), np.full_like(rho, b), np.full_like(rho, s1 * s1), rho * s1 * s2,
+            np.full_like(rho, s2 * s2))
+
+
+def _scale(act, a, b, c11, c22):
+    """√(E[σ(u)²]E[σ(v)²]), the Cauchy–Schwarz bound on |E[σ(u)σ(v)]|."""
+    fn = get_activation(act).fn
+    e1 = _hermite_series.coefficients(fn, jnp.asarray(a), jnp.asarray(c11), 1, 0.25)[1]
+    e2 = _hermite_series.coefficients(fn, jnp.asarray(b), jnp.asarray(c22), 1, 0.25)[1]
+    return np.sqrt(np.asarray(e1) * np.asarray(e2))
+
+
+@pytest.mark.parametrize("act", ["tanh", "softplus"])
+@pytest.mark.parametrize("s1, s2, a, b", [(1.0, 1.5, 0.0, 0.0), (1.5, 0.5, 0.7, -0.4)])
+def test_series_against_mpmath_at_aligned_and_independent_pairs(act, s1, s2, a, b):
+    f = MP_ACTS[act]
+    pts = [-a / s1, -b / s2]
+    refs = [_mp_mean(lambda z: f(a + s1 * z) * f(b + sign * s2 * z), points=pts) for sign in (1, -1)]
+    refs.append(_mp_mean(lambda z: f(a + s1 * z), points=pts) * _mp_mean(lambda z: f(b + s2 * z), points=pts))
+    args = _grid(s1, s2, [1.0, -1.0, 0.0], a, b)
+    got = np.asarray(gaussian.pair_expectation(act, act, *args, method="series"))
+    scale = _scale(act, *args[:3], args[4])
+    assert np.max(np.abs(got - refs) / scale) < 2e-15
+
+
+@pytest.mark.parametrize("act", ["tanh", "softplus"])
+def test_series_against_graded_rule(act):
+    # Norms 0.3–1.6, biases 0 and (0.7, −1.3); two batches: moderate correlations (the first level, K = 31)
+    # and ones near ±1 (K = 255).
+    for rhos in ([0.0, 0.2, -0.45], [0.5, 0.9, 0.999, 1.0, -1.0, -0.97]):
+        cases = [_grid(s1, s2, rhos, a, b) for s1, s2 in [(0.3, 0.5), (1.0, 1.0), (1.6, 1.2)]
+                 for a, b in [(0.0, 0.0), (0.7, -1.3)]]
+        args = [np.concatenate(x) for x in zip(*cases)]
+        got = np.asarray(gaussian.pair_expectation(act, act, *args, method="series"))
+        ref = np.asarray(gaussian.pair_expectation(act, act, *args, method="quadrature"))
+        assert np.max(np.abs(got - ref) / _scale(act, *args[:3], args[4])) < 1e-13
+
+
+X0 = np.array([0.3, -0.5, 1.2, 0.6, 0.9])   # a, b, C11, C12, C22: ρ = 0.58
+
+
+def _series_fn(act):
+    return lambda x: gaussian.pair_expectation(act, act, *x, method="series")
+
+
+@pytest.mark.parametrize("act", ["tanh", "softplus"])
+def test_series_price_derivatives_against_finite_differences(act):
+    f = _series_fn(act)
+    g = np.asarray(jax.grad(f)(jnp.asarray(X0)))
+    h = 1e-4
+    fd = np.array([(float(f(X0 + h * e)) - float(f(X0 - h * e))) / (2 * h) for e in np.eye(5)])
+    assert np.max(np.abs(g - fd)) < 1e-9  # O(h²) of central differences of an O(1) function
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("act", ["tanh", "softplus"])
+def test_series_hessian_against_finite_differences(act):
+    grad = jax.jit(jax.grad(_series_fn(act)))
+    hess = np.asarray(jax.jacfwd(grad)(jnp.asarray(X0)))
+    h = 1e-4
+    fd2 = np.array([(np.asarray(grad(X0 + h * e)) - np.asarray(grad(X0 - h * e))) / (2 * h)
+                    for e in np.eye(5)])
+    assert np.all(np.isfinite(hess)) and np.max(np.abs(hess - fd2)) < 1e-8
+
+
+@pytest.mark.parametrize("act", ["tanh", "softplus"])
+def test_tail_bound_is_an_upper_bound_of_the_truncation_error(act):
+    fn = get_activation(act).fn
+    checked = 0
+    for terms in (7, 15, 31):
+        for s1, s2 in [(0.5, 1.0), (1.0, 1.5), (2.0, 2.0)]:
+            for rho in (0.5, 0.9, 0.99, 1.0, -1.0):
+                a, b = np.array(0.4), np.array(-0.2)
+                c1, e1 = _hermite_series.coefficients(fn, a, np.array(s1 * s1), terms, 0.5)
+                c2, e2 = _hermite_series.coefficients(fn, b, np.array(s2 * s2), terms, 0.5)
+                r = jnp.asarray(rho)
+                value = float(_hermite_series.series(c1, c2, r))
+                bound = float(_hermite_series.tail_bound(c1, e1, c2, e2, r))
+                ref = float(gaussian.pair_expectation(act, act, a, b, s1 * s1, rho * s1 * s2, s2 * s2,
+                                                      method="quadrature"))
+                scale = float(np.sqrt(e1 * e2))
+                error = abs(value - ref)
+                assert error <= bound + 5e-15 * scale, (terms, s1, s2, rho, error, bound)  # + round-off
+                checked += error > 1e-13 * scale   # cases where the truncation is visible
+    assert checked >= 10
+
+
+def test_fallback_to_the_graded_rule_at_large_norms():
+    # tanh at norm 3 and ρ = 0.999: no series level passes, so the whole batch takes the graded rule.
+    args = _grid(3.0, 3.0, [0.999, 0.2])
+    fn = get_activation("tanh").fn
+    for level in _hermite_series.LEVELS:
+        assert not bool(gaussian._jit_series_terms(fn, fn, *map(jnp.asarray, args), level)[1])
+    d = 10
+    T, S = ft.MLP((d, 2, 1), "tanh", bias=False), ft.MLP((d, 2, 1), "tanh", bias=False)
+    assert gaussian.population_rule(S, S.init(0, scale=3 * d**-0.5), T, T.init(0, scale=3 * d**-0.5),
+                                    method="series") == "graded"
+    # Beyond a level's slope limit the series is not used even where the tail is small (ρ = 0).
+    args = _grid(5.0, 0.5, [0.0])
+    for level in _hermite_series.LEVELS:
+        assert not bool(gaussian._jit_series_terms(fn, fn, *map(jnp.asarray, args), level)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("act", ["tanh", "softplus"])
+def test_population_risk_and_gradient_match_the_graded_rule(act):
+    d = 20
+    T, S = ft.MLP((d, 3, 1), act, bias=False), ft.MLP((d, 4, 1), act, bias=False)
+    tt = T.init(0, scale=d**-0.5)
+    for th, level in [(S.init(1, scale=d**-0.5), "series, K = 31"),      # random directions
+                      (S.init(0, scale=d**-0.5), "series, K = 255"),     # three units on the teacher's
+                      (S.init(1, scale=4 * d**-0.5), "graded")]:         # norms ≈ 4: the fallback
+        if act == "softplus" and level != "graded":
+            level = None  # softplus coefficients decay fast: both states may pass at K = 31
+        got = gaussian.population_rule(S, th, T, tt, method="series")
+        assert got.startswith("series") if level is None else got == level
+        f = {m: jax.value_and_grad(lambda x, m=m: gaussian.population_risk(S, x, T, tt, method=m))(
+            jnp.asarray(th)) for m in ("series", "graded")}
+        (r, g), (r0, g0) = f["series"], f["graded"]
+        # R is a difference of O(0.1–1) terms (6e-5 where three units sit on the teacher's): 1e-15 is their
+        # round-off.
+        assert abs(float(r - r0)) <= 1e-12 * abs(float(r0)) + 1e-15
+        assert np.max(np.abs(g - g0)) <= 1e-12 * np.max(np.abs(g0)) + 1e-15
+
+
+def test_population_rule_names_the_rule():
+    d = 10
+    T, S = ft.MLP((d, 2, 1), "erf", bias=False), ft.MLP((d, 2, 1), "erf", bias=False)
+    assert gaussian.population_rule(S, S.init(0), T, T.init(1), method="series") == "closed form"
+    T, S = ft.MLP((d, 2, 1), "tanh", bias=False), ft.MLP((d, 2, 1), "tanh", bias=False)
+    assert gaussian.population_rule(S, S.init(0), T, T.init(1)) == "gauss_hermite"
+    assert gaussian.population_rule(S, S.init(0), T, T.init(1), method="graded") == "graded"
+    with pytest.raises(ValueError, match="method"):
+        gaussian.population_rule(S, S.init(0), T, T.init(1), method="hermite")
+
+
+@pytest.mark.slow
+def test_mixed_activations_with_biases_match_the_graded_rule():
+    # tanh student, softplus teacher, hidden and output biases: the cross pairs and the two Gram matrices
+    # go through separate series batches.
+    d = 10
+    T, S = ft.MLP((d, 3, 1), "softplus", bias=True), ft.MLP((d, 2, 1), "tanh", bias=True)
+    tt, th = T.init(0, scale=d**-0.5), jnp.asarray(S.init(1, scale=d**-0.5))
+    assert gaussian.population_rule(S, th, T, tt, method="series") == "series, K = 31"
+    (r, g), (r0, g0) = (jax.value_and_grad(lambda x, m=m: gaussian.population_risk(S, x, T, tt, method=m))(th)
+                        for m in ("series", "graded"))
+    assert abs(float(r - r0)) <= 1e-12 * abs(float(r0))
+    assert np.max(np.abs(g - g0)) <= 1e-12 * np.max(np.abs(g0))
