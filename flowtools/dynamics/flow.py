@@ -20,6 +20,7 @@ controller and "ros34pw2"'s; BDF has its own step-size rules.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -29,6 +30,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .. import _aot, _checks
 from ..problem import Problem
@@ -66,6 +68,26 @@ SOLVERS = {
 #: (measured on digits nets to t = 200 at rtol = 1e-8: BDF is ahead at 85 parameters, RKC 1.6–4× ahead
 #: from 160 to 610; BDF keeps the edge on long runs to convergence, where its steps reach 10⁶).
 AUTO_RKC_MIN_PARAMS = 1000
+
+
+#: The solves run LAPACK (LU factors and triangular solves of I + cH) on one BLAS thread up to this many
+#: parameters. Beside XLA's own threads a multithreaded OpenBLAS spins instead of working on a loaded
+#: machine: at 201 parameters (benchmarks/bench_dynamics.py, load 6–8 on 2 cores) one LU of I + cH took
+#: 10 ms of CPU with OpenBLAS's default 2 threads and 0.4 ms with one, and the whole flow 24 s of CPU
+#: (47–52 s wall) against 8.4 s (24–31 s wall).
+ONE_BLAS_THREAD_MAX_PARAMS = 2000
+
+_BLAS: list = []
+
+
+def one_blas_thread(n_params: int):
+    """A context in which BLAS/LAPACK runs on one thread (for n_params ≤ `ONE_BLAS_THREAD_MAX_PARAMS`;
+    otherwise it changes nothing). The controller is made once, after JAX has loaded its LAPACK."""
+    if n_params > ONE_BLAS_THREAD_MAX_PARAMS:
+        return contextlib.nullcontext()
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def log_time_grid(t_first: float, t_last: float, n: int) -> np.ndarray:
@@ -289,7 +311,8 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
                              "(solver='bdf' or 'rkc').")
         compiled, compile_time = _compiled(args, kw)
         t_run = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args, **kw))
+        with one_blas_thread(problem.n_params):
+            out = jax.block_until_ready(compiled(*args, **kw))
         wall = time.perf_counter() - t_run
         traj = _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time))
     else:
@@ -393,9 +416,10 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
         while True:
             limit = min(max_steps, done_steps + driver.size) if in_segments else max_steps
             t_seg = time.perf_counter()
-            out, state = jax.block_until_ready(compiled(
-                *head, state, jnp.asarray(resumed or done_steps > 0), jnp.asarray(limit, jnp.int64),
-                **kw))
+            with one_blas_thread(problem.n_params):
+                out, state = jax.block_until_ready(compiled(
+                    *head, state, jnp.asarray(resumed or done_steps > 0), jnp.asarray(limit, jnp.int64),
+                    **kw))
             steps = int(state.n_steps)
             bar.update(float(state.t) - float(args[2]) - bar.n if by_time else steps - done_steps)
             bar.set_postfix_str(f"t={float(state.t):.4g}", refresh=False)
