@@ -508,7 +508,7 @@ def _unit_costs(problem, theta0, repeats=20):
     """CPU milliseconds of one gradient, one Jacobian-vector product, one dense Hessian and one LU of
     I + cH at θ0 (each jitted inside a `fori_loop` of `repeats`, so dispatch is excluded): the prices by
     which the solvers' counts become a profile of where their time goes."""
-    from flowtools.dynamics.flow import one_blas_thread
+    from flowtools.dynamics.stiff import one_blas_thread
 
     th = jnp.asarray(theta0)
     n = th.shape[0]

@@ -20,7 +20,6 @@ controller and "ros34pw2"'s; BDF has its own step-size rules.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -30,7 +29,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from .. import _aot, _checks
 from ..problem import Problem
@@ -39,7 +37,7 @@ from .driver import ChunkedDriver
 from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
-from .stiff import AbstractFlowSolver, AbstractSegmentedSolver
+from .stiff import AbstractFlowSolver, AbstractSegmentedSolver, one_blas_thread
 from .progress import progress_bar, wanted
 from .results import RESULTS, event_result, from_diffrax
 from .trajectory import Status, Trajectory, build_trajectory, solution_states
@@ -68,26 +66,6 @@ SOLVERS = {
 #: (measured on digits nets to t = 200 at rtol = 1e-8: BDF is ahead at 85 parameters, RKC 1.6–4× ahead
 #: from 160 to 610; BDF keeps the edge on long runs to convergence, where its steps reach 10⁶).
 AUTO_RKC_MIN_PARAMS = 1000
-
-
-#: The solves run LAPACK (LU factors and triangular solves of I + cH) on one BLAS thread up to this many
-#: parameters. Beside XLA's own threads a multithreaded OpenBLAS spins instead of working on a loaded
-#: machine: at 201 parameters (benchmarks/bench_dynamics.py, load 6–8 on 2 cores) one LU of I + cH took
-#: 10 ms of CPU with OpenBLAS's default 2 threads and 0.4 ms with one, and the whole flow 24 s of CPU
-#: (47–52 s wall) against 8.4 s (24–31 s wall).
-ONE_BLAS_THREAD_MAX_PARAMS = 2000
-
-_BLAS: list = []
-
-
-def one_blas_thread(n_params: int):
-    """A context in which BLAS/LAPACK runs on one thread (for n_params ≤ `ONE_BLAS_THREAD_MAX_PARAMS`;
-    otherwise it changes nothing). The controller is made once, after JAX has loaded its LAPACK."""
-    if n_params > ONE_BLAS_THREAD_MAX_PARAMS:
-        return contextlib.nullcontext()
-    if not _BLAS:
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def log_time_grid(t_first: float, t_last: float, n: int) -> np.ndarray:
