@@ -224,3 +224,24 @@ def test_solver_bases_decide_how_a_flow_runs(minimal_mse):
     assert one.status == seg.status == ft.Status.T1_REACHED
     assert one.stats["accepted_steps"] == seg.stats["accepted_steps"] > 0
     np.testing.assert_allclose(one.theta, seg.theta, rtol=0, atol=1e-12)
+
+
+def test_one_blas_thread_limits_and_restores_blas_threads():
+    """The flow's LAPACK runs on one BLAS thread up to ONE_BLAS_THREAD_MAX_PARAMS parameters, and the
+    process's setting comes back afterwards; above the bound nothing changes."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from flowtools.dynamics.stiff import ONE_BLAS_THREAD_MAX_PARAMS, one_blas_thread
+
+    def blas_threads():
+        return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+
+    jax.scipy.linalg.lu_factor(jnp.eye(3) + 1.0)  # JAX's LAPACK is loaded
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        assert before and all(n == 2 for n in before)
+        with one_blas_thread(ONE_BLAS_THREAD_MAX_PARAMS):
+            assert all(n == 1 for n in blas_threads())
+        assert blas_threads() == before
+        with one_blas_thread(ONE_BLAS_THREAD_MAX_PARAMS + 1):
+            assert blas_threads() == before
