@@ -226,9 +226,9 @@ def test_solver_bases_decide_how_a_flow_runs(minimal_mse):
     np.testing.assert_allclose(one.theta, seg.theta, rtol=0, atol=1e-12)
 
 
-def test_one_blas_thread_limits_and_restores_blas_threads():
+def test_one_blas_thread_limits_and_restores_blas_threads(minimal_mse, monkeypatch):
     """The flow's LAPACK runs on one BLAS thread up to ONE_BLAS_THREAD_MAX_PARAMS parameters, and the
-    process's setting comes back afterwards; above the bound nothing changes."""
+    process's setting comes back afterwards; above the bound nothing changes. The run says which."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from flowtools.dynamics.stiff import ONE_BLAS_THREAD_MAX_PARAMS, one_blas_thread
@@ -245,3 +245,6 @@ def test_one_blas_thread_limits_and_restores_blas_threads():
         assert blas_threads() == before
         with one_blas_thread(ONE_BLAS_THREAD_MAX_PARAMS + 1):
             assert blas_threads() == before
+    assert ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 1.0).stats["blas_threads"] == 1
+    monkeypatch.setattr("flowtools.dynamics.stiff.ONE_BLAS_THREAD_MAX_PARAMS", 2)
+    assert ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 1.0).stats["blas_threads"] == 0

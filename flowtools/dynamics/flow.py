@@ -37,6 +37,7 @@ from .driver import ChunkedDriver
 from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
+from . import stiff
 from .stiff import AbstractFlowSolver, AbstractSegmentedSolver, one_blas_thread
 from .progress import progress_bar, wanted
 from .results import RESULTS, event_result, from_diffrax
@@ -471,6 +472,8 @@ def to_trajectory(problem, ts_out, ys, result, mask, stats, settings, wall, comp
     stats_out.update(
         steps=int(stats["num_steps"]), accepted_steps=int(stats["num_accepted_steps"]),
         rejected_steps=int(stats["num_rejected_steps"]), wall_time=wall, compile_time=compile_time,
+        # 1: the solve ran LAPACK on one BLAS thread (`stiff.one_blas_thread`); 0: the library's own count
+        blas_threads=int(problem.n_params <= stiff.ONE_BLAS_THREAD_MAX_PARAMS),
     )
     # Exact evaluation counts, where the solver keeps them (flowtools' own solvers do).
     for key in ("gradient_evaluations", "jacobian_evaluations", "hvp_evaluations", "factorizations",
