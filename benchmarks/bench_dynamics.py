@@ -30,7 +30,11 @@
   a warm cache (target 10 s); the cold time is in `extra`.
 - `flow_vs_cvode_<net>`: the flow against SUNDIALS CVODE (scikit-sundae, BDF with a dense linear solver)
   given the same jitted gradient as right-hand side, the same jitted Hessian as Jacobian, the same
-  rtol/atol and a terminal event at ‖∇L‖ = gtol (target ratio 1.0, ambition 0.5).
+  rtol/atol and a terminal event at ‖∇L‖ = gtol (target ratio 1.0, ambition 0.5). Each entry prints both
+  solvers' counts (ours: steps, rejections, gradients, Jacobian-vector products, Hessians, LU
+  factorisations, Newton failures; CVODE: nsteps, nfev, nje) and, from 61 parameters up, the CPU price
+  of one gradient, JVP, Hessian and LU, from which `extra` estimates where each solver's time goes.
+  `--full` adds a 997-parameter net (2-249-1; "auto" is still "bdf" there).
 """
 
 from __future__ import annotations
@@ -463,18 +467,26 @@ def bench_time_to_first_itinerary(quick):
 
 # ------------------------------------------------------------------------------------- CVODE
 def _cvode_flow(problem, theta0):
-    """CVODE (BDF, dense direct solver) with the jitted gradient and Hessian; (seconds, θ, info)."""
+    """CVODE (BDF, dense direct solver) with the jitted gradient and Hessian; (seconds, θ, info). info holds
+    CVODE's counts (steps, right-hand sides, Jacobians = Hessians) and the seconds spent in the Hessian
+    callback; scikit-sundae reports no Newton iteration count, but with a dense direct solver each Newton
+    iteration costs one right-hand side, so nni ≤ nfev."""
     from sksundae.cvode import CVODE
 
     grad = jax.jit(lambda th: problem.grad_fn(th))
     hess = jax.jit(lambda th: hessian_fn(problem, th))
     jax.block_until_ready((grad(jnp.asarray(theta0)), hess(jnp.asarray(theta0))))
+    spent = dict(jac_s=0.0, jac_calls=0, rhs_calls=0)
 
     def rhs(t, y, yp):
+        spent["rhs_calls"] += 1
         yp[:] = -np.asarray(grad(y))
 
     def jac(t, y, yp, JJ):
+        t0 = time.perf_counter()
         JJ[:, :] = -np.asarray(hess(y))
+        spent["jac_s"] += time.perf_counter() - t0
+        spent["jac_calls"] += 1
 
     def converged(t, y, events):
         events[0] = np.linalg.norm(np.asarray(grad(y))) - GTOL
@@ -483,14 +495,44 @@ def _cvode_flow(problem, theta0):
     solver = CVODE(rhs, rtol=RTOL, atol=ATOL, jacfn=jac, eventsfn=converged, num_events=1,
                    max_num_steps=10**7)
     t = time.perf_counter()
+    cpu = time.process_time()
     sol = solver.solve(np.array([0.0, 1e15]), np.asarray(theta0, float))
     seconds = time.perf_counter() - t
     info = dict(status=int(sol.status), message=str(sol.message), t_final=float(sol.t[-1]),
-                steps=int(len(sol.t) - 1), nfev=int(sol.nfev), njev=int(sol.njev))
+                nsteps=int(len(sol.t) - 1), nfev=int(sol.nfev), nje=int(sol.njev), cpu_s=time.process_time() - cpu,
+                hessian_callback_s=spent["jac_s"], rhs_calls=spent["rhs_calls"])
     return seconds, np.asarray(sol.y[-1]), info
 
 
-def bench_flow_vs_cvode(quick):
+def _unit_costs(problem, theta0, repeats=20):
+    """CPU milliseconds of one gradient, one Jacobian-vector product, one dense Hessian and one LU of
+    I + cH at θ0 (each jitted inside a `fori_loop` of `repeats`, so dispatch is excluded): the prices by
+    which the solvers' counts become a profile of where their time goes."""
+    from flowtools.dynamics.stiff import one_blas_thread
+
+    th = jnp.asarray(theta0)
+    n = th.shape[0]
+    H = hessian_fn(problem, th)
+    parts = dict(gradient=lambda x: problem.grad_fn(x),
+                 jvp=lambda x: jax.jvp(problem.grad_fn, (th,), (x,))[1],
+                 hessian=lambda x: hessian_fn(problem, x)[0],
+                 lu=lambda x: jax.scipy.linalg.lu_factor(jnp.eye(n) + (0.1 + 1e-12 * x[0]) * H)[0][0])
+    out = {}
+    with one_blas_thread(n):
+        for name, fn in parts.items():
+            loop = jax.jit(lambda x, fn=fn: lax.fori_loop(0, repeats, lambda i, x: x + 1e-12 * fn(x), x))
+            jax.block_until_ready(loop(th))
+            cpu = time.process_time()
+            jax.block_until_ready(loop(th))
+            out[name] = (time.process_time() - cpu) / repeats * 1e3
+    return out
+
+
+#: the 1 000-parameter net of `bench_flow_vs_cvode(full=True)` (997 parameters: "auto" is "bdf" up to 1 000)
+CVODE_LARGE = ("tanh_2_249_1", ((2, 249, 1), (2, 4, 1)))
+
+
+def bench_flow_vs_cvode(quick, full=False):
     try:
         import sksundae  # noqa: F401
     except ImportError:
@@ -498,10 +540,21 @@ def bench_flow_vs_cvode(quick):
                      ratio=float("nan"), baseline="SUNDIALS CVODE (scikit-sundae)",
                      note="skipped: pip install -e '.[bench]' installs scikit-sundae")]
     entries = []
-    for name in (["minimal_model", "tanh_1_20_1"] if quick else list(NETS)):
+    names = ["minimal_model", "tanh_1_20_1"] if quick else list(NETS) + ([CVODE_LARGE[0]] if full else [])
+    for name in names:
+        if name == CVODE_LARGE[0]:
+            NETS.setdefault(*CVODE_LARGE)
         problem, theta0, desc = flow_problem(name)
-        run = lambda: ft.gradient_flow(problem, theta0, None, gtol=GTOL, rtol=RTOL, atol=ATOL)  # noqa: E731
+        cpu = []
+
+        def run():
+            c = time.process_time()
+            tr = ft.gradient_flow(problem, theta0, None, gtol=GTOL, rtol=RTOL, atol=ATOL)
+            cpu.append(time.process_time() - c)
+            return tr
+
         traj = run()  # compiles
+        cpu.clear()
         ours = [run().stats["wall_time"]]
         cv_s, cv_theta, info = _cvode_flow(problem, theta0)
         traj = run()
@@ -509,10 +562,29 @@ def bench_flow_vs_cvode(quick):
         ours_s = float(np.median(ours))
         f_ours = problem.predict(traj.final_theta, np.asarray(problem.x))
         f_cv = problem.predict(cv_theta, np.asarray(problem.x))
+        st = traj.stats
+        counts = dict(steps=st["steps"], rejected_steps=st["rejected_steps"],
+                      gradient_evaluations=st.get("gradient_evaluations"), hessians=st.get("jacobian_evaluations"),
+                      jvps=st.get("hvp_evaluations"), factorizations=st.get("factorizations"),
+                      newton_failures=st.get("newton_failures"), error_test_failures=st.get("error_test_failures"))
+        unit = _unit_costs(problem, theta0) if problem.n_params > 50 else None
+        if unit is not None and counts["hessians"] is not None:
+            # Where each solver's CPU time goes, from its counts and the unit prices (seconds).
+            counts["estimated_cpu_s"] = dict(
+                gradients=counts["gradient_evaluations"] * unit["gradient"] / 1e3,
+                jvps=counts["jvps"] * unit["jvp"] / 1e3, hessians=counts["hessians"] * unit["hessian"] / 1e3,
+                lu=counts["factorizations"] * unit["lu"] / 1e3)
+            info["estimated_cpu_s"] = dict(rhs=info["nfev"] * unit["gradient"] / 1e3,
+                                           hessians=info["nje"] * unit["hessian"] / 1e3)
+        print(f"  {name} ({problem.n_params} parameters): ours {ours_s:.3g} s wall, CPU {cpu}, {counts} | CVODE "
+              f"{cv_s:.3g} s wall, {info} | unit CPU ms {unit}",
+              flush=True)
         entries.append(dict(
             name=f"flow_vs_cvode_{name}", ours_s=ours_s, baseline_s=cv_s, ratio=ours_s / cv_s, target=1.0,
             baseline="SUNDIALS CVODE (scikit-sundae) BDF, dense, same jitted gradient and Hessian",
-            extra=dict(problem=desc, n_params=problem.n_params, ours_runs_s=ours, cvode=info,
+            extra=dict(problem=desc, n_params=problem.n_params, ours_runs_s=ours, ours_cpu_s=cpu,
+                       cpu_ratio=float(np.median(cpu)) / info["cpu_s"], cvode=info, ours_counts=counts,
+                       unit_cpu_ms=unit, solver=traj.meta["solver"],
                        status=str(traj.status), t_final=traj.final_time, steps=traj.stats["steps"],
                        output_distance_to_cvode=float(np.max(np.abs(f_ours - f_cv))),
                        cvode_final_grad_norm=float(problem.grad_norm(cv_theta)),

@@ -224,3 +224,27 @@ def test_solver_bases_decide_how_a_flow_runs(minimal_mse):
     assert one.status == seg.status == ft.Status.T1_REACHED
     assert one.stats["accepted_steps"] == seg.stats["accepted_steps"] > 0
     np.testing.assert_allclose(one.theta, seg.theta, rtol=0, atol=1e-12)
+
+
+def test_one_blas_thread_limits_and_restores_blas_threads(minimal_mse, monkeypatch):
+    """The flow's LAPACK runs on one BLAS thread up to ONE_BLAS_THREAD_MAX_PARAMS parameters, and the
+    process's setting comes back afterwards; above the bound nothing changes. The run says which."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from flowtools.dynamics.stiff import ONE_BLAS_THREAD_MAX_PARAMS, one_blas_thread
+
+    def blas_threads():
+        return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+
+    jax.scipy.linalg.lu_factor(jnp.eye(3) + 1.0)  # JAX's LAPACK is loaded
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        assert before and all(n == 2 for n in before)
+        with one_blas_thread(ONE_BLAS_THREAD_MAX_PARAMS):
+            assert all(n == 1 for n in blas_threads())
+        assert blas_threads() == before
+        with one_blas_thread(ONE_BLAS_THREAD_MAX_PARAMS + 1):
+            assert blas_threads() == before
+    assert ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 1.0).stats["blas_threads"] == 1
+    monkeypatch.setattr("flowtools.dynamics.stiff.ONE_BLAS_THREAD_MAX_PARAMS", 2)
+    assert ft.gradient_flow(minimal_mse, PUBLISHED_THETA0, 1.0).stats["blas_threads"] == 0

@@ -37,7 +37,8 @@ from .driver import ChunkedDriver
 from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
-from .stiff import AbstractFlowSolver, AbstractSegmentedSolver
+from . import stiff
+from .stiff import AbstractFlowSolver, AbstractSegmentedSolver, one_blas_thread
 from .progress import progress_bar, wanted
 from .results import RESULTS, event_result, from_diffrax
 from .trajectory import Status, Trajectory, build_trajectory, solution_states
@@ -289,7 +290,8 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
                              "(solver='bdf' or 'rkc').")
         compiled, compile_time = _compiled(args, kw)
         t_run = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args, **kw))
+        with one_blas_thread(problem.n_params):
+            out = jax.block_until_ready(compiled(*args, **kw))
         wall = time.perf_counter() - t_run
         traj = _joined(previous, to_trajectory(problem, *out, settings, wall, compile_time))
     else:
@@ -393,9 +395,10 @@ def _segmented_flow(problem, args, kw, settings, previous, time_limit, checkpoin
         while True:
             limit = min(max_steps, done_steps + driver.size) if in_segments else max_steps
             t_seg = time.perf_counter()
-            out, state = jax.block_until_ready(compiled(
-                *head, state, jnp.asarray(resumed or done_steps > 0), jnp.asarray(limit, jnp.int64),
-                **kw))
+            with one_blas_thread(problem.n_params):
+                out, state = jax.block_until_ready(compiled(
+                    *head, state, jnp.asarray(resumed or done_steps > 0), jnp.asarray(limit, jnp.int64),
+                    **kw))
             steps = int(state.n_steps)
             bar.update(float(state.t) - float(args[2]) - bar.n if by_time else steps - done_steps)
             bar.set_postfix_str(f"t={float(state.t):.4g}", refresh=False)
@@ -469,6 +472,8 @@ def to_trajectory(problem, ts_out, ys, result, mask, stats, settings, wall, comp
     stats_out.update(
         steps=int(stats["num_steps"]), accepted_steps=int(stats["num_accepted_steps"]),
         rejected_steps=int(stats["num_rejected_steps"]), wall_time=wall, compile_time=compile_time,
+        # 1: the solve ran LAPACK on one BLAS thread (`stiff.one_blas_thread`); 0: the library's own count
+        blas_threads=int(problem.n_params <= stiff.ONE_BLAS_THREAD_MAX_PARAMS),
     )
     # Exact evaluation counts, where the solver keeps them (flowtools' own solvers do).
     for key in ("gradient_evaluations", "jacobian_evaluations", "hvp_evaluations", "factorizations",

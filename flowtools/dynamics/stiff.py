@@ -6,23 +6,46 @@ a stiff solver's iteration matrix by one symmetric eigendecomposition H = Q Λ Q
 step size can change at every step without refactorising, and one Hessian can serve many steps.
 
 Both run their whole loop inside one `lax.while_loop` (no Python per step) and return what
-`flow._solve` returns, with exact counts of gradient and Hessian evaluations. `AbstractFlowSolver` and
+`flow._solve` returns, with exact counts of gradient and Hessian evaluations. `one_blas_thread` is the
+context `flow.gradient_flow` runs them in (their LU factors on one BLAS thread). `AbstractFlowSolver` and
 `AbstractSegmentedSolver` declare what `flow._solve` and `flow._segmented_flow` call on a solver.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 
 import equinox as eqx
 import jax.numpy as jnp
 from jax import lax
+from threadpoolctl import ThreadpoolController
 
 from ..problem import Problem, dense_hessian_fn
 from .results import RESULTS, event_result
 
 __all__ = ["AbstractFlowSolver", "AbstractSegmentedSolver", "FlowSolver", "hessian_fn", "eigh_sym", "rms",
-           "outputs", "start_event"]
+           "outputs", "start_event", "one_blas_thread", "ONE_BLAS_THREAD_MAX_PARAMS"]
+
+
+#: The solves run LAPACK (LU factors and triangular solves of I + cH) on one BLAS thread up to this many
+#: parameters. Beside XLA's own threads a multithreaded OpenBLAS spins instead of working on a loaded
+#: machine: at 201 parameters (benchmarks/bench_dynamics.py, load 6–8 on 2 cores) one LU of I + cH took
+#: 10 ms of CPU with OpenBLAS's default 2 threads and 0.4 ms with one, and the whole flow 24 s of CPU
+#: (47–52 s wall) against 8.4 s (24–31 s wall).
+ONE_BLAS_THREAD_MAX_PARAMS = 2000
+
+_BLAS: list = []
+
+
+def one_blas_thread(n_params: int):
+    """A context in which BLAS/LAPACK runs on one thread (for n_params ≤ `ONE_BLAS_THREAD_MAX_PARAMS`;
+    otherwise it changes nothing). The controller is made once, after JAX has loaded its LAPACK."""
+    if n_params > ONE_BLAS_THREAD_MAX_PARAMS:
+        return contextlib.nullcontext()
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def hessian_fn(problem, theta, method: str = "auto"):
