@@ -235,10 +235,11 @@ def test_new_data_and_weight_decay_of_the_same_shape_do_not_recompile():
     theta = np.asarray(model.init(0))
     a = ft.Problem(model, mixture(20, 0), "cross_entropy", weight_decay=0.1)
     a.grad(theta)
-    before = jit_grad._cached._cache_size()
+    before = dict(jit_grad.memo)  # one executable per call signature (flowtools._stored_jit)
     b = ft.Problem(model, mixture(20, 1), "cross_entropy", weight_decay=0.2)
     assert not np.allclose(b.grad(theta), a.grad(theta))
-    assert jit_grad._cached._cache_size() == before
+    assert jit_grad.memo.keys() == before.keys()
+    assert all(jit_grad.memo[k] is before[k] for k in before)
 
 
 # ------------------------------------------------------------------------------ frozen parameters
