@@ -25,13 +25,15 @@ def _random_unit(rng, n, locked, basis):
     return None
 
 
-def _extend(matvec, V, T, k, m, dim, locked, rng):
+def _extend(matvec, V, T, k, m, dim, locked, rng, stop_at_invariant=False):
     """Extend the Lanczos basis V[:k+1] to V[:m+1], filling the projection T, with full
     reorthogonalization against `locked` and the basis.
 
     At an invariant subspace the basis continues with a fresh random vector, coupling 0; where none is
-    left (the active space of dimension `dim` is spanned) it stops early. Returns (m, β, exhausted,
-    products): the basis size reached, the last coupling, whether it stopped early, and the number of
+    left (the active space of dimension `dim` is spanned) it stops early. With `stop_at_invariant` it
+    returns at the invariant subspace (the fresh vector in place, β = 0), so that the caller judges its
+    exact Ritz pairs before spending products on the fresh vector. Returns (m, β, exhausted, products):
+    the basis size reached, the last coupling, whether it stopped early, and the number of
     matrix-vector products used.
     """
     n = V.shape[1]
@@ -39,7 +41,18 @@ def _extend(matvec, V, T, k, m, dim, locked, rng):
     for j in range(k, m):
         w = matvec(V[j])
         w, _ = orthogonalize(w, locked)
-        w, h = orthogonalize(w, V[: j + 1])
+        # The couplings T[:j, j] to the earlier vectors are known (T is symmetric): subtract them and the
+        # diagonal term first, so that the full Gram–Schmidt pass only removes the round-off left over and
+        # its second pass is rarely needed (the basis is read once per step instead of twice).
+        known = np.flatnonzero(T[:j, j])
+        h = np.zeros(j + 1)
+        if known.size:
+            h[known] = T[known, j]
+            w = w - np.einsum("i,ij->j", h[known], V[known])
+        h[j] = float(np.einsum("i,i->", V[j], w))
+        w = w - h[j] * V[j]
+        w, corr = orthogonalize(w, V[: j + 1])
+        h += corr
         T[: j + 1, j] = h
         T[j, : j + 1] = h
         beta = vector_norm(w)
@@ -50,6 +63,8 @@ def _extend(matvec, V, T, k, m, dim, locked, rng):
                 return j + 1, beta, True, j + 1 - k
             V[j + 1] = v
             T[j + 1, j] = T[j, j + 1] = 0.0
+            if stop_at_invariant:
+                return j + 1, beta, False, j + 1 - k
         else:
             V[j + 1] = w / beta
             T[j + 1, j] = T[j, j + 1] = beta
@@ -129,8 +144,8 @@ def _lock_negative(matvec, n, *, rtol_zero, conv_rtol, scale, nev, ncv, rng, loc
     k, used, lower = 0, 0, len(vals)
     while True:
         dim = n - Q.shape[0]
-        m = min(ncv, dim)
-        m, beta, exhausted, products = _extend(matvec, V, T, k, m, dim, Q, rng)
+        m = max(min(ncv, dim, k + budget - used), k + 1)  # a large basis must not overrun the budget
+        m, beta, exhausted, products = _extend(matvec, V, T, k, m, dim, Q, rng, stop_at_invariant=True)
         used += products
         if m >= dim:
             exhausted = True
@@ -166,6 +181,20 @@ def _lock_negative(matvec, n, *, rtol_zero, conv_rtol, scale, nev, ncv, rng, loc
         k = kk
 
 
+#: The default basis of the locking rounds: as many vectors as fit in `BASIS_MAX_BYTES`, at most
+#: `BASIS_MAX_VECTORS`. A larger basis restarts less often (each restart discards the unwanted part of the
+#: Krylov space, which the next cycle has to rebuild with new products), and a round stops at an invariant
+#: subspace, so a basis larger than needed costs nothing. On the planted saddle of 22 543 parameters
+#: (rank ≈ 145), the count took 646 products with the earlier basis of 40 vectors and 302 with this one.
+BASIS_MAX_BYTES = 2**30
+BASIS_MAX_VECTORS = 256
+
+
+def default_basis_size(n: int) -> int:
+    """The default number of Lanczos vectors of the locking rounds at n parameters."""
+    return int(max(1, min(BASIS_MAX_VECTORS, BASIS_MAX_BYTES // (8 * max(n, 1)))))
+
+
 def lanczos_spectrum(matvec, n, *, rtol_zero, k, k_top, max_matvecs, ncv, conv_rtol, seed,
                       max_index, full_max=128):
     rng = np.random.default_rng(seed)
@@ -195,7 +224,7 @@ def lanczos_spectrum(matvec, n, *, rtol_zero, k, k_top, max_matvecs, ncv, conv_r
     # 2. Krylov–Schur with locking for the eigenvalues below −tol; then verification rounds from fresh
     #    random vectors on the deflated operator until one of them locks nothing new.
     nev = max(k, 8)
-    size = max(ncv or 0, nev + 32, 2 * nev + 1)
+    size = max(default_basis_size(n) if ncv is None else ncv, nev + 32, 2 * nev + 1)
     vals, Q = [], empty
     complete, lower, rest, rounds = False, 0, np.zeros(0), 0
     while n_mv[0] < max_matvecs and len(vals) < max_index:

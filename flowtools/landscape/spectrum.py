@@ -59,6 +59,9 @@ import math
 import time
 import warnings
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -220,6 +223,43 @@ def _dense(problem, theta, n, rtol_zero, vectors):
         (Q[:, zero] if vectors else None)
 
 
+#: The most bytes of saved intermediates for which the Lanczos method linearizes ∇L once at θ.
+LINEARIZE_MAX_BYTES = 2**30
+
+
+@eqx.filter_jit
+def _linearize_grad(problem, theta):
+    return jax.linearize(problem.grad_fn, theta)[1]
+
+
+@eqx.filter_jit
+def _apply_linear(fn, v):
+    return fn(v)
+
+
+def linearized_matvec(problem: Problem, theta):
+    """(mv, counter, kernel): v ↦ ∇²L(θ)v on numpy vectors from ∇L linearized once at θ (`jax.linearize`:
+    the forward and backward pass of the network at θ are computed once and kept, and each product runs
+    only the tangent pass), a one-element list counting its calls, and the kernel's name. Where the kept
+    intermediates would exceed `LINEARIZE_MAX_BYTES`, the plain forward-over-reverse product
+    (`hessian_matvec`, which recomputes them in every call) and kernel "forward-over-reverse".
+    At 99 859 parameters (1 024 samples) a linearized product took 28–31 ms against 33–39 ms."""
+    th = jnp.asarray(theta)
+    shapes = jax.eval_shape(lambda t: _linearize_grad(problem, t), th)
+    kept = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
+    if kept > LINEARIZE_MAX_BYTES:
+        mv, counter = hessian_matvec(problem, theta)
+        return mv, counter, "forward-over-reverse"
+    fn = _linearize_grad(problem, th)
+    counter = [0]
+
+    def mv(v):
+        counter[0] += 1
+        return np.asarray(_apply_linear(fn, jnp.asarray(v)))
+
+    return mv, counter, "linearized"
+
+
 def _sensitivity(lam, sig, rtol_zero, scale, full):
     """Signatures at rtol_zero/10 and 10·rtol_zero when one differs from `sig` (n_neg only if not full)."""
     out = []
@@ -251,7 +291,8 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
     - `dense_max`, `max_dense_bytes`: "auto"'s limits for the dense method (the Hessian, its
       eigenvectors and eigh's workspace take about 3·8·n² bytes; 2³⁰ bytes allow n ≈ 6 700).
     - `max_matvecs`: Lanczos budget of Hessian-vector products; `ncv`: its basis size (default
-      max(2·nev + 1, nev + 32)); `conv_rtol`: residual tolerance relative to max|λ|;
+      256 vectors, fewer where they would take more than 1 GiB, never fewer than max(2·nev + 1,
+      nev + 32)); `conv_rtol`: residual tolerance relative to max|λ|;
       `max_index`: stop once this many negative eigenvalues are locked (default: no limit).
     - `seed`: the Lanczos start vectors.
     - `vectors`: return the unstable eigenvectors (and, for "dense", the zero ones).
@@ -279,7 +320,7 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
     fallback = ""
     if method == "lanczos":
         max_matvecs = _checks.positive_int("max_matvecs", max_matvecs)
-        mv, counter = hessian_matvec(problem, theta)
+        mv, counter, kernel = linearized_matvec(problem, theta)
         out = lanczos_spectrum(mv, n, rtol_zero=rtol_zero, k=k, k_top=k_top, max_matvecs=max_matvecs,
                                ncv=ncv, conv_rtol=_checks.positive("conv_rtol", conv_rtol), seed=seed,
                                max_index=max_index if max_index is not None else n)
@@ -302,7 +343,8 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
             sig = signature(lam, rtol_zero, scale=out["scale"])
         else:
             sig = (int(out["n_neg"]), None, None)
-        msg = (f"Lanczos (Krylov–Schur, full reorthogonalization): {counter[0]} Hessian-vector products, "
+        msg = (f"Lanczos (Krylov–Schur, full reorthogonalization): {counter[0]} Hessian-vector products "
+               f"({kernel}), "
                f"{out['rounds']} deflation round(s); "
                + ("the whole spectrum was resolved" if out["all_resolved"] else
                   "the count of negative eigenvalues is complete" if out["complete"] else
