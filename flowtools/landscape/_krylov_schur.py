@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def krylov_schur(matvec, n, nev, ncv, conv_tol, rng, locked, budget):
 
 
 def _lock_negative(matvec, n, *, rtol_zero, conv_rtol, scale, nev, ncv, rng, locked_vals, locked_vecs,
-                   budget):
+                   budget, progress=None):
     """Krylov–Schur for every eigenvalue below −tol, locking converged ones as it goes.
 
     Converged Ritz pairs below −tol are moved out of the active basis into the locked set (their coupling
@@ -155,6 +156,8 @@ def _lock_negative(matvec, n, *, rtol_zero, conv_rtol, scale, nev, ncv, rng, loc
         tol, ctol = rtol_zero * scale, conv_rtol * scale
         # Interlacing: Ritz values below −tol bound the count from below, converged or not.
         lower = max(lower, Q.shape[0] + int(np.sum(theta < -tol)))
+        if progress is not None:  # what a count cut off by its deadline reports
+            progress["lower"], progress["scale"] = max(progress.get("lower", 0), lower), scale
         lock = 0
         while lock < m and res[lock] <= ctol and theta[lock] < -tol:
             lock += 1
@@ -163,6 +166,8 @@ def _lock_negative(matvec, n, *, rtol_zero, conv_rtol, scale, nev, ncv, rng, loc
             X = V[:m].T @ Y[:, :lock]
             Qn, _ = np.linalg.qr(np.vstack([Q, X.T]).T)
             Q = Qn.T.copy()
+            if progress is not None:
+                progress["vals"], progress["Q"] = list(vals), Q
         check = min(nev, 4, m - lock)
         certified = check > 0 and np.all(res[lock: lock + check] <= ctol) and theta[lock] >= -tol
         if exhausted or certified or used >= budget:
@@ -195,21 +200,49 @@ def default_basis_size(n: int) -> int:
     return int(max(1, min(BASIS_MAX_VECTORS, BASIS_MAX_BYTES // (8 * max(n, 1)))))
 
 
+class _TimeUp(Exception):
+    """The wall-clock deadline of a Lanczos count passed."""
+
+
 def lanczos_spectrum(matvec, n, *, rtol_zero, k, k_top, max_matvecs, ncv, conv_rtol, seed,
-                      max_index, full_max=128):
+                      max_index, full_max=128, deadline=None):
+    """The Morse count by Krylov–Schur with locking (see `flowtools.landscape.spectrum`). `deadline`: a
+    `time.perf_counter()` value after which no further product is computed; the count then stops with
+    what it has, as a lower bound (`timed_out` True)."""
     rng = np.random.default_rng(seed)
     empty = np.zeros((0, n))
     n_mv = [0]
 
     def mv(v):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise _TimeUp
         n_mv[0] += 1
         return matvec(v)
+
+    try:
+        return _count(mv, n_mv, n, rng, empty, rtol_zero=rtol_zero, k=k, k_top=k_top,
+                      max_matvecs=max_matvecs, ncv=ncv, conv_rtol=conv_rtol, max_index=max_index,
+                      full_max=full_max, progress=(progress := {}))
+    except _TimeUp:
+        vals = progress.get("vals", [])
+        top_vals = progress.get("top", np.zeros(0))
+        scale = progress.get("scale", 0.0)
+        lam = np.sort(np.concatenate([np.array(vals, dtype=float), top_vals]))
+        Q = progress.get("Q", empty)
+        return dict(eigenvalues=lam, n_neg=max(len(vals), progress.get("lower", 0)), complete=False,
+                    scale=scale, tol=rtol_zero * scale, unstable=Q.T, rounds=progress.get("rounds", 0),
+                    all_resolved=False, timed_out=True)
+
+
+def _count(mv, n_mv, n, rng, empty, *, rtol_zero, k, k_top, max_matvecs, ncv, conv_rtol, max_index,
+           full_max, progress):
 
     # 1. The largest eigenvalues (extreme, usually well separated: fast), for the scale max|λ|.
     # Small n: one Krylov space of dimension n (with restarts at invariant subspaces) gives everything.
     top = krylov_schur(lambda v: -mv(v), n, max(k_top, 1), n if n <= full_max else max(2 * k_top + 20, 30),
                         lambda th: 1e-6 * np.maximum(np.abs(th), 1e-300), rng, empty, max_matvecs)
     top_vals = np.sort(-top.values)
+    progress["top"] = top_vals
     if top.exhausted:
         # The Krylov space is the whole space: these are all n eigenvalues.
         lam = top_vals
@@ -218,8 +251,9 @@ def lanczos_spectrum(matvec, n, *, rtol_zero, k, k_top, max_matvecs, ncv, conv_r
         neg = lam < -tol
         vecs = top.vectors[:, ::-1][:, neg]
         return dict(eigenvalues=lam, n_neg=int(neg.sum()), complete=True, scale=scale, tol=tol,
-                    unstable=vecs, rounds=0, all_resolved=True)
+                    unstable=vecs, rounds=0, all_resolved=True, timed_out=False)
     scale = float(np.max(np.abs(top_vals))) if top_vals.size else 0.0
+    progress["scale"] = scale
 
     # 2. Krylov–Schur with locking for the eigenvalues below −tol; then verification rounds from fresh
     #    random vectors on the deflated operator until one of them locks nothing new.
@@ -229,10 +263,11 @@ def lanczos_spectrum(matvec, n, *, rtol_zero, k, k_top, max_matvecs, ncv, conv_r
     complete, lower, rest, rounds = False, 0, np.zeros(0), 0
     while n_mv[0] < max_matvecs and len(vals) < max_index:
         rounds += 1
+        progress["rounds"] = rounds
         before = len(vals)
         vals, Q, complete, low, rest, _, scale = _lock_negative(
             mv, n, rtol_zero=rtol_zero, conv_rtol=conv_rtol, scale=scale, nev=nev, ncv=size, rng=rng,
-            locked_vals=vals, locked_vecs=Q, budget=max_matvecs - n_mv[0])
+            locked_vals=vals, locked_vecs=Q, budget=max_matvecs - n_mv[0], progress=progress)
         lower = max(lower, low)
         if not complete or len(vals) == before:
             break
@@ -243,4 +278,4 @@ def lanczos_spectrum(matvec, n, *, rtol_zero, k, k_top, max_matvecs, ncv, conv_r
     order = np.argsort(vals)
     return dict(eigenvalues=lam, n_neg=n_neg, complete=complete, scale=scale, tol=tol,
                 unstable=Q.T[:, order] if Q.shape[0] == len(vals) else Q.T, rounds=rounds,
-                all_resolved=False)
+                all_resolved=False, timed_out=False)
