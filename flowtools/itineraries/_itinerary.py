@@ -76,13 +76,16 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       the save grid. False analyses the saved states only.
     - `near_gtol`: a refinement that failed to reach its gtol but whose best iterate has ‖∇L‖ ≤
       `near_gtol` is kept as that critical set (status "near_critical") instead of being discarded.
-    - `time_limit`: wall-time budget in seconds for the whole itinerary; once spent, the remaining
-      passages are recorded unrefined (status "skipped") and `stats["budget_exhausted"]` is True.
+    - `time_limit`: wall-time budget in seconds for the whole itinerary, every phase included: the
+      resolution gets at most half of it, the passages stop `END_RESERVE` of it before the limit (those
+      left are recorded unrefined, status "skipped", without a spectrum), the end is judged within what
+      is left, and every refinement, spectrum and continued flow gets the time left to its phase.
+      `stats["cut_off"]` names the phases cut, `stats["budget_exhausted"]` says whether passages were
+      skipped. Not interrupted: a first compile and one solver step.
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
       `auto_time_limits(n)` (15 s + 5 ms per parameter for the itinerary, 2 s + 2 ms per parameter
       per refinement, unless `refine_options` gives `time_limit`). None: no limit. A per-refinement budget
-      is `refine_options=dict(time_limit=…)`; the end of the run is always judged, within a refinement
-      budget.
+      is `refine_options=dict(time_limit=…)`.
     - `progress`: a progress bar over the passages (None: when stderr is a terminal and there are
       at least 4 passages; FLOWTOOLS_PROGRESS=0 hides it).
     - `spectrum_options`: passed to every `hessian_spectrum` call that labels a visit (e.g.
