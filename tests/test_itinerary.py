@@ -200,6 +200,28 @@ def test_refinement_options_and_budgets(deep_linear):
     assert share["passages"] == share["per_run"][0][1] + 3
 
 
+def test_time_limit_bounds_every_phase(deep_linear):
+    """`time_limit` bounds the whole itinerary: passages after it are recorded without refinement or
+    spectrum, the end is judged within what is left, and the result names what was cut off."""
+    p, theta0 = deep_linear
+    tr = ft.gradient_flow(p, theta0, 40.0, n_save=60)
+    # A limit that does not bind compiles every kernel of the limited paths and cuts nothing off.
+    # Compiling is not interrupted; resolving the run compiles flows of new segment lengths, so the
+    # timing below is taken on the saved states (resolve=False).
+    warm = itinerary(p, tr, time_limit=1e3, resolve=False)
+    assert warm.stats["cut_off"] == [] and not warm.stats["budget_exhausted"] and warm.terminal == "attractor"
+    limit = 1e-4  # spent before the first passage, however fast the machine
+    it = itinerary(p, tr, time_limit=limit, resolve=False)
+    # No phase runs on past the limit by more than one step (0.3 s measured at load ≈ 10 with 0.05 s).
+    assert it.stats["wall_time"] <= limit + 1.0
+    assert it.stats["budget_exhausted"] and "passages" in it.stats["cut_off"]
+    assert "cut off: " in it.message and it.stats["time_limit"] == limit
+    skipped = [v for v in it.visits if v.status == "skipped"]
+    assert skipped and all(v.signature == (None, None, None) and "time limit" in v.reason for v in skipped)
+    assert "spectra" in it.stats["cut_off"]
+    assert "resolve" in itinerary(p, tr, time_limit=limit).stats["cut_off"]
+
+
 def test_unfinished_run_ends_in_an_unfinished_node(deep_linear):
     p, theta0 = deep_linear
     tr = ft.gradient_flow(p, theta0, 3.2, n_save=100)  # stopped while learning the first mode

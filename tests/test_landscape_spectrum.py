@@ -115,3 +115,17 @@ def test_krylov_schur_expansion_is_a_lanczos_basis():
         else:
             assert (m, exhausted, beta) == (n, True, 0.0)
             np.testing.assert_allclose(np.linalg.eigvalsh(T[:n, :n]), np.linalg.eigvalsh(A), atol=1e-12)
+
+
+def test_time_limit_cuts_a_lanczos_count_to_its_lower_bound():
+    p, th, _, _ = planted_saddle(10, 256, 3, 12, 60)
+    exact = hessian_spectrum(p, th, method="dense").n_neg
+    full = hessian_spectrum(p, th, method="lanczos", vectors=False)
+    assert full.complete and full.n_neg == exact
+    with pytest.warns(RuntimeWarning, match="lower bound"):
+        cut = hessian_spectrum(p, th, method="auto", dense_max=10, vectors=False, time_limit=1e-6)
+    # Stopped before its first product: no dense fallback, the count a flagged lower bound.
+    assert cut.method == "lanczos" and not cut.complete and cut.matvecs == 0
+    assert cut.n_neg <= exact and "time limit of 1e-06 s ran out" in cut.message
+    with pytest.raises(ValueError, match="time_limit"):
+        hessian_spectrum(p, th, method="lanczos", time_limit=0.0)

@@ -25,7 +25,8 @@ from ..landscape.symmetry import (fingerprint_distance, function_fingerprint, ne
 from ..problem import Problem, training_outputs
 from ._passages import drift, function_noise_scale, merge, plateau_passages, windows, without_noise
 from ._records import Itinerary, Visit, problem_loss_label
-from ._refinement import refine_passage, slow_region, spectrum, train_part, visit_from_point
+from ._refinement import (TIME_LIMIT_NOTE, refine_passage, slow_region, spectrum, time_left, timed_options,
+                          train_part, visit_from_point)
 from ._terminal import noise_ball, terminal_state
 
 
@@ -76,13 +77,16 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       the save grid. False analyses the saved states only.
     - `near_gtol`: a refinement that failed to reach its gtol but whose best iterate has ‖∇L‖ ≤
       `near_gtol` is kept as that critical set (status "near_critical") instead of being discarded.
-    - `time_limit`: wall-time budget in seconds for the whole itinerary; once spent, the remaining
-      passages are recorded unrefined (status "skipped") and `stats["budget_exhausted"]` is True.
+    - `time_limit`: wall-time budget in seconds for the whole itinerary, every phase included: the
+      resolution gets at most half of it, the passages stop `END_RESERVE` of it before the limit (those
+      left are recorded unrefined, status "skipped", without a spectrum), the end is judged within what
+      is left, and every refinement, spectrum and continued flow gets the time left to its phase.
+      `stats["cut_off"]` names the phases cut, `stats["budget_exhausted"]` says whether passages were
+      skipped. Not interrupted: a first compile and one solver step.
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
       `auto_time_limits(n)` (15 s + 5 ms per parameter for the itinerary, 2 s + 2 ms per parameter
       per refinement, unless `refine_options` gives `time_limit`). None: no limit. A per-refinement budget
-      is `refine_options=dict(time_limit=…)`; the end of the run is always judged, within a refinement
-      budget.
+      is `refine_options=dict(time_limit=…)`.
     - `progress`: a progress bar over the passages (None: when stderr is a terminal and there are
       at least 4 passages; FLOWTOOLS_PROGRESS=0 hides it).
     - `spectrum_options`: passed to every `hessian_spectrum` call that labels a visit (e.g.
@@ -134,15 +138,25 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                         f"{type(spectrum_options).__name__}.")
     spec_opts = dict(spectrum_options or {}, rtol_zero=rtol_zero)
     opts.setdefault("spectrum_options", dict(spec_opts))
+    # The time limit bounds every phase: resolving the run (half of it at most), the passages (up to
+    # END_RESERVE of it before the deadline), then the end. Each refinement, spectrum and continued flow
+    # gets the time left to its phase (`timed_options`, `time_left`).
+    deadline = None if time_limit is None else wall0 + time_limit
+    passages_deadline = None if time_limit is None else deadline - END_RESERVE * time_limit
+    if deadline is not None:
+        spec_opts["deadline"] = deadline
+    cut_off = []
 
-    def remaining():
-        return None if time_limit is None else max(time_limit - (time.perf_counter() - wall0), 0.0)
+    def remaining(until=deadline):
+        return None if until is None else max(until - time.perf_counter(), 0.0)
 
     traj = trajectory
     if resolve:
         budget = remaining()
         traj = resolve_trajectory(problem, trajectory, max_jump=0.5 * rho,
                                   time_limit=None if budget is None else 0.5 * budget)
+        if budget is not None and time.perf_counter() - wall0 >= 0.5 * budget:
+            cut_off.append("resolve")
     finite = np.all(np.isfinite(traj.theta), axis=1)
     thetas, ts = traj.theta[finite], traj.t[finite]
     outputs = training_outputs(problem, thetas)
@@ -188,15 +202,18 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             idx = 0 if sp.at_start else index_of.get(int(sp.index))
             if idx is None:
                 continue
-            budget = remaining()
+            budget = remaining(passages_deadline)
+            pass_opts = spec_opts if deadline is None else dict(spec_opts, deadline=passages_deadline)
             if budget is not None and budget <= 0:
                 exhausted = True
-                info = slow_region(problem, thetas[idx], spec_opts, rho, "skipped")
+                info = slow_region(problem, thetas[idx], pass_opts, rho, "skipped")
             else:
                 o = dict(opts)
                 if budget is not None:
                     o["time_limit"] = min(o.get("time_limit") or np.inf, budget)
-                info = refine_passage(dict(ctx, opts=o), thetas[idx], sp)
+                    o["spectrum_options"] = timed_options(dict(o["spectrum_options"],
+                                                               deadline=passages_deadline))
+                info = refine_passage(dict(ctx, opts=o, spec_opts=pass_opts), thetas[idx], sp)
                 n_refinements += 1
             # The first state is a candidate only as a critical set: a run that does not start near
             # one has no visit there.
@@ -212,7 +229,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     elif noisy:
         o = dict(opts)
         if remaining() is not None:
-            o["time_limit"] = min(o.get("time_limit") or np.inf, remaining())
+            o["time_limit"] = min(o.get("time_limit") or np.inf, remaining(passages_deadline) or 1e-3)
+            o["spectrum_options"] = timed_options(dict(o["spectrum_options"], deadline=passages_deadline))
         found = plateau_passages(dict(ctx, rho=rho_out, opts=o), traj, thetas)
         candidates = sorted(candidates + found, key=lambda c: c[0])
 
@@ -222,10 +240,10 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     if status in (Status.DIVERGED, Status.NON_FINITE):
         terminal, message = "diverged", trajectory.message
     else:
-        budget = remaining()
-        if budget is not None:  # the end is always judged, within one refinement's budget at least
+        if deadline is not None:  # the end is judged within the time left (END_RESERVE of the limit)
             o = dict(opts)
-            o["time_limit"] = max(min(o.get("time_limit") or np.inf, budget), o.get("time_limit") or 1.0)
+            o["time_limit"] = min(o.get("time_limit") or np.inf, time_left(deadline))
+            o["spectrum_options"] = timed_options(dict(o["spectrum_options"], deadline=deadline))
             ctx = dict(ctx, opts=o)
         terminal, message, end_info, degenerate = terminal_state(
             ctx, traj, thetas, y_rms, attractor_gtol, approach_window)
@@ -270,17 +288,28 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         # canonical representative's function, so points of one orbit of the full group are one set.
         for v in visits:
             v.fingerprint = orbit_fingerprint(problem, v.theta)
+    if exhausted:
+        cut_off.append("passages")
+    if ctx.get("end_status") == "skipped":  # the end's refinement ran out of time
+        cut_off.append("end")
+    if any(TIME_LIMIT_NOTE in (v.reason or "") for v in visits):
+        cut_off.append("spectra")
     stats = dict(wall_time=time.perf_counter() - wall0, refinements=n_refinements, noise_scale=noise,
                  visit_radius=rho, exit_radius=rho_out,
-                 budget_exhausted=exhausted, resolved_states=int(traj.stats.get("resolved_states", 0)),
+                 budget_exhausted=exhausted, cut_off=cut_off, time_limit=time_limit, resolved_states=int(traj.stats.get("resolved_states", 0)),
                  states=int(len(thetas)), d_out=d_out, n_train=n_train,
                  loss_label=problem_loss_label(problem), network=network_widths(problem))
     if "periodic_orbit" in ctx:
         stats["periodic_orbit"] = ctx["periodic_orbit"]
     itin = Itinerary(visits, terminal, trajectory.method, message, degenerate, stats)
-    if exhausted:
-        itin.message += f"; the time limit of {time_limit:g} s ran out: later passages are unrefined"
+    if cut_off:
+        itin.message += (f"; the time limit of {time_limit:g} s ran out (cut off: {', '.join(cut_off)})"
+                         + (": later passages are unrefined" if exhausted else ""))
     return itin
+
+
+#: The share of `time_limit` kept for judging the end of the run: the passages stop before it.
+END_RESERVE = 0.2
 
 
 def auto_time_limits(n_params: int) -> tuple[float | None, float | None]:

@@ -6,14 +6,50 @@ an unrefined slow region.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..dynamics.flow import gradient_flow
 from ..dynamics.trajectory import Status
 from ..landscape import classify, classify_point, find_critical_point, loss_floor_spectrum
 from ..landscape.critical import LOSS_FLOOR_NOTE, MATRIX_FREE_MIN
-from ..landscape.spectrum import spectrum_or_fallback
+from ..landscape.spectrum import Spectrum, spectrum_or_fallback
 from ..landscape.symmetry import function_fingerprint, reduces_to
+
+
+#: What the message of a spectrum cut off or skipped by the time limit says (`hessian_spectrum`,
+#: `skipped_spectrum`).
+TIME_LIMIT_NOTE = "time limit"
+
+
+def skipped_spectrum(problem, spec_opts):
+    """The record of a spectrum that the itinerary's time limit left no time for: signature
+    (None, None, None), method "skipped"."""
+    return Spectrum(np.zeros(0), (None, None, None), float("nan"), spec_opts["rtol_zero"], float("nan"),
+                    np.zeros((problem.n_params, 0)), None, False, "skipped", problem.n_params, 0, 0.0,
+                    "not computed: the itinerary's time limit ran out")
+
+
+def out_of_time(spec_opts) -> bool:
+    deadline = spec_opts.get("deadline")
+    return deadline is not None and time.perf_counter() >= deadline
+
+
+def time_left(deadline) -> float | None:
+    """Seconds left before `deadline` (a `time.perf_counter()` value; None: no limit), at least 1 ms so
+    that a phase started at the deadline stops at its first check."""
+    return None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+
+
+def timed_options(spec_opts) -> dict:
+    """`hessian_spectrum` options for a call now: the "deadline" entry (the itinerary's time limit, a
+    `time.perf_counter()` value) becomes the `time_limit` left."""
+    opts = dict(spec_opts)
+    deadline = opts.pop("deadline", None)
+    if deadline is not None:
+        opts["time_limit"] = min(opts.get("time_limit") or np.inf, time_left(deadline))
+    return opts
 
 
 def train_part(problem, fp) -> np.ndarray:
@@ -30,8 +66,8 @@ def visit_from_point(problem, theta, kind, spectrum, fp, gnorm, status="converge
                 grad_norm=float(gnorm), reduces_to=reduces_to(problem, theta),
                 fingerprint=fp, eigenvalues=np.asarray(spectrum.eigenvalues), status=status,
                 radius=float(radius),
-                reason=spectrum.message if spectrum.method in ("finite_difference", "failed")
-                or LOSS_FLOOR_NOTE in spectrum.message else "")
+                reason=spectrum.message if spectrum.method in ("finite_difference", "failed", "skipped")
+                or LOSS_FLOOR_NOTE in spectrum.message or TIME_LIMIT_NOTE in spectrum.message else "")
 
 
 def classified(ctx, point, status, cp) -> tuple:
@@ -41,7 +77,11 @@ def classified(ctx, point, status, cp) -> tuple:
     problem = ctx["problem"]
     if status == "converged" and _reusable(cp.spectrum, ctx["spec_opts"]):
         return cp.spectrum, cp.kind  # the refinement already classified this point
-    spec = loss_floor_spectrum(problem, point, spectrum_or_fallback(problem, point, **ctx["spec_opts"]))
+    if out_of_time(ctx["spec_opts"]):
+        spec = skipped_spectrum(problem, ctx["spec_opts"])
+        return spec, classify(spec.signature)
+    spec = loss_floor_spectrum(problem, point, spectrum_or_fallback(problem, point,
+                                                                    **timed_options(ctx["spec_opts"])))
     return spec, _kind(problem, point, spec)
 
 
@@ -63,9 +103,11 @@ def spectrum(problem, theta, spec_opts, known=None):
     """The Hessian spectrum at θ, reusing `known` (a refinement's record of the same point)."""
     if _reusable(known, spec_opts) and known.n_params == len(theta):
         return known
+    if out_of_time(spec_opts):
+        return skipped_spectrum(problem, spec_opts)
     # Slow regions and the unfinished end keep eigenvalues and signature only.
-    return spectrum_or_fallback(problem, theta,
-                                **dict(dict(vectors=problem.n_params <= MATRIX_FREE_MIN), **spec_opts))
+    return spectrum_or_fallback(problem, theta, **dict(dict(vectors=problem.n_params <= MATRIX_FREE_MIN),
+                                                       **timed_options(spec_opts)))
 
 
 def guess_spectrum(cp, theta):
@@ -106,7 +148,8 @@ def refine_passage(ctx, theta, sp) -> dict:
     if point is None and cp is not None and cp.signature[0] == 0 and np.isfinite(cp.grad_norm):
         # No unstable direction at the guess: the slow approach to a (degenerate) minimum set, which
         # the implicit flow follows with huge steps.
-        cont = gradient_flow(problem, theta, None, gtol=ctx["near_gtol"] * 1e-4, max_steps=20_000)
+        cont = gradient_flow(problem, theta, None, gtol=ctx["near_gtol"] * 1e-4, max_steps=20_000,
+                             time_limit=time_left(ctx["spec_opts"].get("deadline")))
         if cont.status == Status.CONVERGED:
             point, status = cont.final_theta, "flow"
     if point is not None:

@@ -13,7 +13,7 @@ from ..dynamics.flow import gradient_flow
 from ..dynamics.trajectory import Status
 from ..landscape.spectrum import spectrum_or_fallback
 from ..landscape.symmetry import function_fingerprint, reduces_to
-from ._refinement import classified, guess_spectrum, refine, visit_from_point
+from ._refinement import classified, guess_spectrum, refine, time_left, timed_options, visit_from_point
 
 
 def noise_ball(ctx, thetas, rho_out, approach_window):
@@ -74,7 +74,7 @@ def _kink_terminal(ctx, trajectory, end, g_end):
                else f"and the flow ended {trajectory.status.value}")
         return ("unfinished", f"the run stopped at a kink of L (|grad L| = {g_end:.3g}) {why}: not an "
                 "attractor", None, False)
-    spec = spectrum_or_fallback(problem, end, **ctx["spec_opts"])
+    spec = spectrum_or_fallback(problem, end, **timed_options(ctx["spec_opts"]))
     info = visit_from_point(problem, end, "degenerate_minimum", spec, function_fingerprint(problem, end),
                              g_end, status="kink")
     info["reason"] = reason
@@ -92,13 +92,14 @@ def terminal_state(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_wind
     finite = np.all(np.isfinite(trajectory.theta), axis=1)
     g_end = float(trajectory.grad_norm[finite][-1])
     point, status, cp = refine(ctx, end)
-    ctx["end_spectrum"] = guess_spectrum(cp, end)
+    ctx["end_spectrum"], ctx["end_status"] = guess_spectrum(cp, end), status
     unfinished = ("unfinished", f"the run ended with |grad L| = {g_end:.3g} away from any minimum", None, False)
     if point is None and g_end <= attractor_gtol:
         # Degenerate minima are approached algebraically and Newton-type refinement converges only
         # slowly onto them: follow the flow itself (an implicit solver takes huge steps there) until
         # ‖∇L‖ ≤ 1e-12, then take that point as the refined one.
-        cont = gradient_flow(problem, end, None, gtol=1e-12, max_steps=20_000)
+        cont = gradient_flow(problem, end, None, gtol=1e-12, max_steps=20_000,
+                             time_limit=time_left(ctx["spec_opts"].get("deadline")))
         if cont.status == Status.CONVERGED:
             point, status = cont.final_theta, "flow"
     if point is None:
