@@ -391,7 +391,20 @@ def _enable_on_import() -> None:
 # the time (measured: 3.4 → 1.8 s of CPU at 4 parameters, 5.3 → 3.2 s at 61) and the kernels ran as
 # fast. The option is probed once, so a jaxlib that no longer knows it just compiles as before.
 _FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False}
-_fast_compile_ok: bool | None = None
+_known_options: dict = {}
+
+
+def options_supported(options: dict) -> bool:
+    """Whether this jaxlib compiles with the XLA `options` (probed once per set of options), so that an
+    option a later jaxlib drops is skipped instead of failing every compile."""
+    key = tuple(sorted(options.items()))
+    if key not in _known_options:
+        try:
+            jax.jit(lambda x: x + 1).lower(1.0).compile(compiler_options=dict(options))
+            _known_options[key] = True
+        except Exception:  # noqa: BLE001 - an unknown option is an XlaRuntimeError/ValueError
+            _known_options[key] = False
+    return _known_options[key]
 
 
 def requested_compiler_options() -> dict:
@@ -401,13 +414,6 @@ def requested_compiler_options() -> dict:
 
 def compiler_options() -> dict:
     """XLA options that cut the compile time of flowtools' loop kernels on CPU ({} elsewhere)."""
-    global _fast_compile_ok
     if jax.default_backend() != "cpu":
         return {}
-    if _fast_compile_ok is None:
-        try:
-            jax.jit(lambda x: x + 1).lower(1.0).compile(compiler_options=_FAST_COMPILE)
-            _fast_compile_ok = True
-        except Exception:  # noqa: BLE001 - an unknown option is an XlaRuntimeError/ValueError
-            _fast_compile_ok = False
-    return dict(_FAST_COMPILE) if _fast_compile_ok else {}
+    return dict(_FAST_COMPILE) if options_supported(_FAST_COMPILE) else {}

@@ -53,6 +53,19 @@ def run_study(path, argv, tmp_path_factory, name: str):
 
 
 @pytest.fixture
+def cache_dir(tmp_path):
+    """A fresh compilation cache (and executable store) under tmp_path, the settings restored after."""
+    from flowtools import _cache
+
+    before = (jax.config.jax_enable_compilation_cache, jax.config.jax_compilation_cache_dir)
+    ft.enable_compilation_cache(tmp_path / "jax")
+    yield tmp_path / "jax"
+    jax.config.update("jax_enable_compilation_cache", before[0])
+    jax.config.update("jax_compilation_cache_dir", before[1])
+    _cache._reset()
+
+
+@pytest.fixture
 def restore_cache():
     """JAX's compilation-cache settings and flowtools' cache state, restored after the test."""
     from flowtools import _cache

@@ -19,16 +19,6 @@ from flowtools.dynamics import flow
 THETA = np.array([-0.13, 0.13, 0.16, -0.15])
 
 
-@pytest.fixture
-def cache_dir(tmp_path):
-    before = (jax.config.jax_enable_compilation_cache, jax.config.jax_compilation_cache_dir)
-    ft.enable_compilation_cache(tmp_path / "jax")
-    yield tmp_path / "jax"
-    jax.config.update("jax_enable_compilation_cache", before[0])
-    jax.config.update("jax_compilation_cache_dir", before[1])
-    _cache._reset()
-
-
 def _key(problem, theta=THETA):
     return _aot.key("k", (0.0, jnp.asarray(theta), problem), {}, {})
 

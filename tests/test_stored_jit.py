@@ -13,18 +13,8 @@ import numpy as np
 import pytest
 
 import flowtools as ft
-from flowtools import _cache, _stored_jit
+from flowtools import _stored_jit
 from flowtools.problem._batch import jit_grad, jit_hessian, jit_loss, jit_value_and_grad
-
-
-@pytest.fixture
-def cache_dir(tmp_path):
-    before = (jax.config.jax_enable_compilation_cache, jax.config.jax_compilation_cache_dir)
-    ft.enable_compilation_cache(tmp_path / "jax")
-    yield tmp_path / "jax"
-    jax.config.update("jax_enable_compilation_cache", before[0])
-    jax.config.update("jax_compilation_cache_dir", before[1])
-    _cache._reset()
 
 
 def _problem_and_theta(width=3):

@@ -140,23 +140,15 @@ def _member_seeds(seed, n: int) -> list[int]:
 # XLA:CPU's library (YNNPACK) fusions, off for batched kernels (module docstring). Probed once, as
 # `_cache.compiler_options` does: a jaxlib that does not know the option compiles as before.
 _NO_LIBRARY_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
-_no_library_fusions_ok: bool | None = None
 
 
 def batched_compiler_options() -> dict:
     """XLA options for the vmapped ensemble kernels: the package's CPU options, with XLA:CPU's library
     fusions off where this jaxlib knows the option ({} off the CPU)."""
-    global _no_library_fusions_ok
     options = _cache.compiler_options()
     if jax.default_backend() != "cpu":
         return options
-    if _no_library_fusions_ok is None:
-        try:
-            jax.jit(lambda x: x + 1).lower(1.0).compile(compiler_options=_NO_LIBRARY_FUSIONS)
-            _no_library_fusions_ok = True
-        except Exception:  # noqa: BLE001 - an unknown option is an XlaRuntimeError/ValueError
-            _no_library_fusions_ok = False
-    return dict(options, **_NO_LIBRARY_FUSIONS) if _no_library_fusions_ok else options
+    return dict(options, **_NO_LIBRARY_FUSIONS) if _cache.options_supported(_NO_LIBRARY_FUSIONS) else options
 
 
 _COMPILED: dict = {}
