@@ -85,7 +85,7 @@ def test_resolve_trajectory_fills_unresolved_segments_with_the_runs_own_states()
 
 
 def test_flow_segments_padded_to_the_flows_slots_run_its_solve_and_save_the_same_states():
-    from flowtools.dynamics.flow import save_slots
+    from flowtools.dynamics.save_times import save_slots
 
     p = ft.problems.teacher_student(3, 2, 2, activation="tanh", n=20)
     theta0 = np.asarray(p.model.init(0, "normal", scale=0.3))

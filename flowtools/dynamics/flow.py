@@ -37,6 +37,7 @@ from .driver import ChunkedDriver
 from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
+from .save_times import log_time_grid, save_grid
 from . import stiff
 from .stiff import AbstractFlowSolver, AbstractSegmentedSolver, one_blas_thread
 from .progress import progress_bar, wanted
@@ -67,11 +68,6 @@ SOLVERS = {
 #: (measured on digits nets to t = 200 at rtol = 1e-8: BDF is ahead at 85 parameters, RKC 1.6–4× ahead
 #: from 160 to 610; BDF keeps the edge on long runs to convergence, where its steps reach 10⁶).
 AUTO_RKC_MIN_PARAMS = 1000
-
-
-def log_time_grid(t_first: float, t_last: float, n: int) -> np.ndarray:
-    """n log-spaced times from t_first to t_last (both included)."""
-    return np.geomspace(t_first, t_last, n)
 
 
 def _vector_field(t, theta, problem):
@@ -130,47 +126,6 @@ def _compiled(args, kw):
 
 #: where each compiled solve came from ("loaded", "compiled", …; see `flowtools._aot.compiled`)
 _COMPILED_FROM: dict = {}
-
-
-def save_grid(t0, t1, *, save_ts=None, n_save=200, t_first=None, grid_t0=None, save_steps=False):
-    """The save times of a flow's compiled solve (never-reached slots hold inf): `gradient_flow`'s
-    `save_ts`, or its default grid (rule in its docstring); `grid_t0`: where a resumed run's grid
-    started; `save_steps`: saves at accepted steps (the slots are filled by the solver)."""
-    if save_steps:
-        # No final time to lay a grid on: save every stride-th accepted step (`stiff.save_step`).
-        ts = np.zeros(n_save + n_save % 2)
-    elif save_ts is None:
-        start = t0 if grid_t0 is None else grid_t0
-        t_last = t1 if math.isfinite(t1) else 1e12
-        lo = start + (t_first if t_first is not None else min(1e-3, (t_last - start) * 1e-6))
-        ts = log_time_grid(lo, t_last, n_save)
-        ts = ts[(ts > start) & (ts <= t_last)]
-    else:
-        ts = _checks.finite_array("save_ts", save_ts, ndim=1)
-        if np.any(np.diff(ts) <= 0) or ts.size == 0 or ts[0] < t0 or (ts[-1] > t1):
-            raise ValueError("save_ts must be increasing and lie in [t0, t1].")
-    if grid_t0 is not None:
-        # A resumed run saves at the times still ahead, padded to the original number of slots (an
-        # inf time is never reached) so that it reuses the original run's compilation.
-        ts = np.concatenate([ts[ts > t0], np.full(int(np.sum(ts <= t0)), np.inf)])
-    if ts.size == 0:  # nothing left to save between t0 and the end: one slot that is never reached
-        ts = np.array([np.inf])
-    return ts
-
-
-def save_slots(meta) -> int | None:
-    """The number of save slots of the solve that ran a flow with these settings (`Trajectory.meta`):
-    a later solve with fewer save times pads to it (`gradient_flow(pad_slots=…)`) and so runs the same
-    compiled solve. None where a solve with given save times cannot share it (saves at accepted steps,
-    settings missing)."""
-    try:
-        if meta.get("save_grid") not in ("log", "given"):
-            return None
-        t1 = math.inf if meta.get("t1") is None else float(meta["t1"])
-        return int(save_grid(float(meta["t0"]), t1, save_ts=meta.get("save_ts"), n_save=int(meta["n_save"]),
-                             t_first=meta.get("t_first")).size)
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto", rtol=1e-8,
@@ -289,9 +244,9 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
       the steps of an uninterrupted one and equals it bit for bit. Other solvers, or a trajectory
       without that state, restart at the saved point, equal to the solver's tolerance.
     - `pad_slots`: pad the save grid with never-reached slots (time inf) to this many ("bdf" and
-      "rkc", finite t1 or given `save_ts`), so that a run with fewer save times uses the compiled solve
-      of a run with more (`save_slots(traj.meta)`): `resolve_trajectory`'s segments run the flow's own
-      executable. The saved states and the steps are the same.
+      "rkc", finite t1 or given `save_ts`), so that a run with fewer save times uses the compiled
+      solve of a run with more (`flowtools.dynamics.save_times.save_slots(traj.meta)`):
+      `resolve_trajectory`'s segments run the flow's own executable. The states and steps are the same.
 
     **Returns:** a `Trajectory` whose status is "converged", "t1_reached", "max_steps", "diverged",
     "non_finite", "time_limit" or "failed", with the step counts and the wall and compile times in

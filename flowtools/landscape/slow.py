@@ -187,7 +187,8 @@ def _dynamics_only(problem):
 
 def _segment_flow(problem, trajectory, i, n_inner):
     """States of the same flow strictly inside (t_i, t_{i+1}), re-solved from the saved state θ_i."""
-    from ..dynamics.flow import SOLVERS, gradient_flow, save_slots
+    from ..dynamics.flow import SOLVERS, gradient_flow
+    from ..dynamics.save_times import save_slots
 
     t, meta = trajectory.t, trajectory.meta  # a _View
     a, b = float(t[i]), float(t[i + 1])
