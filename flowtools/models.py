@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks, _deprecation
+from ._stored_jit import stored_jit
 from .activations import Activation, get_activation
 
 __all__ = ["MLP", "LayerSlices", "FunctionModel"]
@@ -240,8 +241,7 @@ class MLP:
                 f"layer_scales must have one entry per layer ({self.n_layers}), got {len(layer_scales)}."
             )
         key = jax.random.PRNGKey(seed) if isinstance(seed, (int, np.integer)) else seed
-        keys = jax.random.split(key, 2 * self.n_layers)
-        layers = []
+        factors, plan = [], []
         for l, sl in enumerate(self.layout):
             fan_out, fan_in = sl.W_shape
             if scheme == "normal":
@@ -252,14 +252,14 @@ class MLP:
                 std = scale * np.sqrt(1.0 / fan_in)
             else:
                 std = scale * np.sqrt(2.0 / (fan_in + fan_out))
-            W = std * layer_scales[l] * jax.random.normal(keys[2 * l], sl.W_shape, dtype=jnp.float64)
-            b = None
-            if sl.b is not None:
-                b = jnp.zeros(fan_out, dtype=jnp.float64)
-                if scheme == "normal":
-                    b = std * layer_scales[l] * jax.random.normal(keys[2 * l + 1], (fan_out,), dtype=jnp.float64)
-            layers.append((W, b))
-        return self.flatten(layers)
+            factors.append(float(std * layer_scales[l]))
+            plan.append((sl.W_shape, None if sl.b is None else "normal" if scheme == "normal" else "zeros"))
+        factors, plan = np.asarray(factors, dtype=np.float64), tuple(plan)
+        if isinstance(key, jax.Array) and key.dtype == jnp.uint32:  # a raw key (typed keys: eagerly)
+            # One stored kernel for the whole draw: a new shape loads it instead of compiling the
+            # split, the normals, the scaling and the concatenation eagerly, with the same bits.
+            return _draw_stored(key, jax.device_put(factors), plan)
+        return _draw(key, factors, plan)
 
     def __repr__(self):
         bias = self.bias[0] if len(set(self.bias)) == 1 else list(self.bias)
@@ -350,3 +350,26 @@ class FunctionModel:
 
     def __repr__(self):
         return f"FunctionModel({self.name!r}, n_params={self.n_params}, d_in={self.d_in}, d_out={self.d_out})"
+
+
+def _draw(key, factors, plan):
+    """`MLP.init`'s flat θ: layer l's W is factors[l]·N(0, 1) from the key's split 2l, its bias
+    factors[l]·N(0, 1) from split 2l + 1, or zeros (`plan`: (W shape, None | "normal" | "zeros") per
+    layer)."""
+    keys = jax.random.split(key, 2 * len(plan))
+
+    def scaled_normal(l, k, shape):
+        # The barrier keeps XLA from fusing the scaling into the sampler, which changes the last bits.
+        return factors[l] * jax.lax.optimization_barrier(jax.random.normal(k, shape, dtype=jnp.float64))
+
+    parts = []
+    for l, (shape, bias) in enumerate(plan):
+        parts.append(scaled_normal(l, keys[2 * l], shape).reshape(-1))
+        if bias == "normal":
+            parts.append(scaled_normal(l, keys[2 * l + 1], (shape[0],)))
+        elif bias == "zeros":
+            parts.append(jnp.zeros(shape[0], dtype=jnp.float64))
+    return jnp.concatenate(parts)
+
+
+_draw_stored = stored_jit(_draw)

@@ -82,3 +82,24 @@ def test_resolve_trajectory_fills_unresolved_segments_with_the_runs_own_states()
     assert function_distances(p, res.theta[:1], theta0)[0] == 0.0
     with pytest.raises(ValueError, match="max_jump"):
         resolve_trajectory(p, coarse, max_jump=0.0)
+
+
+def test_flow_segments_padded_to_the_flows_slots_run_its_solve_and_save_the_same_states():
+    from flowtools.dynamics.save_times import save_slots
+
+    p = ft.problems.teacher_student(3, 2, 2, activation="tanh", n=20)
+    theta0 = np.asarray(p.model.init(0, "normal", scale=0.3))
+    flow = ft.gradient_flow(p, theta0, 1e3, solver="bdf", n_save=40)
+    assert save_slots(flow.meta) == 40
+    a, b = float(flow.t[20]), float(flow.t[21])
+    ts = a * (b / a) ** (np.arange(1, 5) / 5)
+    plain = ft.gradient_flow(p, flow.theta[20], b, t0=a, save_ts=ts, solver="bdf")
+    padded = ft.gradient_flow(p, flow.theta[20], b, t0=a, save_ts=ts, solver="bdf", pad_slots=40)
+    assert plain.stats["compile_time"] > 0 and padded.stats["compile_time"] == 0  # the flow's own solve
+    np.testing.assert_array_equal(padded.t, plain.t)
+    np.testing.assert_array_equal(padded.theta, plain.theta)
+    assert padded.stats["steps"] == plain.stats["steps"] and padded.status == plain.status
+    assert np.all(np.isin(ts, padded.t))
+    with pytest.raises(ValueError, match="pad_slots"):
+        ft.gradient_flow(p, theta0, 1.0, solver="bdf", pad_slots=0)
+    assert save_slots({"save_grid": "steps"}) is None and save_slots({}) is None

@@ -1,6 +1,7 @@
 """MLP: flat θ layout, forward pass, neuron indices, initialization; the activation registry."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.special as sps
@@ -197,6 +198,36 @@ def test_init_variances(scheme):
         assert abs(np.var(b1) / expected - 1.0) < 5 * np.sqrt(2.0 / b1.size)
     else:
         np.testing.assert_array_equal(b1, 0.0)
+
+
+def _eager_init(model, seed, scheme, scale, layer_scales):
+    """The draw op by op, as `MLP.init` wrote it before its stored kernel."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), 2 * model.n_layers)
+    parts = []
+    for l, sl in enumerate(model.layout):
+        fan_out, fan_in = sl.W_shape
+        std = {"normal": scale, "he": scale * np.sqrt(2.0 / fan_in), "lecun": scale * np.sqrt(1.0 / fan_in),
+               "glorot": scale * np.sqrt(2.0 / (fan_in + fan_out))}[scheme]
+        parts.append(np.ravel(std * layer_scales[l] * jax.random.normal(keys[2 * l], sl.W_shape, dtype=jnp.float64)))
+        if sl.b is not None:
+            parts.append(np.asarray(std * layer_scales[l] * jax.random.normal(keys[2 * l + 1], (fan_out,), dtype=jnp.float64))
+                         if scheme == "normal" else np.zeros(fan_out))
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("widths,bias", [((5, 2, 1), False), ((4, 3, 1), True), ((6, 7, 5, 2), (True, False, True))])
+def test_init_kernel_gives_the_bits_of_the_op_by_op_draw(widths, bias):
+    from flowtools import _stored_jit
+
+    model = ft.MLP(widths, "tanh", bias=bias)
+    for seed in (0, 1, 12345):
+        for scheme in ("normal", "he", "lecun", "glorot"):
+            ls = tuple(0.5 + 0.25 * l for l in range(model.n_layers))
+            got = np.asarray(model.init(seed, scheme, scale=0.3, layer_scales=ls))
+            np.testing.assert_array_equal(got.view(np.uint64), _eager_init(model, seed, scheme, 0.3, ls).view(np.uint64))
+    # a typed key takes the op-by-op path and draws the same θ
+    np.testing.assert_array_equal(np.asarray(model.init(jax.random.key(5))), np.asarray(model.init(5)))
+    assert _stored_jit.origins()["flowtools.models._draw"]
 
 
 def test_layer_scales_multiply_layers():

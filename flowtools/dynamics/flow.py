@@ -37,6 +37,7 @@ from .driver import ChunkedDriver
 from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
+from .save_times import log_time_grid, save_grid
 from . import stiff
 from .stiff import AbstractFlowSolver, AbstractSegmentedSolver, one_blas_thread
 from .progress import progress_bar, wanted
@@ -67,11 +68,6 @@ SOLVERS = {
 #: (measured on digits nets to t = 200 at rtol = 1e-8: BDF is ahead at 85 parameters, RKC 1.6–4× ahead
 #: from 160 to 610; BDF keeps the edge on long runs to convergence, where its steps reach 10⁶).
 AUTO_RKC_MIN_PARAMS = 1000
-
-
-def log_time_grid(t_first: float, t_last: float, n: int) -> np.ndarray:
-    """n log-spaced times from t_first to t_last (both included)."""
-    return np.geomspace(t_first, t_last, n)
 
 
 def _vector_field(t, theta, problem):
@@ -135,7 +131,7 @@ _COMPILED_FROM: dict = {}
 def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto", rtol=1e-8,
                  atol=1e-10, t0=0.0, dt0=None, save_ts=None, n_save=200, t_first=None,
                  max_steps=200_000, max_norm=1e6, pcoeff=0.3, icoeff=0.4, progress=False, grid_t0=None,
-                 carry=None):
+                 carry=None, pad_slots=None):
     """Validate `gradient_flow`'s arguments; return the jitted solve's (args, static kwargs, settings).
 
     `grid_t0`: where the default log grid starts (a resumed run continues its original grid).
@@ -176,25 +172,12 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
 
     n_save = _checks.positive_int("n_save", n_save, minimum=2)
     save_steps = save_ts is None and math.isinf(t1) and _segmented(solver_obj)
-    if save_steps:
-        # No final time to lay a grid on: save every stride-th accepted step (`stiff.save_step`).
-        ts = np.zeros(n_save + n_save % 2)
-    elif save_ts is None:
-        start = t0 if grid_t0 is None else grid_t0
-        t_last = t1 if math.isfinite(t1) else 1e12
-        lo = start + (t_first if t_first is not None else min(1e-3, (t_last - start) * 1e-6))
-        ts = log_time_grid(lo, t_last, n_save)
-        ts = ts[(ts > start) & (ts <= t_last)]
-    else:
-        ts = _checks.finite_array("save_ts", save_ts, ndim=1)
-        if np.any(np.diff(ts) <= 0) or ts.size == 0 or ts[0] < t0 or (ts[-1] > t1):
-            raise ValueError("save_ts must be increasing and lie in [t0, t1].")
-    if grid_t0 is not None:
-        # A resumed run saves at the times still ahead, padded to the original number of slots (an
-        # inf time is never reached) so that it reuses the original run's compilation.
-        ts = np.concatenate([ts[ts > t0], np.full(int(np.sum(ts <= t0)), np.inf)])
-    if ts.size == 0:  # nothing left to save between t0 and the end: one slot that is never reached
-        ts = np.array([np.inf])
+    ts = save_grid(t0, t1, save_ts=save_ts, n_save=n_save, t_first=t_first, grid_t0=grid_t0,
+                   save_steps=save_steps)
+    if pad_slots is not None:
+        pad_slots = _checks.positive_int("pad_slots", pad_slots)
+    if pad_slots is not None and _segmented(solver_obj) and not save_steps:
+        ts = np.concatenate([ts, np.full(max(pad_slots - ts.size, 0), np.inf)])
 
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731  arrays, so values don't recompile
     args = (problem, theta0, f(t0), f(t1), None if dt0 is None else f(dt0), jnp.asarray(ts), f(rtol),
@@ -223,7 +206,7 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
                   n_save: int = 200, t_first: float | None = None, max_steps: int = 200_000,
                   max_norm: float = 1e6, pcoeff: float = 0.3, icoeff: float = 0.4,
                   progress: bool = False, time_limit: float | None = None, checkpoint=None,
-                  checkpoint_every: float = 60.0, resume=None) -> Trajectory:
+                  checkpoint_every: float = 60.0, resume=None, pad_slots: int | None = None) -> Trajectory:
     """Integrate the gradient flow dθ/dt = −∇L(θ) from θ(t0) = theta0.
 
     **Arguments:**
@@ -260,6 +243,10 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
       factors; "rkc": step sizes, error memory, λ_max and its Ritz vector), so the resumed run takes
       the steps of an uninterrupted one and equals it bit for bit. Other solvers, or a trajectory
       without that state, restart at the saved point, equal to the solver's tolerance.
+    - `pad_slots`: pad the save grid with never-reached slots (time inf) to this many ("bdf" and
+      "rkc", finite t1 or given `save_ts`), so that a run with fewer save times uses the compiled
+      solve of a run with more (`flowtools.dynamics.save_times.save_slots(traj.meta)`):
+      `resolve_trajectory`'s segments run the flow's own executable. The states and steps are the same.
 
     **Returns:** a `Trajectory` whose status is "converged", "t1_reached", "max_steps", "diverged",
     "non_finite", "time_limit" or "failed", with the step counts and the wall and compile times in
@@ -283,7 +270,7 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
     args, kw, settings = prepare_flow(
         problem, theta0, t1, gtol=gtol, solver=solver, rtol=rtol, atol=atol, t0=t0, dt0=dt0,
         save_ts=save_ts, n_save=n_save, t_first=t_first, max_steps=max_steps, max_norm=max_norm,
-        pcoeff=pcoeff, icoeff=icoeff, progress=progress, grid_t0=grid_t0, carry=carry)
+        pcoeff=pcoeff, icoeff=icoeff, progress=progress, grid_t0=grid_t0, carry=carry, pad_slots=pad_slots)
     if not _segmented(kw["solver"]):
         if time_limit is not None or checkpoint is not None:
             raise ValueError("time_limit and checkpoint need a solver that runs in segments "

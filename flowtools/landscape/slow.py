@@ -188,6 +188,7 @@ def _dynamics_only(problem):
 def _segment_flow(problem, trajectory, i, n_inner):
     """States of the same flow strictly inside (t_i, t_{i+1}), re-solved from the saved state θ_i."""
     from ..dynamics.flow import SOLVERS, gradient_flow
+    from ..dynamics.save_times import save_slots
 
     t, meta = trajectory.t, trajectory.meta  # a _View
     a, b = float(t[i]), float(t[i + 1])
@@ -195,8 +196,9 @@ def _segment_flow(problem, trajectory, i, n_inner):
     ts = a * (b / a) ** frac if a > 0 else a + (b - a) * frac
     solver = meta.get("solver", "bdf")
     opts = {k: meta[k] for k in ("rtol", "atol", "pcoeff", "icoeff", "max_norm") if meta.get(k) is not None}
+    # Padded to the flow's number of save slots, the segment runs the flow's own compiled solve.
     seg = gradient_flow(problem, trajectory.theta[i], b, t0=a, save_ts=ts,
-                        solver=solver if solver in SOLVERS else "bdf", **opts)
+                        solver=solver if solver in SOLVERS else "bdf", pad_slots=save_slots(meta), **opts)
     inner = (seg.t > a) & (seg.t < b)
     return seg.t[inner], seg.theta[inner]
 
@@ -291,7 +293,9 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
                 break
             if added >= max_states:
                 break
-            res = segment(light, _View(t, theta, trajectory, step), i, int(n_i))
+            # The flow's segments take the problem the flow ran on (one compiled solve serves both).
+            res = segment(problem if segment is _segment_flow else light,
+                          _View(t, theta, trajectory, step), i, int(n_i))
             new_t.append(res[0])
             new_theta.append(res[1])
             if segment is _segment_gd:
