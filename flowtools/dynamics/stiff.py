@@ -38,10 +38,11 @@ ONE_BLAS_THREAD_MAX_PARAMS = 2000
 _BLAS: list = []
 
 
-def one_blas_thread(n_params: int):
-    """A context in which BLAS/LAPACK runs on one thread (for n_params ≤ `ONE_BLAS_THREAD_MAX_PARAMS`;
-    otherwise it changes nothing). The controller is made once, after JAX has loaded its LAPACK."""
-    if n_params > ONE_BLAS_THREAD_MAX_PARAMS:
+def one_blas_thread(n_params: int | None = None):
+    """A context in which BLAS/LAPACK runs on one thread (for n_params ≤ `ONE_BLAS_THREAD_MAX_PARAMS`, or
+    always with n_params None; otherwise it changes nothing). The controller is made once, after JAX has
+    loaded its LAPACK. The landscape's dense eigendecompositions run in it too (`spectrum`)."""
+    if n_params is not None and n_params > ONE_BLAS_THREAD_MAX_PARAMS:
         return contextlib.nullcontext()
     if not _BLAS:
         _BLAS.append(ThreadpoolController())

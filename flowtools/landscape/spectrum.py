@@ -63,9 +63,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .. import _checks, _deprecation
+from ..dynamics.stiff import one_blas_thread
 from ..problem import Problem
 from ._kernels import dense_hessian, hessian_from_hvps, hessian_matvec  # noqa: F401 (re-export)
 from ._krylov_schur import lanczos_spectrum
@@ -209,7 +209,7 @@ def _dense(problem, theta, n, rtol_zero, vectors):
     # One LAPACK thread: beside XLA's threads on a loaded 2-core machine a multithreaded OpenBLAS spun
     # instead of working (eigvalsh of a 1 210² matrix: 4.2 s CPU / 9.2 s wall with its default threads,
     # 0.16 s / 0.25 s with one, at load ≈ 11), and one thread is as fast as two at n ≈ 10³ anyway.
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         if vectors:
             lam, Q = np.linalg.eigh(H)
         else:  # eigenvalues only: about 3× cheaper than eigh at n ≈ 10³
@@ -419,7 +419,7 @@ def spectrum_or_fallback(problem: Problem, theta, **options) -> Spectrum:
             e[j] = h[j]
             H[:, j] = (np.asarray(problem.grad(theta + e)) - np.asarray(problem.grad(theta - e))) / (2 * h[j])
         if np.all(np.isfinite(H)):
-            with threadpool_limits(1, user_api="blas"):
+            with one_blas_thread():
                 lam, Q = np.linalg.eigh(0.5 * (H + H.T))
             scale = float(np.max(np.abs(lam))) if n else 0.0
             tol = rtol_zero * scale
