@@ -8,25 +8,39 @@ Why batching used to lose on the CPU (measured on the minimal model, docs/benchm
 elementwise and reduction fusions above a size threshold to the YNNPACK library. For the vmapped GD
 chunk the threshold falls between 16 and 64 members, and a step then cost 15–65× more (20 µs → 1.3 ms
 from B = 16 to B = 64), while XLA's own kernels keep the cost per member flat (≈ 1.3–2 µs from B = 4 to
-1024). Batched kernels are therefore compiled with those library fusions off. Adaptive flows still lose
-on the CPU: vmap turns the BDF's conditionals into selects that evaluate both branches for every member
-at every step, so `batched="auto"` runs flows one by one.
+1024). Batched kernels are therefore compiled with those library fusions off.
+
+Batched flows are traced with two vmap rules of their own (`batched_flow_rules`): a `lax.cond` whose
+branch differs between members runs each branch only when some member takes it (JAX's rule runs every
+branch for every member, so every step paid for a Hessian, an LU and Newton–Krylov's GMRES), and
+`x.at[i].set(v)` with per-member i is a masked select (XLA:CPU expands that scatter into a loop over the
+members). Members stay bit for bit their single runs, and `batched=True` costs 0.58 of what it cost
+with JAX's rules; but a batch still steps until its slowest member ends, each Newton or GMRES loop runs
+as long as its slowest member's, and each member's gradient costs the same batched or not, so on the
+minimal model a batched flow of 16 members still costs about twice the loop (docs/benchmarks.md) and
+`batched="auto"` runs flows one by one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+from jax.extend import core as jax_core
+from jax.interpreters import batching
 
 from .. import _cache, _checks
 from ..problem import Problem
 from . import descent, flow
 from .progress import progress_bar
 from .results import RESULTS
+from .stiff import one_blas_thread
 from .trajectory import Trajectory
 
 __all__ = ["run_ensemble"]
@@ -169,8 +183,87 @@ def _compiled(fn, *args, **kw):
     return _COMPILED[key], time.perf_counter() - t
 
 
+def _any_cond_rule(select_rule, axis_data, args, dims, *, branches, **params):
+    """vmap of `lax.cond` whose branch index differs between members: each branch runs, for the whole
+    batch, only when some member takes it (an unbatched `lax.cond` on any(index == i)), and each member
+    then selects its own branch's outputs. JAX's own rule (`select_rule`) runs every branch for every
+    member at every call; a member's values are the same either way."""
+    if (dims[0] is None or "branches_platforms" in params
+            or any(branch.effects for branch in branches)):
+        return select_rule(axis_data, args, dims, branches=branches, **params)
+    size = axis_data.size
+    index, *ops = (batching.bdim_at_front(x, d, size) for x, d in zip(args, dims))
+    outs = []
+    for i, branch in enumerate(branches):
+        run = jax.vmap(jax_core.jaxpr_as_fun(branch), axis_size=size)
+        skip = [jnp.zeros((size,) + a.shape, a.dtype) for a in branch.out_avals]
+        outs.append(lax.cond(jnp.any(index == i), lambda run=run: list(run(*ops)), lambda skip=skip: skip))
+    picks = [lax.select_n(lax.broadcast_in_dim(index, out[0].shape, (0,)), *out) for out in zip(*outs)]
+    return picks, [0] * len(picks)
+
+
+def _point_scatter_rule(scatter_rule, axis_data, args, dims, *, dimension_numbers, mode, **params):
+    """vmap of `x.at[i].set(v)` (`lax.scatter`, one index per member, full slices on the other axes)
+    with per-member indices: a select against a one-hot mask, instead of the scatter that XLA:CPU
+    expands into a loop over the members (several per BDF step, more per GMRES iteration). The values are copied, as by the scatter: bit for bit the same. Any other scatter goes to
+    JAX's own rule (`scatter_rule`)."""
+    operand, indices, updates = args
+    dn = dimension_numbers
+    shape = operand.shape if dims[0] is None else operand.shape[:dims[0]] + operand.shape[dims[0] + 1:]
+    ishape = indices.shape if dims[1] is None else indices.shape[:dims[1]] + indices.shape[dims[1] + 1:]
+    window = [d for d in range(len(shape)) if d not in dn.inserted_window_dims]
+    point = (dims[1] is not None and len(ishape) == 1 and not dn.operand_batching_dims
+             and sorted(dn.inserted_window_dims) == sorted(dn.scatter_dims_to_operand_dims)
+             and tuple(dn.update_window_dims) == tuple(range(len(window)))
+             and mode in (lax.GatherScatterMode.FILL_OR_DROP, lax.GatherScatterMode.CLIP,
+                          lax.GatherScatterMode.PROMISE_IN_BOUNDS))
+    if point:
+        size = axis_data.size
+        operand, indices, updates = (batching.bdim_at_front(x, d, size) for x, d in zip(args, dims))
+        point = updates.shape[1:] == tuple(shape[d] for d in window)
+    if not point:
+        return scatter_rule(axis_data, args, dims, dimension_numbers=dimension_numbers, mode=mode, **params)
+    mask = jnp.ones(operand.shape, bool)
+    for k, d in enumerate(dn.scatter_dims_to_operand_dims):
+        i = indices[:, k]
+        if mode != lax.GatherScatterMode.FILL_OR_DROP:  # out of bounds: clipped, not dropped
+            i = jnp.clip(i, 0, shape[d] - 1)
+        at = i.reshape((size,) + (1,) * len(shape))
+        mask = mask & (lax.broadcasted_iota(i.dtype, operand.shape, d + 1) == at)
+    updates = jnp.expand_dims(updates, tuple(d + 1 for d in sorted(dn.inserted_window_dims)))
+    return jnp.where(mask, updates.astype(operand.dtype), operand), 0
+
+
+@contextlib.contextmanager
+def batched_flow_rules():
+    """While tracing in this context, `jax.vmap` keeps a batched flow's per-member branching cheap:
+    `lax.cond` with a batched predicate runs a branch only when some member takes it (`_any_cond_rule`),
+    instead of every branch for every member, and `x.at[i].set(v)` with
+    per-member i is a masked select (`_point_scatter_rule`). The batched flow is traced in it; each
+    member computes the same values as its single run."""
+    rules = batching.fancy_primitive_batchers
+    ours = {lax.cond_p: _any_cond_rule, lax.scatter_p: _point_scatter_rule}
+    saved = {p: rules[p] for p in ours}
+    if any(isinstance(r, functools.partial) and r.func is ours[p] for p, r in saved.items()):
+        yield  # already on
+        return
+    for p, rule in ours.items():
+        rules[p] = functools.partial(rule, saved[p])
+    try:
+        yield
+    finally:
+        rules.update(saved)
+
+
 @eqx.filter_jit
 def _batched_solve(batch, rest, **kw):
+    with batched_flow_rules():
+        return jax.vmap(lambda th0: flow._solve(rest[0], th0, *rest[1:], **kw))(batch)
+
+
+@eqx.filter_jit
+def _batched_solve_select(batch, rest, **kw):
+    """`_batched_solve` with JAX's own vmap of `lax.cond` (every branch for every member; benchmarks)."""
     return jax.vmap(lambda th0: flow._solve(rest[0], th0, *rest[1:], **kw))(batch)
 
 
@@ -180,15 +273,20 @@ def _batched_chunk(problem, theta, lr, n, k, gtol_sq, max_norm, keys, batch_size
                     )(theta, keys)
 
 
-def _batched_flow(problem, thetas, options) -> list[Trajectory]:
+def _batched_flow(problem, thetas, options, flow_rules: bool = True) -> list[Trajectory]:
     options = dict(options, progress=False)
     t1 = options.pop("t1", None)
     args, kw, settings = flow.prepare_flow(problem, thetas[0], t1, **options)
     batch = jnp.asarray(thetas)
     rest = (args[0],) + args[2:]
-    solve, compile_time = _compiled(_batched_solve, batch, rest, **kw)
+    if flow_rules:  # the rules also apply where JAX lowers a primitive through vmap (LU pivots)
+        with batched_flow_rules():
+            solve, compile_time = _compiled(_batched_solve, batch, rest, **kw)
+    else:
+        solve, compile_time = _compiled(_batched_solve_select, batch, rest, **kw)
     t = time.perf_counter()
-    ts, ys, result, mask, stats = jax.block_until_ready(solve(batch, rest, **kw))
+    with one_blas_thread(problem.n_params):  # as `gradient_flow` runs its LU factors
+        ts, ys, result, mask, stats = jax.block_until_ready(solve(batch, rest, **kw))
     wall = time.perf_counter() - t
     pick = lambda tree, i: jax.tree_util.tree_map(lambda a: a[i] if jnp.ndim(a) else a, tree)  # noqa: E731
     return [flow.to_trajectory(problem, ts[i], ys[i], pick(result, i), pick(mask, i), pick(stats, i),
