@@ -14,11 +14,12 @@ Batched flows are traced with two vmap rules of their own (`batched_flow_rules`)
 branch differs between members runs each branch only when some member takes it (JAX's rule runs every
 branch for every member, so every step paid for a Hessian, an LU and Newton–Krylov's GMRES), and
 `x.at[i].set(v)` with per-member i is a masked select (XLA:CPU expands that scatter into a loop over the
-members). Members stay bit for bit their single runs, and `batched=True` takes 0.62 of the time it
-took with JAX's rules (0.67 of the CPU time); but a batch still steps until its slowest member ends,
-each Newton or GMRES loop runs as long as its slowest member's, and each member's gradient costs the
-same batched or not, so on the minimal model a batched flow of 16 members still takes 1.4× the loop
-(1.2× its CPU time; docs/benchmarks.md) and `batched="auto"` runs flows one by one.
+members). Members stay bit for bit their single runs, and `batched=True` takes 0.53–0.70 of the
+time it took with JAX's rules (0.61–0.67 of the CPU time); but a batch still steps until its slowest
+member ends, each Newton or GMRES loop runs as long as its slowest member's, and each member's gradient
+costs the same batched or not, so on the minimal model a batched flow of 16 members still takes
+1.02–1.41× the loop (1.05–1.19× its CPU time; docs/benchmarks.md) and `batched="auto"` runs flows one
+by one.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def run_ensemble(method: str, problem: Problem, thetas, *, batched: bool | str =
 def _auto(method: str, problem: Problem, n_members: int, options: dict, block_size) -> tuple[bool, str]:
     """The `batched="auto"` policy: (batch?, why not when it does not)."""
     if method == "gradient_flow":
-        return False, "auto: flows run one by one (batched flows are slower on the CPU)"
+        return False, "auto: flows run one by one (a batched flow is not faster on the CPU)"
     if n_members < 2:
         return False, "auto: a single member"
     other = sorted(set(options) - _BATCHED_DESCENT_OPTIONS)
@@ -189,7 +190,8 @@ def _any_cond_rule(select_rule, axis_data, args, dims, *, branches, **params):
     then selects its own branch's outputs. JAX's own rule (`select_rule`) runs every branch for every
     member at every call; a member's values are the same either way."""
     if (dims[0] is None or "branches_platforms" in params
-            or any(branch.effects for branch in branches)):
+            or any(branch.effects for branch in branches)
+            or any(jax.dtypes.issubdtype(a.dtype, jax.dtypes.extended) for a in branches[0].out_avals)):
         return select_rule(axis_data, args, dims, branches=branches, **params)
     size = axis_data.size
     index, *ops = (batching.bdim_at_front(x, d, size) for x, d in zip(args, dims))
@@ -240,7 +242,8 @@ def batched_flow_rules():
     `lax.cond` with a batched predicate runs a branch only when some member takes it (`_any_cond_rule`),
     instead of every branch for every member, and `x.at[i].set(v)` with
     per-member i is a masked select (`_point_scatter_rule`). The batched flow is traced in it; each
-    member computes the same values as its single run."""
+    member computes the same values as its single run. (The rule table is JAX's, global while the
+    context lasts: another thread that traces a vmap meanwhile gets the same per-member values.)"""
     rules = batching.fancy_primitive_batchers
     ours = {lax.cond_p: _any_cond_rule, lax.scatter_p: _point_scatter_rule}
     saved = {p: rules[p] for p in ours}
