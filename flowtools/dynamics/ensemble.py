@@ -207,8 +207,9 @@ def _any_cond_rule(select_rule, axis_data, args, dims, *, branches, **params):
 def _point_scatter_rule(scatter_rule, axis_data, args, dims, *, dimension_numbers, mode, **params):
     """vmap of `x.at[i].set(v)` (`lax.scatter`, one index per member, full slices on the other axes)
     with per-member indices: a select against a one-hot mask, instead of the scatter that XLA:CPU
-    expands into a loop over the members (several per BDF step, more per GMRES iteration). The values are copied, as by the scatter: bit for bit the same. Any other scatter goes to
-    JAX's own rule (`scatter_rule`)."""
+    expands into a loop over the members (several per BDF step, more per GMRES iteration). The values
+    are copied, as by the scatter: bit for bit the same. Any other scatter goes to JAX's own rule
+    (`scatter_rule`)."""
     operand, indices, updates = args
     dn = dimension_numbers
     shape = operand.shape if dims[0] is None else operand.shape[:dims[0]] + operand.shape[dims[0] + 1:]
@@ -240,8 +241,8 @@ def _point_scatter_rule(scatter_rule, axis_data, args, dims, *, dimension_number
 def batched_flow_rules():
     """While tracing in this context, `jax.vmap` keeps a batched flow's per-member branching cheap:
     `lax.cond` with a batched predicate runs a branch only when some member takes it (`_any_cond_rule`),
-    instead of every branch for every member, and `x.at[i].set(v)` with
-    per-member i is a masked select (`_point_scatter_rule`). The batched flow is traced in it; each
+    instead of every branch for every member, and `x.at[i].set(v)` with per-member i is a masked
+    select (`_point_scatter_rule`). The batched flow is traced in it; each
     member computes the same values as its single run. (The rule table is JAX's, global while the
     context lasts: another thread that traces a vmap meanwhile gets the same per-member values.)"""
     rules = batching.fancy_primitive_batchers
@@ -266,7 +267,8 @@ def _batched_solve(batch, rest, **kw):
 
 @eqx.filter_jit
 def _batched_solve_select(batch, rest, **kw):
-    """`_batched_solve` with JAX's own vmap of `lax.cond` (every branch for every member; benchmarks)."""
+    """`_batched_solve` with JAX's own vmap rules (benchmarks). JAX caches the batched trace of the
+    jitted `flow._solve`: `jax.clear_caches()` before tracing one variant after the other."""
     return jax.vmap(lambda th0: flow._solve(rest[0], th0, *rest[1:], **kw))(batch)
 
 
