@@ -46,9 +46,10 @@ except ImportError:  # a flowtools without the store for small kernels (for befo
 # trace + lower + compile, with the part of the package that asked for it.
 compiles, _compile_function = [], _aot.compile_function
 # the first match in this order names the part (a spectrum inside a classification is "spectra")
-PARTS = [("resolve_trajectory", "segment flows"), ("/escape/", "escape flows"), ("flow.py:_compiled", "flow solve"),
-         ("trajectory.py:evaluate_states", "saved-state evaluation"), ("higher_order.py:", "higher-order test"),
-         ("symmetry.py:", "fingerprints"), ("spectrum.py:", "spectra"), ("_loss_floor.py:", "spectra"),
+PARTS = [("resolve_trajectory", "segment flows"), ("/escape/", "escape flows"),
+         ("flow.py:_compiled", "flow solve"), ("trajectory.py:evaluate_states", "saved-state evaluation"),
+         ("higher_order.py:", "higher-order test"), ("symmetry.py:", "fingerprints"),
+         ("spectrum.py:", "spectra"), ("_loss_floor.py:", "spectra"),
          ("critical.py:", "refinement"), ("_refinement.py:", "refinement")]
 
 def part():
