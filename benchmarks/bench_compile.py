@@ -9,14 +9,20 @@ CPU time is what the load changes least. θ0 is drawn before the timed runs (its
 - `compile_flow_itinerary_cold_s`: a new population problem (ReLU teacher–student on the population
   loss, d = 10, k = 4, width 4: `flowtools.gaussian`'s closed form; `--quick`: erf, d = 4, k = 2,
   width 2) in a fresh process with an empty compilation cache and executable store. Target ≤ 5 s.
-  In `--full` runs only (about 45 s of CPU).
+  In `--full` runs only (about 26 s of CPU).
 - `compile_worker_shape_change_s`: a worker that moves to a shape another process compiled. Process A
   (empty cache) runs the finite-data teacher–student (tanh, d = 4, k = 2, n = 200) at widths 2 and 3;
   process B, on A's cache, runs width 2 and then width 3: the row is B's cost at width 3. Target ≤ 0.3 s.
   `baseline_s` is A's cold cost at width 3 in the same run.
 
 `extra` holds where each stored kernel came from (`flowtools._stored_jit.origins`), the flow's own
-compile step, and the load average.
+compile step, the load average and, for the first run, every program compiled for the store
+(`programs`: kernel, the part of the package that asked for it, wall and CPU seconds of trace + lower +
+compile; `by_part`: their count and CPU seconds by part) with JAX's own totals of XLA's compile
+(`xla_s`) and of tracing + lowering (`trace_lower_s`), from `jax.monitoring`'s duration events.
+
+Run as a script (`python benchmarks/bench_compile.py`), it tries XLA options per small kernel instead:
+their compile time and whether they change the kernel's output bits (`main`).
 """
 
 from __future__ import annotations
@@ -26,13 +32,43 @@ import pathlib
 import tempfile
 
 _SCRIPT = r"""
-import json, os, sys, time
+import json, os, sys, time, traceback
 import numpy as np
+import jax
 import flowtools as ft
+from flowtools import _aot
 try:
     from flowtools import _stored_jit
 except ImportError:  # a flowtools without the store for small kernels (for before/after runs)
     _stored_jit = None
+
+# Every program XLA compiles for the store (the flow's solve and the stored_jit kernels), timed around
+# trace + lower + compile, with the part of the package that asked for it.
+compiles, _compile_function = [], _aot.compile_function
+# the first match in this order names the part (a spectrum inside a classification is "spectra")
+PARTS = [("resolve_trajectory", "segment flows"), ("/escape/", "escape flows"),
+         ("flow.py:_compiled", "flow solve"), ("trajectory.py:evaluate_states", "saved-state evaluation"),
+         ("higher_order.py:", "higher-order test"), ("symmetry.py:", "fingerprints"),
+         ("spectrum.py:", "spectra"), ("_loss_floor.py:", "spectra"),
+         ("critical.py:", "refinement"), ("_refinement.py:", "refinement")]
+
+def part():
+    frames = [f"{f.filename}:{f.name}" for f in traceback.extract_stack() if "/flowtools/" in f.filename]
+    for needle, name in PARTS:
+        if any(needle in f for f in frames):
+            return name
+    return "other"
+
+def timed_compile(fn, *args, **kw):
+    wall, cpu = time.perf_counter(), time.process_time()
+    exe = _compile_function(fn, *args, **kw)
+    compiles.append(dict(kernel=f"{fn.__module__}.{fn.__qualname__}", part=part(),
+                         wall=time.perf_counter() - wall, cpu=time.process_time() - cpu))
+    return exe
+_aot.compile_function = timed_compile
+phases = {}
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **kw: phases.__setitem__(event, phases.get(event, 0.0) + seconds))
 
 def once(problem, theta0):
     wall, cpu = time.perf_counter(), time.process_time()
@@ -52,11 +88,24 @@ for spec in json.loads(sys.argv[1]):
     init_s = time.perf_counter() - t
     for k in _stored_jit.KERNELS if _stored_jit else ():
         k.origins.clear()
-    first, again = once(problem, theta0), once(problem, theta0)
+    del compiles[:]
+    phases.clear()
+    first = once(problem, theta0)
+    programs, xla = list(compiles), dict(phases)
+    again = once(problem, theta0)
     assert first["sequence"] == again["sequence"], (first, again)
+    by_part = {}
+    for c in programs:
+        by_part.setdefault(c["part"], [0, 0.0])
+        by_part[c["part"]][0] += 1
+        by_part[c["part"]][1] += c["cpu"]
     runs.append(dict(tag=tag, n_params=problem.n_params, init_s=init_s, first=first, again=again,
                      overhead_wall=first["wall"] - again["wall"], overhead_cpu=first["cpu"] - again["cpu"],
-                     origins=_stored_jit.origins() if _stored_jit else None))
+                     origins=_stored_jit.origins() if _stored_jit else None, programs=programs,
+                     by_part={k: dict(programs=n, cpu=c) for k, (n, c) in by_part.items()},
+                     xla_s=xla.get("/jax/core/compile/backend_compile_duration", 0.0),
+                     trace_lower_s=xla.get("/jax/core/compile/jaxpr_trace_duration", 0.0)
+                     + xla.get("/jax/core/compile/jaxpr_to_mlir_module_duration", 0.0)))
 print(json.dumps(dict(runs=runs, load=os.getloadavg()[0])))
 """
 
@@ -96,7 +145,11 @@ def bench_compile_flow_itinerary_cold(quick):
         extra=dict(r, process_wall_s=wall, load=res["load"]),
         note=f"{spec['tag']} ({r['n_params']} parameters); first − second run in one fresh process: "
              f"{r['overhead_wall']:.2f} s wall, {r['overhead_cpu']:.2f} s CPU (flow's solve "
-             f"{r['first']['flow_compile']:.2f} s); load average {res['load']:.1f} on 2 cores")
+             f"{r['first']['flow_compile']:.2f} s; XLA {r['xla_s']:.1f} s, tracing + lowering "
+             f"{r['trace_lower_s']:.1f} s); {len(r['programs'])} programs, CPU s by part: "
+             + ", ".join(f"{k} {v['programs']}: {v['cpu']:.1f}" for k, v in
+                         sorted(r["by_part"].items(), key=lambda kv: -kv[1]["cpu"]))
+             + f"; load average {res['load']:.1f} on 2 cores")
 
 
 def bench_compile_worker_shape_change(quick):
@@ -116,7 +169,100 @@ def bench_compile_worker_shape_change(quick):
              f"{cold['overhead_cpu']:.2f} s CPU; load average {b['load']:.1f} on 2 cores")
 
 
-# The cold population entry takes about 45 s of CPU (the flow's solve is most of it): --full only, to
+_OPTIONS_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+import jax
+import flowtools as ft
+from flowtools import _aot
+
+first_call, _compile_function = {}, _aot.compile_function
+def capture(fn, args, kw, options, for_store=False):
+    first_call.setdefault(f"{fn.__module__}.{fn.__qualname__}", (fn, args, kw, options))
+    return _compile_function(fn, args, kw, options, for_store)
+_aot.compile_function = capture
+
+spec, option_sets = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+problem = ft.problems.teacher_student(**spec)
+traj = ft.gradient_flow(problem, np.asarray(problem.model.init(0, "normal", scale=0.1)), 1e6, gtol=1e-9,
+                        solver="bdf")
+ft.itinerary(problem, traj)
+states = [jax.device_put(th) for th in np.asarray(traj.theta)[::max(1, len(traj.t) // 16)]]
+
+def bits(out):
+    return [np.asarray(x).tobytes() for x in jax.tree_util.tree_leaves(out) if hasattr(x, "shape")]
+
+rows = []
+for name, (fn, args, kw, options) in first_call.items():
+    if options:  # the solves, compiled with _cache.compiler_options() already
+        continue
+    # a kernel of (problem, θ) is also compared at the flow's saved states
+    inputs = [args] + ([(args[0], th) for th in states] if len(args) == 2 and not kw
+                       and getattr(args[1], "shape", None) == (problem.n_params,) else [])
+    reference, row = None, dict(kernel=name, inputs=len(inputs))
+    for label, opts in option_sets.items():
+        cpu = time.process_time()
+        try:
+            exe = _compile_function(fn, args, kw, opts)
+        except Exception as err:  # an option this jaxlib does not take per compile
+            row[label] = dict(error=str(err).splitlines()[0][:120])
+            continue
+        cpu = time.process_time() - cpu
+        out = [bits(exe(*a, **kw)) for a in inputs]
+        reference = out if reference is None else reference
+        run = time.perf_counter()
+        for _ in range(5):
+            jax.block_until_ready(exe(*args, **kw))
+        row[label] = dict(compile_cpu=cpu, run_s=(time.perf_counter() - run) / 5,
+                          inputs_differing=sum(a != b for a, b in zip(out, reference)))
+    rows.append(row)
+print(json.dumps(dict(spec=spec, rows=rows)))
+"""
+
+#: XLA options tried per kernel by `python benchmarks/bench_compile.py` (the first is the reference)
+OPTION_SETS = {"default": {}, "older emitters": {"xla_cpu_use_fusion_emitters": False},
+               "LLVM -O0": {"xla_backend_optimization_level": 0},
+               "no expensive LLVM passes": {"xla_llvm_disable_expensive_passes": True}}
+OPTION_PROBLEMS = [dict(d=10, k=4, width=4, activation="relu", data="population"),
+                   dict(d=4, k=2, width=3, activation="tanh", data="population"),
+                   dict(d=4, k=2, width=3, activation="tanh", n=200)]
+
+
+def main(argv=None):
+    """Per-kernel XLA options: for each small kernel of a flow + itinerary (compiled as the store does,
+    with the persistent cache off), the CPU seconds of its compile under each of `OPTION_SETS`, the run
+    time, and on how many inputs (its first call and the flow's saved states) its output bits differ
+    from XLA's defaults. A faster option that changes bits cannot go on the default path."""
+    import argparse
+    import os
+    import subprocess
+    import sys
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.parse_args(argv)
+    env = dict(os.environ, FLOWTOOLS_CACHE="0", FLOWTOOLS_PROGRESS="0")
+    for spec in OPTION_PROBLEMS:
+        out = subprocess.run([sys.executable, "-W", "ignore", "-c", _OPTIONS_SCRIPT, json.dumps(spec),
+                              json.dumps(OPTION_SETS)], env=env, capture_output=True, text=True, check=True)
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"\n{res['spec']}  (load average {os.getloadavg()[0]:.1f})")
+        print(f"{'kernel':<46s} " + " ".join(f"{k:>28s}" for k in OPTION_SETS))
+        for row in res["rows"]:
+            cells = []
+            for label in OPTION_SETS:
+                c = row.get(label, {})
+                cells.append(c["error"][:28] if "error" in c else
+                             f"{c['compile_cpu']:5.2f} s {1e3 * c['run_s']:7.2f} ms "
+                             f"{c['inputs_differing']:>2d}/{row['inputs']:<2d}")
+            print(f"{row['kernel'].split('.', 1)[1]:<46s} " + " ".join(f"{c:>28s}" for c in cells))
+    print("\ncells: compile CPU, run time, inputs whose output bits differ from 'default'")
+
+
+# The cold population entry takes about 26 s of CPU (the flow's solve a third of it): --full only, to
 # keep `make bench` within its 10 minutes; `--only compile_flow_itinerary_cold` runs it alone.
 BENCHMARKS = [bench_compile_worker_shape_change]
 FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold]
+
+
+if __name__ == "__main__":
+    main()
