@@ -9,6 +9,7 @@ Run through the harness (`python benchmarks/run.py --only landscape`) or directl
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import time
 from collections import Counter
@@ -146,7 +147,8 @@ def _planted_count(p, th, target_s, planted, *, compare=True, repeat=1):
     extra = dict(n_params=p.n_params, planted_index=planted, index=spec.n_neg, complete=spec.complete,
                  matvecs=spec.matvecs, seconds=wall, cpu_seconds=float(np.median([o[1] for o in ours])),
                  target_seconds=target_s, loadavg=[o[2] for o in ours] + [_load()],
-                 smallest=spec.eigenvalues[:3].tolist(), message=spec.message)
+                 smallest=spec.eigenvalues[:3].tolist(), message=spec.message,
+                 peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     if compare:
         extra.update(earlier_seconds=float(np.median([e[0] for e in earlier])),
                      earlier_cpu_seconds=float(np.median([e[1] for e in earlier])),

@@ -266,7 +266,7 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
     step = None if trajectory.step is None else np.asarray(trajectory.step)[finite]
     gnorm = np.asarray(trajectory.grad_norm)[finite]
     out = training_outputs(problem, theta) if len(theta) else np.zeros((0, 0, 1))
-    added, used = 0, 0
+    added, used, longest = 0, 0, 0.0
     todo = np.arange(len(t) - 1)
     for used in range(1, rounds + 1):
         lg = np.log10(np.maximum(gnorm, 1e-300))
@@ -289,13 +289,17 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
             break
         new_t, new_theta, new_step = [], [], []
         for i, n_i in zip(todo, n_seg):
-            if time_limit is not None and _time.perf_counter() - start > time_limit:
+            # A segment cannot be interrupted: under a time limit none starts unless the longest one so
+            # far would still fit.
+            if time_limit is not None and _time.perf_counter() - start + longest > time_limit:
                 break
             if added >= max_states:
                 break
+            t_seg = _time.perf_counter()
             # The flow's segments take the problem the flow ran on (one compiled solve serves both).
             res = segment(problem if segment is _segment_flow else light,
                           _View(t, theta, trajectory, step), i, int(n_i))
+            longest = max(longest, _time.perf_counter() - t_seg)
             new_t.append(res[0])
             new_theta.append(res[1])
             if segment is _segment_gd:
