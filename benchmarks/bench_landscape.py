@@ -274,7 +274,8 @@ def critical_point_sweep(quick: bool, full: bool = False):
 
 def morse_index_1e6_params(quick: bool):
     """Morse index of a 100-9 804-1 tanh net (1 000 009 parameters) at a planted saddle of index 20: the
-    "Must show" row (≤ 120 s). One count (several minutes on a loaded 2-core machine): --full only."""
+    "Must show" row (≤ 120 s). One count (146 products, about a minute of CPU; 155 s of wall time at load
+    8, with building the saddle and its dense live part on top): --full only."""
     p, th, p_live, th_live = planted_saddle(100, 1024, 1, 20, 9783)
     planted = 20 + hessian_spectrum(p_live, th_live, method="dense").n_neg
     ours, extra = _planted_count(p, th, 120.0, planted, compare=False)

@@ -39,6 +39,11 @@ pixels) add exact zero directions; `constant_features` counts them.
    ≥ −tol. That step is probabilistic, as all Krylov methods are: an eigenvalue whose eigenvector is
    (numerically) orthogonal to the random start is missed with probability ≈ 0. When the budget
    (`max_matvecs`) runs out first, `complete` is False and n_neg is the lower bound of point 1.
+   When the first round ends at an invariant subspace K (every eigenvalue of H in K is then an exact
+   Ritz value), the verification round runs on K's orthogonal complement (one product where H vanishes
+   there, as on a planted saddle, instead of exploring K again).
+4. Above 128 parameters the scale max|λ| is taken from the rounds' own largest Ritz values (a separate
+   run only where they have not converged to 1e-6), and every count is judged at the final scale.
 
 The method resolves eigenvalues that are separated from the rest of the spectrum relative to its width.
 At a random point of a large network the negative eigenvalues form a dense continuum of hundreds or
