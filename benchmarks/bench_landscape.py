@@ -9,6 +9,7 @@ Run through the harness (`python benchmarks/run.py --only landscape`) or directl
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import time
 from collections import Counter
@@ -146,7 +147,8 @@ def _planted_count(p, th, target_s, planted, *, compare=True, repeat=1):
     extra = dict(n_params=p.n_params, planted_index=planted, index=spec.n_neg, complete=spec.complete,
                  matvecs=spec.matvecs, seconds=wall, cpu_seconds=float(np.median([o[1] for o in ours])),
                  target_seconds=target_s, loadavg=[o[2] for o in ours] + [_load()],
-                 smallest=spec.eigenvalues[:3].tolist(), message=spec.message)
+                 smallest=spec.eigenvalues[:3].tolist(), message=spec.message,
+                 peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     if compare:
         extra.update(earlier_seconds=float(np.median([e[0] for e in earlier])),
                      earlier_cpu_seconds=float(np.median([e[1] for e in earlier])),
@@ -272,7 +274,8 @@ def critical_point_sweep(quick: bool, full: bool = False):
 
 def morse_index_1e6_params(quick: bool):
     """Morse index of a 100-9 804-1 tanh net (1 000 009 parameters) at a planted saddle of index 20: the
-    "Must show" row (≤ 120 s). One count (several minutes on a loaded 2-core machine): --full only."""
+    "Must show" row (≤ 120 s). One count (146 products, about a minute of CPU; 155 s of wall time at load
+    8, with building the saddle and its dense live part on top): --full only."""
     p, th, p_live, th_live = planted_saddle(100, 1024, 1, 20, 9783)
     planted = 20 + hessian_spectrum(p_live, th_live, method="dense").n_neg
     ours, extra = _planted_count(p, th, 120.0, planted, compare=False)

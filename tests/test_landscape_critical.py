@@ -339,3 +339,41 @@ def test_corrector_keeps_a_nondegenerate_point(minimal_half):
     assert np.max(np.abs(cp.theta - plain.theta)) < 1e-10 and cp.iterations <= plain.iterations
     with pytest.raises(TypeError, match="corrector must be True or False"):
         find_critical_point(minimal_half, guess, corrector="yes")
+
+
+def test_deadline_stops_minres_inside_a_solve_and_paces_lm_chunks(monkeypatch):
+    """Under a deadline neither solver runs on for a whole uninterruptible piece of work: MINRES checks
+    it before each Hessian-vector product (a solve may take 500), and the matrix-free
+    Levenberg–Marquardt loop starts no chunk that would not fit in the time left at its pace so far."""
+    import time
+
+    import flowtools.landscape.critical as critical
+    import flowtools.problem._batch as batch
+    from flowtools.landscape._newton_minres import newton_minres
+    from flowtools.landscape._stop_codes import MAX_ITER
+
+    p = _teacher_student(10, 3, "tanh", n=80)
+    guess = np.asarray(p.model.init(5))
+    newton_minres(p, guess, guess, 10.0, 1e-300, 1, 1.0, None)  # compiles the gradient and the product
+    real_hvp, calls = batch.jit_hvp, []
+
+    def slow_hvp(*args):
+        calls.append(1)
+        time.sleep(0.01)
+        return real_hvp(*args)
+
+    monkeypatch.setattr(batch, "jit_hvp", slow_hvp)
+    t0 = time.perf_counter()
+    *_, timed_out = newton_minres(p, guess, guess, 10.0, 1e-300, 50, 1.0, t0 + 0.3)
+    assert timed_out and 0 < len(calls) < 100 and time.perf_counter() - t0 < 0.3 + 0.5
+
+    def slow_chunk(problem, theta, center, radius, gtol, n, cg_iter, cg_rtol, ctl):
+        time.sleep(0.2 * int(n))  # 0.2 s per iteration, never converging
+        return theta, 1.0, n, MAX_ITER, ctl
+
+    monkeypatch.setattr(critical, "solve_matrix_free", slow_chunk)
+    t0 = time.perf_counter()
+    out = critical._lm(p, guess, guess, 10.0, 1e-12, 100, 0.0, 1e-12, 1.0, "matrix_free", 10, t0 + 0.5, 1)
+    # Chunks start while one more fits (two, when nothing else takes time); the one that would end past
+    # the deadline does not start, where checking only the deadline itself ran on to 0.6 s.
+    assert out[4] and 1 <= out[2] <= 2 and time.perf_counter() - t0 < 0.5

@@ -129,3 +129,70 @@ def test_time_limit_cuts_a_lanczos_count_to_its_lower_bound():
     assert cut.n_neg <= exact and "time limit of 1e-06 s ran out" in cut.message
     with pytest.raises(ValueError, match="time_limit"):
         hessian_spectrum(p, th, method="lanczos", time_limit=0.0)
+
+
+def test_small_basis_budget_keeps_the_planted_index_exact():
+    # max_basis_bytes forces the basis down to its floor (40 vectors, below the operator's rank), so the
+    # count restarts; the planted index stays exact and the scale, taken from the count's own Ritz
+    # values (no separate run for λ_max), matches the dense spectrum's.
+    p, th, p_live, th_live = planted_saddle(10, 256, 3, 6, 60)
+    dense = hessian_spectrum(p, th, method="dense")
+    small = hessian_spectrum(p, th, method="lanczos", max_basis_bytes=1.0)
+    roomy = hessian_spectrum(p, th, method="lanczos")
+    assert dense.n_neg == 6 + hessian_spectrum(p_live, th_live, method="dense").n_neg
+    assert small.complete and roomy.complete and small.n_neg == roomy.n_neg == dense.n_neg
+    for spec in (small, roomy):
+        assert "scale max|λ| from the count's Ritz values" in spec.message
+        np.testing.assert_allclose(spec.scale, dense.scale, rtol=1e-6)
+        np.testing.assert_allclose(spec.eigenvalues[-1], dense.eigenvalues[-1], rtol=1e-6)
+        np.testing.assert_allclose(spec.eigenvalues[: spec.n_neg], dense.eigenvalues[: dense.n_neg],
+                                   atol=1e-9 * dense.scale)
+    with pytest.raises(ValueError, match="max_basis_bytes"):
+        hessian_spectrum(p, th, method="lanczos", max_basis_bytes=0)
+
+
+def test_count_is_judged_at_the_final_scale():
+    # An explicit low-rank operator (n = 300, above the size where one Krylov space takes all n
+    # eigenvalues) with eigenvalues on both sides of the zero threshold tol = 1e-7·max|λ|: -2e-7 counts
+    # as negative, -5e-8 as zero, whatever scale the count held when it locked them.
+    from flowtools.landscape._krylov_schur import lanczos_spectrum
+
+    rng = np.random.default_rng(3)
+    n = 300
+    lam = np.concatenate([[-0.5, -0.3, -0.2, -2e-7, -5e-8], np.linspace(0.01, 0.9, 30), [1.0]])
+    Q, _ = np.linalg.qr(rng.standard_normal((n, lam.size)))
+    A = (Q * lam) @ Q.T
+    out = lanczos_spectrum(lambda v: A @ v, n, rtol_zero=1e-7, k=6, k_top=2, max_matvecs=2000, ncv=None,
+                           conv_rtol=1e-9, seed=0, max_index=n)
+    exact = signature(np.concatenate([lam, np.zeros(n - lam.size)]), 1e-7)
+    assert out["complete"] and out["n_neg"] == exact[0] == 4
+    assert out["scale_source"] == "the count's Ritz values"
+    np.testing.assert_allclose(out["scale"], 1.0, rtol=1e-9)
+    np.testing.assert_allclose(out["eigenvalues"][-2:], [0.9, 1.0], rtol=1e-9)
+    np.testing.assert_allclose(np.sort(out["eigenvalues"][:4]), lam[:4], atol=1e-12)
+    U = out["unstable"]
+    assert U.shape == (n, 4)
+    np.testing.assert_allclose(np.sort(np.diag(U.T @ A @ U)), lam[:4], atol=1e-12)
+
+
+def test_repeated_negative_eigenvalues_are_all_counted():
+    # A Krylov sequence sees one copy of a repeated eigenvalue; the locking round's fresh starts find the
+    # others. The round ends at an invariant subspace (rank 29 of 400), so the verification round searches
+    # its complement, where the operator is round-off: it stops after one product instead of filling a
+    # basis of 256 vectors with noise.
+    from flowtools.landscape._krylov_schur import lanczos_spectrum
+
+    rng = np.random.default_rng(4)
+    n = 400
+    lam = np.concatenate([[-0.5, -0.5, -0.5, -0.2], np.linspace(0.05, 1.0, 25)])
+    Q, _ = np.linalg.qr(rng.standard_normal((n, lam.size)))
+    A = (Q * lam) @ Q.T
+    calls = []
+    out = lanczos_spectrum(lambda v: calls.append(1) or A @ v, n, rtol_zero=1e-7, k=6, k_top=1,
+                           max_matvecs=3000, ncv=None, conv_rtol=1e-9, seed=1, max_index=n)
+    assert out["complete"] and out["n_neg"] == 4 and out["rounds"] == 2
+    assert out["verified_on"] is not None and len(calls) < 2 * lam.size
+    np.testing.assert_allclose(np.sort(out["eigenvalues"][:4]), [-0.5, -0.5, -0.5, -0.2], atol=1e-12)
+    U = out["unstable"]
+    np.testing.assert_allclose(U.T @ U, np.eye(4), atol=1e-10)
+    np.testing.assert_allclose(np.sort(np.diag(U.T @ A @ U)), [-0.5, -0.5, -0.5, -0.2], atol=1e-12)

@@ -17,6 +17,10 @@ from ._stop_codes import CONVERGED, LEFT_RADIUS, MAX_ITER, NON_FINITE, STALLED
 _MINRES_TOL = "rtol" if "rtol" in inspect.signature(minres).parameters else "tol"  # scipy < 1.12: tol
 
 
+class _TimeUp(Exception):
+    """The deadline passed inside a MINRES solve."""
+
+
 def newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, deadline):
     """Inexact Newton steps H s = −∇L solved by MINRES on H itself (symmetric indefinite; Paige &
     Saunders 1975) to relative residual η = min(0.1, ‖∇L‖^½) (Dembo, Eisenstat & Steihaug 1982), cut to
@@ -42,9 +46,18 @@ def newton_minres(problem, theta0, center, radius, gtol, max_iter, delta0, deadl
         if deadline is not None and time.perf_counter() > deadline:
             return x, math.sqrt(f), it, MAX_ITER, True
         xj = jnp.asarray(x)
-        op = LinearOperator((n, n), dtype=float,
-                            matvec=lambda v: np.asarray(jit_hvp(problem, xj, jnp.asarray(v.ravel()))))
-        s, _ = minres(op, -g, maxiter=min(n, 500), **{_MINRES_TOL: min(0.1, f ** 0.25)})
+
+        def hvp(v, xj=xj):
+            # Up to 500 products per solve: the deadline is checked before each one.
+            if deadline is not None and time.perf_counter() > deadline:
+                raise _TimeUp
+            return np.asarray(jit_hvp(problem, xj, jnp.asarray(v.ravel())))
+
+        op = LinearOperator((n, n), dtype=float, matvec=hvp)
+        try:
+            s, _ = minres(op, -g, maxiter=min(n, 500), **{_MINRES_TOL: min(0.1, f ** 0.25)})
+        except _TimeUp:
+            return x, math.sqrt(f), it, MAX_ITER, True
         ns = float(np.linalg.norm(s))
         if not math.isfinite(ns) or ns == 0.0:
             return x, math.sqrt(f), it, STALLED, False

@@ -278,14 +278,24 @@ def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectru
 def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale, method, cg_iter,
         deadline, chunk, corrector=False):
     """Run the jitted LM loop from `start` in chunks of `chunk` iterations (so a wall-time deadline can
-    stop it between chunks), carrying the trust radius (damping) across chunks.
+    stop it between chunks), carrying the trust radius (damping) across chunks. A chunk cannot be
+    interrupted, so under a deadline each one after the first is cut to the iterations that fit in the
+    time left at the pace of the chunks so far (the first one's compile included, so the pace errs on
+    the slow side), and none starts when not one iteration fits.
 
     Returns (θ_best, ‖∇L‖ there, iterations, code, timed_out, corrected steps (dense))."""
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
     theta, ctl, total, corrected = jnp.asarray(start), delta0, 0, 0
     c = jnp.asarray(center)
+    spent, gnorm = 0.0, None
     while True:
         n = max_iter - total if deadline is None else min(chunk, max_iter - total)
+        if deadline is not None and total > 0:
+            fit = int((deadline - time.perf_counter()) // (spent / total))
+            if fit < 1:
+                return np.asarray(theta), float(gnorm), total, MAX_ITER, True, corrected
+            n = min(n, fit)
+        t_chunk = time.perf_counter()
         if method == "dense":
             out = solve_dense(problem, theta, c, f(radius), f(gtol), jnp.asarray(n), f(ctl), f(rcond),
                               f(lm_scale), corrector)
@@ -296,6 +306,7 @@ def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale,
                                     jnp.asarray(cg_iter), f(1e-10), f(ctl))
             theta, gnorm, it, code, ctl = jax.block_until_ready(out)
         total += int(it)
+        spent += time.perf_counter() - t_chunk
         code = int(code)
         if code != MAX_ITER or total >= max_iter:
             return np.asarray(theta), float(gnorm), total, code, False, corrected

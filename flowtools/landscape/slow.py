@@ -266,7 +266,7 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
     step = None if trajectory.step is None else np.asarray(trajectory.step)[finite]
     gnorm = np.asarray(trajectory.grad_norm)[finite]
     out = training_outputs(problem, theta) if len(theta) else np.zeros((0, 0, 1))
-    added, used = 0, 0
+    added, used, longest, per_state = 0, 0, 0.0, 0.0
     todo = np.arange(len(t) - 1)
     for used in range(1, rounds + 1):
         lg = np.log10(np.maximum(gnorm, 1e-300))
@@ -289,13 +289,19 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
             break
         new_t, new_theta, new_step = [], [], []
         for i, n_i in zip(todo, n_seg):
-            if time_limit is not None and _time.perf_counter() - start > time_limit:
+            # A segment cannot be interrupted: under a time limit none starts unless the longest one so
+            # far would still fit, with the evaluation of every state at the end (the run's losses and
+            # gradients, and held-out metrics: about two evaluations per state at the pace measured).
+            if time_limit is not None and (_time.perf_counter() - start + longest
+                                           + 2 * per_state * (len(t) + added) > time_limit):
                 break
             if added >= max_states:
                 break
+            t_seg = _time.perf_counter()
             # The flow's segments take the problem the flow ran on (one compiled solve serves both).
             res = segment(problem if segment is _segment_flow else light,
                           _View(t, theta, trajectory, step), i, int(n_i))
+            longest = max(longest, _time.perf_counter() - t_seg)
             new_t.append(res[0])
             new_theta.append(res[1])
             if segment is _segment_gd:
@@ -307,7 +313,9 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
         nth = np.concatenate(new_theta)
         ok = np.all(np.isfinite(nth), axis=1)
         nt, nth = nt[ok], nth[ok]
+        t_eval = _time.perf_counter()
         _, ng, _ = evaluate_states(light, nth)
+        per_state = max(per_state, (_time.perf_counter() - t_eval) / max(len(nth), 1))
         t_all = np.concatenate([t, nt])
         order = np.argsort(t_all, kind="stable")
         is_new = np.concatenate([np.zeros(len(t), bool), np.ones(len(nt), bool)])[order]

@@ -39,6 +39,11 @@ pixels) add exact zero directions; `constant_features` counts them.
    ≥ −tol. That step is probabilistic, as all Krylov methods are: an eigenvalue whose eigenvector is
    (numerically) orthogonal to the random start is missed with probability ≈ 0. When the budget
    (`max_matvecs`) runs out first, `complete` is False and n_neg is the lower bound of point 1.
+   When the first round ends at an invariant subspace K (every eigenvalue of H in K is then an exact
+   Ritz value), the verification round runs on K's orthogonal complement (one product where H vanishes
+   there, as on a planted saddle, instead of exploring K again).
+4. Above 128 parameters the scale max|λ| is taken from the rounds' own largest Ritz values (a separate
+   run only where they have not converged to 1e-6), and every count is judged at the final scale.
 
 The method resolves eigenvalues that are separated from the rest of the spectrum relative to its width.
 At a random point of a large network the negative eigenvalues form a dense continuum of hundreds or
@@ -68,7 +73,7 @@ from .. import _checks, _deprecation
 from ..dynamics.stiff import one_blas_thread
 from ..problem import Problem
 from ._kernels import dense_hessian, hessian_from_hvps, hessian_matvec  # noqa: F401 (re-export)
-from ._krylov_schur import lanczos_spectrum
+from ._krylov_schur import BASIS_MAX_BYTES, lanczos_spectrum
 from ._lanczos import lanczos_quadrature
 
 __all__ = ["Spectrum", "hessian_spectrum", "morse_index", "signature", "estimate_negative_count",
@@ -280,7 +285,8 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
                      rtol_zero: float = DEFAULT_RTOL_ZERO, dense_max: int = 4096,
                      max_dense_bytes: float = 2**30, max_matvecs: int = 5000, ncv: int | None = None,
                      conv_rtol: float = 1e-9, max_index: int | None = None, seed: int = 0,
-                     vectors: bool = True, warn: bool = True, time_limit: float | None = None) -> Spectrum:
+                     vectors: bool = True, warn: bool = True, time_limit: float | None = None,
+                     max_basis_bytes: float = BASIS_MAX_BYTES) -> Spectrum:
     """The Hessian spectrum at θ and its Morse signature (n_neg, n_zero, n_pos).
 
     **Arguments:**
@@ -296,8 +302,10 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
     - `dense_max`, `max_dense_bytes`: "auto"'s limits for the dense method (the Hessian, its
       eigenvectors and eigh's workspace take about 3·8·n² bytes; 2³⁰ bytes allow n ≈ 6 700).
     - `max_matvecs`: Lanczos budget of Hessian-vector products; `ncv`: its basis size (default
-      256 vectors, fewer where they would take more than 1 GiB, never fewer than max(2·nev + 1,
-      nev + 32)); `conv_rtol`: residual tolerance relative to max|λ|;
+      256 vectors, fewer where the basis and the copy a restart makes of it would take more than
+      `max_basis_bytes`, never fewer than max(2·nev + 1, nev + 32)); `max_basis_bytes`: that memory
+      budget (default `BASIS_MAX_BYTES` = 4 GiB: 256 vectors up to 2²⁰ parameters); `conv_rtol`:
+      residual tolerance relative to max|λ|;
       `max_index`: stop once this many negative eigenvalues are locked (default: no limit).
     - `seed`: the Lanczos start vectors.
     - `vectors`: return the unstable eigenvectors (and, for "dense", the zero ones).
@@ -336,7 +344,8 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
         mv, counter, kernel = linearized_matvec(problem, theta)
         out = lanczos_spectrum(mv, n, rtol_zero=rtol_zero, k=k, k_top=k_top, max_matvecs=max_matvecs,
                                ncv=ncv, conv_rtol=_checks.positive("conv_rtol", conv_rtol), seed=seed,
-                               max_index=max_index if max_index is not None else n, deadline=deadline)
+                               max_index=max_index if max_index is not None else n, deadline=deadline,
+                               max_basis_bytes=_checks.positive("max_basis_bytes", max_basis_bytes))
         if auto and not out["complete"] and dense_fits and not out["timed_out"] and (
                 deadline is None or DENSE_SECONDS_PER_N3 * float(n) ** 3 <= deadline - time.perf_counter()):
             fallback = (f"; Lanczos did not complete the count within {counter[0]} Hessian-vector "
@@ -359,7 +368,10 @@ def hessian_spectrum(problem: Problem, theta, *, method: str = "auto", k: int = 
             sig = (int(out["n_neg"]), None, None)
         msg = (f"Lanczos (Krylov–Schur, full reorthogonalization): {counter[0]} Hessian-vector products "
                f"({kernel}), "
-               f"{out['rounds']} deflation round(s); "
+               f"{out['rounds']} deflation round(s)"
+               + (f" (the last on the complement of an invariant subspace of dimension {n - out['verified_on']})"
+                  if out.get("verified_on") is not None else "")
+               + f", scale max|λ| from {out['scale_source']}; "
                + ("the whole spectrum was resolved" if out["all_resolved"] else
                   "the count of negative eigenvalues is complete" if out["complete"] else
                   f"the time limit of {time_limit:g} s ran out: n_neg is a LOWER BOUND (interlacing)"

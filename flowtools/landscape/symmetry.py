@@ -345,29 +345,31 @@ def reduce_network(model, theta, *, atol: float = 1e-6) -> Reduction:
                         continue
                 pos += 1
             # Duplicates: merge q into the first p < q with the same (or, odd σ, opposite) incoming.
+            # All p < q are compared at once (the same differences, elementwise, as one by one: at width
+            # 1 500 the pairwise loop took 11 s of CPU); p-major, s = +1 before −1, as before.
+            W, b = layers[l - 1]
+            incoming = W.copy() if b is None else np.hstack([W, b[:, None]])
             q = 1
             while q < layers[l - 1][0].shape[0]:
-                inc_q = _incoming(layers, l, q)
-                merged = False
-                for p in range(q):
-                    inc_p = _incoming(layers, l, p)
-                    for s in ((1.0, -1.0) if odd else (1.0,)):
-                        if np.max(np.abs(inc_p - s * inc_q)) <= atol:
-                            a = layers[l][0][:, p].copy()
-                            b = layers[l][0][:, q].copy()
-                            m = a + s * b
-                            ops.append(dict(op="duplicate", layer=l, neuron=ids[l][q], into=ids[l][p],
-                                            sign=int(s)))
-                            inverse.append(_undo_merge(l, p, q, s, a, b, m))
-                            layers[l][0][:, p] = m
-                            _remove(layers, l, q)
-                            del ids[l][q]
-                            merged = changed = True
-                            break
-                    if merged:
-                        break
-                if not merged:
+                inc_q = incoming[q]
+                same = np.max(np.abs(incoming[:q] - inc_q), axis=1) <= atol
+                match = same | (np.max(np.abs(incoming[:q] - (-1.0) * inc_q), axis=1) <= atol) if odd else same
+                hits = np.flatnonzero(match)
+                if hits.size == 0:
                     q += 1
+                    continue
+                p = int(hits[0])
+                s = 1.0 if same[p] else -1.0
+                a = layers[l][0][:, p].copy()
+                b = layers[l][0][:, q].copy()
+                m = a + s * b
+                ops.append(dict(op="duplicate", layer=l, neuron=ids[l][q], into=ids[l][p], sign=int(s)))
+                inverse.append(_undo_merge(l, p, q, s, a, b, m))
+                layers[l][0][:, p] = m
+                _remove(layers, l, q)
+                incoming = np.delete(incoming, q, axis=0)
+                del ids[l][q]
+                changed = True
     widths = (model.widths[0],) + tuple(layers[l - 1][0].shape[0] for l in model.hidden_layers) + \
         (model.widths[-1],)
     return Reduction(model, widths, flatten_layers(layers), ops, inverse)
