@@ -72,6 +72,20 @@ def test_budget_exhausted_gives_lower_bound():
         morse_index(p, th, method="lanczos", max_matvecs=60)
 
 
+def test_count_cut_short_at_zero_is_not_a_minimum():
+    # A saddle whose Lanczos count stops before its first negative eigenvalue has n_neg = 0 as a lower
+    # bound only: the classification must not read that as a minimum.
+    from flowtools.landscape import classify, classify_point
+    p, th, _, _ = planted_saddle(10, 256, 3, 12, 60)
+    assert hessian_spectrum(p, th, method="dense").n_neg > 0
+    short = hessian_spectrum(p, th, method="lanczos", max_matvecs=2, warn=False)
+    assert not short.complete and short.n_neg == 0
+    assert classify(short.signature, problem=p, theta=th, spectrum=short) == "unclassified"
+    assert classify_point(p, th, short)[0] == "unclassified"
+    full = hessian_spectrum(p, th, method="lanczos")
+    assert full.complete and classify_point(p, th, full)[0] in ("saddle", "degenerate_saddle")
+
+
 def test_stochastic_count_estimate():
     teacher = ft.MLP((2, 2, 1), "tanh")
     data = ft.teacher_dataset((teacher, teacher.init(3)), 40, noise=0.1, seed=1)

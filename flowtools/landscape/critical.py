@@ -153,7 +153,8 @@ def classify(signature, success: bool = True, *, problem: Problem | None = None,
     "degenerate_minimum" and "higher_order_saddle". Without them such a point stays "degenerate_minimum"
     (second order only).
     With an unknown n_zero (a Lanczos signature) the point is called nondegenerate; with an unknown
-    n_neg (a spectrum that could not be computed, `spectrum_or_fallback`) it is "unclassified".
+    n_neg (a spectrum that could not be computed, `spectrum_or_fallback`), or a `spectrum` whose count
+    stopped early (`complete` False) at a lower bound of 0, it is "unclassified".
     With `problem` and `theta`, a point where L is at its lower bound to round-off is a global minimum
     whatever its numerical Hessian says: negative eigenvalues there make it a "degenerate_minimum"
     (`loss_floor_spectrum` gives the signature that goes with it).
@@ -178,6 +179,8 @@ def _classify(signature, success, problem, theta, spectrum, options):
     n_neg, n_zero = signature[0], signature[1]
     if n_neg is None:  # the spectrum could not be computed (`spectrum_or_fallback`)
         return "unclassified", None
+    if not n_neg and spectrum is not None and not spectrum.complete:
+        return "unclassified", None  # a Lanczos count cut short: 0 is only a lower bound of the index
     if problem is not None and theta is not None and floor_negatives(problem, theta, signature, spectrum):
         return "degenerate_minimum", None  # a global minimum; its negative eigenvalues are not descent
     degenerate = bool(n_zero)
