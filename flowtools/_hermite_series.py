@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -64,14 +65,36 @@ def basis(terms: int, panel: float):
     return z, w, np.ascontiguousarray(g.T)
 
 
+@functools.lru_cache(maxsize=None)
+def half_basis(terms: int, panel: float):
+    """(z⁺, w⁺, G⁺): the positive half of the (symmetric) nodes, their weights and G⁺[j, k] = w_j h_k(z_j).
+    Since h_k(−z) = (−1)^k h_k(z), c_k = Σ_{z⁺} G⁺[j, k] (f(z_j) ± f(−z_j)) (+ for even k): two products of
+    half the size each, so half the work of `basis`'s one."""
+    z, w, g = basis(terms, panel)
+    pos = z > 0
+    assert 2 * int(pos.sum()) == z.size  # no node at 0 (the panel edges include it)
+    return z[pos], w[pos], np.ascontiguousarray(g[pos])
+
+
+def fold(f_pos, f_neg, terms: int, panel: float):
+    """c_k for k = 0 … terms from the values f(±z⁺) on the last axis (`half_basis`)."""
+    _, _, g = half_basis(terms, panel)
+    even = (f_pos + f_neg) @ g[:, 0::2]
+    odd = (f_pos - f_neg) @ g[:, 1::2]
+    if odd.shape[-1] < even.shape[-1]:
+        odd = jnp.concatenate([odd, jnp.zeros_like(even[..., :1])], axis=-1)
+    return jnp.stack([even, odd], axis=-1).reshape(even.shape[:-1] + (-1,))[..., :terms + 1]
+
+
 def coefficients(f, a, c, terms: int, panel: float):
     """(c_k for k = 0 … terms, E[f(u)²]) for u = a + √c z, z ~ N(0, 1); shapes a.shape + (terms + 1,) and
     a.shape."""
-    z, w, g = basis(terms, panel)
+    z, w, _ = half_basis(terms, panel)
     a, c = jnp.broadcast_arrays(a, c)
     s = jnp.sqrt(jnp.maximum(c, 0.0))
-    fz = f(a[..., None] + s[..., None] * z)
-    return fz @ g, (fz * fz) @ w
+    fz = f(jnp.concatenate([a[..., None] + s[..., None] * z, a[..., None] - s[..., None] * z], axis=-1))
+    f_pos, f_neg = fz[..., :z.size], fz[..., z.size:]
+    return fold(f_pos, f_neg, terms, panel), (f_pos * f_pos + f_neg * f_neg) @ w
 
 
 def correlation(c11, c12, c22):
@@ -107,3 +130,95 @@ def tail_bound(c1, e1, c2, e2, rho):
     t1 = jnp.maximum(e1 - jnp.sum(c1 * c1, axis=-1), 0.0) + ROUNDOFF * e1
     t2 = jnp.maximum(e2 - jnp.sum(c2 * c2, axis=-1), 0.0) + ROUNDOFF * e2
     return jnp.abs(rho) ** c1.shape[-1] * jnp.sqrt(t1 * t2)
+
+
+# ------------------------------------------------------------------ Gram matrices of one activation
+# For one activation and neurons u_i = a_i + s_i z_i with covariance C (diagonal c = s²), the matrices
+# M^(r,s)_ij = E[σ^(r)(u_i) σ^(s)(u_j)]: off the diagonal the series at the first level, on it the 1-D rule on
+# the same nodes (ρ = 1 is where the series needs the most terms). Every order shares one evaluation of the
+# activation at the nodes and one matrix product for the coefficients, and the table of ρ^k is built once;
+# the JVP needs the orders (r, s) … (r + 2, s + 2) at once (Price's theorem), so it asks for them together.
+
+def gram_values(derivative, act, pairs, a, C, level=LEVELS[0]):
+    """([M^(r,s) for (r, s) in pairs], ok) at one level; ok when every slope is within the level's limit and
+    every off-diagonal tail bound within TOLERANCE of √(E[(σ^(r))²] E[(σ^(s))²]). `derivative(act, r)` is
+    σ^(r) as an elementwise function."""
+    terms, panel, slope_limit = level
+    z, w, _ = half_basis(terms, panel)
+    n, h = C.shape[0], z.size
+    c = jnp.diagonal(C)
+    s = jnp.sqrt(jnp.maximum(c, 0.0))[:, None]
+    u = jnp.concatenate([a[:, None] + s * z, a[:, None] - s * z], axis=-1)
+    orders = sorted({o for pair in pairs for o in pair})
+    values = jnp.concatenate([derivative(act, o)(u) for o in orders])
+    coef = fold(values[:, :h], values[:, h:], terms, panel)           # one pass for every order
+    values = {o: values[i * n:(i + 1) * n] for i, o in enumerate(orders)}
+    coef = {o: coef[i * n:(i + 1) * n] for i, o in enumerate(orders)}
+
+    def mean(x, y):  # E[x y] by the 1-D rule
+        return (x[:, :h] * y[:, :h] + x[:, h:] * y[:, h:]) @ w
+
+    energy = {o: mean(values[o], values[o]) for o in orders}
+    tail = {o: jnp.maximum(energy[o] - jnp.sum(coef[o] * coef[o], axis=-1), 0.0) + ROUNDOFF * energy[o]
+            for o in orders}
+    off = ~np.eye(n, dtype=bool)
+    rho = jnp.where(off, correlation(c[:, None], C, c[None, :]), 0.0)
+    table = powers(rho, terms + 1)
+    reach = jnp.abs(rho) ** (terms + 1)
+    ok = jnp.all(c <= slope_limit**2)
+    out = []
+    for r, s in pairs:
+        bound = reach * jnp.sqrt(tail[r][:, None] * tail[s][None, :])
+        ok &= jnp.all(bound <= TOLERANCE * jnp.sqrt(energy[r][:, None] * energy[s][None, :]))
+        series = jnp.sum(table * coef[r][:, None, :] * coef[s][None, :, :], axis=-1)
+        out.append(jnp.where(off, series, jnp.diag(mean(values[r], values[s]))))
+    return out, ok
+
+
+def _price_orders(r, s):
+    """The orders of the Price derivatives of M^(r,s): ∂/∂a_i, ∂/∂a_j, 2∂/∂C_ii, 2∂/∂C_jj, ∂/∂C_ij."""
+    return ((r, s), (r + 1, s), (r, s + 1), (r + 2, s), (r, s + 2), (r + 1, s + 1))
+
+
+@functools.lru_cache(maxsize=None)
+def gram(derivative, fallback, act, has_bias: bool, r: int, s: int):
+    """M^(r,s)(a, C) (C's diagonal is the variances): the first level where it passes, else
+    `fallback(act, has_bias, r, s, a, C)` (the per-pair rule with its own levels and the graded rule); one
+    `lax.cond`. Differentiable to any order by Price's theorem,
+    dM_ij = M^(r+1,s) da_i + M^(r,s+1) da_j + ½M^(r+2,s) dC_ii + ½M^(r,s+2) dC_jj + M^(r+1,s+1) dC_ij
+    (on the diagonal too), with the six matrices from one evaluation and one `lax.cond` (`gram_bundle`)."""
+
+    @jax.custom_jvp
+    def m(a, C):
+        (value,), ok = gram_values(derivative, act, ((r, s),), a, C)
+        return jax.lax.cond(ok, lambda: value, lambda: fallback(act, has_bias, r, s, a, C))
+
+    @m.defjvp
+    def m_jvp(primals, tangents):
+        da, dC = tangents
+        m0, m10, m01, m20, m02, m11 = gram_bundle(derivative, fallback, act, has_bias, r, s)(*primals)
+        dd = jnp.diagonal(dC)
+        return m0, (m10 * da[:, None] + m01 * da[None, :] + 0.5 * (m20 * dd[:, None] + m02 * dd[None, :])
+                    + m11 * dC)
+
+    return m
+
+
+@functools.lru_cache(maxsize=None)
+def gram_bundle(derivative, fallback, act, has_bias: bool, r: int, s: int):
+    """(M^(r,s) and its five Price derivatives, `_price_orders`) in one evaluation when all pass at the first
+    level, else each by `fallback`; their own derivatives are those of `gram` (for Hessians)."""
+    pairs = _price_orders(r, s)
+
+    @jax.custom_jvp
+    def bundle(a, C):
+        values, ok = gram_values(derivative, act, pairs, a, C)
+        return jax.lax.cond(ok, lambda: tuple(values),
+                            lambda: tuple(fallback(act, has_bias, p, q, a, C) for p, q in pairs))
+
+    @bundle.defjvp
+    def bundle_jvp(primals, tangents):
+        out = [jax.jvp(gram(derivative, fallback, act, has_bias, p, q), primals, tangents) for p, q in pairs]
+        return tuple(o[0] for o in out), tuple(o[1] for o in out)
+
+    return bundle

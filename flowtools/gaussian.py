@@ -564,16 +564,22 @@ def _self_term(act, W, b, V, n, method):
 
 
 def _series_gram(act, W, b, n, method, has_bias):
-    """The k × k matrix E[σ(u_i)σ(u_j)], u = Wx + b, by the Hermite series: the off-diagonal pairs in one
-    batch, the coefficients once per neuron (the diagonal set to ρ = 0); the diagonal E[σ(u_i)²] by a 1-D
-    rule (`_price_square`), where the series would need the most terms (ρ = 1)."""
+    """The k × k matrix E[σ(u_i)σ(u_j)], u = Wx + b, by the Hermite series: the coefficients once per neuron,
+    the diagonal E[σ(u_i)²] by a 1-D rule, where the series would need the most terms (ρ = 1); R and its
+    Price derivatives from one evaluation at the first level (`_hermite_series.gram`), else `_gram_pairs`."""
     k = W.shape[0]
-    C = W @ W.T
-    d = jnp.sum(W * W, axis=1)
-    off = ~np.eye(k, dtype=bool)
-    pairs = _pair(act, act, b[:, None], b[None, :], d[:, None], jnp.where(off, C, 0.0), d[None, :], n, method,
-                  has_bias)
-    return jnp.where(off, pairs, jnp.diag(_price_square(act, 0, 0)(b, d)))
+    C = jnp.where(np.eye(k, dtype=bool), jnp.sum(W * W, axis=1), W @ W.T)
+    return _hermite_series.gram(_derivative, _gram_pairs, act, has_bias, 0, 0)(b, C)
+
+
+def _gram_pairs(act, has_bias, r, s, a, C):
+    """E[σ^(r)(u_i)σ^(s)(u_j)] pair by pair (each with its own series level or the graded rule), the diagonal
+    by `_price_square`: the fallback of `_hermite_series.gram`."""
+    off = ~np.eye(C.shape[0], dtype=bool)
+    c = jnp.diagonal(C)
+    pairs = _price_pair(act, act, r, s, "series", has_bias)(a[:, None], a[None, :], c[:, None],
+                                                             jnp.where(off, C, 0.0), c[None, :])
+    return jnp.where(off, pairs, jnp.diag(_price_square(act, r, s)(a, c)))
 
 
 def _series_terms_joint(act, Ws, bs, Vs, Wt, bt, Vt, n, method, has_bias):
