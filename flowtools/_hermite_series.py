@@ -175,6 +175,17 @@ def gram_values(derivative, act, pairs, a, C, level=LEVELS[0]):
     return out, ok
 
 
+def _first_level(derivative, act, pairs, a, C, otherwise):
+    """`gram_values` at the first of LEVELS that passes, else `otherwise()`; only the branch taken runs."""
+    result = otherwise
+    for level in reversed(LEVELS):
+        def attempt(level=level, otherwise=result):
+            values, ok = gram_values(derivative, act, pairs, a, C, level)
+            return jax.lax.cond(ok, lambda: tuple(values), otherwise)
+        result = attempt
+    return result()
+
+
 def _price_orders(r, s):
     """The orders of the Price derivatives of M^(r,s): ∂/∂a_i, ∂/∂a_j, 2∂/∂C_ii, 2∂/∂C_jj, ∂/∂C_ij."""
     return ((r, s), (r + 1, s), (r, s + 1), (r + 2, s), (r, s + 2), (r + 1, s + 1))
@@ -182,7 +193,7 @@ def _price_orders(r, s):
 
 @functools.lru_cache(maxsize=None)
 def gram(derivative, fallback, act, has_bias: bool, r: int, s: int):
-    """M^(r,s)(a, C) (C's diagonal is the variances): the first level where it passes, else
+    """M^(r,s)(a, C) (C's diagonal is the variances): at the first of LEVELS where it passes, else
     `fallback(act, has_bias, r, s, a, C)` (the per-pair rule with its own levels and the graded rule); one
     `lax.cond`. Differentiable to any order by Price's theorem,
     dM_ij = M^(r+1,s) da_i + M^(r,s+1) da_j + ½M^(r+2,s) dC_ii + ½M^(r,s+2) dC_jj + M^(r+1,s+1) dC_ij
@@ -190,8 +201,8 @@ def gram(derivative, fallback, act, has_bias: bool, r: int, s: int):
 
     @jax.custom_jvp
     def m(a, C):
-        (value,), ok = gram_values(derivative, act, ((r, s),), a, C)
-        return jax.lax.cond(ok, lambda: value, lambda: fallback(act, has_bias, r, s, a, C))
+        return _first_level(derivative, act, ((r, s),), a, C,
+                            lambda: (fallback(act, has_bias, r, s, a, C),))[0]
 
     @m.defjvp
     def m_jvp(primals, tangents):
@@ -206,14 +217,13 @@ def gram(derivative, fallback, act, has_bias: bool, r: int, s: int):
 
 @functools.lru_cache(maxsize=None)
 def gram_bundle(derivative, fallback, act, has_bias: bool, r: int, s: int):
-    """(M^(r,s) and its five Price derivatives, `_price_orders`) in one evaluation when all pass at the first
-    level, else each by `fallback`; their own derivatives are those of `gram` (for Hessians)."""
+    """(M^(r,s) and its five Price derivatives, `_price_orders`) in one evaluation at the first of LEVELS where
+    all pass, else each by `fallback`; their own derivatives are those of `gram` (for Hessians)."""
     pairs = _price_orders(r, s)
 
     @jax.custom_jvp
     def bundle(a, C):
-        values, ok = gram_values(derivative, act, pairs, a, C)
-        return jax.lax.cond(ok, lambda: tuple(values),
+        return _first_level(derivative, act, pairs, a, C,
                             lambda: tuple(fallback(act, has_bias, p, q, a, C) for p, q in pairs))
 
     @bundle.defjvp
