@@ -25,7 +25,14 @@ panel of half-width p errs by O(r^(−32)), r = x + √(x² + 1), x = τ/(s p) (
 2008, Thm. 4.5). Each level's slope limit keeps x ≥ π/2 for tanh (τ = π/2; softplus, sigmoid, silu: τ = π;
 gelu is entire): r ≥ 3.4 and r^(−32) ≤ 1e-17. A user's activation with poles nearer the real axis than
 tanh's needs `method="graded"`. The panels resolve h_k up to each level's K (zeros ≥ 0.14 apart at
-K = 255); truncating at |z| = 9 was checked against the graded rule (tests/test_gaussian_series.py).
+K = 255); truncating at |z| = 9 was checked against the graded rule (tests/test_gaussian_series.py). The
+nodes are symmetric and h_k(−z) = (−1)^k h_k(z), so the even and odd coefficients are two products over the
+positive half (`fold`): half the work of one product over all nodes.
+
+For the Gram matrix of one activation (`gram`), R and the five Price derivatives its gradient needs
+(E[σ′σ], E[σ″σ], E[σ′σ′], …; Price 1958) come from one evaluation of σ, σ′, σ″ at the nodes, one
+coefficient pass and one table of ρ^k, with one `lax.cond` on all six bounds (`gram_set`); the Hessian
+takes one more evaluation, of the orders up to four.
 """
 
 from __future__ import annotations
@@ -132,6 +139,27 @@ def tail_bound(c1, e1, c2, e2, rho):
     return jnp.abs(rho) ** c1.shape[-1] * jnp.sqrt(t1 * t2)
 
 
+def pair_terms(f1, f2, a, b, c11, c12, c22, level):
+    """(value, ok) of the Hermite series of E[f₁(u)f₂(v)] at one of `LEVELS` for a batch of pairs: ok when
+    every pair's certified tail is within TOLERANCE of its Cauchy–Schwarz scale √(E[f₁²]E[f₂²]) and every
+    slope within the level's limit. The coefficients are computed on the shapes of (a, c11) and (b, c22),
+    once per neuron, and broadcast over the pairs."""
+    terms, panel, slope_limit = level
+
+    def per_neuron(f, mean, var):  # on flat arrays, so that equal neuron sets are one computation (CSE)
+        mean, var = jnp.broadcast_arrays(mean, var)
+        c, e = coefficients(f, mean.ravel(), var.ravel(), terms, panel)
+        return c.reshape(mean.shape + (terms + 1,)), e.reshape(mean.shape)
+
+    c1, e1 = per_neuron(f1, a, c11)
+    c2, e2 = per_neuron(f2, b, c22)
+    rho = correlation(c11, c12, c22)
+    bound = tail_bound(c1, e1, c2, e2, rho)
+    ok = (jnp.all(bound <= TOLERANCE * jnp.sqrt(e1 * e2))
+          & jnp.all(c11 <= slope_limit**2) & jnp.all(c22 <= slope_limit**2))
+    return series(c1, c2, rho), ok
+
+
 # ------------------------------------------------------------------ Gram matrices of one activation
 # For one activation and neurons u_i = a_i + s_i z_i with covariance C (diagonal c = s²), the matrices
 # M^(r,s)_ij = E[σ^(r)(u_i) σ^(s)(u_j)]: off the diagonal the series at the first level, on it the 1-D rule on
@@ -187,48 +215,44 @@ def _first_level(derivative, act, pairs, a, C, otherwise):
 
 
 def _price_orders(r, s):
-    """The orders of the Price derivatives of M^(r,s): ∂/∂a_i, ∂/∂a_j, 2∂/∂C_ii, 2∂/∂C_jj, ∂/∂C_ij."""
+    """M^(r,s) and the orders of its Price derivatives: ∂/∂a_i, ∂/∂a_j, 2∂/∂C_ii, 2∂/∂C_jj, ∂/∂C_ij."""
     return ((r, s), (r + 1, s), (r, s + 1), (r + 2, s), (r, s + 2), (r + 1, s + 1))
 
 
+def price_closure(pairs):
+    """The orders that the JVP of M^(r,s) for every (r, s) in `pairs` needs (the pairs themselves included)."""
+    return tuple(sorted({q for p in pairs for q in _price_orders(*p)}))
+
+
 @functools.lru_cache(maxsize=None)
-def gram(derivative, fallback, act, has_bias: bool, r: int, s: int):
-    """M^(r,s)(a, C) (C's diagonal is the variances): at the first of LEVELS where it passes, else
-    `fallback(act, has_bias, r, s, a, C)` (the per-pair rule with its own levels and the graded rule); one
-    `lax.cond`. Differentiable to any order by Price's theorem,
+def gram_set(derivative, fallback, act, has_bias: bool, pairs: tuple):
+    """(M^(r,s)(a, C) for (r, s) in `pairs`), C's diagonal the variances: one evaluation at the first of LEVELS
+    where all pass, else each by `fallback(act, has_bias, r, s, a, C)` (the per-pair rule with its own levels
+    and the graded rule); one `lax.cond` per level. Differentiable to any order by Price's theorem,
     dM_ij = M^(r+1,s) da_i + M^(r,s+1) da_j + ½M^(r+2,s) dC_ii + ½M^(r,s+2) dC_jj + M^(r+1,s+1) dC_ij
-    (on the diagonal too), with the six matrices from one evaluation and one `lax.cond` (`gram_bundle`)."""
+    (on the diagonal too), with every matrix of the next order from one more evaluation
+    (`gram_set` of `price_closure(pairs)`): R is one evaluation, R and ∇R one more, the Hessian a third."""
 
     @jax.custom_jvp
     def m(a, C):
-        return _first_level(derivative, act, ((r, s),), a, C,
-                            lambda: (fallback(act, has_bias, r, s, a, C),))[0]
+        return _first_level(derivative, act, pairs, a, C,
+                            lambda: tuple(fallback(act, has_bias, p, q, a, C) for p, q in pairs))
 
     @m.defjvp
     def m_jvp(primals, tangents):
         da, dC = tangents
-        m0, m10, m01, m20, m02, m11 = gram_bundle(derivative, fallback, act, has_bias, r, s)(*primals)
+        wider = price_closure(pairs)
+        values = dict(zip(wider, gram_set(derivative, fallback, act, has_bias, wider)(*primals)))
         dd = jnp.diagonal(dC)
-        return m0, (m10 * da[:, None] + m01 * da[None, :] + 0.5 * (m20 * dd[:, None] + m02 * dd[None, :])
-                    + m11 * dC)
+        tangent = tuple(values[(r + 1, s)] * da[:, None] + values[(r, s + 1)] * da[None, :]
+                        + 0.5 * (values[(r + 2, s)] * dd[:, None] + values[(r, s + 2)] * dd[None, :])
+                        + values[(r + 1, s + 1)] * dC for r, s in pairs)
+        return tuple(values[pair] for pair in pairs), tangent
 
     return m
 
 
-@functools.lru_cache(maxsize=None)
-def gram_bundle(derivative, fallback, act, has_bias: bool, r: int, s: int):
-    """(M^(r,s) and its five Price derivatives, `_price_orders`) in one evaluation at the first of LEVELS where
-    all pass, else each by `fallback`; their own derivatives are those of `gram` (for Hessians)."""
-    pairs = _price_orders(r, s)
-
-    @jax.custom_jvp
-    def bundle(a, C):
-        return _first_level(derivative, act, pairs, a, C,
-                            lambda: tuple(fallback(act, has_bias, p, q, a, C) for p, q in pairs))
-
-    @bundle.defjvp
-    def bundle_jvp(primals, tangents):
-        out = [jax.jvp(gram(derivative, fallback, act, has_bias, p, q), primals, tangents) for p, q in pairs]
-        return tuple(o[0] for o in out), tuple(o[1] for o in out)
-
-    return bundle
+def gram(derivative, fallback, act, has_bias: bool, r: int, s: int):
+    """M^(r,s)(a, C) alone (`gram_set`)."""
+    one = gram_set(derivative, fallback, act, has_bias, ((r, s),))
+    return lambda a, C: one(a, C)[0]

@@ -191,8 +191,8 @@ def test_gram_bundle_matches_the_pair_by_pair_rule(act):
     # against the same matrices pair by pair, each with its own level (gaussian._gram_pairs), at random
     # directions (the first level) and with aligned units (K = 255).
     A = get_activation(act)
-    pairs = _hermite_series._price_orders(0, 0)
-    bundle = jax.jit(_hermite_series.gram_bundle(gaussian._derivative, gaussian._gram_pairs, A, True, 0, 0))
+    pairs = _hermite_series.price_closure(((0, 0),))
+    bundle = jax.jit(_hermite_series.gram_set(gaussian._derivative, gaussian._gram_pairs, A, True, pairs))
     value = jax.jit(_hermite_series.gram(gaussian._derivative, gaussian._gram_pairs, A, True, 0, 0))
     reference = jax.jit(lambda a, C: [gaussian._gram_pairs(A, True, r, s, a, C) for r, s in pairs]
                         + [jnp.diagonal(gaussian._gram_pairs(A, True, r, r, a, C)) for r in range(3)])
@@ -204,12 +204,14 @@ def test_gram_bundle_matches_the_pair_by_pair_rule(act):
                 assert bool(ok) == (i >= passing), (aligned, level)
         got, ref = bundle(a, C), reference(a, C)
         energy = [np.abs(np.asarray(e)) for e in ref[len(pairs):]]
-        for (r, s), m, m0 in zip(pairs, got, ref):
+        got = dict(zip(pairs, got))
+        for (r, s), m0 in zip(pairs, ref):
+            m = got[(r, s)]
             scale = np.sqrt(energy[r][:, None] * energy[s][None, :])
             assert np.max(np.abs(np.asarray(m - m0)) / scale) < 1e-14, (aligned, r, s)
         # R alone (no derivatives asked) by its own evaluation: the same matrix to the round-off of its sums.
         scale = np.sqrt(energy[0][:, None] * energy[0][None, :])
-        assert np.max(np.abs(np.asarray(value(a, C) - got[0])) / scale) < 1e-14
+        assert np.max(np.abs(np.asarray(value(a, C) - got[(0, 0)])) / scale) < 1e-14
 
 
 @pytest.mark.slow
