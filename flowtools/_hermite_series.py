@@ -162,7 +162,7 @@ def pair_terms(f1, f2, a, b, c11, c12, c22, level):
 
 # ------------------------------------------------------------------ Gram matrices of one activation
 # For one activation and neurons u_i = a_i + s_i z_i with covariance C (diagonal c = s²), the matrices
-# M^(r,s)_ij = E[σ^(r)(u_i) σ^(s)(u_j)]: off the diagonal the series at the first level, on it the 1-D rule on
+# M^(r,s)_ij = E[σ^(r)(u_i) σ^(s)(u_j)]: off the diagonal the series at one of LEVELS, on it the 1-D rule on
 # the same nodes (ρ = 1 is where the series needs the most terms). Every order shares one evaluation of the
 # activation at the nodes and one matrix product for the coefficients, and the table of ρ^k is built once;
 # the JVP needs the orders (r, s) … (r + 2, s + 2) at once (Price's theorem), so it asks for them together.
@@ -175,8 +175,8 @@ def gram_values(derivative, act, pairs, a, C, level=LEVELS[0]):
     z, w, _ = half_basis(terms, panel)
     n, h = C.shape[0], z.size
     c = jnp.diagonal(C)
-    s = jnp.sqrt(jnp.maximum(c, 0.0))[:, None]
-    u = jnp.concatenate([a[:, None] + s * z, a[:, None] - s * z], axis=-1)
+    slope = jnp.sqrt(jnp.maximum(c, 0.0))[:, None]
+    u = jnp.concatenate([a[:, None] + slope * z, a[:, None] - slope * z], axis=-1)
     orders = sorted({o for pair in pairs for o in pair})
     values = jnp.concatenate([derivative(act, o)(u) for o in orders])
     coef = fold(values[:, :h], values[:, h:], terms, panel)           # one pass for every order
@@ -198,8 +198,8 @@ def gram_values(derivative, act, pairs, a, C, level=LEVELS[0]):
     for r, s in pairs:
         bound = reach * jnp.sqrt(tail[r][:, None] * tail[s][None, :])
         ok &= jnp.all(bound <= TOLERANCE * jnp.sqrt(energy[r][:, None] * energy[s][None, :]))
-        series = jnp.sum(table * coef[r][:, None, :] * coef[s][None, :, :], axis=-1)
-        out.append(jnp.where(off, series, jnp.diag(mean(values[r], values[s]))))
+        value = jnp.sum(table * coef[r][:, None, :] * coef[s][None, :, :], axis=-1)
+        out.append(jnp.where(off, value, jnp.diag(mean(values[r], values[s]))))
     return out, ok
 
 
