@@ -92,13 +92,30 @@ def _rel(x, ref):
     return float(np.max(np.abs(np.asarray(x) - np.asarray(ref)))) / (scale if scale > 0 else 1.0)
 
 
+def _in_solve(risk, thetas, n):
+    """A jitted scan of n loss + gradient evaluations (the students in turn), as a compiled solve calls them:
+    no per-call dispatch."""
+    stack = jax.numpy.stack([thetas[i % len(thetas)] for i in range(n)])
+    vg = jax.value_and_grad(risk)
+
+    def step(acc, th):
+        v, g = vg(th)
+        return acc + v + jax.numpy.sum(g), None
+
+    run = jax.jit(lambda st: jax.lax.scan(step, 0.0, st)[0])
+    return lambda: run(stack)
+
+
 def pair_rule_series_vs_gauss_hermite(quick: bool, full: bool = False):
     """R and ∇R at d = 50 against a 50-4-1 teacher (tanh, softplus; students of width 4, and 7 in `--full`):
     the Hermite series (method="series") against today's 96² Gauss–Hermite rule, alternating in the same
     run (per call, compile excluded; `ratio` from the best rounds, `ratio_median` the median of the
     per-round ratios), at five random students (seeds 1–5: directions nearly orthogonal, |ρ| ≤ 0.45, the
     first level K = 31) and at a student whose first units equal the teacher's (seed 0: ρ = 1, K = 255).
-    Differences to the Gauss–Hermite rule and to the graded rule (accurate to 2e-15)."""
+    Differences to the Gauss–Hermite rule and to the graded rule (accurate to 2e-15). Beside the per-call
+    ratio, `in_solve_*`: 50 evaluations of R and ∇R inside one jitted `lax.scan` (as a flow's compiled
+    solve calls them, without the per-call dispatch), series against Gauss–Hermite, alternating; wall and
+    CPU time (`time.process_time`) per evaluation."""
     from flowtools import gaussian
 
     out = []
@@ -124,6 +141,19 @@ def pair_rule_series_vs_gauss_hermite(quick: bool, full: bool = False):
                             jax.block_until_ready(f[meth](th))
                         times[meth].append((time.perf_counter() - t) / (len(thetas) * (5 // len(thetas))))
                 ratios = np.array(times["series"]) / np.array(times["gauss_hermite"])
+                solve = {meth: _in_solve(lambda th, meth=meth: gaussian.population_risk(S, th, T, tt, method=meth),
+                                         thetas, 50) for meth in times}
+                wall, cpu = {meth: [] for meth in times}, {meth: [] for meth in times}
+                for meth in times:
+                    jax.block_until_ready(solve[meth]())  # compile
+                for _ in range(3 if quick else 7):
+                    for meth in times:
+                        t, c = time.perf_counter(), time.process_time()
+                        jax.block_until_ready(solve[meth]())
+                        wall[meth].append((time.perf_counter() - t) / 50)
+                        cpu[meth].append((time.process_time() - c) / 50)
+                in_solve = np.array(wall["series"]) / np.array(wall["gauss_hermite"])
+                in_solve_cpu = np.array(cpu["series"]) / np.array(cpu["gauss_hermite"])
                 vals = {meth: [f[meth](th) for th in thetas] for meth in f}
                 def diff(meth, i):
                     return max(_rel(a[i], b[i]) for a, b in zip(vals["series"], vals[meth]))
@@ -133,6 +163,10 @@ def pair_rule_series_vs_gauss_hermite(quick: bool, full: bool = False):
                     gauss_hermite_s=float(np.min(times["gauss_hermite"])),
                     ratio=float(np.min(times["series"]) / np.min(times["gauss_hermite"])),
                     ratio_median=float(np.median(ratios)), speedup_median=float(np.median(1.0 / ratios)),
+                    in_solve_series_s=float(np.median(wall["series"])),
+                    in_solve_gauss_hermite_s=float(np.median(wall["gauss_hermite"])),
+                    in_solve_ratio_median=float(np.median(in_solve)),
+                    in_solve_cpu_ratio_median=float(np.median(in_solve_cpu)),
                     rule=gaussian.population_rule(S, thetas[0], T, tt, method="series"),
                     rel_diff_R_vs_graded=diff("graded", 0), rel_diff_grad_vs_graded=diff("graded", 1),
                     rel_diff_R_vs_gauss_hermite=diff("gauss_hermite", 0),

@@ -25,13 +25,21 @@ panel of half-width p errs by O(r^(−32)), r = x + √(x² + 1), x = τ/(s p) (
 2008, Thm. 4.5). Each level's slope limit keeps x ≥ π/2 for tanh (τ = π/2; softplus, sigmoid, silu: τ = π;
 gelu is entire): r ≥ 3.4 and r^(−32) ≤ 1e-17. A user's activation with poles nearer the real axis than
 tanh's needs `method="graded"`. The panels resolve h_k up to each level's K (zeros ≥ 0.14 apart at
-K = 255); truncating at |z| = 9 was checked against the graded rule (tests/test_gaussian_series.py).
+K = 255); truncating at |z| = 9 was checked against the graded rule (tests/test_gaussian_series.py). The
+nodes are symmetric and h_k(−z) = (−1)^k h_k(z), so the even and odd coefficients are two products over the
+positive half (`fold`): half the work of one product over all nodes.
+
+For the Gram matrix of one activation (`gram`), R and the five Price derivatives its gradient needs
+(E[σ′σ], E[σ″σ], E[σ′σ′], …; Price 1958) come from one evaluation of σ, σ′, σ″ at the nodes, one
+coefficient pass and one table of ρ^k, with one `lax.cond` on all six bounds (`gram_set`); the Hessian
+takes one more evaluation, of the orders up to four.
 """
 
 from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -64,14 +72,36 @@ def basis(terms: int, panel: float):
     return z, w, np.ascontiguousarray(g.T)
 
 
+@functools.lru_cache(maxsize=None)
+def half_basis(terms: int, panel: float):
+    """(z⁺, w⁺, G⁺): the positive half of the (symmetric) nodes, their weights and G⁺[j, k] = w_j h_k(z_j).
+    Since h_k(−z) = (−1)^k h_k(z), c_k = Σ_{z⁺} G⁺[j, k] (f(z_j) ± f(−z_j)) (+ for even k): two products of
+    half the size each, so half the work of `basis`'s one."""
+    z, w, g = basis(terms, panel)
+    pos = z > 0
+    assert 2 * int(pos.sum()) == z.size  # no node at 0 (the panel edges include it)
+    return z[pos], w[pos], np.ascontiguousarray(g[pos])
+
+
+def fold(f_pos, f_neg, terms: int, panel: float):
+    """c_k for k = 0 … terms from the values f(±z⁺) on the last axis (`half_basis`)."""
+    _, _, g = half_basis(terms, panel)
+    even = (f_pos + f_neg) @ g[:, 0::2]
+    odd = (f_pos - f_neg) @ g[:, 1::2]
+    if odd.shape[-1] < even.shape[-1]:
+        odd = jnp.concatenate([odd, jnp.zeros_like(even[..., :1])], axis=-1)
+    return jnp.stack([even, odd], axis=-1).reshape(even.shape[:-1] + (-1,))[..., :terms + 1]
+
+
 def coefficients(f, a, c, terms: int, panel: float):
     """(c_k for k = 0 … terms, E[f(u)²]) for u = a + √c z, z ~ N(0, 1); shapes a.shape + (terms + 1,) and
     a.shape."""
-    z, w, g = basis(terms, panel)
+    z, w, _ = half_basis(terms, panel)
     a, c = jnp.broadcast_arrays(a, c)
     s = jnp.sqrt(jnp.maximum(c, 0.0))
-    fz = f(a[..., None] + s[..., None] * z)
-    return fz @ g, (fz * fz) @ w
+    fz = f(jnp.concatenate([a[..., None] + s[..., None] * z, a[..., None] - s[..., None] * z], axis=-1))
+    f_pos, f_neg = fz[..., :z.size], fz[..., z.size:]
+    return fold(f_pos, f_neg, terms, panel), (f_pos * f_pos + f_neg * f_neg) @ w
 
 
 def correlation(c11, c12, c22):
@@ -107,3 +137,122 @@ def tail_bound(c1, e1, c2, e2, rho):
     t1 = jnp.maximum(e1 - jnp.sum(c1 * c1, axis=-1), 0.0) + ROUNDOFF * e1
     t2 = jnp.maximum(e2 - jnp.sum(c2 * c2, axis=-1), 0.0) + ROUNDOFF * e2
     return jnp.abs(rho) ** c1.shape[-1] * jnp.sqrt(t1 * t2)
+
+
+def pair_terms(f1, f2, a, b, c11, c12, c22, level):
+    """(value, ok) of the Hermite series of E[f₁(u)f₂(v)] at one of `LEVELS` for a batch of pairs: ok when
+    every pair's certified tail is within TOLERANCE of its Cauchy–Schwarz scale √(E[f₁²]E[f₂²]) and every
+    slope within the level's limit. The coefficients are computed on the shapes of (a, c11) and (b, c22),
+    once per neuron, and broadcast over the pairs."""
+    terms, panel, slope_limit = level
+
+    def per_neuron(f, mean, var):  # on flat arrays, so that equal neuron sets are one computation (CSE)
+        mean, var = jnp.broadcast_arrays(mean, var)
+        c, e = coefficients(f, mean.ravel(), var.ravel(), terms, panel)
+        return c.reshape(mean.shape + (terms + 1,)), e.reshape(mean.shape)
+
+    c1, e1 = per_neuron(f1, a, c11)
+    c2, e2 = per_neuron(f2, b, c22)
+    rho = correlation(c11, c12, c22)
+    bound = tail_bound(c1, e1, c2, e2, rho)
+    ok = (jnp.all(bound <= TOLERANCE * jnp.sqrt(e1 * e2))
+          & jnp.all(c11 <= slope_limit**2) & jnp.all(c22 <= slope_limit**2))
+    return series(c1, c2, rho), ok
+
+
+# ------------------------------------------------------------------ Gram matrices of one activation
+# For one activation and neurons u_i = a_i + s_i z_i with covariance C (diagonal c = s²), the matrices
+# M^(r,s)_ij = E[σ^(r)(u_i) σ^(s)(u_j)]: off the diagonal the series at one of LEVELS, on it the 1-D rule on
+# the same nodes (ρ = 1 is where the series needs the most terms). Every order shares one evaluation of the
+# activation at the nodes and one matrix product for the coefficients, and the table of ρ^k is built once;
+# the JVP needs the orders (r, s) … (r + 2, s + 2) at once (Price's theorem), so it asks for them together.
+
+def gram_values(derivative, act, pairs, a, C, level=LEVELS[0]):
+    """([M^(r,s) for (r, s) in pairs], ok) at one level; ok when every slope is within the level's limit and
+    every off-diagonal tail bound within TOLERANCE of √(E[(σ^(r))²] E[(σ^(s))²]). `derivative(act, r)` is
+    σ^(r) as an elementwise function."""
+    terms, panel, slope_limit = level
+    z, w, _ = half_basis(terms, panel)
+    n, h = C.shape[0], z.size
+    c = jnp.diagonal(C)
+    slope = jnp.sqrt(jnp.maximum(c, 0.0))[:, None]
+    u = jnp.concatenate([a[:, None] + slope * z, a[:, None] - slope * z], axis=-1)
+    orders = sorted({o for pair in pairs for o in pair})
+    values = jnp.concatenate([derivative(act, o)(u) for o in orders])
+    coef = fold(values[:, :h], values[:, h:], terms, panel)           # one pass for every order
+    values = {o: values[i * n:(i + 1) * n] for i, o in enumerate(orders)}
+    coef = {o: coef[i * n:(i + 1) * n] for i, o in enumerate(orders)}
+
+    def mean(x, y):  # E[x y] by the 1-D rule
+        return (x[:, :h] * y[:, :h] + x[:, h:] * y[:, h:]) @ w
+
+    energy = {o: mean(values[o], values[o]) for o in orders}
+    tail = {o: jnp.maximum(energy[o] - jnp.sum(coef[o] * coef[o], axis=-1), 0.0) + ROUNDOFF * energy[o]
+            for o in orders}
+    off = ~np.eye(n, dtype=bool)
+    rho = jnp.where(off, correlation(c[:, None], C, c[None, :]), 0.0)
+    table = powers(rho, terms + 1)
+    reach = jnp.abs(rho) ** (terms + 1)
+    ok = jnp.all(c <= slope_limit**2)
+    out = []
+    for r, s in pairs:
+        bound = reach * jnp.sqrt(tail[r][:, None] * tail[s][None, :])
+        ok &= jnp.all(bound <= TOLERANCE * jnp.sqrt(energy[r][:, None] * energy[s][None, :]))
+        value = jnp.sum(table * coef[r][:, None, :] * coef[s][None, :, :], axis=-1)
+        out.append(jnp.where(off, value, jnp.diag(mean(values[r], values[s]))))
+    return out, ok
+
+
+def _first_level(derivative, act, pairs, a, C, otherwise):
+    """`gram_values` at the first of LEVELS that passes, else `otherwise()`; only the branch taken runs."""
+    result = otherwise
+    for level in reversed(LEVELS):
+        def attempt(level=level, otherwise=result):
+            values, ok = gram_values(derivative, act, pairs, a, C, level)
+            return jax.lax.cond(ok, lambda: tuple(values), otherwise)
+        result = attempt
+    return result()
+
+
+def _price_orders(r, s):
+    """M^(r,s) and the orders of its Price derivatives: ∂/∂a_i, ∂/∂a_j, 2∂/∂C_ii, 2∂/∂C_jj, ∂/∂C_ij."""
+    return ((r, s), (r + 1, s), (r, s + 1), (r + 2, s), (r, s + 2), (r + 1, s + 1))
+
+
+def price_closure(pairs):
+    """The orders that the JVP of M^(r,s) for every (r, s) in `pairs` needs (the pairs themselves included)."""
+    return tuple(sorted({q for p in pairs for q in _price_orders(*p)}))
+
+
+@functools.lru_cache(maxsize=None)
+def gram_set(derivative, fallback, act, has_bias: bool, pairs: tuple):
+    """(M^(r,s)(a, C) for (r, s) in `pairs`), C's diagonal the variances: one evaluation at the first of LEVELS
+    where all pass, else each by `fallback(act, has_bias, r, s, a, C)` (the per-pair rule with its own levels
+    and the graded rule); one `lax.cond` per level. Differentiable to any order by Price's theorem,
+    dM_ij = M^(r+1,s) da_i + M^(r,s+1) da_j + ½M^(r+2,s) dC_ii + ½M^(r,s+2) dC_jj + M^(r+1,s+1) dC_ij
+    (on the diagonal too), with every matrix of the next order from one more evaluation
+    (`gram_set` of `price_closure(pairs)`): R is one evaluation, R and ∇R one more, the Hessian a third."""
+
+    @jax.custom_jvp
+    def m(a, C):
+        return _first_level(derivative, act, pairs, a, C,
+                            lambda: tuple(fallback(act, has_bias, p, q, a, C) for p, q in pairs))
+
+    @m.defjvp
+    def m_jvp(primals, tangents):
+        da, dC = tangents
+        wider = price_closure(pairs)
+        values = dict(zip(wider, gram_set(derivative, fallback, act, has_bias, wider)(*primals)))
+        dd = jnp.diagonal(dC)
+        tangent = tuple(values[(r + 1, s)] * da[:, None] + values[(r, s + 1)] * da[None, :]
+                        + 0.5 * (values[(r + 2, s)] * dd[:, None] + values[(r, s + 2)] * dd[None, :])
+                        + values[(r + 1, s + 1)] * dC for r, s in pairs)
+        return tuple(values[pair] for pair in pairs), tangent
+
+    return m
+
+
+def gram(derivative, fallback, act, has_bias: bool, r: int, s: int):
+    """M^(r,s)(a, C) alone (`gram_set`)."""
+    one = gram_set(derivative, fallback, act, has_bias, ((r, s),))
+    return lambda a, C: one(a, C)[0]

@@ -64,7 +64,9 @@ of K + 1 terms instead of 96² evaluations of σ. Parseval's identity bounds the
 where every pair's bound is ≤ 1e-13 of √(E[σ(u)²]E[σ(v)²]) and the slopes are ≤ 2, else K = 255 (slopes ≤ 4),
 else the graded rule for the whole batch (`lax.cond`, so only the branch taken runs; under `vmap` both run);
 the diagonal E[σ(u_i)²] of a Gram matrix comes from the 1-D rule. Price's theorem gives the derivatives
-as series of σ', σ'', each with its own bound. K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
+as series of σ', σ''. For the Gram matrix of one activation, R and its five Price derivatives come from one
+evaluation of σ, σ', σ'' at the nodes, one coefficient pass and one check for all six
+(`_hermite_series.gram`); where that fails at both levels, each pair decides on its own bound as above. K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
 ρ = ±1 for tanh up to norm ≈ 1.6 and softplus up to ≈ 4 (the width study's flows stay at norms ≤ 1.6).
 `population_rule` says which rule R used. Measured (tests/test_gaussian_series.py): within 2e-15 of
 mpmath at ρ = ±1 and ρ = 0, within 1e-13 of the graded rule at norms 0.3–1.6, ρ from −1 to 1 and
@@ -192,28 +194,7 @@ def _graded_pair(f1, f2, a, b, c11, c12, c22, has_bias):
     return _graded_rule.pair(f1, f2, a, b, l11, l21, l22, has_bias)
 
 
-def _series_terms(f1, f2, a, b, c11, c12, c22, level):
-    """(value, ok) of the Hermite series at one of `_hermite_series.LEVELS`: ok when every pair's certified
-    tail is within TOLERANCE of its Cauchy–Schwarz scale √(E[f₁²]E[f₂²]) and every slope within the level's
-    limit. The coefficients are computed on the shapes of (a, c11) and (b, c22), once per neuron, and
-    broadcast over the pairs."""
-    terms, panel, slope_limit = level
-
-    def coefficients(f, mean, var):  # on flat arrays, so that equal neuron sets are one computation (CSE)
-        mean, var = jnp.broadcast_arrays(mean, var)
-        c, e = _hermite_series.coefficients(f, mean.ravel(), var.ravel(), terms, panel)
-        return c.reshape(mean.shape + (terms + 1,)), e.reshape(mean.shape)
-
-    c1, e1 = coefficients(f1, a, c11)
-    c2, e2 = coefficients(f2, b, c22)
-    rho = _hermite_series.correlation(c11, c12, c22)
-    bound = _hermite_series.tail_bound(c1, e1, c2, e2, rho)
-    ok = (jnp.all(bound <= _hermite_series.TOLERANCE * jnp.sqrt(e1 * e2))
-          & jnp.all(c11 <= slope_limit**2) & jnp.all(c22 <= slope_limit**2))
-    return _hermite_series.series(c1, c2, rho), ok
-
-
-_jit_series_terms = jax.jit(_series_terms, static_argnums=(0, 1, 7))
+_jit_series_terms = jax.jit(_hermite_series.pair_terms, static_argnums=(0, 1, 7))
 
 
 def _series_pair(f1, f2, a, b, c11, c12, c22, has_bias):
@@ -223,7 +204,7 @@ def _series_pair(f1, f2, a, b, c11, c12, c22, has_bias):
     result = lambda: _graded_pair(f1, f2, a, b, c11, c12, c22, has_bias)  # noqa: E731
     for level in reversed(_hermite_series.LEVELS):
         def attempt(level=level, otherwise=result):
-            value, ok = _series_terms(f1, f2, a, b, c11, c12, c22, level)
+            value, ok = _hermite_series.pair_terms(f1, f2, a, b, c11, c12, c22, level)
             return jax.lax.cond(ok, lambda: jnp.broadcast_to(value, shape), otherwise)
         result = attempt
     return result()
@@ -564,16 +545,22 @@ def _self_term(act, W, b, V, n, method):
 
 
 def _series_gram(act, W, b, n, method, has_bias):
-    """The k × k matrix E[σ(u_i)σ(u_j)], u = Wx + b, by the Hermite series: the off-diagonal pairs in one
-    batch, the coefficients once per neuron (the diagonal set to ρ = 0); the diagonal E[σ(u_i)²] by a 1-D
-    rule (`_price_square`), where the series would need the most terms (ρ = 1)."""
+    """The k × k matrix E[σ(u_i)σ(u_j)], u = Wx + b, by the Hermite series: the coefficients once per neuron,
+    the diagonal E[σ(u_i)²] by a 1-D rule, where the series would need the most terms (ρ = 1); R and its
+    Price derivatives from one evaluation at the first level (`_hermite_series.gram`), else `_gram_pairs`."""
     k = W.shape[0]
-    C = W @ W.T
-    d = jnp.sum(W * W, axis=1)
-    off = ~np.eye(k, dtype=bool)
-    pairs = _pair(act, act, b[:, None], b[None, :], d[:, None], jnp.where(off, C, 0.0), d[None, :], n, method,
-                  has_bias)
-    return jnp.where(off, pairs, jnp.diag(_price_square(act, 0, 0)(b, d)))
+    C = jnp.where(np.eye(k, dtype=bool), jnp.sum(W * W, axis=1), W @ W.T)
+    return _hermite_series.gram(_derivative, _gram_pairs, act, has_bias, 0, 0)(b, C)
+
+
+def _gram_pairs(act, has_bias, r, s, a, C):
+    """E[σ^(r)(u_i)σ^(s)(u_j)] pair by pair (each with its own series level or the graded rule), the diagonal
+    by `_price_square`: the fallback of `_hermite_series.gram`."""
+    off = ~np.eye(C.shape[0], dtype=bool)
+    c = jnp.diagonal(C)
+    pairs = _price_pair(act, act, r, s, "series", has_bias)(a[:, None], a[None, :], c[:, None],
+                                                             jnp.where(off, C, 0.0), c[None, :])
+    return jnp.where(off, pairs, jnp.diag(_price_square(act, r, s)(a, c)))
 
 
 def _series_terms_joint(act, Ws, bs, Vs, Wt, bt, Vt, n, method, has_bias):

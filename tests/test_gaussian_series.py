@@ -171,3 +171,59 @@ def test_mixed_activations_with_biases_match_the_graded_rule():
                         for m in ("series", "graded"))
     assert abs(float(r - r0)) <= 1e-12 * abs(float(r0))
     assert np.max(np.abs(g - g0)) <= 1e-12 * np.max(np.abs(g0))
+
+
+def _gram_inputs(seed, aligned, d=30, k=6):
+    """(a, C) for k units in dimension d: |ρ| ≤ 0.2 between random directions at this seed."""
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(k, d)) / np.sqrt(d)
+    if aligned:  # units on each other (ρ = 1 and −1): the first level cannot pass
+        W[1], W[2] = W[0], -0.8 * W[0]
+    a = 0.3 * rng.normal(size=k)
+    C = W @ W.T
+    return jnp.asarray(a), jnp.asarray(np.where(np.eye(k, dtype=bool), np.sum(W * W, 1), C))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("act", ["tanh", "softplus"])
+def test_gram_bundle_matches_the_pair_by_pair_rule(act):
+    # R's matrix and its five Price derivatives from one evaluation (one coefficient pass for σ, σ′, σ″)
+    # against the same matrices pair by pair, each with its own level (gaussian._gram_pairs), at random
+    # directions (the first level) and with aligned units (K = 255).
+    A = get_activation(act)
+    pairs = _hermite_series.price_closure(((0, 0),))
+    bundle = jax.jit(_hermite_series.gram_set(gaussian._derivative, gaussian._gram_pairs, A, True, pairs))
+    value = jax.jit(_hermite_series.gram(gaussian._derivative, gaussian._gram_pairs, A, True, 0, 0))
+    reference = jax.jit(lambda a, C: [gaussian._gram_pairs(A, True, r, s, a, C) for r, s in pairs]
+                        + [jnp.diagonal(gaussian._gram_pairs(A, True, r, r, a, C)) for r in range(3)])
+    for aligned, passing in [(False, 0), (True, 1)]:
+        a, C = _gram_inputs(3, aligned)
+        for i, level in enumerate(_hermite_series.LEVELS):
+            ok = _hermite_series.gram_values(gaussian._derivative, A, pairs, a, C, level)[1]
+            if act == "tanh" or i >= passing:
+                assert bool(ok) == (i >= passing), (aligned, level)
+        got, ref = bundle(a, C), reference(a, C)
+        energy = [np.abs(np.asarray(e)) for e in ref[len(pairs):]]
+        got = dict(zip(pairs, got))
+        for (r, s), m0 in zip(pairs, ref):
+            m = got[(r, s)]
+            scale = np.sqrt(energy[r][:, None] * energy[s][None, :])
+            assert np.max(np.abs(np.asarray(m - m0)) / scale) < 1e-14, (aligned, r, s)
+        # R alone (no derivatives asked) by its own evaluation: the same matrix to the round-off of its sums.
+        scale = np.sqrt(energy[0][:, None] * energy[0][None, :])
+        assert np.max(np.abs(np.asarray(value(a, C) - got[(0, 0)])) / scale) < 1e-14
+
+
+@pytest.mark.slow
+def test_population_hessian_through_the_gram_bundle_against_finite_differences():
+    d = 4
+    T, S = ft.MLP((d, 2, 1), "tanh", bias=True), ft.MLP((d, 2, 1), "tanh", bias=True)
+    tt, th = T.init(0, scale=d**-0.5), jnp.asarray(S.init(1, scale=d**-0.5))
+    assert gaussian.population_rule(S, th, T, tt, method="series") == "series, K = 31"
+    grad = jax.jit(jax.grad(lambda x: gaussian.population_risk(S, x, T, tt, method="series")))
+    hess = np.asarray(jax.jit(jax.hessian(lambda x: gaussian.population_risk(S, x, T, tt, method="series")))(th))
+    h = 1e-5
+    fd2 = np.array([(np.asarray(grad(th + h * e)) - np.asarray(grad(th - h * e))) / (2 * h)
+                    for e in np.eye(th.size)])
+    assert np.all(np.isfinite(hess)) and np.max(np.abs(hess - fd2)) < 1e-8 * max(1.0, np.max(np.abs(hess)))
+    assert np.max(np.abs(hess - hess.T)) < 1e-13 * np.max(np.abs(hess))
