@@ -46,11 +46,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .gcr import gcr
+from .gmres import gmres
 from .results import RESULTS
 from .stiff import (AbstractSegmentedSolver, event_code, finish, hessian_fn, outputs, rms, save_between,
                     save_step, start_event)
 
 __all__ = ["BDF"]
+
+_gmres = gmres  # the earlier name (benchmarks/bench_libraries.py)
 
 MAX_ORDER = 5
 NEWTON_MAXITER = 4
@@ -79,92 +83,6 @@ def _change_D(D, order, factor):
     U = jnp.where(block, _compute_R(1.0), 0.0)
     RU = jnp.where(block, R @ U, jnp.eye(_K))
     return D.at[:_K].set(RU.T @ D[:_K])
-
-
-def _gmres(A, b, M, rtol, m):
-    """Right-preconditioned GMRES from x0 = 0 with at most m iterations (no restart), stopping when the
-    residual is ≤ rtol·‖b‖. Returns (x, iterations = products with A, converged)."""
-    n = b.shape[0]
-    beta = jnp.linalg.norm(b)
-    V = jnp.zeros((m + 1, n), b.dtype).at[0].set(b / jnp.where(beta > 0, beta, 1.0))
-    R = jnp.zeros((m + 1, m), b.dtype)
-    g = jnp.zeros(m + 1, b.dtype).at[0].set(beta)
-    rows = jnp.arange(m + 1)
-
-    def cond(s):
-        j, _, _, _, _, g = s
-        return (j < m) & (jnp.abs(g[j]) > rtol * beta)
-
-    def body(s):
-        j, V, R, cs, sn, g = s
-        w = A(M(V[j]))
-        below = rows <= j
-        h = jnp.zeros(m + 1, b.dtype)
-        for _ in range(2):  # classical Gram–Schmidt, twice
-            hh = jnp.where(below, V @ w, 0.0)
-            w = w - hh @ V
-            h = h + hh
-        hn = jnp.linalg.norm(w)
-        h = h.at[j + 1].set(hn)
-        V = V.at[j + 1].set(w / jnp.where(hn > 0, hn, 1.0))
-
-        def rotate(i, h):
-            a, c = h[i], h[i + 1]
-            return h.at[i].set(cs[i] * a + sn[i] * c).at[i + 1].set(-sn[i] * a + cs[i] * c)
-
-        h = lax.fori_loop(0, j, rotate, h)
-        r = jnp.hypot(h[j], h[j + 1])
-        safe = jnp.where(r > 0, r, 1.0)
-        c_j = jnp.where(r > 0, h[j] / safe, 1.0)
-        s_j = jnp.where(r > 0, h[j + 1] / safe, 0.0)
-        h = h.at[j].set(r).at[j + 1].set(0.0)
-        g = g.at[j + 1].set(-s_j * g[j]).at[j].set(c_j * g[j])
-        return j + 1, V, R.at[:, j].set(h), cs.at[j].set(c_j), sn.at[j].set(s_j), g
-
-    init = (jnp.asarray(0, jnp.int64), V, R, jnp.zeros(m, b.dtype), jnp.zeros(m, b.dtype), g)
-    j, V, R, _, _, g = lax.while_loop(cond, body, init)
-    used = jnp.arange(m) < j
-    Rj = jnp.where(used[:, None] & used[None, :], R[:m], jnp.eye(m, dtype=b.dtype))
-    y = jax.scipy.linalg.solve_triangular(Rj, jnp.where(used, g[:m], 0.0), lower=False)
-    converged = jnp.abs(g[j]) <= rtol * beta
-    return M(y @ V[:m]), j, converged
-
-
-def _gcr(A, b, U, C, n_pairs, rtol, m, small=lambda r: jnp.asarray(False)):
-    """GCR (Eisenstat, Elman & Schultz 1983) for A x = b from x0 = 0 that keeps its search directions:
-    U holds directions u_i and C their images c_i = A u_i, orthonormal, in the first `n_pairs` rows.
-    The stored pairs are used first (no products with A), then at most m new directions are added
-    (one product each) until the residual is ≤ rtol·‖b‖ or `small`(residual). With no stored pairs it is GMRES in exact
-    arithmetic; for a second right-hand side with the same A, the pairs already span most of what it
-    needs. Returns (x, new products, converged, U, C, n_pairs)."""
-    cap = U.shape[0]
-    beta = jnp.linalg.norm(b)
-    stored = (jnp.arange(cap) < n_pairs)[:, None]
-    alpha = jnp.where(stored[:, 0], C @ b, 0.0)
-    x, r = alpha @ U, b - alpha @ C
-    rows = jnp.arange(cap)
-
-    def cond(s):
-        j, k, _, r, _, _ = s
-        return (j < m) & (k < cap) & (jnp.linalg.norm(r) > rtol * beta) & ~small(r)
-
-    def body(s):
-        j, k, x, r, U, C = s
-        u, c = r, A(r)
-        below = (rows < k)[:, None]
-        for _ in range(2):  # classical Gram–Schmidt, twice
-            a = jnp.where(below[:, 0], C @ c, 0.0)
-            c, u = c - a @ C, u - a @ U
-        cn = jnp.linalg.norm(c)
-        inv = jnp.where(cn > 0, 1.0 / jnp.where(cn > 0, cn, 1.0), 0.0)
-        u, c = u * inv, c * inv
-        g = c @ r
-        return j + 1, k + 1, x + g * u, r - g * c, U.at[k].set(u), C.at[k].set(c)
-
-    i0 = jnp.asarray(0, jnp.int64)
-    j, k, x, r, U, C = lax.while_loop(cond, body, (i0, jnp.asarray(n_pairs, jnp.int64), x, r, U, C))
-    ok = (jnp.linalg.norm(r) <= rtol * beta) | small(r)
-    return x, j, ok, U, C, k
 
 
 def _newton(f, y_predict, c, psi, solve, scale, tol, maxiter, krylov=False, krylov_rtol=1e-3,
@@ -200,7 +118,7 @@ def _newton(f, y_predict, c, psi, solve, scale, tol, maxiter, krylov=False, kryl
             rhs = c * fy - psi - d
 
             def newton_krylov():
-                dy, mv, ok, *new = _gcr(lambda v: solve(v - c * jvp_predict(v)), solve(rhs), *pairs,
+                dy, mv, ok, *new = gcr(lambda v: solve(v - c * jvp_predict(v)), solve(rhs), *pairs,
                                         krylov_rtol, krylov_m, lambda r: rms(r / scale) <= forcing * tol)
                 return dy, mv, ok, tuple(new)
 
@@ -213,7 +131,7 @@ def _newton(f, y_predict, c, psi, solve, scale, tol, maxiter, krylov=False, kryl
 
             def newton_krylov():
                 # Left-preconditioned, so that the residual GMRES controls is close to dy's error.
-                return _gmres(lambda v: solve(v - c * jvp(v)), solve(rhs), lambda v: v, krylov_rtol,
+                return gmres(lambda v: solve(v - c * jvp(v)), solve(rhs), lambda v: v, krylov_rtol,
                               krylov_m)
 
             dy, mv, ok = lax.cond(krylov, newton_krylov,
@@ -320,7 +238,7 @@ class BDF(AbstractSegmentedSolver):
     - `newton_maxiter`: Newton iterations per attempt (scipy: 4).
     - `recycle`: in Newton–Krylov mode, linearise once per attempt (at the predicted point) and solve
       every Newton correction of the attempt with GCR, which keeps its directions from one correction
-      to the next (`_gcr`); False: a new linearisation and a fresh GMRES at every iterate.
+      to the next (`gcr.gcr`); False: a new linearisation and a fresh GMRES at every iterate.
     - `forcing`: with `recycle`, GCR also stops once the scaled RMS of its residual is ≤ `forcing` ×
       the Newton tolerance (an inexact Newton forcing term, Eisenstat & Walker 1996): a correction
       needs no more accuracy than the iteration's own convergence test asks of the corrector, and that
