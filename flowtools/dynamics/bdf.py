@@ -26,7 +26,7 @@ Two things differ:
   one Krylov space: GCR keeps its directions and their images, so the second and later corrections
   are mostly projections onto directions already found; and a correction is solved only as far as
   the Newton test needs (a forcing term of 0.1 × its tolerance, Eisenstat & Walker 1996). At 201
-  parameters (benchmarks/bench_dynamics.py, flow_recycling_vs_previous) this cut the Jacobian-vector
+  parameters (benchmarks/bench_dynamics.py, `flow_recycling`) this cut the Jacobian-vector
   products from 20 624 to 11 228 and the Hessians from 73 to 56, for the same accepted steps within
   2 % and net outputs within 3e-8 (`BDF(recycle=False, forcing=0.0)` is the earlier solver).
 
@@ -132,7 +132,7 @@ def _newton(f, y_predict, c, psi, solve, scale, tol, maxiter, krylov=False, kryl
             def newton_krylov():
                 # Left-preconditioned, so that the residual GMRES controls is close to dy's error.
                 return gmres(lambda v: solve(v - c * jvp(v)), solve(rhs), lambda v: v, krylov_rtol,
-                              krylov_m)
+                             krylov_m)
 
             dy, mv, ok = lax.cond(krylov, newton_krylov,
                                   lambda: (solve(rhs), jnp.asarray(0, jnp.int64), jnp.asarray(True)))
