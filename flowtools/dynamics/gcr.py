@@ -17,7 +17,8 @@ def gcr(A, b, U, C, n_pairs, rtol, m, small=lambda r: jnp.asarray(False)):
     U holds directions u_i and C their images c_i = A u_i, orthonormal, in the first `n_pairs` rows.
     The stored pairs are used first (no products with A), then at most m new directions are added
     (one product each, while rows are free) until the residual is ≤ rtol·‖b‖ or `small`(residual) is
-    true. With no stored pairs it is GMRES in exact arithmetic; for a second right-hand side with the
+    true with at least one pair in use (so that a small right-hand side still gets a correction, not
+    zero, which the Newton test would take for convergence). With no stored pairs it is GMRES in exact arithmetic; for a second right-hand side with the
     same A, the pairs already span most of what it needs. Returns (x, new products, converged, U, C,
     n_pairs)."""
     cap = U.shape[0]
@@ -29,7 +30,7 @@ def gcr(A, b, U, C, n_pairs, rtol, m, small=lambda r: jnp.asarray(False)):
 
     def cond(s):
         j, k, _, r, _, _ = s
-        return (j < m) & (k < cap) & (jnp.linalg.norm(r) > rtol * beta) & ~small(r)
+        return (j < m) & (k < cap) & (jnp.linalg.norm(r) > rtol * beta) & ~(small(r) & (k > 0))
 
     def body(s):
         j, k, x, r, U, C = s
@@ -46,5 +47,5 @@ def gcr(A, b, U, C, n_pairs, rtol, m, small=lambda r: jnp.asarray(False)):
 
     i0 = jnp.asarray(0, jnp.int64)
     j, k, x, r, U, C = lax.while_loop(cond, body, (i0, jnp.asarray(n_pairs, jnp.int64), x, r, U, C))
-    ok = (jnp.linalg.norm(r) <= rtol * beta) | small(r)
+    ok = (jnp.linalg.norm(r) <= rtol * beta) | (small(r) & (k > 0))
     return x, j, ok, U, C, k
