@@ -240,9 +240,9 @@ class BDF(AbstractSegmentedSolver):
       every Newton correction of the attempt with GCR, which keeps its directions from one correction
       to the next (`gcr.gcr`); False: a new linearisation and a fresh GMRES at every iterate.
     - `forcing`: with `recycle`, GCR also stops once the scaled RMS of its residual is ≤ `forcing` ×
-      the Newton tolerance (an inexact Newton forcing term, Eisenstat & Walker 1996): a correction
-      needs no more accuracy than the iteration's own convergence test asks of the corrector, and that
-      test still decides acceptance. 0: `krylov_rtol` alone.
+      the Newton tolerance, once a direction is in use (an inexact Newton forcing term, Eisenstat &
+      Walker 1996): a correction needs no more accuracy than the iteration's own convergence test asks
+      of the corrector, and that test still decides acceptance. 0: `krylov_rtol` alone.
     - `hessian`: how the Hessian is computed: "auto", "vmap" or "map" (see `stiff.hessian_fn`).
     """
 
