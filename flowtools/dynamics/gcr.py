@@ -18,9 +18,9 @@ def gcr(A, b, U, C, n_pairs, rtol, m, small=lambda r: jnp.asarray(False)):
     The stored pairs are used first (no products with A), then at most m new directions are added
     (one product each, while rows are free) until the residual is ≤ rtol·‖b‖ or `small`(residual) is
     true with at least one pair in use (so that a small right-hand side still gets a correction, not
-    zero, which the Newton test would take for convergence). With no stored pairs it is GMRES in exact arithmetic; for a second right-hand side with the
-    same A, the pairs already span most of what it needs. Returns (x, new products, converged, U, C,
-    n_pairs)."""
+    zero, which the Newton test would take for convergence). With no stored pairs it is GMRES in exact
+    arithmetic; for a second right-hand side with the same A, the pairs already span most of what it
+    needs. Returns (x, new products, converged, U, C, n_pairs)."""
     cap = U.shape[0]
     beta = jnp.linalg.norm(b)
     stored = (jnp.arange(cap) < n_pairs)[:, None]
