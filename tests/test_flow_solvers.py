@@ -270,6 +270,11 @@ def test_gcr_solves_and_recycles_its_directions():
     assert ok2 and mv2 <= 2 and kept2 == kept + mv2
     np.testing.assert_allclose(x2, np.linalg.solve(A, b2), rtol=1e-8, atol=1e-9)
     np.testing.assert_allclose(C[:kept2] @ C[:kept2].T, np.eye(int(kept2)), atol=1e-12)
+    # The forcing test (`small`) ends a solve only once a direction is in use: a right-hand side it
+    # already calls small still gets one product and a non-zero correction, not x = 0.
+    empty = jnp.zeros((30, n))
+    x3, mv3, ok3, *_ = gcr(apply, jnp.asarray(1e-12 * b1), empty, empty, 0, 1e-10, 15, lambda r: jnp.asarray(True))
+    assert ok3 and mv3 == 1 and np.linalg.norm(x3) > 0
 
 
 def test_recycled_newton_krylov_keeps_the_flow_and_saves_products():
