@@ -35,6 +35,12 @@
   factorisations, Newton failures; CVODE: nsteps, nfev, nje) and, from 61 parameters up, the CPU price
   of one gradient, JVP, Hessian and LU, from which `extra` estimates where each solver's time goes.
   `--full` adds a 997-parameter net (2-249-1; "auto" is still "bdf" there).
+- `flow_recycling_<net>` (`--full`): the default BDF (Newton–Krylov corrections of one attempt sharing
+  one linearisation and one GCR space, with a forcing term) against the earlier solver
+  `BDF(recycle=False, forcing=0.0)` (a linearisation and a fresh GMRES at every Newton iterate), and
+  both against CVODE as in `flow_vs_cvode`: the three alternate, three rounds after a warm-up, medians
+  of wall and process CPU time; `extra` holds both solvers' counts, the CVODE ratios of both, the
+  largest difference of the nets' outputs between the two, and the load average.
 """
 
 from __future__ import annotations
@@ -594,5 +600,57 @@ def bench_flow_vs_cvode(quick, full=False):
     return entries
 
 
+def bench_flow_recycling(quick):
+    from flowtools.dynamics.bdf import BDF
+
+    try:
+        import sksundae  # noqa: F401
+    except ImportError:
+        sksundae = None
+    solvers = dict(recycled=BDF(), previous=BDF(recycle=False, forcing=0.0))
+    entries = []
+    for name in (["minimal_model", "tanh_1_20_1"] if quick else list(NETS)):
+        problem, theta0, desc = flow_problem(name)
+        wall = {k: [] for k in (*solvers, "cvode")}
+        cpu = {k: [] for k in wall}
+        out = {}
+        for round_ in range(4):  # round 0 compiles
+            for key, solver in solvers.items():
+                c = time.process_time()
+                tr = ft.gradient_flow(problem, theta0, None, gtol=GTOL, rtol=RTOL, atol=ATOL, solver=solver)
+                if round_:
+                    cpu[key].append(time.process_time() - c)
+                    wall[key].append(tr.stats["wall_time"])
+                out[key] = tr
+            if round_ and sksundae is not None:
+                cv_s, _, info = _cvode_flow(problem, theta0)
+                wall["cvode"].append(cv_s)
+                cpu["cvode"].append(info["cpu_s"])
+        med = {k: float(np.median(v)) if v else float("nan") for k, v in wall.items()}
+        med_cpu = {k: float(np.median(v)) if v else float("nan") for k, v in cpu.items()}
+        kinds = ("steps", "rejected_steps", "gradient_evaluations", "hvp_evaluations", "jacobian_evaluations",
+                 "factorizations", "newton_failures")
+        counts = {k: {s: tr.stats.get(s) for s in kinds} for k, tr in out.items()}
+        x = np.asarray(problem.x)
+        dist = float(np.max(np.abs(problem.predict(out["recycled"].final_theta, x)
+                                   - problem.predict(out["previous"].final_theta, x))))
+        vs_cvode = {k: dict(wall=med[k] / med["cvode"], cpu=med_cpu[k] / med_cpu["cvode"]) for k in solvers}
+        print(f"  {name} ({problem.n_params} parameters): wall {med}, CPU {med_cpu}, vs CVODE {vs_cvode}, "
+              f"counts {counts}, output distance {dist:.2g}", flush=True)
+        entries.append(dict(
+            name=f"flow_recycling_{name}", ours_s=med["recycled"], baseline_s=med["previous"],
+            ratio=med["recycled"] / med["previous"], target=1.0,
+            baseline="BDF(recycle=False, forcing=0.0): a fresh linearisation and GMRES at every Newton iterate",
+            extra=dict(problem=desc, n_params=problem.n_params, wall_s=wall, cpu_s=cpu, median_wall_s=med,
+                       median_cpu_s=med_cpu, cpu_ratio=med_cpu["recycled"] / med_cpu["previous"],
+                       vs_cvode=vs_cvode, counts=counts, output_distance=dist,
+                       status={k: str(tr.status) for k, tr in out.items()},
+                       load=__import__("os").getloadavg()[0]),
+            note=f"to |grad L| <= {GTOL:g}, rtol {RTOL:g}, atol {ATOL:g}; medians of 3 alternating rounds "
+                 "(recycled, previous, CVODE) after a warm-up"))
+    return entries
+
+
 BENCHMARKS = [bench_gd, bench_flow, bench_gradient_evaluations, bench_compile_first_flow,
               bench_compile_second_process, bench_time_to_first_itinerary, bench_flow_vs_cvode]
+FULL_BENCHMARKS = [bench_flow_recycling]
