@@ -222,6 +222,48 @@ def test_time_limit_bounds_every_phase(deep_linear):
     assert "resolve" in itinerary(p, tr, time_limit=limit).stats["cut_off"]
 
 
+def test_resolve_budget_reserves_the_final_evaluation():
+    from flowtools.itineraries._itinerary import RESOLVE_EVAL_COST, RESOLVE_EVAL_SHARE, RESOLVE_INNER, \
+        RESOLVE_MAX_STATES, resolve_budget
+    for seconds, per_state, n in [(60.0, 0.01, 200), (60.0, 1e-6, 200), (1.0, 0.01, 10), (0.5, 0.1, 50)]:
+        limit, cap = resolve_budget(seconds, per_state, n)
+        one = RESOLVE_EVAL_COST * per_state
+        assert 0 <= cap <= RESOLVE_MAX_STATES and limit >= 0
+        if cap:  # segments, then every state evaluated, within the seconds given
+            n_end = n + cap + RESOLVE_INNER  # a segment's states can carry past the cap
+            assert limit + one * n_end <= seconds * (1 + 1e-12)
+            assert one * n_end <= RESOLVE_EVAL_SHARE * seconds * (1 + 1e-12)
+    assert resolve_budget(60.0, 0.01, 200) == (pytest.approx(60.0 - 0.06 * 250), 42)
+    assert resolve_budget(0.5, 0.1, 50)[1] == 0  # the saved states alone take longer: nothing is added
+    assert resolve_budget(60.0, 1e-6, 200)[1] == RESOLVE_MAX_STATES
+
+
+def test_time_limit_keeps_resolve_within_its_half(deep_linear, monkeypatch):
+    """Resolving under a time limit adds no more states than it can evaluate in its half; what it could
+    not add is cut off, and a run that needs no limit is resolved as before."""
+    import flowtools.itineraries._itinerary as itin_module
+
+    p, theta0 = deep_linear
+    tr = ft.gradient_descent(p, theta0, 0.1, 400, n_records=10)  # the GD map resolves without compiles
+    free = itinerary(p, tr, time_limit=None)
+    assert free.stats["resolved_states"] > 4 and "resolve_s" not in free.stats
+    loose = itinerary(p, tr, time_limit=1e3)  # its cap does not bind: the same states and visits
+    assert loose.stats["resolved_states"] == free.stats["resolved_states"] and loose.stats["cut_off"] == []
+    assert [v.signature for v in loose.visits] == [v.signature for v in free.visits]
+    assert loose.stats["resolve_s"] <= loose.stats["resolve_budget_s"]
+    # A budget that lets 3 states be added: at most 3 are, and the message says resolving was cut.
+    monkeypatch.setattr(itin_module, "resolve_budget", lambda seconds, per_state, n: (seconds, 3))
+    capped = itinerary(p, tr, time_limit=1e3)
+    assert capped.stats["resolve_max_states"] == 3
+    assert 0 < capped.stats["resolved_states"] <= 3 + itin_module.RESOLVE_INNER < free.stats["resolved_states"]
+    assert "resolve" in capped.stats["cut_off"] and "cut off: resolve" in capped.message
+    monkeypatch.undo()
+    monkeypatch.setattr(itin_module, "RESOLVE_EVAL_COST", 1e12)  # not even the saved states fit
+    none = itinerary(p, tr, time_limit=1e3)
+    assert none.stats["resolve_max_states"] == 0 and none.stats["resolved_states"] == 0
+    assert "resolve" in none.stats["cut_off"] and none.stats["states"] == len(tr.t)
+
+
 def test_unfinished_run_ends_in_an_unfinished_node(deep_linear):
     p, theta0 = deep_linear
     tr = ft.gradient_flow(p, theta0, 3.2, n_save=100)  # stopped while learning the first mode

@@ -150,16 +150,33 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     def remaining(until=deadline):
         return None if until is None else max(until - time.perf_counter(), 0.0)
 
-    traj = trajectory
+    traj, outputs, resolve_stats = trajectory, None, {}
     if resolve:
         budget = remaining()
-        traj = resolve_trajectory(problem, trajectory, max_jump=0.5 * rho,
-                                  time_limit=None if budget is None else 0.5 * budget)
-        if budget is not None and time.perf_counter() - wall0 >= 0.5 * budget:
-            cut_off.append("resolve")
+        limit, cap = None, RESOLVE_MAX_STATES
+        if budget is not None:
+            # Resolving keeps its half with the evaluation of every state at its end (`resolve_budget`),
+            # priced by the outputs of the saved states, which are needed below anyway.
+            t_out = time.perf_counter()
+            saved = np.all(np.isfinite(trajectory.theta), axis=1)
+            outputs = training_outputs(problem, trajectory.theta[saved])
+            per_state = (time.perf_counter() - t_out) / max(int(saved.sum()), 1)
+            limit, cap = resolve_budget(0.5 * budget - (time.perf_counter() - t_out), per_state,
+                                        len(trajectory.t))
+            resolve_stats = dict(resolve_budget_s=0.5 * budget, resolve_max_states=cap,
+                                 resolve_state_cost_s=per_state)
+        if cap > 0:
+            traj = resolve_trajectory(problem, trajectory, max_jump=0.5 * rho, time_limit=limit,
+                                      max_states=cap)
+        if budget is not None:
+            resolve_stats["resolve_s"] = time.perf_counter() - wall0
+            if cap < RESOLVE_MAX_STATES and (cap == 0 or traj.stats.get("resolved_states", 0) >= cap) \
+                    or resolve_stats["resolve_s"] >= 0.5 * budget:
+                cut_off.append("resolve")
     finite = np.all(np.isfinite(traj.theta), axis=1)
     thetas, ts = traj.theta[finite], traj.t[finite]
-    outputs = training_outputs(problem, thetas)
+    if outputs is None or traj is not trajectory:
+        outputs = training_outputs(problem, thetas)
     d_out, n_train = problem.model.d_out, int(np.asarray(problem.x).shape[0])
 
     def distances(fp):
@@ -299,6 +316,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                  budget_exhausted=exhausted, cut_off=cut_off, time_limit=time_limit, resolved_states=int(traj.stats.get("resolved_states", 0)),
                  states=int(len(thetas)), d_out=d_out, n_train=n_train,
                  loss_label=problem_loss_label(problem), network=network_widths(problem))
+    stats.update(resolve_stats)
     if "periodic_orbit" in ctx:
         stats["periodic_orbit"] = ctx["periodic_orbit"]
     itin = Itinerary(visits, terminal, trajectory.method, message, degenerate, stats)
@@ -310,6 +328,29 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
 
 #: The share of `time_limit` kept for judging the end of the run: the passages stop before it.
 END_RESERVE = 0.2
+#: `resolve_trajectory`'s own cap on added states, the one used without a time limit.
+RESOLVE_MAX_STATES = 20_000
+#: `resolve_trajectory`'s most states inside one segment (its `n_inner`).
+RESOLVE_INNER = 8
+#: The cost of one state at the end of resolving, in units of its training outputs: the loss and
+#: gradient (about three forward passes), held-out metrics, and its outputs again (here and in the
+#: resolve's rounds).
+RESOLVE_EVAL_COST = 6.0
+#: The share of resolving's half that its final evaluation of every state may take.
+RESOLVE_EVAL_SHARE = 0.25
+
+
+def resolve_budget(seconds: float, per_state: float, n_saved: int) -> tuple[float, int]:
+    """(time_limit, max_states) for `resolve_trajectory` within `seconds`, one state's outputs costing
+    `per_state` seconds: the states it may add are capped so that evaluating all of them and the
+    `n_saved` saved ones (and one segment's past the cap) at its end takes at most `RESOLVE_EVAL_SHARE` of the time, and that evaluation
+    is reserved out of its own time limit (`resolve_trajectory` stops starting segments at its limit but
+    evaluates every state after it). max_states 0: nothing can be added in time."""
+    seconds = max(seconds, 0.0)
+    one = RESOLVE_EVAL_COST * max(per_state, 1e-9)
+    # The cap is checked before each segment, whose states (up to RESOLVE_INNER) can carry past it.
+    cap = int(min(RESOLVE_MAX_STATES, max(RESOLVE_EVAL_SHARE * seconds / one - n_saved - RESOLVE_INNER, 0)))
+    return max(seconds - one * (n_saved + cap + RESOLVE_INNER), 0.0), cap
 
 
 def auto_time_limits(n_params: int) -> tuple[float | None, float | None]:

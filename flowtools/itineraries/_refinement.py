@@ -146,10 +146,11 @@ def refine_passage(ctx, theta, sp) -> dict:
     problem, rho = ctx["problem"], ctx["rho"]
     point, status, cp = refine(ctx, theta)
     if point is None and cp is not None and cp.signature[0] == 0 and np.isfinite(cp.grad_norm) and \
-            not out_of_time(ctx["spec_opts"]):
+            (cp.spectrum is None or cp.spectrum.complete) and not out_of_time(ctx["spec_opts"]):
         # No unstable direction at the guess: the slow approach to a (degenerate) minimum set, which
         # the implicit flow follows with huge steps. Not once the time is up: the flow's first segment
-        # compiles (32 s at 112 510 parameters, load 10), and a compile is not interrupted.
+        # compiles (32 s at 112 510 parameters, load 10), and a compile is not interrupted. Nor from a
+        # Lanczos count cut short at 0: that is a lower bound of the index, not "no unstable direction".
         cont = gradient_flow(problem, theta, None, gtol=ctx["near_gtol"] * 1e-4, max_steps=20_000,
                              time_limit=time_left(ctx["spec_opts"].get("deadline")))
         if cont.status == Status.CONVERGED:
