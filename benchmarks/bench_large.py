@@ -230,7 +230,9 @@ print(json.dumps(dict(n_params=prob.n_params, flow_s=flow_s, flow_status=str(flo
                       rss_flow_gib=rss_flow, itinerary_s=itin_s, itinerary_cpu_s=itin_cpu, rss_gib=rss,
                       time_limit=limit, cut_off=it.stats["cut_off"], terminal=it.terminal,
                       visits=[(v.kind, v.status, v.signature[0], v.morse_complete) for v in it.visits],
-                      refinements=it.stats["refinements"], message=it.message[-300:])))
+                      refinements=it.stats["refinements"], message=it.message[-300:],
+                      resolve={k: it.stats.get(k) for k in ("resolve_s", "resolve_budget_s", "resolve_max_states",
+                                                            "resolved_states")})))
 """
 
 

@@ -519,3 +519,29 @@ def test_end_at_the_loss_floor_with_a_near_zero_relu_neuron_is_an_attractor(k, s
     assert ft.landscape.classify_point(p, off, spec)[0] == "saddle"
     # An energy of one's own has no known lower bound: nothing is corrected.
     assert ft.Problem.from_loss(lambda th: -(th ** 2).sum(), 2).loss_lower_bound is None
+
+
+def test_count_cut_short_at_zero_starts_no_continued_flow(deep_linear, monkeypatch):
+    """A failed refinement whose Lanczos count stopped at a lower bound of 0 has not shown that the guess
+    has no unstable direction: the passage does not continue the flow from it (a complete count does)."""
+    from types import SimpleNamespace
+
+    import flowtools.itineraries._refinement as refinement
+
+    p, theta0 = deep_linear
+    calls = []
+
+    def flow(*args, **kwargs):
+        calls.append(kwargs)
+        return SimpleNamespace(status=ft.Status.MAX_STEPS)
+
+    monkeypatch.setattr(refinement, "gradient_flow", flow)
+    ctx = dict(problem=p, rho=0.1, spec_opts=dict(rtol_zero=1e-7), ts=np.array([0.0, 1.0]), near_gtol=1e-8,
+               distances=lambda fp: np.zeros(2))
+    sp = SimpleNamespace(at_start=True, t_start=0.0, t_end=1.0)
+    for complete, flows in [(False, 0), (True, 1)]:
+        cp = SimpleNamespace(signature=(0, None, None), grad_norm=1e-3, spectrum=SimpleNamespace(complete=complete),
+                             success=False, guess=None)
+        monkeypatch.setattr(refinement, "refine", lambda ctx, theta, cp=cp: (None, "unrefined", cp))
+        info = refinement.refine_passage(ctx, np.asarray(theta0), sp)
+        assert info["kind"] == "slow_region" and len(calls) == flows

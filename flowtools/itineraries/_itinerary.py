@@ -78,7 +78,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     - `near_gtol`: a refinement that failed to reach its gtol but whose best iterate has ‖∇L‖ ≤
       `near_gtol` is kept as that critical set (status "near_critical") instead of being discarded.
     - `time_limit`: wall-time budget in seconds for the whole itinerary, every phase included: the
-      resolution gets at most half of it, the passages stop `END_RESERVE` of it before the limit (those
+      resolution gets at most half of it, its evaluation of every state included (the states it adds
+      are capped to what that evaluation allows, `resolve_budget`), the passages stop `END_RESERVE` of it before the limit (those
       left are recorded unrefined, status "skipped", without a spectrum), the end is judged within what
       is left, and every refinement, spectrum and continued flow gets the time left to its phase.
       `stats["cut_off"]` names the phases cut, `stats["budget_exhausted"]` says whether passages were
@@ -342,10 +343,10 @@ RESOLVE_EVAL_SHARE = 0.25
 
 def resolve_budget(seconds: float, per_state: float, n_saved: int) -> tuple[float, int]:
     """(time_limit, max_states) for `resolve_trajectory` within `seconds`, one state's outputs costing
-    `per_state` seconds: the states it may add are capped so that evaluating all of them and the
-    `n_saved` saved ones (and one segment's past the cap) at its end takes at most `RESOLVE_EVAL_SHARE` of the time, and that evaluation
-    is reserved out of its own time limit (`resolve_trajectory` stops starting segments at its limit but
-    evaluates every state after it). max_states 0: nothing can be added in time."""
+    `per_state` seconds: the states it may add are capped so that evaluating them, the `n_saved` saved
+    ones and one segment's past the cap at its end takes at most `RESOLVE_EVAL_SHARE` of the time, and
+    that evaluation is reserved out of its own time limit (`resolve_trajectory` stops starting segments
+    at its limit but evaluates every state after it). max_states 0: nothing can be added in time."""
     seconds = max(seconds, 0.0)
     one = RESOLVE_EVAL_COST * max(per_state, 1e-9)
     # The cap is checked before each segment, whose states (up to RESOLVE_INNER) can carry past it.
