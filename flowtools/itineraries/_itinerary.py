@@ -81,7 +81,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       resolution gets at most half of it, its evaluation of every state included (the states it adds
       are capped to what that evaluation allows, `resolve_budget`), the passages stop `END_RESERVE` of
       it before the limit (those left are recorded unrefined, status "skipped", without a spectrum),
-      the end is judged within what is left, and every refinement, spectrum and continued flow gets the time left to its phase.
+      the end is judged within what is left, and every refinement, spectrum and continued flow gets
+      the time left to its phase.
       `stats["cut_off"]` names the phases cut, `stats["budget_exhausted"]` says whether passages were
       skipped. Not interrupted: a first compile and one solver step.
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
