@@ -22,7 +22,7 @@ from ..landscape.input_symmetry import orbit_fingerprint
 from ..landscape.slow import resolve_trajectory
 from ..landscape.symmetry import (fingerprint_distance, function_fingerprint, network_widths, output_distance,
                                   output_scale)
-from ..problem import Problem, training_outputs
+from ..problem import Problem, state_chunk, training_outputs
 from ._passages import drift, function_noise_scale, merge, plateau_passages, windows, without_noise
 from ._records import Itinerary, Visit, problem_loss_label
 from ._refinement import (TIME_LIMIT_NOTE, refine_passage, slow_region, spectrum, time_left, timed_options,
@@ -158,11 +158,17 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         limit, cap = None, RESOLVE_MAX_STATES
         if budget is not None:
             # Resolving keeps its half with the evaluation of every state at its end (`resolve_budget`),
-            # priced by the outputs of the saved states, which are needed below anyway.
+            # priced by the outputs of the saved states, which are needed below anyway: after the first
+            # chunk of states where there are more (the first call may compile).
             t_out = time.perf_counter()
-            saved = np.all(np.isfinite(trajectory.theta), axis=1)
-            outputs = training_outputs(problem, trajectory.theta[saved])
-            per_state = (time.perf_counter() - t_out) / max(int(saved.sum()), 1)
+            saved = trajectory.theta[np.all(np.isfinite(trajectory.theta), axis=1)]
+            k = state_chunk(problem) if len(saved) > state_chunk(problem) else 0
+            first = training_outputs(problem, saved[:k]) if k else None
+            t_rest = time.perf_counter()
+            outputs = training_outputs(problem, saved[k:])
+            per_state = (time.perf_counter() - t_rest) / max(len(saved) - k, 1)
+            if k:
+                outputs = np.concatenate([first, outputs])
             limit, cap = resolve_budget(0.5 * budget - (time.perf_counter() - t_out), per_state,
                                         len(trajectory.t))
             resolve_stats = dict(resolve_budget_s=0.5 * budget, resolve_max_states=cap,
