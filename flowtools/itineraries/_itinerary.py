@@ -78,11 +78,11 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     - `near_gtol`: a refinement that failed to reach its gtol but whose best iterate has ‖∇L‖ ≤
       `near_gtol` is kept as that critical set (status "near_critical") instead of being discarded.
     - `time_limit`: wall-time budget in seconds for the whole itinerary, every phase included: the
-      resolution gets at most half of it, its evaluation of every state included (the states it adds
-      are capped to what that evaluation allows, `resolve_budget`), the passages stop `END_RESERVE` of
-      it before the limit (those left are recorded unrefined, status "skipped", without a spectrum),
-      the end is judged within what is left, and every refinement, spectrum and continued flow gets
-      the time left to its phase.
+      resolution gets at most half of it, the passages stop `END_RESERVE` of it before the limit (those
+      left are recorded unrefined, status "skipped", without a spectrum), the end is judged within what
+      is left, and every refinement, spectrum and continued flow gets the time left to its phase.
+      Given in seconds, it also caps the states resolving adds to what evaluating them allows
+      (`resolve_budget`); "auto" resolves for half its budget as before.
       `stats["cut_off"]` names the phases cut, `stats["budget_exhausted"]` says whether passages were
       skipped. Not interrupted: a first compile and one solver step.
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
@@ -128,6 +128,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     near_gtol = _checks.positive("near_gtol", near_gtol)
     min_depth = _checks.positive("min_depth", min_depth)
     opts = _refine_options(refine_options)
+    # Resolving's cap (`resolve_budget`) applies to a limit given in seconds; "auto" resolves as before
+    # (the documented itineraries of 1–10 thousand parameters were taken with it).
+    priced = time_limit is not None and not isinstance(time_limit, str)
     if isinstance(time_limit, str):
         _checks.choice("time_limit", time_limit, ["auto"])
         time_limit, per_refine = auto_time_limits(problem.n_params)
@@ -155,8 +158,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     traj, outputs, resolve_stats = trajectory, None, {}
     if resolve:
         budget = remaining()
-        limit, cap = None, RESOLVE_MAX_STATES
-        if budget is not None:
+        limit, cap = (None if budget is None else 0.5 * budget), RESOLVE_MAX_STATES
+        if priced:
             # Resolving keeps its half with the evaluation of every state at its end (`resolve_budget`),
             # priced by the outputs of the saved states, which are needed below anyway: after the first
             # chunk of states where there are more (the first call may compile).
@@ -178,6 +181,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                                       max_states=cap)
         if budget is not None:
             resolve_stats["resolve_s"] = time.perf_counter() - wall0
+            resolve_stats.setdefault("resolve_budget_s", 0.5 * budget)
             if cap < RESOLVE_MAX_STATES and (cap == 0 or traj.stats.get("resolved_states", 0) >= cap) \
                     or resolve_stats["resolve_s"] >= 0.5 * budget:
                 cut_off.append("resolve")
