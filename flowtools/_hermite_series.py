@@ -234,10 +234,15 @@ def gram_set(derivative, fallback, act, has_bias: bool, pairs: tuple):
     (on the diagonal too), with every matrix of the next order from one more evaluation
     (`gram_set` of `price_closure(pairs)`): R is one evaluation, R and ∇R one more, the Hessian a third."""
 
+    # Under vmap (a flow's saved states) a batched `lax.cond` runs both branches, the graded fallback of every
+    # order included (19.6 GiB for a width-3 flow's states): map the batch instead, so each state runs one.
+    @jax.custom_batching.sequential_vmap
+    def evaluate(a, C):
+        return _first_level(derivative, act, pairs, a, C, lambda: tuple(fallback(act, has_bias, pairs, a, C)))
+
     @jax.custom_jvp
     def m(a, C):
-        return _first_level(derivative, act, pairs, a, C,
-                            lambda: tuple(fallback(act, has_bias, pairs, a, C)))
+        return evaluate(a, C)
 
     @m.defjvp
     def m_jvp(primals, tangents):

@@ -260,3 +260,16 @@ def test_population_hessian_through_the_gram_bundle_against_finite_differences()
                     for e in np.eye(th.size)])
     assert np.all(np.isfinite(hess)) and np.max(np.abs(hess - fd2)) < 1e-8 * max(1.0, np.max(np.abs(hess)))
     assert np.max(np.abs(hess - hess.T)) < 1e-13 * np.max(np.abs(hess))
+
+
+def test_series_under_vmap_equals_one_state_at_a_time():
+    # A flow evaluates its saved states under vmap: each state takes its own level (a mapped batch, not a
+    # batched cond that would run the graded fallback of every order too), with the same bits as one by one.
+    T, tt = ft.problems.random_teacher(4, 2, "tanh", seed=0)
+    S = ft.MLP((4, 2, 1), "tanh", bias=False)
+    states = jnp.stack([jnp.asarray(S.init(i, scale=s)) for i, s in enumerate((0.3, 0.5, 2.5))])
+    vg = jax.value_and_grad(lambda x: gaussian.population_risk(S, x, T, tt, method="series"))
+    batched = jax.jit(jax.vmap(vg))(states)
+    one = [jax.jit(vg)(x) for x in states]
+    assert np.array_equal(np.asarray(batched[0]), np.array([float(v) for v, _ in one]))
+    assert np.array_equal(np.asarray(batched[1]), np.stack([np.asarray(g) for _, g in one]))
