@@ -66,7 +66,7 @@ else the graded rule for the whole batch (`lax.cond`, so only the branch taken r
 the diagonal E[σ(u_i)²] of a Gram matrix comes from the 1-D rule. Price's theorem gives the derivatives
 as series of σ', σ''. For the Gram matrix of one activation, R and its five Price derivatives come from one
 evaluation of σ, σ', σ'' at the nodes, one coefficient pass and one check for all six
-(`_hermite_series.gram`); where that fails at both levels, each pair decides on its own bound as above. K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
+(`_hermite_series.gram`); where that fails at both levels, the graded rule takes every order in one pass (a batch under vmap is mapped, so each state runs one branch). K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
 ρ = ±1 for tanh up to norm ≈ 1.6 and softplus up to ≈ 4 (the width study's flows stay at norms ≤ 1.6).
 `population_rule` says which rule R used. Measured (tests/test_gaussian_series.py): within 2e-15 of
 mpmath at ρ = ±1 and ρ = 0, within 1e-13 of the graded rule at norms 0.3–1.6, ρ from −1 to 1 and
