@@ -227,16 +227,22 @@ def price_closure(pairs):
 @functools.lru_cache(maxsize=None)
 def gram_set(derivative, fallback, act, has_bias: bool, pairs: tuple):
     """(M^(r,s)(a, C) for (r, s) in `pairs`), C's diagonal the variances: one evaluation at the first of LEVELS
-    where all pass, else each by `fallback(act, has_bias, r, s, a, C)` (the per-pair rule with its own levels
-    and the graded rule); one `lax.cond` per level. Differentiable to any order by Price's theorem,
+    where all pass, else all by `fallback(act, has_bias, pairs, a, C)` (one pass of the graded rule for every
+    order: a flow inlines this evaluation at three orders in several kernels, and a per-pair fallback with
+    its own levels multiplied its compile); one `lax.cond` per level. Differentiable to any order by Price's theorem,
     dM_ij = M^(r+1,s) da_i + M^(r,s+1) da_j + ½M^(r+2,s) dC_ii + ½M^(r,s+2) dC_jj + M^(r+1,s+1) dC_ij
     (on the diagonal too), with every matrix of the next order from one more evaluation
     (`gram_set` of `price_closure(pairs)`): R is one evaluation, R and ∇R one more, the Hessian a third."""
 
+    # Under vmap (a flow's saved states) a batched `lax.cond` runs both branches, the graded fallback of every
+    # order included (19.6 GiB for a width-3 flow's states): map the batch instead, so each state runs one.
+    @jax.custom_batching.sequential_vmap
+    def evaluate(a, C):
+        return _first_level(derivative, act, pairs, a, C, lambda: tuple(fallback(act, has_bias, pairs, a, C)))
+
     @jax.custom_jvp
     def m(a, C):
-        return _first_level(derivative, act, pairs, a, C,
-                            lambda: tuple(fallback(act, has_bias, p, q, a, C) for p, q in pairs))
+        return evaluate(a, C)
 
     @m.defjvp
     def m_jvp(primals, tangents):

@@ -66,7 +66,7 @@ else the graded rule for the whole batch (`lax.cond`, so only the branch taken r
 the diagonal E[σ(u_i)²] of a Gram matrix comes from the 1-D rule. Price's theorem gives the derivatives
 as series of σ', σ''. For the Gram matrix of one activation, R and its five Price derivatives come from one
 evaluation of σ, σ', σ'' at the nodes, one coefficient pass and one check for all six
-(`_hermite_series.gram`); where that fails at both levels, each pair decides on its own bound as above. K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
+(`_hermite_series.gram`); where that fails at both levels, the graded rule takes every order in one pass (a batch under vmap is mapped, so each state runs one branch). K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
 ρ = ±1 for tanh up to norm ≈ 1.6 and softplus up to ≈ 4 (the width study's flows stay at norms ≤ 1.6).
 `population_rule` says which rule R used. Measured (tests/test_gaussian_series.py): within 2e-15 of
 mpmath at ρ = ±1 and ρ = 0, within 1e-13 of the graded rule at norms 0.3–1.6, ρ from −1 to 1 and
@@ -553,14 +553,24 @@ def _series_gram(act, W, b, n, method, has_bias):
     return _hermite_series.gram(_derivative, _gram_pairs, act, has_bias, 0, 0)(b, C)
 
 
-def _gram_pairs(act, has_bias, r, s, a, C):
-    """E[σ^(r)(u_i)σ^(s)(u_j)] pair by pair (each with its own series level or the graded rule), the diagonal
-    by `_price_square`: the fallback of `_hermite_series.gram`."""
+def _gram_pairs(act, has_bias, pairs, a, C):
+    """(E[σ^(r)(u_i)σ^(s)(u_j)] for (r, s) in `pairs`) by the graded rule, every order in one pass (the nodes
+    once, each derivative evaluated on them; the diagonal by the 1-D rule): the fallback of
+    `_hermite_series.gram_set`."""
     off = ~np.eye(C.shape[0], dtype=bool)
     c = jnp.diagonal(C)
-    pairs = _price_pair(act, act, r, s, "series", has_bias)(a[:, None], a[None, :], c[:, None],
-                                                             jnp.where(off, C, 0.0), c[None, :])
-    return jnp.where(off, pairs, jnp.diag(_price_square(act, r, s)(a, c)))
+    left, right = sorted({r for r, _ in pairs}), sorted({s for _, s in pairs})
+    i, j = [left.index(r) for r, _ in pairs], [right.index(s) for _, s in pairs]
+
+    def f1(u):  # every order of the pairs, stacked on a leading axis that the rules carry through
+        return jnp.stack([_derivative(act, r)(u) for r in left])[np.asarray(i)]
+
+    def f2(v):
+        return jnp.stack([_derivative(act, s)(v) for s in right])[np.asarray(j)]
+
+    pair = _graded_pair(f1, f2, a[:, None], a[None, :], c[:, None], jnp.where(off, C, 0.0), c[None, :], has_bias)
+    square = _graded_rule.mean(lambda u: f1(u) * f2(u), a, c)
+    return tuple(jnp.where(off, pair[p], jnp.diag(square[p])) for p in range(len(pairs)))
 
 
 def _series_terms_joint(act, Ws, bs, Vs, Wt, bt, Vt, n, method, has_bias):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import flowtools as ft
-from flowtools import _hermite_series, gaussian
+from flowtools import _graded_rule, _hermite_series, gaussian
 from flowtools.activations import get_activation
 
 MP_ACTS = {"tanh": mp.tanh, "softplus": lambda x: mp.log1p(mp.exp(x)) if x < 0 else x + mp.log1p(mp.exp(-x))}
@@ -184,18 +184,51 @@ def _gram_inputs(seed, aligned, d=30, k=6):
     return jnp.asarray(a), jnp.asarray(np.where(np.eye(k, dtype=bool), np.sum(W * W, 1), C))
 
 
+def _pair_by_pair(A, r, s, a, C):
+    """M^(r,s) pair by pair, each pair with its own series level or the graded rule; the diagonal by the 1-D
+    rule: an independent evaluation of the Gram matrices."""
+    off = ~np.eye(C.shape[0], dtype=bool)
+    c = jnp.diagonal(C)
+    pairs = gaussian._price_pair(A, A, r, s, "series", True)(a[:, None], a[None, :], c[:, None],
+                                                           jnp.where(off, C, 0.0), c[None, :])
+    return jnp.where(off, pairs, jnp.diag(gaussian._price_square(A, r, s)(a, c)))
+
+
+def test_gram_fallback_takes_every_order_in_one_graded_pass():
+    # Norms near 5 (slopes beyond both levels' limits): the bundle falls back to the graded rule, every
+    # order in one pass (gaussian._gram_pairs), which must equal each order's own graded rule.
+    A = get_activation("tanh")
+    pairs = _hermite_series.price_closure(((0, 0),))
+    rng = np.random.default_rng(5)
+    W = 5.0 * rng.normal(size=(3, 8)) / np.sqrt(8)
+    a, C = jnp.asarray(0.3 * rng.normal(size=3)), jnp.asarray(W @ W.T)
+    assert not any(bool(_hermite_series.gram_values(gaussian._derivative, A, pairs, a, C, level)[1])
+                   for level in _hermite_series.LEVELS)
+    got = jax.jit(_hermite_series.gram_set(gaussian._derivative, gaussian._gram_pairs, A, True, pairs))(a, C)
+    c = jnp.diagonal(C)
+    for (r, s), m in zip(pairs, got):
+        f1, f2 = gaussian._derivative(A, r), gaussian._derivative(A, s)
+        for i in range(3):
+            for j in range(3):
+                if i == j:
+                    ref = _graded_rule.mean(lambda u: f1(u) * f2(u), a[i], c[i])
+                else:
+                    ref = gaussian._graded_pair(f1, f2, a[i], a[j], C[i, i], C[i, j], C[j, j], True)
+                assert abs(float(m[i, j] - ref)) <= 1e-15 * max(1.0, abs(float(ref))), (r, s, i, j)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("act", ["tanh", "softplus"])
 def test_gram_bundle_matches_the_pair_by_pair_rule(act):
     # R's matrix and its five Price derivatives from one evaluation (one coefficient pass for σ, σ′, σ″)
-    # against the same matrices pair by pair, each with its own level (gaussian._gram_pairs), at random
+    # against the same matrices pair by pair, each with its own level (_pair_by_pair), at random
     # directions (the first level) and with aligned units (K = 255).
     A = get_activation(act)
     pairs = _hermite_series.price_closure(((0, 0),))
     bundle = jax.jit(_hermite_series.gram_set(gaussian._derivative, gaussian._gram_pairs, A, True, pairs))
     value = jax.jit(_hermite_series.gram(gaussian._derivative, gaussian._gram_pairs, A, True, 0, 0))
-    reference = jax.jit(lambda a, C: [gaussian._gram_pairs(A, True, r, s, a, C) for r, s in pairs]
-                        + [jnp.diagonal(gaussian._gram_pairs(A, True, r, r, a, C)) for r in range(3)])
+    reference = jax.jit(lambda a, C: [_pair_by_pair(A, r, s, a, C) for r, s in pairs]
+                        + [jnp.diagonal(_pair_by_pair(A, r, r, a, C)) for r in range(3)])
     for aligned, passing in [(False, 0), (True, 1)]:
         a, C = _gram_inputs(3, aligned)
         for i, level in enumerate(_hermite_series.LEVELS):
@@ -227,3 +260,16 @@ def test_population_hessian_through_the_gram_bundle_against_finite_differences()
                     for e in np.eye(th.size)])
     assert np.all(np.isfinite(hess)) and np.max(np.abs(hess - fd2)) < 1e-8 * max(1.0, np.max(np.abs(hess)))
     assert np.max(np.abs(hess - hess.T)) < 1e-13 * np.max(np.abs(hess))
+
+
+def test_series_under_vmap_equals_one_state_at_a_time():
+    # A flow evaluates its saved states under vmap: each state takes its own level (a mapped batch, not a
+    # batched cond that would run the graded fallback of every order too), with the same bits as one by one.
+    T, tt = ft.problems.random_teacher(4, 2, "tanh", seed=0)
+    S = ft.MLP((4, 2, 1), "tanh", bias=False)
+    states = jnp.stack([jnp.asarray(S.init(i, scale=s)) for i, s in enumerate((0.3, 0.5, 2.5))])
+    vg = jax.value_and_grad(lambda x: gaussian.population_risk(S, x, T, tt, method="series"))
+    batched = jax.jit(jax.vmap(vg))(states)
+    one = [jax.jit(vg)(x) for x in states]
+    assert np.array_equal(np.asarray(batched[0]), np.array([float(v) for v, _ in one]))
+    assert np.array_equal(np.asarray(batched[1]), np.stack([np.asarray(g) for _, g in one]))
