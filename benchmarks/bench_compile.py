@@ -31,6 +31,8 @@ import json
 import pathlib
 import tempfile
 
+from _fresh import fresh_process  # benchmarks/ is on sys.path (run.py or the script's own folder)
+
 _SCRIPT = r"""
 import json, os, sys, time, traceback
 import numpy as np
@@ -116,21 +118,7 @@ _FINITE = [dict(d=4, k=2, width=w, activation="tanh", n=200, seed=0, tag=f"tanh_
 
 def _fresh_process_args(specs, cache):
     """Run `_SCRIPT` on `specs` in a fresh Python whose compilation cache is `cache`; its JSON line."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(cache), FLOWTOOLS_PROGRESS="0")
-    env.pop("FLOWTOOLS_CACHE", None)
-    t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(specs)], env=env, capture_output=True,
-                         text=True, check=True)
-    wall = time.perf_counter() - t
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"no result line from the fresh process; stderr: {out.stderr[-2000:]}")
-    return json.loads(lines[-1]), wall
+    return fresh_process(_SCRIPT, cache, json.dumps(specs))
 
 
 def bench_compile_flow_itinerary_cold(quick):

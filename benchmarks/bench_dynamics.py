@@ -56,6 +56,8 @@ from jax import lax
 import flowtools as ft
 from flowtools.dynamics.stiff import hessian_fn
 
+from _fresh import fresh_process  # benchmarks/ is on sys.path (run.py or the script's own folder)
+
 PUBLISHED_THETA0 = ft.problems.MINIMAL_MODEL_THETA0.copy()
 LR = 0.01
 GTOL = 1e-10
@@ -378,21 +380,7 @@ print(json.dumps(dict(compile_s=traj.stats["compile_time"], compile_cpu_s=compil
 
 def _fresh_process(script, cache_dir):
     """Run `script` in a fresh Python with its compilation cache in `cache_dir`; its JSON line."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, FLOWTOOLS_CACHE_DIR=str(cache_dir), FLOWTOOLS_PROGRESS="0")
-    env.pop("FLOWTOOLS_CACHE", None)
-    t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         check=True)
-    wall = time.perf_counter() - t
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"no result line from the fresh process; stdout: {out.stdout[-2000:]}")
-    return json.loads(lines[-1]), wall
+    return fresh_process(script, cache_dir)
 
 
 def bench_compile_first_flow(quick):
