@@ -72,10 +72,10 @@ phases = {}
 jax.monitoring.register_event_duration_secs_listener(
     lambda event, seconds, **kw: phases.__setitem__(event, phases.get(event, 0.0) + seconds))
 
-def once(problem, theta0):
+def once(problem, theta0, refine):
     wall, cpu = time.perf_counter(), time.process_time()
     traj = ft.gradient_flow(problem, theta0, 1e6, gtol=1e-9, solver="bdf")
-    itin = ft.itinerary(problem, traj)
+    itin = ft.itinerary(problem, traj, refine_options=refine)
     return dict(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu,
                 flow_compile=traj.stats["compile_time"], status=str(traj.status),
                 sequence=" > ".join(v.kind for v in itin.visits))
@@ -83,7 +83,7 @@ def once(problem, theta0):
 runs = []
 for spec in json.loads(sys.argv[1]):
     spec = dict(spec)
-    seed, tag = spec.pop("seed"), spec.pop("tag")
+    seed, tag, refine = spec.pop("seed"), spec.pop("tag"), spec.pop("refine", None)
     problem = ft.problems.teacher_student(**spec)
     t = time.perf_counter()
     theta0 = np.asarray(problem.model.init(seed, "normal", scale=0.1))
@@ -92,9 +92,9 @@ for spec in json.loads(sys.argv[1]):
         k.origins.clear()
     del compiles[:]
     phases.clear()
-    first = once(problem, theta0)
+    first = once(problem, theta0, refine)
     programs, xla = list(compiles), dict(phases)
-    again = once(problem, theta0)
+    again = once(problem, theta0, refine)
     assert first["sequence"] == again["sequence"], (first, again)
     by_part = {}
     for c in programs:
@@ -138,6 +138,32 @@ def bench_compile_flow_itinerary_cold(quick):
              + ", ".join(f"{k} {v['programs']}: {v['cpu']:.1f}" for k, v in
                          sorted(r["by_part"].items(), key=lambda kv: -kv[1]["cpu"]))
              + f"; load average {res['load']:.1f} on 2 cores")
+
+
+def bench_compile_flow_itinerary_cold_host(quick):
+    """The cold entry with `itinerary(refine_options=dict(dense_loop="host"))` against the default, each in
+    its own fresh process with an empty cache, in the same run (host first)."""
+    spec = _POPULATION_QUICK if quick else _POPULATION
+    out = {}
+    for loop in ("host", "compiled"):
+        with tempfile.TemporaryDirectory() as cache:
+            res, _ = _fresh_process_args([dict(spec, refine=dict(dense_loop=loop))], cache)
+        out[loop] = dict(res["runs"][0], load=res["load"])
+    host, base = out["host"], out["compiled"]
+    same = host["first"]["sequence"] == base["first"]["sequence"]
+    return dict(
+        name="compile_flow_itinerary_cold_host_s", ours_s=host["overhead_wall"], baseline_s=base["overhead_wall"],
+        ratio=host["overhead_wall"] / base["overhead_wall"],
+        baseline='the default dense_loop="compiled" in a fresh process of the same run',
+        extra=dict(host=host, compiled=base),
+        note=f"{spec['tag']}: first − second run, dense_loop='host' {host['overhead_wall']:.2f} s wall, "
+             f"{host['overhead_cpu']:.2f} s CPU ({len(host['programs'])} programs; refinement "
+             f"{host['by_part'].get('refinement', {}).get('cpu', 0.0):.1f} s CPU) against 'compiled' "
+             f"{base['overhead_wall']:.2f} s wall, {base['overhead_cpu']:.2f} s CPU ({len(base['programs'])} "
+             f"programs; refinement {base['by_part'].get('refinement', {}).get('cpu', 0.0):.1f} s CPU); "
+             f"CPU ratio {host['overhead_cpu'] / base['overhead_cpu']:.2f}; visit sequence "
+             + ("the same" if same else f"differs: {host['first']['sequence']} vs {base['first']['sequence']}")
+             + f"; load average {host['load']:.1f} / {base['load']:.1f} on 2 cores")
 
 
 def bench_compile_worker_shape_change(quick):
@@ -249,7 +275,7 @@ def main(argv=None):
 # The cold population entry takes about 26 s of CPU (the flow's solve a third of it): --full only, to
 # keep `make bench` within its 10 minutes; `--only compile_flow_itinerary_cold` runs it alone.
 BENCHMARKS = [bench_compile_worker_shape_change]
-FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold]
+FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold, bench_compile_flow_itinerary_cold_host]
 
 
 if __name__ == "__main__":

@@ -93,3 +93,17 @@ def test_a_second_process_loads_the_kernels_and_gets_the_same_bits(tmp_path):
     for name in ("flowtools.problem._batch.jit_grad", "flowtools.problem._batch.jit_hessian"):
         assert first["origins"][name] == ["compiled"] and second["origins"][name] == ["loaded"]
     assert first["g"] == second["g"] and first["H"] == second["H"]
+
+
+def test_executable_runs_on_the_leaves_with_the_calls_bits(cache_dir):
+    """`StoredJit.executable`: the call's executable on the argument leaves, the call's bits; None on the
+    ordinary path (disable_jit)."""
+    import equinox as eqx
+
+    problem, theta = _problem_and_theta()
+    theta = jax.device_put(theta)
+    run = jit_grad.executable(problem, theta)
+    leaves = jax.tree_util.tree_leaves(eqx.filter((problem, theta), eqx.is_array))
+    np.testing.assert_array_equal(run(leaves), jit_grad(problem, theta))
+    with jax.disable_jit():
+        assert jit_grad.executable(problem, theta) is None

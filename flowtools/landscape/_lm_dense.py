@@ -8,10 +8,13 @@ degenerate critical set.
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._stored_jit import stored_jit
+from ..problem._batch import jit_grad, jit_hessian
 from ._kernels import hessian_from_hvps
 from ._stop_codes import CONVERGED, LEFT_RADIUS, MAX_ITER, NON_FINITE, RUNNING, STALLED
 
@@ -123,3 +126,88 @@ def _corrected(problem, lam, Q, f, snorm, trial, g_trial, f_trial):
 @stored_jit
 def solve_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, corrector=False):
     return _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, corrector)
+
+
+@stored_jit
+def lm_start(g0, gtol):
+    """(‖g‖², ‖g‖, stop code) of the starting point: the code `_lm_dense` starts its loop with."""
+    f0 = g0 @ g0
+    code0 = jnp.where(jnp.sqrt(f0) <= gtol, CONVERGED, jnp.where(jnp.isfinite(f0), RUNNING, NON_FINITE))
+    return f0, jnp.sqrt(f0), code0
+
+
+@stored_jit
+def lm_trial(H, theta, g, f, delta, rcond, lm_scale):
+    """(trial point, ‖c‖, predicted ‖∇L‖²): the first half of one iteration of `_lm_dense`, given H(θ)."""
+    lam, Q = jnp.linalg.eigh(H)
+    a = Q.T @ g
+    lam_max = jnp.max(jnp.abs(lam))
+    mu_min = jnp.maximum(lm_scale * f, (rcond * lam_max) ** 2)
+    c, pred = _tr_step(lam, a, delta, mu_min)
+    step = Q @ c
+    return theta + step, jnp.linalg.norm(c), pred
+
+
+@stored_jit
+def lm_update(theta, g, f, delta, it, trial, g_new, snorm, pred, center, radius, gtol, max_iter):
+    """The second half of one iteration of `_lm_dense`, given ∇L(trial): the ratio test, the new trust
+    radius and the stop code. Returns (θ, g, ‖g‖², Δ, iterations, code, ‖g‖, accepted)."""
+    f_new = g_new @ g_new
+    finite = jnp.isfinite(f_new)
+    rho = (f - f_new) / jnp.maximum(f - pred, 1e-300)
+    accept = finite & (f_new < f) & (rho > 1e-4)
+    theta = jnp.where(accept, trial, theta)
+    g = jnp.where(accept, g_new, g)
+    f = jnp.where(accept, f_new, f)
+    delta = jnp.where(~accept | (rho < 0.25), 0.25 * jnp.minimum(snorm, delta),
+                      jnp.where((rho > 0.75) & (snorm > 0.99 * delta), 2.0 * delta, delta))
+    delta = jnp.minimum(delta, radius)
+    it = it + 1
+    scale = 1.0 + jnp.linalg.norm(theta)
+    code = jnp.select(
+        [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - center) > radius, ~jnp.isfinite(f),
+         delta < 1e-15 * scale, it >= max_iter],
+        [CONVERGED, LEFT_RADIUS, NON_FINITE, STALLED, MAX_ITER], RUNNING)
+    return theta, g, f, delta, it, code, jnp.sqrt(f), accept
+
+
+def _bound(kernel, *prefix):
+    """`f(*args) = kernel(*prefix, *args)` for a host loop whose array arguments keep one signature: after
+    the first call, the kernel's executable runs on the array leaves of `prefix` (taken once) and `args`,
+    without the partition and lookup of each call (`StoredJit.executable`)."""
+    fixed = jax.tree_util.tree_leaves(eqx.filter(prefix, eqx.is_array))
+    exe = []
+
+    def call(*args):
+        if not exe:
+            exe.append(kernel.executable(*prefix, *args))
+        return kernel(*prefix, *args) if exe[0] is None else exe[0](fixed + list(args))
+
+    return call
+
+
+def solve_dense_host(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale):
+    """`solve_dense` without `corrector`, driven from the host (`find_critical_point(dense_loop="host")`):
+    each iteration calls the Hessian and ∇L kernels an itinerary compiles anyway (`Problem.hessian`'s and
+    `Problem.grad`'s) and two small kernels, `lm_trial` and `lm_update`, so a new problem compiles two
+    small programs for its dense refinement instead of one that holds the whole loop. The operations are
+    `_lm_dense`'s, but XLA fuses them differently across the program boundaries, so the iterates agree
+    with `solve_dense`'s to round-off, not bit for bit. A rejected step keeps θ and reuses its Hessian.
+
+    Returns (θ, ‖∇L(θ)‖, iterations, stop code, final trust radius, 0 corrected steps), as `solve_dense`."""
+    grad, hessian = _bound(jit_grad, problem), _bound(jit_hessian, problem)
+    trial_step, update = _bound(lm_trial), _bound(lm_update)
+    g = grad(theta0)
+    f, gnorm, code = lm_start(g, gtol)
+    theta, delta, it = theta0, jnp.asarray(delta0, theta0.dtype), jax.device_put(np.int64(0))
+    H = None
+    while int(code) == RUNNING:
+        if H is None:
+            H = hessian(theta)
+        trial, snorm, pred = trial_step(H, theta, g, f, delta, rcond, lm_scale)
+        g_new = grad(trial)
+        theta, g, f, delta, it, code, gnorm, accept = update(theta, g, f, delta, it, trial, g_new, snorm, pred,
+                                                             center, radius, gtol, max_iter)
+        if bool(accept):
+            H = None
+    return theta, gnorm, it, code, delta, jax.device_put(np.int64(0))

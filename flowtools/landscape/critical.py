@@ -40,7 +40,7 @@ import numpy as np
 
 from .. import _checks, _deprecation
 from ..problem import Problem
-from ._lm_dense import solve_dense
+from ._lm_dense import solve_dense, solve_dense_host
 from ._lm_matrix_free import solve_matrix_free
 from ._newton_minres import newton_minres
 from ._stop_codes import CODE_NAMES, CONVERGED, MAX_ITER, NON_FINITE
@@ -279,7 +279,7 @@ def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectru
 
 
 def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale, method, cg_iter,
-        deadline, chunk, corrector=False):
+        deadline, chunk, corrector=False, dense_loop="compiled"):
     """Run the jitted LM loop from `start` in chunks of `chunk` iterations (so a wall-time deadline can
     stop it between chunks), carrying the trust radius (damping) across chunks. A chunk cannot be
     interrupted, so under a deadline each one after the first is cut to the iterations that fit in the
@@ -288,8 +288,9 @@ def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale,
 
     Returns (θ_best, ‖∇L‖ there, iterations, code, timed_out, corrected steps (dense))."""
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
-    theta, ctl, total, corrected = jnp.asarray(start), delta0, 0, 0
-    c = jnp.asarray(center)
+    # device_put, not jnp.asarray, which compiles a small kernel for each new shape
+    theta, ctl, total, corrected = jax.device_put(np.asarray(start, dtype=np.float64)), delta0, 0, 0
+    c = jax.device_put(np.asarray(center, dtype=np.float64))
     spent, gnorm = 0.0, None
     while True:
         n = max_iter - total if deadline is None else min(chunk, max_iter - total)
@@ -299,7 +300,11 @@ def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale,
                 return np.asarray(theta), float(gnorm), total, MAX_ITER, True, corrected
             n = min(n, fit)
         t_chunk = time.perf_counter()
-        if method == "dense":
+        if method == "dense" and dense_loop == "host" and not corrector:
+            out = solve_dense_host(problem, theta, c, f(radius), f(gtol), jnp.asarray(n), f(ctl), f(rcond),
+                                   f(lm_scale))
+            theta, gnorm, it, code, ctl, kept = jax.block_until_ready(out)
+        elif method == "dense":
             out = solve_dense(problem, theta, c, f(radius), f(gtol), jnp.asarray(n), f(ctl), f(rcond),
                               f(lm_scale), corrector)
             theta, gnorm, it, code, ctl, kept = jax.block_until_ready(out)
@@ -334,7 +339,7 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
                         cg_iter: int = 200, fallback: bool = True, time_limit: float | None = None,
                         spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
                         higher_order_options: dict | None = None, newton: bool = True,
-                        corrector: bool = False) -> CriticalPoint:
+                        corrector: bool = False, dense_loop: str = "compiled") -> CriticalPoint:
     """Solve ∇L(θ) = 0 near `theta_guess`; minima and saddles of every index alike.
 
     **Arguments:**
@@ -380,6 +385,13 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
       (docs/landscape.md, "Creeping along a degenerate valley"). Off by default: it can converge to
       another point of the same critical set, or where the plain solve gave up. Each attempt's dict
       holds `corrected`, the number of steps it corrected.
+    - `dense_loop`: dense only, without `corrector`: "compiled" (default) runs the Levenberg–Marquardt
+      loop as one compiled program; "host" runs it from Python, one iteration at a time, through the
+      Hessian and ∇L kernels that the spectrum and the checks compile anyway and two small kernels
+      (`_lm_dense.solve_dense_host`). A new problem then compiles ≈ 5 s less on a 44-parameter population
+      problem (docs/benchmarks.md, "Compile once"); its iterates agree with the compiled loop's to
+      round-off, not bit for bit (XLA rounds differently across program boundaries), so it is opt-in.
+      Each attempt's dict then holds `dense_loop`.
 
     **Returns:** a `CriticalPoint`. On failure `success` is False, `kind` is "slow_region" and the
     record describes the guess; `status` and `message` say why, and `best_theta`, `best_grad_norm`
@@ -396,6 +408,7 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     if not isinstance(corrector, (bool, np.bool_)):
         raise TypeError(f"corrector must be True or False, got {corrector!r}.")
     corrector = bool(corrector)
+    dense_loop = _checks.choice("dense_loop", dense_loop, ("compiled", "host"))
     if time_limit is not None:
         time_limit = _checks.positive("time_limit", time_limit)
     t0 = time.perf_counter()
@@ -422,12 +435,14 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
         chunk = 1 if method == "matrix_free" else max(1, min(25, 25_000 // problem.n_params))
         theta, gnorm, it, code, timed_out, kept = _lm(problem, start, theta_guess, radius, gtol, max_iter,
                                                        mu0, rcond, scale, method, cg_iter, deadline, chunk,
-                                                       corrector)
+                                                       corrector, dense_loop)
         total_it += it
         attempts.append(dict(lm_scale=scale, iterations=it, status=CODE_NAMES.get(code, "failed"),
                              grad_norm=gnorm))
         if corrector and method == "dense":
             attempts[-1]["corrected"] = kept
+        elif dense_loop == "host" and method == "dense":
+            attempts[-1]["dense_loop"] = "host"
         if np.all(np.isfinite(theta)) and np.isfinite(gnorm) and gnorm < best_g and \
                 np.linalg.norm(theta - theta_guess) <= radius:
             best, best_g = theta, gnorm
@@ -465,7 +480,7 @@ def find_critical_points(problem: Problem, guesses, *, radius: float | None = No
                          cg_iter: int = 200, fallback: bool = True, time_limit: float | None = None,
                          spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
                          higher_order_options: dict | None = None, newton: bool = True,
-                         corrector: bool = False) -> list[CriticalPoint]:
+                         corrector: bool = False, dense_loop: str = "compiled") -> list[CriticalPoint]:
     """`find_critical_point` from each row of `guesses`, with the same arguments: element i is
     `find_critical_point(problem, guesses[i], ...)`, fallbacks, budget, Newton–MINRES and statuses
     included. Each guess keeps its own default radius (1 + ‖guess‖) and first trust radius unless given;
@@ -480,5 +495,5 @@ def find_critical_points(problem: Problem, guesses, *, radius: float | None = No
                                 cg_iter=cg_iter, fallback=fallback, time_limit=time_limit,
                                 spectrum_options=spectrum_options, reduce_atol=reduce_atol,
                                 higher_order_options=higher_order_options, newton=newton,
-                                corrector=corrector)
+                                corrector=corrector, dense_loop=dense_loop)
             for g in guesses]

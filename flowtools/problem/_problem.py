@@ -440,7 +440,9 @@ class Problem(eqx.Module):
 
     # ---------------------------------------------------------- jitted API
     def _theta(self, theta):
-        return jnp.asarray(_checks.theta_vector("theta", theta, self.n_params))
+        # device_put, not jnp.asarray: the latter compiles a small kernel for each new shape (30 ms of a
+        # worker's move to a new shape)
+        return jax.device_put(_checks.theta_vector("theta", theta, self.n_params))
 
     def loss(self, theta) -> float:
         """Training loss L(θ)."""
@@ -459,7 +461,7 @@ class Problem(eqx.Module):
 
     def hvp(self, theta, v) -> np.ndarray:
         """Hessian-vector product H(θ) v by forward-over-reverse differentiation."""
-        v = jnp.asarray(_checks.theta_vector("v", v, self.n_params))
+        v = jax.device_put(_checks.theta_vector("v", v, self.n_params))
         return np.asarray(jit_hvp(self, self._theta(theta), v))
 
     def hessian(self, theta) -> np.ndarray:
