@@ -15,6 +15,12 @@ CPU time is what the load changes least. θ0 is drawn before the timed runs (its
   process B, on A's cache, runs width 2 and then width 3: the row is B's cost at width 3. Target ≤ 0.3 s.
   `baseline_s` is A's cold cost at width 3 in the same run.
 
+- `compile_flow_itinerary_cold_host_s` (`--full`): the cold entry's problem with
+  `itinerary(refine_options=dict(dense_loop="host"))` against the default, each in its own fresh process
+  with an empty cache, in the same run: what the host-driven dense refinement saves in compiling.
+- `refine_dense_loop_warm_s` (`--full`): warm refinements with `dense_loop="host"` against the compiled
+  loop on the same problem (CPU time, alternating, median of 3): what the host loop costs per call.
+
 `extra` holds where each stored kernel came from (`flowtools._stored_jit.origins`), the flow's own
 compile step, the load average and, for the first run, every program compiled for the store
 (`programs`: kernel, the part of the package that asked for it, wall and CPU seconds of trace + lower +
@@ -28,6 +34,7 @@ their compile time and whether they change the kernel's output bits (`main`).
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import tempfile
 
@@ -166,6 +173,44 @@ def bench_compile_flow_itinerary_cold_host(quick):
              + f"; load average {host['load']:.1f} / {base['load']:.1f} on 2 cores")
 
 
+def bench_refine_dense_loop_warm(quick):
+    """Warm refinements with `dense_loop="host"` against the compiled loop, alternating, median of 3 (CPU
+    time of the process): the price per iteration of the host loop's kernel calls once both are
+    compiled. ReLU population 10-4-4 (quick: erf 4-2-2), six guesses from `init(seed, scale=0.3)`."""
+    import statistics
+    import time
+
+    import numpy as np
+
+    import flowtools as ft
+
+    spec = dict(_POPULATION_QUICK if quick else _POPULATION)
+    tag = spec.pop("tag")
+    spec.pop("seed")
+    problem = ft.problems.teacher_student(**spec)
+    guesses = [np.asarray(problem.model.init(s, "normal", scale=0.3)) for s in range(6)]
+    for loop in ("compiled", "host"):  # compile both
+        ft.find_critical_point(problem, guesses[0], dense_loop=loop)
+    cpu, wall, points = {"compiled": [], "host": []}, {"compiled": [], "host": []}, {}
+    for _ in range(3):
+        for loop in ("compiled", "host"):
+            w, c = time.perf_counter(), time.process_time()
+            points[loop] = [ft.find_critical_point(problem, g, dense_loop=loop) for g in guesses]
+            cpu[loop].append(time.process_time() - c)
+            wall[loop].append(time.perf_counter() - w)
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    its = sum(cp.iterations for cp in points["host"])
+    same = sum(a.kind == b.kind and a.signature == b.signature and a.status == b.status
+               for a, b in zip(points["host"], points["compiled"]))
+    dtheta = max(float(np.max(np.abs(a.theta - b.theta))) for a, b in zip(points["host"], points["compiled"]))
+    return dict(name="refine_dense_loop_warm_s", ours_s=med["host"], baseline_s=med["compiled"],
+                ratio=med["host"] / med["compiled"], baseline='dense_loop="compiled" (CPU s, same run)',
+                extra=dict(cpu=cpu, wall=wall),
+                note=f"{tag}: six refinements, {its} iterations: CPU {med['host']:.3f} s host against "
+                     f"{med['compiled']:.3f} s compiled (median of 3, alternating); {same}/6 with the same kind, "
+                     f"signature and status; max |Δθ| {dtheta:.1e}; load average {os.getloadavg()[0]:.1f}")
+
+
 def bench_compile_worker_shape_change(quick):
     with tempfile.TemporaryDirectory() as cache:
         a, _ = _fresh_process_args(_FINITE, cache)
@@ -275,7 +320,8 @@ def main(argv=None):
 # The cold population entry takes about 26 s of CPU (the flow's solve a third of it): --full only, to
 # keep `make bench` within its 10 minutes; `--only compile_flow_itinerary_cold` runs it alone.
 BENCHMARKS = [bench_compile_worker_shape_change]
-FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold, bench_compile_flow_itinerary_cold_host]
+FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold, bench_compile_flow_itinerary_cold_host,
+                   bench_refine_dense_loop_warm]
 
 
 if __name__ == "__main__":
