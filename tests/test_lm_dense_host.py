@@ -62,3 +62,15 @@ def test_host_loop_reports_max_iter_and_keeps_the_best_iterate():
     b = find_critical_point(p, guess, max_iter=2, fallback=False, dense_loop="host")
     assert a.status == b.status == "max_iter" and not b.success
     assert b.best_grad_norm == pytest.approx(a.best_grad_norm, rel=1e-8)
+
+
+def test_host_loop_on_a_users_own_energy_creeps_like_the_compiled_loop():
+    """`Problem.from_loss` (a user's function: compiled once per process, not stored): along the curved
+    valley y = x² of L = x⁴ + 100(y − x²)² + z² both loops creep to the same budget and ‖∇L‖ (≈ 8e-6)."""
+    p = ft.Problem.from_loss(lambda th: th[0] ** 4 + 100.0 * (th[1] - th[0] ** 2) ** 2 + th[2] ** 2, 3)
+    guess = np.array([0.5, 0.26, 0.3])
+    a = find_critical_point(p, guess, fallback=False)
+    b = find_critical_point(p, guess, fallback=False, dense_loop="host")
+    assert a.status == b.status == "max_iter" and a.iterations == b.iterations == 200
+    assert b.best_grad_norm == pytest.approx(a.best_grad_norm, rel=1e-6)
+    assert 1e-8 < b.best_grad_norm < 1e-4
