@@ -388,10 +388,11 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     - `dense_loop`: dense only, without `corrector`: "compiled" (default) runs the Levenberg–Marquardt
       loop as one compiled program; "host" runs it from Python, one iteration at a time, through the
       Hessian and ∇L kernels that the spectrum and the checks compile anyway and two small kernels
-      (`_lm_dense.solve_dense_host`). A new problem then compiles ≈ 5 s less on a 44-parameter population
-      problem (docs/benchmarks.md, "Compile once"); its iterates agree with the compiled loop's to
-      round-off, not bit for bit (XLA rounds differently across program boundaries), so it is opt-in.
-      Each attempt's dict then holds `dense_loop`.
+      (`_lm_dense.solve_dense_host`). A new problem then compiles ≈ 4 s less of CPU on a 44-parameter
+      population problem, and warm refinements take about 2× as long (docs/benchmarks.md, "Compile
+      once"); its iterates agree with the compiled loop's to round-off, not bit for bit (XLA rounds
+      differently across program boundaries), so it is opt-in. Each attempt's dict then holds
+      `dense_loop`.
 
     **Returns:** a `CriticalPoint`. On failure `success` is False, `kind` is "slow_region" and the
     record describes the guess; `status` and `message` say why, and `best_theta`, `best_grad_norm`
