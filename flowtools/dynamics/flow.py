@@ -69,6 +69,39 @@ SOLVERS = {
 #: from 160 to 610; BDF keeps the edge on long runs to convergence, where its steps reach 10⁶).
 AUTO_RKC_MIN_PARAMS = 1000
 
+#: rtol="auto", atol="auto": these tolerances, except for a flow to a finite t1 of more than
+#: `AUTO_RKC_MIN_PARAMS` parameters, which gets `HORIZON_TOLERANCES` (see `auto_tolerances`).
+DEFAULT_TOLERANCES = (1e-8, 1e-10)
+#: The tolerances of a finite-horizon flow of a large net, chosen in function space: on 64-16-10 digits
+#: (1 210 parameters, half-MSE, to t = 2 000) the outputs on the training images stay within RMS 1e-4
+#: of a reference flow at rtol 1e-10, 1/100 of GD at η = 0.1's distance from the flow, at about a third
+#: of the cost of rtol 1e-8 (docs/benchmarks.md, "The default path against GD").
+HORIZON_TOLERANCES = (1e-6, 1e-8)
+
+
+def auto_tolerances(n_params: int, t1: float) -> tuple[float, float, str]:
+    """(rtol, atol, rule) for rtol="auto" / atol="auto".
+
+    A flow to a finite t1 of more than `AUTO_RKC_MIN_PARAMS` parameters is run for the network's
+    function along the way: it gets `HORIZON_TOLERANCES`, whose error in the outputs is measured to be
+    far below what separates GD from the flow. Every other run keeps `DEFAULT_TOLERANCES`: small nets,
+    and runs to ‖∇L‖ ≤ gtol (t1 None or inf), whose end point goes on to Newton and the Hessian."""
+    if n_params > AUTO_RKC_MIN_PARAMS and math.isfinite(t1):
+        return (*HORIZON_TOLERANCES, f"finite t1 on more than {AUTO_RKC_MIN_PARAMS} parameters")
+    return (*DEFAULT_TOLERANCES, "default")
+
+
+def _resolve_tolerances(n_params, t1, rtol, atol):
+    """Numbers for "auto" tolerances, and the rule that chose them (None when both were given)."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(f"{name} must be a positive number or 'auto', got {value!r}.")
+    if not (isinstance(rtol, str) or isinstance(atol, str)):
+        return rtol, atol, None
+    auto_rtol, auto_atol, rule = auto_tolerances(n_params, t1)
+    rtol, atol = (auto_rtol if rtol == "auto" else rtol), (auto_atol if atol == "auto" else atol)
+    return rtol, atol, f"auto ({rule}): rtol {auto_rtol:g}, atol {auto_atol:g}"
+
 
 def _vector_field(t, theta, problem):
     return -problem.grad_fn(theta)
@@ -128,8 +161,8 @@ def _compiled(args, kw):
 _COMPILED_FROM: dict = {}
 
 
-def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto", rtol=1e-8,
-                 atol=1e-10, t0=0.0, dt0=None, save_ts=None, n_save=200, t_first=None,
+def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto", rtol="auto",
+                 atol="auto", t0=0.0, dt0=None, save_ts=None, n_save=200, t_first=None,
                  max_steps=200_000, max_norm=1e6, pcoeff=0.3, icoeff=0.4, progress=False, grid_t0=None,
                  carry=None, pad_slots=None):
     """Validate `gradient_flow`'s arguments; return the jitted solve's (args, static kwargs, settings).
@@ -150,6 +183,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
         gtol = _checks.positive("gtol", gtol)
     if math.isinf(t1) and gtol is None:
         raise ValueError("t1 is infinite (or None): give gtol so the run knows when to stop.")
+    rtol, atol, tolerance_rule = _resolve_tolerances(problem.n_params, t1, rtol, atol)
     rtol = _checks.positive("rtol", rtol)
     atol = _checks.positive("atol", atol)
     max_steps = _checks.positive_int("max_steps", max_steps)
@@ -192,7 +226,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
         kw = dict(solver=solver_obj, max_steps=None, progress=False, save_steps=save_steps)
     else:
         kw = dict(solver=solver_obj, max_steps=max_steps, progress=wanted(progress) and math.isfinite(t1))
-    settings = dict(solver=key, rtol=rtol, atol=atol, gtol=gtol, t1=t1, max_norm=max_norm,
+    settings = dict(solver=key, rtol=rtol, atol=atol, tolerance_rule=tolerance_rule, gtol=gtol, t1=t1, max_norm=max_norm,
                     pcoeff=pcoeff, icoeff=icoeff, max_steps=max_steps,
                     t0=t0 if grid_t0 is None else grid_t0, n_save=n_save, t_first=t_first,
                     save_ts=None if save_ts is None else [float(v) for v in np.ravel(save_ts)],
@@ -201,8 +235,8 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
 
 
 def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gtol: float | None = None,
-                  solver: str | diffrax.AbstractSolver | AbstractFlowSolver = "auto", rtol: float = 1e-8,
-                  atol: float = 1e-10, t0: float = 0.0, dt0: float | None = None, save_ts=None,
+                  solver: str | diffrax.AbstractSolver | AbstractFlowSolver = "auto", rtol: float | str = "auto",
+                  atol: float | str = "auto", t0: float = 0.0, dt0: float | None = None, save_ts=None,
                   n_save: int = 200, t_first: float | None = None, max_steps: int = 200_000,
                   max_norm: float = 1e6, pcoeff: float = 0.3, icoeff: float = 0.4,
                   progress: bool = False, time_limit: float | None = None, checkpoint=None,
@@ -218,7 +252,11 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
     - `solver`: a name from `SOLVERS`, a diffrax solver instance, or a `BDF` / `RosenbrockW` instance
       with non-default settings. Default "auto": "bdf" up to `AUTO_RKC_MIN_PARAMS` = 1000
       parameters, "rkc" (Runge–Kutta–Chebyshev, no Hessian) above.
-    - `rtol`, `atol`: the step-size controller's tolerances.
+    - `rtol`, `atol`: the step-size controller's tolerances. Default "auto" (`auto_tolerances`): 1e-8
+      and 1e-10; for a finite t1 on more than `AUTO_RKC_MIN_PARAMS` parameters 1e-6 and 1e-8, chosen
+      in function space (on 64-16-10 digits to t = 2 000 the outputs stay within RMS 1e-4 of a flow at
+      rtol 1e-10). `meta["rtol"]`, `meta["atol"]` hold the values used, `meta["tolerance_rule"]` the
+      rule (None when both were given).
     - `save_ts`: times at which to save. Default with a finite t1: `n_save` log-spaced times from
       `t_first` (default 1e-3, or t1·1e-6 if smaller) to t1. Default when t1 is None: with "bdf",
       every stride-th accepted step, the stride doubling whenever `n_save` states are held, so the
@@ -286,6 +324,7 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
                                checkpoint_every, progress)
     if time_limit is not None or checkpoint is not None:
         return traj  # a budgeted or checkpointed run is continued with resume=, not here
+    rtol, atol = settings["rtol"], settings["atol"]  # a pinned problem keeps the tolerances used here
 
     def rerun(pinned, theta, t_start):
         return gradient_flow(pinned, theta, t1, gtol=gtol, solver=solver, rtol=rtol, atol=atol,
