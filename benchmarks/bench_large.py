@@ -87,49 +87,83 @@ def _timed_runs(fns: dict, rounds: int):
             out, wall)
 
 
+def _progress(*parts):
+    print("   ", *parts, file=sys.stderr, flush=True)
+
+
 def flow_default_vs_gd_digits(quick: bool):
     """The default `gradient_flow` on digits 64-16-10 (1 210 parameters: solver "auto" = RKC, and for a
     finite t1 above 1 000 parameters tolerances "auto" = rtol 1e-6, atol 1e-8) to t = 2000 (quick:
     t = 200) against GD at η = 0.1: the two alternate, median of 3 rounds, wall and CPU time. Beside
-    them, once each: the flow at the earlier default rtol 1e-8 (atol 1e-10) and a reference flow, BDF
-    (another method than the default's RKC) at rtol 1e-10 (atol 1e-12); every run's function distance
-    (RMS output difference on the training images) to the reference."""
+    them, once, the flow at the earlier default rtol 1e-8 (atol 1e-10), and the function distances
+    (RMS output difference on the training images) of the default and of GD to it; the distances to a
+    tight reference are `flow_default_accuracy_digits`."""
     T, lr, rounds = (200.0 if quick else 2000.0), 0.1, 3
     prob, th0 = _digits_problem(16)
     steps = int(round(T / lr))
     tight = dict(rtol=1e-8, atol=1e-10)
-    reference = dict(solver="bdf", rtol=1e-10, atol=1e-12)
-    for kw in ({}, tight, dict(solver="bdf")):  # compile outside the timing (tolerances are traced)
+    for kw in ({}, tight):  # compile outside the timing (the tolerances are traced: one compile)
         gradient_flow(prob, th0, 1.0, **kw)
     gradient_descent(prob, th0, lr, 10)
     load0 = _load()
     wall, cpu, out, walls = _timed_runs({"gd": lambda: gradient_descent(prob, th0, lr, steps),
                                           "default": lambda: gradient_flow(prob, th0, T)}, rounds)
-    once_wall, once_cpu, once, _ = _timed_runs({"rtol_1e-8": lambda: gradient_flow(prob, th0, T, **tight),
-                                                "reference": lambda: gradient_flow(prob, th0, T, **reference)}, 1)
+    _progress("gd / default, medians:", wall, cpu)
+    once_wall, once_cpu, once, _ = _timed_runs({"rtol_1e-8": lambda: gradient_flow(prob, th0, T, **tight)}, 1)
     wall.update(once_wall), cpu.update(once_cpu), out.update(once)
-    ref = out["reference"].theta[-1]
     default = out["default"]
     extra = dict(n_params=prob.n_params, solver=default.meta["solver"], rtol=default.meta["rtol"],
                  atol=default.meta["atol"], tolerance_rule=default.meta["tolerance_rule"],
                  rounds=rounds, wall_rounds=walls, loadavg=[load0, _load()],
                  ratio_cpu=cpu["default"] / cpu["gd"])
     for name, run in out.items():
-        row = dict(wall_s=wall[name], cpu_s=cpu[name], ratio_to_gd=wall[name] / wall["gd"],
-                   cpu_ratio_to_gd=cpu[name] / cpu["gd"],
-                   function_distance_to_reference=ft.function_distance(prob, run.theta[-1], ref))
-        if name == "gd":
-            row["gradient_evaluations"] = steps
-        else:
-            row.update(status=str(run.status), steps=run.stats.get("steps"),
-                       gradient_evaluations=run.stats.get("gradient_evaluations"),
-                       hvp_evaluations=run.stats.get("hvp_evaluations"))
-        extra[name] = row
+        extra[name] = _run_row(prob, run, wall[name], cpu[name], wall["gd"], cpu["gd"], steps,
+                               out["rtol_1e-8"].theta[-1], "function_distance_to_rtol_1e-8")
     return dict(name=f"flow_default_vs_gd digits 64-16-10 t={T:g}", ours_s=wall["default"], baseline_s=wall["gd"],
                 ratio=wall["default"] / wall["gd"], baseline=f"GD η={lr} for {steps} steps (same run, alternating)",
                 target=0.5, extra=extra,
-                note="default = tolerances 'auto' (rtol 1e-6 here); rtol 1e-8, the reference and function "
-                     "distances in extra")
+                note="default = tolerances 'auto' (rtol 1e-6 here); rtol 1e-8 and function distances in extra")
+
+
+def _run_row(prob, run, wall, cpu, gd_wall, gd_cpu, gd_steps, ref, key):
+    row = dict(wall_s=wall, cpu_s=cpu, ratio_to_gd=wall / gd_wall, cpu_ratio_to_gd=cpu / gd_cpu)
+    row[key] = ft.function_distance(prob, run.theta[-1], ref)
+    if run.method == "gradient_descent":
+        row["gradient_evaluations"] = gd_steps
+    else:
+        row.update(status=str(run.status), steps=run.stats.get("steps"),
+                   gradient_evaluations=run.stats.get("gradient_evaluations"),
+                   hvp_evaluations=run.stats.get("hvp_evaluations"))
+    return row
+
+
+def flow_default_accuracy_digits(quick: bool):
+    """The function-space error of the default flow of `flow_default_vs_gd_digits` (one run each, to
+    t = 2000; quick: t = 200): the default (rtol 1e-6 there), the earlier default rtol 1e-8 and GD at
+    η = 0.1, each as a function distance (RMS output difference on the training images) to a reference
+    flow by another method than the default's RKC, BDF at rtol 1e-10 (atol 1e-12). The ratio is the
+    default's distance over GD's (target ≤ 1/100: the flow's error far below what separates GD from it)."""
+    T, lr = (200.0 if quick else 2000.0), 0.1
+    prob, th0 = _digits_problem(16)
+    steps = int(round(T / lr))
+    reference = dict(solver="bdf", rtol=1e-10, atol=1e-12)
+    load0 = _load()
+    wall, cpu, out, _ = _timed_runs({"reference": lambda: gradient_flow(prob, th0, T, **reference),
+                                     "gd": lambda: gradient_descent(prob, th0, lr, steps),
+                                     "default": lambda: gradient_flow(prob, th0, T),
+                                     "rtol_1e-8": lambda: gradient_flow(prob, th0, T, rtol=1e-8, atol=1e-10)}, 1)
+    ref = out["reference"].theta[-1]
+    extra = dict(n_params=prob.n_params, rtol=out["default"].meta["rtol"], loadavg=[load0, _load()],
+                 note_times="one run each, compile included")
+    for name, run in out.items():
+        extra[name] = _run_row(prob, run, wall[name], cpu[name], wall["gd"], cpu["gd"], steps, ref,
+                               "function_distance_to_reference")
+    d_default = extra["default"]["function_distance_to_reference"]
+    d_gd = extra["gd"]["function_distance_to_reference"]
+    return dict(name=f"flow_default_accuracy digits 64-16-10 t={T:g}", ours_s=d_default, baseline_s=d_gd,
+                ratio=d_default / d_gd, target=0.01,
+                baseline="GD η=0.1's function distance to the reference (the ratio compares distances, not times)",
+                extra=extra, note="reference: BDF at rtol 1e-10, atol 1e-12")
 
 
 _RSS_SCRIPT = r"""
@@ -352,5 +386,5 @@ def lanczos_vs_arpack(quick: bool):
 
 BENCHMARKS = [flow_vs_gd_digits]
 # The itinerary entries (about a minute each) are --full only: the default run is at its 10-minute budget.
-FULL_BENCHMARKS = [flow_default_vs_gd_digits, peak_rss_digits, itinerary_digits_1210_s, flow_itinerary_rss_2410_gib,
+FULL_BENCHMARKS = [flow_default_vs_gd_digits, flow_default_accuracy_digits, peak_rss_digits, itinerary_digits_1210_s, flow_itinerary_rss_2410_gib,
                    lanczos_vs_arpack, itinerary_digits_1e5]
