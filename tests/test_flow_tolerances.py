@@ -19,6 +19,7 @@ def test_rule_keeps_small_nets_and_runs_to_gtol_at_the_default():
     assert auto_tolerances(n, 100.0)[:2] == DEFAULT_TOLERANCES == (1e-8, 1e-10)
     assert auto_tolerances(n + 1, 100.0)[:2] == HORIZON_TOLERANCES == (1e-6, 1e-8)
     assert auto_tolerances(n + 1, np.inf)[:2] == DEFAULT_TOLERANCES
+    assert auto_tolerances(n + 1, 100.0, gtol=1e-9)[:2] == DEFAULT_TOLERANCES
 
 
 def test_small_net_default_is_unchanged_and_recorded(minimal_half):

@@ -69,8 +69,8 @@ SOLVERS = {
 #: from 160 to 610; BDF keeps the edge on long runs to convergence, where its steps reach 10⁶).
 AUTO_RKC_MIN_PARAMS = 1000
 
-#: rtol="auto", atol="auto": these tolerances, except for a flow to a finite t1 of more than
-#: `AUTO_RKC_MIN_PARAMS` parameters, which gets `HORIZON_TOLERANCES` (see `auto_tolerances`).
+#: rtol="auto", atol="auto": these tolerances, except for a flow to a finite t1 without gtol of more
+#: than `AUTO_RKC_MIN_PARAMS` parameters, which gets `HORIZON_TOLERANCES` (see `auto_tolerances`).
 DEFAULT_TOLERANCES = (1e-8, 1e-10)
 #: The tolerances of a finite-horizon flow of a large net, chosen in function space: on 64-16-10 digits
 #: (1 210 parameters, half-MSE, to t = 2 000) the outputs on the training images are 4.4e-5 (RMS) from a
@@ -79,26 +79,27 @@ DEFAULT_TOLERANCES = (1e-8, 1e-10)
 HORIZON_TOLERANCES = (1e-6, 1e-8)
 
 
-def auto_tolerances(n_params: int, t1: float) -> tuple[float, float, str]:
+def auto_tolerances(n_params: int, t1: float, gtol: float | None = None) -> tuple[float, float, str]:
     """(rtol, atol, rule) for rtol="auto" / atol="auto".
 
-    A flow to a finite t1 of more than `AUTO_RKC_MIN_PARAMS` parameters is run for the network's
-    function along the way: it gets `HORIZON_TOLERANCES`, whose error in the outputs is measured to be
-    far below what separates GD from the flow. Every other run keeps `DEFAULT_TOLERANCES`: small nets,
-    and runs to ‖∇L‖ ≤ gtol (t1 None or inf), whose end point goes on to Newton and the Hessian."""
-    if n_params > AUTO_RKC_MIN_PARAMS and math.isfinite(t1):
+    A flow to a finite t1 without gtol of more than `AUTO_RKC_MIN_PARAMS` parameters is run for the
+    network's function along the way: it gets `HORIZON_TOLERANCES`, whose error in the outputs is
+    measured to be far below what separates GD from the flow. Every other run keeps
+    `DEFAULT_TOLERANCES`: small nets, and runs that stop at ‖∇L‖ ≤ gtol, whose end point goes on to
+    Newton and the Hessian."""
+    if n_params > AUTO_RKC_MIN_PARAMS and math.isfinite(t1) and gtol is None:
         return (*HORIZON_TOLERANCES, f"finite t1 on more than {AUTO_RKC_MIN_PARAMS} parameters")
     return (*DEFAULT_TOLERANCES, "default")
 
 
-def _resolve_tolerances(n_params, t1, rtol, atol):
+def _resolve_tolerances(n_params, t1, gtol, rtol, atol):
     """Numbers for "auto" tolerances, and the rule that chose them (None when both were given)."""
     for name, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, str) and value != "auto":
             raise ValueError(f"{name} must be a positive number or 'auto', got {value!r}.")
     if not (isinstance(rtol, str) or isinstance(atol, str)):
         return rtol, atol, None
-    auto_rtol, auto_atol, rule = auto_tolerances(n_params, t1)
+    auto_rtol, auto_atol, rule = auto_tolerances(n_params, t1, gtol)
     rtol, atol = (auto_rtol if rtol == "auto" else rtol), (auto_atol if atol == "auto" else atol)
     return rtol, atol, f"auto ({rule}): rtol {auto_rtol:g}, atol {auto_atol:g}"
 
@@ -183,7 +184,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
         gtol = _checks.positive("gtol", gtol)
     if math.isinf(t1) and gtol is None:
         raise ValueError("t1 is infinite (or None): give gtol so the run knows when to stop.")
-    rtol, atol, tolerance_rule = _resolve_tolerances(problem.n_params, t1, rtol, atol)
+    rtol, atol, tolerance_rule = _resolve_tolerances(problem.n_params, t1, gtol, rtol, atol)
     rtol = _checks.positive("rtol", rtol)
     atol = _checks.positive("atol", atol)
     max_steps = _checks.positive_int("max_steps", max_steps)
@@ -226,8 +227,8 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
         kw = dict(solver=solver_obj, max_steps=None, progress=False, save_steps=save_steps)
     else:
         kw = dict(solver=solver_obj, max_steps=max_steps, progress=wanted(progress) and math.isfinite(t1))
-    settings = dict(solver=key, rtol=rtol, atol=atol, tolerance_rule=tolerance_rule, gtol=gtol, t1=t1, max_norm=max_norm,
-                    pcoeff=pcoeff, icoeff=icoeff, max_steps=max_steps,
+    settings = dict(solver=key, rtol=rtol, atol=atol, tolerance_rule=tolerance_rule, gtol=gtol, t1=t1,
+                    max_norm=max_norm, pcoeff=pcoeff, icoeff=icoeff, max_steps=max_steps,
                     t0=t0 if grid_t0 is None else grid_t0, n_save=n_save, t_first=t_first,
                     save_ts=None if save_ts is None else [float(v) for v in np.ravel(save_ts)],
                     save_grid="steps" if save_steps else ("log" if save_ts is None else "given"))
@@ -235,8 +236,8 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
 
 
 def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gtol: float | None = None,
-                  solver: str | diffrax.AbstractSolver | AbstractFlowSolver = "auto", rtol: float | str = "auto",
-                  atol: float | str = "auto", t0: float = 0.0, dt0: float | None = None, save_ts=None,
+                  solver: str | diffrax.AbstractSolver | AbstractFlowSolver = "auto",
+                  rtol: float | str = "auto", atol: float | str = "auto", t0: float = 0.0, dt0: float | None = None, save_ts=None,
                   n_save: int = 200, t_first: float | None = None, max_steps: int = 200_000,
                   max_norm: float = 1e6, pcoeff: float = 0.3, icoeff: float = 0.4,
                   progress: bool = False, time_limit: float | None = None, checkpoint=None,
@@ -253,10 +254,10 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
       with non-default settings. Default "auto": "bdf" up to `AUTO_RKC_MIN_PARAMS` = 1000
       parameters, "rkc" (Runge–Kutta–Chebyshev, no Hessian) above.
     - `rtol`, `atol`: the step-size controller's tolerances. Default "auto" (`auto_tolerances`): 1e-8
-      and 1e-10; for a finite t1 on more than `AUTO_RKC_MIN_PARAMS` parameters 1e-6 and 1e-8, chosen
-      in function space (on 64-16-10 digits to t = 2 000 the outputs are 4.4e-5 (RMS) from a flow at
-      rtol 1e-10, GD at η = 0.1 1.0e-2). `meta["rtol"]`, `meta["atol"]` hold the values used, `meta["tolerance_rule"]` the
-      rule (None when both were given).
+      and 1e-10; for a finite t1 without gtol on more than `AUTO_RKC_MIN_PARAMS` parameters 1e-6 and
+      1e-8, chosen in function space (on 64-16-10 digits to t = 2 000 the outputs are 4.4e-5 (RMS)
+      from a flow at rtol 1e-10, GD at η = 0.1 1.0e-2). `meta["rtol"]` and `meta["atol"]` hold the
+      values used, `meta["tolerance_rule"]` the rule (None when both were given).
     - `save_ts`: times at which to save. Default with a finite t1: `n_save` log-spaced times from
       `t_first` (default 1e-3, or t1·1e-6 if smaller) to t1. Default when t1 is None: with "bdf",
       every stride-th accepted step, the stride doubling whenever `n_save` states are held, so the
