@@ -10,12 +10,14 @@ from scipy.integrate import solve_ivp
 import flowtools as ft
 from flowtools.datasets import load_digits
 from flowtools.dynamics.descent import gradient_descent
-from flowtools.dynamics.flow import (AUTO_RKC_MIN_PARAMS, DEFAULT_TOLERANCES, HORIZON_TOLERANCES,
-                                     auto_tolerances)
+from flowtools.dynamics.flow import AUTO_RKC_MIN_PARAMS
+from flowtools.dynamics.tolerances import (DEFAULT_TOLERANCES, HORIZON_MIN_PARAMS, HORIZON_TOLERANCES,
+                                           auto_tolerances)
 
 
 def test_rule_keeps_small_nets_and_runs_to_gtol_at_the_default():
-    n = AUTO_RKC_MIN_PARAMS
+    n = HORIZON_MIN_PARAMS
+    assert n == AUTO_RKC_MIN_PARAMS  # the size where "auto" switches to RKC, where it was measured
     assert auto_tolerances(n, 100.0)[:2] == DEFAULT_TOLERANCES == (1e-8, 1e-10)
     assert auto_tolerances(n + 1, 100.0)[:2] == HORIZON_TOLERANCES == (1e-6, 1e-8)
     assert auto_tolerances(n + 1, np.inf)[:2] == DEFAULT_TOLERANCES

@@ -38,6 +38,7 @@ from .floor import FLOOR_FACTOR, gradient_floor, kink_test, sampled_minimum_test
 from .rkc import RKC
 from .rosenbrock import RosenbrockW
 from .save_times import log_time_grid, save_grid
+from .tolerances import resolve_tolerances
 from . import stiff
 from .stiff import AbstractFlowSolver, AbstractSegmentedSolver, one_blas_thread
 from .progress import progress_bar, wanted
@@ -68,41 +69,6 @@ SOLVERS = {
 #: (measured on digits nets to t = 200 at rtol = 1e-8: BDF is ahead at 85 parameters, RKC 1.6–4× ahead
 #: from 160 to 610; BDF keeps the edge on long runs to convergence, where its steps reach 10⁶).
 AUTO_RKC_MIN_PARAMS = 1000
-
-#: rtol="auto", atol="auto": these tolerances, except for a flow to a finite t1 without gtol of more
-#: than `AUTO_RKC_MIN_PARAMS` parameters, which gets `HORIZON_TOLERANCES` (see `auto_tolerances`).
-DEFAULT_TOLERANCES = (1e-8, 1e-10)
-#: The tolerances of a finite-horizon flow of a large net, chosen in function space: on 64-16-10 digits
-#: (1 210 parameters, half-MSE, to t = 2 000) the outputs on the training images are 4.4e-5 (RMS) from a
-#: reference flow at rtol 1e-10, 1/230 of GD at η = 0.1's distance from it, for 0.30 of the CPU time
-#: of rtol 1e-8 (docs/benchmarks.md, "The default path against GD").
-HORIZON_TOLERANCES = (1e-6, 1e-8)
-
-
-def auto_tolerances(n_params: int, t1: float, gtol: float | None = None) -> tuple[float, float, str]:
-    """(rtol, atol, rule) for rtol="auto" / atol="auto".
-
-    A flow to a finite t1 without gtol of more than `AUTO_RKC_MIN_PARAMS` parameters is run for the
-    network's function along the way: it gets `HORIZON_TOLERANCES`, whose error in the outputs is
-    measured to be far below what separates GD from the flow. Every other run keeps
-    `DEFAULT_TOLERANCES`: small nets, and runs that stop at ‖∇L‖ ≤ gtol, whose end point goes on to
-    Newton and the Hessian."""
-    if n_params > AUTO_RKC_MIN_PARAMS and math.isfinite(t1) and gtol is None:
-        return (*HORIZON_TOLERANCES, f"finite t1 on more than {AUTO_RKC_MIN_PARAMS} parameters")
-    return (*DEFAULT_TOLERANCES, "default")
-
-
-def _resolve_tolerances(n_params, t1, gtol, rtol, atol):
-    """Numbers for "auto" tolerances, and the rule that chose them (None when both were given)."""
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, str) and value != "auto":
-            raise ValueError(f"{name} must be a positive number or 'auto', got {value!r}.")
-    if not (isinstance(rtol, str) or isinstance(atol, str)):
-        return rtol, atol, None
-    auto_rtol, auto_atol, rule = auto_tolerances(n_params, t1, gtol)
-    rtol, atol = (auto_rtol if rtol == "auto" else rtol), (auto_atol if atol == "auto" else atol)
-    return rtol, atol, f"auto ({rule}): rtol {auto_rtol:g}, atol {auto_atol:g}"
-
 
 def _vector_field(t, theta, problem):
     return -problem.grad_fn(theta)
@@ -184,7 +150,7 @@ def prepare_flow(problem: Problem, theta0, t1=None, *, gtol=None, solver="auto",
         gtol = _checks.positive("gtol", gtol)
     if math.isinf(t1) and gtol is None:
         raise ValueError("t1 is infinite (or None): give gtol so the run knows when to stop.")
-    rtol, atol, tolerance_rule = _resolve_tolerances(problem.n_params, t1, gtol, rtol, atol)
+    rtol, atol, tolerance_rule = resolve_tolerances(problem.n_params, t1, gtol, rtol, atol)
     rtol = _checks.positive("rtol", rtol)
     atol = _checks.positive("atol", atol)
     max_steps = _checks.positive_int("max_steps", max_steps)
@@ -253,9 +219,9 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
     - `solver`: a name from `SOLVERS`, a diffrax solver instance, or a `BDF` / `RosenbrockW` instance
       with non-default settings. Default "auto": "bdf" up to `AUTO_RKC_MIN_PARAMS` = 1000
       parameters, "rkc" (Runge–Kutta–Chebyshev, no Hessian) above.
-    - `rtol`, `atol`: the step-size controller's tolerances. Default "auto" (`auto_tolerances`): 1e-8
-      and 1e-10; for a finite t1 without gtol on more than `AUTO_RKC_MIN_PARAMS` parameters 1e-6 and
-      1e-8, chosen in function space (on 64-16-10 digits to t = 2 000 the outputs are 4.4e-5 (RMS)
+    - `rtol`, `atol`: the step-size controller's tolerances. Default "auto"
+      (`tolerances.auto_tolerances`): 1e-8 and 1e-10; for a finite t1 without gtol on more than 1 000
+      parameters 1e-6 and 1e-8, chosen in function space (on 64-16-10 digits to t = 2 000 the outputs are 4.4e-5 (RMS)
       from a flow at rtol 1e-10, GD at η = 0.1 1.0e-2). `meta["rtol"]` and `meta["atol"]` hold the
       values used, `meta["tolerance_rule"]` the rule (None when both were given).
     - `save_ts`: times at which to save. Default with a finite t1: `n_save` log-spaced times from
