@@ -79,3 +79,15 @@ def test_large_net_horizon_flow_is_accurate_in_function_space(digits_net):
     assert d_tight < d_auto < 1e-4, (d_tight, d_auto)
     assert d_auto < d_gd / 100, (d_auto, d_gd)
     assert auto.stats["gradient_evaluations"] < tight.stats["gradient_evaluations"] / 2
+
+
+def test_resume_keeps_the_interrupted_runs_tolerances(minimal_half, tmp_path):
+    """A resumed flow with rtol/atol left at "auto" continues at the tolerances the interrupted run used,
+    and takes the uninterrupted run's steps."""
+    theta0 = np.array([0.3, -0.2, 0.1, 0.4])
+    one = ft.gradient_flow(minimal_half, theta0, 50.0, rtol=1e-5, atol=1e-7)
+    path = tmp_path / "cut.npz"
+    ft.gradient_flow(minimal_half, theta0, 50.0, rtol=1e-5, atol=1e-7, time_limit=1e-9).save(path)
+    resumed = ft.gradient_flow(minimal_half, None, 50.0, resume=path)
+    assert (resumed.meta["rtol"], resumed.meta["atol"]) == (1e-5, 1e-7)
+    np.testing.assert_array_equal(resumed.final_theta, one.final_theta)

@@ -242,7 +242,8 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
       atomic) every `checkpoint_every` seconds of wall time, with status "running", and the finished
       trajectory at the end ("bdf" and "rkc").
     - `resume`: a `Trajectory` (or the path of a saved one) of an unfinished flow — "time_limit",
-      "running" or "max_steps" — to continue from its last state, with the same arguments otherwise;
+      "running" or "max_steps" — to continue from its last state, with the same arguments otherwise
+      (tolerances left at "auto" take the interrupted run's);
       the result joins both parts (`Trajectory.join`). "bdf" and "rkc" keep their solver state in
       the trajectory (`Trajectory.solver_state`; "bdf": differences, order, step, Hessian and its LU
       factors; "rkc": step sizes, error memory, λ_max and its Ritz vector), so the resumed run takes
@@ -267,6 +268,9 @@ def gradient_flow(problem: Problem, theta0=None, t1: float | None = None, *, gto
             return previous  # it ended for good: nothing to continue
         theta0, t0, grid_t0 = previous.final_theta, previous.final_time, float(previous.t[0])
         carry = (previous.meta.get("solver"), previous.solver_state)
+        # tolerances left at "auto" continue with the ones the interrupted run used
+        rtol = previous.meta.get("rtol", rtol) if isinstance(rtol, str) else rtol
+        atol = previous.meta.get("atol", atol) if isinstance(atol, str) else atol
     elif theta0 is None:
         raise TypeError("gradient_flow needs theta0 (or resume=a Trajectory to continue).")
     if time_limit is not None:
