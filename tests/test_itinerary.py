@@ -225,18 +225,84 @@ def test_time_limit_bounds_every_phase(deep_linear):
 def test_resolve_budget_reserves_the_final_evaluation():
     from flowtools.itineraries._itinerary import RESOLVE_EVAL_COST, RESOLVE_EVAL_SHARE, RESOLVE_INNER, \
         RESOLVE_MAX_STATES, resolve_budget
-    for seconds, per_state, n in [(60.0, 0.01, 200), (60.0, 1e-6, 200), (1.0, 0.01, 10), (0.5, 0.1, 50)]:
-        limit, cap = resolve_budget(seconds, per_state, n)
+    for seconds, per_state in [(60.0, 0.01), (60.0, 1e-6), (1.0, 0.01), (0.5, 0.1)]:
+        limit, cap = resolve_budget(seconds, per_state)
         one = RESOLVE_EVAL_COST * per_state
         assert 0 <= cap <= RESOLVE_MAX_STATES and limit >= 0
-        if cap:  # segments, then every state evaluated, within the seconds given
-            n_end = n + cap + RESOLVE_INNER  # a segment's states can carry past the cap
+        if cap:  # segments, then the added states (and one saved state) evaluated, within the seconds given
+            n_end = cap + RESOLVE_INNER + 1  # a segment's states can carry past the cap
             assert limit + one * n_end <= seconds * (1 + 1e-12)
             assert one * n_end <= RESOLVE_EVAL_SHARE * seconds * (1 + 1e-12)
-    limit, cap = resolve_budget(60.0, 15.0 / 375 / RESOLVE_EVAL_COST, 200)  # 375 states fit in 15 s
-    assert abs(cap - (375 - 200 - RESOLVE_INNER)) <= 1 and limit == pytest.approx(45.0, abs=0.05)
-    assert resolve_budget(0.5, 0.1, 50)[1] == 0  # the saved states alone take longer: nothing is added
-    assert resolve_budget(60.0, 1e-6, 200)[1] == RESOLVE_MAX_STATES
+    limit, cap = resolve_budget(60.0, 15.0 / 375 / RESOLVE_EVAL_COST)  # 375 states fit in 15 s
+    assert abs(cap - (375 - RESOLVE_INNER - 1)) <= 1 and limit == pytest.approx(45.0, abs=0.05)
+    assert resolve_budget(0.5, 0.1)[1] == 0  # not one segment's states fit: nothing is added
+    assert resolve_budget(60.0, 1e-6)[1] == RESOLVE_MAX_STATES
+
+
+def test_resolve_evaluates_only_the_added_states(deep_linear, monkeypatch):
+    """Resolving evaluates L and ‖∇L‖ at the added states (and one saved state that checks the run's
+    values) and keeps the run's values at the others: the result is bit for bit the evaluation of every
+    state. A run of another problem is evaluated again at every state."""
+    import flowtools.dynamics.trajectory as trajectory_module
+    from flowtools.dynamics.trajectory import evaluate_states
+    from flowtools.landscape import resolve_trajectory
+
+    p, theta0 = deep_linear
+    tr = ft.gradient_descent(p, theta0, 0.1, 400, n_records=10)
+    rows = []
+
+    def counting(problem, theta, chunk=None):
+        rows.append(len(theta))
+        return evaluate_states(problem, theta, chunk)
+
+    monkeypatch.setattr(trajectory_module, "evaluate_states", counting)
+    r = resolve_trajectory(p, tr, max_jump=0.05)
+    added = r.stats["resolved_states"]
+    assert added > 4 and len(r.t) == len(tr.t) + added
+    assert rows[-1] == added + 1  # the end: the added states and one saved state
+    loss, gnorm, _ = evaluate_states(p, r.theta)
+    assert np.array_equal(r.loss, loss) and np.array_equal(r.grad_norm, gnorm)
+    other = ft.Problem(p.model, type(p.data)(p.data.x, 2.0 * p.data.y))  # the same net on other targets
+    rows.clear()
+    r2 = resolve_trajectory(other, tr, max_jump=0.05)
+    assert rows[-1] == len(r2.t)  # the check failed: every state evaluated again
+    loss, gnorm, _ = evaluate_states(other, r2.theta)
+    assert np.array_equal(r2.loss, loss) and np.array_equal(r2.grad_norm, gnorm)
+
+
+def test_refinement_spectrum_gets_the_time_left_after_the_solve(deep_linear, monkeypatch):
+    """Under a limit in seconds, the spectrum that classifies a refined passage gets the time left to the
+    passages' deadline when it starts, not the time left when the refinement started (a slow solve
+    used to hand its spectrum the whole of it). "auto" keeps the earlier budgets."""
+    import time
+
+    import flowtools.landscape.critical as critical
+
+    p, theta0 = deep_linear
+    tr = ft.gradient_flow(p, theta0, 40.0, n_save=60)
+    itinerary(p, tr, time_limit=1e3, resolve=False)  # compiles
+    slow_solve, spectra = critical.solve_dense, []
+
+    def solve(*args, **kwargs):
+        time.sleep(0.5)
+        return slow_solve(*args, **kwargs)
+
+    def spectrum(problem, theta, **options):
+        spectra.append((time.perf_counter(), options.get("time_limit")))
+        return critical.hessian_spectrum(problem, theta, **options)
+
+    monkeypatch.setattr(critical, "solve_dense", solve)
+    monkeypatch.setattr(critical, "spectrum_or_fallback", spectrum)
+    limit = 30.0
+    t0 = time.perf_counter()
+    it = itinerary(p, tr, time_limit=limit, resolve=False)
+    from flowtools.itineraries._itinerary import END_RESERVE
+    timed = [(t, s) for t, s in spectra if s is not None]
+    assert timed and len(timed) == len(spectra)
+    ends = [t + s for t, s in timed]
+    assert max(ends) <= t0 + limit + 0.2  # nothing past the limit; the passages' within their deadline
+    assert sum(e <= t0 + (1 - END_RESERVE) * limit + 0.2 for e in ends) >= len(ends) - 1
+    assert it.terminal == "attractor" and it.stats["cut_off"] == []
 
 
 def test_time_limit_keeps_resolve_within_its_half(deep_linear, monkeypatch):
@@ -253,13 +319,13 @@ def test_time_limit_keeps_resolve_within_its_half(deep_linear, monkeypatch):
     assert [v.signature for v in loose.visits] == [v.signature for v in free.visits]
     assert loose.stats["resolve_s"] <= loose.stats["resolve_budget_s"]
     # A budget that lets 3 states be added: at most 3 are, and the message says resolving was cut.
-    monkeypatch.setattr(itin_module, "resolve_budget", lambda seconds, per_state, n: (seconds, 3))
+    monkeypatch.setattr(itin_module, "resolve_budget", lambda seconds, per_state: (seconds, 3))
     capped = itinerary(p, tr, time_limit=1e3)
     assert capped.stats["resolve_max_states"] == 3
     assert 0 < capped.stats["resolved_states"] <= 3 + itin_module.RESOLVE_INNER < free.stats["resolved_states"]
     assert "resolve" in capped.stats["cut_off"] and "cut off: resolve" in capped.message
     monkeypatch.undo()
-    monkeypatch.setattr(itin_module, "RESOLVE_EVAL_COST", 1e12)  # not even the saved states fit
+    monkeypatch.setattr(itin_module, "RESOLVE_EVAL_COST", 1e12)  # not one segment's states fit
     none = itinerary(p, tr, time_limit=1e3)
     assert none.stats["resolve_max_states"] == 0 and none.stats["resolved_states"] == 0
     assert "resolve" in none.stats["cut_off"] and none.stats["states"] == len(tr.t)

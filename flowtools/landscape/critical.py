@@ -221,12 +221,16 @@ def critical_point_at(problem: Problem, theta, *, success: bool = True, status: 
     A converged point with a positive semidefinite singular Hessian gets the higher-order test
     (`higher_order_test`, options `higher_order_options`); a failed one is a slow region. At the loss
     floor the spectrum and signature are those of `loss_floor_spectrum`, and the message says so.
+    `spectrum_options` as in `find_critical_point` (a `deadline` entry included).
     """
     theta = np.asarray(theta, dtype=np.float64)
     opts = dict(rtol_zero=DEFAULT_RTOL_ZERO)
     if not success and problem.n_params > MATRIX_FREE_MIN:
         opts["vectors"] = False  # a slow region's record needs its signature, not eigenvectors
     opts.update(spectrum_options or {})
+    deadline = opts.pop("deadline", None)
+    if deadline is not None:  # a solve before this spectrum has spent part of the time
+        opts["time_limit"] = min(opts.get("time_limit") or np.inf, max(deadline - time.perf_counter(), 1e-3))
     spec = spectrum_or_fallback(problem, theta, **opts)
     if success:  # a slow region's record describes its guess as computed
         floor = loss_floor_spectrum(problem, theta, spec)
@@ -363,7 +367,9 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     - `time_limit`: wall-time budget in seconds for the whole solve (checked between chunks of
       iterations sized to a few seconds of work: 25 small dense iterations, 1 matrix-free one);
       on expiry the best iterate so far is reported (status "time_limit").
-    - `spectrum_options`: passed to `hessian_spectrum` for the classification (e.g. `rtol_zero`).
+    - `spectrum_options`: passed to `hessian_spectrum` for the classification (e.g. `rtol_zero`);
+      a `deadline` entry (a `time.perf_counter()` value) gives that spectrum the time left to it when
+      it starts, after the solve, as its `time_limit`.
     - `reduce_atol`: tolerance of `reduce_network` for `reduces_to`.
     - `newton`: matrix-free only: first try inexact Newton–MINRES steps on H itself within a trust
       region (at most min(max_iter, 50) steps), and fall back to the Levenberg–Marquardt loop from the
