@@ -305,6 +305,20 @@ def test_refinement_spectrum_gets_the_time_left_after_the_solve(deep_linear, mon
     assert it.terminal == "attractor" and it.stats["cut_off"] == []
 
 
+def test_matrix_free_refinement_starts_no_iteration_that_cannot_fit(deep_linear):
+    """A matrix-free Levenberg–Marquardt iteration cannot be interrupted (up to 2·cg_iter + 3
+    Hessian-vector products: 18–21 s at 112 510 parameters): under a time limit the first one starts
+    only when that many products, timed on one, fit in the time left."""
+    p, theta0 = deep_linear
+    guess = np.asarray(theta0) + 0.05
+    kw = dict(method="matrix_free", newton=False, fallback=False, cg_iter=20_000)
+    ft.find_critical_point(p, guess, max_iter=1, **kw)  # compiles
+    cut = ft.find_critical_point(p, guess, time_limit=0.3, **kw)  # 40 003 products take longer
+    assert cut.attempts[0]["iterations"] == 0 and cut.status == "time_limit" and not cut.success
+    free = ft.find_critical_point(p, guess, time_limit=1e3, **kw)
+    assert free.attempts[0]["iterations"] >= 1
+
+
 def test_time_limit_keeps_resolve_within_its_half(deep_linear, monkeypatch):
     """Resolving under a time limit adds no more states than it can evaluate in its half; what it could
     not add is cut off, and a run that needs no limit is resolved as before."""

@@ -83,8 +83,9 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       is left, and every refinement, spectrum and continued flow gets the time left to its phase.
       Given in seconds, it also caps the states resolving adds to what evaluating them allows
       (`resolve_budget`); "auto" resolves for half its budget as before.
-      `stats["cut_off"]` names the phases cut, `stats["budget_exhausted"]` says whether passages were
-      skipped. Not interrupted: a first compile and one solver step.
+      `stats["cut_off"]` names the phases cut ("resolve", "refinement": a passage's refinement stopped
+      at the limit given in seconds, "passages", "end", "spectra"), `stats["budget_exhausted"]` says whether passages
+      were skipped. Not interrupted: a first compile and one solver step.
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
       `auto_time_limits(n)` (15 s + 5 ms per parameter for the itinerary, 2 s + 2 ms per parameter
       per refinement, unless `refine_options` gives `time_limit`). None: no limit. A per-refinement budget
@@ -229,7 +230,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     sps = [sp for sp in slow_points(traj, min_depth=min_depth, include_start=True, smooth=smooth)
            if index_of.get(int(sp.index), len(thetas)) < len(thetas) - 1]  # the end is judged below
     candidates = []  # (row, visit info), in time order
-    n_refinements, exhausted = 0, False
+    n_refinements, exhausted, stopped = 0, False, 0
     bar = _progress(len(sps), progress)
     try:
         for sp in sps:
@@ -250,6 +251,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                     o["spectrum_options"] = phase_options(o["spectrum_options"], passages_deadline, priced)
                 info = refine_passage(dict(ctx, opts=o, spec_opts=pass_opts), thetas[idx], sp)
                 n_refinements += 1
+                # A refinement stopped by the passages' deadline (not by a per-refinement limit)
+                stopped += priced and info["status"] == "skipped" and (opts.get("time_limit") or np.inf) >= budget
             # The first state is a candidate only as a critical set: a run that does not start near
             # one has no visit there.
             # A noisy run's unrefined dip is its noise, not a passage (see `plateau_passages`).
@@ -323,6 +326,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         # canonical representative's function, so points of one orbit of the full group are one set.
         for v in visits:
             v.fingerprint = orbit_fingerprint(problem, v.theta)
+    if stopped:
+        cut_off.append("refinement")
     if exhausted:
         cut_off.append("passages")
     if ctx.get("end_status") == "skipped":  # the end's refinement ran out of time
