@@ -626,3 +626,29 @@ def test_count_cut_short_at_zero_starts_no_continued_flow(deep_linear, monkeypat
         monkeypatch.setattr(refinement, "refine", lambda ctx, theta, cp=cp: (None, "unrefined", cp))
         info = refinement.refine_passage(ctx, np.asarray(theta0), sp)
         assert info["kind"] == "slow_region" and len(calls) == flows
+
+
+def test_continued_flow_starts_only_when_its_first_segment_fits(deep_linear, monkeypatch):
+    """Under a limit in seconds, a continued flow (whose first 64 steps cannot be interrupted: 29 s at
+    112 510 parameters) starts only when `CONTINUED_FLOW_S_PER_PARAM`·n fits before the deadline; the
+    passage is then "skipped". "auto" starts it as before."""
+    import time
+    from types import SimpleNamespace
+
+    import flowtools.itineraries._refinement as refinement
+
+    p, theta0 = deep_linear
+    calls = []
+    monkeypatch.setattr(refinement, "gradient_flow",
+                        lambda *a, **k: calls.append(k) or SimpleNamespace(status=ft.Status.MAX_STEPS))
+    cp = SimpleNamespace(signature=(0, 0, 9), grad_norm=1e-3, spectrum=SimpleNamespace(complete=True),
+                         success=False, guess=None)
+    monkeypatch.setattr(refinement, "refine", lambda ctx, theta: (None, "unrefined", cp))
+    monkeypatch.setattr(refinement, "CONTINUED_FLOW_S_PER_PARAM", 10.0)  # 90 s for 9 parameters
+    sp = SimpleNamespace(at_start=True, t_start=0.0, t_end=1.0)
+    for priced, flows, status in [(True, 0, "skipped"), (False, 1, "unrefined")]:
+        ctx = dict(problem=p, rho=0.1, ts=np.array([0.0, 1.0]), near_gtol=1e-8, priced=priced,
+                   spec_opts=dict(rtol_zero=1e-7, deadline=time.perf_counter() + 60.0),
+                   distances=lambda fp: np.zeros(2))
+        info = refinement.refine_passage(ctx, np.asarray(theta0), sp)
+        assert len(calls) == flows and info["status"] == status

@@ -204,7 +204,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
 
     ctx = dict(problem=problem, opts=opts, refine_radius=refine_radius, rtol_zero=rtol_zero, rho=rho,
                spec_opts=spec_opts,
-               near_gtol=near_gtol, distances=distances, ts=ts)
+               near_gtol=near_gtol, distances=distances, ts=ts, priced=priced)
     noisy = trajectory.method == "sgd"
     noise = function_noise_scale(ts, outputs) if noisy else 0.0
     if noisy:  # distances from the run's drift: its noise does not carry it in and out of a radius
