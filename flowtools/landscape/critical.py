@@ -289,10 +289,9 @@ def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale,
     stop it between chunks), carrying the trust radius (damping) across chunks. A chunk cannot be
     interrupted, so under a deadline each one after the first is cut to the iterations that fit in the
     time left at the pace of the chunks so far (the first one's compile included, so the pace errs on
-    the slow side), and none starts when not one iteration fits. The first matrix-free chunk is priced
-    too: one iteration takes up to 2·cg_iter + 3 Hessian-vector products (18–21 s at 112 510
-    parameters, load 7), timed on one product (after a first call that may compile); it does not start
-    when that does not fit.
+    the slow side), and none starts when not one iteration fits. The first matrix-free one starts only
+    when one iteration, up to 2·cg_iter + 3 Hessian-vector products timed on one (after a call that may
+    compile), fits: 18–21 s at 112 510 parameters, load 7.
 
     Returns (θ_best, ‖∇L‖ there, iterations, code, timed_out, corrected steps (dense))."""
     f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
