@@ -268,6 +268,13 @@ def test_resolve_evaluates_only_the_added_states(deep_linear, monkeypatch):
     assert rows[-1] == len(r2.t)  # the check failed: every state evaluated again
     loss, gnorm, _ = evaluate_states(other, r2.theta)
     assert np.array_equal(r2.loss, loss) and np.array_equal(r2.grad_norm, gnorm)
+    # The outputs passed in and handed back are those of every state.
+    from flowtools.landscape.slow import resolve_with_outputs
+    from flowtools.problem import training_outputs
+    r3, out = resolve_with_outputs(p, tr, max_jump=0.05, outputs=training_outputs(p, tr.theta))
+    assert np.array_equal(r3.theta, r.theta) and np.array_equal(out, training_outputs(p, r3.theta))
+    with pytest.raises(ValueError, match="outputs has 3 rows"):
+        resolve_with_outputs(p, tr, max_jump=0.05, outputs=np.zeros((3, 3, 3)))
 
 
 def test_refinement_spectrum_gets_the_time_left_after_the_solve(deep_linear, monkeypatch):

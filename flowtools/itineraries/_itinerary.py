@@ -82,10 +82,12 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       left are recorded unrefined, status "skipped", without a spectrum), the end is judged within what
       is left, and every refinement, spectrum and continued flow gets the time left to its phase.
       Given in seconds, it also caps the states resolving adds to what evaluating them allows
-      (`resolve_budget`); "auto" resolves for half its budget as before.
-      `stats["cut_off"]` names the phases cut ("resolve", "refinement": a passage's refinement stopped
-      at the limit given in seconds, "passages", "end", "spectra"), `stats["budget_exhausted"]` says whether passages
-      were skipped. Not interrupted: a first compile and one solver step.
+      (`resolve_budget`), gives each classifying spectrum the time left after its solve, starts a
+      continued flow only where its first segment fits, and stops the end's refinement `END_WRAPUP`
+      of it early; "auto" resolves for half its budget and times refinements as before.
+      `stats["cut_off"]` names the phases cut ("resolve", "refinement": a passage's refinement
+      stopped at a limit in seconds, "passages", "end", "spectra"), `stats["budget_exhausted"]` says
+      whether passages were skipped. Not interrupted: a first compile and one solver step.
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
       `auto_time_limits(n)` (15 s + 5 ms per parameter for the itinerary, 2 s + 2 ms per parameter
       per refinement, unless `refine_options` gives `time_limit`). None: no limit. A per-refinement budget
@@ -252,7 +254,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                 info = refine_passage(dict(ctx, opts=o, spec_opts=pass_opts), thetas[idx], sp)
                 n_refinements += 1
                 # A refinement stopped by the passages' deadline (not by a per-refinement limit)
-                stopped += priced and info["status"] == "skipped" and (opts.get("time_limit") or np.inf) >= budget
+                stopped += (priced and info["status"] == "skipped"
+                            and (opts.get("time_limit") or np.inf) >= budget)
             # The first state is a candidate only as a critical set: a run that does not start near
             # one has no visit there.
             # A noisy run's unrefined dip is its noise, not a passage (see `plateau_passages`).

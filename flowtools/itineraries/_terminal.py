@@ -95,7 +95,8 @@ def terminal_state(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_wind
     point, status, cp = refine(ctx, end)
     ctx["end_spectrum"], ctx["end_status"] = guess_spectrum(cp, end), status
     unfinished = ("unfinished", f"the run ended with |grad L| = {g_end:.3g} away from any minimum", None, False)
-    if point is None and g_end <= attractor_gtol and ctx.get("priced") and not flow_fits(problem, ctx["spec_opts"]):
+    if point is None and g_end <= attractor_gtol and ctx.get("priced") and \
+            not flow_fits(problem, ctx["spec_opts"]):
         ctx["end_status"] = "skipped"  # the continued flow's first segment would run past the limit
     elif point is None and g_end <= attractor_gtol and not out_of_time(ctx["spec_opts"]):
         # Degenerate minima are approached algebraically and Newton-type refinement converges only

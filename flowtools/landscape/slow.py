@@ -277,8 +277,9 @@ def resolve_with_outputs(problem, trajectory: Trajectory, *, max_jump: float, ma
     else:
         return trajectory, outputs
     if outputs is not None and np.shape(outputs)[0] != len(trajectory.t):
-        raise ValueError(f"outputs has {np.shape(outputs)[0]} rows but the trajectory has {len(trajectory.t)} "
-                         "saved states; pass training_outputs(problem, trajectory.theta) or None.")
+        raise ValueError(f"outputs has {np.shape(outputs)[0]} rows but the trajectory has "
+                         f"{len(trajectory.t)} saved states; pass training_outputs(problem, "
+                         "trajectory.theta) or None.")
     start = _time.perf_counter()
     light = _dynamics_only(problem)
     finite = np.all(np.isfinite(trajectory.theta), axis=1) & np.isfinite(trajectory.grad_norm)
@@ -364,8 +365,8 @@ def resolve_with_outputs(problem, trajectory: Trajectory, *, max_jump: float, ma
 
 
 def _state_values(problem, trajectory, finite, theta, src) -> dict:
-    """L, ‖∇L‖, R and (where the run has them) the held-out metrics at every row of `theta`: evaluated at
-    the added rows (`src` < 0) and taken from the run at the saved ones (`src`: their rows among its
+    """L, ‖∇L‖, R and (where the run has them) the held-out metrics at every row of `theta`: evaluated
+    at the added rows (`src` < 0) and taken from the run at the saved ones (`src`: their rows among its
     `finite` states) when one saved state, evaluated beside the added ones, reproduces the run's values
     bit for bit; else evaluated at every row."""
     from ..dynamics.trajectory import evaluate_states
@@ -375,7 +376,8 @@ def _state_values(problem, trajectory, finite, theta, src) -> dict:
 
     def at(rows):
         loss, gnorm, gen = evaluate_states(problem, theta[rows])
-        vals = dict(loss=np.asarray(loss), grad_norm=np.asarray(gnorm), gen_error=None if gen is None else np.asarray(gen))
+        vals = dict(loss=np.asarray(loss), grad_norm=np.asarray(gnorm),
+                    gen_error=None if gen is None else np.asarray(gen))
         return dict(vals, **held_out_metrics(problem, theta[rows])) if held else vals
 
     new, saved = np.flatnonzero(src < 0), np.flatnonzero(src >= 0)
