@@ -225,18 +225,107 @@ def test_time_limit_bounds_every_phase(deep_linear):
 def test_resolve_budget_reserves_the_final_evaluation():
     from flowtools.itineraries._itinerary import RESOLVE_EVAL_COST, RESOLVE_EVAL_SHARE, RESOLVE_INNER, \
         RESOLVE_MAX_STATES, resolve_budget
-    for seconds, per_state, n in [(60.0, 0.01, 200), (60.0, 1e-6, 200), (1.0, 0.01, 10), (0.5, 0.1, 50)]:
-        limit, cap = resolve_budget(seconds, per_state, n)
+    for seconds, per_state in [(60.0, 0.01), (60.0, 1e-6), (1.0, 0.01), (0.5, 0.1)]:
+        limit, cap = resolve_budget(seconds, per_state)
         one = RESOLVE_EVAL_COST * per_state
         assert 0 <= cap <= RESOLVE_MAX_STATES and limit >= 0
-        if cap:  # segments, then every state evaluated, within the seconds given
-            n_end = n + cap + RESOLVE_INNER  # a segment's states can carry past the cap
+        if cap:  # segments, then the added states (and one saved state) evaluated, within the seconds given
+            n_end = cap + RESOLVE_INNER + 1  # a segment's states can carry past the cap
             assert limit + one * n_end <= seconds * (1 + 1e-12)
             assert one * n_end <= RESOLVE_EVAL_SHARE * seconds * (1 + 1e-12)
-    limit, cap = resolve_budget(60.0, 15.0 / 375 / RESOLVE_EVAL_COST, 200)  # 375 states fit in 15 s
-    assert abs(cap - (375 - 200 - RESOLVE_INNER)) <= 1 and limit == pytest.approx(45.0, abs=0.05)
-    assert resolve_budget(0.5, 0.1, 50)[1] == 0  # the saved states alone take longer: nothing is added
-    assert resolve_budget(60.0, 1e-6, 200)[1] == RESOLVE_MAX_STATES
+    limit, cap = resolve_budget(60.0, 15.0 / 375 / RESOLVE_EVAL_COST)  # 375 states fit in 15 s
+    assert abs(cap - (375 - RESOLVE_INNER - 1)) <= 1 and limit == pytest.approx(45.0, abs=0.05)
+    assert resolve_budget(0.5, 0.1)[1] == 0  # not one segment's states fit: nothing is added
+    assert resolve_budget(60.0, 1e-6)[1] == RESOLVE_MAX_STATES
+
+
+def test_resolve_evaluates_only_the_added_states(deep_linear, monkeypatch):
+    """Resolving evaluates L and ‖∇L‖ at the added states (and one saved state that checks the run's
+    values) and keeps the run's values at the others: the result is bit for bit the evaluation of every
+    state. A run of another problem is evaluated again at every state."""
+    import flowtools.dynamics.trajectory as trajectory_module
+    from flowtools.dynamics.trajectory import evaluate_states
+    from flowtools.landscape import resolve_trajectory
+
+    p, theta0 = deep_linear
+    tr = ft.gradient_descent(p, theta0, 0.1, 400, n_records=10)
+    rows = []
+
+    def counting(problem, theta, chunk=None):
+        rows.append(len(theta))
+        return evaluate_states(problem, theta, chunk)
+
+    monkeypatch.setattr(trajectory_module, "evaluate_states", counting)
+    r = resolve_trajectory(p, tr, max_jump=0.05)
+    added = r.stats["resolved_states"]
+    assert added > 4 and len(r.t) == len(tr.t) + added
+    assert rows[-1] == added + 1  # the end: the added states and one saved state
+    loss, gnorm, _ = evaluate_states(p, r.theta)
+    assert np.array_equal(r.loss, loss) and np.array_equal(r.grad_norm, gnorm)
+    other = ft.Problem(p.model, type(p.data)(p.data.x, 2.0 * p.data.y))  # the same net on other targets
+    rows.clear()
+    r2 = resolve_trajectory(other, tr, max_jump=0.05)
+    assert rows[-1] == len(r2.t)  # the check failed: every state evaluated again
+    loss, gnorm, _ = evaluate_states(other, r2.theta)
+    assert np.array_equal(r2.loss, loss) and np.array_equal(r2.grad_norm, gnorm)
+    # The outputs passed in and handed back are those of every state.
+    from flowtools.landscape.slow import resolve_with_outputs
+    from flowtools.problem import training_outputs
+    r3, out = resolve_with_outputs(p, tr, max_jump=0.05, outputs=training_outputs(p, tr.theta))
+    assert np.array_equal(r3.theta, r.theta) and np.array_equal(out, training_outputs(p, r3.theta))
+    with pytest.raises(ValueError, match="outputs has 3 rows"):
+        resolve_with_outputs(p, tr, max_jump=0.05, outputs=np.zeros((3, 3, 3)))
+
+
+def test_refinement_spectrum_gets_the_time_left_after_the_solve(deep_linear, monkeypatch):
+    """Under a limit in seconds, the spectrum that classifies a refined passage gets the time left to the
+    passages' deadline when it starts, not the time left when the refinement started (a slow solve
+    used to hand its spectrum the whole of it); the end's stops `END_WRAPUP` of the limit early, for
+    the end's record."""
+    import time
+
+    import flowtools.landscape.critical as critical
+
+    p, theta0 = deep_linear
+    tr = ft.gradient_flow(p, theta0, 40.0, n_save=60)
+    itinerary(p, tr, time_limit=1e3, resolve=False)  # compiles
+    slow_solve, spectra = critical.solve_dense, []
+
+    def solve(*args, **kwargs):
+        time.sleep(0.5)
+        return slow_solve(*args, **kwargs)
+
+    def spectrum(problem, theta, **options):
+        spectra.append((time.perf_counter(), options.get("time_limit")))
+        return critical.hessian_spectrum(problem, theta, **options)
+
+    monkeypatch.setattr(critical, "solve_dense", solve)
+    monkeypatch.setattr(critical, "spectrum_or_fallback", spectrum)
+    limit = 30.0
+    t0 = time.perf_counter()
+    it = itinerary(p, tr, time_limit=limit, resolve=False)
+    from flowtools.itineraries._itinerary import END_RESERVE, END_WRAPUP
+    timed = [(t, s) for t, s in spectra if s is not None]
+    assert timed and len(timed) == len(spectra)
+    ends = [t + s for t, s in timed]
+    # nothing past the limit less the end's record; the passages' within their deadline
+    assert max(ends) <= t0 + (1 - END_WRAPUP) * limit + 0.2
+    assert sum(e <= t0 + (1 - END_RESERVE) * limit + 0.2 for e in ends) >= len(ends) - 1
+    assert it.terminal == "attractor" and it.stats["cut_off"] == []
+
+
+def test_matrix_free_refinement_starts_no_iteration_that_cannot_fit(deep_linear):
+    """A matrix-free Levenberg–Marquardt iteration cannot be interrupted (up to 2·cg_iter + 3
+    Hessian-vector products: 18–21 s at 112 510 parameters): under a time limit the first one starts
+    only when that many products, timed on one, fit in the time left."""
+    p, theta0 = deep_linear
+    guess = np.asarray(theta0) + 0.05
+    kw = dict(method="matrix_free", newton=False, fallback=False, cg_iter=20_000)
+    ft.find_critical_point(p, guess, max_iter=1, **kw)  # compiles
+    cut = ft.find_critical_point(p, guess, time_limit=0.3, **kw)  # 40 003 products take longer
+    assert cut.attempts[0]["iterations"] == 0 and cut.status == "time_limit" and not cut.success
+    free = ft.find_critical_point(p, guess, time_limit=1e3, **kw)
+    assert free.attempts[0]["iterations"] >= 1
 
 
 def test_time_limit_keeps_resolve_within_its_half(deep_linear, monkeypatch):
@@ -253,13 +342,13 @@ def test_time_limit_keeps_resolve_within_its_half(deep_linear, monkeypatch):
     assert [v.signature for v in loose.visits] == [v.signature for v in free.visits]
     assert loose.stats["resolve_s"] <= loose.stats["resolve_budget_s"]
     # A budget that lets 3 states be added: at most 3 are, and the message says resolving was cut.
-    monkeypatch.setattr(itin_module, "resolve_budget", lambda seconds, per_state, n: (seconds, 3))
+    monkeypatch.setattr(itin_module, "resolve_budget", lambda seconds, per_state: (seconds, 3))
     capped = itinerary(p, tr, time_limit=1e3)
     assert capped.stats["resolve_max_states"] == 3
     assert 0 < capped.stats["resolved_states"] <= 3 + itin_module.RESOLVE_INNER < free.stats["resolved_states"]
     assert "resolve" in capped.stats["cut_off"] and "cut off: resolve" in capped.message
     monkeypatch.undo()
-    monkeypatch.setattr(itin_module, "RESOLVE_EVAL_COST", 1e12)  # not even the saved states fit
+    monkeypatch.setattr(itin_module, "RESOLVE_EVAL_COST", 1e12)  # not one segment's states fit
     none = itinerary(p, tr, time_limit=1e3)
     assert none.stats["resolve_max_states"] == 0 and none.stats["resolved_states"] == 0
     assert "resolve" in none.stats["cut_off"] and none.stats["states"] == len(tr.t)
@@ -546,3 +635,29 @@ def test_count_cut_short_at_zero_starts_no_continued_flow(deep_linear, monkeypat
         monkeypatch.setattr(refinement, "refine", lambda ctx, theta, cp=cp: (None, "unrefined", cp))
         info = refinement.refine_passage(ctx, np.asarray(theta0), sp)
         assert info["kind"] == "slow_region" and len(calls) == flows
+
+
+def test_continued_flow_starts_only_when_its_first_segment_fits(deep_linear, monkeypatch):
+    """Under a limit in seconds, a continued flow (whose first 64 steps cannot be interrupted: 29 s at
+    112 510 parameters) starts only when `CONTINUED_FLOW_S_PER_PARAM`·n fits before the deadline; the
+    passage is then "skipped". "auto" starts it as before."""
+    import time
+    from types import SimpleNamespace
+
+    import flowtools.itineraries._refinement as refinement
+
+    p, theta0 = deep_linear
+    calls = []
+    monkeypatch.setattr(refinement, "gradient_flow",
+                        lambda *a, **k: calls.append(k) or SimpleNamespace(status=ft.Status.MAX_STEPS))
+    cp = SimpleNamespace(signature=(0, 0, 9), grad_norm=1e-3, spectrum=SimpleNamespace(complete=True),
+                         success=False, guess=None)
+    monkeypatch.setattr(refinement, "refine", lambda ctx, theta: (None, "unrefined", cp))
+    monkeypatch.setattr(refinement, "CONTINUED_FLOW_S_PER_PARAM", 10.0)  # 90 s for 9 parameters
+    sp = SimpleNamespace(at_start=True, t_start=0.0, t_end=1.0)
+    for priced, flows, status in [(True, 0, "skipped"), (False, 1, "unrefined")]:
+        ctx = dict(problem=p, rho=0.1, ts=np.array([0.0, 1.0]), near_gtol=1e-8, priced=priced,
+                   spec_opts=dict(rtol_zero=1e-7, deadline=time.perf_counter() + 60.0),
+                   distances=lambda fp: np.zeros(2))
+        info = refinement.refine_passage(ctx, np.asarray(theta0), sp)
+        assert len(calls) == flows and info["status"] == status

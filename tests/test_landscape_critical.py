@@ -347,7 +347,7 @@ def test_deadline_stops_minres_inside_a_solve_and_paces_lm_chunks(monkeypatch):
     Levenberg–Marquardt loop starts no chunk that would not fit in the time left at its pace so far."""
     import time
 
-    import flowtools.landscape.critical as critical
+    import flowtools.landscape._lm_chunks as _lm_chunks
     import flowtools.problem._batch as batch
     from flowtools.landscape._newton_minres import newton_minres
     from flowtools.landscape._stop_codes import MAX_ITER
@@ -371,9 +371,9 @@ def test_deadline_stops_minres_inside_a_solve_and_paces_lm_chunks(monkeypatch):
         time.sleep(0.2 * int(n))  # 0.2 s per iteration, never converging
         return theta, 1.0, n, MAX_ITER, ctl
 
-    monkeypatch.setattr(critical, "solve_matrix_free", slow_chunk)
+    monkeypatch.setattr(_lm_chunks, "solve_matrix_free", slow_chunk)
     t0 = time.perf_counter()
-    out = critical._lm(p, guess, guess, 10.0, 1e-12, 100, 0.0, 1e-12, 1.0, "matrix_free", 10, t0 + 0.5, 1)
+    out = _lm_chunks.lm_in_chunks(p, guess, guess, 10.0, 1e-12, 100, 0.0, 1e-12, 1.0, "matrix_free", 10, t0 + 0.5, 1)
     # Chunks start while one more fits (two, when nothing else takes time); the one that would end past
     # the deadline does not start, where checking only the deadline itself ran on to 0.6 s.
     assert out[4] and 1 <= out[2] <= 2 and time.perf_counter() - t0 < 0.5

@@ -19,7 +19,7 @@ from ..graph import match_distance
 from ..landscape import find_critical_point, slow_points
 from ..landscape.critical import MATRIX_FREE_MIN
 from ..landscape.input_symmetry import orbit_fingerprint
-from ..landscape.slow import resolve_trajectory
+from ..landscape.slow import resolve_with_outputs
 from ..landscape.symmetry import (fingerprint_distance, function_fingerprint, network_widths, output_distance,
                                   output_scale)
 from ..problem import Problem, state_chunk, training_outputs
@@ -82,9 +82,12 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
       left are recorded unrefined, status "skipped", without a spectrum), the end is judged within what
       is left, and every refinement, spectrum and continued flow gets the time left to its phase.
       Given in seconds, it also caps the states resolving adds to what evaluating them allows
-      (`resolve_budget`); "auto" resolves for half its budget as before.
-      `stats["cut_off"]` names the phases cut, `stats["budget_exhausted"]` says whether passages were
-      skipped. Not interrupted: a first compile and one solver step.
+      (`resolve_budget`), gives each classifying spectrum the time left after its solve, starts a
+      continued flow only where its first segment fits, and stops the end's refinement `END_WRAPUP`
+      of it early; "auto" resolves for half its budget and times refinements as before.
+      `stats["cut_off"]` names the phases cut ("resolve", "refinement": a passage's refinement
+      stopped at a limit in seconds, "passages", "end", "spectra"), `stats["budget_exhausted"]` says
+      whether passages were skipped. Not interrupted: a first compile and one solver step.
       "auto" (default): no limit up to `MATRIX_FREE_MIN` parameters; above it
       `auto_time_limits(n)` (15 s + 5 ms per parameter for the itinerary, 2 s + 2 ms per parameter
       per refinement, unless `refine_options` gives `time_limit`). None: no limit. A per-refinement budget
@@ -160,8 +163,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         budget = remaining()
         limit, cap = (None if budget is None else 0.5 * budget), RESOLVE_MAX_STATES
         if priced:
-            # Resolving keeps its half with the evaluation of every state at its end (`resolve_budget`),
-            # priced by the outputs of the saved states, which are needed below anyway: after the first
+            # Resolving keeps its half with the evaluation of the added states at its end (`resolve_budget`),
+            # priced by the outputs of the saved states, which it and the passages reuse: after the first
             # chunk of states where there are more (the first call may compile).
             t_out = time.perf_counter()
             saved = trajectory.theta[np.all(np.isfinite(trajectory.theta), axis=1)]
@@ -172,13 +175,18 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
             per_state = (time.perf_counter() - t_rest) / max(len(saved) - k, 1)
             if k:
                 outputs = np.concatenate([first, outputs])
-            limit, cap = resolve_budget(0.5 * budget - (time.perf_counter() - t_out), per_state,
-                                        len(trajectory.t))
+            limit, cap = resolve_budget(0.5 * budget - (time.perf_counter() - t_out), per_state)
             resolve_stats = dict(resolve_budget_s=0.5 * budget, resolve_max_states=cap,
                                  resolve_state_cost_s=per_state)
         if cap > 0:
-            traj = resolve_trajectory(problem, trajectory, max_jump=0.5 * rho, time_limit=limit,
-                                      max_states=cap)
+            given = None
+            if outputs is not None:  # one row per saved state, as resolving takes them
+                given = np.full((len(trajectory.t),) + outputs.shape[1:], np.nan)
+                given[np.all(np.isfinite(trajectory.theta), axis=1)] = outputs
+            traj, resolved_outputs = resolve_with_outputs(problem, trajectory, max_jump=0.5 * rho,
+                                                          time_limit=limit, max_states=cap, outputs=given)
+            if traj is not trajectory:
+                outputs = resolved_outputs
         if budget is not None:
             resolve_stats["resolve_s"] = time.perf_counter() - wall0
             resolve_stats.setdefault("resolve_budget_s", 0.5 * budget)
@@ -187,8 +195,10 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                 cut_off.append("resolve")
     finite = np.all(np.isfinite(traj.theta), axis=1)
     thetas, ts = traj.theta[finite], traj.t[finite]
-    if outputs is None or traj is not trajectory:
+    if outputs is None:
         outputs = training_outputs(problem, thetas)
+    elif traj is not trajectory:  # resolving's, one row per state of the run it returned
+        outputs = outputs[finite]
     d_out, n_train = problem.model.d_out, int(np.asarray(problem.x).shape[0])
 
     def distances(fp):
@@ -196,7 +206,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
 
     ctx = dict(problem=problem, opts=opts, refine_radius=refine_radius, rtol_zero=rtol_zero, rho=rho,
                spec_opts=spec_opts,
-               near_gtol=near_gtol, distances=distances, ts=ts)
+               near_gtol=near_gtol, distances=distances, ts=ts, priced=priced)
     noisy = trajectory.method == "sgd"
     noise = function_noise_scale(ts, outputs) if noisy else 0.0
     if noisy:  # distances from the run's drift: its noise does not carry it in and out of a radius
@@ -222,7 +232,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     sps = [sp for sp in slow_points(traj, min_depth=min_depth, include_start=True, smooth=smooth)
            if index_of.get(int(sp.index), len(thetas)) < len(thetas) - 1]  # the end is judged below
     candidates = []  # (row, visit info), in time order
-    n_refinements, exhausted = 0, False
+    n_refinements, exhausted, stopped = 0, False, 0
     bar = _progress(len(sps), progress)
     try:
         for sp in sps:
@@ -240,10 +250,12 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
                 o = dict(opts)
                 if budget is not None:
                     o["time_limit"] = min(o.get("time_limit") or np.inf, budget)
-                    o["spectrum_options"] = timed_options(dict(o["spectrum_options"],
-                                                               deadline=passages_deadline))
+                    o["spectrum_options"] = phase_options(o["spectrum_options"], passages_deadline, priced)
                 info = refine_passage(dict(ctx, opts=o, spec_opts=pass_opts), thetas[idx], sp)
                 n_refinements += 1
+                # A refinement stopped by the passages' deadline (not by a per-refinement limit)
+                stopped += (priced and info["status"] == "skipped"
+                            and (opts.get("time_limit") or np.inf) >= budget)
             # The first state is a candidate only as a critical set: a run that does not start near
             # one has no visit there.
             # A noisy run's unrefined dip is its noise, not a passage (see `plateau_passages`).
@@ -259,7 +271,7 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         o = dict(opts)
         if remaining() is not None:
             o["time_limit"] = min(o.get("time_limit") or np.inf, remaining(passages_deadline) or 1e-3)
-            o["spectrum_options"] = timed_options(dict(o["spectrum_options"], deadline=passages_deadline))
+            o["spectrum_options"] = phase_options(o["spectrum_options"], passages_deadline, priced)
         found = plateau_passages(dict(ctx, rho=rho_out, opts=o), traj, thetas)
         candidates = sorted(candidates + found, key=lambda c: c[0])
 
@@ -271,8 +283,11 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
     else:
         if deadline is not None:  # the end is judged within the time left (END_RESERVE of the limit)
             o = dict(opts)
-            o["time_limit"] = min(o.get("time_limit") or np.inf, time_left(deadline))
-            o["spectrum_options"] = timed_options(dict(o["spectrum_options"], deadline=deadline))
+            # Under a limit in seconds the end's record is built after its refinement stops: that is kept
+            # out of the refinement's time (`END_WRAPUP`).
+            end_by = deadline - END_WRAPUP * time_limit if priced else deadline
+            o["time_limit"] = min(o.get("time_limit") or np.inf, time_left(end_by))
+            o["spectrum_options"] = phase_options(o["spectrum_options"], end_by, priced)
             ctx = dict(ctx, opts=o)
         terminal, message, end_info, degenerate = terminal_state(
             ctx, traj, thetas, y_rms, attractor_gtol, approach_window)
@@ -317,6 +332,8 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
         # canonical representative's function, so points of one orbit of the full group are one set.
         for v in visits:
             v.fingerprint = orbit_fingerprint(problem, v.theta)
+    if stopped:
+        cut_off.append("refinement")
     if exhausted:
         cut_off.append("passages")
     if ctx.get("end_status") == "skipped":  # the end's refinement ran out of time
@@ -340,30 +357,44 @@ def itinerary(problem: Problem, trajectory: Trajectory, *, visit_radius: float |
 
 #: The share of `time_limit` kept for judging the end of the run: the passages stop before it.
 END_RESERVE = 0.2
+#: The share of a `time_limit` in seconds kept after the end's refinement for recording the end: at
+#: 112 510 parameters its kink test, reduction, fingerprint and the unfinished visit's record took 3.7 s
+#: after a refinement stopped at the limit of 120 s (load 9.4).
+END_WRAPUP = 0.03
 #: `resolve_trajectory`'s own cap on added states, the one used without a time limit.
 RESOLVE_MAX_STATES = 20_000
 #: `resolve_trajectory`'s most states inside one segment (its `n_inner`).
 RESOLVE_INNER = 8
-#: The cost of one state at the end of resolving, in units of its training outputs: the loss and
-#: gradient, held-out metrics, and its outputs again (here and in the resolve's rounds). Measured on the
-#: 64-1500-10 digits net (112 510 parameters, 64 states, load 7): loss and gradient 4.2–5.4, held-out
-#: metrics 0.2, so 6.4–7.6 in all.
+#: The cost of one added state at the end of resolving, in units of its training outputs: the loss and
+#: gradient, held-out metrics, and its outputs (in the resolve's rounds). Measured on the 64-1500-10
+#: digits net (112 510 parameters, 64 states, load 7): loss and gradient 4.2–5.4, held-out metrics 0.2,
+#: so 6.4–7.6 in all. The saved states keep the run's values (`resolve_trajectory`).
 RESOLVE_EVAL_COST = 8.0
-#: The share of resolving's half that its final evaluation of every state may take.
+#: The share of resolving's half that its final evaluation of the added states may take.
 RESOLVE_EVAL_SHARE = 0.25
 
 
-def resolve_budget(seconds: float, per_state: float, n_saved: int) -> tuple[float, int]:
+def resolve_budget(seconds: float, per_state: float) -> tuple[float, int]:
     """(time_limit, max_states) for `resolve_trajectory` within `seconds`, one state's outputs costing
-    `per_state` seconds: the states it may add are capped so that evaluating them, the `n_saved` saved
-    ones and one segment's past the cap at its end takes at most `RESOLVE_EVAL_SHARE` of the time, and
-    that evaluation is reserved out of its own time limit (`resolve_trajectory` stops starting segments
-    at its limit but evaluates every state after it). max_states 0: nothing can be added in time."""
+    `per_state` seconds: the states it may add are capped so that evaluating them at its end (with the
+    one saved state that checks the run's values, and one segment's states past the cap) takes at most
+    `RESOLVE_EVAL_SHARE` of the time, and that evaluation is reserved out of its own time limit
+    (`resolve_trajectory` stops starting segments at its limit but evaluates the added states after it).
+    max_states 0: nothing can be added in time."""
     seconds = max(seconds, 0.0)
     one = RESOLVE_EVAL_COST * max(per_state, 1e-9)
     # The cap is checked before each segment, whose states (up to RESOLVE_INNER) can carry past it.
-    cap = int(min(RESOLVE_MAX_STATES, max(RESOLVE_EVAL_SHARE * seconds / one - n_saved - RESOLVE_INNER, 0)))
-    return max(seconds - one * (n_saved + cap + RESOLVE_INNER), 0.0), cap
+    cap = int(min(RESOLVE_MAX_STATES, max(RESOLVE_EVAL_SHARE * seconds / one - RESOLVE_INNER - 1, 0)))
+    return max(seconds - one * (cap + RESOLVE_INNER + 1), 0.0), cap
+
+
+def phase_options(spec_opts, deadline, live: bool) -> dict:
+    """The spectrum options of a refinement in a phase ending at `deadline`. `live` (a limit in seconds):
+    the deadline itself, so that the classification spectrum gets the time left after the solve
+    (`find_critical_point`); else the time left at the refinement's start, as "auto" has always had it
+    (the documented itineraries were taken with it)."""
+    opts = dict(spec_opts, deadline=deadline)
+    return opts if live else timed_options(opts)
 
 
 def auto_time_limits(n_params: int) -> tuple[float | None, float | None]:

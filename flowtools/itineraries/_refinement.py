@@ -139,14 +139,30 @@ def refine(ctx, theta) -> tuple:
     return None, ("skipped" if cp.status == "time_limit" else "unrefined"), cp
 
 
+#: Seconds per parameter of a continued flow's first segment (`gradient_flow` runs 64 steps before it
+#: first checks its time limit), which cannot be interrupted: 29.2 s at 112 510 parameters (10.9 s CPU,
+#: load 7.4, the same in a second call), 1.4 s warm and 12 s cold at 1 210.
+CONTINUED_FLOW_S_PER_PARAM = 2.6e-4
+
+
+def flow_fits(problem, spec_opts) -> bool:
+    """Whether a continued flow's first segment (`CONTINUED_FLOW_S_PER_PARAM`) fits before the deadline
+    of `spec_opts` (always, without one)."""
+    deadline = spec_opts.get("deadline")
+    return deadline is None or CONTINUED_FLOW_S_PER_PARAM * problem.n_params <= deadline - time.perf_counter()
+
+
 def refine_passage(ctx, theta, sp) -> dict:
     """Refine one slow passage (fallbacks: see `find_critical_point`; then, where the Hessian has no
     unstable direction, the flow itself) and accept the point only if the run came within the visit
     radius of it during the passage."""
     problem, rho = ctx["problem"], ctx["rho"]
     point, status, cp = refine(ctx, theta)
-    if point is None and cp is not None and cp.signature[0] == 0 and np.isfinite(cp.grad_norm) and \
-            (cp.spectrum is None or cp.spectrum.complete) and not out_of_time(ctx["spec_opts"]):
+    flows = point is None and cp is not None and cp.signature[0] == 0 and np.isfinite(cp.grad_norm) and \
+        (cp.spectrum is None or cp.spectrum.complete)
+    if flows and ctx.get("priced") and not flow_fits(problem, ctx["spec_opts"]):
+        flows, status = False, "skipped"  # its first segment would run past the deadline
+    if flows and not out_of_time(ctx["spec_opts"]):
         # No unstable direction at the guess: the slow approach to a (degenerate) minimum set, which
         # the implicit flow follows with huge steps. Not once the time is up: the flow's first segment
         # compiles (32 s at 112 510 parameters, load 10), and a compile is not interrupted. Nor from a

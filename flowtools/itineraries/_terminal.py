@@ -13,8 +13,8 @@ from ..dynamics.flow import gradient_flow
 from ..dynamics.trajectory import Status
 from ..landscape.spectrum import spectrum_or_fallback
 from ..landscape.symmetry import function_fingerprint, reduces_to
-from ._refinement import (classified, guess_spectrum, out_of_time, refine, time_left, timed_options,
-                          visit_from_point)
+from ._refinement import (classified, flow_fits, guess_spectrum, out_of_time, refine, time_left,
+                          timed_options, visit_from_point)
 
 
 def noise_ball(ctx, thetas, rho_out, approach_window):
@@ -95,7 +95,10 @@ def terminal_state(ctx, trajectory, thetas, y_rms, attractor_gtol, approach_wind
     point, status, cp = refine(ctx, end)
     ctx["end_spectrum"], ctx["end_status"] = guess_spectrum(cp, end), status
     unfinished = ("unfinished", f"the run ended with |grad L| = {g_end:.3g} away from any minimum", None, False)
-    if point is None and g_end <= attractor_gtol and not out_of_time(ctx["spec_opts"]):
+    if point is None and g_end <= attractor_gtol and ctx.get("priced") and \
+            not flow_fits(problem, ctx["spec_opts"]):
+        ctx["end_status"] = "skipped"  # the continued flow's first segment would run past the limit
+    elif point is None and g_end <= attractor_gtol and not out_of_time(ctx["spec_opts"]):
         # Degenerate minima are approached algebraically and Newton-type refinement converges only
         # slowly onto them: follow the flow itself (an implicit solver takes huge steps there) until
         # ‖∇L‖ ≤ 1e-12, then take that point as the refined one. Not once the time is up: its first

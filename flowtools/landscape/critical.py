@@ -25,7 +25,8 @@ kind "slow_region") and describes the *guess*, never the failed iterate: a stall
 ‖∇L‖² that is not a critical point, a walk out of the radius (toward a critical point at infinity, as
 saturating σ have), or the iteration budget.
 
-The solvers live one per private module: `_lm_dense`, `_lm_matrix_free`, `_newton_minres`.
+The solvers live one per private module: `_lm_dense`, `_lm_matrix_free`, `_newton_minres`; `_lm_chunks`
+runs the Levenberg–Marquardt ones in chunks under a wall-time deadline.
 """
 
 from __future__ import annotations
@@ -34,14 +35,11 @@ import dataclasses
 import math
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks, _deprecation
 from ..problem import Problem
-from ._lm_dense import solve_dense, solve_dense_host
-from ._lm_matrix_free import solve_matrix_free
+from ._lm_chunks import lm_in_chunks
 from ._newton_minres import newton_minres
 from ._stop_codes import CODE_NAMES, CONVERGED, MAX_ITER, NON_FINITE
 from ._loss_floor import LOSS_FLOOR_NOTE, floor_negatives, floor_note, loss_floor_spectrum
@@ -221,12 +219,16 @@ def critical_point_at(problem: Problem, theta, *, success: bool = True, status: 
     A converged point with a positive semidefinite singular Hessian gets the higher-order test
     (`higher_order_test`, options `higher_order_options`); a failed one is a slow region. At the loss
     floor the spectrum and signature are those of `loss_floor_spectrum`, and the message says so.
+    `spectrum_options` as in `find_critical_point` (a `deadline` entry included).
     """
     theta = np.asarray(theta, dtype=np.float64)
     opts = dict(rtol_zero=DEFAULT_RTOL_ZERO)
     if not success and problem.n_params > MATRIX_FREE_MIN:
         opts["vectors"] = False  # a slow region's record needs its signature, not eigenvectors
     opts.update(spectrum_options or {})
+    deadline = opts.pop("deadline", None)
+    if deadline is not None:  # a solve before this spectrum has spent part of the time
+        opts["time_limit"] = min(opts.get("time_limit") or np.inf, max(deadline - time.perf_counter(), 1e-3))
     spec = spectrum_or_fallback(problem, theta, **opts)
     if success:  # a slow region's record describes its guess as computed
         floor = loss_floor_spectrum(problem, theta, spec)
@@ -278,50 +280,6 @@ def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectru
                              iterations=it, wall_time=wall)
 
 
-def _lm(problem, start, center, radius, gtol, max_iter, delta0, rcond, lm_scale, method, cg_iter,
-        deadline, chunk, corrector=False, dense_loop="compiled"):
-    """Run the jitted LM loop from `start` in chunks of `chunk` iterations (so a wall-time deadline can
-    stop it between chunks), carrying the trust radius (damping) across chunks. A chunk cannot be
-    interrupted, so under a deadline each one after the first is cut to the iterations that fit in the
-    time left at the pace of the chunks so far (the first one's compile included, so the pace errs on
-    the slow side), and none starts when not one iteration fits.
-
-    Returns (θ_best, ‖∇L‖ there, iterations, code, timed_out, corrected steps (dense))."""
-    f = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731
-    # device_put, not jnp.asarray, which compiles a small kernel for each new shape
-    theta, ctl, total, corrected = jax.device_put(np.asarray(start, dtype=np.float64)), delta0, 0, 0
-    c = jax.device_put(np.asarray(center, dtype=np.float64))
-    spent, gnorm = 0.0, None
-    while True:
-        n = max_iter - total if deadline is None else min(chunk, max_iter - total)
-        if deadline is not None and total > 0:
-            fit = int((deadline - time.perf_counter()) // (spent / total))
-            if fit < 1:
-                return np.asarray(theta), float(gnorm), total, MAX_ITER, True, corrected
-            n = min(n, fit)
-        t_chunk = time.perf_counter()
-        if method == "dense" and dense_loop == "host" and not corrector:
-            out = solve_dense_host(problem, theta, c, f(radius), f(gtol), jnp.asarray(n), f(ctl), f(rcond),
-                                   f(lm_scale))
-            theta, gnorm, it, code, ctl, kept = jax.block_until_ready(out)
-        elif method == "dense":
-            out = solve_dense(problem, theta, c, f(radius), f(gtol), jnp.asarray(n), f(ctl), f(rcond),
-                              f(lm_scale), corrector)
-            theta, gnorm, it, code, ctl, kept = jax.block_until_ready(out)
-            corrected += int(kept)
-        else:
-            out = solve_matrix_free(problem, theta, c, f(radius), f(gtol), jnp.asarray(n),
-                                    jnp.asarray(cg_iter), f(1e-10), f(ctl))
-            theta, gnorm, it, code, ctl = jax.block_until_ready(out)
-        total += int(it)
-        spent += time.perf_counter() - t_chunk
-        code = int(code)
-        if code != MAX_ITER or total >= max_iter:
-            return np.asarray(theta), float(gnorm), total, code, False, corrected
-        if deadline is not None and time.perf_counter() > deadline:
-            return np.asarray(theta), float(gnorm), total, MAX_ITER, True, corrected
-
-
 def _symmetric_start(problem, theta):
     """The guess moved onto the symmetric subspace of its aligned neurons (None if there is none, or
     for models that are not plain MLPs)."""
@@ -368,7 +326,9 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     - `time_limit`: wall-time budget in seconds for the whole solve (checked between chunks of
       iterations sized to a few seconds of work: 25 small dense iterations, 1 matrix-free one);
       on expiry the best iterate so far is reported (status "time_limit").
-    - `spectrum_options`: passed to `hessian_spectrum` for the classification (e.g. `rtol_zero`).
+    - `spectrum_options`: passed to `hessian_spectrum` for the classification (e.g. `rtol_zero`);
+      a `deadline` entry (a `time.perf_counter()` value) gives that spectrum the time left to it when
+      it starts, after the solve, as its `time_limit`.
     - `reduce_atol`: tolerance of `reduce_network` for `reduces_to`.
     - `newton`: matrix-free only: first try inexact Newton–MINRES steps on H itself within a trust
       region (at most min(max_iter, 50) steps), and fall back to the Levenberg–Marquardt loop from the
@@ -434,9 +394,9 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
         start, scale, d0 = plans.pop(0)
         mu0 = d0 if method == "dense" else 0.0
         chunk = 1 if method == "matrix_free" else max(1, min(25, 25_000 // problem.n_params))
-        theta, gnorm, it, code, timed_out, kept = _lm(problem, start, theta_guess, radius, gtol, max_iter,
-                                                       mu0, rcond, scale, method, cg_iter, deadline, chunk,
-                                                       corrector, dense_loop)
+        theta, gnorm, it, code, timed_out, kept = lm_in_chunks(
+            problem, start, theta_guess, radius, gtol, max_iter, mu0, rcond, scale, method, cg_iter, deadline,
+            chunk, corrector, dense_loop)
         total_it += it
         attempts.append(dict(lm_scale=scale, iterations=it, status=CODE_NAMES.get(code, "failed"),
                              grad_norm=gnorm))

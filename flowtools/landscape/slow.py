@@ -236,9 +236,27 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
     (n_inner + 1)^rounds finer where needed, and untouched where the user's grid already suffices).
     SGD runs and runs without settings are returned unchanged.
 
+    L, ‖∇L‖, R and the held-out metrics are evaluated at the added states only: the saved states keep
+    the run's own values, which are those `evaluate_states` gives (checked bit for bit at one saved
+    state evaluated beside the added ones; where it differs, a trajectory of another problem, every
+    state is evaluated again).
+
     **Returns:** a `Trajectory` with the added states merged in time order; `stats["resolved_states"]`
     counts them and `stats["resolve_rounds"]` the rounds used.
     """
+    return resolve_with_outputs(problem, trajectory, max_jump=max_jump, max_log_step=max_log_step,
+                                max_grad_step=max_grad_step, n_inner=n_inner, rounds=rounds,
+                                max_states=max_states, time_limit=time_limit)[0]
+
+
+def resolve_with_outputs(problem, trajectory: Trajectory, *, max_jump: float, max_log_step: float = 0.1,
+                         max_grad_step: float = 1.0, n_inner: int = 8, rounds: int = 4,
+                         max_states: int = 20_000, time_limit: float | None = None,
+                         outputs: np.ndarray | None = None) -> tuple[Trajectory, np.ndarray | None]:
+    """`resolve_trajectory`, with the training outputs (`training_outputs`) of the states: `outputs`
+    gives those of the saved states when already computed (one row per saved state; rows of non-finite
+    states are not read), and the second value holds those of the returned trajectory's states (NaN
+    rows for non-finite states; None where the run is returned unchanged and `outputs` was None)."""
     import time as _time
 
     from ..dynamics.trajectory import evaluate_states
@@ -257,7 +275,11 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
     elif trajectory.method == "gradient_descent" and trajectory.step is not None and "lr" in trajectory.meta:
         segment = _segment_gd
     else:
-        return trajectory
+        return trajectory, outputs
+    if outputs is not None and np.shape(outputs)[0] != len(trajectory.t):
+        raise ValueError(f"outputs has {np.shape(outputs)[0]} rows but the trajectory has "
+                         f"{len(trajectory.t)} saved states; pass training_outputs(problem, "
+                         "trajectory.theta) or None.")
     start = _time.perf_counter()
     light = _dynamics_only(problem)
     finite = np.all(np.isfinite(trajectory.theta), axis=1) & np.isfinite(trajectory.grad_norm)
@@ -265,7 +287,11 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
     theta = np.asarray(trajectory.theta)[finite]
     step = None if trajectory.step is None else np.asarray(trajectory.step)[finite]
     gnorm = np.asarray(trajectory.grad_norm)[finite]
-    out = training_outputs(problem, theta) if len(theta) else np.zeros((0, 0, 1))
+    if outputs is not None:
+        out = np.asarray(outputs)[finite]
+    else:
+        out = training_outputs(problem, theta) if len(theta) else np.zeros((0, 0, 1))
+    src = np.arange(len(t))  # the row of each state among the saved ones; -1: added
     added, used, longest, per_state = 0, 0, 0.0, 0.0
     todo = np.arange(len(t) - 1)
     for used in range(1, rounds + 1):
@@ -319,6 +345,7 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
         t_all = np.concatenate([t, nt])
         order = np.argsort(t_all, kind="stable")
         is_new = np.concatenate([np.zeros(len(t), bool), np.ones(len(nt), bool)])[order]
+        src = np.concatenate([src, np.full(len(nt), -1)])[order]
         t = t_all[order]
         theta = np.concatenate([theta, nth])[order]
         gnorm = np.concatenate([gnorm, np.asarray(ng)])[order]
@@ -331,17 +358,45 @@ def resolve_trajectory(problem, trajectory: Trajectory, *, max_jump: float, max_
         if time_limit is not None and _time.perf_counter() - start > time_limit or added >= max_states:
             break
     if added == 0:
-        return trajectory
-    loss, gnorm, gen = evaluate_states(problem, theta)
+        return trajectory, outputs
     stats = dict(trajectory.stats, resolved_states=int(added), resolve_rounds=int(used))
-    extra = {}
-    if getattr(trajectory, "test_loss", None) is not None:
-        from ..problem import held_out_metrics
+    values = _state_values(problem, trajectory, finite, theta, src)
+    return dataclasses.replace(trajectory, t=t, theta=theta, stats=stats, step=step, **values), out
 
-        extra = held_out_metrics(problem, theta)
-    return dataclasses.replace(trajectory, t=t, theta=theta, loss=np.asarray(loss),
-                               grad_norm=np.asarray(gnorm), gen_error=None if gen is None else np.asarray(gen), stats=stats, step=step,
-                               **extra)
+
+def _state_values(problem, trajectory, finite, theta, src) -> dict:
+    """L, ‖∇L‖, R and (where the run has them) the held-out metrics at every row of `theta`: evaluated
+    at the added rows (`src` < 0) and taken from the run at the saved ones (`src`: their rows among its
+    `finite` states) when one saved state, evaluated beside the added ones, reproduces the run's values
+    bit for bit; else evaluated at every row."""
+    from ..dynamics.trajectory import evaluate_states
+    from ..problem import held_out_metrics
+
+    held = getattr(trajectory, "test_loss", None) is not None
+
+    def at(rows):
+        loss, gnorm, gen = evaluate_states(problem, theta[rows])
+        vals = dict(loss=np.asarray(loss), grad_norm=np.asarray(gnorm),
+                    gen_error=None if gen is None else np.asarray(gen))
+        return dict(vals, **held_out_metrics(problem, theta[rows])) if held else vals
+
+    new, saved = np.flatnonzero(src < 0), np.flatnonzero(src >= 0)
+    if saved.size:
+        got = at(np.append(new, saved[-1]))
+        run = {k: getattr(trajectory, k) for k in got}
+        run = {k: None if v is None else np.asarray(v)[finite] for k, v in run.items()}
+        if all((got[k] is None) == (run[k] is None)
+               and (got[k] is None or np.array_equal(got[k][-1], run[k][src[saved[-1]]], equal_nan=True))
+               for k in got):
+            values = {}
+            for k, v in got.items():
+                if v is not None:
+                    values[k] = np.empty(len(theta), dtype=v.dtype)
+                    values[k][new], values[k][saved] = v[:-1], run[k][src[saved]]
+                else:
+                    values[k] = None
+            return values
+    return at(np.arange(len(theta)))
 
 
 @dataclasses.dataclass
