@@ -570,7 +570,13 @@ def _gram_pairs(act, has_bias, pairs, a, C):
     def f2(v):
         return jnp.stack([_derivative(act, s)(v) for s in right])[np.asarray(j)]
 
-    pair = _graded_pair(f1, f2, a[:, None], a[None, :], c[:, None], jnp.where(off, C, 0.0), c[None, :], has_bias)
+    # One pair at a time: all k² pairs at once held 300² nodes × orders × k² values (357 MiB for R and ∇R at
+    # k = 8), and XLA allocates a branch's buffers on every call, the branch not taken included.
+    k = C.shape[0]
+    row, col = np.divmod(np.arange(k * k), k)
+    pair = jax.lax.map(lambda x: _graded_pair(f1, f2, *x, has_bias),
+                       (a[row], a[col], c[row], jnp.where(off, C, 0.0)[row, col], c[col]))
+    pair = pair.T.reshape((len(pairs), k, k))
     square = _graded_rule.mean(lambda u: f1(u) * f2(u), a, c)
     return tuple(jnp.where(off, pair[p], jnp.diag(square[p])) for p in range(len(pairs)))
 
