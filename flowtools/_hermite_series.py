@@ -14,8 +14,11 @@ neuron, not to a pair: K + 1 one-dimensional integrals per neuron, then one dot 
 computed from the same integrals (`tail_bound`), plus an allowance `ROUNDOFF`·E[σ²] in each T for the
 round-off of the subtraction. The coefficients of tanh(s z) decay like exp(−(π/2s)√(2k)) (the poles of tanh
 at ±iπ/2s; softplus: ±iπ/s), so at ρ ≈ 1 K = 255 terms leave T ≤ 3e-14·E[σ²] for tanh up to s ≈ 1.6 and
-for softplus up to s ≈ 4, while at |ρ| ≤ 0.5 (random directions) 31 terms suffice. `LEVELS` lists the tries,
-cheapest first; the caller (flowtools.gaussian) takes the first whose bound passes, else the graded rule.
+for softplus up to s ≈ 4, while at |ρ| ≤ 0.5 (random directions) 31 terms suffice. A Hessian needs the orders
+up to σ⁗, whose coefficients decay more slowly (c_k(σ′) = √(k+1) c_{k+1}(σ)/s): at ρ ≈ 1, T(σ⁗) at K = 255 is
+5e-13·E at s = 1 and 4e-10 at s = 1.2 for tanh, so a student unit on a teacher unit of norm 1 fails there; at
+K = 511 it is ≤ 6e-16 up to s = 1.2 and 3e-11 at s = 1.6. `LEVELS` lists the tries, cheapest first; the caller
+(flowtools.gaussian) takes the first whose bound passes, else the graded rule.
 
 The integrals: composite Gauss–Legendre, `PANEL_NODES` nodes on each panel over |z| ≤ `CUTOFF`. The panels
 are fixed, so the matrix w_j h_k(z_j) is built once (by the three-term recurrence of the normalized
@@ -25,7 +28,7 @@ panel of half-width p errs by O(r^(−32)), r = x + √(x² + 1), x = τ/(s p) (
 2008, Thm. 4.5). Each level's slope limit keeps x ≥ π/2 for tanh (τ = π/2; softplus, sigmoid, silu: τ = π;
 gelu is entire): r ≥ 3.4 and r^(−32) ≤ 1e-17. A user's activation with poles nearer the real axis than
 tanh's needs `method="graded"`. The panels resolve h_k up to each level's K (zeros ≥ 0.14 apart at
-K = 255); truncating at |z| = 9 was checked against the graded rule (tests/test_gaussian_series.py). The
+K = 255, ≥ 0.1 at K = 511); truncating at |z| = 9 was checked against the graded rule (tests/test_gaussian_series.py). The
 nodes are symmetric and h_k(−z) = (−1)^k h_k(z), so the even and odd coefficients are two products over the
 positive half (`fold`): half the work of one product over all nodes.
 
@@ -44,8 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 
 #: The tries (K, panel width, slope limit), cheapest first: the series keeps k = 0 … K, on composite
-#: Gauss–Legendre panels of that width, for slopes √c up to the limit (panel width × limit = 2, see above).
-LEVELS = ((31, 1.0, 2.0), (255, 0.5, 4.0))
+#: Gauss–Legendre panels of that width, for slopes √c up to the limit (panel width × limit ≤ 2, see above).
+#: K = 511 stops at slope 2: its coefficients of σ … σ⁗ on panels of 0.5 are within 7e-15·√E[σ^(r)²] of those
+#: on panels of 0.25 up to s = 2.5 (2e-13 at s = 3); beyond s = 2 its tails fail at ρ ≈ 1 anyway.
+LEVELS = ((31, 1.0, 2.0), (255, 0.5, 4.0), (511, 0.5, 2.0))
 #: Gauss–Legendre nodes per panel.
 PANEL_NODES = 16
 #: The integration range |z| ≤ CUTOFF (Gaussian mass beyond: 2e-19).

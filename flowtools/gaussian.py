@@ -62,12 +62,14 @@ correlation, E[σ(a + s₁z₁)σ(b + s₂z₂)] = Σ_k ρ^k c_k(a, s₁) c_k(b,
 of K + 1 terms instead of 96² evaluations of σ. Parseval's identity bounds the tail after K terms by
 |ρ|^(K+1) √(T₁T₂), T = E[σ²] − Σ_{k≤K} c_k², from the same integrals. A batch of pairs takes K = 31 terms
 where every pair's bound is ≤ 1e-13 of √(E[σ(u)²]E[σ(v)²]) and the slopes are ≤ 2, else K = 255 (slopes ≤ 4),
-else the graded rule for the whole batch (`lax.cond`, so only the branch taken runs; under `vmap` both run);
+else K = 511 (slopes ≤ 2), else the graded rule for the whole batch (`lax.cond`, so only the branch taken runs; under `vmap` both run);
 the diagonal E[σ(u_i)²] of a Gram matrix comes from the 1-D rule. Price's theorem gives the derivatives
 as series of σ', σ''. For the Gram matrix of one activation, R and its five Price derivatives come from one
 evaluation of σ, σ', σ'' at the nodes, one coefficient pass and one check for all six
-(`_hermite_series.gram`); where that fails at both levels, the graded rule takes every order in one pass (a batch under vmap is mapped, so each state runs one branch). K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
-ρ = ±1 for tanh up to norm ≈ 1.6 and softplus up to ≈ 4 (the width study's flows stay at norms ≤ 1.6).
+(`_hermite_series.gram`); where that fails at every level, the graded rule takes every order in one pass (a batch under vmap is mapped, so each state runs one branch). K = 31 serves random directions (|ρ| ≲ 0.5); K = 255 serves
+ρ = ±1 for tanh up to norm ≈ 1.6 and softplus up to ≈ 4 (the width study's flows stay at norms ≤ 1.6); K = 511
+serves the Hessian's orders (up to σ⁗) at ρ ≈ 1 for tanh at norms just above 1, where a student unit sits on a
+teacher unit.
 `population_rule` says which rule R used. Measured (tests/test_gaussian_series.py): within 2e-15 of
 mpmath at ρ = ±1 and ρ = 0, within 1e-13 of the graded rule at norms 0.3–1.6, ρ from −1 to 1 and
 biases; R and ∇R within 1e-12 relative (or 1e-15 absolute where R is a small difference) of the graded
@@ -568,7 +570,13 @@ def _gram_pairs(act, has_bias, pairs, a, C):
     def f2(v):
         return jnp.stack([_derivative(act, s)(v) for s in right])[np.asarray(j)]
 
-    pair = _graded_pair(f1, f2, a[:, None], a[None, :], c[:, None], jnp.where(off, C, 0.0), c[None, :], has_bias)
+    # One pair at a time: all k² pairs at once held 300² nodes × orders × k² values (357 MiB for R and ∇R at
+    # k = 8), and XLA allocates a branch's buffers on every call, the branch not taken included.
+    k = C.shape[0]
+    row, col = np.divmod(np.arange(k * k), k)
+    pair = jax.lax.map(lambda x: _graded_pair(f1, f2, *x, has_bias),
+                       (a[row], a[col], c[row], jnp.where(off, C, 0.0)[row, col], c[col]))
+    pair = pair.T.reshape((len(pairs), k, k))
     square = _graded_rule.mean(lambda u: f1(u) * f2(u), a, c)
     return tuple(jnp.where(off, pair[p], jnp.diag(square[p])) for p in range(len(pairs)))
 
@@ -636,7 +644,7 @@ def _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nod
 def population_rule(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: int = DEFAULT_NODES,
                     method: str = "auto") -> str:
     """Which rule `population_risk(..., method=method)` uses for R at (θ_s, θ_t): "closed form",
-    "series, K = 31" or "series, K = 255" (the Hermite series and its number of terms), "graded" (the series'
+    "series, K = 31", "series, K = 255" or "series, K = 511" (the Hermite series and its number of terms), "graded" (the series'
     fallback, or `method="graded"`), or "gauss_hermite". With the series, each Price derivative in ∇R
     decides on its own tail bound (the same way, usually the same level)."""
     _depth2("student", student)

@@ -273,3 +273,27 @@ def test_series_under_vmap_equals_one_state_at_a_time():
     one = [jax.jit(vg)(x) for x in states]
     assert np.array_equal(np.asarray(batched[0]), np.array([float(v) for v, _ in one]))
     assert np.array_equal(np.asarray(batched[1]), np.stack([np.asarray(g) for _, g in one]))
+
+
+def test_hessian_orders_at_a_unit_on_another_take_k511_and_match_the_graded_rule():
+    # The end of a width-5 tanh flow: a student unit of norm 1.1 on a teacher unit of norm 1 (ρ ≈ 1). The
+    # Hessian's orders (up to σ⁗, whose tail decays slowest) fail at K = 255 and pass at K = 511; the
+    # matrices there (the level `gram_set` takes) must match the graded rule, every order.
+    A = get_activation("tanh")
+    pairs = _hermite_series.price_closure(_hermite_series.price_closure(((0, 0),)))
+    rng = np.random.default_rng(4)
+    W = rng.normal(size=(3, 10))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    W[1] = 1.1 * W[0] + 1e-3 * W[2]
+    a, C = jnp.asarray([0.0, 0.05, -0.1]), jnp.asarray(W @ W.T)
+    passes = [bool(_hermite_series.gram_values(gaussian._derivative, A, pairs, a, C, level)[1])
+              for level in _hermite_series.LEVELS]
+    assert passes == [False, False, True]
+    got = _hermite_series.gram_values(gaussian._derivative, A, pairs, a, C, _hermite_series.LEVELS[2])[0]
+    ref = jax.jit(lambda a, C: gaussian._gram_pairs(A, True, pairs, a, C))(a, C)
+    energy = {r: np.abs(np.diagonal(np.asarray(ref[pairs.index((r, r))]))) for r in range(3)}
+    energy.update({r: np.asarray(_graded_rule.mean(lambda u, r=r: gaussian._derivative(A, r)(u) ** 2, a,
+                                                   jnp.diagonal(C))) for r in (3, 4)})
+    for (r, s), m, m0 in zip(pairs, got, ref):
+        scale = np.sqrt(energy[r][:, None] * energy[s][None, :])
+        assert np.max(np.abs(np.asarray(m - m0)) / scale) < 1e-13, (r, s)
