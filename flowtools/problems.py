@@ -173,7 +173,8 @@ def random_teacher(d: int, k: int, activation="tanh", *, seed: int = 0) -> tuple
 def teacher_student(d: int = 4, k: int = 2, width: int = 2, *, teacher: str = "random", activation="tanh",
                     teacher_activation=None, data: str = "finite", n: int = 200, noise: float = 0.0,
                     teacher_seed: int = 0, data_seed: int = 0, loss: str = "half_mse", bias: bool = False,
-                    frozen_second_layer: bool = False, n_nodes: int | None = None) -> Problem:
+                    frozen_second_layer: bool = False, n_nodes: int | None = None,
+                    gaussian_method: str = "auto") -> Problem:
     """A depth-2 student (d, width, 1) learning a depth-2 teacher of k neurons with output weights 1, with
     x ~ N(0, I_d) (Saad & Solla 1995; Safran & Shamir 2018; Şimşek et al. 2021).
 
@@ -185,7 +186,8 @@ def teacher_student(d: int = 4, k: int = 2, width: int = 2, *, teacher: str = "r
     - `activation`: of the student; `teacher_activation`: of the teacher (default: the same).
     - `data`: "finite" (`n` samples drawn with `data_seed`, additive Gaussian `noise`) or "population"
       (the exact population loss, `GaussianInputs`; `data_seed` seeds its probe sample, `n_nodes` sets its
-      Gauss–Hermite rule for activations without a closed form).
+      Gauss–Hermite rule for activations without a closed form, `gaussian_method` its `method`, e.g.
+      "series" for the Hermite series).
     - `loss`: "half_mse" (default) or "mse"; `bias`: student biases.
     - `frozen_second_layer`: freeze the student's output weights at 1 (the committee machine; needs
       `bias=False`); the state is then W (width × d, row-major).
@@ -209,7 +211,7 @@ def teacher_student(d: int = 4, k: int = 2, width: int = 2, *, teacher: str = "r
     if data == "population":
         nodes = {} if n_nodes is None else dict(n_nodes=_checks.positive_int("n_nodes", n_nodes))
         source = GaussianInputs((t_model, theta_t), seed=_checks.positive_int("data_seed", data_seed, minimum=0),
-                                **nodes)
+                                method=gaussian_method, **nodes)
     else:
         source = teacher_dataset((t_model, theta_t), n, noise=noise, seed=data_seed)
     if frozen_second_layer:

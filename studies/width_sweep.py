@@ -210,6 +210,10 @@ def main(argv=None) -> dict:
                     "part its own --out)")
     ap.add_argument("--papers", action="store_true", help="the papers' setting: population loss, an "
                     "orthonormal teacher (v_j = e_j) and standard initialization w ~ N(0, I/d)")
+    ap.add_argument("--gaussian-method", choices=["auto", "series"], default="auto",
+                    help="the population loss's rule for activations without a closed form (tanh, "
+                    "softplus): 'auto' (the published runs: 96² Gauss–Hermite nodes) or 'series' (the Hermite "
+                    "series of flowtools.GaussianInputs, certified to 1e-12)")
     ap.add_argument("--no-run", action="store_true", help="analyse the store as it is (e.g. while a sweep "
                     "is still running on it) without running points")
     args = ap.parse_args(argv)
@@ -227,6 +231,10 @@ def main(argv=None) -> dict:
         settings["activations"] = [a for a in settings["activations"] if a in args.activations]
     workers = args.workers if args.workers is not None else (0 if args.quick else None)
     configs = configurations(settings, args.seed, data, args.papers)
+    rule = {} if args.gaussian_method == "auto" else dict(gaussian_method=args.gaussian_method)
+    if rule and data != "population":
+        ap.error("--gaussian-method is a population-loss setting: drop --data finite (and --quick)")
+    configs = [dict(c, **rule) for c in configs]
     t0 = time.perf_counter()
     if args.no_run:
         check_store(out / "store", configs, data, args.seed, args.papers)
@@ -240,7 +248,7 @@ def main(argv=None) -> dict:
     sweep_s = time.perf_counter() - t0
     groups = analyse(out / "store", configs)
     draw(groups, settings["teacher_width"], out)
-    fixed = FIXED_PAPERS if args.papers else FIXED_POPULATION if data == "population" else FIXED
+    fixed = dict(FIXED_PAPERS if args.papers else FIXED_POPULATION if data == "population" else FIXED, **rule)
     summary = dict(study="width_sweep", schema=SCHEMA, quick=args.quick, settings=dict(settings, **fixed),
                    papers=args.papers,
                    seed=args.seed, data=data, n_points=len(configs),

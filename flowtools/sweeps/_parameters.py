@@ -48,6 +48,7 @@ class ProblemParameters(pydantic.BaseModel):
     bias: bool = False
     loss: Literal[LOSSES] | None = None
     n_nodes: int | None = pydantic.Field(None, ge=1)
+    gaussian_method: Literal["auto", "series", "graded", "gauss_hermite"] = "auto"
     init_scale: float = pydantic.Field(0.1, gt=0)
     init_scheme: Literal["normal", "he", "lecun", "glorot"] = "normal"
 

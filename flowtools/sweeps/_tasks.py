@@ -60,7 +60,7 @@ def _problem(key: tuple):
         activation=activation, teacher_activation=cfg.get("teacher_activation", activation), data=data_kind,
         n=int(cfg.get("n", 200)), noise=float(cfg.get("noise", 0.0)), teacher_seed=int(cfg.get("teacher_seed", 0)),
         data_seed=int(cfg.get("data_seed", 0)), loss=cfg.get("loss", "half_mse"), bias=bool(cfg.get("bias", False)),
-        n_nodes=cfg.get("n_nodes"))
+        n_nodes=cfg.get("n_nodes"), gaussian_method=cfg.get("gaussian_method", "auto"))
     if data_kind == "population":
         return problem, problem.gen_error
     model, data = problem.model, problem.data
@@ -77,7 +77,7 @@ def _problem(key: tuple):
 
 _PROBLEM_KEYS = ("problem", "data", "d_in", "teacher", "teacher_width", "teacher_activation", "teacher_seed",
                  "activation", "n",
-                 "noise", "data_seed", "width", "bias", "loss", "n_nodes")
+                 "noise", "data_seed", "width", "bias", "loss", "n_nodes", "gaussian_method")
 
 
 def make_problem(config: Mapping):
@@ -90,7 +90,7 @@ def make_problem(config: Mapping):
     `n` = 200 samples (`data_seed` 0, `noise` 0), a student MLP (d_in, `width`, 1) without biases,
     `loss` "half_mse". With `data="population"` the loss is the population loss over x ~ N(0, I)
     (`flowtools.GaussianInputs`; exact 2-D Gaussian integrals; `n_nodes` Gauss–Hermite nodes per axis for
-    activations without a closed form) instead of `n` samples. `problem="safran_shamir"`:
+    activations without a closed form; `gaussian_method`, e.g. "series", its `method`) instead of `n` samples. `problem="safran_shamir"`:
     `flowtools.problems.safran_shamir(teacher_width, width)` (ReLU, population loss, second layer frozen,
     input permutations declared). `problem="maleknia_sato"`: the published 1-D data set and a
     (1, width, 1) net.
