@@ -39,7 +39,7 @@ def test_small_net_default_is_unchanged_and_recorded(minimal_half):
 
 @pytest.mark.parametrize("name", ["rtol", "atol"])
 def test_a_tolerance_that_is_neither_a_number_nor_auto_is_refused(minimal_half, name):
-    with pytest.raises(ValueError, match=f"{name} must be a positive number or 'auto'"):
+    with pytest.raises(TypeError, match=f"{name} must be a positive number or 'auto'"):
         ft.gradient_flow(minimal_half, np.array([0.3, -0.2, 0.1, 0.4]), 5.0, **{name: "tight"})
     with pytest.raises(ValueError, match=name):
         ft.gradient_flow(minimal_half, np.array([0.3, -0.2, 0.1, 0.4]), 5.0, **{name: -1.0})

@@ -284,12 +284,13 @@ def test_refinement_spectrum_gets_the_time_left_after_the_solve(deep_linear, mon
     the end's record."""
     import time
 
+    import flowtools.landscape._lm_chunks as _lm_chunks
     import flowtools.landscape.critical as critical
 
     p, theta0 = deep_linear
     tr = ft.gradient_flow(p, theta0, 40.0, n_save=60)
     itinerary(p, tr, time_limit=1e3, resolve=False)  # compiles
-    slow_solve, spectra = critical.solve_dense, []
+    slow_solve, spectra = _lm_chunks.solve_dense, []
 
     def solve(*args, **kwargs):
         time.sleep(0.5)
@@ -299,7 +300,7 @@ def test_refinement_spectrum_gets_the_time_left_after_the_solve(deep_linear, mon
         spectra.append((time.perf_counter(), options.get("time_limit")))
         return critical.hessian_spectrum(problem, theta, **options)
 
-    monkeypatch.setattr(critical, "solve_dense", solve)
+    monkeypatch.setattr(_lm_chunks, "solve_dense", solve)
     monkeypatch.setattr(critical, "spectrum_or_fallback", spectrum)
     limit = 30.0
     t0 = time.perf_counter()

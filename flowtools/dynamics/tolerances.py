@@ -43,10 +43,10 @@ def resolve_tolerances(n_params: int, t1: float, gtol, rtol, atol):
     """(rtol, atol, rule): numbers for the "auto" ones from `auto_tolerances`, the given ones as they
     are; `rule` describes what "auto" chose (None when both were given).
 
-    **Raises:** `ValueError` for a string other than "auto"."""
+    **Raises:** `TypeError` for a string other than "auto" (a number given as text included)."""
     for name, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, str) and value != "auto":
-            raise ValueError(f"{name} must be a positive number or 'auto', got {value!r}.")
+            raise TypeError(f"{name} must be a positive number or 'auto', got {value!r}.")
     if not (isinstance(rtol, str) or isinstance(atol, str)):
         return rtol, atol, None
     auto_rtol, auto_atol, rule = auto_tolerances(n_params, t1, gtol)
