@@ -83,23 +83,9 @@ def _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm
         corrected = jnp.asarray(False)
         if corrector:
             trial, g_new, f_new, corrected = _corrected(problem, lam, Q, f, snorm, trial, g_new, f_new)
-        finite = jnp.isfinite(f_new)
-        rho = (f - f_new) / jnp.maximum(f - pred, 1e-300)
-        accept = finite & (f_new < f) & (rho > 1e-4)
-        theta = jnp.where(accept, trial, theta)
-        kept = kept + (accept & corrected)
-        g = jnp.where(accept, g_new, g)
-        f = jnp.where(accept, f_new, f)
-        delta = jnp.where(~accept | (rho < 0.25), 0.25 * jnp.minimum(snorm, delta),
-                          jnp.where((rho > 0.75) & (snorm > 0.99 * delta), 2.0 * delta, delta))
-        delta = jnp.minimum(delta, radius)
-        it = it + 1
-        scale = 1.0 + jnp.linalg.norm(theta)
-        code = jnp.select(
-            [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - center) > radius, ~jnp.isfinite(f),
-             delta < 1e-15 * scale, it >= max_iter],
-            [CONVERGED, LEFT_RADIUS, NON_FINITE, STALLED, MAX_ITER], RUNNING)
-        return theta, g, f, delta, it, code, kept
+        theta, g, f, delta, it, code, accept = ratio_test(theta, g, f, delta, it, trial, g_new, f_new, snorm,
+                                                          pred, center, radius, gtol, max_iter)
+        return theta, g, f, delta, it, code, kept + (accept & corrected)
 
     theta, g, f, delta, it, code, kept = jax.lax.while_loop(cond, body, state)
     return theta, jnp.sqrt(f), it, code, delta, kept
@@ -156,7 +142,14 @@ def lm_trial(H, theta, g, f, delta, rcond, lm_scale):
 def lm_update(theta, g, f, delta, it, trial, g_new, snorm, pred, center, radius, gtol, max_iter):
     """The second half of one iteration of `_lm_dense`, given ∇L(trial): the ratio test, the new trust
     radius and the stop code. Returns (θ, g, ‖g‖², Δ, iterations, code, ‖g‖, accepted)."""
-    f_new = g_new @ g_new
+    theta, g, f, delta, it, code, accept = ratio_test(theta, g, f, delta, it, trial, g_new, g_new @ g_new,
+                                                      snorm, pred, center, radius, gtol, max_iter)
+    return theta, g, f, delta, it, code, jnp.sqrt(f), accept
+
+
+def ratio_test(theta, g, f, delta, it, trial, g_new, f_new, snorm, pred, center, radius, gtol, max_iter):
+    """The trust-region ratio test of one iteration (ρ = actual / predicted decrease of ‖g‖²), the new trust
+    radius and the stop code. Returns (θ, g, ‖g‖², Δ, iterations, code, accepted)."""
     finite = jnp.isfinite(f_new)
     rho = (f - f_new) / jnp.maximum(f - pred, 1e-300)
     accept = finite & (f_new < f) & (rho > 1e-4)
@@ -172,7 +165,7 @@ def lm_update(theta, g, f, delta, it, trial, g_new, snorm, pred, center, radius,
         [jnp.sqrt(f) <= gtol, jnp.linalg.norm(theta - center) > radius, ~jnp.isfinite(f),
          delta < 1e-15 * scale, it >= max_iter],
         [CONVERGED, LEFT_RADIUS, NON_FINITE, STALLED, MAX_ITER], RUNNING)
-    return theta, g, f, delta, it, code, jnp.sqrt(f), accept
+    return theta, g, f, delta, it, code, accept
 
 
 def _bound(kernel, *prefix):
