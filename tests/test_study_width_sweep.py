@@ -95,3 +95,19 @@ def test_papers_setting_is_the_published_one():
     np.testing.assert_array_equal(theta_t[:40].reshape(4, 10), np.eye(4, 10))
     with pytest.raises(SystemExit):
         ws.main(["--papers", "--quick"])
+
+
+def test_gaussian_method_series_reaches_the_problem_and_refuses_finite_data():
+    """`--gaussian-method series` puts the Hermite series into every run's population loss; it is a
+    population-loss option, so the finite-data setting refuses it before running anything."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("width_sweep_series", STUDY)
+    ws = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ws)
+    config = dict(ws.configurations(ws.FULL, 0, "population")[-1], gaussian_method="series")
+    problem, _ = sweep_tasks.make_problem(config)
+    assert problem.source.method == "series"
+    assert sweep_tasks.make_problem(ws.configurations(ws.FULL, 0, "population")[-1])[0].source.method == "auto"
+    with pytest.raises(SystemExit):
+        ws.main(["--quick", "--gaussian-method", "series"])
