@@ -20,7 +20,7 @@ import numpy as np
 from .._stored_jit import stored_jit
 from ..problem._batch import jit_grad, jit_hessian
 from ._kernels import hessian_from_hvps
-from ._stop_codes import CONVERGED, LEFT_RADIUS, MAX_ITER, NON_FINITE, RUNNING, STALLED
+from ._stop_codes import CONVERGED, LEFT_RADIUS, MAX_ITER, NON_FINITE, RUNNING, SLOW, STALLED
 
 
 def _tr_step(lam, a, delta, mu_min):
@@ -51,7 +51,8 @@ def _tr_step(lam, a, delta, mu_min):
     return c, pred
 
 
-def _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, corrector=False):
+def _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, corrector=False,
+              watch=None):
     def hess(th):
         # From Hessian-vector products in batches (memory O(n² + batch·intermediates)); jax.hessian of
         # the full problem took 5.3 GiB on the 1 210-parameter digits net.
@@ -60,13 +61,15 @@ def _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm
     g0 = problem.grad_fn(theta0)
     f0 = g0 @ g0
     code0 = jnp.where(jnp.sqrt(f0) <= gtol, CONVERGED, jnp.where(jnp.isfinite(f0), RUNNING, NON_FINITE))
-    state = (theta0, g0, f0, jnp.asarray(delta0, theta0.dtype), jnp.asarray(0), code0, jnp.asarray(0))
+    watch = no_watch(max_iter, f0) if watch is None else watch
+    state = (theta0, g0, f0, jnp.asarray(delta0, theta0.dtype), jnp.asarray(0), code0, jnp.asarray(0),
+             first_mark(watch, f0))
 
     def cond(s):
         return s[5] == RUNNING
 
     def body(s):
-        theta, g, f, delta, it, _, kept = s
+        theta, g, f, delta, it, _, kept, f_mark = s
         lam, Q = jnp.linalg.eigh(hess(theta))
         a = Q.T @ g
         # Levenberg–Marquardt floor μ ≥ ‖g‖² (Yamashita & Fukushima 2001): quadratic convergence also
@@ -85,10 +88,44 @@ def _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm
             trial, g_new, f_new, corrected = _corrected(problem, lam, Q, f, snorm, trial, g_new, f_new)
         theta, g, f, delta, it, code, accept = ratio_test(theta, g, f, delta, it, trial, g_new, f_new, snorm,
                                                           pred, center, radius, gtol, max_iter)
-        return theta, g, f, delta, it, code, kept + (accept & corrected)
+        code, f_mark = slow_test(f, f_mark, it, code, gtol, watch)
+        return theta, g, f, delta, it, code, kept + (accept & corrected), f_mark
 
-    theta, g, f, delta, it, code, kept = jax.lax.while_loop(cond, body, state)
-    return theta, jnp.sqrt(f), it, code, delta, kept
+    theta, g, f, delta, it, code, kept, f_mark = jax.lax.while_loop(cond, body, state)
+    return theta, jnp.sqrt(f), it, code, delta, kept, f_mark
+
+
+def no_watch(max_iter, f0):
+    """The `watch` of a loop without the linear-convergence test (`slow_test`)."""
+    return (jnp.asarray(0), jnp.asarray(max_iter), jnp.asarray(0), f0)
+
+
+def first_mark(watch, f0):
+    """‖∇L‖² at the attempt's last mark: `watch[3]`, or the start's `f0` where that is negative (a new
+    attempt)."""
+    return jnp.where(watch[3] < 0, f0, jnp.asarray(watch[3], f0.dtype))
+
+
+def slow_test(f, f_mark, it, code, gtol, watch):
+    """The linear-convergence test of one iteration: (code, ‖∇L‖² at the last window mark).
+
+    `watch` = (iterations before this call, iterations the attempt may still run from the call's start,
+    window W (0: no test), ‖∇L‖² at the attempt's last mark (negative: at this call's start)). Every W
+    iterations of the attempt (counted across the calls of a chunked run), ‖∇L‖ is extrapolated at its
+    geometric rate over the last W iterations through the iterations left; an attempt that would still
+    end above `gtol` stops with SLOW, so the fallbacks start then and not after `max_iter`. Quadratic
+    convergence passes (its rate only improves); a creep of 2 % per iteration near a degenerate critical
+    set, or a stall at a local minimum of ‖∇L‖², stops at the first mark. The end of a chunk (MAX_ITER
+    with iterations left) is tested too."""
+    it0, budget, window, _ = watch
+    done = it0 + it
+    mark = (window > 0) & (done % jnp.maximum(window, 1) == 0)
+    left = budget - it
+    rate = jnp.minimum(f / jnp.maximum(f_mark, 1e-300), 1.0)
+    # log of the extrapolated ‖∇L‖² at the end of the budget; a rate of exactly 1 (no progress) stays there
+    end = jnp.log(jnp.maximum(f, 1e-300)) + left / jnp.maximum(window, 1) * jnp.log(jnp.maximum(rate, 1e-300))
+    slow = mark & (left > 0) & ((code == RUNNING) | (code == MAX_ITER)) & (end > 2.0 * jnp.log(gtol))
+    return jnp.where(slow, SLOW, code), jnp.where(mark, f, f_mark)
 
 
 def _corrected(problem, lam, Q, f, snorm, trial, g_trial, f_trial):
@@ -114,8 +151,12 @@ def _corrected(problem, lam, Q, f, snorm, trial, g_trial, f_trial):
 
 
 @stored_jit
-def solve_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, corrector=False):
-    return _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, corrector)
+def solve_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, corrector=False,
+                watch=None):
+    """The compiled loop. Returns (θ, ‖∇L(θ)‖, iterations, stop code, trust radius, corrected steps,
+    ‖∇L‖² at the last linear-convergence mark); `watch` as in `slow_test` (None: no test)."""
+    return _lm_dense(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, corrector,
+                     watch)
 
 
 @stored_jit
@@ -139,12 +180,15 @@ def lm_trial(H, theta, g, f, delta, rcond, lm_scale):
 
 
 @stored_jit
-def lm_update(theta, g, f, delta, it, trial, g_new, snorm, pred, center, radius, gtol, max_iter):
+def lm_update(theta, g, f, delta, it, trial, g_new, snorm, pred, center, radius, gtol, max_iter, f_mark, it0,
+              budget, window):
     """The second half of one iteration of `_lm_dense`, given ∇L(trial): the ratio test, the new trust
-    radius and the stop code. Returns (θ, g, ‖g‖², Δ, iterations, code, ‖g‖, accepted)."""
+    radius and the stop code (`slow_test` included). Returns (θ, g, ‖g‖², Δ, iterations, code, ‖g‖,
+    accepted, ‖g‖² at the last mark)."""
     theta, g, f, delta, it, code, accept = ratio_test(theta, g, f, delta, it, trial, g_new, g_new @ g_new,
                                                       snorm, pred, center, radius, gtol, max_iter)
-    return theta, g, f, delta, it, code, jnp.sqrt(f), accept
+    code, f_mark = slow_test(f, f_mark, it, code, gtol, (it0, budget, window, f_mark))
+    return theta, g, f, delta, it, code, jnp.sqrt(f), accept, f_mark
 
 
 def ratio_test(theta, g, f, delta, it, trial, g_new, f_new, snorm, pred, center, radius, gtol, max_iter):
@@ -183,7 +227,7 @@ def _bound(kernel, *prefix):
     return call
 
 
-def solve_dense_host(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale):
+def solve_dense_host(problem, theta0, center, radius, gtol, max_iter, delta0, rcond, lm_scale, watch=None):
     """`solve_dense` without `corrector`, driven from the host (`find_critical_point(dense_loop="host")`):
     each iteration calls the Hessian and ∇L kernels an itinerary compiles anyway (`Problem.hessian`'s and
     `Problem.grad`'s) and two small kernels, `lm_trial` and `lm_update`, so a new problem compiles two
@@ -191,20 +235,24 @@ def solve_dense_host(problem, theta0, center, radius, gtol, max_iter, delta0, rc
     `_lm_dense`'s, but XLA fuses them differently across the program boundaries, so the iterates agree
     with `solve_dense`'s to round-off, not bit for bit. A rejected step keeps θ and reuses its Hessian.
 
-    Returns (θ, ‖∇L(θ)‖, iterations, stop code, final trust radius, 0 corrected steps), as `solve_dense`."""
+    Returns (θ, ‖∇L(θ)‖, iterations, stop code, final trust radius, 0 corrected steps, ‖∇L‖² at the last
+    mark), as `solve_dense`."""
     grad, hessian = _bound(jit_grad, problem), _bound(jit_hessian, problem)
     trial_step, update = _bound(lm_trial), _bound(lm_update)
     g = grad(theta0)
     f, gnorm, code = lm_start(g, gtol)
     theta, delta, it = theta0, jnp.asarray(delta0, theta0.dtype), jax.device_put(np.int64(0))
+    watch = no_watch(max_iter, f) if watch is None else watch
+    f_mark = first_mark(watch, f)
     H = None
     while int(code) == RUNNING:
         if H is None:
             H = hessian(theta)
         trial, snorm, pred = trial_step(H, theta, g, f, delta, rcond, lm_scale)
         g_new = grad(trial)
-        theta, g, f, delta, it, code, gnorm, accept = update(theta, g, f, delta, it, trial, g_new, snorm, pred,
-                                                             center, radius, gtol, max_iter)
+        theta, g, f, delta, it, code, gnorm, accept, f_mark = update(
+            theta, g, f, delta, it, trial, g_new, snorm, pred, center, radius, gtol, max_iter, f_mark,
+            *watch[:3])
         if bool(accept):
             H = None
-    return theta, gnorm, it, code, delta, jax.device_put(np.int64(0))
+    return theta, gnorm, it, code, delta, jax.device_put(np.int64(0)), f_mark

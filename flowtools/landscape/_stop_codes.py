@@ -2,6 +2,6 @@
 Levenberg–Marquardt loops and Newton–MINRES, and the `CriticalPoint.status` name of each.
 """
 
-RUNNING, CONVERGED, MAX_ITER, LEFT_RADIUS, STALLED, NON_FINITE = -1, 0, 1, 2, 3, 4
+RUNNING, CONVERGED, MAX_ITER, LEFT_RADIUS, STALLED, NON_FINITE, SLOW = -1, 0, 1, 2, 3, 4, 5
 CODE_NAMES = {CONVERGED: "converged", MAX_ITER: "max_iter", LEFT_RADIUS: "left_radius",
-              STALLED: "stalled", NON_FINITE: "non_finite"}
+              STALLED: "stalled", NON_FINITE: "non_finite", SLOW: "slow"}

@@ -75,7 +75,8 @@ class CriticalPoint:
       `eigenvalues` stay as computed.
     - `reduces_to`: the widths of the smallest network with the same function, e.g. "1-1-1" ("" for a
       model that is not an `MLP`).
-    - `success`, `status` ("converged", "max_iter", "left_radius", "stalled", "non_finite"), `message`.
+    - `success`, `status` ("converged", "max_iter", "left_radius", "stalled", "non_finite", "slow"),
+      `message`.
     - `iterations`, `distance` (‖θ − guess‖), `guess`, `spectrum` (the `Spectrum`), `wall_time`.
     - `best_theta`, `best_grad_norm`: the iterate with the smallest ‖∇L‖ (θ itself on success);
       `attempts`: one dict per solver attempt (damping scale, iterations, status, ‖∇L‖ reached; with
@@ -273,6 +274,8 @@ def _finish(problem, guess, theta, gnorm_solver, it, code, radius, gtol, spectru
         "stalled": f"stalled at |grad L| = {gnorm_solver:.3g}: a local minimum of |grad L|² that is not a "
                    f"critical point, or round-off above gtol={gtol:g}",
         "non_finite": "the gradient became non-finite",
+        "slow": f"|grad L| = {gnorm_solver:.3g} after {it} iterations, falling too slowly to reach "
+                f"gtol={gtol:g} within max_iter (a creep along a degenerate valley, or a stall)",
     }.get(status, "failed")
     msg = f"{reason}; this record describes the guess (a slow region, not a critical point)"
     return critical_point_at(problem, guess, success=False, status=status, message=msg,
@@ -297,7 +300,8 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
                         cg_iter: int = 200, fallback: bool = True, time_limit: float | None = None,
                         spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
                         higher_order_options: dict | None = None, newton: bool = True,
-                        corrector: bool = False, dense_loop: str = "compiled") -> CriticalPoint:
+                        corrector: bool = False, dense_loop: str = "compiled",
+                        slow_window: int = 0) -> CriticalPoint:
     """Solve ∇L(θ) = 0 near `theta_guess`; minima and saddles of every index alike.
 
     **Arguments:**
@@ -353,6 +357,13 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
       once"); its iterates agree with the compiled loop's to round-off, not bit for bit (XLA rounds
       differently across program boundaries), so it is opt-in. Each attempt's dict then holds
       `dense_loop`.
+    - `slow_window`: dense only: every `slow_window` iterations (e.g. 25) an attempt extrapolates
+      ‖∇L‖ at its rate over the last `slow_window` iterations through the iterations it has left; one
+      that would still end above `gtol` stops there (status "slow") and the fallbacks start, instead of
+      creeping through all `max_iter` iterations. 0 (default): never. On the width study's series tanh
+      width-6 and width-7 itineraries it cut the refinement iterations 4–6× and the itinerary time
+      2.6–5.1×, but 5 of 16 itineraries tried labelled a passage differently (the fallbacks start from an
+      iterate farther from the set), hence opt-in (docs/landscape.md, "Noticing a slow attempt").
 
     **Returns:** a `CriticalPoint`. On failure `success` is False, `kind` is "slow_region" and the
     record describes the guess; `status` and `message` say why, and `best_theta`, `best_grad_norm`
@@ -370,6 +381,7 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
         raise TypeError(f"corrector must be True or False, got {corrector!r}.")
     corrector = bool(corrector)
     dense_loop = _checks.choice("dense_loop", dense_loop, ("compiled", "host"))
+    slow_window = _checks.positive_int("slow_window", slow_window, minimum=0)
     if time_limit is not None:
         time_limit = _checks.positive("time_limit", time_limit)
     t0 = time.perf_counter()
@@ -396,7 +408,7 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
         chunk = 1 if method == "matrix_free" else max(1, min(25, 25_000 // problem.n_params))
         theta, gnorm, it, code, timed_out, kept = lm_in_chunks(
             problem, start, theta_guess, radius, gtol, max_iter, mu0, rcond, scale, method, cg_iter, deadline,
-            chunk, corrector, dense_loop)
+            chunk, corrector, dense_loop, slow_window)
         total_it += it
         attempts.append(dict(lm_scale=scale, iterations=it, status=CODE_NAMES.get(code, "failed"),
                              grad_norm=gnorm))
@@ -441,7 +453,8 @@ def find_critical_points(problem: Problem, guesses, *, radius: float | None = No
                          cg_iter: int = 200, fallback: bool = True, time_limit: float | None = None,
                          spectrum_options: dict | None = None, reduce_atol: float = 1e-6,
                          higher_order_options: dict | None = None, newton: bool = True,
-                         corrector: bool = False, dense_loop: str = "compiled") -> list[CriticalPoint]:
+                         corrector: bool = False, dense_loop: str = "compiled",
+                         slow_window: int = 0) -> list[CriticalPoint]:
     """`find_critical_point` from each row of `guesses`, with the same arguments: element i is
     `find_critical_point(problem, guesses[i], ...)`, fallbacks, budget, Newton–MINRES and statuses
     included. Each guess keeps its own default radius (1 + ‖guess‖) and first trust radius unless given;
@@ -456,5 +469,5 @@ def find_critical_points(problem: Problem, guesses, *, radius: float | None = No
                                 cg_iter=cg_iter, fallback=fallback, time_limit=time_limit,
                                 spectrum_options=spectrum_options, reduce_atol=reduce_atol,
                                 higher_order_options=higher_order_options, newton=newton,
-                                corrector=corrector, dense_loop=dense_loop)
+                                corrector=corrector, dense_loop=dense_loop, slow_window=slow_window)
             for g in guesses]
