@@ -1,6 +1,7 @@
 """Sweeps (flowtools.sweeps): serial and 2-worker runs agree point by point; a store survives kill -9 of a
 worker and of the driver, and a rerun resumes without losing or duplicating a finished point; the CLI."""
 
+import collections
 import json
 import os
 import pathlib
@@ -277,18 +278,19 @@ def test_dispatcher_compiles_each_group_once_where_it_can():
     assert [sorted(configs[i]["width"] for i in q) for q in groups.values()] == [[2] * 5, [3] * 5, [4] * 5]
     assert len(_driver._compile_groups(configs, list(range(len(configs))), ("seed",))) == 5
     assert len(_driver._compile_groups(configs, list(range(len(configs))), lambda c: c["width"] > 2)) == 2
-    d = _driver._Dispatcher(groups, depth=2)
+    d = _driver._Dispatcher(groups)
     width = lambda i: configs[i]["width"]  # noqa: E731
     a, b = d.next_for("A"), d.next_for("B")
     assert width(a) != width(b)  # two groups compile in parallel
+    assert d.free_slots({"A": 1, "B": 1}) == []  # one point per worker thread is out
     handed = [a, b]
-    assert {w for w, _ in d.free_slots({"A": 1, "B": 1})} == {"A", "B"}
     # A works through its own group first.
+    d.done(a, "A", "A")
     for _ in range(4):
         i = d.next_for("A")
         assert width(i) == width(a)
         handed.append(i)
-        d.done("A")
+        d.done(i, "A", "A")
     # Its group is empty: it takes the group nobody has started (width 4), then helps with B's.
     i = d.next_for("A")
     assert width(i) == 4
@@ -296,6 +298,29 @@ def test_dispatcher_compiles_each_group_once_where_it_can():
     while (i := d.next_for("A" if len(handed) % 2 else "B")) is not None:
         handed.append(i)
     assert sorted(handed) == list(range(len(configs))) and d.remaining() == 0
+
+
+def test_dispatcher_follows_the_worker_that_ran_a_point():
+    """The scheduler gives a point to whichever worker is free, not the one it was sent out for: the worker
+    that ran it gets the next point of its group, and a worker whose group is empty joins a group whose
+    kernels are compiled (one with a finished point) before a larger one that is still compiling."""
+    configs = S.grid(width=[2, 3, 4], seed=range(4))
+    d = _driver._Dispatcher(_driver._compile_groups(configs, list(range(len(configs))), None))
+    width = lambda i: configs[i]["width"]  # noqa: E731
+    a, b = d.next_for("A"), d.next_for("B")
+    d.done(a, "B", "A")  # A's point ran on B: B is free and holds a's kernels
+    assert d.free_slots({"A": 1, "B": 1}) == [("B", 1)]
+    i = d.next_for("B")
+    assert width(i) == width(a)
+    d.done(b, "A", "B")
+    assert width(d.next_for("A")) == width(b)
+    # A worker whose group is empty, with no group unstarted, joins a compiled group before a larger one.
+    d = _driver._Dispatcher({"g1": collections.deque([0, 1, 2]), "g2": collections.deque([3]),
+                             "g3": collections.deque([4, 5, 6, 7])})
+    assert [d.next_for(w) for w in "ABC"] == [0, 3, 4]
+    d.done(0, "A", "A")  # g1 is compiled; g3 is still compiling on C
+    d.done(3, "B", "B")
+    assert d.next_for("B") == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")

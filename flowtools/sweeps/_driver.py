@@ -249,17 +249,22 @@ class _Dispatcher:
 
     When a worker frees up, the next point is the next of the group that worker ran last (its kernels
     are in memory); when that group is empty, a group no worker has started (compiled now, in parallel
-    with the other workers' compiles), else the group with the most points left (its kernels come from
-    the persistent cache: only tracing is repeated). At most `depth` points per worker thread are out
-    at once, so the choice is made when a worker frees up. The worker is a hint, never a placement:
-    the scheduler runs the point on whichever worker is free, and places it again if that one dies.
+    with the other workers' compiles), else the group with the most points left among those with a
+    finished point (their kernels come from the persistent cache: only tracing is repeated), else the
+    largest group. One point per worker thread is out at once (`depth`): the scheduler hands a queued
+    point to whichever worker frees up first, so with two out per worker the second point of a group
+    that is compiling went to the other worker, which compiled it again (9 of the width study's 21
+    groups, about 600 s of worker time). The worker is a hint, never a placement: the scheduler runs the point
+    on whichever worker is free, and places it again if that one dies; the worker that ran a point is
+    the one whose slot it frees and whose group it sets (`done`).
     """
 
-    def __init__(self, groups: dict, depth: int = 2):
+    def __init__(self, groups: dict, depth: int = 1):
         self.groups = groups
         self.group_of = {i: k for k, q in groups.items() for i in q}
         self.depth = depth
         self.started: set = set()
+        self.compiled: set = set()  # groups with a finished point: their kernels are in the cache
         self.last: dict = {}       # worker address -> group it ran last
         self.load: dict = {}       # worker address -> points assigned and not finished
 
@@ -275,20 +280,23 @@ class _Dispatcher:
             if not live:
                 return None
             fresh = [k for k in live if k not in self.started]
-            key = fresh[0] if fresh else max(live, key=lambda k: len(self.groups[k]))
+            ready = [k for k in live if k in self.compiled] or live
+            key = fresh[0] if fresh else max(ready, key=lambda k: len(self.groups[k]))
         self.started.add(key)
         self.last[worker] = key
         self.load[worker] = self.load.get(worker, 0) + 1
         return self.groups[key].popleft()
 
-    def done(self, worker):
-        self.load[worker] = max(self.load.get(worker, 1) - 1, 0)
-
-    def ran(self, index, worker):
-        """Point `index` ran on `worker` (wherever it was meant to go): that worker now holds its kernels."""
+    def done(self, index, ran_on, hint=None):
+        """Point `index`, sent out for worker `hint`, finished on worker `ran_on` (None where no worker
+        reported: a failed point). The worker that ran it has a free slot (the hint's, where the hint ran
+        no point) and holds the kernels of the point's group."""
+        slot = ran_on if self.load.get(ran_on, 0) > 0 else hint
+        self.load[slot] = max(self.load.get(slot, 1) - 1, 0)
         key = self.group_of.get(index)
-        if key is not None:
-            self.last[worker] = key
+        if key is not None and ran_on is not None:
+            self.last[ran_on] = key
+            self.compiled.add(key)
 
     def free_slots(self, workers: dict):
         """(worker, n) for workers (address -> threads) with room, least loaded first."""
@@ -402,9 +410,7 @@ def _run_dask(task, configs, todo, finish, failed, bar, *, workers, scheduler, c
                         cause = f"{type(exc).__name__}: {exc}"
                     record, ran_on = _failed_record(configs[i], cause), None
                 del futures[fut]
-                dispatch.done(worker)
-                if ran_on is not None:
-                    dispatch.ran(i, ran_on)
+                dispatch.done(i, ran_on, worker)
                 submit()  # keep the workers busy while this record is written
                 finish(i, record)
                 fut.release()
