@@ -18,6 +18,10 @@ CPU time is what the load changes least. θ0 is drawn before the timed runs (its
 - `compile_flow_itinerary_cold_host_s` (`--full`): the cold entry's problem with
   `itinerary(refine_options=dict(dense_loop="host"))` against the default, each in its own fresh process
   with an empty cache, in the same run: what the host-driven dense refinement saves in compiling.
+- `compile_flow_itinerary_cold_series_s` (`--full`): the width study's tanh problem (population loss,
+  d = 10, k = 4, width 3) with `gaussian_method="series"` against the default 96² Gauss–Hermite rule, each
+  in its own fresh process with an empty cache, in the same run: what the series' levels and fallback
+  cost in compiling.
 - `refine_dense_loop_warm_s` (`--full`): warm refinements with `dense_loop="host"` against the compiled
   loop on the same problem (CPU time, alternating, median of 3): what the host loop costs per call.
 
@@ -120,6 +124,7 @@ print(json.dumps(dict(runs=runs, load=os.getloadavg()[0])))
 
 _POPULATION = dict(d=10, k=4, width=4, activation="relu", data="population", seed=0, tag="relu_pop_10_4_4")
 _POPULATION_QUICK = dict(d=4, k=2, width=2, activation="erf", data="population", seed=0, tag="erf_pop_4_2_2")
+_SERIES = dict(d=10, k=4, width=3, activation="tanh", data="population", seed=0, tag="tanh_pop_10_4_3")
 _FINITE = [dict(d=4, k=2, width=w, activation="tanh", n=200, seed=0, tag=f"tanh_4_2_{w}") for w in (2, 3)]
 
 
@@ -145,6 +150,35 @@ def bench_compile_flow_itinerary_cold(quick):
              + ", ".join(f"{k} {v['programs']}: {v['cpu']:.1f}" for k, v in
                          sorted(r["by_part"].items(), key=lambda kv: -kv[1]["cpu"]))
              + f"; load average {res['load']:.1f} on 2 cores")
+
+
+def bench_compile_flow_itinerary_cold_series(quick):
+    """The width study's tanh problem with the Hermite series against the 96² rule, each in its own fresh
+    process with an empty cache, in the same run (series first)."""
+    spec = dict(_SERIES, width=2, d=4) if quick else _SERIES
+    out = {}
+    for method in ("series", "auto"):
+        with tempfile.TemporaryDirectory() as cache:
+            run = dict(spec, gaussian_method=method, tag=f"{spec['tag']}_{method}")
+            res, _ = _fresh_process_args([run], cache)
+        out[method] = dict(res["runs"][0], load=res["load"])
+    series, base = out["series"], out["auto"]
+    same = series["first"]["sequence"] == base["first"]["sequence"]
+    return dict(
+        name="compile_flow_itinerary_cold_series_s", ours_s=series["overhead_wall"],
+        baseline_s=base["overhead_wall"],
+        ratio=series["overhead_wall"] / base["overhead_wall"],
+        baseline="the default 96² Gauss–Hermite rule in a fresh process of the same run",
+        extra=dict(series=series, gauss_hermite=base),
+        note=f"{spec['tag']}: first − second run, series {series['overhead_wall']:.2f} s wall, "
+             f"{series['overhead_cpu']:.2f} s CPU ({len(series['programs'])} programs; "
+             f"XLA {series['xla_s']:.1f} s) "
+             f"against the 96² rule {base['overhead_wall']:.2f} s wall, {base['overhead_cpu']:.2f} s CPU "
+             f"({len(base['programs'])} programs; XLA {base['xla_s']:.1f} s); CPU ratio "
+             f"{series['overhead_cpu'] / base['overhead_cpu']:.2f}; visit sequence "
+             + ("the same" if same
+                else f"differs: {series['first']['sequence']} vs {base['first']['sequence']}")
+             + f"; load average {series['load']:.1f} / {base['load']:.1f} on 2 cores")
 
 
 def bench_compile_flow_itinerary_cold_host(quick):
@@ -321,6 +355,7 @@ def main(argv=None):
 # keep `make bench` within its 10 minutes; `--only compile_flow_itinerary_cold` runs it alone.
 BENCHMARKS = [bench_compile_worker_shape_change]
 FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold, bench_compile_flow_itinerary_cold_host,
+                   bench_compile_flow_itinerary_cold_series,
                    bench_refine_dense_loop_warm]
 
 

@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _cache, io
+from . import _cache, _executables, io
 
 #: bumped whenever the file layout or the key's recipe changes
 FORMAT = 1
@@ -528,6 +528,8 @@ def compiled_once(fn, args: tuple, kw: dict, memo: dict, origins: dict | None = 
                tuple(sorted(kw.items(), key=lambda kv: kv[0])))
     if key in memo:
         return memo[key], 0.0
+    _executables.register(memo)
+    _executables.make_room()
     t = time.perf_counter()
     memo[key], origin = compiled(fn, args, kw, fast_compile)
     if origins is not None:

@@ -36,7 +36,7 @@ from jax import lax
 from jax.extend import core as jax_core
 from jax.interpreters import batching
 
-from .. import _cache, _checks
+from .. import _cache, _checks, _executables
 from ..problem import Problem
 from . import descent, flow
 from .progress import progress_bar
@@ -166,7 +166,7 @@ def batched_compiler_options() -> dict:
     return dict(options, **_NO_LIBRARY_FUSIONS) if _cache.options_supported(_NO_LIBRARY_FUSIONS) else options
 
 
-_COMPILED: dict = {}
+_COMPILED: dict = _executables.executable_memo()
 
 
 def _compiled(fn, *args, **kw):
@@ -179,6 +179,7 @@ def _compiled(fn, *args, **kw):
            tuple((jnp.shape(x), jnp.result_type(x)) if eqx.is_array(x) else ("static", x) for x in leaves))
     if key in _COMPILED:
         return _COMPILED[key], 0.0
+    _executables.make_room()
     t = time.perf_counter()
     _COMPILED[key] = fn.lower(*args, **kw).compile(compiler_options=options)
     return _COMPILED[key], time.perf_counter() - t

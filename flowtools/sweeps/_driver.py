@@ -253,8 +253,8 @@ class _Dispatcher:
     finished point (their kernels come from the persistent cache: only tracing is repeated), else the
     largest group. One point per worker thread is out at once (`depth`): the scheduler hands a queued
     point to whichever worker frees up first, so with two out per worker the second point of a group
-    that is compiling went to the other worker, which compiled it again (9 of the width study's 21
-    groups, about 600 s of worker time). The worker is a hint, never a placement: the scheduler runs the point
+    that is compiling went to the other worker, which compiled it again (6 of the width study's 21
+    groups, about 410 s of worker time). The worker is a hint, never a placement: the scheduler runs the point
     on whichever worker is free, and places it again if that one dies; the worker that ran a point is
     the one whose slot it frees and whose group it sets (`done`).
     """
