@@ -155,7 +155,7 @@ def bench_compile_flow_itinerary_cold(quick):
 def bench_compile_flow_itinerary_cold_series(quick):
     """The width study's tanh problem with the Hermite series against the 96² rule, each in its own fresh
     process with an empty cache, in the same run (series first)."""
-    spec = dict(_SERIES, width=2, d=4) if quick else _SERIES
+    spec = dict(_SERIES, width=2, d=4, tag="tanh_pop_4_4_2") if quick else _SERIES
     out = {}
     for method in ("series", "auto"):
         with tempfile.TemporaryDirectory() as cache:
