@@ -133,6 +133,16 @@ def _fresh_process_args(specs, cache):
     return fresh_process(_SCRIPT, cache, json.dumps(specs))
 
 
+def _each_fresh(specs: dict) -> dict:
+    """Each spec's run in its own fresh process with an empty cache, in order: its `runs` record and load."""
+    out = {}
+    for key, spec in specs.items():
+        with tempfile.TemporaryDirectory() as cache:
+            res, _ = _fresh_process_args([spec], cache)
+        out[key] = dict(res["runs"][0], load=res["load"])
+    return out
+
+
 def bench_compile_flow_itinerary_cold(quick):
     spec = _POPULATION_QUICK if quick else _POPULATION
     with tempfile.TemporaryDirectory() as cache:
@@ -156,13 +166,8 @@ def bench_compile_flow_itinerary_cold_series(quick):
     """The width study's tanh problem with the Hermite series against the 96² rule, each in its own fresh
     process with an empty cache, in the same run (series first)."""
     spec = dict(_SERIES, width=2, d=4, tag="tanh_pop_4_4_2") if quick else _SERIES
-    out = {}
-    for method in ("series", "auto"):
-        with tempfile.TemporaryDirectory() as cache:
-            run = dict(spec, gaussian_method=method, tag=f"{spec['tag']}_{method}")
-            res, _ = _fresh_process_args([run], cache)
-        out[method] = dict(res["runs"][0], load=res["load"])
-    series, base = out["series"], out["auto"]
+    series, base = _each_fresh({m: dict(spec, gaussian_method=m, tag=f"{spec['tag']}_{m}")
+                                for m in ("series", "auto")}).values()
     same = series["first"]["sequence"] == base["first"]["sequence"]
     return dict(
         name="compile_flow_itinerary_cold_series_s", ours_s=series["overhead_wall"],
@@ -185,12 +190,8 @@ def bench_compile_flow_itinerary_cold_host(quick):
     """The cold entry with `itinerary(refine_options=dict(dense_loop="host"))` against the default, each in
     its own fresh process with an empty cache, in the same run (host first)."""
     spec = _POPULATION_QUICK if quick else _POPULATION
-    out = {}
-    for loop in ("host", "compiled"):
-        with tempfile.TemporaryDirectory() as cache:
-            res, _ = _fresh_process_args([dict(spec, refine=dict(dense_loop=loop))], cache)
-        out[loop] = dict(res["runs"][0], load=res["load"])
-    host, base = out["host"], out["compiled"]
+    host, base = _each_fresh({loop: dict(spec, refine=dict(dense_loop=loop))
+                              for loop in ("host", "compiled")}).values()
     same = host["first"]["sequence"] == base["first"]["sequence"]
     return dict(
         name="compile_flow_itinerary_cold_host_s", ours_s=host["overhead_wall"], baseline_s=base["overhead_wall"],
