@@ -3,7 +3,7 @@
 Each compiled or loaded XLA:CPU executable keeps its kernels in memory maps of their own: the width
 study's tanh and softplus groups hold about 6 000 maps each (an itinerary's few dozen kernels, the flow's
 solve and the escape flows, at that group's shapes). Linux bounds the maps of a process
-(`/proc/sys/vm/max_map_count`, 65 530 by default): a sweep worker that had run 14 groups held 61 600, and
+(`/proc/sys/vm/max_map_count`, 65 530 by default): a process that had run 14 groups held 61 600, and
 the next load failed inside LLVM ("Cannot allocate memory", then "Unable to allocate section memory") and
 aborted the process. The package's memos of executables (`_aot.compiled_once`'s `memo` and
 `executable_memo()`) are therefore registered here, and before a new executable is compiled or loaded
