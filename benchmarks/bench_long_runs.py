@@ -6,7 +6,7 @@ the large-problem solver ("rkc") in segments with checkpoints costs against one 
   (0 when the compiled solve is shared) against the first.
 - `rkc_segmented_vs_one_call`: the 64-16-10 digits net (1 210 parameters, where "auto" picks "rkc"; 500
   training images) to t = 100, in segments of about a second (a budget that does not run out), against one
-  uninterrupted call (compiled beforehand). Times are CPU seconds of this process (all threads): on a loaded
+  uninterrupted call (compiled beforehand), the faster of two alternating rounds each. Times are CPU seconds of this process (all threads): on a loaded
   machine they are far steadier than wall times, and the work is the same. Also timed: the same with a
   checkpoint after every segment (each one evaluates L, ‖∇L‖ and the test metrics at all saves so far, and
   writes them), and a run killed by its budget after 64 steps and resumed from disk. The entry checks that
@@ -70,14 +70,17 @@ def bench_rkc_segmented_vs_one_call(quick):
     t1 = 20.0 if quick else 100.0
     tol = dict(rtol=1e-8, atol=1e-10)  # the tolerances of the published figures (not "auto"'s 1e-6 here)
     ft.gradient_flow(problem, theta0, t1 / 100, **tol)  # compile
-    t = time.process_time()
-    one = ft.gradient_flow(problem, theta0, t1, **tol)
-    t_one = time.process_time() - t
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "ck.npz")
+    # Two alternating rounds, the faster of each: one run's CPU time varies by up to 40 % on this machine.
+    t_one = t_seg = np.inf
+    for _ in range(2):
+        t = time.process_time()
+        one = ft.gradient_flow(problem, theta0, t1, **tol)
+        t_one = min(t_one, time.process_time() - t)
         t = time.process_time()
         seg = ft.gradient_flow(problem, theta0, t1, time_limit=1e9, **tol)
-        t_seg = time.process_time() - t
+        t_seg = min(t_seg, time.process_time() - t)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ck.npz")
         t = time.process_time()
         ck = ft.gradient_flow(problem, theta0, t1, time_limit=1e9, checkpoint=path, checkpoint_every=1e-9, **tol)
         t_ck = time.process_time() - t
