@@ -235,9 +235,18 @@ def _price_pair(act_a: Activation, act_b: Activation, na: int, nb: int, n: int |
     by the graded rule (n None), the Hermite series (n "series") or the n² Gauss–Hermite rule."""
     f1, f2 = _derivative(act_a, na), _derivative(act_b, nb)
 
+    def rule(a, b, c11, c12, c22):
+        return _rule_pair(f1, f2, n, a, b, c11, c12, c22, has_bias)
+
+    if n is None or n == "series":
+        # The graded rule holds ~300² nodes per pair and order (and the series' fallback is that rule, which a
+        # batched `lax.cond` runs too): vmapped over states it multiplies that by the batch (150 GB for the
+        # higher-order test's 512 rows at width 7). Map a batch one state at a time instead.
+        rule = jax.custom_batching.sequential_vmap(rule)
+
     @jax.custom_jvp
     def g(a, b, c11, c12, c22):
-        return _rule_pair(f1, f2, n, a, b, c11, c12, c22, has_bias)
+        return rule(a, b, c11, c12, c22)
 
     @g.defjvp
     def g_jvp(primals, tangents):

@@ -2,7 +2,8 @@
 Brea et al. 2023).
 
 Setting (default, `--data population`). Teacher–student regression on the population loss
-L = ½ E_x (f(x; θ) − T(x))², x ~ N(0, I_10), exact (`flowtools.GaussianInputs`): a soft-committee
+L = ½ E_x (f(x; θ) − T(x))², x ~ N(0, I_10), exact (`flowtools.GaussianInputs`: closed forms for erf, the
+Hermite series for softplus and tanh, `--gaussian-method`): a soft-committee
 teacher of k = 4 unit-norm neurons with output weights 1 (`flowtools.sweeps.make_problem`), students
 (10, m, 1) without biases for m = 1 … k + 3, activations erf, softplus and tanh, teacher and student
 sharing the activation. `--data finite` (and `--quick`): x ~ N(0, I_4), k = 2, n = 200 noiseless
@@ -66,6 +67,18 @@ def configurations(settings, seed0: int = 0, data: str = "finite", papers: bool 
     fixed = FIXED_PAPERS if papers else FIXED_POPULATION if data == "population" else FIXED
     return sweeps.grid(activation=settings["activations"], width=list(range(1, k + settings["extra_width"] + 1)),
                        seed=range(seed0, seed0 + settings["seeds"]), teacher_width=k, **fixed)
+
+
+def population_rule(method: str | None, data: str) -> dict:
+    """The configuration keys of the population loss's rule: the Hermite series unless `method` is "auto"
+    (the library's 96² Gauss–Hermite rule, which the store then does not name, as before the series);
+    none for finite data, which refuses a `method`."""
+    if data != "population":
+        if method is not None:
+            raise ValueError("--gaussian-method is a population-loss setting: drop --data finite (and --quick)")
+        return {}
+    method = method or "series"
+    return {} if method == "auto" else dict(gaussian_method=method)
 
 
 def check_store(store, configs, data: str, seed0: int = 0, papers: bool = False) -> None:
@@ -210,10 +223,11 @@ def main(argv=None) -> dict:
                     "part its own --out)")
     ap.add_argument("--papers", action="store_true", help="the papers' setting: population loss, an "
                     "orthonormal teacher (v_j = e_j) and standard initialization w ~ N(0, I/d)")
-    ap.add_argument("--gaussian-method", choices=["auto", "series"], default="auto",
+    ap.add_argument("--gaussian-method", choices=["series", "auto"], default=None,
                     help="the population loss's rule for activations without a closed form (tanh, "
-                    "softplus): 'auto' (the published runs: 96² Gauss–Hermite nodes) or 'series' (the Hermite "
-                    "series of flowtools.GaussianInputs, certified to 1e-12)")
+                    "softplus): 'series' (the default: the Hermite series of flowtools.GaussianInputs, "
+                    "certified to 1e-12) or 'auto' (the library's default, 96² Gauss–Hermite nodes: the rule "
+                    "of the study's table before 2026-12-07)")
     ap.add_argument("--no-run", action="store_true", help="analyse the store as it is (e.g. while a sweep "
                     "is still running on it) without running points")
     args = ap.parse_args(argv)
@@ -231,9 +245,10 @@ def main(argv=None) -> dict:
         settings["activations"] = [a for a in settings["activations"] if a in args.activations]
     workers = args.workers if args.workers is not None else (0 if args.quick else None)
     configs = configurations(settings, args.seed, data, args.papers)
-    rule = {} if args.gaussian_method == "auto" else dict(gaussian_method=args.gaussian_method)
-    if rule and data != "population":
-        ap.error("--gaussian-method is a population-loss setting: drop --data finite (and --quick)")
+    try:
+        rule = population_rule(args.gaussian_method, data)
+    except ValueError as err:
+        ap.error(str(err))
     configs = [dict(c, **rule) for c in configs]
     t0 = time.perf_counter()
     if args.no_run:

@@ -111,3 +111,19 @@ def test_gaussian_method_series_reaches_the_problem_and_refuses_finite_data():
     assert sweep_tasks.make_problem(ws.configurations(ws.FULL, 0, "population")[-1])[0].source.method == "auto"
     with pytest.raises(SystemExit):
         ws.main(["--quick", "--gaussian-method", "series"])
+
+
+def test_population_runs_default_to_the_series_and_auto_keeps_the_earlier_stores():
+    """The population loss's default rule is the Hermite series; "auto" writes the configurations of the
+    stores made before it (no `gaussian_method` key), and finite data takes no rule."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("width_sweep_rule", STUDY)
+    ws = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ws)
+    assert ws.population_rule(None, "population") == {"gaussian_method": "series"}
+    assert ws.population_rule("series", "population") == {"gaussian_method": "series"}
+    assert ws.population_rule("auto", "population") == {}
+    assert ws.population_rule(None, "finite") == {}
+    with pytest.raises(ValueError, match="population-loss setting"):
+        ws.population_rule("auto", "finite")
