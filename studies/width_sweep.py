@@ -99,15 +99,18 @@ def check_store(store, configs, data: str, seed0: int = 0, papers: bool = False)
     for flags, settings, d, pp in (("--quick", QUICK, "finite", False), ("--data finite", FULL_FINITE, "finite", False),
                                    ("--data population", FULL, "population", False),
                                    ("--papers", FULL_PAPERS, "population", True)):
-        if key(stored) == key(configurations(settings, seed0, d, pp)):
-            hint = f" It matches the options {flags}: rerun with them."
+        for method in ((None, "auto") if d == "population" else (None,)):
+            rule = population_rule(method, d)
+            if key(stored) == key([dict(c, **rule) for c in configurations(settings, seed0, d, pp)]):
+                more = f" --gaussian-method {method}" if method else ""
+                hint = f" It matches the options {flags}{more}: rerun with them."
     first = stored[0] if stored else {}
     raise SystemExit(
         f"--no-run: the store {store} holds a sweep of {len(stored)} points (data="
         f"{first.get('data', 'finite')}, teacher_width={first.get('teacher_width')}, activations "
         f"{sorted({c.get('activation') for c in stored})}), not the {len(configs)} points these options "
         f"describe (data={data}); give the options the store was written with (--quick, --data, --seeds, "
-        f"--seed, --activations).{hint}")
+        f"--seed, --activations, --gaussian-method).{hint}")
 
 
 def analyse(store, configs) -> list[dict]:

@@ -127,3 +127,25 @@ def test_population_runs_default_to_the_series_and_auto_keeps_the_earlier_stores
     assert ws.population_rule(None, "finite") == {}
     with pytest.raises(ValueError, match="population-loss setting"):
         ws.population_rule("auto", "finite")
+
+
+def test_no_run_names_the_rule_a_population_store_was_written_with(tmp_path):
+    """A store of the 96² rule (no rule in its configurations, as before the series) checked against the
+    default options is refused with the option that reads it; a series store checked with `auto` likewise."""
+    import importlib.util
+
+    import flowtools as ft
+
+    spec = importlib.util.spec_from_file_location("width_sweep_check", STUDY)
+    ws = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ws)
+    plain = ws.configurations(ws.FULL, 0, "population")
+    series = [dict(c, **ws.population_rule(None, "population")) for c in plain]
+    for written, asked, flags in ((plain, series, "--data population --gaussian-method auto"),
+                                  (series, plain, "--data population:")):
+        store = tmp_path / flags.replace(" ", "_").replace(":", "")
+        store.mkdir()
+        ft.io.write_json(store / "sweep.json", dict(configurations=written))
+        with pytest.raises(SystemExit, match=flags):
+            ws.check_store(store, asked, "population")
+        ws.check_store(store, written, "population")  # the options it was written with pass
