@@ -162,28 +162,35 @@ def bench_compile_flow_itinerary_cold(quick):
              + f"; load average {res['load']:.1f} on 2 cores")
 
 
+def _against(name, tag, ours, base, labels, keys, baseline, detail):
+    """A same-run comparison of two fresh-process runs (`_each_fresh`): `ours` against `base`, each with its
+    first − second-run overhead and `detail(run)`, and whether their visit sequences agree."""
+    same = ours["first"]["sequence"] == base["first"]["sequence"]
+
+    def told(label, r):
+        return f"{label} {r['overhead_wall']:.2f} s wall, {r['overhead_cpu']:.2f} s CPU ({detail(r)})"
+
+    return dict(
+        name=name, ours_s=ours["overhead_wall"], baseline_s=base["overhead_wall"],
+        ratio=ours["overhead_wall"] / base["overhead_wall"], baseline=baseline,
+        extra={keys[0]: ours, keys[1]: base},
+        note=f"{tag}: first − second run, {told(labels[0], ours)} against {told(labels[1], base)}; CPU ratio "
+             f"{ours['overhead_cpu'] / base['overhead_cpu']:.2f}; visit sequence "
+             + ("the same" if same
+                else f"differs: {ours['first']['sequence']} vs {base['first']['sequence']}")
+             + f"; load average {ours['load']:.1f} / {base['load']:.1f} on 2 cores")
+
+
 def bench_compile_flow_itinerary_cold_series(quick):
     """The width study's tanh problem with the Hermite series against the 96² rule, each in its own fresh
     process with an empty cache, in the same run (series first)."""
     spec = dict(_SERIES, width=2, d=4, tag="tanh_pop_4_4_2") if quick else _SERIES
     series, base = _each_fresh({m: dict(spec, gaussian_method=m, tag=f"{spec['tag']}_{m}")
                                 for m in ("series", "auto")}).values()
-    same = series["first"]["sequence"] == base["first"]["sequence"]
-    return dict(
-        name="compile_flow_itinerary_cold_series_s", ours_s=series["overhead_wall"],
-        baseline_s=base["overhead_wall"],
-        ratio=series["overhead_wall"] / base["overhead_wall"],
-        baseline="the default 96² Gauss–Hermite rule in a fresh process of the same run",
-        extra=dict(series=series, gauss_hermite=base),
-        note=f"{spec['tag']}: first − second run, series {series['overhead_wall']:.2f} s wall, "
-             f"{series['overhead_cpu']:.2f} s CPU ({len(series['programs'])} programs; "
-             f"XLA {series['xla_s']:.1f} s) "
-             f"against the 96² rule {base['overhead_wall']:.2f} s wall, {base['overhead_cpu']:.2f} s CPU "
-             f"({len(base['programs'])} programs; XLA {base['xla_s']:.1f} s); CPU ratio "
-             f"{series['overhead_cpu'] / base['overhead_cpu']:.2f}; visit sequence "
-             + ("the same" if same
-                else f"differs: {series['first']['sequence']} vs {base['first']['sequence']}")
-             + f"; load average {series['load']:.1f} / {base['load']:.1f} on 2 cores")
+    return _against("compile_flow_itinerary_cold_series_s", spec["tag"], series, base,
+                    ("series", "the 96² rule"), ("series", "gauss_hermite"),
+                    "the default 96² Gauss–Hermite rule in a fresh process of the same run",
+                    lambda r: f"{len(r['programs'])} programs; XLA {r['xla_s']:.1f} s")
 
 
 def bench_compile_flow_itinerary_cold_host(quick):
@@ -192,20 +199,11 @@ def bench_compile_flow_itinerary_cold_host(quick):
     spec = _POPULATION_QUICK if quick else _POPULATION
     host, base = _each_fresh({loop: dict(spec, refine=dict(dense_loop=loop))
                               for loop in ("host", "compiled")}).values()
-    same = host["first"]["sequence"] == base["first"]["sequence"]
-    return dict(
-        name="compile_flow_itinerary_cold_host_s", ours_s=host["overhead_wall"], baseline_s=base["overhead_wall"],
-        ratio=host["overhead_wall"] / base["overhead_wall"],
-        baseline='the default dense_loop="compiled" in a fresh process of the same run',
-        extra=dict(host=host, compiled=base),
-        note=f"{spec['tag']}: first − second run, dense_loop='host' {host['overhead_wall']:.2f} s wall, "
-             f"{host['overhead_cpu']:.2f} s CPU ({len(host['programs'])} programs; refinement "
-             f"{host['by_part'].get('refinement', {}).get('cpu', 0.0):.1f} s CPU) against 'compiled' "
-             f"{base['overhead_wall']:.2f} s wall, {base['overhead_cpu']:.2f} s CPU ({len(base['programs'])} "
-             f"programs; refinement {base['by_part'].get('refinement', {}).get('cpu', 0.0):.1f} s CPU); "
-             f"CPU ratio {host['overhead_cpu'] / base['overhead_cpu']:.2f}; visit sequence "
-             + ("the same" if same else f"differs: {host['first']['sequence']} vs {base['first']['sequence']}")
-             + f"; load average {host['load']:.1f} / {base['load']:.1f} on 2 cores")
+    return _against("compile_flow_itinerary_cold_host_s", spec["tag"], host, base,
+                    ("dense_loop='host'", "'compiled'"), ("host", "compiled"),
+                    'the default dense_loop="compiled" in a fresh process of the same run',
+                    lambda r: f"{len(r['programs'])} programs; refinement "
+                              f"{r['by_part'].get('refinement', {}).get('cpu', 0.0):.1f} s CPU")
 
 
 def bench_refine_dense_loop_warm(quick):
