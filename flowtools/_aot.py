@@ -30,6 +30,9 @@ Three pitfalls of serialized executables, each handled here:
 - jaxlib binds LAPACK when a program is first lowered; a process that only loads must bind it itself
   (as `jax.export` does), or the first LU factorization jumps to a null pointer.
 
+A solve's entry also lists the entries a process asked for after it (`<entry>.next`), and the next
+process that loads the solve reads those in a background thread while the solve runs (`_read_ahead`).
+
 Entries live in the `aot/` folder of the compilation cache directory, one file per key, written to
 a temporary file and renamed into place; a lock file keeps two processes from serializing the same
 entry at once, and the folder keeps its most recently used `MAX_BYTES`. A file that fails any check on
@@ -64,7 +67,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _cache, _executables, io
+from . import _cache, _executables, _read_ahead, io
 
 #: bumped whenever the file layout or the key's recipe changes
 FORMAT = 1
@@ -234,6 +237,7 @@ class Executable:
 
     def __init__(self, compiled, skeleton):
         self.compiled, self.skeleton = compiled, skeleton
+        self.key = None  # the store's key, for an executable loaded from it
         self.storable, self.why_not = False, None  # set by compile_function
 
     def __call__(self, *args, **kw):
@@ -320,10 +324,12 @@ def untrusted(path: str) -> str | None:
         return None
     except OSError as err:
         return f"it cannot be inspected ({err})"
-    return _not_private(st)
+    return not_private(st)
 
 
-def _not_private(st) -> str | None:
+def not_private(st) -> str | None:
+    """Why a file with `os.stat` result `st` must not be trusted (another owner, writable by group or
+    others), or None."""
     uid = os.getuid() if hasattr(os, "getuid") else None
     if uid is not None and st.st_uid != uid:
         return f"it is owned by uid {st.st_uid}, not by this user (uid {uid})"
@@ -370,32 +376,40 @@ def _initialize_kernels() -> None:
             gpu_solver.initialize_hybrid_kernels()
 
 
-def load(path: str, full_key: str) -> Executable | None:
-    """The entry at `path` if it exists and passes every check; None otherwise (never raises)."""
+def _read_entry(path: str, full_key: str | None) -> Executable | None:
+    """The entry at `path` (None when there is no file), checked against `full_key` (any key when None;
+    the entry's own is `exe.key`). Raises on anything wrong with it."""
     try:
         with open(path, "rb") as fh:
-            why = _not_private(os.fstat(fh.fileno()))  # of the file read, not of a name
+            why = not_private(os.fstat(fh.fileno()))  # of the file read, not of a name
             blob = fh.read()
     except OSError:
         return None
+    if why is not None:
+        raise ValueError(f"the entry is not private: {why}")
+    head = len(_MAGIC)
+    if blob[:head] != _MAGIC or hashlib.sha256(blob[head + 32:]).digest() != blob[head:head + 32]:
+        raise ValueError("bad magic or checksum")
+    entry = pickle.loads(blob[head + 32:])
+    if full_key is not None and entry["key"] != full_key:
+        raise ValueError("another key under the same file name")
+    from jax.experimental import serialize_executable
+    _initialize_kernels()  # an error here (a JAX that moved it) means: compile as usual
+    compiled = serialize_executable.deserialize_and_load(entry["payload"], entry["in_tree"],
+                                                         entry["out_tree"])
     try:
-        if why is not None:
-            raise ValueError(f"the entry is not private: {why}")
-        head = len(_MAGIC)
-        if blob[:head] != _MAGIC or hashlib.sha256(blob[head + 32:]).digest() != blob[head:head + 32]:
-            raise ValueError("bad magic or checksum")
-        entry = pickle.loads(blob[head + 32:])
-        if entry["key"] != full_key:
-            raise ValueError("another key under the same file name")
-        from jax.experimental import serialize_executable
-        _initialize_kernels()  # an error here (a JAX that moved it) means: compile as usual
-        compiled = serialize_executable.deserialize_and_load(entry["payload"], entry["in_tree"],
-                                                             entry["out_tree"])
-        try:
-            os.utime(path)  # recently used: pruned last
-        except OSError:
-            pass
-        return Executable(compiled, entry["skeleton"])
+        os.utime(path)  # recently used: pruned last
+    except OSError:
+        pass
+    exe = Executable(compiled, entry["skeleton"])
+    exe.key = entry["key"]
+    return exe
+
+
+def load(path: str, full_key: str) -> Executable | None:
+    """The entry at `path` if it exists and passes every check; None otherwise (never raises)."""
+    try:
+        return _read_entry(path, full_key)
     except Exception as err:  # noqa: BLE001 - any damage means: compile as usual
         warnings.warn(f"ignoring the compiled-executable cache entry {path} ({type(err).__name__}: "
                       f"{err}); compiling instead", RuntimeWarning, stacklevel=3)
@@ -403,6 +417,15 @@ def load(path: str, full_key: str) -> Executable | None:
             os.unlink(path)  # warn once; the compile that follows writes a new entry if it can
         except OSError:
             pass
+        return None
+
+
+def peek(path: str) -> Executable | None:
+    """The entry at `path` under whatever key it holds, or None; never raises, warns or deletes (for
+    `_read_ahead`'s thread: the caller's `load` reports a damaged entry)."""
+    try:
+        return _read_entry(path, None)
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -470,6 +493,10 @@ def _prune(folder: str, keep: str, limit: int | None = None) -> None:
                 total -= size
             except OSError:
                 pass
+            try:
+                os.unlink(path + ".next")  # its read-ahead list (`_read_ahead`), if it led one
+            except OSError:
+                pass
 
 
 def compiled(fn, args: tuple, kw: dict, fast_compile: bool = True) -> tuple[Executable, str]:
@@ -477,7 +504,8 @@ def compiled(fn, args: tuple, kw: dict, fast_compile: bool = True) -> tuple[Exec
     `fast_compile` is False): loaded from disk when an entry
     with this call's key exists, otherwise compiled (and stored when the persistent cache is on).
     `fn` is a function of flowtools. Returns the executable and where it came from: "loaded",
-    "compiled" (and stored), "compiled, not stored" or "compiled, not cached: <why>"."""
+    "compiled" (and stored), "compiled, not stored" or "compiled, not cached: <why>". A solve's entry
+    (`fast_compile`) leads the read-ahead of the kernels that follow it (`_read_ahead.lead`)."""
     folder = directory()
     full_key = path = None
     if folder is None:
@@ -500,16 +528,28 @@ def compiled(fn, args: tuple, kw: dict, fast_compile: bool = True) -> tuple[Exec
         except (ValueError, TypeError, AttributeError, RecursionError) as err:  # a describe() gap
             reason = f"no key ({type(err).__name__}: {err})"
         else:
-            exe = load(path, full_key)
+            exe = _read_ahead.claim(path, full_key)
+            exe = load(path, full_key) if exe is None else exe
             if exe is not None:
+                _obtained(path, fast_compile)
                 return exe, "loaded"
     exe = compile_function(fn, args, kw, _cache.compiler_options() if fast_compile else {},
                            for_store=path is not None)
     if path is None:
         return exe, f"compiled, not cached: {reason}"
     if store(path, full_key, exe):
+        _obtained(path, fast_compile)
         return exe, "compiled"
     return exe, f"compiled, not stored: {exe.why_not or 'another process is writing it, or it failed'}"
+
+
+def _obtained(path: str, solve: bool) -> None:
+    """A solve's entry leads a group of `_read_ahead`: what followed it last time is read ahead while it
+    runs; any other entry joins the current group's list."""
+    if solve:
+        _read_ahead.lead(path, peek)
+    else:
+        _read_ahead.follow(path)
 
 
 def compiled_once(fn, args: tuple, kw: dict, memo: dict, origins: dict | None = None,
