@@ -14,6 +14,9 @@ solve runs, and each kernel's first call takes its executable from the thread in
 is loaded by the caller as before; one that fails to load in the thread is loaded, and reported, by the
 caller's ordinary path. Nothing is computed differently: the executables are the same files.
 
+At exit the loads not started are cancelled and the one in progress is waited for (`_stop`): a thread
+killed inside XLA's deserialization would abort the process.
+
 A process that runs only flows reads ahead the itinerary kernels of that shape too, when an earlier
 process ran one: a few MB of executables and the other core's time while the flow runs. Set
 `READ_AHEAD = False` to turn it off.
@@ -21,6 +24,7 @@ process ran one: a few MB of executables and the other core's time while the flo
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import os
 import threading
@@ -29,6 +33,8 @@ from . import _executables, io
 
 #: whether loading a solve's entry starts the read-ahead of what followed it last time
 READ_AHEAD = True
+#: how long a call waits for the thread's load of its entry before loading it itself
+CLAIM_TIMEOUT_S = 60.0
 #: the most names a leader's list keeps (an itinerary asks for 10–20 kernels per shape)
 MAX_FOLLOWERS = 48
 #: entries waiting for their first call, by path: futures of `Executable | None`
@@ -38,6 +44,20 @@ _executables.register(_PENDING)  # released with the other executables when memo
 _GROUP: list = []
 #: how many calls took their executable from the read-ahead in this process (tests, benchmarks)
 hits = 0
+#: (thread, its futures) of the read-ahead threads still running
+_THREADS: list = []
+
+
+@atexit.register
+def _stop() -> None:
+    """At exit: cancel the loads not started and wait for the ones in progress. A daemon thread killed
+    inside XLA's deserialization aborts the process ("FATAL: exception not rethrown"; 1 exit in 12 right
+    after a flow that had started a read-ahead)."""
+    for _, futures in _THREADS:
+        for fut in futures:
+            fut.cancel()
+    for thread, _ in _THREADS:
+        thread.join(timeout=60.0)
 
 
 def _list_path(leader: str) -> str:
@@ -78,8 +98,10 @@ def lead(path: str, peek) -> None:
         jobs = [(os.path.join(folder, n), concurrent.futures.Future()) for n in names
                 if os.path.join(folder, n) != path]
         _PENDING.update(jobs)
-        threading.Thread(target=_load_all, args=(jobs, peek), name="flowtools-read-ahead",
-                         daemon=True).start()
+        thread = threading.Thread(target=_load_all, args=(jobs, peek), name="flowtools-read-ahead",
+                                  daemon=True)
+        _THREADS[:] = [tf for tf in _THREADS if tf[0].is_alive()] + [(thread, [fut for _, fut in jobs])]
+        thread.start()
 
 
 def follow(path: str) -> None:
@@ -114,7 +136,10 @@ def claim(path: str, full_key: str):
     fut = _PENDING.pop(path, None)
     if fut is None or fut.cancel():
         return None
-    exe = fut.result()
+    try:
+        exe = fut.result(timeout=CLAIM_TIMEOUT_S)
+    except concurrent.futures.TimeoutError:  # a load that hangs: never wait longer than a compile
+        return None
     if exe is None or getattr(exe, "key", None) != full_key:
         return None
     hits += 1
