@@ -19,7 +19,8 @@ killed inside XLA's deserialization would abort the process.
 
 A process that runs only flows reads ahead the itinerary kernels of that shape too, when an earlier
 process ran one: a few MB of executables and the other core's time while the flow runs. Set
-`READ_AHEAD = False` to turn it off.
+`READ_AHEAD = False`, or `FLOWTOOLS_READ_AHEAD=0` in the environment (which sweep workers inherit), to
+turn it off.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def _stop() -> None:
         thread.join(timeout=60.0)
 
 
+def _on() -> bool:
+    return READ_AHEAD and os.environ.get("FLOWTOOLS_READ_AHEAD", "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
 def _list_path(leader: str) -> str:
     return leader + ".next"
 
@@ -93,7 +99,7 @@ def lead(path: str, peek) -> None:
     _drop_pending()
     names = _read_list(path)
     _GROUP[:] = [path, names]
-    if names and READ_AHEAD:
+    if names and _on():
         folder = os.path.dirname(path)
         jobs = [(os.path.join(folder, n), concurrent.futures.Future()) for n in names
                 if os.path.join(folder, n) != path]

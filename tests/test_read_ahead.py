@@ -126,6 +126,11 @@ def test_read_ahead_can_be_turned_off(cache_dir, minimal_mse, fresh_kernels, mon
     _kernels(minimal_mse)
     monkeypatch.setattr(_read_ahead, "READ_AHEAD", False)
     assert _aot.compiled(fn, args, kw)[1] == "loaded" and not _read_ahead._PENDING
+    monkeypatch.setattr(_read_ahead, "READ_AHEAD", True)
+    monkeypatch.setenv("FLOWTOOLS_READ_AHEAD", "0")  # the switch that sweep workers inherit
+    assert _aot.compiled(fn, args, kw)[1] == "loaded" and not _read_ahead._PENDING
+    monkeypatch.delenv("FLOWTOOLS_READ_AHEAD")
+    assert _aot.compiled(fn, args, kw)[1] == "loaded" and _read_ahead._PENDING
 
 
 def test_pruning_an_entry_removes_its_list(tmp_path):
@@ -166,3 +171,17 @@ def test_exit_waits_for_the_load_in_progress_and_cancels_the_rest(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.glob("*.done")) == ["a-1.exe.done"]
+
+
+def test_sweep_workers_turn_it_off_unless_told(monkeypatch):
+    """Sweep workers keep every core busy, so their read-ahead would only compete with the points."""
+    from flowtools.sweeps import _worker
+
+    monkeypatch.setattr(_worker, "configure_worker", dict)  # its cache and XLA settings are not tested here
+    monkeypatch.delenv("FLOWTOOLS_READ_AHEAD", raising=False)
+    assert _read_ahead._on()
+    _worker.WorkerSetup().setup(worker=None)
+    assert os.environ["FLOWTOOLS_READ_AHEAD"] == "0" and not _read_ahead._on()
+    monkeypatch.setenv("FLOWTOOLS_READ_AHEAD", "1")  # asked for: kept
+    _worker.WorkerSetup().setup(worker=None)
+    assert _read_ahead._on()
