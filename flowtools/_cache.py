@@ -368,10 +368,16 @@ def compilation_cache_dir() -> str | None:
     return jax.config.jax_compilation_cache_dir
 
 
+def switched_off(variable: str) -> bool:
+    """Whether the environment variable `variable` turns a flowtools default off ("0", "false", "no" or
+    "off", any case); unset means on. FLOWTOOLS_CACHE, FLOWTOOLS_READ_AHEAD."""
+    return os.environ.get(variable, "1").strip().lower() in ("0", "false", "no", "off")
+
+
 def _enable_on_import() -> None:
     """Called by `import flowtools`: the cache is on unless FLOWTOOLS_CACHE=0; a user's JAX setting
     wins. A directory that cannot be created leaves the cache off rather than failing the import."""
-    if os.environ.get("FLOWTOOLS_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+    if switched_off("FLOWTOOLS_CACHE"):
         return
     existing = jax.config.jax_compilation_cache_dir
     try:
