@@ -35,7 +35,9 @@ positive half (`fold`): half the work of one product over all nodes.
 For the Gram matrix of one activation (`gram`), R and the five Price derivatives its gradient needs
 (E[σ′σ], E[σ″σ], E[σ′σ′], …; Price 1958) come from one evaluation of σ, σ′, σ″ at the nodes, one
 coefficient pass and one table of ρ^k, with one `lax.cond` on all six bounds (`gram_set`); the Hessian
-takes one more evaluation, of the orders up to four.
+takes one more evaluation, of the orders up to four. For an odd σ (tanh, erf) without biases, σ^(r) has the
+parity of r + 1: half its coefficients vanish, M^(r,s) = 0 when r + s is odd, and the positive nodes suffice
+(`gram_values_odd`: half the evaluations and products, the zeros exact).
 """
 
 from __future__ import annotations
@@ -172,10 +174,13 @@ def pair_terms(f1, f2, a, b, c11, c12, c22, level):
 # activation at the nodes and one matrix product for the coefficients, and the table of ρ^k is built once;
 # the JVP needs the orders (r, s) … (r + 2, s + 2) at once (Price's theorem), so it asks for them together.
 
-def gram_values(derivative, act, pairs, a, C, level=LEVELS[0]):
+def gram_values(derivative, act, pairs, a, C, level=LEVELS[0], odd=False):
     """([M^(r,s) for (r, s) in pairs], ok) at one level; ok when every slope is within the level's limit and
     every off-diagonal tail bound within TOLERANCE of √(E[(σ^(r))²] E[(σ^(s))²]). `derivative(act, r)` is
-    σ^(r) as an elementwise function."""
+    σ^(r) as an elementwise function. `odd`: σ is odd and every mean a is 0, so σ^(r)(−x) = (−1)^(r+1) σ^(r)(x)
+    (`gram_values_odd`)."""
+    if odd:
+        return gram_values_odd(derivative, act, pairs, C, level)
     terms, panel, slope_limit = level
     z, w, _ = half_basis(terms, panel)
     n, h = C.shape[0], z.size
@@ -208,12 +213,59 @@ def gram_values(derivative, act, pairs, a, C, level=LEVELS[0]):
     return out, ok
 
 
-def _first_level(derivative, act, pairs, a, C, otherwise):
+def gram_values_odd(derivative, act, pairs, C, level):
+    """`gram_values` for an odd σ and zero means. σ^(r) then has the parity of r + 1, so its coefficients
+    c_k vanish for k of the other parity, M^(r,s) vanishes when r + s is odd (E[σ^(r)(u)σ^(s)(v)] changes sign
+    under (u, v) → (−u, −v)), and the 1-D rule needs the positive nodes only: half the evaluations and half
+    the products of `gram_values`."""
+    terms, panel, slope_limit = level
+    z, w, g = half_basis(terms, panel)
+    n = C.shape[0]
+    c = jnp.diagonal(C)
+    u = jnp.sqrt(jnp.maximum(c, 0.0))[:, None] * z
+    orders = sorted({o for pair in pairs for o in pair})
+    values = {o: derivative(act, o)(u) for o in orders}
+    # c_k = 2 Σ_{z⁺} G⁺[j, k] σ^(r)(z_j) for k of the parity of r + 1 (and 0 otherwise): the odd functions in one
+    # product with the odd columns, the even ones in one with the even columns.
+    kinds = {0: [o for o in orders if o % 2 == 0], 1: [o for o in orders if o % 2 == 1]}
+    coef = {}
+    for parity, group in kinds.items():
+        if group:
+            prod = (2.0 * jnp.concatenate([values[o] for o in group])) @ g[:, 1 - parity::2]
+            coef.update({o: prod[i * n:(i + 1) * n] for i, o in enumerate(group)})
+    # Every 1-D mean in one product: E[σ^(r)σ^(s)] = 2 Σ_{z⁺} w_j σ^(r)(z_j) σ^(s)(z_j) when r + s is even.
+    squares = sorted({(o, o) for o in orders} | {tuple(sorted(p)) for p in pairs if sum(p) % 2 == 0})
+    means = (2.0 * jnp.stack([values[r] * values[s] for r, s in squares])) @ w
+    means = dict(zip(squares, means))
+    energy = {o: means[o, o] for o in orders}
+    tail = {o: jnp.maximum(energy[o] - jnp.sum(coef[o] * coef[o], axis=-1), 0.0) + ROUNDOFF * energy[o]
+            for o in orders}
+    off = ~np.eye(n, dtype=bool)
+    rho = jnp.where(off, correlation(c[:, None], C, c[None, :]), 0.0)
+    reach = jnp.abs(rho) ** (terms + 1)
+    tables = {}
+    ok = jnp.all(c <= slope_limit**2)
+    out = []
+    for r, s in pairs:
+        if (r + s) % 2:
+            out.append(jnp.zeros_like(C))  # exactly: the integrand is odd
+            continue
+        parity = 1 - r % 2   # the parity of the k that carry σ^(r)'s coefficients
+        if parity not in tables:   # ρ^k for k = parity, parity + 2, …
+            tables[parity] = powers(rho * rho, coef[r].shape[-1]) * (rho[..., None] if parity else 1.0)
+        bound = reach * jnp.sqrt(tail[r][:, None] * tail[s][None, :])
+        ok &= jnp.all(bound <= TOLERANCE * jnp.sqrt(energy[r][:, None] * energy[s][None, :]))
+        value = jnp.sum(tables[parity] * coef[r][:, None, :] * coef[s][None, :, :], axis=-1)
+        out.append(jnp.where(off, value, jnp.diag(means[tuple(sorted((r, s)))])))
+    return out, ok
+
+
+def _first_level(derivative, act, pairs, a, C, otherwise, odd=False):
     """`gram_values` at the first of LEVELS that passes, else `otherwise()`; only the branch taken runs."""
     result = otherwise
     for level in reversed(LEVELS):
         def attempt(level=level, otherwise=result):
-            values, ok = gram_values(derivative, act, pairs, a, C, level)
+            values, ok = gram_values(derivative, act, pairs, a, C, level, odd)
             return jax.lax.cond(ok, lambda: tuple(values), otherwise)
         result = attempt
     return result()
@@ -243,7 +295,12 @@ def gram_set(derivative, fallback, act, has_bias: bool, pairs: tuple):
     # order included (19.6 GiB for a width-3 flow's states): map the batch instead, so each state runs one.
     @jax.custom_batching.sequential_vmap
     def evaluate(a, C):
-        return _first_level(derivative, act, pairs, a, C, lambda: tuple(fallback(act, has_bias, pairs, a, C)))
+        # For an odd σ and zero means, M^(r,s) = 0 when r + s is odd (`gram_values_odd`): exactly, on every branch.
+        odd = act.odd and not has_bias
+        live = tuple(p for p in pairs if not (odd and sum(p) % 2))
+        values = dict(zip(live, _first_level(derivative, act, live, a, C,
+                                             lambda: tuple(fallback(act, has_bias, live, a, C)), odd) if live else ()))
+        return tuple(values[p] if p in values else jnp.zeros_like(C) for p in pairs)
 
     @jax.custom_jvp
     def m(a, C):

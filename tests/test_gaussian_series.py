@@ -297,3 +297,87 @@ def test_hessian_orders_at_a_unit_on_another_take_k511_and_match_the_graded_rule
     for (r, s), m, m0 in zip(pairs, got, ref):
         scale = np.sqrt(energy[r][:, None] * energy[s][None, :])
         assert np.max(np.abs(np.asarray(m - m0)) / scale) < 1e-13, (r, s)
+
+
+@pytest.mark.parametrize("act", ["tanh", "erf"])
+def test_odd_units_without_biases_take_the_parity_path(act):
+    # An odd σ with zero means: the parity path (positive nodes only, the coefficients of one parity, exact
+    # zeros where r + s is odd) against the general path on the same nodes, at random directions (K = 31),
+    # with aligned units (K = 255) and for the Hessian's orders at a unit on another (K = 511).
+    A = get_activation(act)
+    assert A.odd
+    first = _hermite_series.price_closure(((0, 0),))
+    second = _hermite_series.price_closure(first)
+    rng = np.random.default_rng(4)
+    W = rng.normal(size=(3, 10))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    W[1] = 1.1 * W[0] + 1e-3 * W[2]
+    near = jnp.asarray(W @ W.T)
+    cases = [(first, _gram_inputs(3, False)[1]), (first, _gram_inputs(3, True)[1]), (second, near)]
+    for pairs, C in cases:
+        a = jnp.zeros(C.shape[0])
+        for level in _hermite_series.LEVELS:
+            got, ok = _hermite_series.gram_values(gaussian._derivative, A, pairs, a, C, level, odd=True)
+            ref, ok_ref = _hermite_series.gram_values(gaussian._derivative, A, pairs, a, C, level)
+            assert bool(ok) == bool(ok_ref), (pairs, level)
+            energy = {r: np.asarray(_graded_rule.mean(lambda u, r=r: gaussian._derivative(A, r)(u) ** 2,
+                                                      a, jnp.diagonal(C))) for r in range(5)}
+            for (r, s), m, m0 in zip(pairs, got, ref):
+                if (r + s) % 2:
+                    assert not np.any(np.asarray(m)), (r, s)  # exactly 0: the integrand is odd
+                scale = np.sqrt(energy[r][:, None] * energy[s][None, :])
+                assert np.max(np.abs(np.asarray(m - m0)) / scale) < 1e-15, (level, r, s)
+
+
+def test_parity_path_against_mpmath():
+    # Two tanh units without biases, v = λu (ρ = ±1: a 1-D integral) and a third orthogonal to both
+    # (ρ = 0, where E[σ(u)σ(w)] = E[σ(u)]E[σ(w)] = 0 for an odd σ): the matrices R and ∇R use, from the
+    # bundle the loss calls, against mpmath at 25 digits.
+    A = get_activation("tanh")
+    pairs = _hermite_series.price_closure(((0, 0),))
+    W = np.array([[0.8, 0.0, 0.0], [-1.2, 0.0, 0.0], [0.0, 0.9, 0.3]])
+    C = jnp.asarray(W @ W.T)
+    got = dict(zip(pairs, jax.jit(_hermite_series.gram_set(gaussian._derivative, gaussian._gram_pairs, A, False,
+                                                           pairs))(jnp.zeros(3), C)))
+    d = [mp.tanh, lambda x: 1 - mp.tanh(x) ** 2, lambda x: -2 * mp.tanh(x) * (1 - mp.tanh(x) ** 2)]
+    norms = np.linalg.norm(W, axis=1) * np.sign(W[:, 0] + W[:, 1])
+    for (r, s), m in got.items():
+        for i, j in [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (2, 2)]:
+            if i == 2 and j == 2 or i != j and 2 in (i, j):
+                ref = _mp_mean(lambda z: d[r](norms[i] * z) * d[s](norms[j] * z)) if i == j else \
+                    _mp_mean(lambda z: d[r](norms[i] * z)) * _mp_mean(lambda z: d[s](norms[j] * z))
+            else:
+                ref = _mp_mean(lambda z: d[r](norms[i] * z) * d[s](norms[j] * z))
+            assert abs(float(m[i, j]) - ref) < 2e-15, (r, s, i, j)
+
+
+@pytest.mark.parametrize("k, d", [(4, 10), (20, 200)])
+def test_covariance_derivatives(k, d):
+    # C = W Wᵀ with its own JVP (the transpose one product): first and second derivatives, forward and
+    # reverse, against finite differences; small shapes as a fused broadcast, large ones as a product.
+    from jax.test_util import check_grads
+
+    W = jnp.asarray(np.random.default_rng(0).normal(size=(k, d)))
+    assert (k * k * d > gaussian._OUTER_FUSED_MAX) == (k == 20)
+    ref = np.asarray(W) @ np.asarray(W).T
+    assert np.max(np.abs(np.asarray(gaussian._covariance(W)) - ref)) < 1e-14 * np.max(np.abs(ref))
+    check_grads(gaussian._covariance, (W,), order=2, modes=("fwd", "rev"), eps=1e-4)
+
+
+def test_tanh_population_hessian_without_biases_against_finite_differences():
+    # The parity path and the covariance's JVP under forward-over-reverse: the Hessian of R for a 5-3-1
+    # tanh student without biases against central differences of ∇R, and ∇R against the graded rule.
+    d = 5
+    T, S = ft.MLP((d, 2, 1), "tanh", bias=False), ft.MLP((d, 3, 1), "tanh", bias=False)
+    tt, th = T.init(0, scale=d**-0.5), jnp.asarray(S.init(1, scale=d**-0.5))
+    risk = lambda x, m="series": gaussian.population_risk(S, x, T, tt, method=m)  # noqa: E731
+    assert gaussian.population_rule(S, th, T, tt, method="series").startswith("series")
+    grad = jax.jit(jax.grad(risk))
+    g_ref = np.asarray(jax.jit(jax.grad(lambda x: risk(x, "graded")))(th))
+    assert np.max(np.abs(np.asarray(grad(th)) - g_ref)) < 1e-14 * np.max(np.abs(g_ref))
+    hess = np.asarray(jax.jit(jax.hessian(risk))(th))
+    h = 1e-5
+    fd2 = np.array([(np.asarray(grad(th + h * e)) - np.asarray(grad(th - h * e))) / (2 * h)
+                    for e in np.eye(th.size)])
+    assert np.all(np.isfinite(hess)) and np.max(np.abs(hess - fd2)) < 1e-8 * max(1.0, np.max(np.abs(hess)))
+    assert np.max(np.abs(hess - hess.T)) < 1e-13 * np.max(np.abs(hess))
