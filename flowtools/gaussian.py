@@ -559,35 +559,9 @@ def _series_gram(act, W, b, n, method, has_bias):
     """The k × k matrix E[σ(u_i)σ(u_j)], u = Wx + b, by the Hermite series: the coefficients once per neuron,
     the diagonal E[σ(u_i)²] by a 1-D rule, where the series would need the most terms (ρ = 1); R and its
     Price derivatives from one evaluation at the first level (`_hermite_series.gram`), else `_gram_pairs`."""
-    return _hermite_series.gram(_derivative, _gram_pairs, act, has_bias, 0, 0)(b, _covariance(W))
-
-
-@jax.custom_jvp
-def _covariance(W):
-    """C = W Wᵀ, its diagonal the exact row sums ‖w_i‖²."""
-    return jnp.where(np.eye(W.shape[0], dtype=bool), jnp.sum(W * W, axis=1), _outer(W, W))
-
-
-def _outer(A, B):
-    """A Bᵀ; for a few neurons as a broadcast product and sum, which XLA fuses with its neighbours, where a
-    matrix-product kernel costs more in its call than in its arithmetic (and its transpose, contracting over
-    rows, more again)."""
-    if A.shape[0] * B.shape[0] * A.shape[1] > _OUTER_FUSED_MAX:
-        return A @ B.T
-    return jnp.sum(A[:, None, :] * B[None, :, :], axis=-1)
-
-
-#: The largest k₁·k₂·d that `_outer` forms as a broadcast product (16 neurons at d = 256).
-_OUTER_FUSED_MAX = 1 << 16
-
-
-@_covariance.defjvp
-def _covariance_jvp(primals, tangents):
-    # dC = P + Pᵀ with P = dW Wᵀ: its transpose is one product, (C̄ + C̄ᵀ) W, where the two factors of W Wᵀ
-    # would give two.
-    (W,), (dW,) = primals, tangents
-    P = _outer(dW, W)
-    return _covariance(W), P + P.T
+    k = W.shape[0]
+    C = jnp.where(np.eye(k, dtype=bool), jnp.sum(W * W, axis=1), W @ W.T)
+    return _hermite_series.gram(_derivative, _gram_pairs, act, has_bias, 0, 0)(b, C)
 
 
 def _gram_pairs(act, has_bias, pairs, a, C):
@@ -622,7 +596,7 @@ def _series_terms_joint(act, Ws, bs, Vs, Wt, bt, Vt, n, method, has_bias):
     ks = Ws.shape[0]
     P = _series_gram(act, jnp.concatenate([Ws, Wt]), jnp.concatenate([bs, bt]), n, method, has_bias)
     V = jnp.concatenate([Vs, Vt], axis=1)
-    G = _outer(V.T, V.T) * P
+    G = (V.T @ V) * P
     return jnp.sum(G[:ks, :ks]), jnp.sum(G[:ks, ks:]), jnp.sum(G[ks:, ks:])
 
 

@@ -351,22 +351,9 @@ def test_parity_path_against_mpmath():
             assert abs(float(m[i, j]) - ref) < 2e-15, (r, s, i, j)
 
 
-@pytest.mark.parametrize("k, d", [(4, 10), (20, 200)])
-def test_covariance_derivatives(k, d):
-    # C = W Wᵀ with its own JVP (the transpose one product): first and second derivatives, forward and
-    # reverse, against finite differences; small shapes as a fused broadcast, large ones as a product.
-    from jax.test_util import check_grads
-
-    W = jnp.asarray(np.random.default_rng(0).normal(size=(k, d)))
-    assert (k * k * d > gaussian._OUTER_FUSED_MAX) == (k == 20)
-    ref = np.asarray(W) @ np.asarray(W).T
-    assert np.max(np.abs(np.asarray(gaussian._covariance(W)) - ref)) < 1e-14 * np.max(np.abs(ref))
-    check_grads(gaussian._covariance, (W,), order=2, modes=("fwd", "rev"), eps=1e-4)
-
-
 def test_tanh_population_hessian_without_biases_against_finite_differences():
-    # The parity path and the covariance's JVP under forward-over-reverse: the Hessian of R for a 5-3-1
-    # tanh student without biases against central differences of ∇R, and ∇R against the graded rule.
+    # The parity path under forward-over-reverse: the Hessian of R for a 5-3-1 tanh student without biases
+    # against central differences of ∇R, and ∇R against the graded rule.
     d = 5
     T, S = ft.MLP((d, 2, 1), "tanh", bias=False), ft.MLP((d, 3, 1), "tanh", bias=False)
     tt, th = T.init(0, scale=d**-0.5), jnp.asarray(S.init(1, scale=d**-0.5))
