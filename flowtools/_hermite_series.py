@@ -35,7 +35,7 @@ positive half (`fold`): half the work of one product over all nodes.
 For the Gram matrix of one activation (`gram`), R and the five Price derivatives its gradient needs
 (E[σ′σ], E[σ″σ], E[σ′σ′], …; Price 1958) come from one evaluation of σ, σ′, σ″ at the nodes, one
 coefficient pass and one table of ρ^k, with one `lax.cond` on all six bounds (`gram_set`); the Hessian
-takes one more evaluation, of the orders up to four. For an odd σ (tanh, erf) without biases, σ^(r) has the
+takes one more evaluation, of the orders up to four. For an odd σ (tanh) without biases, σ^(r) has the
 parity of r + 1: half its coefficients vanish, M^(r,s) = 0 when r + s is odd, and the positive nodes suffice
 (`gram_values_odd`: half the evaluations and products, the zeros exact).
 """
@@ -177,8 +177,8 @@ def pair_terms(f1, f2, a, b, c11, c12, c22, level):
 def gram_values(derivative, act, pairs, a, C, level=LEVELS[0], odd=False):
     """([M^(r,s) for (r, s) in pairs], ok) at one level; ok when every slope is within the level's limit and
     every off-diagonal tail bound within TOLERANCE of √(E[(σ^(r))²] E[(σ^(s))²]). `derivative(act, r)` is
-    σ^(r) as an elementwise function. `odd`: σ is odd and every mean a is 0, so σ^(r)(−x) = (−1)^(r+1) σ^(r)(x)
-    (`gram_values_odd`)."""
+    σ^(r) as an elementwise function. `odd`: σ is odd and every mean a is 0, so that
+    σ^(r)(−x) = (−1)^(r+1) σ^(r)(x) (`gram_values_odd`)."""
     if odd:
         return gram_values_odd(derivative, act, pairs, C, level)
     terms, panel, slope_limit = level
@@ -197,27 +197,14 @@ def gram_values(derivative, act, pairs, a, C, level=LEVELS[0], odd=False):
         return (x[:, :h] * y[:, :h] + x[:, h:] * y[:, h:]) @ w
 
     energy = {o: mean(values[o], values[o]) for o in orders}
-    tail = {o: jnp.maximum(energy[o] - jnp.sum(coef[o] * coef[o], axis=-1), 0.0) + ROUNDOFF * energy[o]
-            for o in orders}
-    off = ~np.eye(n, dtype=bool)
-    rho = jnp.where(off, correlation(c[:, None], C, c[None, :]), 0.0)
-    table = powers(rho, terms + 1)
-    reach = jnp.abs(rho) ** (terms + 1)
-    ok = jnp.all(c <= slope_limit**2)
-    out = []
-    for r, s in pairs:
-        bound = reach * jnp.sqrt(tail[r][:, None] * tail[s][None, :])
-        ok &= jnp.all(bound <= TOLERANCE * jnp.sqrt(energy[r][:, None] * energy[s][None, :]))
-        value = jnp.sum(table * coef[r][:, None, :] * coef[s][None, :, :], axis=-1)
-        out.append(jnp.where(off, value, jnp.diag(mean(values[r], values[s]))))
-    return out, ok
+    return _series_matrices(pairs, coef, energy, lambda r, s: mean(values[r], values[s]), C, c, level)
 
 
 def gram_values_odd(derivative, act, pairs, C, level):
     """`gram_values` for an odd σ and zero means. σ^(r) then has the parity of r + 1, so its coefficients
-    c_k vanish for k of the other parity, M^(r,s) vanishes when r + s is odd (E[σ^(r)(u)σ^(s)(v)] changes sign
-    under (u, v) → (−u, −v)), and the 1-D rule needs the positive nodes only: half the evaluations and half
-    the products of `gram_values`."""
+    c_k vanish for k of the other parity, M^(r,s) vanishes when r + s is odd (E[σ^(r)(u)σ^(s)(v)] changes
+    sign under (u, v) → (−u, −v)), and the 1-D rule needs the positive nodes only: half the evaluations and
+    half the products of `gram_values`."""
     terms, panel, slope_limit = level
     z, w, g = half_basis(terms, panel)
     n = C.shape[0]
@@ -225,38 +212,48 @@ def gram_values_odd(derivative, act, pairs, C, level):
     u = jnp.sqrt(jnp.maximum(c, 0.0))[:, None] * z
     orders = sorted({o for pair in pairs for o in pair})
     values = {o: derivative(act, o)(u) for o in orders}
-    # c_k = 2 Σ_{z⁺} G⁺[j, k] σ^(r)(z_j) for k of the parity of r + 1 (and 0 otherwise): the odd functions in one
-    # product with the odd columns, the even ones in one with the even columns.
-    kinds = {0: [o for o in orders if o % 2 == 0], 1: [o for o in orders if o % 2 == 1]}
+    # c_k = 2 Σ_{z⁺} G⁺[j, k] σ^(r)(z_j) for k of the parity of r + 1 (and 0 otherwise): the odd functions in
+    # one product with the odd columns, the even ones in one with the even columns.
     coef = {}
-    for parity, group in kinds.items():
+    for parity in (0, 1):
+        group = [o for o in orders if o % 2 == parity]
         if group:
             prod = (2.0 * jnp.concatenate([values[o] for o in group])) @ g[:, 1 - parity::2]
             coef.update({o: prod[i * n:(i + 1) * n] for i, o in enumerate(group)})
     # Every 1-D mean in one product: E[σ^(r)σ^(s)] = 2 Σ_{z⁺} w_j σ^(r)(z_j) σ^(s)(z_j) when r + s is even.
     squares = sorted({(o, o) for o in orders} | {tuple(sorted(p)) for p in pairs if sum(p) % 2 == 0})
-    means = (2.0 * jnp.stack([values[r] * values[s] for r, s in squares])) @ w
-    means = dict(zip(squares, means))
+    means = dict(zip(squares, (2.0 * jnp.stack([values[r] * values[s] for r, s in squares])) @ w))
     energy = {o: means[o, o] for o in orders}
+    return _series_matrices(pairs, coef, energy, lambda r, s: means[tuple(sorted((r, s)))], C, c, level,
+                            odd=True)
+
+
+def _series_matrices(pairs, coef, energy, diagonal, C, c, level, odd=False):
+    """([M^(r,s) for (r, s) in pairs], ok) from each order's coefficients `coef[r]` and E[(σ^(r))²]
+    `energy[r]` (per neuron) and the 1-D means `diagonal(r, s)`: the series off the diagonal, with each
+    pair's tail bound. `odd`: the coefficients hold only the k of σ^(r)'s parity (`gram_values_odd`), and
+    pairs with r + s odd are exactly 0."""
+    terms, _, slope_limit = level
     tail = {o: jnp.maximum(energy[o] - jnp.sum(coef[o] * coef[o], axis=-1), 0.0) + ROUNDOFF * energy[o]
-            for o in orders}
-    off = ~np.eye(n, dtype=bool)
+            for o in energy}
+    off = ~np.eye(C.shape[0], dtype=bool)
     rho = jnp.where(off, correlation(c[:, None], C, c[None, :]), 0.0)
+    # ρ^k for the k that carry the coefficients: all of them, or those of one parity (from ρ²)
+    tables = {} if odd else {None: powers(rho, terms + 1)}
     reach = jnp.abs(rho) ** (terms + 1)
-    tables = {}
     ok = jnp.all(c <= slope_limit**2)
     out = []
     for r, s in pairs:
-        if (r + s) % 2:
+        if odd and (r + s) % 2:
             out.append(jnp.zeros_like(C))  # exactly: the integrand is odd
             continue
-        parity = 1 - r % 2   # the parity of the k that carry σ^(r)'s coefficients
-        if parity not in tables:   # ρ^k for k = parity, parity + 2, …
+        parity = 1 - r % 2 if odd else None
+        if parity not in tables:
             tables[parity] = powers(rho * rho, coef[r].shape[-1]) * (rho[..., None] if parity else 1.0)
         bound = reach * jnp.sqrt(tail[r][:, None] * tail[s][None, :])
         ok &= jnp.all(bound <= TOLERANCE * jnp.sqrt(energy[r][:, None] * energy[s][None, :]))
         value = jnp.sum(tables[parity] * coef[r][:, None, :] * coef[s][None, :, :], axis=-1)
-        out.append(jnp.where(off, value, jnp.diag(means[tuple(sorted((r, s)))])))
+        out.append(jnp.where(off, value, jnp.diag(diagonal(r, s))))
     return out, ok
 
 
@@ -295,11 +292,14 @@ def gram_set(derivative, fallback, act, has_bias: bool, pairs: tuple):
     # order included (19.6 GiB for a width-3 flow's states): map the batch instead, so each state runs one.
     @jax.custom_batching.sequential_vmap
     def evaluate(a, C):
-        # For an odd σ and zero means, M^(r,s) = 0 when r + s is odd (`gram_values_odd`): exactly, on every branch.
+        # For an odd σ and zero means, M^(r,s) = 0 when r + s is odd (`gram_values_odd`): exactly, on every
+        # branch, the graded fallback included.
         odd = act.odd and not has_bias
         live = tuple(p for p in pairs if not (odd and sum(p) % 2))
-        values = dict(zip(live, _first_level(derivative, act, live, a, C,
-                                             lambda: tuple(fallback(act, has_bias, live, a, C)), odd) if live else ()))
+        values = {}
+        if live:
+            fell_back = lambda: tuple(fallback(act, has_bias, live, a, C))  # noqa: E731
+            values = dict(zip(live, _first_level(derivative, act, live, a, C, fell_back, odd)))
         return tuple(values[p] if p in values else jnp.zeros_like(C) for p in pairs)
 
     @jax.custom_jvp

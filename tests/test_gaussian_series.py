@@ -337,16 +337,15 @@ def test_parity_path_against_mpmath():
     pairs = _hermite_series.price_closure(((0, 0),))
     W = np.array([[0.8, 0.0, 0.0], [-1.2, 0.0, 0.0], [0.0, 0.9, 0.3]])
     C = jnp.asarray(W @ W.T)
-    got = dict(zip(pairs, jax.jit(_hermite_series.gram_set(gaussian._derivative, gaussian._gram_pairs, A, False,
-                                                           pairs))(jnp.zeros(3), C)))
+    bundle = _hermite_series.gram_set(gaussian._derivative, gaussian._gram_pairs, A, False, pairs)
+    got = dict(zip(pairs, jax.jit(bundle)(jnp.zeros(3), C)))
     d = [mp.tanh, lambda x: 1 - mp.tanh(x) ** 2, lambda x: -2 * mp.tanh(x) * (1 - mp.tanh(x) ** 2)]
     norms = np.linalg.norm(W, axis=1) * np.sign(W[:, 0] + W[:, 1])
     for (r, s), m in got.items():
         for i, j in [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (2, 2)]:
-            if i == 2 and j == 2 or i != j and 2 in (i, j):
-                ref = _mp_mean(lambda z: d[r](norms[i] * z) * d[s](norms[j] * z)) if i == j else \
-                    _mp_mean(lambda z: d[r](norms[i] * z)) * _mp_mean(lambda z: d[s](norms[j] * z))
-            else:
+            if i != j and 2 in (i, j):  # independent units
+                ref = _mp_mean(lambda z: d[r](norms[i] * z)) * _mp_mean(lambda z: d[s](norms[j] * z))
+            else:  # one unit, or two on one line
                 ref = _mp_mean(lambda z: d[r](norms[i] * z) * d[s](norms[j] * z))
             assert abs(float(m[i, j]) - ref) < 2e-15, (r, s, i, j)
 

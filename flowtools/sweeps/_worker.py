@@ -44,7 +44,8 @@ def configure_worker() -> dict:
     from .. import _cache
 
     # The persistent compilation cache: each worker (and each rerun) loads what another compiled.
-    cache = None if _cache.switched_off("FLOWTOOLS_CACHE") else _cache.enable_compilation_cache(_cache.compilation_cache_dir())
+    cache = (None if _cache.switched_off("FLOWTOOLS_CACHE")
+             else _cache.enable_compilation_cache(_cache.compilation_cache_dir()))
 
     return dict(single_thread=single, x64=bool(jax.config.jax_enable_x64), cache=cache)
 
