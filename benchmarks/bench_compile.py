@@ -79,9 +79,11 @@ def part():
             return name
     return "other"
 
-def timed_compile(fn, *args, **kw):
+extra_options = {}  # XLA options added to every program's (a spec's "xla_options")
+
+def timed_compile(fn, args, kw, compiler_options, *rest, **kwrest):
     wall, cpu = time.perf_counter(), time.process_time()
-    exe = _compile_function(fn, *args, **kw)
+    exe = _compile_function(fn, args, kw, dict(compiler_options, **extra_options), *rest, **kwrest)
     compiles.append(dict(kernel=f"{fn.__module__}.{fn.__qualname__}", part=part(),
                          wall=time.perf_counter() - wall, cpu=time.process_time() - cpu))
     return exe
@@ -102,6 +104,8 @@ runs = []
 for spec in json.loads(sys.argv[1]):
     spec = dict(spec)
     seed, tag, refine = spec.pop("seed"), spec.pop("tag"), spec.pop("refine", None)
+    extra_options.clear()
+    extra_options.update(spec.pop("xla_options", {}))
     if _read_ahead is not None:
         _read_ahead.READ_AHEAD = spec.pop("read_ahead", True)
     problem = ft.problems.teacher_student(**spec)
@@ -214,6 +218,33 @@ def bench_compile_flow_itinerary_cold_host(quick):
                     'the default dense_loop="compiled" in a fresh process of the same run',
                     lambda r: f"{len(r['programs'])} programs; refinement "
                               f"{r['by_part'].get('refinement', {}).get('cpu', 0.0):.1f} s CPU")
+
+
+#: LLVM's optimization level for every program of the cold entry (XLA's default is 2).
+_LLVM_LEVELS = {"default": {}, "O1": {"xla_backend_optimization_level": 1},
+                "O0": {"xla_backend_optimization_level": 0}}
+
+
+def bench_compile_flow_itinerary_cold_llvm(quick):
+    """The cold entry with every program compiled at LLVM -O1 and -O0 against XLA's default, each in its
+    own fresh process with an empty cache, in the same run: how much of the cold cost LLVM's optimization
+    is, and whether the visits keep their labels (the bits of every program move)."""
+    spec = _POPULATION_QUICK if quick else _POPULATION
+    runs = _each_fresh({k: dict(spec, xla_options=v, tag=f"{spec['tag']}_{k}")
+                        for k, v in _LLVM_LEVELS.items()})
+    base = runs["default"]
+
+    def told(key):
+        r = runs[key]
+        return (f"{key} {r['overhead_wall']:.2f} s wall, {r['overhead_cpu']:.2f} s CPU, warm run "
+                f"{r['again']['wall']:.2f} s, visits {r['first']['sequence']}")
+
+    return dict(
+        name="compile_flow_itinerary_cold_llvm_s", ours_s=runs["O0"]["overhead_wall"],
+        baseline_s=base["overhead_wall"], ratio=runs["O0"]["overhead_wall"] / base["overhead_wall"],
+        baseline="XLA's default LLVM level (2) in a fresh process of the same run",
+        extra=runs, note=f"{spec['tag']}: first − second run, " + "; ".join(told(k) for k in runs)
+        + f"; load average {max(r['load'] for r in runs.values()):.1f} on 2 cores")
 
 
 def bench_refine_dense_loop_warm(quick):
@@ -387,7 +418,7 @@ def main(argv=None):
 # keep `make bench` within its 10 minutes; `--only compile_flow_itinerary_cold` runs it alone.
 BENCHMARKS = [bench_compile_worker_shape_change]
 FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold, bench_compile_flow_itinerary_cold_host,
-                   bench_compile_flow_itinerary_cold_series,
+                   bench_compile_flow_itinerary_cold_series, bench_compile_flow_itinerary_cold_llvm,
                    bench_refine_dense_loop_warm]
 
 
