@@ -25,6 +25,13 @@ CPU time is what the load changes least. θ0 is drawn before the timed runs (its
   d = 10, k = 4, width 3) with `gaussian_method="series"` against the default 96² Gauss–Hermite rule, each
   in its own fresh process with an empty cache, in the same run: what the series' levels and fallback
   cost in compiling.
+- `compile_flow_itinerary_cold_llvm_s` (`--full`): the cold entry with every program compiled at LLVM
+  -O1 and -O0 against XLA's default, each in its own fresh process: how much of the cold cost LLVM's
+  optimization is, and whether the visits keep their labels.
+- `compile_escape_flow_warm_s` (`--full`): the first `escape_flow` of a process on a warm store (ReLU
+  population 10-4-4; `--quick`: the minimal model), three processes, against three in which its
+  equinox checks are traced to raise (as before they were traced to return NaN: the program then calls
+  back into Python and every process compiles it), alternated, medians.
 - `refine_dense_loop_warm_s` (`--full`): warm refinements with `dense_loop="host"` against the compiled
   loop on the same problem (CPU time, alternating, median of 3): what the host loop costs per call.
 
@@ -325,6 +332,62 @@ def bench_compile_worker_shape_change(quick):
              f"{cold['overhead_cpu']:.2f} s CPU; load average {max(loads):.1f} on 2 cores")
 
 
+_ESCAPE_SCRIPT = r"""
+import contextlib, json, os, sys, time
+import numpy as np
+import flowtools as ft
+from flowtools import _aot
+from flowtools.escape import _flow
+if os.environ.get("BENCH_RAISING_CHECKS") == "1":  # the program calls back, as before: not stored
+    _aot._checks_return_nan = lambda active: contextlib.nullcontext()
+spec = json.loads(sys.argv[1])
+problem = (ft.problems.minimal_model(loss="mse") if spec is None else ft.problems.teacher_student(**spec))
+theta0 = np.asarray(ft.problems.MINIMAL_MODEL_THETA0 if spec is None
+                    else problem.model.init(0, "normal", scale=0.1))
+wall, cpu = time.perf_counter(), time.process_time()
+run = ft.escape_flow(problem, theta0, theta0, 0.05, t1=1e5)
+print(json.dumps(dict(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu,
+                      source=list(_flow._COMPILED_FROM.values()), status=str(run.trajectory.status),
+                      theta=[float(v).hex() for v in run.trajectory.final_theta], load=os.getloadavg()[0])))
+"""
+
+
+def bench_compile_escape_flow_warm(quick):
+    """The first escape flow of a process on a warm store against processes that compile it (its checks
+    traced to raise, so its program calls back into Python), alternated, medians of 3 (quick: 2)."""
+    import statistics
+
+    spec = None if quick else {k: v for k, v in _POPULATION.items() if k not in ("seed", "tag")}
+    tag = "minimal model" if quick else _POPULATION["tag"]
+    rounds = 2 if quick else 3
+    def run(key, cache):
+        os.environ["BENCH_RAISING_CHECKS"] = "1" if key == "raising" else "0"
+        try:
+            return fresh_process(_ESCAPE_SCRIPT, cache, json.dumps(spec))[0]
+        finally:
+            os.environ.pop("BENCH_RAISING_CHECKS", None)
+
+    # each kind warms its own cache first: the small kernels are there for both, the solve only for one
+    with tempfile.TemporaryDirectory() as stored, tempfile.TemporaryDirectory() as raising:
+        caches = {"stored": stored, "raising": raising}
+        first = {key: run(key, cache) for key, cache in caches.items()}
+        runs = {"stored": [], "raising": []}
+        for _ in range(rounds):
+            for key in runs:
+                runs[key].append(run(key, caches[key]))
+    med = {k: statistics.median(r["wall"] for r in v) for k, v in runs.items()}
+    same = all(r["theta"] == first["stored"]["theta"] for v in [*runs.values(), first.values()] for r in v)
+    return dict(
+        name="compile_escape_flow_warm_s", ours_s=med["stored"], baseline_s=med["raising"],
+        ratio=med["stored"] / med["raising"], target=1.0,
+        baseline="the same first call compiling its program (checks traced to raise), same run",
+        extra=dict(runs=runs, first=first),
+        note=f"{tag}: first escape_flow of a process on a warm store, medians of {rounds}: "
+             f"{med['stored']:.3f} s ({runs['stored'][0]['source'][0]}) against {med['raising']:.3f} s "
+             f"({runs['raising'][0]['source'][0]}); final θ {'the same bits' if same else 'DIFFERS'} in "
+             f"every process; load average {max(r['load'] for v in runs.values() for r in v):.1f}")
+
+
 _OPTIONS_SCRIPT = r"""
 import json, sys, time
 import numpy as np
@@ -419,7 +482,7 @@ def main(argv=None):
 BENCHMARKS = [bench_compile_worker_shape_change]
 FULL_BENCHMARKS = [bench_compile_flow_itinerary_cold, bench_compile_flow_itinerary_cold_host,
                    bench_compile_flow_itinerary_cold_series, bench_compile_flow_itinerary_cold_llvm,
-                   bench_refine_dense_loop_warm]
+                   bench_compile_escape_flow_warm, bench_refine_dense_loop_warm]
 
 
 if __name__ == "__main__":

@@ -23,8 +23,11 @@ library that is changed at run time and read while tracing is not part of the ke
 
 Three pitfalls of serialized executables, each handled here:
 
-- a program that calls back into Python (progress bars, diffrax's error checks, `jax.debug`) cannot
-  run in another process: it is not stored (JAX's cache skips it too);
+- a program that calls back into Python (progress bars, `jax.debug`) cannot run in another process: it
+  is not stored (JAX's cache skips it too). Equinox's runtime checks (`eqx.error_if`: diffrax's checks
+  of `SaveAt.ts`, optimistix's bracket check in an event's root find) call back when they raise; a
+  program meant for the store is traced with them returning NaN instead (`_checks_return_nan`), so
+  the escape flows and the diffrax flows are stored too;
 - on CPU, an executable that JAX loaded from its own cache serializes without its kernels ("Function
   …_kernel not found" in the next process): only an executable that XLA compiled is stored;
 - jaxlib binds LAPACK when a program is first lowered; a process that only loads must bind it itself
@@ -50,6 +53,7 @@ own cache holds compiled code as well and needs the same care (`_cache.py`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -267,7 +271,8 @@ def compile_function(fn, args: tuple, kw: dict, compiler_options: dict, for_stor
 
     flat.__name__ = getattr(fn, "__name__", "fn")
     # keep_unused: the executable takes every leaf, so no pruned-argument bookkeeping is needed
-    lowered = jax.jit(flat, keep_unused=True).lower(*leaves)
+    with _checks_return_nan(for_store):
+        lowered = jax.jit(flat, keep_unused=True).lower(*leaves)
     hits = _jax_cache_hits()
     compiled = lowered.compile(compiler_options=compiler_options)
     exe = Executable(compiled, box[-1])
@@ -283,6 +288,40 @@ def compile_function(fn, args: tuple, kw: dict, compiler_options: dict, for_stor
         exe.why_not = "served by JAX's cache"
     exe.storable = exe.why_not is None
     return exe
+
+
+#: equinox's check, jitted on its own and returning NaN (made on first use; see `_checks_return_nan`)
+_NAN_CHECKS: list = []
+
+
+@contextlib.contextmanager
+def _checks_return_nan(active: bool):
+    """Trace with equinox's runtime checks (`eqx.error_if`) returning NaN instead of raising through a
+    callback into Python, which no other process can run. The checks in flowtools' programs test inputs
+    that flowtools validates before the call (diffrax's `SaveAt.ts` increasing and within [t0, t1]) or a
+    bracket that diffrax's event detection guarantees (optimistix's bisection); should one fail, the
+    run's state turns NaN and its status says "non_finite". The checks go through a jitted function of
+    their own while tracing, so neither its cached traces nor the setting reach other code (a user's
+    `eqx.error_if` still raises). Left as it is where EQX_ON_ERROR is set or equinox's internals differ
+    (such programs are then not stored)."""
+    errors = sys.modules.get("equinox._errors")
+    jitted = getattr(errors, "branched_error_if_impl_jit", None)
+    if not active or jitted is None or getattr(errors, "EQX_ON_ERROR", None) != "raise" or \
+            not hasattr(errors, "branched_error_if_impl"):
+        yield
+        return
+    if not _NAN_CHECKS:
+        nan_jit = eqx.filter_jit(errors.branched_error_if_impl)
+
+        def nan_checks(x, pred, index, msgs, *, on_error="default"):
+            return nan_jit(x, pred, index, msgs, on_error="nan" if on_error == "default" else on_error)
+
+        _NAN_CHECKS.append(nan_checks)
+    errors.branched_error_if_impl_jit = _NAN_CHECKS[0]
+    try:
+        yield
+    finally:
+        errors.branched_error_if_impl_jit = jitted
 
 
 _HITS: list[int] = []

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -204,11 +205,31 @@ print(json.dumps(dict(source=list(_flow._COMPILED_FROM.values()), status=str(run
 
 
 def test_a_second_process_loads_the_escape_flow_and_gets_the_same_result(tmp_path):
-    """escape_flow's solve (an event located by bisection inside diffeqsolve) goes through the same compile
-    path as gradient_flow, and the store says why it keeps no copy: the compiled program calls back into
-    Python, which a serialized executable cannot. Each process compiles it and reaches the same bits."""
+    """escape_flow's solve (an event located by bisection inside diffeqsolve) goes through the store: its
+    equinox checks (diffrax's of SaveAt.ts, optimistix's bracket) are traced to return NaN instead of
+    calling back into Python, so a second process loads it and reaches the same bits."""
     first, second = _fresh_process(_ESCAPE_SCRIPT, tmp_path), _fresh_process(_ESCAPE_SCRIPT, tmp_path)
-    why = "compiled, not stored: the program calls back into Python"
-    assert first["source"] == [why] and second["source"] == [why]
+    assert first["source"] == ["compiled"] and second["source"] == ["loaded"]
     assert first["status"] == second["status"] and first["theta"] == second["theta"]
 
+
+def _checked(x):
+    return eqx.error_if(x, x < 0, "x must be non-negative") + 1.0
+
+
+def test_checks_in_a_stored_program_return_nan_and_raise_elsewhere(cache_dir):
+    """A program meant for the store is traced with equinox's checks returning NaN (storable: no
+    callback), also after the same check was traced to raise; the same function compiled otherwise, and
+    a user's own jitted check afterwards, still raise."""
+    import equinox._errors as eqx_errors
+
+    assert float(jax.jit(_checked)(jnp.asarray(1.0))) == 2.0  # the same check traced to raise, first
+    stored = _aot.compile_function(_checked, (jnp.asarray(1.0),), {}, {}, for_store=True)
+    assert stored.storable and eqx_errors.EQX_ON_ERROR == "raise"
+    assert float(stored(jnp.asarray(2.0))) == 3.0 and np.isnan(float(stored(jnp.asarray(-2.0))))
+    plain = _aot.compile_function(_checked, (jnp.asarray(1.0),), {}, {}, for_store=False)
+    assert not plain.storable and float(plain(jnp.asarray(2.0))) == 3.0
+    with pytest.raises(Exception, match="x must be non-negative"):
+        jax.block_until_ready(plain(jnp.asarray(-2.0)))
+    with pytest.raises(Exception, match="x must be non-negative"):
+        jax.block_until_ready(jax.jit(_checked)(jnp.asarray(-3.0)))
