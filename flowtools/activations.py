@@ -82,17 +82,22 @@ ACTIVATIONS: dict[str, Activation] = {
 
 #: the probe every user activation is checked on once: a batch of pre-activations (n, width)
 _PROBE = np.linspace(-2.0, 2.0, 6).reshape(3, 2)
-_checked: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+#: where a user activation declared odd is checked: σ(−z) = −σ(z) to `_ODD_RTOL` of max |σ| there
+_ODD_PROBE = np.linspace(0.125, 6.0, 48)
+_ODD_RTOL = 1e-12
+_checked: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # fn → the `odd` flags checked
 
 
 def check_activation(act: Activation) -> Activation:
     """Evaluate `act` once on a probe batch (3, 2) and check that it acts elementwise: it returns an
-    array of the input's shape, of a floating dtype, finite. Raises `ValueError` / `TypeError` naming
-    the activation and what it returned; the built-in activations are not probed."""
+    array of the input's shape, of a floating dtype, finite; and, when it is declared `odd`, that
+    σ(−z) = −σ(z) on 48 points of [0.125, 6] (to 1e-12 of max |σ| there: the population loss's series
+    and the sign-flip symmetry rely on it). Raises `ValueError` / `TypeError` naming the activation and
+    what it returned; the built-in activations are not probed."""
     if ACTIVATIONS.get(act.name) == act:
         return act
     try:
-        if _checked.get(act.fn):
+        if act.odd in _checked.get(act.fn, ()):
             return act
     except TypeError:  # not weakly referenceable: probe every time (a few microseconds)
         pass
@@ -114,11 +119,27 @@ def check_activation(act: Activation) -> Activation:
     if not bool(jnp.all(jnp.isfinite(out))):
         raise ValueError(f"{label} returned non-finite values on inputs in [-2, 2]: "
                          f"{np.asarray(out).ravel().tolist()}.")
+    if act.odd:
+        _check_odd(act, label)
     try:
-        _checked[act.fn] = True
+        _checked[act.fn] = _checked.get(act.fn, frozenset()) | {act.odd}
     except TypeError:
         pass
     return act
+
+
+def _check_odd(act: Activation, label: str) -> None:
+    """Raise `ValueError` when `act`, declared odd, has σ(−z) ≠ −σ(z) on `_ODD_PROBE`."""
+    z = jnp.asarray(_ODD_PROBE)
+    plus, minus = np.asarray(act.fn(z), dtype=float), np.asarray(act.fn(-z), dtype=float)
+    gap = np.abs(plus + minus)
+    scale = max(float(np.max(np.abs(plus))), np.finfo(float).tiny)
+    if not np.all(np.isfinite(gap)) or float(np.max(gap)) > _ODD_RTOL * scale:
+        i = int(np.argmax(np.where(np.isfinite(gap), gap, np.inf)))
+        raise ValueError(f"{label} is declared odd=True, but σ(−z) ≠ −σ(z): at z = {_ODD_PROBE[i]:g}, "
+                         f"σ(z) = {plus[i]:.17g} and σ(−z) = {minus[i]:.17g}. Declare odd=False (the "
+                         "default) unless σ(−z) = −σ(z) for every z: the population loss's series and "
+                         "the sign-flip symmetry of hidden neurons rely on it.")
 
 
 def get_activation(activation: str | Activation | Callable) -> Activation:

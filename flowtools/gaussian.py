@@ -451,9 +451,10 @@ def _rule(method, n):
     return n
 
 
-def _per_neuron(act_a, act_b, method) -> bool:
-    """Whether the pairs of (act_a, act_b) go through the Hermite series, whose cost is per neuron."""
-    closed = has_closed_form(act_a, act_b) or _kind(act_a) == _kind(act_b) == "relu"
+def _per_neuron(act_a, act_b, method, has_bias=False) -> bool:
+    """Whether the pairs of (act_a, act_b) go through the Hermite series, whose cost is per neuron (erf
+    units with biases do: they have no closed form here)."""
+    closed = has_closed_form(act_a, act_b, has_bias) or _kind(act_a) == _kind(act_b) == "relu"
     return method in _SERIES_METHODS and act_a.smooth and act_b.smooth and not closed
 
 
@@ -532,6 +533,13 @@ def _depth2(name, model):
                          "deeper nets need Monte Carlo (GaussianQuadrature).")
 
 
+def _theta(name, theta, model):
+    """θ as a float64 array; checked (a flat, finite vector of the model's length) unless traced."""
+    if isinstance(theta, jax.core.Tracer):
+        return jnp.asarray(theta, jnp.float64)
+    return jnp.asarray(_checks.theta_vector(name, theta, model.n_params))
+
+
 def _parts(model, theta):
     (W, b), (V, c) = model.unflatten(theta)
     return W, b, V, c
@@ -544,7 +552,7 @@ def _self_term(act, W, b, V, n, method):
     A = V.T @ V
     has_bias = b is not None
     bb = jnp.zeros(k) if b is None else b
-    if _per_neuron(act, act, method):
+    if _per_neuron(act, act, method, has_bias):
         return jnp.sum(A * _series_gram(act, W, bb, n, method, has_bias))
     diag = _second_moment(act, bb, jnp.diagonal(C), n, method, has_bias)
     out = jnp.sum(jnp.diagonal(A) * diag)
@@ -622,11 +630,11 @@ def population_terms(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: i
         ss, st, tt = (jnp.sum((Vs.T @ Vs) * K(Xs, Xs)), jnp.sum((Vs.T @ Vt) * K(Xs, Xt)),
                       jnp.sum((Vt.T @ Vt) * K(Xt, Xt)))
         return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
-    if ms == mt and _per_neuron(ms, mt, method):
+    if ms == mt and _per_neuron(ms, mt, method, has_bias):
         ss, st, tt = _series_terms_joint(ms, Ws, bs0, Vs, Wt, bt0, Vt, n_nodes, method, has_bias)
         return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
     Cst = Ws @ Wt.T
-    if _per_neuron(ms, mt, method):  # the series' coefficients once per neuron, not per pair
+    if _per_neuron(ms, mt, method, has_bias):  # the series' coefficients once per neuron, not per pair
         c_ss, c_tt = Css[:, None], Ctt[None, :]
     else:
         c_ss, c_tt = jnp.broadcast_to(Css[:, None], (ks, kt)), jnp.broadcast_to(Ctt[None, :], (ks, kt))
@@ -661,14 +669,15 @@ def population_rule(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
     method = _checks.choice("method", method, _METHODS)
     n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
     ms, mt = student.activation, teacher.activation
-    Ws, bs, _, _ = _parts(student, jnp.asarray(theta_s, jnp.float64))
-    Wt, bt, _, _ = _parts(teacher, jnp.asarray(theta_t, jnp.float64))
+    Ws, bs, _, _ = _parts(student, _theta("theta_s", theta_s, student))
+    Wt, bt, _, _ = _parts(teacher, _theta("theta_t", theta_t, teacher))
     has_bias = bs is not None or bt is not None
     pairs = [(ms, mt), (ms, ms), (mt, mt)]
     if method in _CLOSED_METHODS and all(has_closed_form(x, y, has_bias) for x, y in pairs):
         return "closed form"
     rule = _rule(method, n_nodes)
-    if rule is None or (rule == "series" and not all(_per_neuron(x, y, method) for x, y in pairs)):
+    if rule is None or (rule == "series"
+                        and not all(_per_neuron(x, y, method, has_bias) for x, y in pairs)):
         return "graded"
     if rule != "series":
         return "gauss_hermite"
@@ -708,8 +717,8 @@ def population_risk(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
                          "d_in and d_out.")
     method = _checks.choice("method", method, _METHODS)
     n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
-    return _risk(student, teacher, n_nodes, method, jnp.asarray(theta_s, jnp.float64),
-                 jnp.asarray(theta_t, jnp.float64))
+    return _risk(student, teacher, n_nodes, method, _theta("theta_s", theta_s, student),
+                 _theta("theta_t", theta_t, teacher))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))

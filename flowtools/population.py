@@ -26,6 +26,10 @@ from .problem import DataSource
 __all__ = ["GaussianInputs"]
 
 
+#: `GaussianInputs(method=...)`: the rules for pairs of units without a closed form (`flowtools.gaussian`)
+METHODS = ("auto", "series", "graded", "gauss_hermite")
+
+
 class GaussianInputs(DataSource):
     """Inputs x ~ N(0, I_{d_in}) with targets T(x) from a depth-2 teacher network: the population loss.
 
@@ -69,7 +73,7 @@ class GaussianInputs(DataSource):
                              "teacher_dataset.")
         n_probe = _checks.positive_int("n_probe", n_probe)
         self.n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=2)
-        self.method = _checks.choice("method", method, ["auto", "series", "graded", "gauss_hermite"])
+        self.method = _checks.choice("method", method, METHODS)
         rng = np.random.default_rng(_checks.positive_int("seed", seed, minimum=0))
         x = rng.standard_normal((n_probe, teacher.d_in))
         self.x = jnp.asarray(x)

@@ -35,7 +35,7 @@ from . import _checks
 from .data import Dataset, GaussianQuadrature, Teacher, teacher_dataset
 from .landscape.input_symmetry import InputSymmetry
 from .models import MLP
-from .population import GaussianInputs
+from .population import METHODS as GAUSSIAN_METHODS, GaussianInputs
 from .problem import Problem
 
 __all__ = ["orthonormal_teacher", "safran_shamir", "safran_shamir_init", "MINIMAL_MODEL_THETA0", "minimal_model",
@@ -200,6 +200,7 @@ def teacher_student(d: int = 4, k: int = 2, width: int = 2, *, teacher: str = "r
     data = _checks.choice("data", data, ("finite", "population"))
     loss = _checks.choice("loss", loss, ("mse", "half_mse"))
     width = _checks.positive_int("width", width)
+    gaussian_method = _checks.choice("gaussian_method", gaussian_method, GAUSSIAN_METHODS)
     if kind == "orthonormal":
         t_model, theta_t = orthonormal_teacher(d, k, t_act)
     else:

@@ -65,6 +65,15 @@ def test_closed_forms_match_quadrature(act):
                                rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("fn", [gaussian.population_risk, gaussian.population_rule])
+def test_population_functions_name_a_bad_theta(fn):
+    T, S = ft.MLP((6, 2, 1), "tanh", bias=False), ft.MLP((6, 3, 1), "tanh", bias=False)
+    with pytest.raises(ValueError, match="theta_s contains 21 NaN"):
+        fn(S, np.full(S.n_params, np.nan), T, T.init(0), method="series")
+    with pytest.raises(ValueError, match="theta_t must be a flat vector of length 14"):
+        fn(S, S.init(0), T, np.zeros(15), method="series")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("act", ["relu", "erf", "linear"])
 def test_population_risk_closed_form_matches_quadrature_path(act):

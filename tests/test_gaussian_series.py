@@ -159,6 +159,21 @@ def test_population_rule_names_the_rule():
         gaussian.population_rule(S, S.init(0), T, T.init(1), method="hermite")
 
 
+def test_erf_units_with_biases_take_the_series_per_neuron():
+    """erf has no closed form with biases: under "series" its pairs go through the series per neuron (not
+    per pair, nor named "graded" while the series ran), within 1e-12 of the graded rule in R and ∇R."""
+    d = 6
+    T, S = ft.MLP((d, 2, 1), "erf", bias=True), ft.MLP((d, 3, 1), "erf", bias=True)
+    tt, th = T.init(0, scale=d**-0.5), jnp.asarray(S.init(1, scale=d**-0.5))
+    assert gaussian._per_neuron(S.activation, T.activation, "series", has_bias=True)
+    assert not gaussian._per_neuron(S.activation, T.activation, "series", has_bias=False)
+    assert gaussian.population_rule(S, th, T, tt, method="series").startswith("series, K = ")
+    (r, g), (r0, g0) = (jax.value_and_grad(lambda x, m=m: gaussian.population_risk(S, x, T, tt, method=m))(th)
+                        for m in ("series", "graded"))
+    assert abs(float(r - r0)) <= 1e-12 * abs(float(r0))
+    assert np.max(np.abs(g - g0)) <= 1e-12 * np.max(np.abs(g0))
+
+
 @pytest.mark.slow
 def test_mixed_activations_with_biases_match_the_graded_rule():
     # tanh student, softplus teacher, hidden and output biases: the cross pairs and the two Gram matrices

@@ -47,11 +47,12 @@ def test_host_loop_finds_the_minimal_models_saddle_and_says_so(minimal_half):
     np.testing.assert_allclose(np.sort(cp.eigenvalues), [-m, -m, m, m], rtol=1e-10, atol=1e-12)
     assert cp.iterations == ref.iterations
     assert cp.attempts[0]["dense_loop"] == "host" and "dense_loop" not in ref.attempts[0]
-    # the corrector keeps its one compiled program
-    cc = find_critical_point(minimal_half, guess, radius=0.5, dense_loop="host", corrector=True)
-    assert "corrected" in cc.attempts[0] and "dense_loop" not in cc.attempts[0]
     with pytest.raises(ValueError, match="dense_loop"):
         find_critical_point(minimal_half, guess, dense_loop="python")
+    # the corrector and the matrix-free loop have one compiled program each: asking for both is an error
+    for other in (dict(corrector=True), dict(method="matrix_free")):
+        with pytest.raises(ValueError, match="dense_loop='host'.*" + next(iter(other))):
+            find_critical_point(minimal_half, guess, dense_loop="host", **other)
 
 
 def test_host_loop_reports_max_iter_and_keeps_the_best_iterate():

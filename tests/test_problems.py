@@ -91,6 +91,11 @@ def test_teacher_student_frozen_second_layer_and_finite_data():
     np.testing.assert_array_equal(p.data.y, d.y)
 
 
+def test_teacher_student_checks_gaussian_method_also_for_finite_data():
+    with pytest.raises(ValueError, match="gaussian_method='bogus' is not supported"):
+        P.teacher_student(4, 2, 2, data="finite", gaussian_method="bogus")
+
+
 def test_soft_committee_matches_the_saad_solla_closed_form():
     """For g(u) = erf(u/√2) and orthonormal teacher vectors, E g(w*_n·x) g(w*_m·x) = (2/π) arcsin(δ_nm/2),
     so at W = 0 the population loss is ½ K/3 (Saad & Solla 1995: the arcsine formula with Q = R = 0)."""

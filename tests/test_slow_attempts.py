@@ -81,6 +81,11 @@ def test_the_host_loop_stops_where_the_compiled_loop_does():
     np.testing.assert_allclose(a.best_theta, b.best_theta, rtol=0, atol=1e-12)
 
 
+def test_rcond_is_checked(minimal_half):
+    with pytest.raises(ValueError, match="rcond must be a finite non-negative number"):
+        find_critical_point(minimal_half, np.zeros(minimal_half.n_params), rcond=-1.0)
+
+
 @pytest.mark.parametrize("bad, err", [(-1, ValueError), (2.5, TypeError), ("25", TypeError)])
 def test_slow_window_is_checked(minimal_half, bad, err):
     with pytest.raises(err, match="slow_window"):

@@ -371,6 +371,7 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     lost.
     """
     theta_guess = _checks.theta_vector("theta_guess", theta_guess, problem.n_params)
+    asked = method
     gtol, max_iter, method, radius = _settings(problem, theta_guess, radius, gtol, max_iter, method,
                                                dense_max)
     radius = _default_radius(theta_guess) if radius is None else radius
@@ -381,6 +382,11 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
         raise TypeError(f"corrector must be True or False, got {corrector!r}.")
     corrector = bool(corrector)
     dense_loop = _checks.choice("dense_loop", dense_loop, ("compiled", "host"))
+    if dense_loop == "host" and (corrector or asked == "matrix_free"):
+        raise ValueError("dense_loop='host' drives the dense loop without the corrector; it cannot run with "
+                         + ("corrector=True" if corrector else "method='matrix_free'")
+                         + ": pass dense_loop='compiled' (the default), or drop the other option.")
+    rcond = _checks.nonnegative("rcond", rcond)
     slow_window = _checks.positive_int("slow_window", slow_window, minimum=0)
     if time_limit is not None:
         time_limit = _checks.positive("time_limit", time_limit)
