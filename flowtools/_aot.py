@@ -62,6 +62,7 @@ import os
 import pickle
 import platform
 import sys
+import threading
 import time
 import types
 import warnings
@@ -290,38 +291,55 @@ def compile_function(fn, args: tuple, kw: dict, compiler_options: dict, for_stor
     return exe
 
 
-#: equinox's check, jitted on its own and returning NaN (made on first use; see `_checks_return_nan`)
-_NAN_CHECKS: list = []
+#: Whether this thread is tracing a program for the store (a depth: compiles may nest), read by the
+#: dispatcher `_install_nan_checks` puts in front of equinox's check.
+_TRACING_FOR_STORE = threading.local()
+_INSTALL_LOCK = threading.Lock()
+_INSTALLED: list = []
+
+
+def _install_nan_checks(errors) -> bool:
+    """Put a dispatcher in front of equinox's jitted check (once per process): in a thread that traces a
+    program for the store it runs a jitted copy of the check with on_error="nan"; everywhere else it
+    calls equinox's own, unchanged. False where equinox's internals differ."""
+    with _INSTALL_LOCK:
+        if _INSTALLED:
+            return True
+        original = getattr(errors, "branched_error_if_impl_jit", None)
+        impl = getattr(errors, "branched_error_if_impl", None)
+        if original is None or impl is None:
+            return False
+        nan_jit = eqx.filter_jit(impl)
+
+        def dispatch(x, pred, index, msgs, *, on_error="default"):
+            if getattr(_TRACING_FOR_STORE, "depth", 0) and on_error == "default":
+                return nan_jit(x, pred, index, msgs, on_error="nan")
+            return original(x, pred, index, msgs, on_error=on_error)
+
+        errors.branched_error_if_impl_jit = dispatch
+        _INSTALLED.append(dispatch)
+        return True
 
 
 @contextlib.contextmanager
 def _checks_return_nan(active: bool):
     """Trace with equinox's runtime checks (`eqx.error_if`) returning NaN instead of raising through a
     callback into Python, which no other process can run. The checks in flowtools' programs test inputs
-    that flowtools validates before the call (diffrax's `SaveAt.ts` increasing and within [t0, t1]) or a
-    bracket that diffrax's event detection guarantees (optimistix's bisection); should one fail, the
-    run's state turns NaN and its status says "non_finite". The checks go through a jitted function of
-    their own while tracing, so neither its cached traces nor the setting reach other code (a user's
-    `eqx.error_if` still raises). Left as it is where EQX_ON_ERROR is set or equinox's internals differ
+    that flowtools validates before the call (diffrax's `SaveAt.ts` increasing and within [t0, t1];
+    `escape_flow`'s start strictly inside its ball, so that an event's bisection has its bracket); should
+    one fail, the run ends with a "failed" or "non_finite" status instead of an exception. Only this
+    thread's trace is affected (`_install_nan_checks`): a user's `eqx.error_if`, traced elsewhere or in
+    another thread, still raises. Left as it is where EQX_ON_ERROR is set or equinox's internals differ
     (such programs are then not stored)."""
     errors = sys.modules.get("equinox._errors")
-    jitted = getattr(errors, "branched_error_if_impl_jit", None)
-    if not active or jitted is None or getattr(errors, "EQX_ON_ERROR", None) != "raise" or \
-            not hasattr(errors, "branched_error_if_impl"):
+    if not active or getattr(errors, "EQX_ON_ERROR", None) != "raise" or not _install_nan_checks(errors):
         yield
         return
-    if not _NAN_CHECKS:
-        nan_jit = eqx.filter_jit(errors.branched_error_if_impl)
-
-        def nan_checks(x, pred, index, msgs, *, on_error="default"):
-            return nan_jit(x, pred, index, msgs, on_error="nan" if on_error == "default" else on_error)
-
-        _NAN_CHECKS.append(nan_checks)
-    errors.branched_error_if_impl_jit = _NAN_CHECKS[0]
+    _TRACING_FOR_STORE.depth = getattr(_TRACING_FOR_STORE, "depth", 0) + 1
     try:
         yield
     finally:
-        errors.branched_error_if_impl_jit = jitted
+        _TRACING_FOR_STORE.depth -= 1
 
 
 _HITS: list[int] = []

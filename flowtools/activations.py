@@ -83,7 +83,7 @@ ACTIVATIONS: dict[str, Activation] = {
 #: the probe every user activation is checked on once: a batch of pre-activations (n, width)
 _PROBE = np.linspace(-2.0, 2.0, 6).reshape(3, 2)
 #: where a user activation declared odd is checked: σ(−z) = −σ(z) to `_ODD_RTOL` of max |σ| there
-_ODD_PROBE = np.linspace(0.125, 6.0, 48)
+_ODD_PROBE = np.linspace(0.125, 12.0, 96)
 _ODD_RTOL = 1e-12
 _checked: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # fn → the `odd` flags checked
 
@@ -91,7 +91,7 @@ _checked: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # fn → th
 def check_activation(act: Activation) -> Activation:
     """Evaluate `act` once on a probe batch (3, 2) and check that it acts elementwise: it returns an
     array of the input's shape, of a floating dtype, finite; and, when it is declared `odd`, that
-    σ(−z) = −σ(z) on 48 points of [0.125, 6] (to 1e-12 of max |σ| there: the population loss's series
+    σ(−z) = −σ(z) on 96 points of [0.125, 12] (to 1e-12 of max |σ| there: the population loss's series
     and the sign-flip symmetry rely on it). Raises `ValueError` / `TypeError` naming the activation and
     what it returned; the built-in activations are not probed."""
     if ACTIVATIONS.get(act.name) == act:
@@ -129,13 +129,19 @@ def check_activation(act: Activation) -> Activation:
 
 
 def _check_odd(act: Activation, label: str) -> None:
-    """Raise `ValueError` when `act`, declared odd, has σ(−z) ≠ −σ(z) on `_ODD_PROBE`."""
-    z = jnp.asarray(_ODD_PROBE)
-    plus, minus = np.asarray(act.fn(z), dtype=float), np.asarray(act.fn(-z), dtype=float)
+    """Raise `ValueError` when `act`, declared odd, has σ(−z) ≠ −σ(z) on `_ODD_PROBE` (evaluated as a
+    batch (48, 2), as the shape probe is)."""
+    z = jnp.asarray(_ODD_PROBE.reshape(-1, 2))
+    plus = np.asarray(act.fn(z), dtype=float).ravel()
+    minus = np.asarray(act.fn(-z), dtype=float).ravel()
+    if not (np.all(np.isfinite(plus)) and np.all(np.isfinite(minus))):
+        i = int(np.argmin(np.isfinite(plus) & np.isfinite(minus)))
+        raise ValueError(f"{label} returned non-finite values at z = ±{_ODD_PROBE[i]:g} (σ(z) = {plus[i]}, "
+                         f"σ(−z) = {minus[i]}) while its declaration odd=True was checked on [-12, 12].")
     gap = np.abs(plus + minus)
     scale = max(float(np.max(np.abs(plus))), np.finfo(float).tiny)
-    if not np.all(np.isfinite(gap)) or float(np.max(gap)) > _ODD_RTOL * scale:
-        i = int(np.argmax(np.where(np.isfinite(gap), gap, np.inf)))
+    if float(np.max(gap)) > _ODD_RTOL * scale:
+        i = int(np.argmax(gap))
         raise ValueError(f"{label} is declared odd=True, but σ(−z) ≠ −σ(z): at z = {_ODD_PROBE[i]:g}, "
                          f"σ(z) = {plus[i]:.17g} and σ(−z) = {minus[i]:.17g}. Declare odd=False (the "
                          "default) unless σ(−z) = −σ(z) for every z: the population loss's series and "

@@ -676,14 +676,22 @@ def population_rule(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
     if method in _CLOSED_METHODS and all(has_closed_form(x, y, has_bias) for x, y in pairs):
         return "closed form"
     rule = _rule(method, n_nodes)
-    if rule is None or (rule == "series"
-                        and not all(_per_neuron(x, y, method, has_bias) for x, y in pairs)):
+    # each block's bias flag as `population_terms` has it: one Gram matrix for one activation, else the
+    # cross pairs with either model's biases and each model's own pairs with its own
+    joint = ms == mt and _per_neuron(ms, mt, method, has_bias)
+    flags = [has_bias] * 3 if joint else [has_bias, bs is not None, bt is not None]
+    series = [_per_neuron(x, y, method, f) for (x, y), f in zip(pairs, flags)]
+    closed = [has_closed_form(x, y, f) or _kind(x) == _kind(y) == "relu" for (x, y), f in zip(pairs, flags)]
+    if rule is None or (rule == "series" and not all(a or b for a, b in zip(series, closed))):
         return "graded"
     if rule != "series":
         return "gauss_hermite"
     bs = jnp.zeros(Ws.shape[0]) if bs is None else bs
     bt = jnp.zeros(Wt.shape[0]) if bt is None else bt
     blocks = [(ms, mt, Ws, bs, Wt, bt, False), (ms, ms, Ws, bs, Ws, bs, True), (mt, mt, Wt, bt, Wt, bt, True)]
+    blocks = [b for b, by_series in zip(blocks, series) if by_series]
+    if not blocks:
+        return "closed form"
     for level in _hermite_series.LEVELS:
         ok = True
         for act_a, act_b, Wa, ba, Wb, bb, same in blocks:

@@ -233,3 +233,33 @@ def test_checks_in_a_stored_program_return_nan_and_raise_elsewhere(cache_dir):
         jax.block_until_ready(plain(jnp.asarray(-2.0)))
     with pytest.raises(Exception, match="x must be non-negative"):
         jax.block_until_ready(jax.jit(_checked)(jnp.asarray(-3.0)))
+
+
+def test_a_trace_for_the_store_leaves_other_threads_checks_alone():
+    """While one thread traces for the store, a user's check traced in another thread still raises, and
+    it does afterwards too (the NaN mode follows the thread, not a swapped global)."""
+    import threading
+
+    inside, done, errors = threading.Event(), threading.Event(), []
+
+    def store_thread():
+        with _aot._checks_return_nan(True):
+            inside.set()
+            done.wait(60)
+
+    def user(x):
+        return eqx.error_if(x, x < 0, "user check") * 3.0
+
+    t = threading.Thread(target=store_thread)
+    t.start()
+    assert inside.wait(60)
+    try:
+        with pytest.raises(Exception, match="user check"):
+            jax.block_until_ready(jax.jit(user)(jnp.asarray(-1.0)))
+    except BaseException as err:  # noqa: BLE001 - report after the other thread is released
+        errors.append(err)
+    done.set()
+    t.join()
+    assert not errors, errors
+    with pytest.raises(Exception, match="user check"):
+        jax.block_until_ready(jax.jit(user)(jnp.asarray(-2.0)))

@@ -208,6 +208,13 @@ BAD_INPUTS = [
      r"refine_options has unknown option\(s\) \['max_iters'\]"),
     ("itinerary refine not a dict", lambda: ft.itinerary(PROBLEM, _short_gd(), refine_options=[1]), TypeError,
      r"refine_options must be a dict"),
+    # checked before the first refinement, which records a failed solve as an unrefined passage
+    ("itinerary refine option out of range",
+     lambda: ft.itinerary(PROBLEM, _short_gd(), refine_options=dict(rcond=-1e-12)), ValueError,
+     r"refine_options: rcond must be a finite non-negative number"),
+    ("itinerary refine options in conflict",
+     lambda: ft.itinerary(PROBLEM, _short_gd(), refine_options=dict(dense_loop="host", corrector=True)),
+     ValueError, r"refine_options: dense_loop='host' .* corrector=True"),
     ("itinerary time_limit zero", lambda: ft.itinerary(PROBLEM, _short_gd(), time_limit=0.0), ValueError,
      r"time_limit must be"),
     ("itinerary time_limit unknown word", lambda: ft.itinerary(PROBLEM, _short_gd(), time_limit="fast"),

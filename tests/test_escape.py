@@ -127,8 +127,11 @@ def test_escape_flow_stops_at_exit_and_agrees_with_a_full_flow(minimal_half):
     assert run.trajectory.final_time < 10  # it did not run on to t1
     t_lin = E.linearized_escape_time(1e-4, 0.1, -evals[0])
     assert abs(run.escape.time - t_lin) < 0.01
-    with pytest.raises(ValueError, match="outside the ball"):
+    with pytest.raises(ValueError, match="not strictly inside the ball"):
         E.escape_flow(pr, np.ones(4), np.zeros(4), 0.1, metric="parameter")
+    # on the sphere the exit event is 0 at t0 and its bisection has no bracket
+    with pytest.raises(ValueError, match="not strictly inside the ball"):
+        E.escape_flow(pr, np.array([0.1, 0.0, 0.0, 0.0]), np.zeros(4), 0.1, metric="parameter")
     with pytest.warns(FutureWarning, match=r"escape_flow\(t_max=\.\.\.\) is deprecated .* use t1="):
         short = E.escape_flow(pr, theta0, np.zeros(4), 0.1, metric="parameter", t_max=0.1, n_save=300,
                               t_first=1e-2)

@@ -174,6 +174,15 @@ def test_erf_units_with_biases_take_the_series_per_neuron():
     assert np.max(np.abs(g - g0)) <= 1e-12 * np.max(np.abs(g0))
 
 
+def test_population_rule_judges_only_the_blocks_the_series_computes():
+    """A tanh student with biases and an erf teacher without: the teacher's own pairs take the closed form,
+    so their failing tail bounds (two nearly parallel units of norm 4) do not make the rule "graded"."""
+    S, T = ft.MLP((2, 3, 1), "tanh", bias=True), ft.MLP((2, 2, 1), "erf", bias=False)
+    th = jnp.asarray(np.random.default_rng(1).normal(size=S.n_params) * 0.4)
+    tt = T.flatten([(jnp.array([[4.0, 0.0], [3.9, 0.4]]), None), (jnp.array([[1.0, -1.0]]), None)])
+    assert gaussian.population_rule(S, th, T, tt, method="series") == "series, K = 255"
+
+
 @pytest.mark.slow
 def test_mixed_activations_with_biases_match_the_graded_rule():
     # tanh student, softplus teacher, hidden and output biases: the cross pairs and the two Gram matrices

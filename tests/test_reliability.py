@@ -484,6 +484,12 @@ def test_an_odd_declaration_is_checked_once_per_flag_and_true_ones_pass():
         ft.MLP((1, 2, 1), ft.Activation("even", even, odd=True))
     for fn in (jnp.sin, jnp.arctan, lambda z: z / jnp.sqrt(1.0 + z * z), lambda z: z ** 3):
         ft.MLP((1, 2, 1), ft.Activation("odd", fn, odd=True))
+    # odd up to 6 only, and a σ that is infinite at 6: named, not mistaken for odd or for each other
+    tail = lambda z: jnp.tanh(z) + 0.05 * jnp.where(z > 6.0, (z - 6.0) ** 3, 0.0)  # noqa: E731
+    with pytest.raises(ValueError, match="declared odd=True"):
+        ft.MLP((1, 2, 1), ft.Activation("tail", tail, odd=True))
+    with pytest.raises(ValueError, match="non-finite values at z = ±6"):
+        ft.MLP((1, 2, 1), ft.Activation("atanh", lambda z: jnp.arctanh(z / 6.0), odd=True))
 
 
 def test_good_callables_pass(published_data):

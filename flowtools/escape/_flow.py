@@ -119,7 +119,7 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     the first non-finite quantity), "failed"; `meta["stopped_on_exit"]` records which. Its `gen_error`
     is None (not evaluated, to keep runs cheap). `stats` has the step counts, wall time and compile time.
 
-    **Raises:** `ValueError` if θ0 starts outside the ball.
+    **Raises:** `ValueError` if θ0 does not start strictly inside the ball.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a flowtools.Problem, got {type(problem).__name__}.")
@@ -135,9 +135,11 @@ def escape_flow(problem: Problem, theta0, center, radius: float, *, metric: str 
     max_steps = _checks.positive_int("max_steps", max_steps)
     solver_key = _checks.choice("solver", solver, SOLVERS)
     d0 = float(distances(theta0, c, metric=metric, problem=problem)[0])
-    if d0 > radius and np.isfinite(d0):  # non-finite outputs at θ0: the run ends non_finite at t0
-        raise ValueError(f"theta0 is outside the ball ({metric} distance {d0:.4g} > radius {radius:g}); "
-                         "escape_flow measures escapes from a ball the flow starts in.")
+    # non-finite outputs at θ0: the run ends non_finite at t0. On the sphere itself the exit event is 0 at
+    # t0 and its bisection has no bracket, so the start must lie strictly inside.
+    if d0 >= radius and np.isfinite(d0):
+        raise ValueError(f"theta0 is not strictly inside the ball ({metric} distance {d0:.4g} ≥ radius "
+                         f"{radius:g}); escape_flow measures escapes from a ball the flow starts in.")
     ref = c if metric == "parameter" else np.asarray(problem.apply_fn(jnp.asarray(c), problem.x))
     if save_ts is None:
         ts = np.geomspace(t_first, t1, n_save)

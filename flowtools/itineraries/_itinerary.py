@@ -17,7 +17,7 @@ from ..dynamics.progress import progress_bar
 from ..dynamics.trajectory import Status, Trajectory
 from ..graph import match_distance
 from ..landscape import find_critical_point, slow_points
-from ..landscape.critical import MATRIX_FREE_MIN
+from ..landscape.critical import MATRIX_FREE_MIN, check_solver_options
 from ..landscape.input_symmetry import orbit_fingerprint
 from ..landscape.slow import resolve_with_outputs
 from ..landscape.symmetry import (fingerprint_distance, function_fingerprint, network_widths, output_distance,
@@ -44,6 +44,10 @@ def _refine_options(refine_options) -> dict:
     if unknown:
         raise ValueError(f"refine_options has unknown option(s) {unknown}; find_critical_point accepts "
                          f"{list(_REFINE_KEYS)}.")
+    try:
+        check_solver_options(**refine_options)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"refine_options: {err}") from None
     return dict(refine_options)
 
 

@@ -48,7 +48,8 @@ from .spectrum import DEFAULT_RTOL_ZERO, Spectrum, hessian_spectrum, spectrum_or
 from .symmetry import reduces_to, symmetrize_neurons
 
 __all__ = ["CriticalPoint", "find_critical_point", "find_critical_points", "classify", "classify_point",
-           "KINDS", "critical_point_at", "MATRIX_FREE_MIN", "loss_floor_spectrum", "LOSS_FLOOR_NOTE"]
+           "KINDS", "critical_point_at", "MATRIX_FREE_MIN", "loss_floor_spectrum", "LOSS_FLOOR_NOTE",
+           "check_solver_options"]
 
 KINDS = ("minimum", "saddle", "degenerate_minimum", "degenerate_saddle", "higher_order_saddle", "slow_region",
          "unclassified")
@@ -205,6 +206,28 @@ def _settings(problem, theta_guess, radius, gtol, max_iter, method, dense_max):
     if radius is not None:
         radius = _checks.positive("radius", radius, allow_inf=True)
     return gtol, max_iter, method, radius
+
+
+def check_solver_options(*, method="auto", lm_scale=1.0, rcond=1e-12, corrector=False, dense_loop="compiled",
+                         slow_window=0, time_limit=None, **_) -> tuple:
+    """The checks of `find_critical_point`'s solver options that need no problem: (lm_scale, rcond,
+    corrector, dense_loop, slow_window, time_limit), or a ValueError / TypeError naming the option.
+    `itinerary` runs them on its `refine_options` before its first refinement, whose failures it would
+    otherwise record as unrefined passages."""
+    lm_scale = _checks.positive("lm_scale", lm_scale)
+    rcond = _checks.nonnegative("rcond", rcond)
+    if not isinstance(corrector, (bool, np.bool_)):
+        raise TypeError(f"corrector must be True or False, got {corrector!r}.")
+    corrector = bool(corrector)
+    dense_loop = _checks.choice("dense_loop", dense_loop, ("compiled", "host"))
+    if dense_loop == "host" and (corrector or method == "matrix_free"):
+        raise ValueError("dense_loop='host' drives the dense loop without the corrector; it cannot run with "
+                         + ("corrector=True" if corrector else "method='matrix_free'")
+                         + ": pass dense_loop='compiled' (the default), or drop the other option.")
+    slow_window = _checks.positive_int("slow_window", slow_window, minimum=0)
+    if time_limit is not None:
+        time_limit = _checks.positive("time_limit", time_limit)
+    return lm_scale, rcond, corrector, dense_loop, slow_window, time_limit
 
 
 def _default_radius(theta):
@@ -371,25 +394,14 @@ def find_critical_point(problem: Problem, theta_guess, *, radius: float | None =
     lost.
     """
     theta_guess = _checks.theta_vector("theta_guess", theta_guess, problem.n_params)
-    asked = method
+    lm_scale, rcond, corrector, dense_loop, slow_window, time_limit = check_solver_options(
+        method=method, lm_scale=lm_scale, rcond=rcond, corrector=corrector, dense_loop=dense_loop,
+        slow_window=slow_window, time_limit=time_limit)
     gtol, max_iter, method, radius = _settings(problem, theta_guess, radius, gtol, max_iter, method,
                                                dense_max)
     radius = _default_radius(theta_guess) if radius is None else radius
     delta0 = initial_trust if initial_trust is not None else 0.1 * (1.0 + float(np.linalg.norm(theta_guess)))
     delta0 = min(_checks.positive("initial_trust", delta0), radius)
-    lm_scale = _checks.positive("lm_scale", lm_scale)
-    if not isinstance(corrector, (bool, np.bool_)):
-        raise TypeError(f"corrector must be True or False, got {corrector!r}.")
-    corrector = bool(corrector)
-    dense_loop = _checks.choice("dense_loop", dense_loop, ("compiled", "host"))
-    if dense_loop == "host" and (corrector or asked == "matrix_free"):
-        raise ValueError("dense_loop='host' drives the dense loop without the corrector; it cannot run with "
-                         + ("corrector=True" if corrector else "method='matrix_free'")
-                         + ": pass dense_loop='compiled' (the default), or drop the other option.")
-    rcond = _checks.nonnegative("rcond", rcond)
-    slow_window = _checks.positive_int("slow_window", slow_window, minimum=0)
-    if time_limit is not None:
-        time_limit = _checks.positive("time_limit", time_limit)
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + time_limit
     g_guess = float(np.linalg.norm(problem.grad(theta_guess)))
