@@ -451,11 +451,26 @@ def _rule(method, n):
     return n
 
 
+def _own_rule(act_a, act_b, has_bias) -> bool:
+    """Whether the pairs of (act_a, act_b) have a rule of their own: a closed form, or ReLU's."""
+    return has_closed_form(act_a, act_b, has_bias) or _kind(act_a) == _kind(act_b) == "relu"
+
+
 def _per_neuron(act_a, act_b, method, has_bias=False) -> bool:
     """Whether the pairs of (act_a, act_b) go through the Hermite series, whose cost is per neuron (erf
     units with biases do: they have no closed form here)."""
-    closed = has_closed_form(act_a, act_b, has_bias) or _kind(act_a) == _kind(act_b) == "relu"
-    return method in _SERIES_METHODS and act_a.smooth and act_b.smooth and not closed
+    return (method in _SERIES_METHODS and act_a.smooth and act_b.smooth
+            and not _own_rule(act_a, act_b, has_bias))
+
+
+def _block_biases(ms, mt, method, s_bias: bool, t_bias: bool) -> tuple[bool, list]:
+    """How `population_terms` splits R: (one Gram matrix for student and teacher, the bias flag of the
+    student–teacher, student–student and teacher–teacher pairs). One activation through the series
+    makes one Gram matrix with either model's biases; otherwise the cross pairs take either model's and
+    each model's own pairs its own."""
+    has_bias = s_bias or t_bias
+    joint = ms == mt and _per_neuron(ms, mt, method, has_bias)
+    return joint, [has_bias] * 3 if joint else [has_bias, s_bias, t_bias]
 
 
 def _is_zero(x):
@@ -630,7 +645,7 @@ def population_terms(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: i
         ss, st, tt = (jnp.sum((Vs.T @ Vs) * K(Xs, Xs)), jnp.sum((Vs.T @ Vt) * K(Xs, Xt)),
                       jnp.sum((Vt.T @ Vt) * K(Xt, Xt)))
         return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
-    if ms == mt and _per_neuron(ms, mt, method, has_bias):
+    if _block_biases(ms, mt, method, bs is not None, bt is not None)[0]:
         ss, st, tt = _series_terms_joint(ms, Ws, bs0, Vs, Wt, bt0, Vt, n_nodes, method, has_bias)
         return _output_biases(ms, mt, ss, st, tt, Vs, Vt, cs, ct, bs0, bt0, Css, Ctt, n_nodes, method)
     Cst = Ws @ Wt.T
@@ -676,13 +691,10 @@ def population_rule(student: MLP, theta_s, teacher: MLP, theta_t, *, n_nodes: in
     if method in _CLOSED_METHODS and all(has_closed_form(x, y, has_bias) for x, y in pairs):
         return "closed form"
     rule = _rule(method, n_nodes)
-    # each block's bias flag as `population_terms` has it: one Gram matrix for one activation, else the
-    # cross pairs with either model's biases and each model's own pairs with its own
-    joint = ms == mt and _per_neuron(ms, mt, method, has_bias)
-    flags = [has_bias] * 3 if joint else [has_bias, bs is not None, bt is not None]
+    flags = _block_biases(ms, mt, method, bs is not None, bt is not None)[1]
     series = [_per_neuron(x, y, method, f) for (x, y), f in zip(pairs, flags)]
-    closed = [has_closed_form(x, y, f) or _kind(x) == _kind(y) == "relu" for (x, y), f in zip(pairs, flags)]
-    if rule is None or (rule == "series" and not all(a or b for a, b in zip(series, closed))):
+    own = [_own_rule(x, y, f) for (x, y), f in zip(pairs, flags)]
+    if rule is None or (rule == "series" and not all(a or b for a, b in zip(series, own))):
         return "graded"
     if rule != "series":
         return "gauss_hermite"
